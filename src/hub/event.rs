@@ -1,0 +1,182 @@
+//! What the hub emits: one [`Event`] per thing that happened, stamped with a unique, time-ordered
+//! [`MsgId`] and the server time, shared by every recipient behind an `Arc`.
+//!
+//! Each protocol encodes an event at most once per wire format: the first writer to need a
+//! format fills [`Event::encoded`]'s slot and every other recipient reuses the same `Bytes`.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use super::ConnId;
+
+/// Unique, time-ordered message id: milliseconds since the Unix epoch in the high 44 bits and a
+/// sequence number in the low 20, so ids sort by time and never repeat within one hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MsgId(pub u64);
+
+impl MsgId {
+    /// The millisecond timestamp the id was made at.
+    pub fn millis(self) -> u64 {
+        self.0 >> 20
+    }
+}
+
+impl std::fmt::Display for MsgId {
+    /// Sixteen lowercase hex digits: fixed width, so string order is time order.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl std::str::FromStr for MsgId {
+    type Err = std::num::ParseIntError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        u64::from_str_radix(s, 16).map(MsgId)
+    }
+}
+
+/// Hands out [`MsgId`]s that increase strictly, even if the wall clock steps back.
+#[derive(Debug, Default)]
+pub struct MsgIdGen {
+    last: u64,
+}
+
+impl MsgIdGen {
+    pub fn next_id(&mut self) -> MsgId {
+        let now = (now_millis() << 20).max(self.last + 1);
+        self.last = now;
+        MsgId(now)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Who did something, as other users see them: `nick!user@host`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub id: ConnId,
+    pub nick: String,
+    pub user: String,
+    pub host: String,
+}
+
+/// What a message is: a normal line, a notice (never answered automatically) or an action (`/me`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MsgKind {
+    Privmsg,
+    Notice,
+    Action,
+}
+
+/// Where a message goes: a room, or one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Room(String),
+    User(String),
+}
+
+/// Something that happened, from the point of view of everyone who is told about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    /// A line said to a room or to one user.
+    Message {
+        from: Source,
+        target: Target,
+        kind: MsgKind,
+        text: String,
+    },
+    Join {
+        who: Source,
+        room: String,
+        realname: String,
+    },
+    Part {
+        who: Source,
+        room: String,
+        reason: String,
+    },
+    Quit {
+        who: Source,
+        reason: String,
+    },
+    Nick {
+        who: Source,
+        new: String,
+    },
+    Topic {
+        who: Source,
+        room: String,
+        text: String,
+    },
+    /// `target` (connection `target_id`) was removed from `room`.
+    Kick {
+        who: Source,
+        room: String,
+        target: String,
+        target_id: ConnId,
+        reason: String,
+    },
+    /// A change of room modes, already rendered as IRC mode string and arguments (`+o bob`).
+    Mode {
+        who: Source,
+        room: String,
+        changes: String,
+    },
+    Invite {
+        who: Source,
+        target: String,
+        room: String,
+    },
+}
+
+/// One event, shared by all its recipients.
+#[derive(Debug)]
+pub struct Event {
+    pub id: MsgId,
+    /// Server time in milliseconds since the Unix epoch.
+    pub time: u64,
+    pub kind: EventKind,
+    encoded: [OnceLock<Bytes>; FORMATS],
+}
+
+/// How many distinct wire formats an event can be cached in (see [`Event::encoded`]).
+pub const FORMATS: usize = 9;
+
+impl Event {
+    pub fn new(id: MsgId, kind: EventKind) -> Arc<Event> {
+        Arc::new(Event {
+            id,
+            time: id.millis(),
+            kind,
+            encoded: Default::default(),
+        })
+    }
+
+    /// The user who caused this event.
+    pub fn actor(&self) -> &Source {
+        match &self.kind {
+            EventKind::Message { from: who, .. }
+            | EventKind::Join { who, .. }
+            | EventKind::Part { who, .. }
+            | EventKind::Quit { who, .. }
+            | EventKind::Nick { who, .. }
+            | EventKind::Topic { who, .. }
+            | EventKind::Kick { who, .. }
+            | EventKind::Mode { who, .. }
+            | EventKind::Invite { who, .. } => who,
+        }
+    }
+
+    /// This event in wire format number `format` (`< FORMATS`), encoded by `encode` the first
+    /// time any recipient asks and shared afterwards.
+    pub fn encoded(&self, format: usize, encode: impl FnOnce(&Event) -> Bytes) -> Bytes {
+        self.encoded[format].get_or_init(|| encode(self)).clone()
+    }
+}

@@ -1,0 +1,1004 @@
+//! The hub: users, nicks, rooms, membership and every chat rule — pure state, no sockets.
+//!
+//! Protocol sessions call the hub's verbs (`register`, `join`, `say`, `kick`, …). The hub checks
+//! the rules (nick taken? banned? `+m`? operator?), changes its state, and delivers the resulting
+//! [`Event`] to each recipient's bounded [`Outbox`] without waiting. Because every rule lives
+//! here, a plain-text user and an IRC user in the same room are treated identically.
+//!
+//! The hub is used behind a `std::sync::Mutex` ([`SharedHub`]); every verb is quick and never
+//! awaits, so the lock is never held across an `.await`.
+
+pub mod event;
+pub mod modes;
+pub mod outbox;
+pub mod text;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use event::{Event, EventKind, MsgId, MsgKind, Source, Target};
+use event::{MsgIdGen, now_millis};
+use modes::{ModeChange, RoomMode, RoomModes};
+pub use outbox::{Closed, Out, Outbox};
+use text::fold;
+
+/// Identifies one connected user for the life of its connection.
+pub type ConnId = u64;
+
+/// The room every plain-text user lands in.
+pub const LOBBY: &str = "#lobby";
+
+/// How many departed users `WHOWAS` remembers.
+const WHOWAS_LEN: usize = 256;
+
+/// A refused request, with a message a person can act on. Protocols map each variant to their
+/// own form (IRC numerics, plain-text error lines).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HubError {
+    #[error("nick '{0}' is taken, try /nick {0}_")]
+    NickInUse(String),
+    #[error(
+        "'{0}' is not a valid nick: use up to 30 letters, digits, - _ [ ] {{ }} \\ | ^ `, starting with a letter"
+    )]
+    BadNick(String),
+    #[error(
+        "'{0}' is not a valid room name: start it with # and use no spaces or commas, e.g. #general"
+    )]
+    BadRoom(String),
+    #[error("no one called '{0}' is online; /who lists who is here")]
+    NoSuchNick(String),
+    #[error("there is no room '{0}'; /rooms lists them, /join {0} creates it")]
+    NoSuchRoom(String),
+    #[error("you are not in {0}; /join {0} first")]
+    NotInRoom(String),
+    #[error("{nick} is not in {room}")]
+    UserNotInRoom { nick: String, room: String },
+    #[error("{nick} is already in {room}")]
+    UserInRoom { nick: String, room: String },
+    #[error("you need to be an operator of {0} to do that")]
+    NeedOps(String),
+    #[error("you cannot speak in {0}: it is moderated (+m) and you have no voice")]
+    Moderated(String),
+    #[error("you cannot send to {0} from outside: /join it first")]
+    External(String),
+    #[error("you are banned from {0}")]
+    Banned(String),
+    #[error("{0} is invite-only (+i): ask an operator there to /invite you")]
+    InviteOnly(String),
+    #[error("{0} needs a key (+k): /join {0} KEY")]
+    BadKey(String),
+    #[error("{0} is full (+l)")]
+    RoomFull(String),
+    #[error("nothing to send: type some text after the command")]
+    NoText,
+    #[error("that needs server operator rights (/oper NAME PASSWORD)")]
+    NotOper,
+    #[error("wrong operator name or password")]
+    BadOperLogin,
+    #[error("the {0} mode is not known here; modes are +o +v +b +i +k +l +m +n +s +t")]
+    UnknownMode(char),
+    #[error("the {0} mode needs an argument, e.g. +{0} VALUE")]
+    ModeNeedsArg(char),
+    #[error("'{0}' is not a valid limit: give a number above 0")]
+    BadLimit(String),
+    #[error("the server is shutting down; try again in a moment")]
+    ShuttingDown,
+}
+
+/// A room's topic, who set it and when (milliseconds since the Unix epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    pub text: String,
+    pub set_by: String,
+    pub at: u64,
+}
+
+/// An entry of a room's ban list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    pub mask: String,
+    pub set_by: String,
+    pub at: u64,
+}
+
+/// A member's status in one room.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Status {
+    pub op: bool,
+    pub voice: bool,
+}
+
+impl Status {
+    /// IRC prefixes, highest first: `@` operator, `+` voice.
+    pub fn prefixes(self, all: bool) -> &'static str {
+        match (self.op, self.voice, all) {
+            (true, true, true) => "@+",
+            (true, _, _) => "@",
+            (false, true, _) => "+",
+            (false, false, _) => "",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct User {
+    source: Source,
+    realname: String,
+    /// Folded names of the rooms this user is in, in join order.
+    rooms: Vec<String>,
+    away: Option<String>,
+    oper: bool,
+    signon: u64,
+    last_spoke: u64,
+    protocol: &'static str,
+    outbox: Outbox,
+}
+
+#[derive(Debug)]
+struct Room {
+    name: String,
+    topic: Option<Topic>,
+    created: u64,
+    members: HashMap<ConnId, Status>,
+    modes: RoomModes,
+    bans: Vec<Ban>,
+    invited: HashSet<ConnId>,
+}
+
+impl Room {
+    fn status(&self, id: ConnId) -> Option<Status> {
+        self.members.get(&id).copied()
+    }
+    fn is_op(&self, id: ConnId) -> bool {
+        self.status(id).is_some_and(|s| s.op)
+    }
+    fn banned(&self, who: &Source) -> bool {
+        let mask = format!("{}!{}@{}", who.nick, who.user, who.host);
+        self.bans
+            .iter()
+            .any(|b| text::wildcard_match(&b.mask, &mask))
+    }
+}
+
+/// What a new connection tells the hub about its user.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// The wanted nick; `None` picks a free `guest-N`.
+    pub nick: Option<String>,
+    pub user: String,
+    pub host: String,
+    pub realname: String,
+    /// Which protocol the user speaks, as shown by WHOIS (`plain`, `irc`).
+    pub protocol: &'static str,
+    pub outbox: Outbox,
+}
+
+/// What a joiner needs to show: the room as it is now.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    pub room: String,
+    pub topic: Option<Topic>,
+}
+
+/// A user as others may see them (WHO, WHOIS, NAMES).
+#[derive(Debug, Clone)]
+pub struct UserInfo {
+    pub id: ConnId,
+    pub nick: String,
+    pub user: String,
+    pub host: String,
+    pub realname: String,
+    pub away: Option<String>,
+    pub oper: bool,
+    pub protocol: &'static str,
+    pub signon: u64,
+    pub last_spoke: u64,
+    /// Rooms with the user's status there; secret rooms only when the asker shares them.
+    pub rooms: Vec<(String, Status)>,
+}
+
+/// A member of a room, for NAMES and WHO.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub info: UserInfo,
+    pub status: Status,
+}
+
+/// A room as listed by LIST and `/rooms`.
+#[derive(Debug, Clone)]
+pub struct RoomSummary {
+    pub name: String,
+    pub members: usize,
+    pub topic: Option<String>,
+}
+
+/// A room's full state for its members: NAMES, MODE and TOPIC queries.
+#[derive(Debug, Clone)]
+pub struct RoomInfo {
+    pub name: String,
+    pub created: u64,
+    pub topic: Option<Topic>,
+    pub modes: RoomModes,
+    pub members: Vec<Member>,
+    pub secret: bool,
+}
+
+/// A user who has left, for WHOWAS.
+#[derive(Debug, Clone)]
+pub struct Departed {
+    pub nick: String,
+    pub user: String,
+    pub host: String,
+    pub realname: String,
+    pub at: u64,
+}
+
+/// Result of a message: the event, and the target's away message when it was sent to an away user.
+#[derive(Debug)]
+pub struct Said {
+    pub event: Arc<Event>,
+    pub away: Option<String>,
+}
+
+/// Result of a mode change: what was applied (and announced), and what was refused.
+#[derive(Debug, Default)]
+pub struct ModesApplied {
+    pub applied: Vec<ModeChange>,
+    pub errors: Vec<HubError>,
+}
+
+/// Settings the hub's rules depend on.
+#[derive(Debug, Clone, Default)]
+pub struct HubConfig {
+    /// Server operators: name → password.
+    pub opers: HashMap<String, String>,
+}
+
+/// The hub, shared by every connection.
+pub type SharedHub = Arc<Mutex<Hub>>;
+
+/// Locks the shared hub. A panic in another thread cannot leave the hub half-updated in a way
+/// that matters more than losing the whole server, so a poisoned lock is taken anyway.
+pub fn lock(hub: &SharedHub) -> MutexGuard<'_, Hub> {
+    hub.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// All chat state.
+#[derive(Debug, Default)]
+pub struct Hub {
+    config: HubConfig,
+    users: HashMap<ConnId, User>,
+    nicks: HashMap<String, ConnId>,
+    rooms: HashMap<String, Room>,
+    whowas: VecDeque<Departed>,
+    ids: MsgIdGen,
+    next_conn: ConnId,
+    next_guest: u64,
+    /// Set by [`Hub::shutdown`]: no one new gets in.
+    closing: bool,
+    /// Most users ever connected at once, for LUSERS.
+    pub max_users: usize,
+}
+
+impl Hub {
+    pub fn new(config: HubConfig) -> Hub {
+        Hub {
+            config,
+            ..Hub::default()
+        }
+    }
+
+    pub fn shared(config: HubConfig) -> SharedHub {
+        Arc::new(Mutex::new(Hub::new(config)))
+    }
+
+    fn event(&mut self, kind: EventKind) -> Arc<Event> {
+        Event::new(self.ids.next_id(), kind)
+    }
+
+    fn deliver(&self, to: impl IntoIterator<Item = ConnId>, event: &Arc<Event>) {
+        for id in to {
+            if let Some(user) = self.users.get(&id) {
+                user.outbox.push(Out::Event(event.clone()));
+            }
+        }
+    }
+
+    /// Everyone who shares at least one room with `id`, without `id`, each once.
+    fn peers(&self, id: ConnId) -> HashSet<ConnId> {
+        let Some(user) = self.users.get(&id) else {
+            return HashSet::new();
+        };
+        user.rooms
+            .iter()
+            .filter_map(|r| self.rooms.get(r))
+            .flat_map(|r| r.members.keys().copied())
+            .filter(|&m| m != id)
+            .collect()
+    }
+
+    fn user(&self, id: ConnId) -> &User {
+        &self.users[&id]
+    }
+
+    fn room(&self, name: &str) -> Result<&Room, HubError> {
+        self.rooms
+            .get(&fold(name))
+            .ok_or_else(|| HubError::NoSuchRoom(name.into()))
+    }
+
+    fn member_room(&self, id: ConnId, name: &str) -> Result<&Room, HubError> {
+        let room = self.room(name)?;
+        if room.members.contains_key(&id) {
+            Ok(room)
+        } else {
+            Err(HubError::NotInRoom(room.name.clone()))
+        }
+    }
+
+    fn room_mut(&mut self, name: &str) -> &mut Room {
+        self.rooms
+            .get_mut(&fold(name))
+            .expect("room checked before")
+    }
+
+    fn id_of(&self, nick: &str) -> Result<ConnId, HubError> {
+        self.nicks
+            .get(&fold(nick))
+            .copied()
+            .ok_or_else(|| HubError::NoSuchNick(nick.into()))
+    }
+
+    /// Is `nick` valid and free?
+    pub fn check_nick(&self, nick: &str) -> Result<(), HubError> {
+        if !text::valid_nick(nick) {
+            Err(HubError::BadNick(nick.into()))
+        } else if self.nicks.contains_key(&fold(nick)) {
+            Err(HubError::NickInUse(nick.into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Adds a connected user. Fails only if the asked-for nick is invalid or taken.
+    pub fn register(&mut self, reg: Registration) -> Result<(ConnId, String), HubError> {
+        if self.closing {
+            return Err(HubError::ShuttingDown);
+        }
+        let nick = match reg.nick {
+            Some(nick) => {
+                self.check_nick(&nick)?;
+                nick
+            }
+            None => loop {
+                self.next_guest += 1;
+                let nick = format!("guest-{}", self.next_guest);
+                if !self.nicks.contains_key(&nick) {
+                    break nick;
+                }
+            },
+        };
+        self.next_conn += 1;
+        let id = self.next_conn;
+        let now = now_millis();
+        self.nicks.insert(fold(&nick), id);
+        self.users.insert(
+            id,
+            User {
+                source: Source {
+                    id,
+                    nick: nick.clone(),
+                    user: reg.user,
+                    host: reg.host,
+                },
+                realname: reg.realname,
+                rooms: Vec::new(),
+                away: None,
+                oper: false,
+                signon: now,
+                last_spoke: now,
+                protocol: reg.protocol,
+                outbox: reg.outbox,
+            },
+        );
+        self.max_users = self.max_users.max(self.users.len());
+        Ok((id, nick))
+    }
+
+    /// Removes a user: tells everyone who shares a room, leaves every room, frees the nick.
+    /// Safe to call for a user that is already gone.
+    pub fn quit(&mut self, id: ConnId, reason: &str) {
+        if !self.users.contains_key(&id) {
+            return;
+        }
+        let peers = self.peers(id);
+        let user = self.user(id);
+        let event = self.event(EventKind::Quit {
+            who: user.source.clone(),
+            reason: text::sanitize(reason),
+        });
+        self.deliver(peers, &event);
+        let user = self.users.remove(&id).expect("checked above");
+        for room in &user.rooms {
+            self.leave_room(id, room);
+        }
+        self.nicks.remove(&fold(&user.source.nick));
+        self.whowas.push_front(Departed {
+            nick: user.source.nick,
+            user: user.source.user,
+            host: user.source.host,
+            realname: user.realname,
+            at: now_millis(),
+        });
+        self.whowas.truncate(WHOWAS_LEN);
+    }
+
+    /// Takes `id` out of the room `key` (folded); an empty room disappears.
+    fn leave_room(&mut self, id: ConnId, key: &str) {
+        if let Some(room) = self.rooms.get_mut(key) {
+            room.members.remove(&id);
+            room.invited.remove(&id);
+            if room.members.is_empty() {
+                self.rooms.remove(key);
+            }
+        }
+        if let Some(user) = self.users.get_mut(&id) {
+            user.rooms.retain(|r| r != key);
+        }
+    }
+
+    /// Changes a nick; the user and everyone sharing a room with them are told.
+    pub fn set_nick(&mut self, id: ConnId, new: &str) -> Result<Arc<Event>, HubError> {
+        let old = self.user(id).source.nick.clone();
+        if old == new {
+            return Err(HubError::NickInUse(new.into()));
+        }
+        if fold(&old) != fold(new) {
+            self.check_nick(new)?;
+        } else if !text::valid_nick(new) {
+            return Err(HubError::BadNick(new.into()));
+        }
+        let event = self.event(EventKind::Nick {
+            who: self.user(id).source.clone(),
+            new: new.into(),
+        });
+        self.deliver(self.peers(id).into_iter().chain([id]), &event);
+        self.nicks.remove(&fold(&old));
+        self.nicks.insert(fold(new), id);
+        self.users.get_mut(&id).expect("registered").source.nick = new.into();
+        Ok(event)
+    }
+
+    /// Joins a room, creating it (with the joiner as operator) if it does not exist. Every member,
+    /// the joiner included, receives the join. Joining a room one is in is a no-op (`Ok(None)`).
+    pub fn join(
+        &mut self,
+        id: ConnId,
+        name: &str,
+        key: Option<&str>,
+    ) -> Result<Option<Joined>, HubError> {
+        if !text::valid_room(name) {
+            return Err(HubError::BadRoom(name.into()));
+        }
+        let folded = fold(name);
+        let who = self.user(id).source.clone();
+        match self.rooms.get(&folded) {
+            Some(room) if room.members.contains_key(&id) => return Ok(None),
+            Some(room) => {
+                let invited = room.invited.contains(&id);
+                if room.banned(&who) && !invited {
+                    return Err(HubError::Banned(room.name.clone()));
+                }
+                if room.modes.invite_only && !invited {
+                    return Err(HubError::InviteOnly(room.name.clone()));
+                }
+                if room.modes.key.as_deref().is_some_and(|k| Some(k) != key) {
+                    return Err(HubError::BadKey(room.name.clone()));
+                }
+                if room.modes.limit.is_some_and(|l| room.members.len() >= l) {
+                    return Err(HubError::RoomFull(room.name.clone()));
+                }
+            }
+            None => {
+                self.rooms.insert(
+                    folded.clone(),
+                    Room {
+                        name: name.into(),
+                        topic: None,
+                        created: now_millis(),
+                        members: HashMap::new(),
+                        modes: RoomModes::default(),
+                        bans: Vec::new(),
+                        invited: HashSet::new(),
+                    },
+                );
+            }
+        }
+        let room = self.rooms.get_mut(&folded).expect("exists now");
+        let first = room.members.is_empty();
+        room.members.insert(
+            id,
+            Status {
+                op: first,
+                voice: false,
+            },
+        );
+        room.invited.remove(&id);
+        let joined = Joined {
+            room: room.name.clone(),
+            topic: room.topic.clone(),
+        };
+        let members: Vec<ConnId> = room.members.keys().copied().collect();
+        self.users
+            .get_mut(&id)
+            .expect("registered")
+            .rooms
+            .push(folded);
+        let realname = self.user(id).realname.clone();
+        let event = self.event(EventKind::Join {
+            who,
+            room: joined.room.clone(),
+            realname,
+        });
+        self.deliver(members, &event);
+        Ok(Some(joined))
+    }
+
+    /// Leaves a room; every member, the leaver included, receives the part.
+    pub fn part(&mut self, id: ConnId, name: &str, reason: &str) -> Result<(), HubError> {
+        let room = self.member_room(id, name)?;
+        let members: Vec<ConnId> = room.members.keys().copied().collect();
+        let event = self.event(EventKind::Part {
+            who: self.user(id).source.clone(),
+            room: room.name.clone(),
+            reason: text::sanitize(reason),
+        });
+        self.deliver(members, &event);
+        self.leave_room(id, &fold(name));
+        Ok(())
+    }
+
+    /// Sends a message to a room or a nick. The sender does not receive it (sessions that want
+    /// an echo write the returned event to themselves). Text is sanitised here, once, for all.
+    pub fn say(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        kind: MsgKind,
+        text: &str,
+    ) -> Result<Said, HubError> {
+        let text = text::sanitize(text);
+        if text.is_empty() {
+            return Err(HubError::NoText);
+        }
+        let from = self.user(id).source.clone();
+        let (target, recipients, away) = if target.starts_with('#') {
+            let room = self.room(target)?;
+            match room.status(id) {
+                None if room.modes.no_external => {
+                    return Err(HubError::External(room.name.clone()));
+                }
+                Some(s) if room.modes.moderated && !s.op && !s.voice => {
+                    return Err(HubError::Moderated(room.name.clone()));
+                }
+                Some(s) if !s.op && !s.voice && room.banned(&from) => {
+                    return Err(HubError::Banned(room.name.clone()));
+                }
+                _ => {}
+            }
+            let members = room
+                .members
+                .keys()
+                .copied()
+                .filter(|&m| m != id)
+                .collect::<Vec<_>>();
+            (Target::Room(room.name.clone()), members, None)
+        } else {
+            let to = self.id_of(target)?;
+            let user = self.user(to);
+            let away = user.away.clone().filter(|_| kind != MsgKind::Notice);
+            (Target::User(user.source.nick.clone()), vec![to], away)
+        };
+        self.users.get_mut(&id).expect("registered").last_spoke = now_millis();
+        let event = self.event(EventKind::Message {
+            from,
+            target,
+            kind,
+            text,
+        });
+        self.deliver(recipients, &event);
+        Ok(Said { event, away })
+    }
+
+    /// Reads (`text` = None) or sets a room's topic. Setting needs ops when the room is `+t`.
+    pub fn topic(
+        &mut self,
+        id: ConnId,
+        name: &str,
+        text: Option<&str>,
+    ) -> Result<Option<Topic>, HubError> {
+        let room = self.room(name)?;
+        let Some(text) = text else {
+            if room.modes.secret && !room.members.contains_key(&id) {
+                return Err(HubError::NotInRoom(room.name.clone()));
+            }
+            return Ok(room.topic.clone());
+        };
+        let room = self.member_room(id, name)?;
+        if room.modes.topic_ops && !room.is_op(id) {
+            return Err(HubError::NeedOps(room.name.clone()));
+        }
+        let mut text = text::sanitize(text);
+        text.truncate(floor_char_boundary(&text, text::TOPIC_LEN));
+        let who = self.user(id).source.clone();
+        let topic = (!text.is_empty()).then(|| Topic {
+            text: text.clone(),
+            set_by: who.nick.clone(),
+            at: now_millis(),
+        });
+        let event = self.event(EventKind::Topic {
+            who,
+            room: room.name.clone(),
+            text,
+        });
+        let room = self.room_mut(name);
+        room.topic = topic.clone();
+        let members: Vec<ConnId> = room.members.keys().copied().collect();
+        self.deliver(members, &event);
+        Ok(topic)
+    }
+
+    /// Removes `target` from a room; needs ops. Every member, the target included, is told.
+    pub fn kick(
+        &mut self,
+        id: ConnId,
+        name: &str,
+        target: &str,
+        reason: &str,
+    ) -> Result<(), HubError> {
+        let room = self.member_room(id, name)?;
+        if !room.is_op(id) {
+            return Err(HubError::NeedOps(room.name.clone()));
+        }
+        let target_id = self.id_of(target)?;
+        if !room.members.contains_key(&target_id) {
+            return Err(HubError::UserNotInRoom {
+                nick: target.into(),
+                room: room.name.clone(),
+            });
+        }
+        let members: Vec<ConnId> = room.members.keys().copied().collect();
+        let event = self.event(EventKind::Kick {
+            who: self.user(id).source.clone(),
+            room: room.name.clone(),
+            target: self.user(target_id).source.nick.clone(),
+            target_id,
+            reason: text::sanitize(reason),
+        });
+        self.deliver(members, &event);
+        self.leave_room(target_id, &fold(name));
+        Ok(())
+    }
+
+    /// Invites `target` into a room; in a `+i` room only operators may. The target is told.
+    pub fn invite(&mut self, id: ConnId, target: &str, name: &str) -> Result<String, HubError> {
+        let target_id = self.id_of(target)?;
+        let room = self.member_room(id, name)?;
+        if room.modes.invite_only && !room.is_op(id) {
+            return Err(HubError::NeedOps(room.name.clone()));
+        }
+        let target_nick = self.user(target_id).source.nick.clone();
+        if room.members.contains_key(&target_id) {
+            return Err(HubError::UserInRoom {
+                nick: target_nick,
+                room: room.name.clone(),
+            });
+        }
+        let event = self.event(EventKind::Invite {
+            who: self.user(id).source.clone(),
+            target: target_nick.clone(),
+            room: room.name.clone(),
+        });
+        self.room_mut(name).invited.insert(target_id);
+        self.deliver([target_id], &event);
+        Ok(target_nick)
+    }
+
+    /// Applies mode changes to a room; needs ops. Changes that fail (unknown nick, …) are
+    /// reported one by one; the ones that succeed are announced to every member in one event.
+    pub fn set_modes(
+        &mut self,
+        id: ConnId,
+        name: &str,
+        changes: Vec<ModeChange>,
+    ) -> Result<ModesApplied, HubError> {
+        let room = self.member_room(id, name)?;
+        if !room.is_op(id) {
+            return Err(HubError::NeedOps(room.name.clone()));
+        }
+        let room_name = room.name.clone();
+        let setter = self.user(id).source.nick.clone();
+        let mut result = ModesApplied::default();
+        for change in changes {
+            let member = match &change.mode {
+                RoomMode::Op(nick) | RoomMode::Voice(nick) => match self.id_of(nick) {
+                    Ok(m) if self.room(name)?.members.contains_key(&m) => {
+                        Some((m, self.user(m).source.nick.clone()))
+                    }
+                    Ok(_) => {
+                        result.errors.push(HubError::UserNotInRoom {
+                            nick: nick.clone(),
+                            room: room_name.clone(),
+                        });
+                        continue;
+                    }
+                    Err(e) => {
+                        result.errors.push(e);
+                        continue;
+                    }
+                },
+                _ => None,
+            };
+            let room = self.room_mut(name);
+            let add = change.add;
+            let changed = match (&change.mode, &member) {
+                (RoomMode::Op(_), Some((m, _))) => {
+                    flip(&mut room.members.get_mut(m).expect("member").op, add)
+                }
+                (RoomMode::Voice(_), Some((m, _))) => {
+                    flip(&mut room.members.get_mut(m).expect("member").voice, add)
+                }
+                (RoomMode::Ban(mask), _) => {
+                    let present = room
+                        .bans
+                        .iter()
+                        .position(|b| b.mask.eq_ignore_ascii_case(mask));
+                    match (add, present) {
+                        (true, None) => {
+                            room.bans.push(Ban {
+                                mask: mask.clone(),
+                                set_by: setter.clone(),
+                                at: now_millis(),
+                            });
+                            true
+                        }
+                        (false, Some(i)) => {
+                            room.bans.remove(i);
+                            true
+                        }
+                        _ => false,
+                    }
+                }
+                (RoomMode::InviteOnly, _) => flip(&mut room.modes.invite_only, add),
+                (RoomMode::Moderated, _) => flip(&mut room.modes.moderated, add),
+                (RoomMode::NoExternal, _) => flip(&mut room.modes.no_external, add),
+                (RoomMode::Secret, _) => flip(&mut room.modes.secret, add),
+                (RoomMode::TopicOps, _) => flip(&mut room.modes.topic_ops, add),
+                (RoomMode::Key(key), _) => {
+                    let new = (add && !key.is_empty()).then(|| key.clone());
+                    let changed = room.modes.key != new;
+                    room.modes.key = new;
+                    changed
+                }
+                (RoomMode::Limit(n), _) => {
+                    let new = add.then_some(*n);
+                    let changed = room.modes.limit != new;
+                    room.modes.limit = new;
+                    changed
+                }
+                (RoomMode::Op(_) | RoomMode::Voice(_), None) => false,
+            };
+            if changed {
+                // Announce the nick as it is spelled, not as the operator typed it.
+                let mode = match (change.mode, member) {
+                    (RoomMode::Op(_), Some((_, nick))) => RoomMode::Op(nick),
+                    (RoomMode::Voice(_), Some((_, nick))) => RoomMode::Voice(nick),
+                    (mode, _) => mode,
+                };
+                result.applied.push(ModeChange { add, mode });
+            }
+        }
+        if !result.applied.is_empty() {
+            let event = self.event(EventKind::Mode {
+                who: self.user(id).source.clone(),
+                room: room_name,
+                changes: modes::render(&result.applied),
+            });
+            let members: Vec<ConnId> = self.room(name)?.members.keys().copied().collect();
+            self.deliver(members, &event);
+        }
+        Ok(result)
+    }
+}
+
+/// Sets `flag` to `on`; true if that changed it.
+fn flip(flag: &mut bool, on: bool) -> bool {
+    std::mem::replace(flag, on) != on
+}
+
+/// The largest index `<= max` that is a char boundary of `s`.
+pub fn floor_char_boundary(s: &str, max: usize) -> usize {
+    (0..=max.min(s.len()))
+        .rev()
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(0)
+}
+
+impl Hub {
+    /// Marks a user away with a message, or back (`None`). Returns whether they are now away.
+    pub fn set_away(&mut self, id: ConnId, message: Option<&str>) -> bool {
+        let away = message.map(text::sanitize).filter(|m| !m.is_empty());
+        let user = self.users.get_mut(&id).expect("registered");
+        user.away = away;
+        user.away.is_some()
+    }
+
+    /// Grants server-operator rights if `name`/`password` match a configured operator.
+    pub fn oper(&mut self, id: ConnId, name: &str, password: &str) -> Result<(), HubError> {
+        if self.config.opers.get(name).is_some_and(|p| p == password) {
+            self.users.get_mut(&id).expect("registered").oper = true;
+            Ok(())
+        } else {
+            Err(HubError::BadOperLogin)
+        }
+    }
+
+    /// Disconnects `target` (server operators only); everyone sharing a room sees why.
+    pub fn kill(&mut self, id: ConnId, target: &str, reason: &str) -> Result<(), HubError> {
+        if !self.user(id).oper {
+            return Err(HubError::NotOper);
+        }
+        let target_id = self.id_of(target)?;
+        let reason = format!(
+            "Killed by {}: {}",
+            self.user(id).source.nick,
+            text::sanitize(reason)
+        );
+        let outbox = self.user(target_id).outbox.clone();
+        self.quit(target_id, &reason);
+        outbox.close(reason);
+        Ok(())
+    }
+
+    /// Refuses new users from now on and closes every queue: each writer delivers what is
+    /// queued, then tells its client `reason`.
+    pub fn shutdown(&mut self, reason: &str) {
+        self.closing = true;
+        for user in self.users.values() {
+            user.outbox.close(reason);
+        }
+    }
+
+    /// The nick a connection has now.
+    pub fn nick(&self, id: ConnId) -> &str {
+        &self.user(id).source.nick
+    }
+
+    /// How a connection appears to others (`nick!user@host`).
+    pub fn source(&self, id: ConnId) -> &Source {
+        &self.user(id).source
+    }
+
+    /// The rooms a user is in, as spelled at creation, in join order.
+    pub fn rooms_of(&self, id: ConnId) -> Vec<String> {
+        self.user(id)
+            .rooms
+            .iter()
+            .filter_map(|r| self.rooms.get(r))
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
+    /// Is `nick` online? Returns its current spelling.
+    pub fn online(&self, nick: &str) -> Option<&str> {
+        self.nicks.get(&fold(nick)).map(|id| self.nick(*id))
+    }
+
+    /// Number of users and rooms, for LUSERS.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.users.len(), self.rooms.len())
+    }
+
+    /// Number of server operators online.
+    pub fn oper_count(&self) -> usize {
+        self.users.values().filter(|u| u.oper).count()
+    }
+
+    fn info(&self, id: ConnId, asker: ConnId) -> UserInfo {
+        let user = self.user(id);
+        let rooms = user
+            .rooms
+            .iter()
+            .filter_map(|r| self.rooms.get(r))
+            .filter(|r| !r.modes.secret || r.members.contains_key(&asker))
+            .map(|r| (r.name.clone(), r.members[&id]))
+            .collect();
+        UserInfo {
+            id,
+            nick: user.source.nick.clone(),
+            user: user.source.user.clone(),
+            host: user.source.host.clone(),
+            realname: user.realname.clone(),
+            away: user.away.clone(),
+            oper: user.oper,
+            protocol: user.protocol,
+            signon: user.signon,
+            last_spoke: user.last_spoke,
+            rooms,
+        }
+    }
+
+    /// WHOIS: what `asker` may know about `nick`.
+    pub fn user_info(&self, asker: ConnId, nick: &str) -> Result<UserInfo, HubError> {
+        Ok(self.info(self.id_of(nick)?, asker))
+    }
+
+    /// Every user online, for WHO with a mask.
+    pub fn all_users(&self, asker: ConnId) -> Vec<UserInfo> {
+        self.users.keys().map(|&id| self.info(id, asker)).collect()
+    }
+
+    /// A room with its members, sorted by nick. Secret rooms are visible to members only.
+    pub fn room_info(&self, asker: ConnId, name: &str) -> Result<RoomInfo, HubError> {
+        let room = self.room(name)?;
+        let is_member = room.members.contains_key(&asker);
+        if room.modes.secret && !is_member {
+            return Err(HubError::NoSuchRoom(name.into()));
+        }
+        let mut members: Vec<Member> = room
+            .members
+            .iter()
+            .map(|(&id, &status)| Member {
+                info: self.info(id, asker),
+                status,
+            })
+            .collect();
+        members.sort_by_key(|m| fold(&m.info.nick));
+        let mut modes = room.modes.clone();
+        if !is_member {
+            modes.key = modes.key.map(|_| "*".into());
+        }
+        Ok(RoomInfo {
+            name: room.name.clone(),
+            created: room.created,
+            topic: room.topic.clone(),
+            modes,
+            members,
+            secret: room.modes.secret,
+        })
+    }
+
+    /// A room's ban list.
+    pub fn bans(&self, name: &str) -> Result<Vec<Ban>, HubError> {
+        Ok(self.room(name)?.bans.clone())
+    }
+
+    /// Rooms `asker` may see, sorted by name (secret ones only if a member).
+    pub fn list_rooms(&self, asker: ConnId) -> Vec<RoomSummary> {
+        let mut rooms: Vec<RoomSummary> = self
+            .rooms
+            .values()
+            .filter(|r| !r.modes.secret || r.members.contains_key(&asker))
+            .map(|r| RoomSummary {
+                name: r.name.clone(),
+                members: r.members.len(),
+                topic: r.topic.as_ref().map(|t| t.text.clone()),
+            })
+            .collect();
+        rooms.sort_by_key(|r| fold(&r.name));
+        rooms
+    }
+
+    /// WHOWAS: the most recent departures under `nick`, newest first.
+    pub fn whowas(&self, nick: &str, count: usize) -> Vec<Departed> {
+        self.whowas
+            .iter()
+            .filter(|d| d.nick.eq_ignore_ascii_case(nick))
+            .take(count)
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,304 @@
+//! Room modes: which exist, which take an argument, and how a mode string such as
+//! `+ov-k bob alice` becomes a list of [`ModeChange`]s. Shared by IRC `MODE` and plain `/mode`.
+
+/// The settings of a room. New rooms start as `+nt`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomModes {
+    /// `+i`: only invited users may join.
+    pub invite_only: bool,
+    /// `+m`: only operators and voiced users may speak.
+    pub moderated: bool,
+    /// `+n`: only members may send to the room.
+    pub no_external: bool,
+    /// `+s`: the room is not listed to non-members.
+    pub secret: bool,
+    /// `+t`: only operators may change the topic.
+    pub topic_ops: bool,
+    /// `+k`: the key needed to join.
+    pub key: Option<String>,
+    /// `+l`: the most members the room takes.
+    pub limit: Option<usize>,
+}
+
+impl Default for RoomModes {
+    fn default() -> Self {
+        RoomModes {
+            invite_only: false,
+            moderated: false,
+            no_external: true,
+            secret: false,
+            topic_ops: true,
+            key: None,
+            limit: None,
+        }
+    }
+}
+
+impl RoomModes {
+    /// The modes as IRC shows them (`+klnt secret 10`); the key is shown only to members.
+    pub fn render(&self, show_key: bool) -> String {
+        let mut flags = String::from("+");
+        let mut args = Vec::new();
+        for (on, c) in [
+            (self.invite_only, 'i'),
+            (self.key.is_some(), 'k'),
+            (self.limit.is_some(), 'l'),
+            (self.moderated, 'm'),
+            (self.no_external, 'n'),
+            (self.secret, 's'),
+            (self.topic_ops, 't'),
+        ] {
+            if on {
+                flags.push(c);
+            }
+        }
+        if let Some(key) = &self.key {
+            args.push(if show_key { key.clone() } else { "*".into() });
+        }
+        if let Some(limit) = self.limit {
+            args.push(limit.to_string());
+        }
+        std::iter::once(flags)
+            .chain(args)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// One room mode, with its argument where it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomMode {
+    Op(String),
+    Voice(String),
+    Ban(String),
+    InviteOnly,
+    Key(String),
+    Limit(usize),
+    Moderated,
+    NoExternal,
+    Secret,
+    TopicOps,
+}
+
+impl RoomMode {
+    pub fn letter(&self) -> char {
+        match self {
+            RoomMode::Op(_) => 'o',
+            RoomMode::Voice(_) => 'v',
+            RoomMode::Ban(_) => 'b',
+            RoomMode::InviteOnly => 'i',
+            RoomMode::Key(_) => 'k',
+            RoomMode::Limit(_) => 'l',
+            RoomMode::Moderated => 'm',
+            RoomMode::NoExternal => 'n',
+            RoomMode::Secret => 's',
+            RoomMode::TopicOps => 't',
+        }
+    }
+
+    pub fn arg(&self) -> Option<String> {
+        match self {
+            RoomMode::Op(a) | RoomMode::Voice(a) | RoomMode::Ban(a) | RoomMode::Key(a) => {
+                Some(a.clone())
+            }
+            RoomMode::Limit(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// `+mode` or `-mode`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModeChange {
+    pub add: bool,
+    pub mode: RoomMode,
+}
+
+/// What a mode string asked for that cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModeParseError {
+    /// A letter that is not a room mode (IRC 472).
+    Unknown(char),
+    /// A mode that needs an argument had none (IRC 461); `-k` and `-l` need none.
+    MissingArg(char),
+    /// `+l` with something that is not a positive number.
+    BadLimit(String),
+}
+
+/// Parsed mode string: the changes, the errors, and whether the ban list was asked for
+/// (`+b` or `b` with no mask).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ParsedModes {
+    pub changes: Vec<ModeChange>,
+    pub errors: Vec<ModeParseError>,
+    pub list_bans: bool,
+}
+
+/// Parses `modes` (e.g. `+ov-k`) with its arguments, as IRC `MODE #room` does.
+pub fn parse(modes: &str, args: &[&str]) -> ParsedModes {
+    let mut parsed = ParsedModes::default();
+    let mut args = args.iter().copied();
+    let mut add = true;
+    for c in modes.chars() {
+        let mode = match c {
+            '+' => {
+                add = true;
+                continue;
+            }
+            '-' => {
+                add = false;
+                continue;
+            }
+            'i' => RoomMode::InviteOnly,
+            'm' => RoomMode::Moderated,
+            'n' => RoomMode::NoExternal,
+            's' => RoomMode::Secret,
+            't' => RoomMode::TopicOps,
+            'o' | 'v' | 'b' => match args.next() {
+                Some(arg) if c == 'o' => RoomMode::Op(arg.into()),
+                Some(arg) if c == 'v' => RoomMode::Voice(arg.into()),
+                Some(arg) => RoomMode::Ban(normalize_mask(arg)),
+                None if c == 'b' => {
+                    parsed.list_bans = true;
+                    continue;
+                }
+                None => {
+                    parsed.errors.push(ModeParseError::MissingArg(c));
+                    continue;
+                }
+            },
+            'k' => match (add, args.next()) {
+                (_, Some(key)) => RoomMode::Key(key.into()),
+                (false, None) => RoomMode::Key(String::new()),
+                (true, None) => {
+                    parsed.errors.push(ModeParseError::MissingArg(c));
+                    continue;
+                }
+            },
+            'l' if !add => RoomMode::Limit(0),
+            'l' => match args.next().map(|a| (a, a.parse::<usize>())) {
+                Some((_, Ok(n))) if n > 0 => RoomMode::Limit(n),
+                Some((a, _)) => {
+                    parsed.errors.push(ModeParseError::BadLimit(a.into()));
+                    continue;
+                }
+                None => {
+                    parsed.errors.push(ModeParseError::MissingArg(c));
+                    continue;
+                }
+            },
+            other => {
+                parsed.errors.push(ModeParseError::Unknown(other));
+                continue;
+            }
+        };
+        parsed.changes.push(ModeChange { add, mode });
+    }
+    parsed
+}
+
+/// Completes a ban mask the way IRC servers do: `bob` → `bob!*@*`, `*@host` → `*!*@host`.
+pub fn normalize_mask(mask: &str) -> String {
+    match (mask.contains('!'), mask.contains('@')) {
+        (true, true) => mask.into(),
+        (true, false) => format!("{mask}@*"),
+        (false, true) => format!("*!{mask}"),
+        (false, false) => format!("{mask}!*@*"),
+    }
+}
+
+/// Renders applied changes as IRC does: `+o-v bob alice`.
+pub fn render(changes: &[ModeChange]) -> String {
+    let mut flags = String::new();
+    let mut args = Vec::new();
+    let mut sign = None;
+    for change in changes {
+        if sign != Some(change.add) {
+            flags.push(if change.add { '+' } else { '-' });
+            sign = Some(change.add);
+        }
+        flags.push(change.mode.letter());
+        if let Some(arg) = change
+            .mode
+            .arg()
+            .filter(|a| !a.is_empty() && (change.add || !matches!(change.mode, RoomMode::Limit(_))))
+        {
+            args.push(arg);
+        }
+    }
+    std::iter::once(flags)
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_flags_and_arguments() {
+        let parsed = parse("+ov-k+l", &["bob", "alice", "old", "3"]);
+        assert_eq!(
+            parsed.changes,
+            vec![
+                ModeChange {
+                    add: true,
+                    mode: RoomMode::Op("bob".into())
+                },
+                ModeChange {
+                    add: true,
+                    mode: RoomMode::Voice("alice".into())
+                },
+                ModeChange {
+                    add: false,
+                    mode: RoomMode::Key("old".into())
+                },
+                ModeChange {
+                    add: true,
+                    mode: RoomMode::Limit(3)
+                },
+            ]
+        );
+        assert!(parsed.errors.is_empty());
+        assert_eq!(
+            parse("-k", &[]).changes,
+            [ModeChange {
+                add: false,
+                mode: RoomMode::Key(String::new())
+            }]
+        );
+    }
+
+    #[test]
+    fn reports_unknown_and_missing() {
+        let parsed = parse("+xo", &[]);
+        assert_eq!(
+            parsed.errors,
+            vec![
+                ModeParseError::Unknown('x'),
+                ModeParseError::MissingArg('o')
+            ]
+        );
+        assert!(parse("+b", &[]).list_bans);
+        assert_eq!(
+            parse("+l", &["zero"]).errors,
+            vec![ModeParseError::BadLimit("zero".into())]
+        );
+    }
+
+    #[test]
+    fn masks_and_rendering() {
+        assert_eq!(normalize_mask("bob"), "bob!*@*");
+        assert_eq!(normalize_mask("*@10.0.0.1"), "*!*@10.0.0.1");
+        let parsed = parse("+m-l+b", &["bob"]);
+        assert_eq!(render(&parsed.changes), "+m-l+b bob!*@*");
+        let modes = RoomModes {
+            key: Some("pw".into()),
+            limit: Some(5),
+            ..RoomModes::default()
+        };
+        assert_eq!(modes.render(true), "+klnt pw 5");
+        assert_eq!(modes.render(false), "+klnt * 5");
+    }
+}

@@ -1,0 +1,211 @@
+//! The bounded outbound queue every connection has.
+//!
+//! The hub pushes without ever waiting: a push onto a full queue fails, the queue is closed with
+//! [`Closed::Overflow`], and the connection's writer drops the client with a clear reason. So a
+//! client that stops reading costs at most `capacity` queued items and never slows the room.
+//!
+//! The writer takes everything queued in one [`Outbox::next_batch`] call and writes it with
+//! one syscall: that is where writes coalesce. An idle connection's queue holds no allocation.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use super::event::Event;
+
+/// One item for a connection: a shared event, or a line already encoded for this connection.
+#[derive(Debug, Clone)]
+pub enum Out {
+    Event(Arc<Event>),
+    Line(Bytes),
+}
+
+/// Why a queue stopped accepting items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closed {
+    /// The client did not read fast enough and its queue filled up; what was queued is dropped.
+    Overflow,
+    /// The connection is being closed on purpose (quit, kill, shutdown); what was queued before
+    /// is still delivered, then the reason is shown.
+    Done(String),
+}
+
+/// Handle to one connection's queue; cheap to clone, shared by the hub and the connection.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: Mutex<State>,
+    /// Woken when the queue gets its first item or is closed.
+    ready: Notify,
+    /// Woken when the queue overflows, so a writer stuck on a full socket gives up at once.
+    overflow: Notify,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    queue: VecDeque<Out>,
+    closed: Option<Closed>,
+}
+
+impl Outbox {
+    /// A queue holding at most `capacity` items.
+    pub fn new(capacity: usize) -> Outbox {
+        Outbox {
+            inner: Arc::new(Inner {
+                state: Mutex::default(),
+                ready: Notify::new(),
+                overflow: Notify::new(),
+                capacity: capacity.max(1),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the queue inconsistent: take it anyway.
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues one item. Returns false if the queue was closed or has just overflowed.
+    pub fn push(&self, out: Out) -> bool {
+        let mut state = self.state();
+        if state.closed.is_some() {
+            return false;
+        }
+        if state.queue.len() >= self.inner.capacity {
+            state.queue = VecDeque::new();
+            state.closed = Some(Closed::Overflow);
+            drop(state);
+            self.inner.ready.notify_one();
+            self.inner.overflow.notify_one();
+            return false;
+        }
+        state.queue.push_back(out);
+        let first = state.queue.len() == 1;
+        drop(state);
+        if first {
+            self.inner.ready.notify_one();
+        }
+        true
+    }
+
+    /// Stops accepting items; the writer delivers what is queued, then closes with `reason`.
+    /// Has no effect on a queue that is already closed.
+    pub fn close(&self, reason: impl Into<String>) {
+        let mut state = self.state();
+        if state.closed.is_none() {
+            state.closed = Some(Closed::Done(reason.into()));
+        }
+        drop(state);
+        self.inner.ready.notify_one();
+    }
+
+    /// Is this queue closed (no more items will be accepted)?
+    pub fn is_closed(&self) -> bool {
+        self.state().closed.is_some()
+    }
+
+    /// Why the queue is closed, if it is.
+    pub fn closed(&self) -> Option<Closed> {
+        self.state().closed.clone()
+    }
+
+    /// Resolves once the queue has overflowed: the writer races its socket write against this.
+    pub async fn overflowed(&self) {
+        while self.state().closed != Some(Closed::Overflow) {
+            self.inner.overflow.notified().await;
+        }
+    }
+
+    /// Waits until something is queued or the queue is closed, then moves every queued item into
+    /// `batch` (which should be empty). Returns the close reason once the queue is closed and
+    /// everything before the close has been handed out.
+    pub async fn next_batch(&self, batch: &mut Vec<Out>) -> Option<Closed> {
+        loop {
+            {
+                let mut state = self.state();
+                if !state.queue.is_empty() {
+                    batch.extend(state.queue.drain(..));
+                    if state.queue.capacity() > 64 {
+                        // Give back the memory a burst grew; idle connections hold none.
+                        state.queue = VecDeque::new();
+                    }
+                    return None;
+                }
+                if let Some(closed) = &state.closed {
+                    return Some(closed.clone());
+                }
+            }
+            self.inner.ready.notified().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(s: &'static str) -> Out {
+        Out::Line(Bytes::from_static(s.as_bytes()))
+    }
+
+    #[tokio::test]
+    async fn batches_everything_queued() {
+        let outbox = Outbox::new(8);
+        assert!(outbox.push(line("a")));
+        assert!(outbox.push(line("b")));
+        let mut batch = Vec::new();
+        assert_eq!(outbox.next_batch(&mut batch).await, None);
+        assert_eq!(batch.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn overflow_closes_and_drops_the_backlog() {
+        let outbox = Outbox::new(2);
+        assert!(outbox.push(line("a")));
+        assert!(outbox.push(line("b")));
+        assert!(!outbox.push(line("c")));
+        assert!(!outbox.push(line("d")));
+        let mut batch = Vec::new();
+        assert_eq!(outbox.next_batch(&mut batch).await, Some(Closed::Overflow));
+        assert!(batch.is_empty());
+    }
+
+    #[tokio::test]
+    async fn close_delivers_what_was_queued_first() {
+        let outbox = Outbox::new(8);
+        outbox.push(line("bye"));
+        outbox.close("shutting down");
+        assert!(!outbox.push(line("late")));
+        let mut batch = Vec::new();
+        assert_eq!(outbox.next_batch(&mut batch).await, None);
+        assert_eq!(batch.len(), 1);
+        batch.clear();
+        assert_eq!(
+            outbox.next_batch(&mut batch).await,
+            Some(Closed::Done("shutting down".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_waiting_writer_wakes_on_push() {
+        let outbox = Outbox::new(8);
+        let writer = {
+            let outbox = outbox.clone();
+            tokio::spawn(async move {
+                let mut batch = Vec::new();
+                outbox.next_batch(&mut batch).await;
+                batch.len()
+            })
+        };
+        tokio::task::yield_now().await;
+        outbox.push(line("x"));
+        assert_eq!(writer.await.unwrap(), 1);
+    }
+}

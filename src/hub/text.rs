@@ -1,0 +1,220 @@
+//! Names and text: case folding, nick and room validation, and the sanitiser that keeps one
+//! user's control characters and escape sequences away from everyone else's terminal.
+
+/// Folds a nick or room name for comparison (`CASEMAPPING=ascii`): `Bob` and `bob` are one nick.
+pub fn fold(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+/// Longest nick accepted (advertised to IRC clients as `NICKLEN`).
+pub const NICK_LEN: usize = 30;
+/// Longest room name accepted, `#` included (`CHANNELLEN`).
+pub const ROOM_LEN: usize = 50;
+/// Longest topic accepted (`TOPICLEN`).
+pub const TOPIC_LEN: usize = 390;
+
+/// Characters IRC allows in nicks besides letters and digits.
+const NICK_SPECIALS: &str = "[]\\`_^{|}";
+
+/// A nick is 1..=30 characters: a letter or one of ``[]\`_^{|}`` first, then letters, digits,
+/// those specials or `-`. This is what every IRC client accepts, so plain-text nicks follow it too.
+pub fn valid_nick(nick: &str) -> bool {
+    let mut chars = nick.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    nick.len() <= NICK_LEN
+        && (first.is_ascii_alphabetic() || NICK_SPECIALS.contains(first))
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || NICK_SPECIALS.contains(c))
+}
+
+/// A room name starts with `#`, is at most 50 bytes, and has no space, comma, colon-free
+/// restrictions beyond IRC's: no space, no comma, no BEL, no control characters.
+pub fn valid_room(name: &str) -> bool {
+    name.len() > 1
+        && name.len() <= ROOM_LEN
+        && name.starts_with('#')
+        && !name.chars().any(|c| c == ' ' || c == ',' || c.is_control())
+}
+
+/// IRC formatting codes (bold, colour, reset, reverse, italic, strike, underline) and the CTCP
+/// delimiter. They are harmless to terminals, so IRC users keep them; plain-text output drops them.
+pub const IRC_FORMATTING: &[char] = &[
+    '\x01', '\x02', '\x03', '\x0f', '\x16', '\x1d', '\x1e', '\x1f',
+];
+
+/// Cleans text a user sent before anyone else sees it: ANSI/VT escape sequences are removed
+/// whole (CSI, OSC and two-byte escapes), every other control character except IRC formatting
+/// codes becomes nothing, tabs become spaces. What remains is safe to print on a terminal.
+pub fn sanitize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' | '\u{9b}' | '\u{9d}' => skip_escape(c, &mut chars),
+            '\t' => out.push(' '),
+            c if IRC_FORMATTING.contains(&c) => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Consumes the rest of an escape sequence that began with `start` (ESC, CSI or OSC).
+fn skip_escape(start: char, chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    let kind = match start {
+        '\x1b' => match chars.next() {
+            Some('[') => '[',
+            Some(']') | Some('P') | Some('_') | Some('^') => ']',
+            // A two-character escape such as `ESC c` (reset): the one character is gone.
+            _ => return,
+        },
+        '\u{9b}' => '[',
+        _ => ']',
+    };
+    if kind == '[' {
+        // CSI: parameter and intermediate bytes, then one final byte in 0x40..=0x7e.
+        for c in chars.by_ref() {
+            if ('\x40'..='\x7e').contains(&c) {
+                return;
+            }
+        }
+    } else {
+        // OSC/DCS/APC/PM: runs until BEL or ST (`ESC \`).
+        while let Some(c) = chars.next() {
+            if c == '\x07' || c == '\u{9c}' {
+                return;
+            }
+            if c == '\x1b' {
+                chars.next_if_eq(&'\\');
+                return;
+            }
+        }
+    }
+}
+
+/// Drops IRC formatting codes, for output to plain-text terminals.
+pub fn strip_formatting(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains(IRC_FORMATTING) {
+        let mut out = String::with_capacity(text.len());
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\x03' {
+                // Colour code: up to two digits, optionally `,` and two more.
+                skip_digits(&mut chars);
+                if chars.peek() == Some(&',') {
+                    chars.next();
+                    skip_digits(&mut chars);
+                }
+            } else if !IRC_FORMATTING.contains(&c) {
+                out.push(c);
+            }
+        }
+        out.into()
+    } else {
+        text.into()
+    }
+}
+
+fn skip_digits(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    for _ in 0..2 {
+        if chars.next_if(|c| c.is_ascii_digit()).is_none() {
+            return;
+        }
+    }
+}
+
+/// Does `text` match the IRC wildcard `mask` (`*` any run, `?` one character), ignoring ASCII case?
+pub fn wildcard_match(mask: &str, text: &str) -> bool {
+    let (m, t): (Vec<char>, Vec<char>) = (
+        mask.to_ascii_lowercase().chars().collect(),
+        text.to_ascii_lowercase().chars().collect(),
+    );
+    let (mut mi, mut ti) = (0, 0);
+    let mut backtrack: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if mi < m.len() && (m[mi] == '?' || m[mi] == t[ti]) {
+            mi += 1;
+            ti += 1;
+        } else if mi < m.len() && m[mi] == '*' {
+            backtrack = Some((mi, ti));
+            mi += 1;
+        } else if let Some((bm, bt)) = backtrack {
+            mi = bm + 1;
+            ti = bt + 1;
+            backtrack = Some((bm, bt + 1));
+        } else {
+            return false;
+        }
+    }
+    m[mi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nicks() {
+        assert!(valid_nick("bob"));
+        assert!(valid_nick("guest-7"));
+        assert!(valid_nick("[away]_x"));
+        assert!(!valid_nick("7up"));
+        assert!(!valid_nick("-dash"));
+        assert!(!valid_nick("has space"));
+        assert!(!valid_nick(""));
+        assert!(!valid_nick(&"a".repeat(31)));
+        assert!(valid_nick(&"a".repeat(30)));
+    }
+
+    #[test]
+    fn rooms() {
+        assert!(valid_room("#lobby"));
+        assert!(!valid_room("lobby"));
+        assert!(!valid_room("#"));
+        assert!(!valid_room("#a,b"));
+        assert!(!valid_room("#a b"));
+        assert!(!valid_room("#a\x07"));
+    }
+
+    #[test]
+    fn escapes_are_removed_whole() {
+        assert_eq!(sanitize("a\x1b[2J\x1b[31mred\x1b[0m"), "ared");
+        assert_eq!(sanitize("t\x1b]0;pwned\x07itle"), "title");
+        assert_eq!(sanitize("t\x1b]0;pwned\x1b\\itle"), "title");
+        assert_eq!(sanitize("bell\x07 back\x08space\r"), "bell backspace");
+        assert_eq!(sanitize("c1\u{9b}31mx"), "c1x");
+        assert_eq!(sanitize("\x02bold\x02 \x0304red"), "\x02bold\x02 \x0304red");
+        assert_eq!(sanitize("tab\there"), "tab here");
+        assert_eq!(sanitize("¿qué tal? 🎉"), "¿qué tal? 🎉");
+    }
+
+    #[test]
+    fn formatting_is_stripped_for_terminals() {
+        assert_eq!(
+            strip_formatting("\x02bold\x02 \x0304,12red\x0f!"),
+            "bold red!"
+        );
+        assert_eq!(strip_formatting("\x033x"), "x");
+        assert_eq!(strip_formatting("plain"), "plain");
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard_match("*!*@127.0.0.1", "bob!~b@127.0.0.1"));
+        assert!(wildcard_match("B?b!*", "bob!x@y"));
+        assert!(!wildcard_match("*!*@10.*", "bob!x@127.0.0.1"));
+        assert!(wildcard_match("*", ""));
+        assert!(wildcard_match("a*b*c", "axxbyyc"));
+        assert!(!wildcard_match("a*b*c", "axxbyy"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn sanitized_text_has_no_terminal_controls(s in "\\PC*|[\\x00-\\x1f\\x7f-\\x9f a-z\\[\\]]*") {
+            let clean = sanitize(&s);
+            proptest::prop_assert!(!clean.chars().any(|c| c.is_control() && !IRC_FORMATTING.contains(&c)));
+        }
+    }
+}

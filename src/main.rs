@@ -1,0 +1,160 @@
+//! The `charla` command: `serve`, `connect`. Errors become a one-line message and exit code 1.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use charla::server::limits::FloodLimit;
+use charla::server::{Config, Limits, Server};
+
+/// Self-hosted group chat. One server, one port; nc, the original lab client and charla connect
+/// all join the same rooms.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a chat server (default: every interface, port 1313, data in ./charla-data).
+    ///
+    /// Join it with `nc HOST 1313`, `charla connect HOST 1313`, or the original lab client.
+    Serve(ServeArgs),
+    /// Join a chat server from this terminal: type lines to talk, /help for commands.
+    Connect {
+        /// Server name or address.
+        host: String,
+        /// Server port.
+        #[arg(default_value_t = 1313)]
+        port: u16,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on, as in the original `c_server.py 0.0.0.0 1313`.
+    host: Option<IpAddr>,
+    /// Port to listen on.
+    port: Option<u16>,
+    /// Also listen on ADDR:PORT (repeatable; IPv6 as [::]:1313).
+    #[arg(long = "listen", value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+    /// Where history and state are kept; created if missing.
+    #[arg(long, value_name = "DIR", default_value = "charla-data")]
+    data_dir: PathBuf,
+    /// Longest plain-text line accepted, in bytes; longer lines are refused with an error.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_line)]
+    max_line: usize,
+    /// Most connections at once (0 = no cap).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_conns)]
+    max_conns: usize,
+    /// Most connections from one IP address (0 = no cap).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_conns_per_ip)]
+    max_conns_per_ip: usize,
+    /// Lines per second each client may send, as RATE or RATE/BURST; `off` disables flood control.
+    #[arg(long, value_name = "RATE[/BURST]|off", default_value = "10/30", value_parser = parse_flood)]
+    flood_limit: Flood,
+    /// Messages queued for a client before it is dropped as too slow a reader.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().sendq)]
+    sendq: usize,
+    /// A server operator as NAME:PASSWORD (repeatable); operators may /kill.
+    #[arg(long, value_name = "NAME:PASSWORD", value_parser = parse_oper)]
+    oper: Vec<(String, String)>,
+}
+
+#[derive(Clone, Copy)]
+struct Flood(Option<FloodLimit>);
+
+fn parse_flood(s: &str) -> Result<Flood, String> {
+    if s.eq_ignore_ascii_case("off") {
+        Ok(Flood(None))
+    } else {
+        s.parse().map(|l| Flood(Some(l)))
+    }
+}
+
+fn parse_oper(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((name, password)) if !name.is_empty() && !password.is_empty() => {
+            Ok((name.into(), password.into()))
+        }
+        _ => Err(format!("'{s}' is not NAME:PASSWORD")),
+    }
+}
+
+impl ServeArgs {
+    fn config(self) -> Config {
+        let mut listen = self.listen;
+        if listen.is_empty() || self.host.is_some() || self.port.is_some() {
+            let host = self.host.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            listen.insert(0, SocketAddr::new(host, self.port.unwrap_or(1313)));
+        }
+        let limits = Limits {
+            max_line: self.max_line,
+            max_conns: self.max_conns,
+            max_conns_per_ip: self.max_conns_per_ip,
+            flood: self.flood_limit.0,
+            sendq: self.sendq,
+            ..Limits::default()
+        };
+        let hub = charla::hub::HubConfig {
+            opers: self.oper.into_iter().collect(),
+        };
+        Config {
+            listen,
+            data_dir: self.data_dir,
+            limits,
+            hub,
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Serve(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            runtime.block_on(serve(args.config()))
+        }
+        Command::Connect { host, port } => Ok(runtime.block_on(charla::client::run(&host, port))?),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let server = Server::bind(config).await?;
+    for addr in server.local_addrs() {
+        let shown = if addr.ip().is_unspecified() {
+            SocketAddr::new([127, 0, 0, 1].into(), addr.port())
+        } else {
+            addr
+        };
+        let (host, port) = (shown.ip(), shown.port());
+        println!("charla listening on {addr}");
+        println!(
+            "  join with:  nc {host} {port}   |   charla connect {host} {port}   |   any IRC client: {host}/{port}"
+        );
+    }
+    server.run(shutdown_signal()).await;
+    println!("charla stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}

@@ -1,0 +1,566 @@
+//! The plain-text protocol: what `nc`, `telnet` and the original lab client speak.
+//!
+//! A line is said to the user's room; a line starting with `/` is a command (`//` sends a line
+//! that starts with `/`). Output is for a human at a terminal: `<nick> text`, `* notices`,
+//! `error: …` with a hint. A plain-text user is in one room at a time (`/join` moves them), so
+//! every line they see belongs to the room they are typing into.
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+
+use crate::hub::event::FORMATS;
+use crate::hub::modes::{self, ModeChange, RoomMode};
+use crate::hub::text::strip_formatting;
+use crate::hub::{
+    self, Closed, ConnId, Event, EventKind, HubError, LOBBY, MsgKind, Out, Outbox, Registration,
+    Target,
+};
+use crate::server::conn::{Conn, Render};
+use crate::server::lines::Line;
+
+/// The greeting of the original lab server, kept word for word.
+pub const WELCOME: &str = "Welcome to the chatroom!";
+
+/// The cache slot of plain-text renderings in [`Event::encoded`].
+const FORMAT: usize = FORMATS - 1;
+
+const HELP: &str = "\
+commands:
+  /nick NAME            change your nick
+  /join #ROOM [KEY]     move to a room (created if new)
+  /part [REASON]        leave your room (back to #lobby)
+  /rooms                list rooms
+  /who [#ROOM]          list who is in your room (or another)
+  /msg NICK TEXT        private message
+  /me TEXT              action (* you TEXT)
+  /topic [TEXT]         show or set the room topic
+  /away [MESSAGE]       mark yourself away (no message: back)
+  /invite NICK          invite someone to your room
+  /kick NICK [REASON]   remove someone (room operators)
+  /ban MASK, /unban MASK, /op NICK, /deop NICK, /voice NICK, /devoice NICK
+  /mode [+i|+m|+k KEY|+l N|...]  show or change room modes (operators)
+  /quit [REASON]        leave
+  //TEXT                say a line that starts with /";
+
+/// Runs a plain-text session until the client leaves or the server closes it.
+pub async fn run(mut conn: Conn) {
+    let shared = conn.shared.clone();
+    let outbox = Outbox::new(shared.limits.sendq);
+    let registration = Registration {
+        nick: None,
+        user: "plain".into(),
+        host: conn.peer.ip().to_string(),
+        realname: "plain-text client".into(),
+        protocol: "plain",
+        outbox: outbox.clone(),
+    };
+    let registered = hub::lock(&shared.hub).register(registration);
+    let (id, nick) = match registered {
+        Ok(registered) => registered,
+        Err(e) => {
+            outbox.push(Out::Line(Bytes::from(format!("error: {e}\n"))));
+            outbox.close(e.to_string());
+            let _ = conn.start_writer(outbox, PlainRender { me: 0 }).await;
+            return;
+        }
+    };
+    tracing::info!("{} connected as {nick}", conn.peer);
+    let mut writer = conn.start_writer(outbox.clone(), PlainRender { me: id });
+    let session = Session {
+        id,
+        hub: &shared.hub,
+        outbox: &outbox,
+    };
+    session.reply(format!(
+        "{WELCOME}\nYou are {nick} in {LOBBY}. Type to talk; /help lists commands."
+    ));
+    session.join(LOBBY, None);
+
+    let mut writer_done = false;
+    let reason = loop {
+        tokio::select! {
+            line = conn.next_line() => match line {
+                Some(Line::Text(text)) => {
+                    if let Some(reason) = session.handle(&text) {
+                        break reason;
+                    }
+                }
+                Some(Line::TooLong) => session.error(format!(
+                    "line too long (over {} bytes); it was not sent. Split it into shorter lines.",
+                    shared.limits.max_line
+                )),
+                None => break "Connection closed".into(),
+            },
+            _ = &mut writer => {
+                writer_done = true;
+                break match outbox.closed() {
+                    Some(Closed::Overflow) => "SendQ exceeded (not reading fast enough)".into(),
+                    _ => "Connection lost".into(),
+                };
+            }
+        }
+    };
+    tracing::info!(
+        "{} ({}) left: {reason}",
+        conn.peer,
+        hub::lock(&shared.hub).nick(id)
+    );
+    hub::lock(&shared.hub).quit(id, &reason);
+    outbox.close(reason);
+    if !writer_done {
+        let _ = writer.await;
+    }
+}
+
+/// One plain-text user's command handling.
+struct Session<'a> {
+    id: ConnId,
+    hub: &'a hub::SharedHub,
+    outbox: &'a Outbox,
+}
+
+impl Session<'_> {
+    fn reply(&self, text: impl Into<String>) {
+        let mut text = text.into();
+        text.push('\n');
+        self.outbox.push(Out::Line(Bytes::from(text)));
+    }
+
+    fn error(&self, text: impl std::fmt::Display) {
+        self.reply(format!("error: {text}"));
+    }
+
+    /// The room this user is in (plain-text users are in at most one).
+    fn room(&self) -> Option<String> {
+        hub::lock(self.hub).rooms_of(self.id).into_iter().next()
+    }
+
+    /// Handles one line; returns the quit reason when the user leaves.
+    fn handle(&self, line: &str) -> Option<String> {
+        let Some(command) = line.strip_prefix('/').filter(|c| !c.starts_with('/')) else {
+            let text = line.strip_prefix('/').unwrap_or(line);
+            if !text.trim().is_empty() {
+                self.say_in_room(MsgKind::Privmsg, text);
+            }
+            return None;
+        };
+        let (name, rest) = command.split_once(' ').unwrap_or((command, ""));
+        let rest = rest.trim();
+        let mut args = rest.split_whitespace();
+        match name.to_ascii_lowercase().as_str() {
+            "quit" | "exit" => return Some(if rest.is_empty() { "Quit".into() } else { format!("Quit: {rest}") }),
+            "help" => self.reply(HELP),
+            "nick" => match args.next() {
+                Some(nick) => self.nick(nick),
+                None => self.usage("/nick NAME"),
+            },
+            "join" => match args.next() {
+                Some(room) => self.join(&room_name(room), args.next()),
+                None => self.usage("/join #ROOM [KEY]"),
+            },
+            "part" | "leave" => self.part(rest),
+            "rooms" | "list" => self.rooms(),
+            "who" | "names" => self.who(args.next().map(room_name)),
+            "msg" | "query" => match rest.split_once(' ') {
+                Some((to, text)) => self.say(to, MsgKind::Privmsg, text),
+                None => self.usage("/msg NICK TEXT"),
+            },
+            "me" => self.say_in_room(MsgKind::Action, rest),
+            "topic" => self.topic(rest),
+            "away" => {
+                let away = hub::lock(self.hub).set_away(self.id, Some(rest));
+                self.reply(if away { "You are marked away." } else { "You are back." });
+            }
+            "invite" => match args.next() {
+                Some(nick) => self.invite(nick, args.next().map(room_name)),
+                None => self.usage("/invite NICK [#ROOM]"),
+            },
+            "kick" => match rest.split_once(' ').unwrap_or((rest, "")) {
+                ("", _) => self.usage("/kick NICK [REASON]"),
+                (nick, reason) => self.in_room(|hub, id, room| hub.kick(id, room, nick, reason.trim())),
+            },
+            "ban" | "unban" | "op" | "deop" | "voice" | "devoice" => match args.next() {
+                Some(arg) => self.mode_shortcut(name, arg),
+                None => self.usage(&format!("/{name} {}", if name.ends_with("ban") { "MASK" } else { "NICK" })),
+            },
+            "mode" => self.mode(&args.collect::<Vec<_>>()),
+            "oper" => match (args.next(), args.next()) {
+                (Some(name), Some(password)) => match hub::lock(self.hub).oper(self.id, name, password) {
+                    Ok(()) => self.reply("You are now a server operator."),
+                    Err(e) => self.error(e),
+                },
+                _ => self.usage("/oper NAME PASSWORD"),
+            },
+            "kill" => match rest.split_once(' ').unwrap_or((rest, "")) {
+                ("", _) => self.usage("/kill NICK [REASON]"),
+                (nick, reason) => {
+                    if let Err(e) = hub::lock(self.hub).kill(self.id, nick, reason.trim()) {
+                        self.error(e);
+                    }
+                }
+            },
+            _ => self.error(format!("unknown command /{name}; /help lists the commands (start a line with // to say it as text)")),
+        }
+        None
+    }
+
+    fn usage(&self, usage: &str) {
+        self.error(format!("usage: {usage}"));
+    }
+
+    /// Runs `f` on the user's room, or explains that they are in none.
+    fn in_room(&self, f: impl FnOnce(&mut hub::Hub, ConnId, &str) -> Result<(), HubError>) {
+        match self.room() {
+            Some(room) => {
+                if let Err(e) = f(&mut hub::lock(self.hub), self.id, &room) {
+                    self.error(e);
+                }
+            }
+            None => self.error(format!("you are in no room; /join {LOBBY}")),
+        }
+    }
+
+    fn say_in_room(&self, kind: MsgKind, text: &str) {
+        match self.room() {
+            Some(room) => self.say(&room, kind, text),
+            None => self.error(format!(
+                "you are in no room, so no one hears you; /join {LOBBY}"
+            )),
+        }
+    }
+
+    fn say(&self, target: &str, kind: MsgKind, text: &str) {
+        let said = hub::lock(self.hub).say(self.id, target, kind, text);
+        match said {
+            Ok(said) => {
+                if let EventKind::Message {
+                    target: Target::User(nick),
+                    text,
+                    ..
+                } = &said.event.kind
+                {
+                    self.reply(format!("[private] to {nick}: {}", strip_formatting(text)));
+                }
+                if let Some(away) = said.away {
+                    self.reply(format!("* {target} is away: {away}"));
+                }
+            }
+            Err(e) => self.error(e),
+        }
+    }
+
+    fn nick(&self, nick: &str) {
+        match hub::lock(self.hub).set_nick(self.id, nick) {
+            Ok(_) => self.reply(format!("You are now known as {nick}.")),
+            Err(e) => self.error(e),
+        }
+    }
+
+    /// Moves to `room`: joins it, then leaves the previous one.
+    fn join(&self, room: &str, key: Option<&str>) {
+        let mut hub = hub::lock(self.hub);
+        let previous = hub.rooms_of(self.id);
+        match hub.join(self.id, room, key) {
+            Ok(Some(joined)) => {
+                for old in previous {
+                    let _ = hub.part(self.id, &old, &format!("moved to {}", joined.room));
+                }
+                let info = hub.room_info(self.id, &joined.room);
+                drop(hub);
+                let mut text = format!("You are now in {}", joined.room);
+                if let Ok(info) = info {
+                    let others: Vec<_> = info
+                        .members
+                        .iter()
+                        .filter(|m| m.info.id != self.id)
+                        .map(|m| m.info.nick.as_str())
+                        .collect();
+                    if others.is_empty() {
+                        text.push_str(" (no one else is here yet).");
+                    } else {
+                        let _ = write!(text, " with {}.", others.join(", "));
+                    }
+                }
+                if let Some(topic) = joined.topic {
+                    let _ = write!(text, "\nTopic: {}", strip_formatting(&topic.text));
+                }
+                self.reply(text);
+            }
+            Ok(None) => self.reply(format!("You are already in {room}.")),
+            Err(e) => self.error(e),
+        }
+    }
+
+    fn part(&self, reason: &str) {
+        match self.room() {
+            Some(room) if room.eq_ignore_ascii_case(LOBBY) => {
+                self.error(format!(
+                    "you are in {LOBBY}, the room everyone starts in; /join #ROOM to go elsewhere"
+                ));
+            }
+            Some(room) => {
+                let _ = hub::lock(self.hub).part(self.id, &room, reason);
+                self.reply(format!("You left {room}."));
+                self.join(LOBBY, None);
+            }
+            None => self.join(LOBBY, None),
+        }
+    }
+
+    fn rooms(&self) {
+        let rooms = hub::lock(self.hub).list_rooms(self.id);
+        let mut text = format!("{} room(s):", rooms.len());
+        for room in rooms {
+            let _ = write!(text, "\n  {} ({} here)", room.name, room.members);
+            if let Some(topic) = room.topic {
+                let _ = write!(text, ": {}", strip_formatting(&topic));
+            }
+        }
+        self.reply(text);
+    }
+
+    fn who(&self, room: Option<String>) {
+        let Some(room) = room.or_else(|| self.room()) else {
+            return self.error(format!("you are in no room; /who #ROOM or /join {LOBBY}"));
+        };
+        match hub::lock(self.hub).room_info(self.id, &room) {
+            Ok(info) => {
+                let names: Vec<String> = info
+                    .members
+                    .iter()
+                    .map(|m| {
+                        let mut name = format!("{}{}", m.status.prefixes(false), m.info.nick);
+                        if m.info.away.is_some() {
+                            name.push_str(" (away)");
+                        }
+                        name
+                    })
+                    .collect();
+                self.reply(format!(
+                    "{} in {}: {}",
+                    names.len(),
+                    info.name,
+                    names.join(", ")
+                ));
+            }
+            Err(e) => self.error(e),
+        }
+    }
+
+    fn topic(&self, text: &str) {
+        let Some(room) = self.room() else {
+            return self.error(format!("you are in no room; /join {LOBBY}"));
+        };
+        let result = hub::lock(self.hub).topic(self.id, &room, (!text.is_empty()).then_some(text));
+        match result {
+            Ok(Some(topic)) if text.is_empty() => {
+                self.reply(format!(
+                    "Topic of {room}: {} (set by {})",
+                    strip_formatting(&topic.text),
+                    topic.set_by
+                ));
+            }
+            Ok(None) if text.is_empty() => {
+                self.reply(format!("{room} has no topic; /topic TEXT sets one."))
+            }
+            Ok(_) => self.reply(format!("Topic of {room} set.")),
+            Err(e) => self.error(e),
+        }
+    }
+
+    fn invite(&self, nick: &str, room: Option<String>) {
+        let Some(room) = room.or_else(|| self.room()) else {
+            return self.error("you are in no room");
+        };
+        match hub::lock(self.hub).invite(self.id, nick, &room) {
+            Ok(nick) => self.reply(format!("Invited {nick} to {room}.")),
+            Err(e) => self.error(e),
+        }
+    }
+
+    /// `/op bob` and friends: one mode change on the user's room.
+    fn mode_shortcut(&self, command: &str, arg: &str) {
+        let mode = match command {
+            "ban" | "unban" => RoomMode::Ban(modes::normalize_mask(arg)),
+            "op" | "deop" => RoomMode::Op(arg.into()),
+            _ => RoomMode::Voice(arg.into()),
+        };
+        let add = !command.starts_with("de") && command != "unban";
+        self.apply_modes(vec![ModeChange { add, mode }]);
+    }
+
+    /// `/mode` shows the room's modes; `/mode +m`, `/mode +k key` … change them.
+    fn mode(&self, args: &[&str]) {
+        let Some(room) = self.room() else {
+            return self.error("you are in no room");
+        };
+        let Some((flags, rest)) = args.split_first() else {
+            let info = hub::lock(self.hub).room_info(self.id, &room);
+            return match info {
+                Ok(info) => self.reply(format!("Modes of {room}: {}", info.modes.render(true))),
+                Err(e) => self.error(e),
+            };
+        };
+        let parsed = modes::parse(flags, rest);
+        if parsed.list_bans {
+            match hub::lock(self.hub).bans(&room) {
+                Ok(bans) if bans.is_empty() => self.reply(format!("No bans in {room}.")),
+                Ok(bans) => {
+                    let masks: Vec<_> = bans
+                        .iter()
+                        .map(|b| format!("{} (by {})", b.mask, b.set_by))
+                        .collect();
+                    self.reply(format!("Bans in {room}: {}", masks.join(", ")));
+                }
+                Err(e) => self.error(e),
+            }
+        }
+        for error in parsed.errors {
+            self.error(match error {
+                modes::ModeParseError::Unknown(c) => HubError::UnknownMode(c),
+                modes::ModeParseError::MissingArg(c) => HubError::ModeNeedsArg(c),
+                modes::ModeParseError::BadLimit(a) => HubError::BadLimit(a),
+            });
+        }
+        if !parsed.changes.is_empty() {
+            self.apply_modes(parsed.changes);
+        }
+    }
+
+    fn apply_modes(&self, changes: Vec<ModeChange>) {
+        let Some(room) = self.room() else {
+            return self.error("you are in no room");
+        };
+        let result = hub::lock(self.hub).set_modes(self.id, &room, changes);
+        match result {
+            Ok(result) => {
+                for e in result.errors {
+                    self.error(e);
+                }
+                if !result.applied.is_empty() {
+                    self.reply(format!(
+                        "Mode {} set on {room}.",
+                        modes::render(&result.applied)
+                    ));
+                }
+            }
+            Err(e) => self.error(e),
+        }
+    }
+}
+
+/// `lobby` → `#lobby`: plain-text users may leave out the `#`.
+fn room_name(name: &str) -> String {
+    if name.starts_with('#') {
+        name.into()
+    } else {
+        format!("#{name}")
+    }
+}
+
+/// Renders events for one plain-text user. Events the user caused are skipped: the session
+/// already answered them in the user's own words ("You are now known as …").
+pub struct PlainRender {
+    pub me: ConnId,
+}
+
+impl Render for PlainRender {
+    fn event(&self, event: &Event, out: &mut Vec<u8>) {
+        if event.actor().id == self.me {
+            return;
+        }
+        match &event.kind {
+            EventKind::Kick {
+                who,
+                room,
+                target_id,
+                reason,
+                ..
+            } if *target_id == self.me => {
+                let line = format!(
+                    "* {} removed you from {room} ({reason}); /join {LOBBY} to go on chatting\n",
+                    who.nick
+                );
+                out.extend_from_slice(line.as_bytes());
+            }
+            _ => out.extend_from_slice(&event.encoded(FORMAT, render)),
+        }
+    }
+
+    fn closing(&self, why: &Closed) -> Vec<u8> {
+        match why {
+            Closed::Overflow => {
+                b"*** disconnected: you were not reading fast enough and your queue filled up\n"
+                    .to_vec()
+            }
+            Closed::Done(reason) => format!("*** disconnected: {reason}\n").into_bytes(),
+        }
+    }
+}
+
+/// An event as one line for a terminal. IRC formatting codes are dropped; the text was already
+/// sanitised by the hub, so no control characters remain.
+fn render(event: &Event) -> Bytes {
+    let line = match &event.kind {
+        EventKind::Message {
+            from,
+            target,
+            kind,
+            text,
+        } => {
+            let text = strip_formatting(text);
+            let private = if matches!(target, Target::User(_)) {
+                "[private] "
+            } else {
+                ""
+            };
+            match kind {
+                MsgKind::Privmsg => format!("{private}<{}> {text}", from.nick),
+                MsgKind::Action => format!("{private}* {} {text}", from.nick),
+                MsgKind::Notice => format!("{private}-{}- {text}", from.nick),
+            }
+        }
+        EventKind::Join { who, room, .. } => format!("* {} joined {room}", who.nick),
+        EventKind::Part { who, room, reason } => {
+            with_reason(format!("* {} left {room}", who.nick), reason)
+        }
+        EventKind::Quit { who, reason } => with_reason(format!("* {} quit", who.nick), reason),
+        EventKind::Nick { who, new } => format!("* {} is now known as {new}", who.nick),
+        EventKind::Topic { who, room, text } if text.is_empty() => {
+            format!("* {} cleared the topic of {room}", who.nick)
+        }
+        EventKind::Topic { who, room, text } => {
+            format!(
+                "* {} set the topic of {room}: {}",
+                who.nick,
+                strip_formatting(text)
+            )
+        }
+        EventKind::Kick {
+            who,
+            room,
+            target,
+            reason,
+            ..
+        } => with_reason(
+            format!("* {} removed {target} from {room}", who.nick),
+            reason,
+        ),
+        EventKind::Mode { who, room, changes } => {
+            format!("* {} set mode {changes} on {room}", who.nick)
+        }
+        EventKind::Invite { who, room, .. } => format!(
+            "* {} invites you to {room}; /join {room} to accept",
+            who.nick
+        ),
+    };
+    Bytes::from(line + "\n")
+}
+
+fn with_reason(mut line: String, reason: &str) -> String {
+    if !reason.is_empty() {
+        let _ = write!(line, " ({})", strip_formatting(reason));
+    }
+    line
+}

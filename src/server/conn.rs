@@ -1,0 +1,137 @@
+//! One client connection: sniffing its protocol from the first bytes, reading its lines under
+//! the length and flood limits, and the writer task that drains its [`Outbox`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::task::JoinHandle;
+
+use super::Shared;
+use super::limits::{ConnPermit, TokenBucket};
+use super::lines::{Line, LineReader};
+use crate::hub::{Closed, Event, Out, Outbox};
+
+/// The read side of a connection, whatever carries it (TCP now; TLS or WebSocket later).
+pub type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
+/// The write side of a connection.
+pub type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// How many bytes are enough to recognise a protocol by its first word.
+const SNIFF_LEN: usize = 5;
+
+/// How a protocol turns queued events into bytes for one connection.
+pub trait Render: Send + 'static {
+    /// Appends `event` as this connection should see it (possibly nothing).
+    fn event(&self, event: &Event, out: &mut Vec<u8>);
+    /// The last words before the connection closes.
+    fn closing(&self, why: &Closed) -> Vec<u8>;
+}
+
+/// A connection after sniffing: the reader, the not-yet-started writer, and the server's state.
+pub struct Conn {
+    pub peer: SocketAddr,
+    pub shared: Arc<Shared>,
+    reader: BoxRead,
+    lines: LineReader,
+    flood: Option<TokenBucket>,
+    writer: Option<BoxWrite>,
+    _permit: ConnPermit,
+}
+
+impl Conn {
+    /// Reads the first bytes (waiting up to the sniff timeout for a silent client) so the caller
+    /// can tell the protocol. The bytes read are kept for the session's line reader.
+    pub async fn sniff(
+        mut reader: BoxRead,
+        writer: BoxWrite,
+        peer: SocketAddr,
+        shared: Arc<Shared>,
+        permit: ConnPermit,
+    ) -> std::io::Result<(Vec<u8>, Conn)> {
+        let mut first = Vec::new();
+        let deadline = tokio::time::Instant::now() + shared.limits.sniff_timeout;
+        let mut chunk = [0u8; 512];
+        while first.len() < SNIFF_LEN && !first.contains(&b'\n') {
+            match tokio::time::timeout_at(deadline, reader.read(&mut chunk)).await {
+                Ok(Ok(0)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(Ok(n)) => first.extend_from_slice(&chunk[..n]),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => break,
+            }
+        }
+        let limits = &shared.limits;
+        let conn = Conn {
+            peer,
+            lines: LineReader::new(limits.max_line, &first),
+            flood: limits.flood.map(TokenBucket::new),
+            reader,
+            writer: Some(writer),
+            _permit: permit,
+            shared,
+        };
+        Ok((first, conn))
+    }
+
+    /// The next line from the client, paced by the flood limit; `None` when the client is gone.
+    pub async fn next_line(&mut self) -> Option<Line> {
+        let line = self.lines.next(&mut self.reader).await.ok()??;
+        if let Some(bucket) = &mut self.flood {
+            let wait = bucket.take();
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        Some(line)
+    }
+
+    /// Starts the task that writes this connection's queue to its socket. Call once.
+    pub fn start_writer(&mut self, outbox: Outbox, render: impl Render) -> JoinHandle<()> {
+        let writer = self.writer.take().expect("start_writer is called once");
+        tokio::spawn(write_loop(writer, outbox, render))
+    }
+}
+
+/// How long the last words of a closing connection may take to write.
+const CLOSING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Drains the outbox: everything queued is rendered into one buffer and written with one call.
+/// Stops when the queue closes (after writing the reason), on a write error, or at once when the
+/// queue overflows while a write to a client that does not read is pending.
+async fn write_loop(mut writer: BoxWrite, outbox: Outbox, render: impl Render) {
+    let mut batch = Vec::new();
+    let mut buf = Vec::new();
+    loop {
+        let closed = outbox.next_batch(&mut batch).await;
+        for out in batch.drain(..) {
+            match out {
+                Out::Line(bytes) => buf.extend_from_slice(&bytes),
+                Out::Event(event) => render.event(&event, &mut buf),
+            }
+        }
+        if !buf.is_empty() {
+            tokio::select! {
+                written = writer.write_all(&buf) => if written.is_err() { return },
+                () = outbox.overflowed() => {
+                    // The socket is full and so is the queue: the client is not reading.
+                    let _ = writer.shutdown().await;
+                    return;
+                }
+            }
+            buf.clear();
+            if buf.capacity() > 64 * 1024 {
+                buf = Vec::new();
+            }
+        }
+        if let Some(why) = closed {
+            let last = render.closing(&why);
+            let _ = tokio::time::timeout(CLOSING_TIMEOUT, async {
+                writer.write_all(&last).await?;
+                writer.shutdown().await
+            })
+            .await;
+            return;
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Connection and flood limits: per-IP and total connection caps, and the per-connection token
+//! bucket that paces a client sending faster than `--flood-limit`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// A flood limit: sustained lines per second and the burst allowed above it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FloodLimit {
+    pub per_second: f64,
+    pub burst: f64,
+}
+
+impl std::str::FromStr for FloodLimit {
+    type Err = String;
+    /// `RATE` or `RATE/BURST` (lines per second, burst in lines).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!(
+                "'{s}' is not a flood limit: use RATE or RATE/BURST (lines per second), or 'off'"
+            )
+        };
+        let (rate, burst) = s.split_once('/').unwrap_or((s, ""));
+        let per_second: f64 = rate.parse().map_err(|_| bad())?;
+        let burst: f64 = if burst.is_empty() {
+            (per_second * 2.0).max(1.0)
+        } else {
+            burst.parse().map_err(|_| bad())?
+        };
+        if per_second > 0.0 && burst >= 1.0 {
+            Ok(FloodLimit { per_second, burst })
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+/// Paces one connection: each line takes a token; with none left, the reader waits for the next
+/// instead of reading on. Nothing is dropped: the client's own TCP buffers fill and slow it.
+#[derive(Debug)]
+pub struct TokenBucket {
+    limit: FloodLimit,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub fn new(limit: FloodLimit) -> TokenBucket {
+        TokenBucket {
+            limit,
+            tokens: limit.burst,
+            last: Instant::now(),
+        }
+    }
+
+    /// How long to wait before the next line may be handled (zero if a token is ready).
+    pub fn take(&mut self) -> Duration {
+        let now = Instant::now();
+        let earned = now.duration_since(self.last).as_secs_f64() * self.limit.per_second;
+        self.tokens = (self.tokens + earned).min(self.limit.burst);
+        self.last = now;
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.limit.per_second)
+        }
+    }
+}
+
+/// Why a connection was turned away at the door.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("too many connections from your address (limit {0}); close one and try again")]
+    PerIp(usize),
+    #[error("the server is full ({0} connections); try again later")]
+    Total(usize),
+}
+
+/// Counts open connections, in total and per IP address.
+#[derive(Debug)]
+pub struct ConnLimiter {
+    max_total: usize,
+    max_per_ip: usize,
+    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// Holds one connection's place; dropping it frees the place.
+#[derive(Debug)]
+pub struct ConnPermit {
+    limiter: Arc<ConnLimiter>,
+    ip: IpAddr,
+}
+
+impl ConnLimiter {
+    /// `0` for either limit means no limit.
+    pub fn new(max_total: usize, max_per_ip: usize) -> Arc<ConnLimiter> {
+        Arc::new(ConnLimiter {
+            max_total,
+            max_per_ip,
+            open: Mutex::default(),
+        })
+    }
+
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, Refused> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per_ip) = &mut *open;
+        if self.max_total != 0 && *total >= self.max_total {
+            return Err(Refused::Total(self.max_total));
+        }
+        let count = per_ip.entry(ip).or_default();
+        if self.max_per_ip != 0 && *count >= self.max_per_ip {
+            return Err(Refused::PerIp(self.max_per_ip));
+        }
+        *count += 1;
+        *total += 1;
+        Ok(ConnPermit {
+            limiter: self.clone(),
+            ip,
+        })
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+}
+
+impl Drop for ConnPermit {
+    fn drop(&mut self) {
+        let mut open = self.limiter.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per_ip) = &mut *open;
+        *total -= 1;
+        if let Some(count) = per_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_flood_limits() {
+        assert_eq!(
+            "5/10".parse(),
+            Ok(FloodLimit {
+                per_second: 5.0,
+                burst: 10.0
+            })
+        );
+        assert_eq!(
+            "4".parse(),
+            Ok(FloodLimit {
+                per_second: 4.0,
+                burst: 8.0
+            })
+        );
+        assert!("0".parse::<FloodLimit>().is_err());
+        assert!("fast".parse::<FloodLimit>().is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bucket_allows_burst_then_paces() {
+        let mut bucket = TokenBucket::new(FloodLimit {
+            per_second: 2.0,
+            burst: 3.0,
+        });
+        for _ in 0..3 {
+            assert_eq!(bucket.take(), Duration::ZERO);
+        }
+        assert_eq!(bucket.take(), Duration::from_millis(500));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(bucket.take(), Duration::ZERO);
+    }
+
+    #[test]
+    fn caps_per_ip_and_total() {
+        let limiter = ConnLimiter::new(3, 2);
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        let p1 = limiter.admit(a).unwrap();
+        let _p2 = limiter.admit(a).unwrap();
+        assert_eq!(limiter.admit(a).unwrap_err(), Refused::PerIp(2));
+        let _p3 = limiter.admit(b).unwrap();
+        assert_eq!(limiter.admit(b).unwrap_err(), Refused::Total(3));
+        drop(p1);
+        assert!(limiter.admit(a).is_ok());
+    }
+}

@@ -1,0 +1,152 @@
+//! Reading lines from a client with a hard length limit.
+//!
+//! A line is whatever ends in `\n` (a trailing `\r` is dropped). A line longer than the limit is
+//! reported once as [`Line::TooLong`] and its bytes are thrown away as they arrive, so a client
+//! sending a megabyte without a newline costs the server at most `max` bytes. Invalid UTF-8 is
+//! replaced with U+FFFD, never fatal. The buffer is allocated on the first read and given back
+//! after a burst, so idle connections hold none.
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// What the reader produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    Text(String),
+    /// A line over the limit was dropped.
+    TooLong,
+}
+
+/// Splits a byte stream into lines of at most `max` bytes.
+#[derive(Debug)]
+pub struct LineReader {
+    buf: BytesMut,
+    max: usize,
+    /// Inside an over-long line: drop everything up to the next newline.
+    discarding: bool,
+}
+
+impl LineReader {
+    /// A reader that starts with bytes already read (while sniffing the protocol).
+    pub fn new(max: usize, already_read: &[u8]) -> LineReader {
+        LineReader {
+            buf: BytesMut::from(already_read),
+            max,
+            discarding: false,
+        }
+    }
+
+    /// The next line, or `None` at end of stream.
+    pub async fn next<R: AsyncRead + Unpin + ?Sized>(
+        &mut self,
+        reader: &mut R,
+    ) -> std::io::Result<Option<Line>> {
+        loop {
+            if let Some(line) = self.take_line() {
+                return Ok(Some(line));
+            }
+            if self.buf.capacity() - self.buf.len() < 512 {
+                self.buf.reserve(4096.min(self.max + 1));
+            }
+            if reader.read_buf(&mut self.buf).await? == 0 {
+                // End of stream: a last line without newline still counts.
+                let rest = std::mem::take(&mut self.buf);
+                return Ok((!rest.is_empty() && !self.discarding).then(|| Line::Text(text(&rest))));
+            }
+        }
+    }
+
+    /// A complete line from the buffer, if there is one.
+    fn take_line(&mut self) -> Option<Line> {
+        loop {
+            match memchr(&self.buf) {
+                Some(end) => {
+                    let line = self.buf.split_to(end + 1);
+                    if self.buf.is_empty() && self.buf.capacity() > 16 * 1024 {
+                        self.buf = BytesMut::new();
+                    }
+                    if std::mem::take(&mut self.discarding) {
+                        continue;
+                    }
+                    let mut line = &line[..end];
+                    if line.last() == Some(&b'\r') {
+                        line = &line[..line.len() - 1];
+                    }
+                    if line.len() > self.max {
+                        return Some(Line::TooLong);
+                    }
+                    return Some(Line::Text(text(line)));
+                }
+                None if self.buf.len() > self.max => {
+                    self.buf.advance(self.buf.len());
+                    let first = !self.discarding;
+                    self.discarding = true;
+                    return first.then_some(Line::TooLong);
+                }
+                None => return None,
+            }
+        }
+    }
+}
+
+fn memchr(buf: &[u8]) -> Option<usize> {
+    buf.iter().position(|&b| b == b'\n')
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines(max: usize, input: &[u8]) -> Vec<Line> {
+        let mut reader = LineReader::new(max, b"");
+        let mut input = input;
+        let mut out = Vec::new();
+        while let Some(line) = reader.next(&mut input).await.unwrap() {
+            out.push(line);
+        }
+        out
+    }
+
+    fn t(s: &str) -> Line {
+        Line::Text(s.into())
+    }
+
+    #[tokio::test]
+    async fn splits_on_lf_and_crlf() {
+        assert_eq!(
+            lines(100, b"a\nb\r\n\nlast").await,
+            [t("a"), t("b"), t(""), t("last")]
+        );
+    }
+
+    #[tokio::test]
+    async fn drops_long_lines_once_and_recovers() {
+        let mut input = vec![b'x'; 10_000];
+        input.extend_from_slice(b"\nok\n");
+        assert_eq!(lines(100, &input).await, [Line::TooLong, t("ok")]);
+        assert_eq!(lines(3, b"abcd\nabc\n").await, [Line::TooLong, t("abc")]);
+    }
+
+    #[tokio::test]
+    async fn invalid_utf8_is_replaced() {
+        assert_eq!(
+            lines(100, b"caf\xe9 \xff\n").await,
+            [t("caf\u{fffd} \u{fffd}")]
+        );
+    }
+
+    #[tokio::test]
+    async fn starts_with_sniffed_bytes() {
+        let mut reader = LineReader::new(100, b"NICK a\r\nUS");
+        let mut rest: &[u8] = b"ER a 0 * :A\r\n";
+        assert_eq!(reader.next(&mut rest).await.unwrap(), Some(t("NICK a")));
+        assert_eq!(
+            reader.next(&mut rest).await.unwrap(),
+            Some(t("USER a 0 * :A"))
+        );
+    }
+}

@@ -1,0 +1,223 @@
+//! The server: binds the listeners, admits connections under the limits, hands each one to its
+//! protocol session, and shuts everything down in order on request.
+//!
+//! Shutdown follows mini-redis: the accept loops stop, the hub closes every client's queue with
+//! a reason (each writer delivers what was queued, then says goodbye), and [`Server::run`]
+//! returns once every connection task has finished, or after a grace period.
+
+pub mod conn;
+pub mod limits;
+pub mod lines;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::hub::{self, Hub, HubConfig, SharedHub};
+use conn::Conn;
+use limits::{ConnLimiter, FloodLimit};
+
+/// Limits that protect the server and everyone on it from one client.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest plain-text line accepted, in bytes.
+    pub max_line: usize,
+    /// Most connections open at once (0: no cap).
+    pub max_conns: usize,
+    /// Most connections from one IP address (0: no cap).
+    pub max_conns_per_ip: usize,
+    /// Lines per second a client may send; `None` turns flood control off.
+    pub flood: Option<FloodLimit>,
+    /// Items a client's outbound queue holds before the client is dropped as too slow.
+    pub sendq: usize,
+    /// How long a silent new client is given before it is taken for a plain-text client.
+    pub sniff_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line: 4096,
+            max_conns: 16_384,
+            max_conns_per_ip: 64,
+            flood: Some(FloodLimit {
+                per_second: 10.0,
+                burst: 30.0,
+            }),
+            sendq: 4096,
+            sniff_timeout: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Everything `charla serve` is told.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    pub data_dir: PathBuf,
+    pub limits: Limits,
+    pub hub: HubConfig,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(
+        "cannot listen on {addr}: {source} (is another server using the port? try another with --listen)"
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot use data directory {dir}: {source} (pick a writable one with --data-dir)")]
+    DataDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// State every connection task shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub hub: SharedHub,
+    pub limits: Limits,
+    pub server_name: String,
+    pub started: std::time::SystemTime,
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    listeners: Vec<TcpListener>,
+    shared: Arc<Shared>,
+}
+
+/// How long shutdown waits for connections to say goodbye.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+impl Server {
+    /// Creates the data directory and binds every listen address.
+    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
+            dir: config.data_dir.clone(),
+            source,
+        })?;
+        let mut listeners = Vec::new();
+        for addr in &config.listen {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: *addr,
+                    source,
+                })?;
+            listeners.push(listener);
+        }
+        let shared = Arc::new(Shared {
+            hub: Hub::shared(config.hub),
+            limits: config.limits,
+            server_name: "charla".into(),
+            started: std::time::SystemTime::now(),
+        });
+        Ok(Server { listeners, shared })
+    }
+
+    /// The addresses actually bound (with the real port when 0 was asked for).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Accepts connections until `shutdown` resolves, then closes every connection and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let limiter = ConnLimiter::new(
+            self.shared.limits.max_conns,
+            self.shared.limits.max_conns_per_ip,
+        );
+        // Every connection task holds a clone; when all are dropped, `recv` returns None.
+        let (alive, mut all_done) = mpsc::channel::<()>(1);
+        let accepting = self.listeners.into_iter().map(|listener| {
+            let shared = self.shared.clone();
+            let limiter = limiter.clone();
+            let alive = alive.clone();
+            tokio::spawn(accept_loop(listener, shared, limiter, alive))
+        });
+        let accepting: Vec<_> = accepting.collect();
+        drop(alive);
+        shutdown.await;
+        tracing::info!("shutting down: closing {} connections", limiter.open());
+        for task in &accepting {
+            task.abort();
+        }
+        for task in accepting {
+            let _ = task.await;
+        }
+        hub::lock(&self.shared.hub).shutdown("Server shutting down");
+        if tokio::time::timeout(SHUTDOWN_GRACE, all_done.recv())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "some connections did not close within {SHUTDOWN_GRACE:?}; exiting anyway"
+            );
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    limiter: Arc<ConnLimiter>,
+    alive: mpsc::Sender<()>,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: wait for connections to close.
+                tracing::warn!("accept failed: {e}; retrying in 100 ms");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        let limiter = limiter.clone();
+        let alive = alive.clone();
+        tokio::spawn(async move {
+            handle(stream, peer, shared, &limiter).await;
+            drop(alive);
+        });
+    }
+}
+
+/// Admits one connection, tells its protocol, and runs the session to its end.
+async fn handle(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    limiter: &Arc<ConnLimiter>,
+) {
+    let permit = match limiter.admit(peer.ip()) {
+        Ok(permit) => permit,
+        Err(refused) => {
+            tracing::info!("{peer} refused: {refused}");
+            let _ = stream
+                .write_all(format!("ERROR :{refused}\r\n").as_bytes())
+                .await;
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let (reader, writer) = stream.into_split();
+    let Ok((_first, conn)) =
+        Conn::sniff(Box::new(reader), Box::new(writer), peer, shared, permit).await
+    else {
+        return;
+    };
+    crate::proto::plain::run(conn).await;
+}

@@ -1,0 +1,213 @@
+//! Test helpers: a real server on 127.0.0.1:0 and a raw-socket client, as a user's client would be.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use charla::server::{Config, Limits, Server};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long a test waits for something it expects before failing.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A server running in this process, stopped by [`TestServer::stop`] or on drop.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    pub task: Option<JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("charla-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Limits for tests: no flood control (scripts type fast), short sniff.
+pub fn test_limits() -> Limits {
+    Limits {
+        flood: None,
+        ..Limits::default()
+    }
+}
+
+pub async fn start_server() -> TestServer {
+    start_server_with(test_limits()).await
+}
+
+pub async fn start_server_with(limits: Limits) -> TestServer {
+    start_with(|config| config.limits = limits).await
+}
+
+/// Starts a server on 127.0.0.1:0 after `adjust` has changed its default test config.
+pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+    let dir = TempDir::new();
+    let mut config = Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        data_dir: dir.0.clone(),
+        limits: test_limits(),
+        hub: Default::default(),
+    };
+    adjust(&mut config);
+    let server = Server::bind(config).await.expect("server binds");
+    let addr = server.local_addrs()[0];
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    TestServer {
+        addr,
+        stop: Some(stop),
+        task: Some(task),
+        _dir: dir,
+    }
+}
+
+impl TestServer {
+    /// Asks the server to shut down and waits until it has.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT, task)
+                .await
+                .expect("server stops in time")
+                .unwrap();
+        }
+    }
+}
+
+/// A client speaking raw bytes.
+pub struct Client {
+    pub reader: BufReader<OwnedReadHalf>,
+    pub writer: OwnedWriteHalf,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).await.expect("connects");
+        let (reader, writer) = stream.into_split();
+        Client {
+            reader: BufReader::new(reader),
+            writer,
+        }
+    }
+
+    /// Connects as a plain-text client and reads the greeting; returns the client and its nick.
+    pub async fn plain(addr: SocketAddr) -> (Client, String) {
+        let mut client = Client::connect(addr).await;
+        assert_eq!(client.line().await, "Welcome to the chatroom!");
+        let intro = client.line().await;
+        let nick = intro
+            .strip_prefix("You are ")
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_else(|| panic!("unexpected introduction: {intro}"))
+            .to_string();
+        let joined = client.line().await;
+        assert!(joined.starts_with("You are now in #lobby"), "{joined}");
+        (client, nick)
+    }
+
+    /// Connects as a plain-text client and takes `nick`.
+    pub async fn plain_as(addr: SocketAddr, nick: &str) -> Client {
+        let (mut client, _) = Client::plain(addr).await;
+        client.send(&format!("/nick {nick}")).await;
+        client
+            .expect(&format!("You are now known as {nick}."))
+            .await;
+        client
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer
+            .write_all(bytes)
+            .await
+            .expect("server accepts bytes");
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\n").as_bytes()).await;
+    }
+
+    /// The next line (without line end); fails the test after [`WAIT`].
+    pub async fn line(&mut self) -> String {
+        self.try_line().await.expect("connection still open")
+    }
+
+    /// The next line, or `None` at end of stream.
+    pub async fn try_line(&mut self) -> Option<String> {
+        let mut buf = Vec::new();
+        let n = tokio::time::timeout(WAIT, self.reader.read_until(b'\n', &mut buf))
+            .await
+            .expect("a line arrives in time")
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        let text = String::from_utf8(buf).expect("server sends UTF-8");
+        Some(text.trim_end_matches(['\r', '\n']).to_string())
+    }
+
+    /// Reads lines until one equals `expected`; returns the lines skipped.
+    pub async fn expect(&mut self, expected: &str) -> Vec<String> {
+        self.expect_where(|l| l == expected).await
+    }
+
+    /// Reads lines until one satisfies `pred`; returns the lines skipped.
+    pub async fn expect_where(&mut self, pred: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut skipped = Vec::new();
+        loop {
+            let line = self.line().await;
+            if pred(&line) {
+                return skipped;
+            }
+            skipped.push(line);
+        }
+    }
+
+    /// Waits until a plain-text user who joined as a guest has taken `nick`.
+    pub async fn arrived(&mut self, nick: &str) {
+        let suffix = format!(" is now known as {nick}");
+        self.expect_where(|l| l.ends_with(&suffix)).await;
+    }
+
+    /// Reads until the server closes the connection; returns every line read.
+    pub async fn until_closed(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Some(line) = self.try_line().await {
+            lines.push(line);
+        }
+        lines
+    }
+
+    /// Proves that nothing more was sent to this client so far: asks the server something and
+    /// checks that its answer is the very next line.
+    pub async fn assert_quiet(&mut self) {
+        self.send("/who").await;
+        let next = self.line().await;
+        assert!(
+            next.contains(" in #"),
+            "expected nothing before the /who answer, got: {next}"
+        );
+    }
+}

@@ -1,0 +1,348 @@
+//! The plain-text protocol over real sockets: the original lab's chat and everything around it.
+
+mod common;
+
+use std::time::Duration;
+
+use charla::server::Limits;
+use common::*;
+use tokio::io::AsyncWriteExt;
+
+#[tokio::test]
+async fn three_clients_chat_like_the_original_lab() {
+    let server = start_server().await;
+    // The greeting arrives without the client sending anything.
+    let (mut a, a_nick) = Client::plain(server.addr).await;
+    let (mut b, b_nick) = Client::plain(server.addr).await;
+    a.expect(&format!("* {b_nick} joined #lobby")).await;
+    let (mut c, c_nick) = Client::plain(server.addr).await;
+    a.expect(&format!("* {c_nick} joined #lobby")).await;
+    b.expect(&format!("* {c_nick} joined #lobby")).await;
+    assert_ne!(a_nick, b_nick);
+
+    // Raw `text\n` writes, as the original client does.
+    a.send_raw(b"hola a todos\n").await;
+    assert_eq!(b.line().await, format!("<{a_nick}> hola a todos"));
+    assert_eq!(c.line().await, format!("<{a_nick}> hola a todos"));
+    c.send_raw(b"hi\r\n").await;
+    assert_eq!(a.line().await, format!("<{c_nick}> hi"));
+    assert_eq!(b.line().await, format!("<{c_nick}> hi"));
+    // No echo to the sender.
+    a.assert_quiet().await;
+    c.assert_quiet().await;
+}
+
+#[tokio::test]
+async fn nick_changes_and_collisions() {
+    let server = start_server().await;
+    let mut alice = Client::plain_as(server.addr, "alice").await;
+    let (mut other, nick) = Client::plain(server.addr).await;
+    alice.expect(&format!("* {nick} joined #lobby")).await;
+
+    other.send("/nick ALICE").await;
+    assert_eq!(
+        other.line().await,
+        "error: nick 'ALICE' is taken, try /nick ALICE_"
+    );
+    other.send("/nick 9lives").await;
+    assert!(
+        other
+            .line()
+            .await
+            .starts_with("error: '9lives' is not a valid nick")
+    );
+    other.send("/nick").await;
+    assert_eq!(other.line().await, "error: usage: /nick NAME");
+    other.send("/nick bob").await;
+    assert_eq!(other.line().await, "You are now known as bob.");
+    assert_eq!(alice.line().await, format!("* {nick} is now known as bob"));
+    other.send("hello").await;
+    assert_eq!(alice.line().await, "<bob> hello");
+}
+
+#[tokio::test]
+async fn rooms_and_private_messages_are_isolated() {
+    let server = start_server().await;
+    let mut alice = Client::plain_as(server.addr, "alice").await;
+    let mut bob = Client::plain_as(server.addr, "bob").await;
+    let mut carol = Client::plain_as(server.addr, "carol").await;
+
+    bob.send("/join rust").await;
+    bob.expect("You are now in #rust (no one else is here yet).")
+        .await;
+    carol.send("/join #rust").await;
+    carol.expect("You are now in #rust with bob.").await;
+    bob.expect("* carol joined #rust").await;
+    alice.arrived("carol").await;
+    alice.expect("* bob left #lobby (moved to #rust)").await;
+    alice.expect("* carol left #lobby (moved to #rust)").await;
+
+    carol.send("only for rust").await;
+    assert_eq!(bob.line().await, "<carol> only for rust");
+    alice.send("only for the lobby").await;
+    alice.send("/msg bob just between us").await;
+    assert_eq!(alice.line().await, "[private] to bob: just between us");
+    assert_eq!(bob.line().await, "[private] <alice> just between us");
+    // carol saw neither the lobby line nor the private message.
+    carol.assert_quiet().await;
+    bob.assert_quiet().await;
+
+    alice.send("/msg nobody hi").await;
+    assert_eq!(
+        alice.line().await,
+        "error: no one called 'nobody' is online; /who lists who is here"
+    );
+    alice.send("/me waves").await;
+    alice.send("/rooms").await;
+    assert_eq!(alice.line().await, "2 room(s):");
+    assert_eq!(alice.line().await, "  #lobby (1 here)");
+    assert_eq!(alice.line().await, "  #rust (2 here)");
+    bob.send("/who").await;
+    assert_eq!(bob.line().await, "2 in #rust: @bob, carol");
+}
+
+#[tokio::test]
+async fn unknown_commands_and_bad_arguments_get_an_error_not_a_disconnect() {
+    let server = start_server().await;
+    let mut alice = Client::plain_as(server.addr, "alice").await;
+    let mut bob = Client::plain_as(server.addr, "bob").await;
+    alice.arrived("bob").await;
+    bob.send("/frobnicate now").await;
+    assert_eq!(
+        bob.line().await,
+        "error: unknown command /frobnicate; /help lists the commands (start a line with // to say it as text)"
+    );
+    bob.send("/join bad,room").await;
+    assert!(
+        bob.line()
+            .await
+            .starts_with("error: '#bad,room' is not a valid room name")
+    );
+    bob.send("/msg alice").await;
+    assert_eq!(bob.line().await, "error: usage: /msg NICK TEXT");
+    bob.send("//slash is text").await;
+    assert_eq!(alice.line().await, "<bob> /slash is text");
+    bob.send("/help").await;
+    assert_eq!(bob.line().await, "commands:");
+}
+
+#[tokio::test]
+async fn a_slow_reader_is_dropped_and_the_room_keeps_chatting() {
+    let limits = Limits {
+        sendq: 32,
+        ..test_limits()
+    };
+    let server = start_server_with(limits).await;
+    let mut sender = Client::plain_as(server.addr, "sender").await;
+    let mut reader = Client::plain_as(server.addr, "reader").await;
+    let slow = Client::plain_as(server.addr, "slow").await;
+    sender.arrived("slow").await;
+    reader.arrived("slow").await;
+
+    // `slow` never reads again. Send far more than its socket buffers and queue can hold, in
+    // steps the reader keeps up with.
+    let line = "x".repeat(2000);
+    let mut slow_quit = Vec::new();
+    for step in 0..300 {
+        for i in 0..20 {
+            sender.send(&format!("{step}.{i} {line}")).await;
+        }
+        for i in 0..20 {
+            let mut got = reader.line().await;
+            if got.starts_with("* slow quit") {
+                slow_quit.push(got);
+                got = reader.line().await;
+            }
+            assert!(
+                got.starts_with(&format!("<sender> {step}.{i} ")),
+                "in order, none lost: {}",
+                &got[..40.min(got.len())]
+            );
+        }
+    }
+    assert_eq!(
+        slow_quit,
+        ["* slow quit (SendQ exceeded (not reading fast enough))"]
+    );
+    sender
+        .expect("* slow quit (SendQ exceeded (not reading fast enough))")
+        .await;
+    reader.send("/who").await;
+    assert_eq!(reader.line().await, "2 in #lobby: reader, @sender");
+    drop(slow);
+}
+
+#[tokio::test]
+async fn a_megabyte_without_newline_is_refused_and_the_client_goes_on() {
+    let server = start_server().await;
+    let mut alice = Client::plain_as(server.addr, "alice").await;
+    let mut bob = Client::plain_as(server.addr, "bob").await;
+    alice.arrived("bob").await;
+    bob.send_raw(&vec![b'y'; 1 << 20]).await;
+    assert_eq!(
+        bob.line().await,
+        "error: line too long (over 4096 bytes); it was not sent. Split it into shorter lines."
+    );
+    bob.send_raw(b"\nafter\n").await;
+    assert_eq!(alice.line().await, "<bob> after");
+    alice.assert_quiet().await;
+}
+
+#[tokio::test]
+async fn invalid_utf8_is_replaced() {
+    let server = start_server().await;
+    let mut alice = Client::plain_as(server.addr, "alice").await;
+    let mut bob = Client::plain_as(server.addr, "bob").await;
+    alice.arrived("bob").await;
+    bob.send_raw(b"caf\xe9 \xff\xfe ok\n").await;
+    assert_eq!(alice.line().await, "<bob> caf\u{fffd} \u{fffd}\u{fffd} ok");
+    bob.send("still here").await;
+    assert_eq!(alice.line().await, "<bob> still here");
+}
+
+#[tokio::test]
+async fn escape_sequences_never_reach_another_terminal() {
+    let server = start_server().await;
+    let mut alice = Client::plain_as(server.addr, "alice").await;
+    let mut bob = Client::plain_as(server.addr, "bob").await;
+    alice.arrived("bob").await;
+    bob.send_raw(b"\x1b[2J\x1b[31mred\x1b[0m \x1b]0;owned\x07title\x07\x08\n")
+        .await;
+    let line = alice.line().await;
+    assert_eq!(line, "<bob> red title");
+    assert!(!line.chars().any(|c| c.is_control()));
+}
+
+#[tokio::test]
+async fn two_hundred_abrupt_disconnects_then_normal_chat() {
+    let server = start_server_with(Limits {
+        max_conns_per_ip: 0,
+        ..test_limits()
+    })
+    .await;
+    let mut alice = Client::plain_as(server.addr, "alice").await;
+    for _ in 0..4 {
+        let mut clients = Vec::new();
+        for _ in 0..50 {
+            clients.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+        }
+        for (i, mut c) in clients.into_iter().enumerate() {
+            match i % 3 {
+                // Vanish before the greeting, mid-line, or with a reset.
+                0 => drop(c),
+                1 => {
+                    let _ = c.write_all(b"half a li").await;
+                }
+                _ => {
+                    let _ = c.set_zero_linger();
+                }
+            }
+        }
+    }
+    let mut bob = Client::plain_as(server.addr, "bob").await;
+    alice.arrived("bob").await;
+    bob.send("still works").await;
+    alice.expect("<bob> still works").await;
+
+    // Every departed client leaves the room; no event says "all gone", so ask until it is so.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        bob.send("/who").await;
+        let who = loop {
+            let line = bob.line().await;
+            if line.contains(" in #lobby: ") {
+                break line;
+            }
+        };
+        if who == "2 in #lobby: @alice, bob" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "departed clients still listed: {who}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // No CPU spin for departed clients (the original server spun a core for each).
+    let before = cpu_time();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let used = cpu_time() - before;
+    assert!(
+        used < Duration::from_millis(200),
+        "idle server used {used:?} of CPU in 1 s"
+    );
+}
+
+/// CPU time used by this process so far (user + system), from /proc.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+#[tokio::test]
+async fn per_ip_connection_cap() {
+    let server = start_server_with(Limits {
+        max_conns_per_ip: 2,
+        ..test_limits()
+    })
+    .await;
+    let _a = Client::plain(server.addr).await;
+    let _b = Client::plain(server.addr).await;
+    let mut refused = Client::connect(server.addr).await;
+    assert_eq!(
+        refused.line().await,
+        "ERROR :too many connections from your address (limit 2); close one and try again"
+    );
+    assert_eq!(refused.try_line().await, None);
+}
+
+#[tokio::test]
+async fn flood_control_paces_without_losing_lines() {
+    let limits = Limits {
+        flood: Some("20/5".parse().unwrap()),
+        ..test_limits()
+    };
+    let server = start_server_with(limits).await;
+    let mut alice = Client::plain_as(server.addr, "alice").await;
+    let mut bob = Client::plain_as(server.addr, "bob").await;
+    alice.arrived("bob").await;
+    let started = tokio::time::Instant::now();
+    let burst: String = (0..25).map(|i| format!("line {i}\n")).collect();
+    bob.send_raw(burst.as_bytes()).await;
+    for i in 0..25 {
+        assert_eq!(alice.line().await, format!("<bob> line {i}"));
+    }
+    // 5 lines of burst, then 20 at 20 per second: at least about one second.
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "flood limit paced the lines"
+    );
+}
+
+#[tokio::test]
+async fn graceful_shutdown_tells_every_client() {
+    let mut server = start_server().await;
+    let (mut a, _) = Client::plain(server.addr).await;
+    let (mut b, _) = Client::plain(server.addr).await;
+    server.stop().await;
+    for client in [&mut a, &mut b] {
+        let rest = client.until_closed().await;
+        assert_eq!(
+            rest.last().map(String::as_str),
+            Some("*** disconnected: Server shutting down"),
+            "{rest:?}"
+        );
+    }
+    assert!(
+        tokio::net::TcpStream::connect(server.addr).await.is_err(),
+        "no longer accepting"
+    );
+}
