@@ -70,18 +70,12 @@ struct ServeArgs {
 struct Flood(Option<FloodLimit>);
 
 fn parse_flood(s: &str) -> Result<Flood, String> {
-    if s.eq_ignore_ascii_case("off") {
-        Ok(Flood(None))
-    } else {
-        s.parse().map(|l| Flood(Some(l)))
-    }
+    if s.eq_ignore_ascii_case("off") { Ok(Flood(None)) } else { s.parse().map(|l| Flood(Some(l))) }
 }
 
 fn parse_oper(s: &str) -> Result<(String, String), String> {
     match s.split_once(':') {
-        Some((name, password)) if !name.is_empty() && !password.is_empty() => {
-            Ok((name.into(), password.into()))
-        }
+        Some((name, password)) if !name.is_empty() && !password.is_empty() => Ok((name.into(), password.into())),
         _ => Err(format!("'{s}' is not NAME:PASSWORD")),
     }
 }
@@ -101,15 +95,8 @@ impl ServeArgs {
             sendq: self.sendq,
             ..Limits::default()
         };
-        let hub = charla::hub::HubConfig {
-            opers: self.oper.into_iter().collect(),
-        };
-        Config {
-            listen,
-            data_dir: self.data_dir,
-            limits,
-            hub,
-        }
+        let hub = charla::hub::HubConfig { opers: self.oper.into_iter().collect() };
+        Config { listen, data_dir: self.data_dir, limits, hub }
     }
 }
 
@@ -120,8 +107,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| "info".into()),
+                    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
                 )
                 .with_writer(std::io::stderr)
                 .init();
@@ -134,11 +120,7 @@ fn main() -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let server = Server::bind(config).await?;
     for addr in server.local_addrs() {
-        let shown = if addr.ip().is_unspecified() {
-            SocketAddr::new([127, 0, 0, 1].into(), addr.port())
-        } else {
-            addr
-        };
+        let shown = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };
         let (host, port) = (shown.ip(), shown.port());
         println!("charla listening on {addr}");
         println!(

@@ -26,18 +26,11 @@ impl Program {
             .expect("client program starts");
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        Program {
-            child,
-            stdin,
-            stdout,
-        }
+        Program { child, stdin, stdout }
     }
 
     async fn type_line(&mut self, line: &str) {
-        self.stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .unwrap();
+        self.stdin.write_all(format!("{line}\n").as_bytes()).await.unwrap();
         self.stdin.flush().await.unwrap();
     }
 
@@ -69,11 +62,7 @@ async fn lab_client_charla_connect_and_nc_chat_together() {
     lab.expect("You are now known as lab.").await;
     nc.arrived("lab").await;
 
-    let mut connect = Program::start(Command::new(env!("CARGO_BIN_EXE_charla")).args([
-        "connect",
-        "127.0.0.1",
-        &port,
-    ]));
+    let mut connect = Program::start(Command::new(env!("CARGO_BIN_EXE_charla")).args(["connect", "127.0.0.1", &port]));
     connect.expect("Welcome to the chatroom!").await;
     connect.type_line("/nick cli").await;
     connect.expect("You are now known as cli.").await;
@@ -93,10 +82,7 @@ async fn lab_client_charla_connect_and_nc_chat_together() {
 
     // charla connect ends cleanly when its input ends.
     drop(connect.stdin);
-    let status = tokio::time::timeout(WAIT, connect.child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = tokio::time::timeout(WAIT, connect.child.wait()).await.unwrap().unwrap();
     assert!(status.success());
     nc.expect("* cli quit (Connection closed)").await;
 }
@@ -104,11 +90,7 @@ async fn lab_client_charla_connect_and_nc_chat_together() {
 #[tokio::test]
 async fn charla_connect_reports_a_refused_connection() {
     // Bind and drop a listener to find a port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let output = Command::new(env!("CARGO_BIN_EXE_charla"))
         .args(["connect", "127.0.0.1", &port.to_string()])
         .stdin(Stdio::null())
@@ -118,8 +100,7 @@ async fn charla_connect_reports_a_refused_connection() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("cannot connect to 127.0.0.1:")
-            && stderr.contains("is `charla serve` running there?"),
+        stderr.contains("cannot connect to 127.0.0.1:") && stderr.contains("is `charla serve` running there?"),
         "{stderr}"
     );
 }

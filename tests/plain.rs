@@ -40,17 +40,9 @@ async fn nick_changes_and_collisions() {
     alice.expect(&format!("* {nick} joined #lobby")).await;
 
     other.send("/nick ALICE").await;
-    assert_eq!(
-        other.line().await,
-        "error: nick 'ALICE' is taken, try /nick ALICE_"
-    );
+    assert_eq!(other.line().await, "error: nick 'ALICE' is taken, try /nick ALICE_");
     other.send("/nick 9lives").await;
-    assert!(
-        other
-            .line()
-            .await
-            .starts_with("error: '9lives' is not a valid nick")
-    );
+    assert!(other.line().await.starts_with("error: '9lives' is not a valid nick"));
     other.send("/nick").await;
     assert_eq!(other.line().await, "error: usage: /nick NAME");
     other.send("/nick bob").await;
@@ -68,8 +60,7 @@ async fn rooms_and_private_messages_are_isolated() {
     let mut carol = Client::plain_as(server.addr, "carol").await;
 
     bob.send("/join rust").await;
-    bob.expect("You are now in #rust (no one else is here yet).")
-        .await;
+    bob.expect("You are now in #rust (no one else is here yet).").await;
     carol.send("/join #rust").await;
     carol.expect("You are now in #rust with bob.").await;
     bob.expect("* carol joined #rust").await;
@@ -88,10 +79,7 @@ async fn rooms_and_private_messages_are_isolated() {
     bob.assert_quiet().await;
 
     alice.send("/msg nobody hi").await;
-    assert_eq!(
-        alice.line().await,
-        "error: no one called 'nobody' is online; /who lists who is here"
-    );
+    assert_eq!(alice.line().await, "error: no one called 'nobody' is online; /who lists who is here");
     alice.send("/me waves").await;
     alice.send("/rooms").await;
     assert_eq!(alice.line().await, "2 room(s):");
@@ -113,11 +101,7 @@ async fn unknown_commands_and_bad_arguments_get_an_error_not_a_disconnect() {
         "error: unknown command /frobnicate; /help lists the commands (start a line with // to say it as text)"
     );
     bob.send("/join bad,room").await;
-    assert!(
-        bob.line()
-            .await
-            .starts_with("error: '#bad,room' is not a valid room name")
-    );
+    assert!(bob.line().await.starts_with("error: '#bad,room' is not a valid room name"));
     bob.send("/msg alice").await;
     assert_eq!(bob.line().await, "error: usage: /msg NICK TEXT");
     bob.send("//slash is text").await;
@@ -128,10 +112,7 @@ async fn unknown_commands_and_bad_arguments_get_an_error_not_a_disconnect() {
 
 #[tokio::test]
 async fn a_slow_reader_is_dropped_and_the_room_keeps_chatting() {
-    let limits = Limits {
-        sendq: 32,
-        ..test_limits()
-    };
+    let limits = Limits { sendq: 32, ..test_limits() };
     let server = start_server_with(limits).await;
     let mut sender = Client::plain_as(server.addr, "sender").await;
     let mut reader = Client::plain_as(server.addr, "reader").await;
@@ -160,13 +141,8 @@ async fn a_slow_reader_is_dropped_and_the_room_keeps_chatting() {
             );
         }
     }
-    assert_eq!(
-        slow_quit,
-        ["* slow quit (SendQ exceeded (not reading fast enough))"]
-    );
-    sender
-        .expect("* slow quit (SendQ exceeded (not reading fast enough))")
-        .await;
+    assert_eq!(slow_quit, ["* slow quit (SendQ exceeded (not reading fast enough))"]);
+    sender.expect("* slow quit (SendQ exceeded (not reading fast enough))").await;
     reader.send("/who").await;
     assert_eq!(reader.line().await, "2 in #lobby: reader, @sender");
     drop(slow);
@@ -206,8 +182,7 @@ async fn escape_sequences_never_reach_another_terminal() {
     let mut alice = Client::plain_as(server.addr, "alice").await;
     let mut bob = Client::plain_as(server.addr, "bob").await;
     alice.arrived("bob").await;
-    bob.send_raw(b"\x1b[2J\x1b[31mred\x1b[0m \x1b]0;owned\x07title\x07\x08\n")
-        .await;
+    bob.send_raw(b"\x1b[2J\x1b[31mred\x1b[0m \x1b]0;owned\x07title\x07\x08\n").await;
     let line = alice.line().await;
     assert_eq!(line, "<bob> red title");
     assert!(!line.chars().any(|c| c.is_control()));
@@ -215,11 +190,7 @@ async fn escape_sequences_never_reach_another_terminal() {
 
 #[tokio::test]
 async fn two_hundred_abrupt_disconnects_then_normal_chat() {
-    let server = start_server_with(Limits {
-        max_conns_per_ip: 0,
-        ..test_limits()
-    })
-    .await;
+    let server = start_server_with(Limits { max_conns_per_ip: 0, ..test_limits() }).await;
     let mut alice = Client::plain_as(server.addr, "alice").await;
     for _ in 0..4 {
         let mut clients = Vec::new();
@@ -257,10 +228,7 @@ async fn two_hundred_abrupt_disconnects_then_normal_chat() {
         if who == "2 in #lobby: @alice, bob" {
             break;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "departed clients still listed: {who}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "departed clients still listed: {who}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -268,32 +236,20 @@ async fn two_hundred_abrupt_disconnects_then_normal_chat() {
     let before = cpu_time();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let used = cpu_time() - before;
-    assert!(
-        used < Duration::from_millis(200),
-        "idle server used {used:?} of CPU in 1 s"
-    );
+    assert!(used < Duration::from_millis(200), "idle server used {used:?} of CPU in 1 s");
 }
 
 /// CPU time used by this process so far (user + system), from /proc.
 fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     Duration::from_millis(ticks * 10)
 }
 
 #[tokio::test]
 async fn per_ip_connection_cap() {
-    let server = start_server_with(Limits {
-        max_conns_per_ip: 2,
-        ..test_limits()
-    })
-    .await;
+    let server = start_server_with(Limits { max_conns_per_ip: 2, ..test_limits() }).await;
     let _a = Client::plain(server.addr).await;
     let _b = Client::plain(server.addr).await;
     let mut refused = Client::connect(server.addr).await;
@@ -306,10 +262,7 @@ async fn per_ip_connection_cap() {
 
 #[tokio::test]
 async fn flood_control_paces_without_losing_lines() {
-    let limits = Limits {
-        flood: Some("20/5".parse().unwrap()),
-        ..test_limits()
-    };
+    let limits = Limits { flood: Some("20/5".parse().unwrap()), ..test_limits() };
     let server = start_server_with(limits).await;
     let mut alice = Client::plain_as(server.addr, "alice").await;
     let mut bob = Client::plain_as(server.addr, "bob").await;
@@ -321,10 +274,7 @@ async fn flood_control_paces_without_losing_lines() {
         assert_eq!(alice.line().await, format!("<bob> line {i}"));
     }
     // 5 lines of burst, then 20 at 20 per second: at least about one second.
-    assert!(
-        started.elapsed() >= Duration::from_millis(900),
-        "flood limit paced the lines"
-    );
+    assert!(started.elapsed() >= Duration::from_millis(900), "flood limit paced the lines");
 }
 
 #[tokio::test]
@@ -335,14 +285,7 @@ async fn graceful_shutdown_tells_every_client() {
     server.stop().await;
     for client in [&mut a, &mut b] {
         let rest = client.until_closed().await;
-        assert_eq!(
-            rest.last().map(String::as_str),
-            Some("*** disconnected: Server shutting down"),
-            "{rest:?}"
-        );
+        assert_eq!(rest.last().map(String::as_str), Some("*** disconnected: Server shutting down"), "{rest:?}");
     }
-    assert!(
-        tokio::net::TcpStream::connect(server.addr).await.is_err(),
-        "no longer accepting"
-    );
+    assert!(tokio::net::TcpStream::connect(server.addr).await.is_err(), "no longer accepting");
 }

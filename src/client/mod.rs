@@ -9,10 +9,7 @@ use tokio::net::TcpStream;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot connect to {addr}: {source} (is `charla serve` running there?)")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
+    Connect { addr: String, source: std::io::Error },
     #[error("connection to the server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -24,9 +21,7 @@ pub async fn run(host: &str, port: u16) -> Result<(), ClientError> {
     } else {
         format!("{host}:{port}")
     };
-    let stream = TcpStream::connect(&addr)
-        .await
-        .map_err(|source| ClientError::Connect { addr, source })?;
+    let stream = TcpStream::connect(&addr).await.map_err(|source| ClientError::Connect { addr, source })?;
     stream.set_nodelay(true)?;
     let (reader, mut writer) = stream.into_split();
     let mut from_server = tokio::spawn(async move {

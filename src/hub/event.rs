@@ -53,9 +53,7 @@ impl MsgIdGen {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Who did something, as other users see them: `nick!user@host`.
@@ -67,13 +65,19 @@ pub struct Source {
     pub host: String,
 }
 
-/// What a message is: a normal line, a notice (never answered automatically) or an action (`/me`).
+/// What a message is: a normal line, a notice (never answered automatically), an action
+/// (`/me`), or tags alone (IRC `TAGMSG`, e.g. a typing indicator).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MsgKind {
     Privmsg,
     Notice,
     Action,
+    TagMsg,
 }
+
+/// Client-only message tags (`+typing=active`), unescaped, relayed untouched to clients that
+/// understand them.
+pub type Tags = Vec<(String, Option<String>)>;
 
 /// Where a message goes: a room, or one user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +95,7 @@ pub enum EventKind {
         target: Target,
         kind: MsgKind,
         text: String,
+        tags: Tags,
     },
     Join {
         who: Source,
@@ -134,6 +139,11 @@ pub enum EventKind {
         target: String,
         room: String,
     },
+    /// `who` went away (with a message) or came back (`None`).
+    Away {
+        who: Source,
+        message: Option<String>,
+    },
 }
 
 /// One event, shared by all its recipients.
@@ -151,12 +161,7 @@ pub const FORMATS: usize = 9;
 
 impl Event {
     pub fn new(id: MsgId, kind: EventKind) -> Arc<Event> {
-        Arc::new(Event {
-            id,
-            time: id.millis(),
-            kind,
-            encoded: Default::default(),
-        })
+        Arc::new(Event { id, time: id.millis(), kind, encoded: Default::default() })
     }
 
     /// The user who caused this event.
@@ -170,7 +175,8 @@ impl Event {
             | EventKind::Topic { who, .. }
             | EventKind::Kick { who, .. }
             | EventKind::Mode { who, .. }
-            | EventKind::Invite { who, .. } => who,
+            | EventKind::Invite { who, .. }
+            | EventKind::Away { who, .. } => who,
         }
     }
 

@@ -5,6 +5,10 @@
 //! [`Event`] to each recipient's bounded [`Outbox`] without waiting. Because every rule lives
 //! here, a plain-text user and an IRC user in the same room are treated identically.
 //!
+//! A verb delivers its event to everyone concerned except the user who acted, and returns it:
+//! the acting session shows it to its own user in the right place among its replies (IRC puts
+//! the JOIN before the names list, inside a labeled batch; plain text says "You …").
+//!
 //! The hub is used behind a `std::sync::Mutex` ([`SharedHub`]); every verb is quick and never
 //! awaits, so the lock is never held across an `.await`.
 
@@ -16,7 +20,7 @@ pub mod text;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use event::{Event, EventKind, MsgId, MsgKind, Source, Target};
+pub use event::{Event, EventKind, MsgId, MsgKind, Source, Tags, Target};
 use event::{MsgIdGen, now_millis};
 use modes::{ModeChange, RoomMode, RoomModes};
 pub use outbox::{Closed, Out, Outbox};
@@ -37,13 +41,9 @@ const WHOWAS_LEN: usize = 256;
 pub enum HubError {
     #[error("nick '{0}' is taken, try /nick {0}_")]
     NickInUse(String),
-    #[error(
-        "'{0}' is not a valid nick: use up to 30 letters, digits, - _ [ ] {{ }} \\ | ^ `, starting with a letter"
-    )]
+    #[error("'{0}' is not a valid nick: use up to 30 letters, digits, - _ [ ] {{ }} \\ | ^ `, starting with a letter")]
     BadNick(String),
-    #[error(
-        "'{0}' is not a valid room name: start it with # and use no spaces or commas, e.g. #general"
-    )]
+    #[error("'{0}' is not a valid room name: start it with # and use no spaces or commas, e.g. #general")]
     BadRoom(String),
     #[error("no one called '{0}' is online; /who lists who is here")]
     NoSuchNick(String),
@@ -154,9 +154,7 @@ impl Room {
     }
     fn banned(&self, who: &Source) -> bool {
         let mask = format!("{}!{}@{}", who.nick, who.user, who.host);
-        self.bans
-            .iter()
-            .any(|b| text::wildcard_match(&b.mask, &mask))
+        self.bans.iter().any(|b| text::wildcard_match(&b.mask, &mask))
     }
 }
 
@@ -173,11 +171,12 @@ pub struct Registration {
     pub outbox: Outbox,
 }
 
-/// What a joiner needs to show: the room as it is now.
+/// What a joiner needs to show: its join, and the room as it is now.
 #[derive(Debug, Clone)]
 pub struct Joined {
     pub room: String,
     pub topic: Option<Topic>,
+    pub event: Arc<Event>,
 }
 
 /// A user as others may see them (WHO, WHOIS, NAMES).
@@ -245,6 +244,8 @@ pub struct Said {
 pub struct ModesApplied {
     pub applied: Vec<ModeChange>,
     pub errors: Vec<HubError>,
+    /// The announcement of the applied changes, if any.
+    pub event: Option<Arc<Event>>,
 }
 
 /// Settings the hub's rules depend on.
@@ -282,10 +283,7 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(config: HubConfig) -> Hub {
-        Hub {
-            config,
-            ..Hub::default()
-        }
+        Hub { config, ..Hub::default() }
     }
 
     pub fn shared(config: HubConfig) -> SharedHub {
@@ -322,31 +320,20 @@ impl Hub {
     }
 
     fn room(&self, name: &str) -> Result<&Room, HubError> {
-        self.rooms
-            .get(&fold(name))
-            .ok_or_else(|| HubError::NoSuchRoom(name.into()))
+        self.rooms.get(&fold(name)).ok_or_else(|| HubError::NoSuchRoom(name.into()))
     }
 
     fn member_room(&self, id: ConnId, name: &str) -> Result<&Room, HubError> {
         let room = self.room(name)?;
-        if room.members.contains_key(&id) {
-            Ok(room)
-        } else {
-            Err(HubError::NotInRoom(room.name.clone()))
-        }
+        if room.members.contains_key(&id) { Ok(room) } else { Err(HubError::NotInRoom(room.name.clone())) }
     }
 
     fn room_mut(&mut self, name: &str) -> &mut Room {
-        self.rooms
-            .get_mut(&fold(name))
-            .expect("room checked before")
+        self.rooms.get_mut(&fold(name)).expect("room checked before")
     }
 
     fn id_of(&self, nick: &str) -> Result<ConnId, HubError> {
-        self.nicks
-            .get(&fold(nick))
-            .copied()
-            .ok_or_else(|| HubError::NoSuchNick(nick.into()))
+        self.nicks.get(&fold(nick)).copied().ok_or_else(|| HubError::NoSuchNick(nick.into()))
     }
 
     /// Is `nick` valid and free?
@@ -385,12 +372,7 @@ impl Hub {
         self.users.insert(
             id,
             User {
-                source: Source {
-                    id,
-                    nick: nick.clone(),
-                    user: reg.user,
-                    host: reg.host,
-                },
+                source: Source { id, nick: nick.clone(), user: reg.user, host: reg.host },
                 realname: reg.realname,
                 rooms: Vec::new(),
                 away: None,
@@ -413,10 +395,7 @@ impl Hub {
         }
         let peers = self.peers(id);
         let user = self.user(id);
-        let event = self.event(EventKind::Quit {
-            who: user.source.clone(),
-            reason: text::sanitize(reason),
-        });
+        let event = self.event(EventKind::Quit { who: user.source.clone(), reason: text::sanitize(reason) });
         self.deliver(peers, &event);
         let user = self.users.remove(&id).expect("checked above");
         for room in &user.rooms {
@@ -458,25 +437,17 @@ impl Hub {
         } else if !text::valid_nick(new) {
             return Err(HubError::BadNick(new.into()));
         }
-        let event = self.event(EventKind::Nick {
-            who: self.user(id).source.clone(),
-            new: new.into(),
-        });
-        self.deliver(self.peers(id).into_iter().chain([id]), &event);
+        let event = self.event(EventKind::Nick { who: self.user(id).source.clone(), new: new.into() });
+        self.deliver(self.peers(id), &event);
         self.nicks.remove(&fold(&old));
         self.nicks.insert(fold(new), id);
         self.users.get_mut(&id).expect("registered").source.nick = new.into();
         Ok(event)
     }
 
-    /// Joins a room, creating it (with the joiner as operator) if it does not exist. Every member,
-    /// the joiner included, receives the join. Joining a room one is in is a no-op (`Ok(None)`).
-    pub fn join(
-        &mut self,
-        id: ConnId,
-        name: &str,
-        key: Option<&str>,
-    ) -> Result<Option<Joined>, HubError> {
+    /// Joins a room, creating it (with the joiner as operator) if it does not exist; the members
+    /// are told. Joining a room one is in already does nothing (`Ok(None)`).
+    pub fn join(&mut self, id: ConnId, name: &str, key: Option<&str>) -> Result<Option<Joined>, HubError> {
         if !text::valid_room(name) {
             return Err(HubError::BadRoom(name.into()));
         }
@@ -516,38 +487,21 @@ impl Hub {
         }
         let room = self.rooms.get_mut(&folded).expect("exists now");
         let first = room.members.is_empty();
-        room.members.insert(
-            id,
-            Status {
-                op: first,
-                voice: false,
-            },
-        );
+        room.members.insert(id, Status { op: first, voice: false });
         room.invited.remove(&id);
-        let joined = Joined {
-            room: room.name.clone(),
-            topic: room.topic.clone(),
-        };
-        let members: Vec<ConnId> = room.members.keys().copied().collect();
-        self.users
-            .get_mut(&id)
-            .expect("registered")
-            .rooms
-            .push(folded);
+        let (name, topic) = (room.name.clone(), room.topic.clone());
+        let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != id).collect();
+        self.users.get_mut(&id).expect("registered").rooms.push(folded);
         let realname = self.user(id).realname.clone();
-        let event = self.event(EventKind::Join {
-            who,
-            room: joined.room.clone(),
-            realname,
-        });
+        let event = self.event(EventKind::Join { who, room: name.clone(), realname });
         self.deliver(members, &event);
-        Ok(Some(joined))
+        Ok(Some(Joined { room: name, topic, event }))
     }
 
-    /// Leaves a room; every member, the leaver included, receives the part.
-    pub fn part(&mut self, id: ConnId, name: &str, reason: &str) -> Result<(), HubError> {
+    /// Leaves a room; the other members are told.
+    pub fn part(&mut self, id: ConnId, name: &str, reason: &str) -> Result<Arc<Event>, HubError> {
         let room = self.member_room(id, name)?;
-        let members: Vec<ConnId> = room.members.keys().copied().collect();
+        let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != id).collect();
         let event = self.event(EventKind::Part {
             who: self.user(id).source.clone(),
             room: room.name.clone(),
@@ -555,20 +509,15 @@ impl Hub {
         });
         self.deliver(members, &event);
         self.leave_room(id, &fold(name));
-        Ok(())
+        Ok(event)
     }
 
     /// Sends a message to a room or a nick. The sender does not receive it (sessions that want
-    /// an echo write the returned event to themselves). Text is sanitised here, once, for all.
-    pub fn say(
-        &mut self,
-        id: ConnId,
-        target: &str,
-        kind: MsgKind,
-        text: &str,
-    ) -> Result<Said, HubError> {
+    /// an echo write the returned event to themselves). Text is sanitised here, once, for all;
+    /// client tags (`+typing`, …) are passed through as they are.
+    pub fn say(&mut self, id: ConnId, target: &str, kind: MsgKind, text: &str, tags: Tags) -> Result<Said, HubError> {
         let text = text::sanitize(text);
-        if text.is_empty() {
+        if text.is_empty() && kind != MsgKind::TagMsg {
             return Err(HubError::NoText);
         }
         let from = self.user(id).source.clone();
@@ -586,12 +535,7 @@ impl Hub {
                 }
                 _ => {}
             }
-            let members = room
-                .members
-                .keys()
-                .copied()
-                .filter(|&m| m != id)
-                .collect::<Vec<_>>();
+            let members = room.members.keys().copied().filter(|&m| m != id).collect::<Vec<_>>();
             (Target::Room(room.name.clone()), members, None)
         } else {
             let to = self.id_of(target)?;
@@ -600,30 +544,22 @@ impl Hub {
             (Target::User(user.source.nick.clone()), vec![to], away)
         };
         self.users.get_mut(&id).expect("registered").last_spoke = now_millis();
-        let event = self.event(EventKind::Message {
-            from,
-            target,
-            kind,
-            text,
-        });
+        let event = self.event(EventKind::Message { from, target, kind, text, tags });
         self.deliver(recipients, &event);
         Ok(Said { event, away })
     }
 
-    /// Reads (`text` = None) or sets a room's topic. Setting needs ops when the room is `+t`.
-    pub fn topic(
-        &mut self,
-        id: ConnId,
-        name: &str,
-        text: Option<&str>,
-    ) -> Result<Option<Topic>, HubError> {
+    /// A room's topic. Secret rooms answer only their members.
+    pub fn topic(&self, id: ConnId, name: &str) -> Result<Option<Topic>, HubError> {
         let room = self.room(name)?;
-        let Some(text) = text else {
-            if room.modes.secret && !room.members.contains_key(&id) {
-                return Err(HubError::NotInRoom(room.name.clone()));
-            }
-            return Ok(room.topic.clone());
-        };
+        if room.modes.secret && !room.members.contains_key(&id) {
+            return Err(HubError::NotInRoom(room.name.clone()));
+        }
+        Ok(room.topic.clone())
+    }
+
+    /// Sets (or, with empty text, clears) a room's topic; needs ops when the room is `+t`.
+    pub fn set_topic(&mut self, id: ConnId, name: &str, text: &str) -> Result<Arc<Event>, HubError> {
         let room = self.member_room(id, name)?;
         if room.modes.topic_ops && !room.is_op(id) {
             return Err(HubError::NeedOps(room.name.clone()));
@@ -631,43 +567,27 @@ impl Hub {
         let mut text = text::sanitize(text);
         text.truncate(floor_char_boundary(&text, text::TOPIC_LEN));
         let who = self.user(id).source.clone();
-        let topic = (!text.is_empty()).then(|| Topic {
-            text: text.clone(),
-            set_by: who.nick.clone(),
-            at: now_millis(),
-        });
-        let event = self.event(EventKind::Topic {
-            who,
-            room: room.name.clone(),
-            text,
-        });
+        let topic =
+            (!text.is_empty()).then(|| Topic { text: text.clone(), set_by: who.nick.clone(), at: now_millis() });
+        let event = self.event(EventKind::Topic { who, room: room.name.clone(), text });
         let room = self.room_mut(name);
-        room.topic = topic.clone();
-        let members: Vec<ConnId> = room.members.keys().copied().collect();
+        room.topic = topic;
+        let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != id).collect();
         self.deliver(members, &event);
-        Ok(topic)
+        Ok(event)
     }
 
-    /// Removes `target` from a room; needs ops. Every member, the target included, is told.
-    pub fn kick(
-        &mut self,
-        id: ConnId,
-        name: &str,
-        target: &str,
-        reason: &str,
-    ) -> Result<(), HubError> {
+    /// Removes `target` from a room; needs ops. The other members, the target included, are told.
+    pub fn kick(&mut self, id: ConnId, name: &str, target: &str, reason: &str) -> Result<Arc<Event>, HubError> {
         let room = self.member_room(id, name)?;
         if !room.is_op(id) {
             return Err(HubError::NeedOps(room.name.clone()));
         }
         let target_id = self.id_of(target)?;
         if !room.members.contains_key(&target_id) {
-            return Err(HubError::UserNotInRoom {
-                nick: target.into(),
-                room: room.name.clone(),
-            });
+            return Err(HubError::UserNotInRoom { nick: target.into(), room: room.name.clone() });
         }
-        let members: Vec<ConnId> = room.members.keys().copied().collect();
+        let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != id).collect();
         let event = self.event(EventKind::Kick {
             who: self.user(id).source.clone(),
             room: room.name.clone(),
@@ -677,7 +597,7 @@ impl Hub {
         });
         self.deliver(members, &event);
         self.leave_room(target_id, &fold(name));
-        Ok(())
+        Ok(event)
     }
 
     /// Invites `target` into a room; in a `+i` room only operators may. The target is told.
@@ -689,10 +609,7 @@ impl Hub {
         }
         let target_nick = self.user(target_id).source.nick.clone();
         if room.members.contains_key(&target_id) {
-            return Err(HubError::UserInRoom {
-                nick: target_nick,
-                room: room.name.clone(),
-            });
+            return Err(HubError::UserInRoom { nick: target_nick, room: room.name.clone() });
         }
         let event = self.event(EventKind::Invite {
             who: self.user(id).source.clone(),
@@ -706,12 +623,7 @@ impl Hub {
 
     /// Applies mode changes to a room; needs ops. Changes that fail (unknown nick, …) are
     /// reported one by one; the ones that succeed are announced to every member in one event.
-    pub fn set_modes(
-        &mut self,
-        id: ConnId,
-        name: &str,
-        changes: Vec<ModeChange>,
-    ) -> Result<ModesApplied, HubError> {
+    pub fn set_modes(&mut self, id: ConnId, name: &str, changes: Vec<ModeChange>) -> Result<ModesApplied, HubError> {
         let room = self.member_room(id, name)?;
         if !room.is_op(id) {
             return Err(HubError::NeedOps(room.name.clone()));
@@ -722,14 +634,9 @@ impl Hub {
         for change in changes {
             let member = match &change.mode {
                 RoomMode::Op(nick) | RoomMode::Voice(nick) => match self.id_of(nick) {
-                    Ok(m) if self.room(name)?.members.contains_key(&m) => {
-                        Some((m, self.user(m).source.nick.clone()))
-                    }
+                    Ok(m) if self.room(name)?.members.contains_key(&m) => Some((m, self.user(m).source.nick.clone())),
                     Ok(_) => {
-                        result.errors.push(HubError::UserNotInRoom {
-                            nick: nick.clone(),
-                            room: room_name.clone(),
-                        });
+                        result.errors.push(HubError::UserNotInRoom { nick: nick.clone(), room: room_name.clone() });
                         continue;
                     }
                     Err(e) => {
@@ -742,24 +649,13 @@ impl Hub {
             let room = self.room_mut(name);
             let add = change.add;
             let changed = match (&change.mode, &member) {
-                (RoomMode::Op(_), Some((m, _))) => {
-                    flip(&mut room.members.get_mut(m).expect("member").op, add)
-                }
-                (RoomMode::Voice(_), Some((m, _))) => {
-                    flip(&mut room.members.get_mut(m).expect("member").voice, add)
-                }
+                (RoomMode::Op(_), Some((m, _))) => flip(&mut room.members.get_mut(m).expect("member").op, add),
+                (RoomMode::Voice(_), Some((m, _))) => flip(&mut room.members.get_mut(m).expect("member").voice, add),
                 (RoomMode::Ban(mask), _) => {
-                    let present = room
-                        .bans
-                        .iter()
-                        .position(|b| b.mask.eq_ignore_ascii_case(mask));
+                    let present = room.bans.iter().position(|b| b.mask.eq_ignore_ascii_case(mask));
                     match (add, present) {
                         (true, None) => {
-                            room.bans.push(Ban {
-                                mask: mask.clone(),
-                                set_by: setter.clone(),
-                                at: now_millis(),
-                            });
+                            room.bans.push(Ban { mask: mask.clone(), set_by: setter.clone(), at: now_millis() });
                             true
                         }
                         (false, Some(i)) => {
@@ -804,8 +700,9 @@ impl Hub {
                 room: room_name,
                 changes: modes::render(&result.applied),
             });
-            let members: Vec<ConnId> = self.room(name)?.members.keys().copied().collect();
+            let members: Vec<ConnId> = self.room(name)?.members.keys().copied().filter(|&m| m != id).collect();
             self.deliver(members, &event);
+            result.event = Some(event);
         }
         Ok(result)
     }
@@ -818,16 +715,16 @@ fn flip(flag: &mut bool, on: bool) -> bool {
 
 /// The largest index `<= max` that is a char boundary of `s`.
 pub fn floor_char_boundary(s: &str, max: usize) -> usize {
-    (0..=max.min(s.len()))
-        .rev()
-        .find(|&i| s.is_char_boundary(i))
-        .unwrap_or(0)
+    (0..=max.min(s.len())).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
 }
 
 impl Hub {
-    /// Marks a user away with a message, or back (`None`). Returns whether they are now away.
+    /// Marks a user away with a message, or back (`None` or empty); the users sharing a room
+    /// are told (IRC `away-notify`). Returns whether the user is now away.
     pub fn set_away(&mut self, id: ConnId, message: Option<&str>) -> bool {
         let away = message.map(text::sanitize).filter(|m| !m.is_empty());
+        let event = self.event(EventKind::Away { who: self.user(id).source.clone(), message: away.clone() });
+        self.deliver(self.peers(id), &event);
         let user = self.users.get_mut(&id).expect("registered");
         user.away = away;
         user.away.is_some()
@@ -849,11 +746,7 @@ impl Hub {
             return Err(HubError::NotOper);
         }
         let target_id = self.id_of(target)?;
-        let reason = format!(
-            "Killed by {}: {}",
-            self.user(id).source.nick,
-            text::sanitize(reason)
-        );
+        let reason = format!("Killed by {}: {}", self.user(id).source.nick, text::sanitize(reason));
         let outbox = self.user(target_id).outbox.clone();
         self.quit(target_id, &reason);
         outbox.close(reason);
@@ -881,12 +774,7 @@ impl Hub {
 
     /// The rooms a user is in, as spelled at creation, in join order.
     pub fn rooms_of(&self, id: ConnId) -> Vec<String> {
-        self.user(id)
-            .rooms
-            .iter()
-            .filter_map(|r| self.rooms.get(r))
-            .map(|r| r.name.clone())
-            .collect()
+        self.user(id).rooms.iter().filter_map(|r| self.rooms.get(r)).map(|r| r.name.clone()).collect()
     }
 
     /// Is `nick` online? Returns its current spelling.
@@ -945,14 +833,8 @@ impl Hub {
         if room.modes.secret && !is_member {
             return Err(HubError::NoSuchRoom(name.into()));
         }
-        let mut members: Vec<Member> = room
-            .members
-            .iter()
-            .map(|(&id, &status)| Member {
-                info: self.info(id, asker),
-                status,
-            })
-            .collect();
+        let mut members: Vec<Member> =
+            room.members.iter().map(|(&id, &status)| Member { info: self.info(id, asker), status }).collect();
         members.sort_by_key(|m| fold(&m.info.nick));
         let mut modes = room.modes.clone();
         if !is_member {
@@ -991,12 +873,7 @@ impl Hub {
 
     /// WHOWAS: the most recent departures under `nick`, newest first.
     pub fn whowas(&self, nick: &str, count: usize) -> Vec<Departed> {
-        self.whowas
-            .iter()
-            .filter(|d| d.nick.eq_ignore_ascii_case(nick))
-            .take(count)
-            .cloned()
-            .collect()
+        self.whowas.iter().filter(|d| d.nick.eq_ignore_ascii_case(nick)).take(count).cloned().collect()
     }
 }
 

@@ -58,10 +58,7 @@ impl RoomModes {
         if let Some(limit) = self.limit {
             args.push(limit.to_string());
         }
-        std::iter::once(flags)
-            .chain(args)
-            .collect::<Vec<_>>()
-            .join(" ")
+        std::iter::once(flags).chain(args).collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -98,9 +95,7 @@ impl RoomMode {
 
     pub fn arg(&self) -> Option<String> {
         match self {
-            RoomMode::Op(a) | RoomMode::Voice(a) | RoomMode::Ban(a) | RoomMode::Key(a) => {
-                Some(a.clone())
-            }
+            RoomMode::Op(a) | RoomMode::Voice(a) | RoomMode::Ban(a) | RoomMode::Key(a) => Some(a.clone()),
             RoomMode::Limit(n) => Some(n.to_string()),
             _ => None,
         }
@@ -218,18 +213,13 @@ pub fn render(changes: &[ModeChange]) -> String {
             sign = Some(change.add);
         }
         flags.push(change.mode.letter());
-        if let Some(arg) = change
-            .mode
-            .arg()
-            .filter(|a| !a.is_empty() && (change.add || !matches!(change.mode, RoomMode::Limit(_))))
+        if let Some(arg) =
+            change.mode.arg().filter(|a| !a.is_empty() && (change.add || !matches!(change.mode, RoomMode::Limit(_))))
         {
             args.push(arg);
         }
     }
-    std::iter::once(flags)
-        .chain(args)
-        .collect::<Vec<_>>()
-        .join(" ")
+    std::iter::once(flags).chain(args).collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -242,49 +232,22 @@ mod tests {
         assert_eq!(
             parsed.changes,
             vec![
-                ModeChange {
-                    add: true,
-                    mode: RoomMode::Op("bob".into())
-                },
-                ModeChange {
-                    add: true,
-                    mode: RoomMode::Voice("alice".into())
-                },
-                ModeChange {
-                    add: false,
-                    mode: RoomMode::Key("old".into())
-                },
-                ModeChange {
-                    add: true,
-                    mode: RoomMode::Limit(3)
-                },
+                ModeChange { add: true, mode: RoomMode::Op("bob".into()) },
+                ModeChange { add: true, mode: RoomMode::Voice("alice".into()) },
+                ModeChange { add: false, mode: RoomMode::Key("old".into()) },
+                ModeChange { add: true, mode: RoomMode::Limit(3) },
             ]
         );
         assert!(parsed.errors.is_empty());
-        assert_eq!(
-            parse("-k", &[]).changes,
-            [ModeChange {
-                add: false,
-                mode: RoomMode::Key(String::new())
-            }]
-        );
+        assert_eq!(parse("-k", &[]).changes, [ModeChange { add: false, mode: RoomMode::Key(String::new()) }]);
     }
 
     #[test]
     fn reports_unknown_and_missing() {
         let parsed = parse("+xo", &[]);
-        assert_eq!(
-            parsed.errors,
-            vec![
-                ModeParseError::Unknown('x'),
-                ModeParseError::MissingArg('o')
-            ]
-        );
+        assert_eq!(parsed.errors, vec![ModeParseError::Unknown('x'), ModeParseError::MissingArg('o')]);
         assert!(parse("+b", &[]).list_bans);
-        assert_eq!(
-            parse("+l", &["zero"]).errors,
-            vec![ModeParseError::BadLimit("zero".into())]
-        );
+        assert_eq!(parse("+l", &["zero"]).errors, vec![ModeParseError::BadLimit("zero".into())]);
     }
 
     #[test]
@@ -293,11 +256,7 @@ mod tests {
         assert_eq!(normalize_mask("*@10.0.0.1"), "*!*@10.0.0.1");
         let parsed = parse("+m-l+b", &["bob"]);
         assert_eq!(render(&parsed.changes), "+m-l+b bob!*@*");
-        let modes = RoomModes {
-            key: Some("pw".into()),
-            limit: Some(5),
-            ..RoomModes::default()
-        };
+        let modes = RoomModes { key: Some("pw".into()), limit: Some(5), ..RoomModes::default() };
         assert_eq!(modes.render(true), "+klnt pw 5");
         assert_eq!(modes.render(false), "+klnt * 5");
     }

@@ -187,10 +187,7 @@ mod tests {
         assert_eq!(outbox.next_batch(&mut batch).await, None);
         assert_eq!(batch.len(), 1);
         batch.clear();
-        assert_eq!(
-            outbox.next_batch(&mut batch).await,
-            Some(Closed::Done("shutting down".into()))
-        );
+        assert_eq!(outbox.next_batch(&mut batch).await, Some(Closed::Done("shutting down".into())));
     }
 
     #[tokio::test]

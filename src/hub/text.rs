@@ -39,9 +39,7 @@ pub fn valid_room(name: &str) -> bool {
 
 /// IRC formatting codes (bold, colour, reset, reverse, italic, strike, underline) and the CTCP
 /// delimiter. They are harmless to terminals, so IRC users keep them; plain-text output drops them.
-pub const IRC_FORMATTING: &[char] = &[
-    '\x01', '\x02', '\x03', '\x0f', '\x16', '\x1d', '\x1e', '\x1f',
-];
+pub const IRC_FORMATTING: &[char] = &['\x01', '\x02', '\x03', '\x0f', '\x16', '\x1d', '\x1e', '\x1f'];
 
 /// Cleans text a user sent before anyone else sees it: ANSI/VT escape sequences are removed
 /// whole (CSI, OSC and two-byte escapes), every other control character except IRC formatting
@@ -127,10 +125,8 @@ fn skip_digits(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
 
 /// Does `text` match the IRC wildcard `mask` (`*` any run, `?` one character), ignoring ASCII case?
 pub fn wildcard_match(mask: &str, text: &str) -> bool {
-    let (m, t): (Vec<char>, Vec<char>) = (
-        mask.to_ascii_lowercase().chars().collect(),
-        text.to_ascii_lowercase().chars().collect(),
-    );
+    let (m, t): (Vec<char>, Vec<char>) =
+        (mask.to_ascii_lowercase().chars().collect(), text.to_ascii_lowercase().chars().collect());
     let (mut mi, mut ti) = (0, 0);
     let mut backtrack: Option<(usize, usize)> = None;
     while ti < t.len() {
@@ -192,10 +188,7 @@ mod tests {
 
     #[test]
     fn formatting_is_stripped_for_terminals() {
-        assert_eq!(
-            strip_formatting("\x02bold\x02 \x0304,12red\x0f!"),
-            "bold red!"
-        );
+        assert_eq!(strip_formatting("\x02bold\x02 \x0304,12red\x0f!"), "bold red!");
         assert_eq!(strip_formatting("\x033x"), "x");
         assert_eq!(strip_formatting("plain"), "plain");
     }

@@ -12,10 +12,7 @@ use bytes::Bytes;
 use crate::hub::event::FORMATS;
 use crate::hub::modes::{self, ModeChange, RoomMode};
 use crate::hub::text::strip_formatting;
-use crate::hub::{
-    self, Closed, ConnId, Event, EventKind, HubError, LOBBY, MsgKind, Out, Outbox, Registration,
-    Target,
-};
+use crate::hub::{self, Closed, ConnId, Event, EventKind, HubError, LOBBY, MsgKind, Out, Outbox, Registration, Target};
 use crate::server::conn::{Conn, Render};
 use crate::server::lines::Line;
 
@@ -67,14 +64,8 @@ pub async fn run(mut conn: Conn) {
     };
     tracing::info!("{} connected as {nick}", conn.peer);
     let mut writer = conn.start_writer(outbox.clone(), PlainRender { me: id });
-    let session = Session {
-        id,
-        hub: &shared.hub,
-        outbox: &outbox,
-    };
-    session.reply(format!(
-        "{WELCOME}\nYou are {nick} in {LOBBY}. Type to talk; /help lists commands."
-    ));
+    let session = Session { id, hub: &shared.hub, outbox: &outbox };
+    session.reply(format!("{WELCOME}\nYou are {nick} in {LOBBY}. Type to talk; /help lists commands."));
     session.join(LOBBY, None);
 
     let mut writer_done = false;
@@ -101,11 +92,7 @@ pub async fn run(mut conn: Conn) {
             }
         }
     };
-    tracing::info!(
-        "{} ({}) left: {reason}",
-        conn.peer,
-        hub::lock(&shared.hub).nick(id)
-    );
+    tracing::info!("{} ({}) left: {reason}", conn.peer, hub::lock(&shared.hub).nick(id));
     hub::lock(&shared.hub).quit(id, &reason);
     outbox.close(reason);
     if !writer_done {
@@ -178,7 +165,11 @@ impl Session<'_> {
             },
             "kick" => match rest.split_once(' ').unwrap_or((rest, "")) {
                 ("", _) => self.usage("/kick NICK [REASON]"),
-                (nick, reason) => self.in_room(|hub, id, room| hub.kick(id, room, nick, reason.trim())),
+                (nick, reason) => self.in_room(|hub, id, room| {
+                    hub.kick(id, room, nick, reason.trim())?;
+                    self.reply(format!("You removed {nick} from {room}."));
+                    Ok(())
+                }),
             },
             "ban" | "unban" | "op" | "deop" | "voice" | "devoice" => match args.next() {
                 Some(arg) => self.mode_shortcut(name, arg),
@@ -200,7 +191,9 @@ impl Session<'_> {
                     }
                 }
             },
-            _ => self.error(format!("unknown command /{name}; /help lists the commands (start a line with // to say it as text)")),
+            _ => self.error(format!(
+                "unknown command /{name}; /help lists the commands (start a line with // to say it as text)"
+            )),
         }
         None
     }
@@ -210,7 +203,7 @@ impl Session<'_> {
     }
 
     /// Runs `f` on the user's room, or explains that they are in none.
-    fn in_room(&self, f: impl FnOnce(&mut hub::Hub, ConnId, &str) -> Result<(), HubError>) {
+    fn in_room<T>(&self, f: impl FnOnce(&mut hub::Hub, ConnId, &str) -> Result<T, HubError>) {
         match self.room() {
             Some(room) => {
                 if let Err(e) = f(&mut hub::lock(self.hub), self.id, &room) {
@@ -224,22 +217,15 @@ impl Session<'_> {
     fn say_in_room(&self, kind: MsgKind, text: &str) {
         match self.room() {
             Some(room) => self.say(&room, kind, text),
-            None => self.error(format!(
-                "you are in no room, so no one hears you; /join {LOBBY}"
-            )),
+            None => self.error(format!("you are in no room, so no one hears you; /join {LOBBY}")),
         }
     }
 
     fn say(&self, target: &str, kind: MsgKind, text: &str) {
-        let said = hub::lock(self.hub).say(self.id, target, kind, text);
+        let said = hub::lock(self.hub).say(self.id, target, kind, text, Vec::new());
         match said {
             Ok(said) => {
-                if let EventKind::Message {
-                    target: Target::User(nick),
-                    text,
-                    ..
-                } = &said.event.kind
-                {
+                if let EventKind::Message { target: Target::User(nick), text, .. } = &said.event.kind {
                     self.reply(format!("[private] to {nick}: {}", strip_formatting(text)));
                 }
                 if let Some(away) = said.away {
@@ -270,12 +256,8 @@ impl Session<'_> {
                 drop(hub);
                 let mut text = format!("You are now in {}", joined.room);
                 if let Ok(info) = info {
-                    let others: Vec<_> = info
-                        .members
-                        .iter()
-                        .filter(|m| m.info.id != self.id)
-                        .map(|m| m.info.nick.as_str())
-                        .collect();
+                    let others: Vec<_> =
+                        info.members.iter().filter(|m| m.info.id != self.id).map(|m| m.info.nick.as_str()).collect();
                     if others.is_empty() {
                         text.push_str(" (no one else is here yet).");
                     } else {
@@ -295,9 +277,7 @@ impl Session<'_> {
     fn part(&self, reason: &str) {
         match self.room() {
             Some(room) if room.eq_ignore_ascii_case(LOBBY) => {
-                self.error(format!(
-                    "you are in {LOBBY}, the room everyone starts in; /join #ROOM to go elsewhere"
-                ));
+                self.error(format!("you are in {LOBBY}, the room everyone starts in; /join #ROOM to go elsewhere"));
             }
             Some(room) => {
                 let _ = hub::lock(self.hub).part(self.id, &room, reason);
@@ -337,12 +317,7 @@ impl Session<'_> {
                         name
                     })
                     .collect();
-                self.reply(format!(
-                    "{} in {}: {}",
-                    names.len(),
-                    info.name,
-                    names.join(", ")
-                ));
+                self.reply(format!("{} in {}: {}", names.len(), info.name, names.join(", ")));
             }
             Err(e) => self.error(e),
         }
@@ -352,20 +327,19 @@ impl Session<'_> {
         let Some(room) = self.room() else {
             return self.error(format!("you are in no room; /join {LOBBY}"));
         };
-        let result = hub::lock(self.hub).topic(self.id, &room, (!text.is_empty()).then_some(text));
-        match result {
-            Ok(Some(topic)) if text.is_empty() => {
-                self.reply(format!(
-                    "Topic of {room}: {} (set by {})",
-                    strip_formatting(&topic.text),
-                    topic.set_by
-                ));
+        if text.is_empty() {
+            match hub::lock(self.hub).topic(self.id, &room) {
+                Ok(Some(topic)) => {
+                    self.reply(format!("Topic of {room}: {} (set by {})", strip_formatting(&topic.text), topic.set_by));
+                }
+                Ok(None) => self.reply(format!("{room} has no topic; /topic TEXT sets one.")),
+                Err(e) => self.error(e),
             }
-            Ok(None) if text.is_empty() => {
-                self.reply(format!("{room} has no topic; /topic TEXT sets one."))
+        } else {
+            match hub::lock(self.hub).set_topic(self.id, &room, text) {
+                Ok(_) => self.reply(format!("Topic of {room} set.")),
+                Err(e) => self.error(e),
             }
-            Ok(_) => self.reply(format!("Topic of {room} set.")),
-            Err(e) => self.error(e),
         }
     }
 
@@ -407,10 +381,7 @@ impl Session<'_> {
             match hub::lock(self.hub).bans(&room) {
                 Ok(bans) if bans.is_empty() => self.reply(format!("No bans in {room}.")),
                 Ok(bans) => {
-                    let masks: Vec<_> = bans
-                        .iter()
-                        .map(|b| format!("{} (by {})", b.mask, b.set_by))
-                        .collect();
+                    let masks: Vec<_> = bans.iter().map(|b| format!("{} (by {})", b.mask, b.set_by)).collect();
                     self.reply(format!("Bans in {room}: {}", masks.join(", ")));
                 }
                 Err(e) => self.error(e),
@@ -439,10 +410,7 @@ impl Session<'_> {
                     self.error(e);
                 }
                 if !result.applied.is_empty() {
-                    self.reply(format!(
-                        "Mode {} set on {room}.",
-                        modes::render(&result.applied)
-                    ));
+                    self.reply(format!("Mode {} set on {room}.", modes::render(&result.applied)));
                 }
             }
             Err(e) => self.error(e),
@@ -452,36 +420,21 @@ impl Session<'_> {
 
 /// `lobby` → `#lobby`: plain-text users may leave out the `#`.
 fn room_name(name: &str) -> String {
-    if name.starts_with('#') {
-        name.into()
-    } else {
-        format!("#{name}")
-    }
+    if name.starts_with('#') { name.into() } else { format!("#{name}") }
 }
 
-/// Renders events for one plain-text user. Events the user caused are skipped: the session
-/// already answered them in the user's own words ("You are now known as …").
+/// Renders events for one plain-text user. The hub never sends users their own doings; the
+/// session answers those in the user's own words ("You are now known as …").
 pub struct PlainRender {
     pub me: ConnId,
 }
 
 impl Render for PlainRender {
     fn event(&self, event: &Event, out: &mut Vec<u8>) {
-        if event.actor().id == self.me {
-            return;
-        }
         match &event.kind {
-            EventKind::Kick {
-                who,
-                room,
-                target_id,
-                reason,
-                ..
-            } if *target_id == self.me => {
-                let line = format!(
-                    "* {} removed you from {room} ({reason}); /join {LOBBY} to go on chatting\n",
-                    who.nick
-                );
+            EventKind::Kick { who, room, target_id, reason, .. } if *target_id == self.me => {
+                let line =
+                    format!("* {} removed you from {room} ({reason}); /join {LOBBY} to go on chatting\n", who.nick);
                 out.extend_from_slice(line.as_bytes());
             }
             _ => out.extend_from_slice(&event.encoded(FORMAT, render)),
@@ -491,69 +444,46 @@ impl Render for PlainRender {
     fn closing(&self, why: &Closed) -> Vec<u8> {
         match why {
             Closed::Overflow => {
-                b"*** disconnected: you were not reading fast enough and your queue filled up\n"
-                    .to_vec()
+                b"*** disconnected: you were not reading fast enough and your queue filled up\n".to_vec()
             }
             Closed::Done(reason) => format!("*** disconnected: {reason}\n").into_bytes(),
         }
     }
 }
 
-/// An event as one line for a terminal. IRC formatting codes are dropped; the text was already
-/// sanitised by the hub, so no control characters remain.
+/// An event as one line for a terminal (or nothing, for what a person has no use for: tags
+/// alone, CTCP requests, away changes). IRC formatting codes are dropped; the hub already
+/// removed control characters.
 fn render(event: &Event) -> Bytes {
     let line = match &event.kind {
-        EventKind::Message {
-            from,
-            target,
-            kind,
-            text,
-        } => {
+        EventKind::Message { kind: MsgKind::TagMsg, .. } | EventKind::Away { .. } => return Bytes::new(),
+        EventKind::Message { text, .. } if text.starts_with('\x01') => return Bytes::new(),
+        EventKind::Message { from, target, kind, text, .. } => {
             let text = strip_formatting(text);
-            let private = if matches!(target, Target::User(_)) {
-                "[private] "
-            } else {
-                ""
-            };
+            let private = if matches!(target, Target::User(_)) { "[private] " } else { "" };
             match kind {
-                MsgKind::Privmsg => format!("{private}<{}> {text}", from.nick),
                 MsgKind::Action => format!("{private}* {} {text}", from.nick),
                 MsgKind::Notice => format!("{private}-{}- {text}", from.nick),
+                _ => format!("{private}<{}> {text}", from.nick),
             }
         }
         EventKind::Join { who, room, .. } => format!("* {} joined {room}", who.nick),
-        EventKind::Part { who, room, reason } => {
-            with_reason(format!("* {} left {room}", who.nick), reason)
-        }
+        EventKind::Part { who, room, reason } => with_reason(format!("* {} left {room}", who.nick), reason),
         EventKind::Quit { who, reason } => with_reason(format!("* {} quit", who.nick), reason),
         EventKind::Nick { who, new } => format!("* {} is now known as {new}", who.nick),
         EventKind::Topic { who, room, text } if text.is_empty() => {
             format!("* {} cleared the topic of {room}", who.nick)
         }
         EventKind::Topic { who, room, text } => {
-            format!(
-                "* {} set the topic of {room}: {}",
-                who.nick,
-                strip_formatting(text)
-            )
+            format!("* {} set the topic of {room}: {}", who.nick, strip_formatting(text))
         }
-        EventKind::Kick {
-            who,
-            room,
-            target,
-            reason,
-            ..
-        } => with_reason(
-            format!("* {} removed {target} from {room}", who.nick),
-            reason,
-        ),
+        EventKind::Kick { who, room, target, reason, .. } => {
+            with_reason(format!("* {} removed {target} from {room}", who.nick), reason)
+        }
         EventKind::Mode { who, room, changes } => {
             format!("* {} set mode {changes} on {room}", who.nick)
         }
-        EventKind::Invite { who, room, .. } => format!(
-            "* {} invites you to {room}; /join {room} to accept",
-            who.nick
-        ),
+        EventKind::Invite { who, room, .. } => format!("* {} invites you to {room}; /join {room} to accept", who.nick),
     };
     Bytes::from(line + "\n")
 }

@@ -19,23 +19,12 @@ impl std::str::FromStr for FloodLimit {
     type Err = String;
     /// `RATE` or `RATE/BURST` (lines per second, burst in lines).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || {
-            format!(
-                "'{s}' is not a flood limit: use RATE or RATE/BURST (lines per second), or 'off'"
-            )
-        };
+        let bad = || format!("'{s}' is not a flood limit: use RATE or RATE/BURST (lines per second), or 'off'");
         let (rate, burst) = s.split_once('/').unwrap_or((s, ""));
         let per_second: f64 = rate.parse().map_err(|_| bad())?;
-        let burst: f64 = if burst.is_empty() {
-            (per_second * 2.0).max(1.0)
-        } else {
-            burst.parse().map_err(|_| bad())?
-        };
-        if per_second > 0.0 && burst >= 1.0 {
-            Ok(FloodLimit { per_second, burst })
-        } else {
-            Err(bad())
-        }
+        let burst: f64 =
+            if burst.is_empty() { (per_second * 2.0).max(1.0) } else { burst.parse().map_err(|_| bad())? };
+        if per_second > 0.0 && burst >= 1.0 { Ok(FloodLimit { per_second, burst }) } else { Err(bad()) }
     }
 }
 
@@ -50,11 +39,7 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     pub fn new(limit: FloodLimit) -> TokenBucket {
-        TokenBucket {
-            limit,
-            tokens: limit.burst,
-            last: Instant::now(),
-        }
+        TokenBucket { limit, tokens: limit.burst, last: Instant::now() }
     }
 
     /// How long to wait before the next line may be handled (zero if a token is ready).
@@ -64,11 +49,7 @@ impl TokenBucket {
         self.tokens = (self.tokens + earned).min(self.limit.burst);
         self.last = now;
         self.tokens -= 1.0;
-        if self.tokens >= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-self.tokens / self.limit.per_second)
-        }
+        if self.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-self.tokens / self.limit.per_second) }
     }
 }
 
@@ -99,11 +80,7 @@ pub struct ConnPermit {
 impl ConnLimiter {
     /// `0` for either limit means no limit.
     pub fn new(max_total: usize, max_per_ip: usize) -> Arc<ConnLimiter> {
-        Arc::new(ConnLimiter {
-            max_total,
-            max_per_ip,
-            open: Mutex::default(),
-        })
+        Arc::new(ConnLimiter { max_total, max_per_ip, open: Mutex::default() })
     }
 
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, Refused> {
@@ -118,10 +95,7 @@ impl ConnLimiter {
         }
         *count += 1;
         *total += 1;
-        Ok(ConnPermit {
-            limiter: self.clone(),
-            ip,
-        })
+        Ok(ConnPermit { limiter: self.clone(), ip })
     }
 
     /// Connections open now.
@@ -150,30 +124,15 @@ mod tests {
 
     #[test]
     fn parses_flood_limits() {
-        assert_eq!(
-            "5/10".parse(),
-            Ok(FloodLimit {
-                per_second: 5.0,
-                burst: 10.0
-            })
-        );
-        assert_eq!(
-            "4".parse(),
-            Ok(FloodLimit {
-                per_second: 4.0,
-                burst: 8.0
-            })
-        );
+        assert_eq!("5/10".parse(), Ok(FloodLimit { per_second: 5.0, burst: 10.0 }));
+        assert_eq!("4".parse(), Ok(FloodLimit { per_second: 4.0, burst: 8.0 }));
         assert!("0".parse::<FloodLimit>().is_err());
         assert!("fast".parse::<FloodLimit>().is_err());
     }
 
     #[tokio::test(start_paused = true)]
     async fn bucket_allows_burst_then_paces() {
-        let mut bucket = TokenBucket::new(FloodLimit {
-            per_second: 2.0,
-            burst: 3.0,
-        });
+        let mut bucket = TokenBucket::new(FloodLimit { per_second: 2.0, burst: 3.0 });
         for _ in 0..3 {
             assert_eq!(bucket.take(), Duration::ZERO);
         }

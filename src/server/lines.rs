@@ -29,18 +29,11 @@ pub struct LineReader {
 impl LineReader {
     /// A reader that starts with bytes already read (while sniffing the protocol).
     pub fn new(max: usize, already_read: &[u8]) -> LineReader {
-        LineReader {
-            buf: BytesMut::from(already_read),
-            max,
-            discarding: false,
-        }
+        LineReader { buf: BytesMut::from(already_read), max, discarding: false }
     }
 
     /// The next line, or `None` at end of stream.
-    pub async fn next<R: AsyncRead + Unpin + ?Sized>(
-        &mut self,
-        reader: &mut R,
-    ) -> std::io::Result<Option<Line>> {
+    pub async fn next<R: AsyncRead + Unpin + ?Sized>(&mut self, reader: &mut R) -> std::io::Result<Option<Line>> {
         loop {
             if let Some(line) = self.take_line() {
                 return Ok(Some(line));
@@ -117,10 +110,7 @@ mod tests {
 
     #[tokio::test]
     async fn splits_on_lf_and_crlf() {
-        assert_eq!(
-            lines(100, b"a\nb\r\n\nlast").await,
-            [t("a"), t("b"), t(""), t("last")]
-        );
+        assert_eq!(lines(100, b"a\nb\r\n\nlast").await, [t("a"), t("b"), t(""), t("last")]);
     }
 
     #[tokio::test]
@@ -133,10 +123,7 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_utf8_is_replaced() {
-        assert_eq!(
-            lines(100, b"caf\xe9 \xff\n").await,
-            [t("caf\u{fffd} \u{fffd}")]
-        );
+        assert_eq!(lines(100, b"caf\xe9 \xff\n").await, [t("caf\u{fffd} \u{fffd}")]);
     }
 
     #[tokio::test]
@@ -144,9 +131,6 @@ mod tests {
         let mut reader = LineReader::new(100, b"NICK a\r\nUS");
         let mut rest: &[u8] = b"ER a 0 * :A\r\n";
         assert_eq!(reader.next(&mut rest).await.unwrap(), Some(t("NICK a")));
-        assert_eq!(
-            reader.next(&mut rest).await.unwrap(),
-            Some(t("USER a 0 * :A"))
-        );
+        assert_eq!(reader.next(&mut rest).await.unwrap(), Some(t("USER a 0 * :A")));
     }
 }

@@ -45,10 +45,7 @@ impl Default for Limits {
             max_line: 4096,
             max_conns: 16_384,
             max_conns_per_ip: 64,
-            flood: Some(FloodLimit {
-                per_second: 10.0,
-                burst: 30.0,
-            }),
+            flood: Some(FloodLimit { per_second: 10.0, burst: 30.0 }),
             sendq: 4096,
             sniff_timeout: Duration::from_millis(250),
         }
@@ -67,18 +64,10 @@ pub struct Config {
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error(
-        "cannot listen on {addr}: {source} (is another server using the port? try another with --listen)"
-    )]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error("cannot listen on {addr}: {source} (is another server using the port? try another with --listen)")]
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("cannot use data directory {dir}: {source} (pick a writable one with --data-dir)")]
-    DataDir {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    DataDir { dir: PathBuf, source: std::io::Error },
 }
 
 /// State every connection task shares.
@@ -102,18 +91,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 impl Server {
     /// Creates the data directory and binds every listen address.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
-            dir: config.data_dir.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|source| ServerError::DataDir { dir: config.data_dir.clone(), source })?;
         let mut listeners = Vec::new();
         for addr in &config.listen {
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: *addr,
-                    source,
-                })?;
+            let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr: *addr, source })?;
             listeners.push(listener);
         }
         let shared = Arc::new(Shared {
@@ -127,18 +109,12 @@ impl Server {
 
     /// The addresses actually bound (with the real port when 0 was asked for).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect()
+        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
     }
 
     /// Accepts connections until `shutdown` resolves, then closes every connection and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let limiter = ConnLimiter::new(
-            self.shared.limits.max_conns,
-            self.shared.limits.max_conns_per_ip,
-        );
+        let limiter = ConnLimiter::new(self.shared.limits.max_conns, self.shared.limits.max_conns_per_ip);
         // Every connection task holds a clone; when all are dropped, `recv` returns None.
         let (alive, mut all_done) = mpsc::channel::<()>(1);
         let accepting = self.listeners.into_iter().map(|listener| {
@@ -158,23 +134,13 @@ impl Server {
             let _ = task.await;
         }
         hub::lock(&self.shared.hub).shutdown("Server shutting down");
-        if tokio::time::timeout(SHUTDOWN_GRACE, all_done.recv())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "some connections did not close within {SHUTDOWN_GRACE:?}; exiting anyway"
-            );
+        if tokio::time::timeout(SHUTDOWN_GRACE, all_done.recv()).await.is_err() {
+            tracing::warn!("some connections did not close within {SHUTDOWN_GRACE:?}; exiting anyway");
         }
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    limiter: Arc<ConnLimiter>,
-    alive: mpsc::Sender<()>,
-) {
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, limiter: Arc<ConnLimiter>, alive: mpsc::Sender<()>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -196,27 +162,18 @@ async fn accept_loop(
 }
 
 /// Admits one connection, tells its protocol, and runs the session to its end.
-async fn handle(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    limiter: &Arc<ConnLimiter>,
-) {
+async fn handle(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, limiter: &Arc<ConnLimiter>) {
     let permit = match limiter.admit(peer.ip()) {
         Ok(permit) => permit,
         Err(refused) => {
             tracing::info!("{peer} refused: {refused}");
-            let _ = stream
-                .write_all(format!("ERROR :{refused}\r\n").as_bytes())
-                .await;
+            let _ = stream.write_all(format!("ERROR :{refused}\r\n").as_bytes()).await;
             return;
         }
     };
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
-    let Ok((_first, conn)) =
-        Conn::sniff(Box::new(reader), Box::new(writer), peer, shared, permit).await
-    else {
+    let Ok((_first, conn)) = Conn::sniff(Box::new(reader), Box::new(writer), peer, shared, permit).await else {
         return;
     };
     crate::proto::plain::run(conn).await;

@@ -44,10 +44,7 @@ impl Drop for TempDir {
 
 /// Limits for tests: no flood control (scripts type fast), short sniff.
 pub fn test_limits() -> Limits {
-    Limits {
-        flood: None,
-        ..Limits::default()
-    }
+    Limits { flood: None, ..Limits::default() }
 }
 
 pub async fn start_server() -> TestServer {
@@ -74,12 +71,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
     let task = tokio::spawn(server.run(async {
         let _ = stopped.await;
     }));
-    TestServer {
-        addr,
-        stop: Some(stop),
-        task: Some(task),
-        _dir: dir,
-    }
+    TestServer { addr, stop: Some(stop), task: Some(task), _dir: dir }
 }
 
 impl TestServer {
@@ -89,10 +81,7 @@ impl TestServer {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
-            tokio::time::timeout(WAIT, task)
-                .await
-                .expect("server stops in time")
-                .unwrap();
+            tokio::time::timeout(WAIT, task).await.expect("server stops in time").unwrap();
         }
     }
 }
@@ -107,10 +96,7 @@ impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).await.expect("connects");
         let (reader, writer) = stream.into_split();
-        Client {
-            reader: BufReader::new(reader),
-            writer,
-        }
+        Client { reader: BufReader::new(reader), writer }
     }
 
     /// Connects as a plain-text client and reads the greeting; returns the client and its nick.
@@ -132,17 +118,12 @@ impl Client {
     pub async fn plain_as(addr: SocketAddr, nick: &str) -> Client {
         let (mut client, _) = Client::plain(addr).await;
         client.send(&format!("/nick {nick}")).await;
-        client
-            .expect(&format!("You are now known as {nick}."))
-            .await;
+        client.expect(&format!("You are now known as {nick}.")).await;
         client
     }
 
     pub async fn send_raw(&mut self, bytes: &[u8]) {
-        self.writer
-            .write_all(bytes)
-            .await
-            .expect("server accepts bytes");
+        self.writer.write_all(bytes).await.expect("server accepts bytes");
     }
 
     pub async fn send(&mut self, line: &str) {
@@ -205,9 +186,6 @@ impl Client {
     pub async fn assert_quiet(&mut self) {
         self.send("/who").await;
         let next = self.line().await;
-        assert!(
-            next.contains(" in #"),
-            "expected nothing before the /who answer, got: {next}"
-        );
+        assert!(next.contains(" in #"), "expected nothing before the /who answer, got: {next}");
     }
 }
