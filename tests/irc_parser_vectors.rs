@@ -7,14 +7,8 @@ use std::collections::BTreeMap;
 use charla::proto::irc::message::Message;
 use serde_json::Value;
 
-const SPLIT: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/data/irc-parser-tests/msg-split.json"
-));
-const JOIN: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/data/irc-parser-tests/msg-join.json"
-));
+const SPLIT: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/irc-parser-tests/msg-split.json"));
+const JOIN: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/irc-parser-tests/msg-join.json"));
 
 fn vectors(json: &str) -> Vec<Value> {
     let mut file: Value = serde_json::from_str(json).expect("vector file is valid JSON");
@@ -25,9 +19,7 @@ fn vectors(json: &str) -> Vec<Value> {
 }
 
 fn text(value: &Value) -> &str {
-    value
-        .as_str()
-        .unwrap_or_else(|| panic!("expected a string, got {value}"))
+    value.as_str().unwrap_or_else(|| panic!("expected a string, got {value}"))
 }
 
 /// The atoms of a vector as a message: tags with `""` meaning no value, missing keys empty.
@@ -50,11 +42,7 @@ fn atoms(vector: &Value) -> Message {
 
 /// Tags as the vectors see them: one value per key, the last duplicate winning.
 fn tag_map(message: &Message) -> BTreeMap<&str, Option<&str>> {
-    message
-        .tags
-        .iter()
-        .map(|(key, _)| (key.as_str(), message.tag(key).flatten()))
-        .collect()
+    message.tags.iter().map(|(key, _)| (key.as_str(), message.tag(key).flatten())).collect()
 }
 
 #[test]
@@ -78,10 +66,7 @@ fn join_vectors() {
     assert_eq!(tests.len(), 17);
     for vector in &tests {
         let line = atoms(vector).to_line();
-        let matches: Vec<&str> = vector["matches"]
-            .as_array()
-            .map(|m| m.iter().map(text).collect())
-            .unwrap_or_default();
+        let matches: Vec<&str> = vector["matches"].as_array().map(|m| m.iter().map(text).collect()).unwrap_or_default();
         assert!(
             matches.contains(&line.as_str()),
             "{}: wrote {line:?}, expected one of {matches:?}",

@@ -32,6 +32,9 @@ pub type ConnId = u64;
 /// The room every plain-text user lands in.
 pub const LOBBY: &str = "#lobby";
 
+/// The longest ban list a room may have (`MAXLIST=b:100`).
+pub const MAX_BANS: usize = 100;
+
 /// How many departed users `WHOWAS` remembers.
 const WHOWAS_LEN: usize = 256;
 
@@ -81,6 +84,8 @@ pub enum HubError {
     ModeNeedsArg(char),
     #[error("'{0}' is not a valid limit: give a number above 0")]
     BadLimit(String),
+    #[error("the ban list of {0} is full ({MAX_BANS} entries); remove one with /unban first")]
+    BanListFull(String),
     #[error("the server is shutting down; try again in a moment")]
     ShuttingDown,
 }
@@ -654,6 +659,10 @@ impl Hub {
                 (RoomMode::Ban(mask), _) => {
                     let present = room.bans.iter().position(|b| b.mask.eq_ignore_ascii_case(mask));
                     match (add, present) {
+                        (true, None) if room.bans.len() >= MAX_BANS => {
+                            result.errors.push(HubError::BanListFull(room.name.clone()));
+                            false
+                        }
                         (true, None) => {
                             room.bans.push(Ban { mask: mask.clone(), set_by: setter.clone(), at: now_millis() });
                             true

@@ -18,8 +18,22 @@ pub type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 /// The write side of a connection.
 pub type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
-/// How many bytes are enough to recognise a protocol by its first word.
+/// The protocol a client speaks, told from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Plain,
+    Irc,
+}
+
+/// How many bytes are enough to recognise an IRC client (`PASS `, `NICK `, `USER `, `CAP `).
 const SNIFF_LEN: usize = 5;
+
+/// Tells the protocol from the first bytes a client sent (possibly none).
+pub fn classify(first: &[u8]) -> Protocol {
+    let word = first.split(|&b| b == b' ' || b == b'\r' || b == b'\n').next().unwrap_or_default();
+    let irc = [&b"CAP"[..], b"NICK", b"USER", b"PASS"].iter().any(|w| word.eq_ignore_ascii_case(w));
+    if irc && first.len() > word.len() { Protocol::Irc } else { Protocol::Plain }
+}
 
 /// How a protocol turns queued events into bytes for one connection.
 pub trait Render: Send + 'static {
@@ -41,15 +55,15 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Reads the first bytes (waiting up to the sniff timeout for a silent client) so the caller
-    /// can tell the protocol. The bytes read are kept for the session's line reader.
+    /// Reads the first bytes (waiting up to the sniff timeout for a silent client) and tells the
+    /// protocol. The bytes read are kept for the session's line reader.
     pub async fn sniff(
         mut reader: BoxRead,
         writer: BoxWrite,
         peer: SocketAddr,
         shared: Arc<Shared>,
         permit: ConnPermit,
-    ) -> std::io::Result<(Vec<u8>, Conn)> {
+    ) -> std::io::Result<(Protocol, Conn)> {
         let mut first = Vec::new();
         let deadline = tokio::time::Instant::now() + shared.limits.sniff_timeout;
         let mut chunk = [0u8; 512];
@@ -61,17 +75,22 @@ impl Conn {
                 Err(_) => break,
             }
         }
+        let protocol = classify(&first);
         let limits = &shared.limits;
+        let max_line = match protocol {
+            Protocol::Plain => limits.max_line,
+            Protocol::Irc => crate::proto::irc::MAX_LINE,
+        };
         let conn = Conn {
             peer,
-            lines: LineReader::new(limits.max_line, &first),
+            lines: LineReader::new(max_line, &first),
             flood: limits.flood.map(TokenBucket::new),
             reader,
             writer: Some(writer),
             _permit: permit,
             shared,
         };
-        Ok((first, conn))
+        Ok((protocol, conn))
     }
 
     /// The next line from the client, paced by the flood limit; `None` when the client is gone.
@@ -133,5 +152,21 @@ async fn write_loop(mut writer: BoxWrite, outbox: Outbox, render: impl Render) {
             .await;
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_irc_from_text() {
+        assert_eq!(classify(b"CAP LS 302\r\n"), Protocol::Irc);
+        assert_eq!(classify(b"NICK bob\r\n"), Protocol::Irc);
+        assert_eq!(classify(b"user x 0 * :x\r\n"), Protocol::Irc);
+        assert_eq!(classify(b"PASS secret\r\n"), Protocol::Irc);
+        assert_eq!(classify(b"hello there\n"), Protocol::Plain);
+        assert_eq!(classify(b"NICKNAME\n"), Protocol::Plain);
+        assert_eq!(classify(b""), Protocol::Plain);
     }
 }

@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::hub::{self, Hub, HubConfig, SharedHub};
-use conn::Conn;
+use conn::{Conn, Protocol};
 use limits::{ConnLimiter, FloodLimit};
 
 /// Limits that protect the server and everyone on it from one client.
@@ -37,6 +37,9 @@ pub struct Limits {
     pub sendq: usize,
     /// How long a silent new client is given before it is taken for a plain-text client.
     pub sniff_timeout: Duration,
+    /// How long an IRC client may be silent before it is pinged (and as long again before it
+    /// is dropped).
+    pub ping_interval: Duration,
 }
 
 impl Default for Limits {
@@ -48,6 +51,7 @@ impl Default for Limits {
             flood: Some(FloodLimit { per_second: 10.0, burst: 30.0 }),
             sendq: 4096,
             sniff_timeout: Duration::from_millis(250),
+            ping_interval: Duration::from_secs(90),
         }
     }
 }
@@ -173,8 +177,11 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, li
     };
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
-    let Ok((_first, conn)) = Conn::sniff(Box::new(reader), Box::new(writer), peer, shared, permit).await else {
+    let Ok((protocol, conn)) = Conn::sniff(Box::new(reader), Box::new(writer), peer, shared, permit).await else {
         return;
     };
-    crate::proto::plain::run(conn).await;
+    match protocol {
+        Protocol::Plain => crate::proto::plain::run(conn).await,
+        Protocol::Irc => crate::proto::irc::run(conn).await,
+    }
 }

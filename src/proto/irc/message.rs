@@ -103,11 +103,7 @@ impl Message {
     /// The tag `key`: `None` if absent, `Some(None)` if present without a value. With duplicates,
     /// the last one wins.
     pub fn tag(&self, key: &str) -> Option<Option<&str>> {
-        self.tags
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_deref())
+        self.tags.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_deref())
     }
 
     /// Parses one line, given without its line ending (a trailing `\r\n` or `\n` is ignored).
@@ -168,13 +164,7 @@ impl Message {
             rest = after;
         }
 
-        Ok(Message {
-            tags: parse_tags(tags),
-            source,
-            command: command.to_owned(),
-            params,
-            force_trailing: false,
-        })
+        Ok(Message { tags: parse_tags(tags), source, command: command.to_owned(), params, force_trailing: false })
     }
 
     /// Appends the wire form, `\r\n` included, to `out`.
@@ -218,10 +208,7 @@ impl Message {
             }
             out.put(" ");
             // NUL, CR and LF will be written as spaces, so they need the colon as much as a space.
-            if self.force_trailing
-                || last.is_empty()
-                || last.starts_with(':')
-                || last.contains([' ', '\0', '\r', '\n'])
+            if self.force_trailing || last.is_empty() || last.starts_with(':') || last.contains([' ', '\0', '\r', '\n'])
             {
                 out.put(":");
             }
@@ -296,9 +283,7 @@ impl Sink for String {
 
 /// Writes `s` with NUL, CR and LF turned into spaces, so no part can end the line early.
 fn put_one_line<S: Sink>(s: &str, out: &mut S) {
-    put_replacing(s, out, |b| {
-        matches!(b, b'\0' | b'\r' | b'\n').then_some(" ")
-    });
+    put_replacing(s, out, |b| matches!(b, b'\0' | b'\r' | b'\n').then_some(" "));
 }
 
 fn escape_into<S: Sink>(value: &str, out: &mut S) {
@@ -338,9 +323,7 @@ mod tests {
 
     #[test]
     fn parses_every_part() {
-        let m = parse(
-            "@time=2024-01-01T00:00:00Z;+draft/react=\\:\\) :bob!b@host PRIVMSG #c :hi there",
-        );
+        let m = parse("@time=2024-01-01T00:00:00Z;+draft/react=\\:\\) :bob!b@host PRIVMSG #c :hi there");
         assert_eq!(m.tag("time"), Some(Some("2024-01-01T00:00:00Z")));
         assert_eq!(m.tag("+draft/react"), Some(Some(";)")));
         assert_eq!(m.tag("msgid"), None);
@@ -376,18 +359,9 @@ mod tests {
         assert_eq!(Message::parse("@a=b  "), Err(ParseError::NoCommand));
         assert_eq!(Message::parse(":src"), Err(ParseError::NoCommand));
         assert_eq!(Message::parse(":src  "), Err(ParseError::NoCommand));
-        assert_eq!(
-            Message::parse("PRIV-MSG x"),
-            Err(ParseError::InvalidCommand("PRIV-MSG".into()))
-        );
-        assert_eq!(
-            Message::parse("0001 x"),
-            Err(ParseError::InvalidCommand("0001".into()))
-        );
-        assert_eq!(
-            Message::parse("PRIVMSG #c :a\rb"),
-            Err(ParseError::ControlChar)
-        );
+        assert_eq!(Message::parse("PRIV-MSG x"), Err(ParseError::InvalidCommand("PRIV-MSG".into())));
+        assert_eq!(Message::parse("0001 x"), Err(ParseError::InvalidCommand("0001".into())));
+        assert_eq!(Message::parse("PRIVMSG #c :a\rb"), Err(ParseError::ControlChar));
         assert_eq!(Message::parse("NICK a\0"), Err(ParseError::ControlChar));
     }
 
@@ -396,10 +370,7 @@ mod tests {
         let body = |len: usize| format!("PRIVMSG #c :{}", "x".repeat(len - "PRIVMSG #c :".len()));
         assert!(Message::parse(&body(MAX_BODY - 2)).is_ok());
         assert!(Message::parse(&(body(MAX_BODY - 2) + "\r\n")).is_ok());
-        assert_eq!(
-            Message::parse(&body(MAX_BODY - 1)),
-            Err(ParseError::BodyTooLong)
-        );
+        assert_eq!(Message::parse(&body(MAX_BODY - 1)), Err(ParseError::BodyTooLong));
 
         let tags = |len: usize| format!("@k={}", "v".repeat(len - "@k= ".len()));
         let ok = format!("{} {}", tags(MAX_TAGS), body(MAX_BODY - 2));
@@ -407,10 +378,7 @@ mod tests {
         assert!(Message::parse(&ok).is_ok());
         let long = format!("{} CMD", tags(MAX_TAGS + 1));
         assert_eq!(Message::parse(&long), Err(ParseError::TagsTooLong));
-        assert_eq!(
-            Message::parse(&tags(MAX_TAGS + 1)),
-            Err(ParseError::TagsTooLong)
-        );
+        assert_eq!(Message::parse(&tags(MAX_TAGS + 1)), Err(ParseError::TagsTooLong));
     }
 
     #[test]
@@ -423,10 +391,7 @@ mod tests {
         assert_eq!(line(&Message::new("X", &["a", "b c"])), "X a :b c");
         let forced = Message::new("PRIVMSG", &["#c", "hi"]).with_trailing_colon();
         assert_eq!(line(&forced), "PRIVMSG #c :hi");
-        assert_eq!(
-            line(&Message::new("PING", &[]).with_trailing_colon()),
-            "PING"
-        );
+        assert_eq!(line(&Message::new("PING", &[]).with_trailing_colon()), "PING");
     }
 
     #[test]
@@ -446,19 +411,14 @@ mod tests {
 
     #[test]
     fn a_written_message_is_always_one_line() {
-        let m = Message::new("PRIVMSG", &["#c\r\n", "hi\r\nQUIT"])
-            .with_source("a\nb")
-            .with_tag("k\r", Some("\n"));
+        let m = Message::new("PRIVMSG", &["#c\r\n", "hi\r\nQUIT"]).with_source("a\nb").with_tag("k\r", Some("\n"));
         assert_eq!(m.to_line(), "@k =\\n :a b PRIVMSG #c   :hi  QUIT");
     }
 
     #[test]
     fn unescaping() {
         assert_eq!(unescape_tag_value("plain"), "plain");
-        assert_eq!(
-            unescape_tag_value("a\\:b\\sc\\\\d\\re\\nf"),
-            "a;b c\\d\re\nf"
-        );
+        assert_eq!(unescape_tag_value("a\\:b\\sc\\\\d\\re\\nf"), "a;b c\\d\re\nf");
         assert_eq!(unescape_tag_value("\\x\\"), "x");
         let mut out = String::from("=");
         escape_tag_value("a; b", &mut out);
@@ -466,10 +426,7 @@ mod tests {
     }
 
     fn tag_entry() -> impl Strategy<Value = (String, Option<String>)> {
-        (
-            "\\+?([a-z0-9.-]{1,10}/)?[A-Za-z0-9-]{1,10}",
-            proptest::option::of("[^\\x00]{1,20}"),
-        )
+        ("\\+?([a-z0-9.-]{1,10}/)?[A-Za-z0-9-]{1,10}", proptest::option::of("[^\\x00]{1,20}"))
     }
 
     prop_compose! {

@@ -1,3 +1,25 @@
-//! The IRC protocol: RFC 1459/2812 framing with IRCv3 message tags.
+//! The IRC protocol (RFC 1459/2812 as modern servers speak it, plus IRCv3): message parsing,
+//! capabilities, numerics, the command table and the per-client session.
+//!
+//! - [`message`]: parse and serialise lines (tags, source, command, parameters).
+//! - [`caps`]: the capability table, from which `CAP LS` is produced.
+//! - [`numeric`]: numeric reply codes and the mapping from hub refusals.
+//! - `commands`: one handler per command, in one table.
+//! - `session`: registration, keep-alive, labeled responses.
+//! - `render`: events as IRC lines, encoded once per capability combination.
 
+pub mod caps;
+mod commands;
 pub mod message;
+pub mod numeric;
+pub mod render;
+mod session;
+
+pub use message::MAX_LINE;
+pub use session::run;
+
+/// The server version shown by `VERSION` and the welcome.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The most targets one PRIVMSG/NOTICE may name (`MAXTARGETS`).
+pub const MAX_TARGETS: usize = 10;

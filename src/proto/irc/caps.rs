@@ -1,0 +1,109 @@
+//! IRCv3 capabilities: defined once, here. `CAP LS` is produced from [`CAPS`], and every check
+//! in the code is against a [`Cap`] from this table.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// One capability the server offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Cap {
+    CapNotify = 1 << 0,
+    MessageTags = 1 << 1,
+    ServerTime = 1 << 2,
+    EchoMessage = 1 << 3,
+    Batch = 1 << 4,
+    LabeledResponse = 1 << 5,
+    MultiPrefix = 1 << 6,
+    UserhostInNames = 1 << 7,
+    AwayNotify = 1 << 8,
+    ExtendedJoin = 1 << 9,
+    StandardReplies = 1 << 10,
+}
+
+/// Every capability: its name in `CAP LS`, and its value for `CAP LS 302` clients.
+pub const CAPS: &[(Cap, &str, Option<&str>)] = &[
+    (Cap::AwayNotify, "away-notify", None),
+    (Cap::Batch, "batch", None),
+    (Cap::CapNotify, "cap-notify", None),
+    (Cap::EchoMessage, "echo-message", None),
+    (Cap::ExtendedJoin, "extended-join", None),
+    (Cap::LabeledResponse, "labeled-response", None),
+    (Cap::MessageTags, "message-tags", None),
+    (Cap::MultiPrefix, "multi-prefix", None),
+    (Cap::ServerTime, "server-time", None),
+    (Cap::StandardReplies, "standard-replies", None),
+    (Cap::UserhostInNames, "userhost-in-names", None),
+];
+
+/// Looks a capability up by name.
+pub fn by_name(name: &str) -> Option<Cap> {
+    CAPS.iter().find(|(_, n, _)| n.eq_ignore_ascii_case(name)).map(|(c, _, _)| *c)
+}
+
+/// The name of a capability.
+pub fn name(cap: Cap) -> &'static str {
+    CAPS.iter().find(|(c, _, _)| *c == cap).map_or("", |(_, n, _)| n)
+}
+
+/// The `CAP LS` words: `name` or, for 302 clients, `name=value`.
+pub fn ls(version: u32) -> Vec<String> {
+    CAPS.iter()
+        .map(|(_, name, value)| match value {
+            Some(value) if version >= 302 => format!("{name}={value}"),
+            _ => (*name).to_string(),
+        })
+        .collect()
+}
+
+/// The capabilities one client enabled, shared between its session and its writer.
+#[derive(Debug, Clone, Default)]
+pub struct CapSet(Arc<AtomicU32>);
+
+impl CapSet {
+    pub fn has(&self, cap: Cap) -> bool {
+        self.bits() & cap as u32 != 0
+    }
+
+    pub fn bits(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn set(&self, cap: Cap, on: bool) {
+        if on {
+            self.0.fetch_or(cap as u32, Ordering::Relaxed);
+        } else {
+            self.0.fetch_and(!(cap as u32), Ordering::Relaxed);
+        }
+    }
+
+    /// Names of the enabled capabilities, for `CAP LIST`.
+    pub fn names(&self) -> Vec<&'static str> {
+        CAPS.iter().filter(|(c, _, _)| self.has(*c)).map(|(_, n, _)| *n).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_consistent() {
+        for (cap, name, _) in CAPS {
+            assert_eq!(by_name(name), Some(*cap));
+            assert_eq!(super::name(*cap), *name);
+        }
+        assert_eq!(by_name("SERVER-TIME"), Some(Cap::ServerTime));
+        assert_eq!(by_name("sasl"), None);
+    }
+
+    #[test]
+    fn sets_and_clears() {
+        let caps = CapSet::default();
+        caps.set(Cap::EchoMessage, true);
+        caps.set(Cap::ServerTime, true);
+        caps.set(Cap::EchoMessage, false);
+        assert!(caps.has(Cap::ServerTime) && !caps.has(Cap::EchoMessage));
+        assert_eq!(caps.names(), ["server-time"]);
+    }
+}

@@ -1,0 +1,793 @@
+//! The IRC command table: one small handler per command, found by name in [`COMMANDS`].
+//! Handlers translate: they parse parameters, call the hub, and turn its answers and refusals
+//! into replies and numerics. No chat rule is decided here.
+
+use std::fmt::Write as _;
+
+use super::caps::{self, Cap};
+use super::message::Message;
+use super::numeric::*;
+use super::render;
+use super::session::Session;
+use super::{MAX_TARGETS, VERSION};
+use crate::hub::event::now_millis;
+use crate::hub::modes::{self, ModeParseError};
+use crate::hub::text::{self, NICK_LEN, ROOM_LEN, TOPIC_LEN};
+use crate::hub::{self, ConnId, HubError, MsgKind, Status, Tags};
+
+type Handler = fn(&mut Session, &Message);
+
+/// One command: its name, the parameters it needs, whether it needs a registered client.
+struct Command {
+    name: &'static str,
+    min_params: usize,
+    registered: bool,
+    handler: Handler,
+}
+
+const fn cmd(name: &'static str, min_params: usize, registered: bool, handler: Handler) -> Command {
+    Command { name, min_params, registered, handler }
+}
+
+/// Every command the server understands.
+const COMMANDS: &[Command] = &[
+    cmd("CAP", 1, false, cap),
+    cmd("PASS", 1, false, pass),
+    cmd("NICK", 0, false, nick),
+    cmd("USER", 4, false, user),
+    cmd("PING", 0, false, ping),
+    cmd("PONG", 0, false, |_, _| {}),
+    cmd("QUIT", 0, false, quit),
+    cmd("JOIN", 1, true, join),
+    cmd("PART", 1, true, part),
+    cmd("PRIVMSG", 0, true, privmsg),
+    cmd("NOTICE", 0, true, privmsg),
+    cmd("TAGMSG", 1, true, privmsg),
+    cmd("TOPIC", 1, true, topic),
+    cmd("NAMES", 0, true, names),
+    cmd("LIST", 0, true, list),
+    cmd("WHO", 0, true, who),
+    cmd("WHOIS", 1, true, whois),
+    cmd("WHOWAS", 1, true, whowas),
+    cmd("MODE", 1, true, mode),
+    cmd("KICK", 2, true, kick),
+    cmd("INVITE", 2, true, invite),
+    cmd("AWAY", 0, true, away),
+    cmd("MOTD", 0, true, motd_command),
+    cmd("LUSERS", 0, true, lusers_command),
+    cmd("VERSION", 0, true, version),
+    cmd("TIME", 0, true, time),
+    cmd("ISON", 1, true, ison),
+    cmd("USERHOST", 1, true, userhost),
+    cmd("OPER", 2, true, oper),
+    cmd("KILL", 2, true, kill),
+];
+
+/// Finds the command's handler and runs it, or answers 421 / 451 / 461.
+pub fn dispatch(session: &mut Session, message: &Message) {
+    let name = message.command.to_ascii_uppercase();
+    let Some(command) = COMMANDS.iter().find(|c| c.name == name) else {
+        session.numeric(ERR_UNKNOWNCOMMAND, &[&message.command, "Unknown command"]);
+        return;
+    };
+    if command.registered && session.id.is_none() {
+        session.numeric(ERR_NOTREGISTERED, &["You have not registered"]);
+    } else if message.params.len() < command.min_params {
+        session.numeric(ERR_NEEDMOREPARAMS, &[command.name, "Not enough parameters"]);
+    } else {
+        (command.handler)(session, message);
+    }
+}
+
+/// The registered client's id (handlers marked `registered` only run once there is one).
+fn me(session: &Session) -> ConnId {
+    session.id.expect("command needs registration")
+}
+
+fn param(message: &Message, i: usize) -> &str {
+    message.params.get(i).map_or("", String::as_str)
+}
+
+// ---- registration ----
+
+fn cap(session: &mut Session, message: &Message) {
+    let nick = session.nick();
+    match param(message, 0).to_ascii_uppercase().as_str() {
+        "LS" => {
+            session.cap_version = session.cap_version.max(param(message, 1).parse().unwrap_or(0));
+            if session.cap_version >= 302 {
+                session.caps.set(Cap::CapNotify, true);
+            }
+            if session.id.is_none() {
+                session.negotiating = true;
+            }
+            let words = caps::ls(session.cap_version);
+            let chunks: Vec<String> = chunk_words(&words, 400);
+            for (i, chunk) in chunks.iter().enumerate() {
+                let more = i + 1 < chunks.len() && session.cap_version >= 302;
+                let params: Vec<&str> = if more { vec![&nick, "LS", "*", chunk] } else { vec![&nick, "LS", chunk] };
+                session.server_line("CAP", &params);
+            }
+        }
+        "LIST" => {
+            let enabled = session.caps.names().join(" ");
+            session.server_line("CAP", &[&nick, "LIST", &enabled]);
+        }
+        "REQ" => {
+            if session.id.is_none() {
+                session.negotiating = true;
+            }
+            let wanted = param(message, 1);
+            let changes: Option<Vec<(Cap, bool)>> = wanted
+                .split_whitespace()
+                .map(|word| {
+                    let (on, name) = word.strip_prefix('-').map_or((true, word), |n| (false, n));
+                    caps::by_name(name)
+                        .filter(|c| on || *c != Cap::CapNotify || session.cap_version < 302)
+                        .map(|c| (c, on))
+                })
+                .collect();
+            match changes {
+                Some(changes) => {
+                    for (cap, on) in changes {
+                        session.caps.set(cap, on);
+                    }
+                    session.server_line("CAP", &[&nick, "ACK", wanted]);
+                }
+                None => session.server_line("CAP", &[&nick, "NAK", wanted]),
+            }
+        }
+        "END" => {
+            session.negotiating = false;
+            session.try_register();
+        }
+        other => session.numeric(ERR_INVALIDCAPCMD, &[other, "Invalid CAP command"]),
+    }
+}
+
+/// Splits words into space-joined chunks of at most `max` bytes.
+fn chunk_words(words: &[String], max: usize) -> Vec<String> {
+    let mut chunks = vec![String::new()];
+    for word in words {
+        let last = chunks.last_mut().expect("never empty");
+        if !last.is_empty() && last.len() + 1 + word.len() > max {
+            chunks.push(word.clone());
+        } else {
+            if !last.is_empty() {
+                last.push(' ');
+            }
+            last.push_str(word);
+        }
+    }
+    chunks
+}
+
+fn pass(session: &mut Session, _: &Message) {
+    // No server password is configured: any PASS before registration is accepted.
+    if session.id.is_some() {
+        session.numeric(ERR_ALREADYREGISTERED, &["You may not reregister"]);
+    }
+}
+
+fn nick(session: &mut Session, message: &Message) {
+    let Some(new) = message.params.first().filter(|n| !n.is_empty()) else {
+        return session.numeric(ERR_NONICKNAMEGIVEN, &["No nickname given"]);
+    };
+    match session.id {
+        Some(id) => {
+            let changed = hub::lock(&session.shared.hub).set_nick(id, new);
+            match changed {
+                Ok(event) => session.own_event(&event),
+                Err(HubError::NickInUse(n)) if n == session.nick() => {}
+                Err(error) => session.hub_error(&error, false),
+            }
+        }
+        None => {
+            let checked = hub::lock(&session.shared.hub).check_nick(new);
+            match checked {
+                Ok(()) => {
+                    session.pending_nick = Some(new.clone());
+                    session.try_register();
+                }
+                Err(error) => session.hub_error(&error, false),
+            }
+        }
+    }
+}
+
+fn user(session: &mut Session, message: &Message) {
+    if session.id.is_some() {
+        return session.numeric(ERR_ALREADYREGISTERED, &["You may not reregister"]);
+    }
+    let username: String =
+        param(message, 0).chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).take(16).collect();
+    let username = if username.is_empty() { "user".to_string() } else { username };
+    session.pending_user = Some((username, text::sanitize(param(message, 3))));
+    session.try_register();
+}
+
+fn ping(session: &mut Session, message: &Message) {
+    match message.params.first() {
+        Some(token) => {
+            let server = session.shared.server_name.clone();
+            session.server_line("PONG", &[&server, token]);
+        }
+        None => session.numeric(ERR_NOORIGIN, &["No origin specified"]),
+    }
+}
+
+fn quit(session: &mut Session, message: &Message) {
+    let reason = match message.params.first().filter(|r| !r.is_empty()) {
+        Some(reason) => format!("Quit: {reason}"),
+        None => "Quit".into(),
+    };
+    session.quit = Some(reason);
+}
+
+// ---- rooms ----
+
+fn join(session: &mut Session, message: &Message) {
+    let id = me(session);
+    if param(message, 0) == "0" {
+        let rooms = hub::lock(&session.shared.hub).rooms_of(id);
+        for room in rooms {
+            part_one(session, &room, "");
+        }
+        return;
+    }
+    let keys: Vec<&str> = param(message, 1).split(',').collect();
+    for (i, room) in param(message, 0).split(',').filter(|r| !r.is_empty()).enumerate() {
+        let key = keys.get(i).copied().filter(|k| !k.is_empty());
+        let joined = hub::lock(&session.shared.hub).join(id, room, key);
+        match joined {
+            Ok(Some(joined)) => {
+                session.own_event(&joined.event);
+                if let Some(topic) = &joined.topic {
+                    session.numeric(RPL_TOPIC, &[&joined.room, &topic.text]);
+                    session.numeric(RPL_TOPICWHOTIME, &[&joined.room, &topic.set_by, &(topic.at / 1000).to_string()]);
+                }
+                names_of(session, &joined.room);
+            }
+            Ok(None) => {}
+            Err(error) => session.hub_error(&error, false),
+        }
+    }
+}
+
+fn part(session: &mut Session, message: &Message) {
+    for room in param(message, 0).split(',').filter(|r| !r.is_empty()) {
+        part_one(session, room, param(message, 1));
+    }
+}
+
+fn part_one(session: &mut Session, room: &str, reason: &str) {
+    let parted = hub::lock(&session.shared.hub).part(me(session), room, reason);
+    match parted {
+        Ok(event) => session.own_event(&event),
+        Err(error) => session.hub_error(&error, false),
+    }
+}
+
+fn privmsg(session: &mut Session, message: &Message) {
+    let command = message.command.to_ascii_uppercase();
+    let notice = command == "NOTICE";
+    let Some(targets) = message.params.first() else {
+        if !notice {
+            session.numeric(ERR_NORECIPIENT, &[&format!("No recipient given ({command})")]);
+        }
+        return;
+    };
+    let (kind, text) = match command.as_str() {
+        "TAGMSG" => (MsgKind::TagMsg, ""),
+        _ => match message.params.get(1) {
+            None if notice => return,
+            None => return session.numeric(ERR_NOTEXTTOSEND, &["No text to send"]),
+            Some(text) => match text.strip_prefix("\x01ACTION ").map(|t| t.strip_suffix('\x01').unwrap_or(t)) {
+                Some(action) if !notice => (MsgKind::Action, action),
+                _ if notice => (MsgKind::Notice, text.as_str()),
+                _ => (MsgKind::Privmsg, text.as_str()),
+            },
+        },
+    };
+    if kind == MsgKind::TagMsg && !session.caps.has(Cap::MessageTags) {
+        return;
+    }
+    let tags: Tags = message.tags.iter().filter(|(k, _)| k.starts_with('+')).cloned().collect();
+    let id = me(session);
+    for target in targets.split(',').filter(|t| !t.is_empty()).take(MAX_TARGETS) {
+        let said = hub::lock(&session.shared.hub).say(id, target, kind, text, tags.clone());
+        match said {
+            Ok(said) => {
+                if let Some(away) = said.away {
+                    let to = hub::lock(&session.shared.hub).online(target).unwrap_or(target).to_string();
+                    session.numeric(RPL_AWAY, &[&to, &away]);
+                }
+                if session.caps.has(Cap::EchoMessage) {
+                    session.own_event(&said.event);
+                }
+            }
+            Err(error) if !notice => session.hub_error(&error, true),
+            Err(_) => {}
+        }
+    }
+}
+
+fn topic(session: &mut Session, message: &Message) {
+    let id = me(session);
+    let room = param(message, 0);
+    match message.params.get(1) {
+        Some(text) => {
+            let set = hub::lock(&session.shared.hub).set_topic(id, room, text);
+            match set {
+                Ok(event) => session.own_event(&event),
+                Err(error) => session.hub_error(&error, false),
+            }
+        }
+        None => {
+            let topic = hub::lock(&session.shared.hub).topic(id, room);
+            match topic {
+                Ok(Some(topic)) => {
+                    session.numeric(RPL_TOPIC, &[room, &topic.text]);
+                    session.numeric(RPL_TOPICWHOTIME, &[room, &topic.set_by, &(topic.at / 1000).to_string()]);
+                }
+                Ok(None) => session.numeric(RPL_NOTOPIC, &[room, "No topic is set"]),
+                Err(error) => session.hub_error(&error, false),
+            }
+        }
+    }
+}
+
+fn names(session: &mut Session, message: &Message) {
+    match message.params.first() {
+        Some(rooms) => {
+            for room in rooms.split(',').filter(|r| !r.is_empty()) {
+                names_of(session, room);
+            }
+        }
+        None => session.numeric(RPL_ENDOFNAMES, &["*", "End of /NAMES list"]),
+    }
+}
+
+/// 353 lines (split to fit 512 bytes) and 366 for one room.
+fn names_of(session: &mut Session, room: &str) {
+    let info = hub::lock(&session.shared.hub).room_info(me(session), room);
+    if let Ok(info) = info {
+        let all_prefixes = session.caps.has(Cap::MultiPrefix);
+        let full = session.caps.has(Cap::UserhostInNames);
+        let names: Vec<String> = info
+            .members
+            .iter()
+            .map(|m| {
+                let prefix = m.status.prefixes(all_prefixes);
+                if full {
+                    format!("{prefix}{}!{}@{}", m.info.nick, m.info.user, m.info.host)
+                } else {
+                    format!("{prefix}{}", m.info.nick)
+                }
+            })
+            .collect();
+        let symbol = if info.secret { "@" } else { "=" };
+        for chunk in chunk_words(&names, 400) {
+            session.numeric(RPL_NAMREPLY, &[symbol, &info.name, &chunk]);
+        }
+        session.numeric(RPL_ENDOFNAMES, &[&info.name, "End of /NAMES list"]);
+    } else {
+        session.numeric(RPL_ENDOFNAMES, &[room, "End of /NAMES list"]);
+    }
+}
+
+fn list(session: &mut Session, message: &Message) {
+    let wanted: Vec<String> =
+        param(message, 0).split(',').filter(|r| r.starts_with('#')).map(|r| r.to_ascii_lowercase()).collect();
+    let rooms = hub::lock(&session.shared.hub).list_rooms(me(session));
+    session.numeric(RPL_LISTSTART, &["Channel", "Users  Name"]);
+    for room in rooms.iter().filter(|r| wanted.is_empty() || wanted.contains(&r.name.to_ascii_lowercase())) {
+        let topic = room.topic.clone().unwrap_or_default();
+        session.numeric(RPL_LIST, &[&room.name, &room.members.to_string(), &topic]);
+    }
+    session.numeric(RPL_LISTEND, &["End of /LIST"]);
+}
+
+// ---- users ----
+
+/// WHO flags: `H`ere or `G`one, `*` for server operators, then room prefixes.
+fn who_flags(info: &hub::UserInfo, status: Option<Status>, all_prefixes: bool) -> String {
+    let mut flags = String::from(if info.away.is_some() { "G" } else { "H" });
+    if info.oper {
+        flags.push('*');
+    }
+    if let Some(status) = status {
+        flags.push_str(status.prefixes(all_prefixes));
+    }
+    flags
+}
+
+fn who(session: &mut Session, message: &Message) {
+    let id = me(session);
+    let mask = param(message, 0);
+    let mask = if mask.is_empty() { "*" } else { mask };
+    // WHOX: `WHO mask %fields[,token]`.
+    let whox = message.params.get(1).and_then(|f| f.strip_prefix('%')).map(|f| match f.split_once(',') {
+        Some((fields, token)) => (fields.to_string(), token.to_string()),
+        None => (f.to_string(), String::new()),
+    });
+    let hub = hub::lock(&session.shared.hub);
+    let rows: Vec<(String, hub::UserInfo, Option<Status>)> = if mask.starts_with('#') {
+        match hub.room_info(id, mask) {
+            Ok(info) => info.members.into_iter().map(|m| (info.name.clone(), m.info, Some(m.status))).collect(),
+            Err(_) => Vec::new(),
+        }
+    } else {
+        hub.all_users(id)
+            .into_iter()
+            .filter(|u| {
+                text::wildcard_match(mask, &u.nick)
+                    || text::wildcard_match(mask, &format!("{}!{}@{}", u.nick, u.user, u.host))
+            })
+            .map(|u| {
+                let room = u.rooms.first().map_or("*".to_string(), |(r, _)| r.clone());
+                (room, u, None)
+            })
+            .collect()
+    };
+    drop(hub);
+    let all_prefixes = session.caps.has(Cap::MultiPrefix);
+    let server = session.shared.server_name.clone();
+    for (room, info, status) in rows {
+        let flags = who_flags(&info, status, all_prefixes);
+        match &whox {
+            Some((fields, token)) => {
+                let mut params: Vec<String> = Vec::new();
+                for field in "tcuihsnfdlaor".chars().filter(|c| fields.contains(*c)) {
+                    params.push(match field {
+                        't' => token.clone(),
+                        'c' => room.clone(),
+                        'u' => info.user.clone(),
+                        'i' => "255.255.255.255".into(),
+                        'h' => info.host.clone(),
+                        's' => server.clone(),
+                        'n' => info.nick.clone(),
+                        'f' => flags.clone(),
+                        'd' => "0".into(),
+                        'l' => (now_millis().saturating_sub(info.last_spoke) / 1000).to_string(),
+                        'a' => "0".into(),
+                        'o' => "n/a".into(),
+                        _ => info.realname.clone(),
+                    });
+                }
+                let params: Vec<&str> = params.iter().map(String::as_str).collect();
+                session.numeric(RPL_WHOSPCRPL, &params);
+            }
+            None => session.numeric(
+                RPL_WHOREPLY,
+                &[&room, &info.user, &info.host, &server, &info.nick, &flags, &format!("0 {}", info.realname)],
+            ),
+        }
+    }
+    session.numeric(RPL_ENDOFWHO, &[mask, "End of /WHO list"]);
+}
+
+fn whois(session: &mut Session, message: &Message) {
+    // `WHOIS server nick` names the nick last.
+    let target = message.params.last().map_or("", String::as_str);
+    let info = hub::lock(&session.shared.hub).user_info(me(session), target);
+    match info {
+        Ok(info) => {
+            let server = session.shared.server_name.clone();
+            session.numeric(RPL_WHOISUSER, &[&info.nick, &info.user, &info.host, "*", &info.realname]);
+            if !info.rooms.is_empty() {
+                let all_prefixes = session.caps.has(Cap::MultiPrefix);
+                let rooms: Vec<String> = info
+                    .rooms
+                    .iter()
+                    .map(|(room, status)| format!("{}{room}", status.prefixes(all_prefixes)))
+                    .collect();
+                for chunk in chunk_words(&rooms, 400) {
+                    session.numeric(RPL_WHOISCHANNELS, &[&info.nick, &chunk]);
+                }
+            }
+            session.numeric(RPL_WHOISSERVER, &[&info.nick, &server, &format!("charla ({} client)", info.protocol)]);
+            if info.oper {
+                session.numeric(RPL_WHOISOPERATOR, &[&info.nick, "is an IRC operator"]);
+            }
+            if let Some(away) = &info.away {
+                session.numeric(RPL_AWAY, &[&info.nick, away]);
+            }
+            let idle = (now_millis().saturating_sub(info.last_spoke) / 1000).to_string();
+            let signon = (info.signon / 1000).to_string();
+            session.numeric(RPL_WHOISIDLE, &[&info.nick, &idle, &signon, "seconds idle, signon time"]);
+            session.numeric(RPL_ENDOFWHOIS, &[&info.nick, "End of /WHOIS list"]);
+        }
+        Err(error) => {
+            session.hub_error(&error, false);
+            session.numeric(RPL_ENDOFWHOIS, &[target, "End of /WHOIS list"]);
+        }
+    }
+}
+
+fn whowas(session: &mut Session, message: &Message) {
+    let nick = param(message, 0);
+    let count = param(message, 1).parse().ok().filter(|&c: &usize| c > 0).unwrap_or(8);
+    let departed = hub::lock(&session.shared.hub).whowas(nick, count);
+    if departed.is_empty() {
+        session.numeric(ERR_WASNOSUCHNICK, &[nick, "There was no such nickname"]);
+    }
+    let server = session.shared.server_name.clone();
+    for d in departed {
+        session.numeric(RPL_WHOWASUSER, &[&d.nick, &d.user, &d.host, "*", &d.realname]);
+        session.numeric(RPL_WHOISSERVER, &[&d.nick, &server, &render::iso_time(d.at)]);
+    }
+    session.numeric(RPL_ENDOFWHOWAS, &[nick, "End of WHOWAS"]);
+}
+
+fn mode(session: &mut Session, message: &Message) {
+    let target = param(message, 0);
+    if target.starts_with('#') {
+        room_mode(session, message, target);
+    } else {
+        user_mode(session, message, target);
+    }
+}
+
+fn user_mode(session: &mut Session, message: &Message, target: &str) {
+    let id = me(session);
+    let (my_nick, oper) = {
+        let hub = hub::lock(&session.shared.hub);
+        (hub.nick(id).to_string(), hub.user_info(id, hub.nick(id)).map(|u| u.oper).unwrap_or(false))
+    };
+    if !target.eq_ignore_ascii_case(&my_nick) {
+        return session.numeric(ERR_USERSDONTMATCH, &["Cannot change mode for other users"]);
+    }
+    let Some(changes) = message.params.get(1) else {
+        let mut modes = String::from("+");
+        if session.invisible {
+            modes.push('i');
+        }
+        if oper {
+            modes.push('o');
+        }
+        return session.numeric(RPL_UMODEIS, &[&modes]);
+    };
+    let mut add = true;
+    let mut applied = String::new();
+    for c in changes.chars() {
+        match c {
+            '+' | '-' => add = c == '+',
+            'i' if session.invisible != add => {
+                session.invisible = add;
+                applied.push(if add { '+' } else { '-' });
+                applied.push('i');
+            }
+            'i' | 'o' | 'w' => {}
+            _ => session.numeric(ERR_UMODEUNKNOWNFLAG, &["Unknown MODE flag"]),
+        }
+    }
+    if !applied.is_empty() {
+        let source = render::mask(hub::lock(&session.shared.hub).source(id));
+        session.reply(Message::new("MODE", &[&my_nick, &applied]).with_source(&source));
+    }
+}
+
+fn room_mode(session: &mut Session, message: &Message, room: &str) {
+    let id = me(session);
+    let Some(flags) = message.params.get(1) else {
+        let info = hub::lock(&session.shared.hub).room_info(id, room);
+        return match info {
+            Ok(info) => {
+                let modes = info.modes.render(true);
+                let mut params: Vec<&str> = vec![&info.name];
+                params.extend(modes.split(' '));
+                session.numeric(RPL_CHANNELMODEIS, &params);
+                session.numeric(RPL_CREATIONTIME, &[&info.name, &(info.created / 1000).to_string()]);
+            }
+            Err(error) => session.hub_error(&error, false),
+        };
+    };
+    let args: Vec<&str> = message.params[2..].iter().map(String::as_str).collect();
+    let parsed = modes::parse(flags, &args);
+    if parsed.list_bans {
+        let bans = hub::lock(&session.shared.hub).bans(room);
+        match bans {
+            Ok(bans) => {
+                for ban in bans {
+                    session.numeric(RPL_BANLIST, &[room, &ban.mask, &ban.set_by, &(ban.at / 1000).to_string()]);
+                }
+                session.numeric(RPL_ENDOFBANLIST, &[room, "End of channel ban list"]);
+            }
+            Err(error) => return session.hub_error(&error, false),
+        }
+    }
+    for error in &parsed.errors {
+        match error {
+            ModeParseError::Unknown(c) => {
+                session.numeric(ERR_UNKNOWNMODE, &[&c.to_string(), "is unknown mode char to me"])
+            }
+            ModeParseError::MissingArg(_) => session.numeric(ERR_NEEDMOREPARAMS, &["MODE", "Not enough parameters"]),
+            ModeParseError::BadLimit(arg) => {
+                session.numeric(ERR_INVALIDMODEPARAM, &[room, "l", arg, "Invalid limit: give a number above 0"])
+            }
+        }
+    }
+    if parsed.changes.is_empty() {
+        return;
+    }
+    let result = hub::lock(&session.shared.hub).set_modes(id, room, parsed.changes);
+    match result {
+        Ok(result) => {
+            for error in &result.errors {
+                session.hub_error(error, false);
+            }
+            if let Some(event) = result.event {
+                session.own_event(&event);
+            }
+        }
+        Err(error) => session.hub_error(&error, false),
+    }
+}
+
+fn kick(session: &mut Session, message: &Message) {
+    let id = me(session);
+    let room = param(message, 0);
+    let reason = message.params.get(2).map_or_else(|| session.nick(), Clone::clone);
+    for target in param(message, 1).split(',').filter(|t| !t.is_empty()) {
+        let kicked = hub::lock(&session.shared.hub).kick(id, room, target, &reason);
+        match kicked {
+            Ok(event) => session.own_event(&event),
+            Err(error) => session.hub_error(&error, false),
+        }
+    }
+}
+
+fn invite(session: &mut Session, message: &Message) {
+    let (target, room) = (param(message, 0), param(message, 1));
+    let invited = hub::lock(&session.shared.hub).invite(me(session), target, room);
+    match invited {
+        Ok(nick) => session.numeric(RPL_INVITING, &[&nick, room]),
+        Err(error) => session.hub_error(&error, false),
+    }
+}
+
+fn away(session: &mut Session, message: &Message) {
+    let text = message.params.first().map(String::as_str);
+    if hub::lock(&session.shared.hub).set_away(me(session), text) {
+        session.numeric(RPL_NOWAWAY, &["You have been marked as being away"]);
+    } else {
+        session.numeric(RPL_UNAWAY, &["You are no longer marked as being away"]);
+    }
+}
+
+fn ison(session: &mut Session, message: &Message) {
+    let hub = hub::lock(&session.shared.hub);
+    let online: Vec<&str> =
+        message.params.iter().flat_map(|p| p.split_whitespace()).filter_map(|n| hub.online(n)).collect();
+    let online = online.join(" ");
+    drop(hub);
+    session.numeric(RPL_ISON, &[&online]);
+}
+
+fn userhost(session: &mut Session, message: &Message) {
+    let id = me(session);
+    let hub = hub::lock(&session.shared.hub);
+    let replies: Vec<String> = message
+        .params
+        .iter()
+        .take(5)
+        .filter_map(|n| hub.user_info(id, n).ok())
+        .map(|u| {
+            format!(
+                "{}{}={}{}@{}",
+                u.nick,
+                if u.oper { "*" } else { "" },
+                if u.away.is_some() { "-" } else { "+" },
+                u.user,
+                u.host
+            )
+        })
+        .collect();
+    drop(hub);
+    session.numeric(RPL_USERHOST, &[&replies.join(" ")]);
+}
+
+fn oper(session: &mut Session, message: &Message) {
+    let id = me(session);
+    let result = hub::lock(&session.shared.hub).oper(id, param(message, 0), param(message, 1));
+    match result {
+        Ok(()) => {
+            session.numeric(RPL_YOUREOPER, &["You are now an IRC operator"]);
+            let nick = session.nick();
+            let source = render::mask(hub::lock(&session.shared.hub).source(id));
+            session.reply(Message::new("MODE", &[&nick, "+o"]).with_source(&source));
+        }
+        Err(error) => session.hub_error(&error, false),
+    }
+}
+
+fn kill(session: &mut Session, message: &Message) {
+    let killed = hub::lock(&session.shared.hub).kill(me(session), param(message, 0), param(message, 1));
+    if let Err(error) = killed {
+        session.hub_error(&error, false);
+    }
+}
+
+// ---- server information ----
+
+/// The ISUPPORT tokens (005), at most 12 per line.
+pub fn isupport(session: &mut Session) {
+    let tokens = [
+        "AWAYLEN=390".to_string(),
+        "CASEMAPPING=ascii".into(),
+        "CHANLIMIT=#:".into(),
+        "CHANMODES=b,k,l,imnst".into(),
+        format!("CHANNELLEN={ROOM_LEN}"),
+        "CHANTYPES=#".into(),
+        "ELIST=".into(),
+        "HOSTLEN=64".into(),
+        "KICKLEN=390".into(),
+        format!("MAXLIST=b:{}", hub::MAX_BANS),
+        format!("MAXTARGETS={MAX_TARGETS}"),
+        "MODES=4".into(),
+        "NETWORK=charla".into(),
+        format!("NICKLEN={NICK_LEN}"),
+        "PREFIX=(ov)@+".into(),
+        "STATUSMSG=".into(),
+        format!("TARGMAX=JOIN:,KICK:,NAMES:,NOTICE:{MAX_TARGETS},PRIVMSG:{MAX_TARGETS},TAGMSG:{MAX_TARGETS},WHOIS:1"),
+        format!("TOPICLEN={TOPIC_LEN}"),
+        "USERLEN=17".into(),
+        "UTF8ONLY".into(),
+        "WHOX".into(),
+    ];
+    for line in tokens.chunks(12) {
+        let mut params: Vec<&str> = line.iter().map(String::as_str).filter(|t| *t != "STATUSMSG=").collect();
+        params.push("are supported by this server");
+        session.numeric(RPL_ISUPPORT, &params);
+    }
+}
+
+pub fn lusers(session: &mut Session) {
+    let hub = hub::lock(&session.shared.hub);
+    let (users, rooms) = hub.counts();
+    let (opers, max) = (hub.oper_count(), hub.max_users);
+    drop(hub);
+    let (users, max) = (users.to_string(), max.to_string());
+    session.numeric(RPL_LUSERCLIENT, &[&format!("There are {users} users and 0 invisible on 1 servers")]);
+    session.numeric(RPL_LUSEROP, &[&opers.to_string(), "operator(s) online"]);
+    session.numeric(RPL_LUSERCHANNELS, &[&rooms.to_string(), "channels formed"]);
+    session.numeric(RPL_LUSERME, &[&format!("I have {users} clients and 0 servers")]);
+    session.numeric(RPL_LOCALUSERS, &[&users, &max, &format!("Current local users {users}, max {max}")]);
+    session.numeric(RPL_GLOBALUSERS, &[&users, &max, &format!("Current global users {users}, max {max}")]);
+}
+
+pub fn motd(session: &mut Session) {
+    let server = session.shared.server_name.clone();
+    session.numeric(RPL_MOTDSTART, &[&format!("- {server} Message of the day - ")]);
+    for line in [
+        "- Welcome to charla: one server, every kind of client.",
+        "- Everyone meets in #lobby: /join #lobby",
+        "- Plain-text users (nc, telnet) and IRC users share the same rooms.",
+    ] {
+        session.numeric(RPL_MOTD, &[line]);
+    }
+    session.numeric(RPL_ENDOFMOTD, &["End of /MOTD command."]);
+}
+
+fn motd_command(session: &mut Session, _: &Message) {
+    motd(session);
+}
+
+fn lusers_command(session: &mut Session, _: &Message) {
+    lusers(session);
+}
+
+fn version(session: &mut Session, _: &Message) {
+    let server = session.shared.server_name.clone();
+    session.numeric(RPL_VERSION, &[&format!("charla-{VERSION}"), &server, "self-hosted group chat"]);
+    isupport(session);
+}
+
+fn time(session: &mut Session, _: &Message) {
+    let server = session.shared.server_name.clone();
+    let now = now_millis();
+    let mut text = render::iso_time(now);
+    let _ = write!(text, " (UTC)");
+    session.numeric(RPL_TIME, &[&server, &(now / 1000).to_string(), "0", &text]);
+}

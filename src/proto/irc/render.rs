@@ -1,0 +1,147 @@
+//! Events as IRC lines. Each event is encoded once per combination of the capabilities that
+//! change its wire form (server-time, message-tags, extended-join) and shared by every
+//! recipient with that combination.
+
+use bytes::Bytes;
+
+use super::caps::{Cap, CapSet};
+use super::message::Message;
+use crate::hub::{Closed, Event, EventKind, MsgKind, Source, Target};
+use crate::server::conn::Render;
+
+/// `nick!user@host`, as IRC shows a user.
+pub fn mask(source: &Source) -> String {
+    format!("{}!{}@{}", source.nick, source.user, source.host)
+}
+
+/// Milliseconds since the Unix epoch as IRCv3 `server-time` (`2026-11-25T10:00:00.000Z`).
+pub fn iso_time(millis: u64) -> String {
+    let time = time::OffsetDateTime::UNIX_EPOCH + time::Duration::milliseconds(millis as i64);
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    time.format(&format).unwrap_or_default()
+}
+
+/// Parses an IRCv3 timestamp back to milliseconds since the Unix epoch.
+pub fn parse_time(text: &str) -> Option<u64> {
+    let time = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(time.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// The capability bits that change how an event is written, as an index into its cache.
+fn format_of(caps: u32) -> usize {
+    let mut format = 0;
+    for (i, cap) in [Cap::ServerTime, Cap::MessageTags, Cap::ExtendedJoin].into_iter().enumerate() {
+        if caps & cap as u32 != 0 {
+            format |= 1 << i;
+        }
+    }
+    format
+}
+
+/// The tags the server adds to an event line for a client with `caps`.
+pub fn add_tags(mut message: Message, event: &Event, caps: u32) -> Message {
+    if caps & Cap::ServerTime as u32 != 0 {
+        message = message.with_tag("time", Some(&iso_time(event.time)));
+    }
+    if caps & Cap::MessageTags as u32 != 0 {
+        message = message.with_tag("msgid", Some(&event.id.to_string()));
+        if let EventKind::Message { tags, .. } = &event.kind {
+            for (key, value) in tags {
+                message = message.with_tag(key, value.as_deref());
+            }
+        }
+    }
+    message
+}
+
+/// An event as the IRC message a client with `caps` receives, or `None` if such a client does
+/// not receive it at all (TAGMSG without message-tags).
+pub fn message(event: &Event, caps: u32) -> Option<Message> {
+    let source = match &event.kind {
+        EventKind::Message { from, .. } => from,
+        _ => event.actor(),
+    };
+    let message = match &event.kind {
+        EventKind::Message { target, kind, text, .. } => {
+            let target = match target {
+                Target::Room(name) | Target::User(name) => name.as_str(),
+            };
+            match kind {
+                MsgKind::Privmsg => Message::new("PRIVMSG", &[target, text]).with_trailing_colon(),
+                MsgKind::Notice => Message::new("NOTICE", &[target, text]).with_trailing_colon(),
+                MsgKind::Action => {
+                    Message::new("PRIVMSG", &[target, &format!("\x01ACTION {text}\x01")]).with_trailing_colon()
+                }
+                MsgKind::TagMsg if caps & Cap::MessageTags as u32 != 0 => Message::new("TAGMSG", &[target]),
+                MsgKind::TagMsg => return None,
+            }
+        }
+        EventKind::Join { room, realname, .. } if caps & Cap::ExtendedJoin as u32 != 0 => {
+            Message::new("JOIN", &[room, "*", realname])
+        }
+        EventKind::Join { room, .. } => Message::new("JOIN", &[room]),
+        EventKind::Part { room, reason, .. } if reason.is_empty() => Message::new("PART", &[room]),
+        EventKind::Part { room, reason, .. } => Message::new("PART", &[room, reason]).with_trailing_colon(),
+        EventKind::Quit { reason, .. } => Message::new("QUIT", &[reason]).with_trailing_colon(),
+        EventKind::Nick { new, .. } => Message::new("NICK", &[new]),
+        EventKind::Topic { room, text, .. } => Message::new("TOPIC", &[room, text]).with_trailing_colon(),
+        EventKind::Kick { room, target, reason, .. } => {
+            Message::new("KICK", &[room, target, reason]).with_trailing_colon()
+        }
+        EventKind::Mode { room, changes, .. } => {
+            let params: Vec<&str> = std::iter::once(room.as_str()).chain(changes.split(' ')).collect();
+            Message::new("MODE", &params)
+        }
+        EventKind::Invite { target, room, .. } => Message::new("INVITE", &[target, room]),
+        EventKind::Away { message: Some(text), .. } => Message::new("AWAY", &[text]).with_trailing_colon(),
+        EventKind::Away { message: None, .. } => Message::new("AWAY", &[]),
+    };
+    Some(add_tags(message.with_source(&mask(source)), event, caps))
+}
+
+/// Writes events for one IRC client according to the capabilities it enabled.
+pub struct IrcRender {
+    pub caps: CapSet,
+    pub server_name: String,
+}
+
+impl Render for IrcRender {
+    fn event(&self, event: &Event, out: &mut Vec<u8>) {
+        let caps = self.caps.bits();
+        if matches!(event.kind, EventKind::Away { .. }) && caps & Cap::AwayNotify as u32 == 0 {
+            return;
+        }
+        let bytes = event.encoded(format_of(caps), |event| {
+            let mut line = Vec::new();
+            if let Some(message) = message(event, caps) {
+                message.write_to(&mut line);
+            }
+            Bytes::from(line)
+        });
+        out.extend_from_slice(&bytes);
+    }
+
+    fn closing(&self, why: &Closed) -> Vec<u8> {
+        let reason = match why {
+            Closed::Overflow => "SendQ exceeded",
+            Closed::Done(reason) => reason,
+        };
+        let mut out = Vec::new();
+        Message::new("ERROR", &[&format!("Closing link: {reason}")]).write_to(&mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip() {
+        assert_eq!(iso_time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso_time(1_764_000_000_123), "2025-11-24T16:00:00.123Z");
+        assert_eq!(parse_time("2025-11-24T16:00:00.123Z"), Some(1_764_000_000_123));
+        assert_eq!(parse_time("yesterday"), None);
+    }
+}
