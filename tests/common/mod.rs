@@ -189,3 +189,63 @@ impl Client {
         assert!(next.contains(" in #"), "expected nothing before the /who answer, got: {next}");
     }
 }
+
+/// An IRC client speaking raw lines, parsed with charla's own parser for assertions.
+pub struct Irc {
+    pub client: Client,
+    pub nick: String,
+}
+
+pub use charla::proto::irc::message::Message;
+
+impl Irc {
+    /// Connects and registers as `nick`, requesting `caps` first if any; returns after 001 and
+    /// the end of the MOTD.
+    pub async fn register(addr: SocketAddr, nick: &str, caps: &[&str]) -> Irc {
+        let mut irc = Irc { client: Client::connect(addr).await, nick: nick.to_string() };
+        if !caps.is_empty() {
+            irc.send("CAP LS 302").await;
+            irc.send(&format!("CAP REQ :{}", caps.join(" "))).await;
+            let ack = irc.expect("CAP").await;
+            while ack.params.get(1).map(String::as_str) == Some("LS") {
+                let ack = irc.expect("CAP").await;
+                if ack.params[1] != "LS" {
+                    assert_eq!(ack.params[1], "ACK", "{ack:?}");
+                    break;
+                }
+            }
+            irc.send("CAP END").await;
+        }
+        irc.send(&format!("NICK {nick}")).await;
+        irc.send(&format!("USER {nick} 0 * :{nick} Real")).await;
+        irc.expect("001").await;
+        irc.expect("376").await;
+        irc
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        self.client.send_raw(format!("{line}\r\n").as_bytes()).await;
+    }
+
+    /// The next message.
+    pub async fn next(&mut self) -> Message {
+        let line = self.client.line().await;
+        Message::parse(&line).unwrap_or_else(|e| panic!("server sent an unparsable line {line:?}: {e}"))
+    }
+
+    /// Reads until a message with this command (or numeric) arrives.
+    pub async fn expect(&mut self, command: &str) -> Message {
+        loop {
+            let message = self.next().await;
+            if message.command == command {
+                return message;
+            }
+        }
+    }
+
+    /// Joins a room and reads through the names list.
+    pub async fn join(&mut self, room: &str) {
+        self.send(&format!("JOIN {room}")).await;
+        self.expect("366").await;
+    }
+}

@@ -1,0 +1,340 @@
+//! The IRC protocol over raw sockets: registration, numerics, modes, IRCv3 features, and IRC
+//! users sharing rooms with plain-text users.
+
+mod common;
+
+use common::*;
+
+#[tokio::test]
+async fn registration_and_welcome_numerics() {
+    let server = start_server().await;
+    let mut irc = Irc::register(server.addr, "alice", &[]).await;
+    irc.send("LUSERS").await;
+    let luserclient = irc.expect("251").await;
+    assert!(luserclient.params[1].contains("1 users"), "{luserclient:?}");
+    irc.send("VERSION").await;
+    irc.expect("351").await;
+    let isupport = irc.expect("005").await;
+    assert!(isupport.params.iter().any(|p| p == "CASEMAPPING=ascii"), "{isupport:?}");
+    let isupport = irc.expect("005").await;
+    for token in ["NICKLEN=30", "PREFIX=(ov)@+", "WHOX"] {
+        assert!(isupport.params.iter().any(|p| p == token), "{token} in {isupport:?}");
+    }
+    // Re-registering is refused.
+    irc.send("USER again 0 * :x").await;
+    assert_eq!(irc.expect("462").await.params[0], "alice");
+}
+
+#[tokio::test]
+async fn commands_before_registration_and_unknown_commands() {
+    let server = start_server().await;
+    let mut raw = Irc { client: Client::connect(server.addr).await, nick: String::new() };
+    raw.send("NICK early").await;
+    raw.send("JOIN #lobby").await;
+    assert_eq!(raw.expect("451").await.params, ["early", "You have not registered"]);
+    raw.send("USER early 0 * :Early").await;
+    raw.expect("001").await;
+    raw.send("FROBNICATE now").await;
+    assert_eq!(raw.expect("421").await.params[1], "FROBNICATE");
+    raw.send("KICK #lobby").await;
+    assert_eq!(raw.expect("461").await.params[1], "KICK");
+    raw.send("PING :still-here").await;
+    assert_eq!(raw.expect("PONG").await.params[1], "still-here");
+}
+
+#[tokio::test]
+async fn nick_collisions_and_bad_nicks() {
+    let server = start_server().await;
+    let mut alice = Irc::register(server.addr, "alice", &[]).await;
+    let mut late = Irc { client: Client::connect(server.addr).await, nick: String::new() };
+    late.send("NICK ALICE").await;
+    assert_eq!(late.expect("433").await.params[..2], ["*", "ALICE"]);
+    late.send("NICK 1nvalid").await;
+    assert_eq!(late.expect("432").await.params[1], "1nvalid");
+    late.send("NICK").await;
+    late.expect("431").await;
+    late.send("NICK bob").await;
+    late.send("USER bob 0 * :Bob").await;
+    late.expect("001").await;
+    alice.join("#r").await;
+    late.join("#r").await;
+    alice.expect("JOIN").await;
+    late.send("NICK robert").await;
+    let nick = late.expect("NICK").await;
+    assert_eq!((nick.source.as_deref(), nick.params[0].as_str()), (Some("bob!~bob@127.0.0.1"), "robert"));
+    let seen = alice.expect("NICK").await;
+    assert_eq!(seen.params[0], "robert");
+    late.send("NICK Alice").await;
+    assert_eq!(late.expect("433").await.params[1], "Alice");
+}
+
+#[tokio::test]
+async fn channel_modes_kicks_bans_and_numerics() {
+    let server = start_server().await;
+    let mut op = Irc::register(server.addr, "op", &[]).await;
+    let mut bob = Irc::register(server.addr, "bob", &[]).await;
+    op.join("#room").await;
+    bob.join("#room").await;
+    op.expect("JOIN").await;
+
+    op.send("MODE #room").await;
+    assert_eq!(op.expect("324").await.params[1..], ["#room", "+nt"]);
+    bob.send("MODE #room +m").await;
+    assert_eq!(bob.expect("482").await.params[1], "#room");
+    op.send("MODE #room +mv bob").await;
+    let mode = bob.expect("MODE").await;
+    assert_eq!(mode.params, ["#room", "+mv", "bob"]);
+    op.send("MODE #room -v bob").await;
+    bob.expect("MODE").await;
+    bob.send("PRIVMSG #room :can I talk?").await;
+    assert_eq!(bob.expect("404").await.params[1], "#room");
+    op.send("MODE #room +z").await;
+    assert_eq!(op.expect("472").await.params[1], "z");
+    op.send("MODE #room +o ghost").await;
+    assert_eq!(op.expect("401").await.params[1], "ghost");
+
+    // Kick and ban.
+    op.send("KICK #room bob :behave").await;
+    let kick = bob.expect("KICK").await;
+    assert_eq!(kick.params, ["#room", "bob", "behave"]);
+    op.send("MODE #room +b bob!*@*").await;
+    op.expect("MODE").await;
+    bob.send("JOIN #room").await;
+    assert_eq!(bob.expect("474").await.params[1], "#room");
+    op.send("MODE #room b").await;
+    assert_eq!(op.expect("367").await.params[1..3], ["#room", "bob!*@*"]);
+    op.expect("368").await;
+
+    // Keys, limits, invites.
+    op.send("MODE #room -b+ki bob!*@* sesame").await;
+    op.expect("MODE").await;
+    bob.send("JOIN #room").await;
+    assert_eq!(bob.expect("473").await.params[1], "#room");
+    op.send("INVITE bob #room").await;
+    assert_eq!(op.expect("341").await.params[1..], ["bob", "#room"]);
+    let invite = bob.expect("INVITE").await;
+    assert_eq!(invite.params, ["bob", "#room"]);
+    bob.send("JOIN #room").await;
+    assert_eq!(bob.expect("475").await.params[1], "#room");
+    bob.send("JOIN #room sesame").await;
+    bob.expect("366").await;
+    op.send("KICK #room nobody").await;
+    assert_eq!(op.expect("401").await.params[1], "nobody");
+    bob.send("PART #elsewhere").await;
+    assert_eq!(bob.expect("403").await.params[1], "#elsewhere");
+    bob.send("TOPIC #room :mine now").await;
+    assert_eq!(bob.expect("482").await.params[1], "#room");
+    op.send("TOPIC #room :welcome").await;
+    assert_eq!(bob.expect("TOPIC").await.params, ["#room", "welcome"]);
+}
+
+#[tokio::test]
+async fn private_messages_away_whois_and_lists() {
+    let server = start_server().await;
+    let mut alice = Irc::register(server.addr, "alice", &[]).await;
+    let mut bob = Irc::register(server.addr, "bob", &[]).await;
+    let mut carol = Irc::register(server.addr, "carol", &[]).await;
+    alice.send("PRIVMSG bob,nobody :psst").await;
+    let pm = bob.expect("PRIVMSG").await;
+    assert_eq!(
+        (pm.source.as_deref(), &pm.params[..]),
+        (Some("alice!~alice@127.0.0.1"), &["bob".to_string(), "psst".into()][..])
+    );
+    assert_eq!(alice.expect("401").await.params[1], "nobody");
+    bob.send("AWAY :lunch").await;
+    bob.expect("306").await;
+    alice.send("PRIVMSG bob :hello?").await;
+    assert_eq!(alice.expect("301").await.params[1..], ["bob", "lunch"]);
+    alice.send("WHOIS bob").await;
+    assert_eq!(alice.expect("311").await.params[1..3], ["bob", "~bob"]);
+    alice.expect("301").await;
+    alice.expect("318").await;
+    alice.send("ISON bob nobody carol").await;
+    assert_eq!(alice.expect("303").await.params[1], "bob carol");
+    alice.send("USERHOST bob").await;
+    assert_eq!(alice.expect("302").await.params[1], "bob=-~bob@127.0.0.1");
+    carol.send("QUIT :bye").await;
+    assert_eq!(carol.expect("ERROR").await.params[0], "Closing link: Quit: bye");
+    alice.send("WHOWAS carol").await;
+    assert_eq!(alice.expect("314").await.params[1], "carol");
+    alice.send("LIST").await;
+    alice.expect("321").await;
+    alice.expect("323").await;
+}
+
+#[tokio::test]
+async fn echo_message_with_server_time_and_msgid() {
+    let server = start_server().await;
+    let mut alice = Irc::register(server.addr, "alice", &["echo-message", "server-time", "message-tags"]).await;
+    let mut bob = Irc::register(server.addr, "bob", &["server-time", "message-tags"]).await;
+    let mut old = Irc::register(server.addr, "old", &[]).await;
+    for c in [&mut alice, &mut bob, &mut old] {
+        c.join("#lobby").await;
+    }
+    alice.send("@+draft/reply=abc PRIVMSG #lobby :tagged").await;
+    let echo = alice.expect("PRIVMSG").await;
+    let seen = bob.expect("PRIVMSG").await;
+    assert_eq!(echo.params, ["#lobby", "tagged"]);
+    let msgid = echo.tag("msgid").flatten().expect("echo has a msgid");
+    assert_eq!(seen.tag("msgid").flatten(), Some(msgid), "everyone sees the same msgid");
+    assert_eq!(seen.tag("+draft/reply").flatten(), Some("abc"), "client tags are relayed");
+    let time = echo.tag("time").flatten().expect("echo has server-time");
+    assert!(time.ends_with('Z') && time.len() == 24, "{time}");
+    let plain = old.expect("PRIVMSG").await;
+    assert!(plain.tags.is_empty(), "no tags for clients that did not ask: {plain:?}");
+    // TAGMSG reaches only clients with message-tags.
+    alice.send("@+typing=active TAGMSG #lobby").await;
+    let typing = bob.expect("TAGMSG").await;
+    assert_eq!(typing.tag("+typing").flatten(), Some("active"));
+    old.send("PING :sync").await;
+    assert_eq!(old.next().await.command, "PONG", "old client got nothing before its PONG");
+}
+
+#[tokio::test]
+async fn labeled_responses() {
+    let server = start_server().await;
+    let mut alice = Irc::register(server.addr, "alice", &["labeled-response", "batch", "echo-message"]).await;
+    // One reply: labelled directly.
+    alice.send("@label=one PING :x").await;
+    let pong = alice.next().await;
+    assert_eq!((pong.command.as_str(), pong.tag("label").flatten()), ("PONG", Some("one")));
+    // Several: wrapped in a labeled-response batch.
+    alice.send("@label=two JOIN #lobby").await;
+    let start = alice.next().await;
+    assert_eq!(start.command, "BATCH");
+    assert_eq!(start.tag("label").flatten(), Some("two"));
+    let reference = start.params[0].strip_prefix('+').expect("batch start").to_string();
+    assert_eq!(start.params[1], "labeled-response");
+    let mut inside = Vec::new();
+    loop {
+        let message = alice.next().await;
+        if message.command == "BATCH" {
+            assert_eq!(message.params[0], format!("-{reference}"));
+            break;
+        }
+        assert_eq!(message.tag("batch").flatten(), Some(reference.as_str()));
+        inside.push(message.command);
+    }
+    assert_eq!(inside, ["JOIN", "353", "366"]);
+    // None: acknowledged.
+    alice.send("@label=three PONG :x").await;
+    let ack = alice.next().await;
+    assert_eq!((ack.command.as_str(), ack.tag("label").flatten()), ("ACK", Some("three")));
+    // Echo of a message carries the label.
+    alice.send("@label=four PRIVMSG #lobby :hi").await;
+    let echo = alice.next().await;
+    assert_eq!((echo.command.as_str(), echo.tag("label").flatten()), ("PRIVMSG", Some("four")));
+}
+
+#[tokio::test]
+async fn cap_negotiation() {
+    let server = start_server().await;
+    let mut c = Irc { client: Client::connect(server.addr).await, nick: String::new() };
+    c.send("CAP LS 302").await;
+    c.send("NICK capper").await;
+    c.send("USER capper 0 * :Capper").await;
+    let ls = c.expect("CAP").await;
+    assert_eq!(ls.params[1], "LS");
+    for cap in ["message-tags", "server-time", "echo-message", "batch", "labeled-response", "multi-prefix"] {
+        assert!(ls.params[2].split(' ').any(|c| c == cap), "{cap} offered: {ls:?}");
+    }
+    c.send("CAP REQ :multi-prefix bogus-cap").await;
+    assert_eq!(c.expect("CAP").await.params[1..], ["NAK", "multi-prefix bogus-cap"]);
+    c.send("CAP REQ :multi-prefix userhost-in-names").await;
+    assert_eq!(c.expect("CAP").await.params[1], "ACK");
+    // Registration waits for CAP END.
+    c.send("CAP LIST").await;
+    let list = c.expect("CAP").await;
+    assert_eq!(list.params[1..], ["LIST", "cap-notify multi-prefix userhost-in-names"]);
+    c.send("CAP END").await;
+    c.expect("001").await;
+    c.send("JOIN #x").await;
+    let names = c.expect("353").await;
+    assert_eq!(names.params[3], "@capper!~capper@127.0.0.1");
+}
+
+#[tokio::test]
+async fn plain_text_and_irc_users_share_the_lobby() {
+    let server = start_server().await;
+    let mut irc = Irc::register(server.addr, "ircuser", &[]).await;
+    irc.join("#lobby").await;
+    let mut nc = Client::plain_as(server.addr, "ncuser").await;
+    let join = irc.expect("JOIN").await;
+    assert_eq!(join.source.as_deref().map(|s| s.split('!').next().unwrap_or(s)), Some("guest-1"));
+    let nick = irc.expect("NICK").await;
+    assert_eq!(nick.params[0], "ncuser");
+    nc.send("hello irc").await;
+    let msg = irc.expect("PRIVMSG").await;
+    assert_eq!(msg.source.as_deref(), Some("ncuser!plain@127.0.0.1"));
+    assert_eq!(msg.params, ["#lobby", "hello irc"]);
+    irc.send("PRIVMSG #lobby :hello nc \x02bold\x02").await;
+    assert_eq!(nc.line().await, "<ircuser> hello nc bold");
+    irc.send("PRIVMSG #lobby :\x01ACTION waves\x01").await;
+    assert_eq!(nc.line().await, "* ircuser waves");
+    irc.send("PRIVMSG ncuser :private hi").await;
+    assert_eq!(nc.line().await, "[private] <ircuser> private hi");
+    nc.send("/msg ircuser back at you").await;
+    let pm = irc.expect("PRIVMSG").await;
+    assert_eq!(pm.params, ["ircuser", "back at you"]);
+    // The hub's rules apply to both: a plain-text operator moderates IRC users.
+    nc.send("/join #mod").await;
+    nc.expect("You are now in #mod (no one else is here yet).").await;
+    irc.join("#mod").await;
+    nc.expect("* ircuser joined #mod").await;
+    nc.send("/mode +m").await;
+    nc.expect("Mode +m set on #mod.").await;
+    irc.expect("MODE").await;
+    irc.send("PRIVMSG #mod :may I?").await;
+    assert_eq!(irc.expect("404").await.params[1], "#mod");
+    nc.send("/kick ircuser enough").await;
+    let kick = irc.expect("KICK").await;
+    assert_eq!(kick.params, ["#mod", "ircuser", "enough"]);
+}
+
+#[tokio::test]
+async fn overlong_lines_get_417_and_the_session_goes_on() {
+    let server = start_server().await;
+    let mut irc = Irc::register(server.addr, "long", &[]).await;
+    irc.send(&format!("PRIVMSG #lobby :{}", "x".repeat(600))).await;
+    irc.expect("417").await;
+    irc.client.send_raw(&vec![b'y'; 20_000]).await;
+    irc.send("").await;
+    irc.expect("417").await;
+    irc.send("PING :ok").await;
+    assert_eq!(irc.expect("PONG").await.params[1], "ok");
+}
+
+#[tokio::test]
+async fn opers_kill() {
+    let server = start_with(|config| {
+        config.hub.opers.insert("admin".into(), "hunter2".into());
+    })
+    .await;
+    let mut admin = Irc::register(server.addr, "admin", &[]).await;
+    let mut victim = Irc::register(server.addr, "victim", &[]).await;
+    admin.send("KILL victim :spam").await;
+    admin.expect("481").await;
+    admin.send("OPER admin wrong").await;
+    admin.expect("464").await;
+    admin.send("OPER admin hunter2").await;
+    admin.expect("381").await;
+    admin.send("KILL victim :spam").await;
+    let error = victim.expect("ERROR").await;
+    assert_eq!(error.params[0], "Closing link: Killed by admin: spam");
+    assert_eq!(victim.client.try_line().await, None);
+}
+
+#[tokio::test]
+async fn idle_clients_are_pinged_and_dropped() {
+    let server = start_server_with(charla::server::Limits {
+        ping_interval: std::time::Duration::from_millis(300),
+        ..test_limits()
+    })
+    .await;
+    let mut quiet = Irc::register(server.addr, "quiet", &[]).await;
+    let ping = quiet.expect("PING").await;
+    quiet.send(&format!("PONG :{}", ping.params[0])).await;
+    quiet.expect("PING").await;
+    let error = quiet.expect("ERROR").await;
+    assert!(error.params[0].contains("Ping timeout"), "{error:?}");
+}
