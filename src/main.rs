@@ -43,6 +43,9 @@ struct ServeArgs {
     /// Also listen on ADDR:PORT (repeatable; IPv6 as [::]:1313).
     #[arg(long = "listen", value_name = "ADDR:PORT")]
     listen: Vec<SocketAddr>,
+    /// Also listen for IRC clients only at ADDR:PORT (repeatable), e.g. --irc-listen 0.0.0.0:6667.
+    #[arg(long = "irc-listen", value_name = "ADDR:PORT")]
+    irc_listen: Vec<SocketAddr>,
     /// Where history and state are kept; created if missing.
     #[arg(long, value_name = "DIR", default_value = "charla-data")]
     data_dir: PathBuf,
@@ -96,7 +99,7 @@ impl ServeArgs {
             ..Limits::default()
         };
         let hub = charla::hub::HubConfig { opers: self.oper.into_iter().collect() };
-        Config { listen, data_dir: self.data_dir, limits, hub }
+        Config { listen, irc_listen: self.irc_listen, data_dir: self.data_dir, limits, hub }
     }
 }
 

@@ -338,3 +338,16 @@ async fn idle_clients_are_pinged_and_dropped() {
     let error = quiet.expect("ERROR").await;
     assert!(error.params[0].contains("Ping timeout"), "{error:?}");
 }
+
+#[tokio::test]
+async fn irc_only_listener_needs_no_sniffing() {
+    let server = start_with(|config| config.irc_listen.push("127.0.0.1:0".parse().unwrap())).await;
+    let irc_addr = server.addrs[1];
+    // A client that waits for the server to speak first still gets IRC, not the plain greeting.
+    let mut c = Irc { client: Client::connect(irc_addr).await, nick: String::new() };
+    c.send("PING :first").await;
+    assert_eq!(c.expect("PONG").await.params[1], "first");
+    c.send("NICK only").await;
+    c.send("USER only 0 * :Only").await;
+    c.expect("001").await;
+}

@@ -55,19 +55,22 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Reads the first bytes (waiting up to the sniff timeout for a silent client) and tells the
-    /// protocol. The bytes read are kept for the session's line reader.
-    pub async fn sniff(
+    /// Opens a connection. Unless the listener is reserved for one `protocol`, reads the first
+    /// bytes (waiting up to the sniff timeout for a silent client) to tell which protocol it
+    /// speaks; the bytes read are kept for the session's line reader.
+    pub async fn open(
         mut reader: BoxRead,
         writer: BoxWrite,
         peer: SocketAddr,
+        protocol: Option<Protocol>,
         shared: Arc<Shared>,
         permit: ConnPermit,
     ) -> std::io::Result<(Protocol, Conn)> {
         let mut first = Vec::new();
+        let sniffing = protocol.is_none();
         let deadline = tokio::time::Instant::now() + shared.limits.sniff_timeout;
         let mut chunk = [0u8; 512];
-        while first.len() < SNIFF_LEN && !first.contains(&b'\n') {
+        while sniffing && first.len() < SNIFF_LEN && !first.contains(&b'\n') {
             match tokio::time::timeout_at(deadline, reader.read(&mut chunk)).await {
                 Ok(Ok(0)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
                 Ok(Ok(n)) => first.extend_from_slice(&chunk[..n]),
@@ -75,7 +78,7 @@ impl Conn {
                 Err(_) => break,
             }
         }
-        let protocol = classify(&first);
+        let protocol = protocol.unwrap_or_else(|| classify(&first));
         let limits = &shared.limits;
         let max_line = match protocol {
             Protocol::Plain => limits.max_line,

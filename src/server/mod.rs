@@ -59,7 +59,10 @@ impl Default for Limits {
 /// Everything `charla serve` is told.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Addresses where every protocol is welcome (told apart by the first bytes).
     pub listen: Vec<SocketAddr>,
+    /// Addresses for IRC only: no sniffing, no wait for silent clients.
+    pub irc_listen: Vec<SocketAddr>,
     pub data_dir: PathBuf,
     pub limits: Limits,
     pub hub: HubConfig,
@@ -85,7 +88,8 @@ pub struct Shared {
 
 /// A bound, not yet running server.
 pub struct Server {
-    listeners: Vec<TcpListener>,
+    /// Each listener, with the protocol it is reserved for (`None`: sniff).
+    listeners: Vec<(TcpListener, Option<Protocol>)>,
     shared: Arc<Shared>,
 }
 
@@ -98,9 +102,11 @@ impl Server {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| ServerError::DataDir { dir: config.data_dir.clone(), source })?;
         let mut listeners = Vec::new();
-        for addr in &config.listen {
+        let any = config.listen.iter().map(|a| (a, None));
+        let irc = config.irc_listen.iter().map(|a| (a, Some(Protocol::Irc)));
+        for (addr, protocol) in any.chain(irc) {
             let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr: *addr, source })?;
-            listeners.push(listener);
+            listeners.push((listener, protocol));
         }
         let shared = Arc::new(Shared {
             hub: Hub::shared(config.hub),
@@ -113,7 +119,7 @@ impl Server {
 
     /// The addresses actually bound (with the real port when 0 was asked for).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+        self.listeners.iter().filter_map(|(l, _)| l.local_addr().ok()).collect()
     }
 
     /// Accepts connections until `shutdown` resolves, then closes every connection and returns.
@@ -121,11 +127,11 @@ impl Server {
         let limiter = ConnLimiter::new(self.shared.limits.max_conns, self.shared.limits.max_conns_per_ip);
         // Every connection task holds a clone; when all are dropped, `recv` returns None.
         let (alive, mut all_done) = mpsc::channel::<()>(1);
-        let accepting = self.listeners.into_iter().map(|listener| {
+        let accepting = self.listeners.into_iter().map(|(listener, protocol)| {
             let shared = self.shared.clone();
             let limiter = limiter.clone();
             let alive = alive.clone();
-            tokio::spawn(accept_loop(listener, shared, limiter, alive))
+            tokio::spawn(accept_loop(listener, protocol, shared, limiter, alive))
         });
         let accepting: Vec<_> = accepting.collect();
         drop(alive);
@@ -144,7 +150,13 @@ impl Server {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, limiter: Arc<ConnLimiter>, alive: mpsc::Sender<()>) {
+async fn accept_loop(
+    listener: TcpListener,
+    protocol: Option<Protocol>,
+    shared: Arc<Shared>,
+    limiter: Arc<ConnLimiter>,
+    alive: mpsc::Sender<()>,
+) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -159,14 +171,20 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, limiter: Arc<Co
         let limiter = limiter.clone();
         let alive = alive.clone();
         tokio::spawn(async move {
-            handle(stream, peer, shared, &limiter).await;
+            handle(stream, peer, protocol, shared, &limiter).await;
             drop(alive);
         });
     }
 }
 
 /// Admits one connection, tells its protocol, and runs the session to its end.
-async fn handle(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, limiter: &Arc<ConnLimiter>) {
+async fn handle(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    protocol: Option<Protocol>,
+    shared: Arc<Shared>,
+    limiter: &Arc<ConnLimiter>,
+) {
     let permit = match limiter.admit(peer.ip()) {
         Ok(permit) => permit,
         Err(refused) => {
@@ -177,7 +195,8 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, li
     };
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
-    let Ok((protocol, conn)) = Conn::sniff(Box::new(reader), Box::new(writer), peer, shared, permit).await else {
+    let Ok((protocol, conn)) = Conn::open(Box::new(reader), Box::new(writer), peer, protocol, shared, permit).await
+    else {
         return;
     };
     match protocol {

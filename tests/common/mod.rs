@@ -18,6 +18,8 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// A server running in this process, stopped by [`TestServer::stop`] or on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Every bound address, in the order of `listen` then `irc_listen`.
+    pub addrs: Vec<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     pub task: Option<JoinHandle<()>>,
     _dir: TempDir,
@@ -60,18 +62,20 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
     let dir = TempDir::new();
     let mut config = Config {
         listen: vec!["127.0.0.1:0".parse().unwrap()],
+        irc_listen: Vec::new(),
         data_dir: dir.0.clone(),
         limits: test_limits(),
         hub: Default::default(),
     };
     adjust(&mut config);
     let server = Server::bind(config).await.expect("server binds");
-    let addr = server.local_addrs()[0];
+    let addrs = server.local_addrs();
+    let addr = addrs[0];
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(server.run(async {
         let _ = stopped.await;
     }));
-    TestServer { addr, stop: Some(stop), task: Some(task), _dir: dir }
+    TestServer { addr, addrs, stop: Some(stop), task: Some(task), _dir: dir }
 }
 
 impl TestServer {
