@@ -3,14 +3,19 @@
 //! One binary, one port, every kind of client: `nc` and the original lab client (plain text)
 //! and IRC clients meet in the same rooms.
 //!
+//! A line's way through: [`server`] accepts and sniffs the connection, the protocol session
+//! turns the line into a hub verb (`say`, `join`, …), the [`hub`] applies the rules and delivers
+//! one shared [`hub::Event`] to each recipient's queue, and each connection's writer renders it
+//! for its protocol.
+//!
 //! # Layout
 //!
 //! - [`hub`]: users, nicks, rooms, membership and every chat rule (who may speak, bans, keys,
 //!   operators). Pure state, no sockets; emits [`hub::Event`]s into bounded [`hub::Outbox`]es.
 //! - [`server`]: listeners, protocol sniffing, connection lifecycle (reader, writer, limits),
 //!   graceful shutdown.
-//! - [`proto`]: translation between bytes and hub verbs/events, one module per protocol
-//!   ([`proto::plain`] for text lines and `/commands`).
+//! - [`proto`]: translation between bytes and hub verbs/events, one module per protocol:
+//!   [`proto::plain`] for text lines and `/commands`, [`proto::irc`] for IRC and IRCv3.
 //! - [`client`]: `charla connect`, the command-line client.
 
 pub mod client;
