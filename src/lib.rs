@@ -16,9 +16,11 @@
 //!   graceful shutdown.
 //! - [`proto`]: translation between bytes and hub verbs/events, one module per protocol:
 //!   [`proto::plain`] for text lines and `/commands`, [`proto::irc`] for IRC and IRCv3.
+//! - [`web`]: HTTP on the chat port: a page saying how to join, and `/healthz`.
 //! - [`client`]: `charla connect`, the command-line client.
 
 pub mod client;
 pub mod hub;
 pub mod proto;
 pub mod server;
+pub mod web;

@@ -289,3 +289,20 @@ async fn graceful_shutdown_tells_every_client() {
     }
     assert!(tokio::net::TcpStream::connect(server.addr).await.is_err(), "no longer accepting");
 }
+
+#[tokio::test]
+async fn browsers_and_monitors_get_http_and_tls_is_refused() {
+    let server = start_server().await;
+    let mut http = Client::connect(server.addr).await;
+    http.send_raw(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+    let response = http.until_closed().await;
+    assert_eq!(response.first().map(String::as_str), Some("HTTP/1.1 200 OK"));
+    assert_eq!(response.last().map(String::as_str), Some("ok"));
+    let mut page = Client::connect(server.addr).await;
+    page.send_raw(b"GET / HTTP/1.1\r\n\r\n").await;
+    assert!(page.until_closed().await.iter().any(|l| l.contains("nc HOST PORT")));
+
+    let mut tls = Client::connect(server.addr).await;
+    tls.send_raw(&[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5]).await;
+    assert_eq!(tls.try_line().await, None, "closed without a chat greeting");
+}

@@ -23,6 +23,10 @@ pub type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 pub enum Protocol {
     Plain,
     Irc,
+    /// A browser or monitor (`GET `, `HEAD `).
+    Http,
+    /// A TLS handshake (first byte 0x16).
+    Tls,
 }
 
 /// How many bytes are enough to recognise an IRC client (`PASS `, `NICK `, `USER `, `CAP `).
@@ -30,9 +34,18 @@ const SNIFF_LEN: usize = 5;
 
 /// Tells the protocol from the first bytes a client sent (possibly none).
 pub fn classify(first: &[u8]) -> Protocol {
+    if first.starts_with(&[0x16, 0x03]) {
+        return Protocol::Tls;
+    }
     let word = first.split(|&b| b == b' ' || b == b'\r' || b == b'\n').next().unwrap_or_default();
-    let irc = [&b"CAP"[..], b"NICK", b"USER", b"PASS"].iter().any(|w| word.eq_ignore_ascii_case(w));
-    if irc && first.len() > word.len() { Protocol::Irc } else { Protocol::Plain }
+    let followed = first.len() > word.len();
+    if followed && [&b"CAP"[..], b"NICK", b"USER", b"PASS"].iter().any(|w| word.eq_ignore_ascii_case(w)) {
+        Protocol::Irc
+    } else if first.starts_with(b"GET ") || first.starts_with(b"HEAD ") {
+        Protocol::Http
+    } else {
+        Protocol::Plain
+    }
 }
 
 /// How a protocol turns queued events into bytes for one connection.
@@ -83,6 +96,7 @@ impl Conn {
         let max_line = match protocol {
             Protocol::Plain => limits.max_line,
             Protocol::Irc => crate::proto::irc::MAX_LINE,
+            Protocol::Http | Protocol::Tls => crate::web::MAX_HEADER_LINE,
         };
         let conn = Conn {
             peer,
@@ -106,6 +120,17 @@ impl Conn {
             }
         }
         Some(line)
+    }
+
+    /// Writes `bytes` and closes the connection, for one-shot answers (HTTP) without a queue.
+    pub async fn answer_and_close(mut self, bytes: &[u8]) {
+        if let Some(mut writer) = self.writer.take() {
+            let _ = tokio::time::timeout(CLOSING_TIMEOUT, async {
+                writer.write_all(bytes).await?;
+                writer.shutdown().await
+            })
+            .await;
+        }
     }
 
     /// Starts the task that writes this connection's queue to its socket. Call once.
@@ -171,5 +196,8 @@ mod tests {
         assert_eq!(classify(b"hello there\n"), Protocol::Plain);
         assert_eq!(classify(b"NICKNAME\n"), Protocol::Plain);
         assert_eq!(classify(b""), Protocol::Plain);
+        assert_eq!(classify(b"GET / HTTP/1.1\r\n"), Protocol::Http);
+        assert_eq!(classify(b"GETTING better\n"), Protocol::Plain);
+        assert_eq!(classify(&[0x16, 0x03, 0x01, 0x02, 0x00]), Protocol::Tls);
     }
 }

@@ -202,5 +202,7 @@ async fn handle(
     match protocol {
         Protocol::Plain => crate::proto::plain::run(conn).await,
         Protocol::Irc => crate::proto::irc::run(conn).await,
+        Protocol::Http => crate::web::run(conn).await,
+        Protocol::Tls => tracing::info!("{peer} started TLS, which is not enabled on this server; closed"),
     }
 }

@@ -31,6 +31,8 @@ pub struct Session {
     pub pending_nick: Option<String>,
     pub pending_user: Option<(String, String)>,
     pub host: String,
+    /// The client's address, for the log.
+    pub peer: std::net::SocketAddr,
     /// User mode `+i`.
     pub invisible: bool,
     /// Answers to the command being handled.
@@ -58,6 +60,7 @@ pub async fn run(mut conn: Conn) {
         pending_nick: None,
         pending_user: None,
         host: conn.peer.ip().to_string(),
+        peer: conn.peer,
         invisible: false,
         replies: Vec::new(),
         label: None,
@@ -252,7 +255,7 @@ impl Session {
         match registered {
             Ok((id, nick)) => {
                 self.id = Some(id);
-                tracing::info!("{} registered as {nick} (IRC)", self.host);
+                tracing::info!("{} connected as {nick} (IRC)", self.peer);
                 self.welcome();
             }
             Err(HubError::ShuttingDown) => self.quit = Some("Server shutting down".into()),

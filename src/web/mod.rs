@@ -1,0 +1,45 @@
+//! HTTP on the chat port. A browser pointed at the server gets a short page saying how to join;
+//! monitors get `GET /healthz` → `ok`. Each request is answered once and the connection closed.
+
+use crate::server::conn::Conn;
+use crate::server::lines::Line;
+
+/// Longest request or header line read.
+pub const MAX_HEADER_LINE: usize = 8192;
+
+/// Most header lines read before answering anyway.
+const MAX_HEADERS: usize = 100;
+
+const PAGE: &str = "charla is running.
+
+Join the chat on this same address and port with:
+  nc HOST PORT                  plain text
+  charla connect HOST PORT      charla's own client
+  any IRC client                server HOST, port PORT, no TLS
+";
+
+/// Reads one request and answers it.
+pub async fn run(mut conn: Conn) {
+    let Some(Line::Text(request)) = conn.next_line().await else { return };
+    for _ in 0..MAX_HEADERS {
+        match conn.next_line().await {
+            Some(Line::Text(header)) if !header.is_empty() => {}
+            _ => break,
+        }
+    }
+    let mut words = request.split(' ');
+    let (method, path) = (words.next().unwrap_or_default(), words.next().unwrap_or("/"));
+    let (status, body) = match path {
+        "/healthz" => ("200 OK", "ok\n"),
+        "/" => ("200 OK", PAGE),
+        _ => ("404 Not Found", "not found\n"),
+    };
+    let mut response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    if method != "HEAD" {
+        response.push_str(body);
+    }
+    conn.answer_and_close(response.as_bytes()).await;
+}
