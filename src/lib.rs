@@ -11,9 +11,12 @@
 //!   graceful shutdown.
 //! - [`proto`]: translation between bytes and hub verbs/events, one module per protocol
 //!   ([`proto::plain`] for text lines and `/commands`).
+//! - [`store`]: history that survives restarts: the [`store::Store`] trait and its SQLite
+//!   implementation, one batching writer thread, `draft/chathistory` queries, room state.
 //! - [`client`]: `charla connect`, the command-line client.
 
 pub mod client;
 pub mod hub;
 pub mod proto;
 pub mod server;
+pub mod store;
