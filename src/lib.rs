@@ -16,6 +16,8 @@
 //!   graceful shutdown.
 //! - [`proto`]: translation between bytes and hub verbs/events, one module per protocol:
 //!   [`proto::plain`] for text lines and `/commands`, [`proto::irc`] for IRC and IRCv3.
+//! - [`store`]: history that survives restarts: the [`store::Store`] trait and its SQLite
+//!   implementation, one batching writer thread, `draft/chathistory` queries, room state.
 //! - [`web`]: HTTP on the chat port: a page saying how to join, and `/healthz`.
 //! - [`client`]: `charla connect`, the command-line client.
 
@@ -23,4 +25,5 @@ pub mod client;
 pub mod hub;
 pub mod proto;
 pub mod server;
+pub mod store;
 pub mod web;

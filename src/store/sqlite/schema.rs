@@ -1,0 +1,84 @@
+//! The database schema and its migrations.
+//!
+//! The schema version is SQLite's `PRAGMA user_version`: migration `n` (counting from 1) takes
+//! a database from version `n - 1` to `n`, in one transaction with the version bump, so a
+//! crash mid-migration leaves the old version intact. A database of a version above
+//! [`VERSION`] was written by a newer charla and is refused, never guessed at.
+//!
+//! - `messages`: one row per [`Record`](crate::store::Record). `id` is the [`MsgId`]
+//!   (the rowid, so id ranges are primary-key ranges); `target_key` is the folded target and
+//!   `target` the name as displayed; `time` is derived from the id, for people reading the
+//!   database by hand. `(target_key, id)` serves every history query.
+//! - `targets`: the newest id of each target, per *owner*: `''` for rooms, each party's folded
+//!   nick for a private conversation (two rows, `name` being the other party), so
+//!   `CHATHISTORY TARGETS` reads a handful of rows instead of scanning history.
+//! - `rooms`: persisted room state, keyed by folded name.
+//!
+//! [`MsgId`]: crate::hub::MsgId
+
+use rusqlite::Connection;
+
+/// The steps from an empty database to the current schema; never edit one that has shipped,
+/// add a new one.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE messages (
+    id          INTEGER PRIMARY KEY,
+    target_key  TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    nick        TEXT NOT NULL,
+    user        TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    text        TEXT NOT NULL,
+    extra       TEXT NOT NULL,
+    time        INTEGER GENERATED ALWAYS AS (id >> 20) VIRTUAL
+);
+CREATE INDEX messages_by_target ON messages (target_key, id);
+
+CREATE TABLE targets (
+    owner   TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    latest  INTEGER NOT NULL,
+    PRIMARY KEY (owner, key)
+) WITHOUT ROWID;
+CREATE INDEX targets_by_latest ON targets (owner, latest);
+
+CREATE TABLE rooms (
+    key         TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    created     INTEGER NOT NULL,
+    topic       TEXT,
+    topic_by    TEXT,
+    topic_at    INTEGER,
+    modes       TEXT NOT NULL
+) WITHOUT ROWID;
+"];
+
+/// The schema version this build writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How a database's version compares with this build's.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Already current, or brought up to date.
+    Current,
+    /// Written by a newer build, at this version; left untouched.
+    TooNew(i64),
+}
+
+/// Brings the database up to [`VERSION`].
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Outcome> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > VERSION {
+        return Ok(Outcome::TooNew(found));
+    }
+    let found = found.max(0);
+    for (done, step) in (found..).zip(&MIGRATIONS[found as usize..]) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", done + 1)?;
+        tx.commit()?;
+    }
+    Ok(Outcome::Current)
+}

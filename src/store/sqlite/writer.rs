@@ -1,0 +1,254 @@
+//! The writer thread: the one owner of the writing connection. See the
+//! [parent module](super) for how it batches and what that means for durability.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use rusqlite::{Connection, OptionalExtension, Params, TransactionBehavior, params};
+use tokio::sync::oneshot;
+
+use super::{MAX_BATCH, RETAIN_CHUNK, classify, sql_int, sql_limit};
+use crate::hub::event::now_millis;
+use crate::hub::text::fold;
+use crate::store::{Bound, Record, Retention, RoomState, StoreError, dm_parties};
+
+/// What the store asks of its writer.
+pub(super) enum Command {
+    Append(Record),
+    SaveRoom(RoomState),
+    /// Forget the room with this folded name.
+    ForgetRoom(String),
+    /// Answer once everything before this is committed.
+    Flush(oneshot::Sender<Result<(), StoreError>>),
+    Retain(Retention, oneshot::Sender<Result<usize, StoreError>>),
+}
+
+type Answer<T> = oneshot::Sender<Result<T, StoreError>>;
+
+const INSERT: &str = "INSERT OR IGNORE INTO messages \
+    (id, target_key, target, kind, nick, user, host, text, extra) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+const TOUCH_TARGET: &str = "INSERT INTO targets (owner, key, name, latest) VALUES (?1, ?2, ?3, ?4) \
+    ON CONFLICT (owner, key) DO UPDATE SET name = excluded.name, latest = excluded.latest \
+    WHERE excluded.latest > targets.latest";
+
+const SAVE_ROOM: &str = "INSERT OR REPLACE INTO rooms \
+    (key, name, created, topic, topic_by, topic_at, modes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+const FORGET_ROOM: &str = "DELETE FROM rooms WHERE key = ?1";
+
+const DELETE_OLDER: &str =
+    "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE id < ?1 ORDER BY id LIMIT ?2)";
+
+const DELETE_UP_TO: &str = "DELETE FROM messages WHERE id IN \
+    (SELECT id FROM messages WHERE target_key = ?1 AND id <= ?2 ORDER BY id LIMIT ?3)";
+
+/// The newest record of a target that a count limit drops (`OFFSET` = the count kept).
+const NEWEST_DROPPED: &str = "SELECT id FROM messages WHERE target_key = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2";
+
+const FORGET_EMPTY_TARGETS: &str = "DELETE FROM targets WHERE NOT EXISTS \
+    (SELECT 1 FROM messages WHERE messages.target_key = targets.key)";
+
+pub(super) struct Writer {
+    conn: Connection,
+    commands: mpsc::Receiver<Command>,
+    /// Records queued and not yet written; shared with the store, which refuses more past a limit.
+    backlog: Arc<AtomicUsize>,
+    path: PathBuf,
+    /// The commands being written; kept to reuse its allocation.
+    batch: Vec<Command>,
+    /// Retention requests, run one at a time between batches.
+    retains: VecDeque<(Retention, Answer<usize>)>,
+    /// The first write failure since the last flush, which that flush reports.
+    failed: Option<StoreError>,
+}
+
+impl Writer {
+    pub(super) fn new(
+        conn: Connection,
+        commands: mpsc::Receiver<Command>,
+        backlog: Arc<AtomicUsize>,
+        path: PathBuf,
+    ) -> Writer {
+        Writer { conn, commands, backlog, path, batch: Vec::new(), retains: VecDeque::new(), failed: None }
+    }
+
+    /// Writes until the store closes the queue, then returns with everything committed.
+    pub(super) fn run(mut self) {
+        while let Ok(first) = self.commands.recv() {
+            self.batch.push(first);
+            self.write_queued();
+            while let Some((policy, answer)) = self.retains.pop_front() {
+                let result = self.retain(&policy);
+                if let Err(e) = &result {
+                    tracing::error!("history retention failed: {e}");
+                }
+                let _ = answer.send(result);
+            }
+        }
+    }
+
+    /// Adds what else is queued to the batch (up to [`MAX_BATCH`] commands), commits it in one
+    /// transaction, then answers its flushes.
+    fn write_queued(&mut self) {
+        self.batch.extend(self.commands.try_iter().take(MAX_BATCH.saturating_sub(self.batch.len())));
+        let result = self.commit_batch();
+        let records = self.batch.iter().filter(|c| matches!(c, Command::Append(_))).count();
+        self.backlog.fetch_sub(records, Ordering::Relaxed);
+        if let Err(e) = result {
+            tracing::error!("{records} history records were not stored: {e}");
+            self.failed.get_or_insert(e);
+        }
+        let mut flushed = false;
+        for command in self.batch.drain(..) {
+            match command {
+                Command::Flush(answer) => {
+                    let _ = answer.send(self.failed.clone().map_or(Ok(()), Err));
+                    flushed = true;
+                }
+                Command::Retain(policy, answer) => self.retains.push_back((policy, answer)),
+                Command::Append(_) | Command::SaveRoom(_) | Command::ForgetRoom(_) => {}
+            }
+        }
+        if flushed {
+            self.failed = None;
+        }
+    }
+
+    /// Writes the batch's records and room changes in one transaction.
+    fn commit_batch(&mut self) -> Result<(), StoreError> {
+        let fail = |e| classify(&self.path, e);
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
+        {
+            let mut insert = tx.prepare_cached(INSERT).map_err(fail)?;
+            // The newest record of each target in this batch, by target as written.
+            let mut newest: HashMap<&str, &Record> = HashMap::new();
+            for command in &self.batch {
+                match command {
+                    Command::Append(r) => {
+                        insert
+                            .execute(params![
+                                sql_int(r.id.0),
+                                fold(&r.target),
+                                r.target,
+                                r.kind.as_str(),
+                                r.nick,
+                                r.user,
+                                r.host,
+                                r.text,
+                                r.extra,
+                            ])
+                            .map_err(fail)?;
+                        let slot = newest.entry(r.target.as_str()).or_insert(r);
+                        if r.id > slot.id {
+                            *slot = r;
+                        }
+                    }
+                    Command::SaveRoom(room) => {
+                        let topic = room.topic.as_ref();
+                        tx.prepare_cached(SAVE_ROOM)
+                            .and_then(|mut save| {
+                                save.execute(params![
+                                    fold(&room.name),
+                                    room.name,
+                                    sql_int(room.created),
+                                    topic.map(|t| &t.text),
+                                    topic.map(|t| &t.set_by),
+                                    topic.map(|t| sql_int(t.at)),
+                                    room.modes,
+                                ])
+                            })
+                            .map_err(fail)?;
+                    }
+                    Command::ForgetRoom(key) => {
+                        tx.prepare_cached(FORGET_ROOM).and_then(|mut forget| forget.execute([key])).map_err(fail)?;
+                    }
+                    Command::Flush(_) | Command::Retain(..) => {}
+                }
+            }
+            let mut touch = tx.prepare_cached(TOUCH_TARGET).map_err(fail)?;
+            for (target, record) in newest {
+                let key = fold(target);
+                let id = sql_int(record.id.0);
+                match dm_parties(&key) {
+                    None => {
+                        touch.execute(params!["", key, target, id]).map_err(fail)?;
+                    }
+                    Some((a, b)) => {
+                        touch.execute(params![a, key, display(b, record), id]).map_err(fail)?;
+                        touch.execute(params![b, key, display(a, record), id]).map_err(fail)?;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(fail)
+    }
+
+    /// Writes whatever is queued, if anything: lets new records through between retention steps.
+    fn write_pending(&mut self) {
+        if let Ok(command) = self.commands.try_recv() {
+            self.batch.push(command);
+            self.write_queued();
+        }
+    }
+
+    /// Applies `policy`, one chunk of at most [`RETAIN_CHUNK`] rows per transaction.
+    fn retain(&mut self, policy: &Retention) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        if let Some(age) = policy.max_age {
+            let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+            let oldest_kept = Bound::Time(now_millis().saturating_sub(age)).first_id();
+            deleted += self.delete_chunked(DELETE_OLDER, |chunk| (oldest_kept, chunk))?;
+        }
+        if let Some(keep) = policy.max_per_target {
+            let keys = self
+                .conn
+                .prepare_cached("SELECT DISTINCT key FROM targets")
+                .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
+                .map_err(|e| classify(&self.path, e))?;
+            let keys: Vec<String> = keys;
+            for key in keys {
+                self.write_pending();
+                let dropped: Option<i64> = self
+                    .conn
+                    .prepare_cached(NEWEST_DROPPED)
+                    .and_then(|mut s| s.query_row(params![key, sql_limit(keep)], |row| row.get(0)).optional())
+                    .map_err(|e| classify(&self.path, e))?;
+                if let Some(up_to) = dropped {
+                    deleted += self.delete_chunked(DELETE_UP_TO, |chunk| (key.as_str(), up_to, chunk))?;
+                }
+            }
+        }
+        if deleted > 0 {
+            self.conn.execute(FORGET_EMPTY_TARGETS, []).map_err(|e| classify(&self.path, e))?;
+        }
+        Ok(deleted)
+    }
+
+    /// Runs the delete `sql` (given a chunk size as its last parameter) until it deletes less
+    /// than a whole chunk, committing queued records after each chunk. Returns the rows deleted.
+    fn delete_chunked<P: Params>(&mut self, sql: &str, params: impl Fn(i64) -> P) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        loop {
+            let n = self
+                .conn
+                .prepare_cached(sql)
+                .and_then(|mut s| s.execute(params(sql_limit(RETAIN_CHUNK))))
+                .map_err(|e| classify(&self.path, e))?;
+            deleted += n;
+            self.write_pending();
+            if n < RETAIN_CHUNK {
+                return Ok(deleted);
+            }
+        }
+    }
+}
+
+/// The nick of `party` (folded, one side of a private conversation) as `record` spells it.
+fn display<'a>(party: &'a str, record: &'a Record) -> &'a str {
+    [&record.nick, &record.extra].into_iter().find(|nick| fold(nick) == party).map_or(party, String::as_str)
+}

@@ -1,0 +1,548 @@
+//! Tests of the SQLite store on real files in a scratch directory under the system's temp dir.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use super::*;
+use crate::hub::event::now_millis;
+
+/// A fresh directory, removed with everything in it when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "charla-store-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        Scratch(dir)
+    }
+
+    fn open(&self) -> SqliteStore {
+        SqliteStore::open(&self.0).expect("scratch store opens")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Some time in 2023, in milliseconds.
+const T0: u64 = 1_700_000_000_000;
+
+/// The id of the `seq`-th record made in millisecond `ms`.
+fn id(ms: u64, seq: u64) -> MsgId {
+    MsgId(ms << 20 | seq)
+}
+
+fn record(id: MsgId, target: &str, text: &str) -> Record {
+    Record {
+        id,
+        target: target.into(),
+        kind: RecordKind::Privmsg,
+        nick: "alice".into(),
+        user: "a".into(),
+        host: "127.0.0.1".into(),
+        text: text.into(),
+        extra: String::new(),
+    }
+}
+
+/// `n` records for `#paging`, three per millisecond, with a record for `#other` between each.
+fn fill(store: &SqliteStore, n: u64) -> Vec<MsgId> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let mine = id(T0 + i / 3, 2 * (i % 3));
+        store.append(record(mine, "#paging", &format!("line {i}"))).unwrap();
+        let other = id(T0 + i / 3, 2 * (i % 3) + 1);
+        store.append(record(other, "#other", "noise")).unwrap();
+        ids.push(mine);
+    }
+    store.flush().wait().unwrap();
+    ids
+}
+
+fn ids(records: &[Record]) -> Vec<MsgId> {
+    records.iter().map(|r| r.id).collect()
+}
+
+fn history(store: &SqliteStore, selector: Selector, limit: usize) -> Vec<MsgId> {
+    ids(&store.history("#paging", &selector, limit, Include::Everything).unwrap())
+}
+
+#[test]
+fn append_flush_read_back() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    let mut records = vec![
+        record(id(T0, 0), "#Lobby", "hello"),
+        record(id(T0, 1), "#Lobby", "world"),
+        record(id(T0 + 1, 0), "#Lobby", "again"),
+    ];
+    records[1].kind = RecordKind::Action;
+    records[2].kind = RecordKind::Kick;
+    records[2].extra = "bob".into();
+    for r in &records {
+        store.append(r.clone()).unwrap();
+    }
+    store.flush().wait().unwrap();
+    let back = store.history("#lobby", &Selector::Latest(None), 10, Include::Everything).unwrap();
+    assert_eq!(back, records);
+    assert_eq!(back[2].time(), T0 + 1);
+    assert!(store.history("#elsewhere", &Selector::Latest(None), 10, Include::Everything).unwrap().is_empty());
+    assert!(store.history("#lobby", &Selector::Latest(None), 0, Include::Everything).unwrap().is_empty());
+}
+
+#[test]
+fn a_stored_id_is_stored_once() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    let r = record(id(T0, 0), "#lobby", "hello");
+    store.append(r.clone()).unwrap();
+    store.append(r.clone()).unwrap();
+    store.flush().wait().unwrap();
+    store.append(r.clone()).unwrap();
+    store.flush().wait().unwrap();
+    assert_eq!(store.history("#lobby", &Selector::Latest(None), 10, Include::Everything).unwrap(), vec![r]);
+}
+
+#[test]
+fn history_and_rooms_survive_reopening() {
+    let scratch = Scratch::new();
+    let room = RoomState {
+        name: "#Lobby".into(),
+        created: T0,
+        topic: Some(Topic { text: "welcome".into(), set_by: "alice".into(), at: T0 + 5 }),
+        modes: "+knt secret".into(),
+    };
+    {
+        let store = scratch.open();
+        fill(&store, 100);
+        store.save_room(room.clone()).unwrap();
+        // No flush: dropping the store is a clean shutdown and must commit what is queued.
+        store.append(record(id(T0 + 1000, 0), "#paging", "last words")).unwrap();
+    }
+    let store = scratch.open();
+    let all = store.history("#paging", &Selector::Latest(None), 1000, Include::Everything).unwrap();
+    assert_eq!(all.len(), 101);
+    assert_eq!(all[100].text, "last words");
+    assert_eq!(store.rooms().unwrap(), vec![room]);
+}
+
+#[test]
+fn room_state_is_replaced_and_forgotten() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    let room = |name: &str, modes: &str| RoomState { name: name.into(), created: T0, topic: None, modes: modes.into() };
+    store.save_room(room("#b", "+nt")).unwrap();
+    store.save_room(room("#a", "+nt")).unwrap();
+    store.save_room(room("#B", "+mnt")).unwrap();
+    store.flush().wait().unwrap();
+    assert_eq!(store.rooms().unwrap(), vec![room("#a", "+nt"), room("#B", "+mnt")]);
+    store.forget_room("#b").unwrap();
+    store.flush().wait().unwrap();
+    assert_eq!(store.rooms().unwrap(), vec![room("#a", "+nt")]);
+}
+
+#[test]
+fn before_pages_from_latest_without_gaps_or_duplicates() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    let all = fill(&store, 1000);
+    let mut page = history(&store, Selector::Latest(None), 37);
+    let mut seen: Vec<MsgId> = Vec::new();
+    while let Some(&oldest) = page.first() {
+        assert!(page.len() == 37 || seen.len() + page.len() == 1000);
+        seen.splice(0..0, page.iter().copied());
+        page = history(&store, Selector::Before(Bound::MsgId(oldest)), 37);
+    }
+    assert_eq!(seen, all);
+}
+
+#[test]
+fn after_pages_from_the_start_without_gaps_or_duplicates() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    let all = fill(&store, 1000);
+    let mut page = history(&store, Selector::After(Bound::Time(T0 - 1)), 37);
+    let mut seen: Vec<MsgId> = Vec::new();
+    while let Some(&newest) = page.last() {
+        assert!(page.len() == 37 || seen.len() + page.len() == 1000);
+        seen.extend(&page);
+        page = history(&store, Selector::After(Bound::MsgId(newest)), 37);
+    }
+    assert_eq!(seen, all);
+}
+
+#[test]
+fn between_pages_in_both_directions() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    let all = fill(&store, 1000);
+    let (low, high) = (all[100], all[899]);
+    let inside = &all[101..899];
+
+    let mut seen: Vec<MsgId> = Vec::new();
+    let mut from = low;
+    loop {
+        let page = history(&store, Selector::Between(Bound::MsgId(from), Bound::MsgId(high)), 37);
+        let Some(&newest) = page.last() else { break };
+        seen.extend(&page);
+        from = newest;
+    }
+    assert_eq!(seen, inside);
+
+    let mut seen: Vec<MsgId> = Vec::new();
+    let mut from = high;
+    loop {
+        let page = history(&store, Selector::Between(Bound::MsgId(from), Bound::MsgId(low)), 37);
+        let Some(&oldest) = page.first() else { break };
+        assert!(page.windows(2).all(|w| w[0] < w[1]), "pages are ascending");
+        seen.splice(0..0, page.iter().copied());
+        from = oldest;
+    }
+    assert_eq!(seen, inside);
+
+    let same = Bound::MsgId(all[5]);
+    assert!(history(&store, Selector::Between(same, same), 10).is_empty());
+}
+
+#[test]
+fn latest_with_a_bound_only_returns_newer_records() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    let all = fill(&store, 100);
+    let after = Some(Bound::MsgId(all[89]));
+    assert_eq!(history(&store, Selector::Latest(after), 5), all[95..]);
+    assert_eq!(history(&store, Selector::Latest(after), 50), all[90..]);
+    assert_eq!(history(&store, Selector::Latest(None), 5), all[95..]);
+}
+
+#[test]
+fn around_centres_on_the_bound() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    let all = fill(&store, 100);
+    let around = |at, limit| history(&store, Selector::Around(Bound::MsgId(at)), limit);
+    assert_eq!(around(all[50], 5), all[48..53], "two before, itself, two after");
+    assert_eq!(around(all[50], 4), all[48..52]);
+    assert_eq!(around(all[50], 1), all[50..51], "the message itself");
+    assert_eq!(around(all[1], 5), all[0..5], "after fills in for a short start");
+    assert_eq!(around(all[98], 5), all[95..100], "before fills in for a short end");
+    assert_eq!(around(all[50], 500), all, "everything when the limit allows");
+}
+
+#[test]
+fn timestamp_bounds_exclude_the_whole_millisecond() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    // Records 30, 31 and 32 share millisecond T0 + 10.
+    let all = fill(&store, 100);
+    let at = Bound::Time(T0 + 10);
+    assert_eq!(history(&store, Selector::Before(at), 3), all[27..30]);
+    assert_eq!(history(&store, Selector::After(at), 3), all[33..36]);
+    assert_eq!(history(&store, Selector::Latest(Some(at)), 1000), all[33..]);
+    assert_eq!(history(&store, Selector::Between(Bound::Time(T0 + 9), Bound::Time(T0 + 11)), 10), all[30..33]);
+    assert_eq!(
+        history(&store, Selector::Between(Bound::Time(T0 + 11), Bound::Time(T0 + 9)), 2),
+        all[31..33],
+        "counted from the first bound: the newest two"
+    );
+    assert_eq!(history(&store, Selector::Around(at), 4), all[28..32], "the millisecond itself starts the after side");
+    // Bounds far outside the stored range, including ones no id can reach.
+    assert_eq!(history(&store, Selector::Before(Bound::Time(u64::MAX)), 1000), all);
+    assert_eq!(history(&store, Selector::Before(Bound::MsgId(MsgId(u64::MAX))), 1000), all);
+    assert!(history(&store, Selector::After(Bound::Time(u64::MAX)), 10).is_empty());
+    assert!(history(&store, Selector::Before(Bound::Time(0)), 10).is_empty());
+}
+
+#[test]
+fn messages_only_skips_events_without_shrinking_pages() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    let mut messages = Vec::new();
+    for i in 0..300 {
+        let mut r = record(id(T0 + i, 0), "#lobby", "x");
+        if i % 3 == 0 {
+            messages.push(r.id);
+        } else {
+            r.kind = [RecordKind::Join, RecordKind::Nick][i as usize % 2];
+        }
+        store.append(r).unwrap();
+    }
+    store.flush().wait().unwrap();
+    let page = |selector| ids(&store.history("#lobby", &selector, 10, Include::Messages).unwrap());
+    assert_eq!(page(Selector::Latest(None)), messages[90..]);
+    assert_eq!(page(Selector::Before(Bound::MsgId(messages[90]))), messages[80..90]);
+    assert_eq!(page(Selector::Around(Bound::MsgId(messages[50]))), messages[45..55]);
+    let everything = store.history("#lobby", &Selector::Latest(None), 10, Include::Everything).unwrap();
+    assert_eq!(everything.first().map(Record::time), Some(T0 + 290));
+}
+
+/// A private message from `from` to `to` in millisecond `ms`, made the way the hub reports it.
+fn private(ms: u64, from: &str, to: &str, text: &str) -> Vec<Record> {
+    let event = Event::new(
+        id(ms, 0),
+        EventKind::Message {
+            from: Source { id: 1, nick: from.into(), user: "u".into(), host: "h".into() },
+            target: Target::User(to.into()),
+            kind: MsgKind::Privmsg,
+            text: text.into(),
+        },
+    );
+    Record::from_event(&event, [] as [&str; 0])
+}
+
+#[test]
+fn private_history_is_only_under_the_pair_key() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    for r in [
+        private(T0, "Alice", "bob", "hi bob"),
+        private(T0 + 1, "Bob", "alice", "hi alice"),
+        private(T0 + 2, "alice", "carol", "psst"),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        store.append(r).unwrap();
+    }
+    store.flush().wait().unwrap();
+    let texts = |target: &str| -> Vec<String> {
+        store
+            .history(target, &Selector::Latest(None), 10, Include::Everything)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.text)
+            .collect()
+    };
+    assert_eq!(texts(&dm_key("bob", "ALICE")), ["hi bob", "hi alice"]);
+    assert_eq!(texts(&dm_key("alice", "carol")), ["psst"]);
+    for outsider in ["alice", "bob", "carol", "#alice", &dm_key("bob", "carol")] {
+        assert!(texts(outsider).is_empty(), "{outsider:?} sees nothing");
+    }
+    let first = &store.history(&dm_key("alice", "bob"), &Selector::Latest(None), 1, Include::Everything).unwrap()[0];
+    assert_eq!((first.nick.as_str(), first.extra.as_str()), ("Bob", "alice"));
+}
+
+#[test]
+fn targets_lists_conversations_and_given_rooms_in_range() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    for r in [
+        private(T0 + 10, "Alice", "Bob", "1"),
+        private(T0 + 20, "carol", "alice", "2"),
+        private(T0 + 30, "bob", "carol", "not alice's"),
+        private(T0 + 40, "alice", "bob", "3"),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        store.append(r).unwrap();
+    }
+    store.append(record(id(T0 + 25, 0), "#Rust", "x")).unwrap();
+    store.append(record(id(T0 + 50, 0), "#secret", "y")).unwrap();
+    store.flush().wait().unwrap();
+    let targets = |nick, rooms: &[&str], from, to, limit| -> Vec<(String, u64)> {
+        store
+            .targets(nick, rooms, Bound::Time(from), Bound::Time(to), limit)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.name, t.latest.millis()))
+            .collect()
+    };
+    let all = [("carol".to_string(), T0 + 20), ("#Rust".to_string(), T0 + 25), ("bob".to_string(), T0 + 40)];
+    assert_eq!(targets("ALICE", &["#rust"], T0, T0 + 100, 10), all);
+    assert_eq!(targets("alice", &["#rust"], T0, T0 + 100, 2), all[..2]);
+    assert_eq!(targets("alice", &["#rust"], T0 + 100, T0, 2), all[1..], "counted from the later bound");
+    assert_eq!(targets("alice", &["#rust"], T0 + 20, T0 + 40, 10), all[1..2]);
+    assert_eq!(targets("dave", &[], T0, T0 + 100, 10), [], "no one else's conversations");
+}
+
+#[test]
+fn retention_by_count_keeps_the_newest_of_each_target() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    let mut seq = 0;
+    for (target, n) in [("#big", 5000), ("#small", 10), ("#mid", 50)] {
+        for _ in 0..n {
+            seq += 1;
+            store.append(record(id(T0 + seq, 0), target, "x")).unwrap();
+        }
+    }
+    store.flush().wait().unwrap();
+    let policy = Retention { max_per_target: Some(20), max_age: None };
+    assert_eq!(store.retain(policy).wait().unwrap(), 4980 + 30);
+    for (target, kept, newest) in [("#big", 20, 5000), ("#small", 10, 5010), ("#mid", 20, 5060)] {
+        let left = store.history(target, &Selector::Latest(None), 1000, Include::Everything).unwrap();
+        assert_eq!(left.len(), kept, "{target}");
+        assert_eq!(left.last().map(Record::time), Some(T0 + newest));
+    }
+    assert_eq!(store.retain(policy).wait().unwrap(), 0, "nothing left to do");
+}
+
+#[test]
+fn retention_by_age_drops_old_records_and_empty_targets() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    let now = now_millis();
+    let hours_ago = |h: u64| now - h * 3_600_000;
+    for i in 0..3000 {
+        store.append(record(id(hours_ago(3), i), "#old", "x")).unwrap();
+    }
+    store.append(record(id(hours_ago(2), 0), "#mixed", "old")).unwrap();
+    store.append(record(id(now, 0), "#mixed", "new")).unwrap();
+    store.flush().wait().unwrap();
+    let policy = Retention { max_per_target: None, max_age: Some(Duration::from_secs(3600)) };
+    assert_eq!(store.retain(policy).wait().unwrap(), 3001);
+    assert!(store.history("#old", &Selector::Latest(None), 10, Include::Everything).unwrap().is_empty());
+    let mixed = store.history("#mixed", &Selector::Latest(None), 10, Include::Everything).unwrap();
+    assert_eq!(mixed.iter().map(|r| &r.text[..]).collect::<Vec<_>>(), ["new"]);
+    let names: Vec<String> = store
+        .targets("alice", &["#old", "#mixed"], Bound::Time(0), Bound::Time(u64::MAX), 10)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["#mixed"]);
+}
+
+#[test]
+fn appends_go_through_while_retention_runs() {
+    let scratch = Scratch::new();
+    let store = Arc::new(scratch.open());
+    for i in 0..20_000 {
+        store.append(record(id(T0, i), "#old", "x")).unwrap();
+    }
+    store.flush().wait().unwrap();
+    let retention = store.retain(Retention { max_per_target: Some(1), max_age: None });
+    store.append(record(id(T0 + 1, 0), "#new", "during")).unwrap();
+    let flushed = store.flush();
+    assert_eq!(retention.wait().unwrap(), 19_999);
+    flushed.wait().unwrap();
+    assert_eq!(store.history("#new", &Selector::Latest(None), 10, Include::Everything).unwrap().len(), 1);
+}
+
+#[test]
+fn a_failed_write_is_reported_by_the_next_flush_once() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    let side = rusqlite::Connection::open(scratch.0.join(SqliteStore::FILE_NAME)).unwrap();
+    side.execute_batch(
+        "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.text = 'poison' \
+         BEGIN SELECT RAISE(ABORT, 'refused by test'); END;",
+    )
+    .unwrap();
+    store.append(record(id(T0, 0), "#lobby", "poison")).unwrap();
+    let err = store.flush().wait().unwrap_err();
+    assert!(matches!(err, StoreError::Database { .. }), "{err:?}");
+    assert!(err.to_string().contains("refused by test"), "{err}");
+    store.append(record(id(T0, 1), "#lobby", "fine")).unwrap();
+    store.flush().wait().unwrap();
+    let left = store.history("#lobby", &Selector::Latest(None), 10, Include::Everything).unwrap();
+    assert_eq!(left.len(), 1);
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_reported_as_such() {
+    let scratch = Scratch::new();
+    std::fs::create_dir_all(&scratch.0).unwrap();
+    let junk: Vec<u8> = (0..8192u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let path = scratch.0.join(SqliteStore::FILE_NAME);
+    std::fs::write(&path, junk).unwrap();
+    let err = SqliteStore::open(&scratch.0).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("move it aside"), "{message}");
+}
+
+/// Permission bits do not stop root, and tests often run as root, so these directories are
+/// unwritable for reasons root cannot override.
+#[test]
+fn an_unwritable_data_directory_is_reported_as_such() {
+    let scratch = Scratch::new();
+    std::fs::create_dir_all(&scratch.0).unwrap();
+    let file = scratch.0.join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    // Below a regular file, no directory can ever be made.
+    let under_file = file.join("data");
+    let err = SqliteStore::open(&under_file).unwrap_err();
+    assert!(matches!(err, StoreError::NotWritable { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains(&under_file.display().to_string()) && message.contains("--data-dir"), "{message}");
+    // An existing directory where no one may create files: procfs refuses even root.
+    if cfg!(target_os = "linux") {
+        let err = SqliteStore::open(Path::new("/proc")).unwrap_err();
+        assert!(matches!(err, StoreError::NotWritable { .. }), "{err:?}");
+    }
+}
+
+#[test]
+fn the_schema_version_is_recorded_and_a_newer_one_refused() {
+    let scratch = Scratch::new();
+    drop(scratch.open());
+    let path = scratch.0.join(SqliteStore::FILE_NAME);
+    let version =
+        |conn: &rusqlite::Connection| -> i64 { conn.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap() };
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    assert!(version(&conn) >= 1);
+    conn.execute_batch(
+        "INSERT INTO messages (id, target_key, target, kind, nick, user, host, text, extra) \
+         VALUES (1700000000000 << 20 | 5, '#a', '#a', 'privmsg', 'n', 'u', 'h', 't', '')",
+    )
+    .unwrap();
+    let time: i64 = conn.query_row("SELECT time FROM messages", [], |row| row.get(0)).unwrap();
+    assert_eq!(time, 1_700_000_000_000, "time is readable by hand");
+    conn.pragma_update(None, "user_version", version(&conn) + 1).unwrap();
+    drop(conn);
+    let err = SqliteStore::open(&scratch.0).unwrap_err();
+    assert!(matches!(err, StoreError::TooNew { .. }), "{err:?}");
+    assert!(err.to_string().contains("upgrade charla"), "{err}");
+}
+
+#[test]
+fn events_become_records() {
+    let who = Source { id: 1, nick: "alice".into(), user: "a".into(), host: "h".into() };
+    let event = |kind| Event::new(id(T0, 0), kind);
+    let quit = event(EventKind::Quit { who: who.clone(), reason: "bye".into() });
+    let records = Record::from_event(&quit, ["#a", "#b"]);
+    assert_eq!(
+        records.iter().map(|r| (r.target.as_str(), r.kind, r.text.as_str())).collect::<Vec<_>>(),
+        [("#a", RecordKind::Quit, "bye"), ("#b", RecordKind::Quit, "bye")]
+    );
+    let kick = event(EventKind::Kick {
+        who: who.clone(),
+        room: "#a".into(),
+        target: "bob".into(),
+        target_id: 2,
+        reason: "spam".into(),
+    });
+    let records = Record::from_event(&kick, ["#ignored"]);
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        (records[0].target.as_str(), records[0].kind, records[0].text.as_str(), records[0].extra.as_str()),
+        ("#a", RecordKind::Kick, "spam", "bob")
+    );
+    let invite = event(EventKind::Invite { who, target: "bob".into(), room: "#a".into() });
+    assert!(Record::from_event(&invite, ["#a"]).is_empty());
+    for kind in RecordKind::ALL {
+        assert_eq!(RecordKind::from_name(kind.as_str()), Some(kind));
+    }
+}
+
+#[tokio::test]
+async fn flush_can_be_awaited() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    store.append(record(id(T0, 0), "#lobby", "hi")).unwrap();
+    store.flush().await.unwrap();
+    assert_eq!(store.history("#lobby", &Selector::Latest(None), 1, Include::Everything).unwrap().len(), 1);
+}
