@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what the tests need beyond cargo when it is missing
 # (under CI=true a missing tool is installed or the run fails; nothing is skipped silently),
-# then runs every unit and integration test.
+# then runs every unit and integration test. Arguments go to `cargo test` and then choose what
+# runs instead: `scripts/test.sh --test irc_clients`, `scripts/test.sh --lib -- --nocapture`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,4 +16,5 @@ need_apt() { # need_apt COMMAND PACKAGE: install PACKAGE if COMMAND is missing
 
 need_apt python3 python3
 
-cargo test --locked --all-targets "$@"
+if [[ $# -eq 0 ]]; then set -- --all-targets; fi
+cargo test --locked "$@"
