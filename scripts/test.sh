@@ -30,6 +30,9 @@ need_pip() { # need_pip MODULE PACKAGE: install the PyPI PACKAGE if python3 cann
 
 need_apt python3 python3
 need_pip irc.client irc            # tests/irc_lib_client.py
+need_apt tmux tmux                 # irssi runs in a tmux terminal
+need_apt irssi irssi
+need_apt weechat-headless weechat-headless weechat-plugins
 
 if [[ $# -eq 0 ]]; then set -- --all-targets; fi
 cargo test --locked "$@"
