@@ -1,18 +1,38 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what the tests need beyond cargo when it is missing
 # (under CI=true a missing tool is installed or the run fails; nothing is skipped silently),
-# then runs every unit and integration test.
+# then runs every unit and integration test. Arguments go to `cargo test` and then choose what
+# runs instead: `scripts/test.sh --test irc_clients`, `scripts/test.sh --lib -- --nocapture`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_updated=
-need_apt() { # need_apt COMMAND PACKAGE: install PACKAGE if COMMAND is missing
-    command -v "$1" >/dev/null 2>&1 && return
-    echo "test.sh: installing $2 (for $1)"
+apt_install() { # apt_install PACKAGE...
     if [[ -z $apt_updated ]]; then apt-get update -qq; apt_updated=1; fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+need_apt() { # need_apt COMMAND PACKAGE...: install the Debian PACKAGEs if COMMAND is missing
+    command -v "$1" >/dev/null 2>&1 && return
+    echo "test.sh: installing ${*:2} (for $1)"
+    apt_install "${@:2}"
+}
+
+need_pip() { # need_pip MODULE PACKAGE: install the PyPI PACKAGE if python3 cannot import MODULE
+    python3 -c "import $1" >/dev/null 2>&1 && return
+    echo "test.sh: installing $2 from PyPI (for python3's $1)"
+    python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+    # Debian's python3 is "externally managed" (PEP 668): pip refuses to install unless told it
+    # may, and then installs under /usr/local, apart from Debian's own Python packages.
+    PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet "$2"
+    python3 -c "import $1"
 }
 
 need_apt python3 python3
+need_pip irc.client irc            # tests/irc_lib_client.py
+need_apt tmux tmux                 # irssi runs in a tmux terminal
+need_apt irssi irssi
+need_apt weechat-headless weechat-headless weechat-plugins
 
-cargo test --locked --all-targets "$@"
+if [[ $# -eq 0 ]]; then set -- --all-targets; fi
+cargo test --locked "$@"
