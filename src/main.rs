@@ -7,7 +7,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use charla::server::limits::FloodLimit;
-use charla::server::{Config, Limits, Server};
+use charla::server::{Config, HistoryConfig, Limits, Server};
+use charla::store::Retention;
 
 /// Self-hosted group chat. One server, one port; nc, the original lab client and charla connect
 /// all join the same rooms.
@@ -64,6 +65,16 @@ struct ServeArgs {
     /// Messages queued for a client before it is dropped as too slow a reader.
     #[arg(long, value_name = "N", default_value_t = Limits::default().sendq)]
     sendq: usize,
+    /// Recent lines shown when joining a room, to clients that cannot ask for history
+    /// themselves (plain text, IRC without chathistory); 0 turns it off.
+    #[arg(long, value_name = "N", default_value_t = HistoryConfig::default().join_replay)]
+    join_replay: usize,
+    /// Keep at most N messages per room or private conversation (default: all).
+    #[arg(long, value_name = "N")]
+    retain_count: Option<usize>,
+    /// Keep messages for at most DAYS days (default: forever).
+    #[arg(long, value_name = "DAYS")]
+    retain_days: Option<u64>,
     /// A server operator as NAME:PASSWORD (repeatable); operators may /kill.
     #[arg(long, value_name = "NAME:PASSWORD", value_parser = parse_oper)]
     oper: Vec<(String, String)>,
@@ -99,7 +110,15 @@ impl ServeArgs {
             ..Limits::default()
         };
         let hub = charla::hub::HubConfig { opers: self.oper.into_iter().collect() };
-        Config { listen, irc_listen: self.irc_listen, data_dir: self.data_dir, limits, hub }
+        let history = HistoryConfig {
+            join_replay: self.join_replay,
+            retention: Retention {
+                max_per_target: self.retain_count,
+                max_age: self.retain_days.map(|days| std::time::Duration::from_secs(days * 86_400)),
+            },
+            ..HistoryConfig::default()
+        };
+        Config { listen, irc_listen: self.irc_listen, data_dir: self.data_dir, limits, hub, history }
     }
 }
 

@@ -13,6 +13,7 @@
 //! awaits, so the lock is never held across an `.await`.
 
 pub mod event;
+mod history;
 pub mod modes;
 pub mod outbox;
 pub mod text;
@@ -22,7 +23,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use event::{Event, EventKind, MsgId, MsgKind, Source, Tags, Target};
 use event::{MsgIdGen, now_millis};
-use modes::{ModeChange, RoomMode, RoomModes};
+pub use history::History;
+use modes::{ModeChange, RoomMode, RoomModes, flip};
 pub use outbox::{Closed, Out, Outbox};
 use text::fold;
 
@@ -86,6 +88,8 @@ pub enum HubError {
     BadLimit(String),
     #[error("the ban list of {0} is full ({MAX_BANS} entries); remove one with /unban first")]
     BanListFull(String),
+    #[error("the message was not sent: {0}")]
+    History(String),
     #[error("the server is shutting down; try again in a moment")]
     ShuttingDown,
 }
@@ -148,9 +152,24 @@ struct Room {
     modes: RoomModes,
     bans: Vec<Ban>,
     invited: HashSet<ConnId>,
+    /// Kept when empty: it has history, or settings saved in the store.
+    persistent: bool,
 }
 
 impl Room {
+    fn new(name: &str, created: u64) -> Room {
+        Room {
+            name: name.into(),
+            topic: None,
+            created,
+            members: HashMap::new(),
+            modes: RoomModes::default(),
+            bans: Vec::new(),
+            invited: HashSet::new(),
+            persistent: false,
+        }
+    }
+
     fn status(&self, id: ConnId) -> Option<Status> {
         self.members.get(&id).copied()
     }
@@ -282,17 +301,19 @@ pub struct Hub {
     next_guest: u64,
     /// Set by [`Hub::shutdown`]: no one new gets in.
     closing: bool,
+    /// Where messages and room events are stored.
+    history: History,
     /// Most users ever connected at once, for LUSERS.
     pub max_users: usize,
 }
 
 impl Hub {
-    pub fn new(config: HubConfig) -> Hub {
-        Hub { config, ..Hub::default() }
+    pub fn new(config: HubConfig, history: History) -> Hub {
+        Hub { config, history, ..Hub::default() }
     }
 
-    pub fn shared(config: HubConfig) -> SharedHub {
-        Arc::new(Mutex::new(Hub::new(config)))
+    pub fn shared(config: HubConfig, history: History) -> SharedHub {
+        Arc::new(Mutex::new(Hub::new(config, history)))
     }
 
     fn event(&mut self, kind: EventKind) -> Arc<Event> {
@@ -401,6 +422,7 @@ impl Hub {
         let peers = self.peers(id);
         let user = self.user(id);
         let event = self.event(EventKind::Quit { who: user.source.clone(), reason: text::sanitize(reason) });
+        self.record_state(&event, &self.rooms_of(id));
         self.deliver(peers, &event);
         let user = self.users.remove(&id).expect("checked above");
         for room in &user.rooms {
@@ -422,7 +444,7 @@ impl Hub {
         if let Some(room) = self.rooms.get_mut(key) {
             room.members.remove(&id);
             room.invited.remove(&id);
-            if room.members.is_empty() {
+            if room.members.is_empty() && !room.persistent {
                 self.rooms.remove(key);
             }
         }
@@ -443,6 +465,7 @@ impl Hub {
             return Err(HubError::BadNick(new.into()));
         }
         let event = self.event(EventKind::Nick { who: self.user(id).source.clone(), new: new.into() });
+        self.record_state(&event, &self.rooms_of(id));
         self.deliver(self.peers(id), &event);
         self.nicks.remove(&fold(&old));
         self.nicks.insert(fold(new), id);
@@ -476,18 +499,7 @@ impl Hub {
                 }
             }
             None => {
-                self.rooms.insert(
-                    folded.clone(),
-                    Room {
-                        name: name.into(),
-                        topic: None,
-                        created: now_millis(),
-                        members: HashMap::new(),
-                        modes: RoomModes::default(),
-                        bans: Vec::new(),
-                        invited: HashSet::new(),
-                    },
-                );
+                self.rooms.insert(folded.clone(), Room::new(name, now_millis()));
             }
         }
         let room = self.rooms.get_mut(&folded).expect("exists now");
@@ -499,6 +511,7 @@ impl Hub {
         self.users.get_mut(&id).expect("registered").rooms.push(folded);
         let realname = self.user(id).realname.clone();
         let event = self.event(EventKind::Join { who, room: name.clone(), realname });
+        self.record_state(&event, &[]);
         self.deliver(members, &event);
         Ok(Some(Joined { room: name, topic, event }))
     }
@@ -512,6 +525,7 @@ impl Hub {
             room: room.name.clone(),
             reason: text::sanitize(reason),
         });
+        self.record_state(&event, &[]);
         self.deliver(members, &event);
         self.leave_room(id, &fold(name));
         Ok(event)
@@ -526,7 +540,7 @@ impl Hub {
             return Err(HubError::NoText);
         }
         let from = self.user(id).source.clone();
-        let (target, recipients, away) = if target.starts_with('#') {
+        let (target, recipients, away, room_key) = if target.starts_with('#') {
             let room = self.room(target)?;
             match room.status(id) {
                 None if room.modes.no_external => {
@@ -541,15 +555,21 @@ impl Hub {
                 _ => {}
             }
             let members = room.members.keys().copied().filter(|&m| m != id).collect::<Vec<_>>();
-            (Target::Room(room.name.clone()), members, None)
+            let key = (!room.persistent).then(|| fold(&room.name));
+            (Target::Room(room.name.clone()), members, None, key)
         } else {
             let to = self.id_of(target)?;
             let user = self.user(to);
             let away = user.away.clone().filter(|_| kind != MsgKind::Notice);
-            (Target::User(user.source.nick.clone()), vec![to], away)
+            (Target::User(user.source.nick.clone()), vec![to], away, None)
         };
-        self.users.get_mut(&id).expect("registered").last_spoke = now_millis();
         let event = self.event(EventKind::Message { from, target, kind, text, tags });
+        self.record(&event, &[])?;
+        if let Some(key) = room_key {
+            // The room has history now: keep it, and its settings, across restarts.
+            self.save_room(&key);
+        }
+        self.users.get_mut(&id).expect("registered").last_spoke = now_millis();
         self.deliver(recipients, &event);
         Ok(Said { event, away })
     }
@@ -578,6 +598,8 @@ impl Hub {
         let room = self.room_mut(name);
         room.topic = topic;
         let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != id).collect();
+        self.record_state(&event, &[]);
+        self.save_room(&fold(name));
         self.deliver(members, &event);
         Ok(event)
     }
@@ -600,6 +622,7 @@ impl Hub {
             target_id,
             reason: text::sanitize(reason),
         });
+        self.record_state(&event, &[]);
         self.deliver(members, &event);
         self.leave_room(target_id, &fold(name));
         Ok(event)
@@ -674,24 +697,8 @@ impl Hub {
                         _ => false,
                     }
                 }
-                (RoomMode::InviteOnly, _) => flip(&mut room.modes.invite_only, add),
-                (RoomMode::Moderated, _) => flip(&mut room.modes.moderated, add),
-                (RoomMode::NoExternal, _) => flip(&mut room.modes.no_external, add),
-                (RoomMode::Secret, _) => flip(&mut room.modes.secret, add),
-                (RoomMode::TopicOps, _) => flip(&mut room.modes.topic_ops, add),
-                (RoomMode::Key(key), _) => {
-                    let new = (add && !key.is_empty()).then(|| key.clone());
-                    let changed = room.modes.key != new;
-                    room.modes.key = new;
-                    changed
-                }
-                (RoomMode::Limit(n), _) => {
-                    let new = add.then_some(*n);
-                    let changed = room.modes.limit != new;
-                    room.modes.limit = new;
-                    changed
-                }
                 (RoomMode::Op(_) | RoomMode::Voice(_), None) => false,
+                _ => room.modes.apply(&change),
             };
             if changed {
                 // Announce the nick as it is spelled, not as the operator typed it.
@@ -710,16 +717,13 @@ impl Hub {
                 changes: modes::render(&result.applied),
             });
             let members: Vec<ConnId> = self.room(name)?.members.keys().copied().filter(|&m| m != id).collect();
+            self.record_state(&event, &[]);
+            self.save_room(&fold(name));
             self.deliver(members, &event);
             result.event = Some(event);
         }
         Ok(result)
     }
-}
-
-/// Sets `flag` to `on`; true if that changed it.
-fn flip(flag: &mut bool, on: bool) -> bool {
-    std::mem::replace(flag, on) != on
 }
 
 /// The largest index `<= max` that is a char boundary of `s`.

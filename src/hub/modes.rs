@@ -62,6 +62,56 @@ impl RoomModes {
     }
 }
 
+impl RoomModes {
+    /// Applies one flag, key or limit change; returns whether anything changed. Member modes
+    /// (`o`, `v`) and bans are not settings of the room and change nothing here.
+    pub fn apply(&mut self, change: &ModeChange) -> bool {
+        let add = change.add;
+        match &change.mode {
+            RoomMode::InviteOnly => flip(&mut self.invite_only, add),
+            RoomMode::Moderated => flip(&mut self.moderated, add),
+            RoomMode::NoExternal => flip(&mut self.no_external, add),
+            RoomMode::Secret => flip(&mut self.secret, add),
+            RoomMode::TopicOps => flip(&mut self.topic_ops, add),
+            RoomMode::Key(key) => {
+                let new = (add && !key.is_empty()).then(|| key.clone());
+                std::mem::replace(&mut self.key, new) != self.key
+            }
+            RoomMode::Limit(n) => {
+                let new = add.then_some(*n);
+                std::mem::replace(&mut self.limit, new) != self.limit
+            }
+            RoomMode::Op(_) | RoomMode::Voice(_) | RoomMode::Ban(_) => false,
+        }
+    }
+
+    /// Settings from their rendered form ([`RoomModes::render`] with the key shown), as kept
+    /// in the history store.
+    pub fn from_rendered(rendered: &str) -> RoomModes {
+        let mut words = rendered.split(' ');
+        let flags = words.next().unwrap_or_default();
+        let args: Vec<&str> = words.collect();
+        let mut modes = RoomModes {
+            invite_only: false,
+            moderated: false,
+            no_external: false,
+            secret: false,
+            topic_ops: false,
+            key: None,
+            limit: None,
+        };
+        for change in parse(flags, &args).changes {
+            modes.apply(&change);
+        }
+        modes
+    }
+}
+
+/// Sets `flag` to `on`; true if that changed it.
+pub fn flip(flag: &mut bool, on: bool) -> bool {
+    std::mem::replace(flag, on) != on
+}
+
 /// One room mode, with its argument where it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoomMode {
@@ -248,6 +298,16 @@ mod tests {
         assert_eq!(parsed.errors, vec![ModeParseError::Unknown('x'), ModeParseError::MissingArg('o')]);
         assert!(parse("+b", &[]).list_bans);
         assert_eq!(parse("+l", &["zero"]).errors, vec![ModeParseError::BadLimit("zero".into())]);
+    }
+
+    #[test]
+    fn settings_survive_rendering() {
+        let mut modes = RoomModes::default();
+        for change in parse("+imk-t+l", &["pw", "7"]).changes {
+            modes.apply(&change);
+        }
+        assert_eq!(RoomModes::from_rendered(&modes.render(true)), modes);
+        assert_eq!(RoomModes::from_rendered(&RoomModes::default().render(true)), RoomModes::default());
     }
 
     #[test]

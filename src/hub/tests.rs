@@ -10,7 +10,7 @@ struct Tester {
 fn hub() -> Tester {
     let mut config = HubConfig::default();
     config.opers.insert("admin".into(), "secret".into());
-    Tester { hub: Hub::new(config) }
+    Tester { hub: Hub::new(config, History::default()) }
 }
 
 impl Tester {

@@ -18,7 +18,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::hub::{self, Hub, HubConfig, SharedHub};
+use crate::hub::{self, History, Hub, HubConfig, SharedHub};
+use crate::store::{Retention, SqliteStore, Store, StoreError};
 use conn::{Conn, Protocol};
 use limits::{ConnLimiter, FloodLimit};
 
@@ -66,6 +67,25 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub limits: Limits,
     pub hub: HubConfig,
+    pub history: HistoryConfig,
+}
+
+/// What history is shown and kept.
+#[derive(Debug, Clone)]
+pub struct HistoryConfig {
+    /// Recent lines shown on join to clients that cannot ask for history themselves
+    /// (plain text, IRC without `draft/chathistory`); 0 turns it off.
+    pub join_replay: usize,
+    /// What the store keeps; enforced in the background.
+    pub retention: Retention,
+    /// How often retention runs.
+    pub retention_every: Duration,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig { join_replay: 20, retention: Retention::default(), retention_every: Duration::from_secs(600) }
+    }
 }
 
 /// Why the server could not start.
@@ -75,12 +95,16 @@ pub enum ServerError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("cannot use data directory {dir}: {source} (pick a writable one with --data-dir)")]
     DataDir { dir: PathBuf, source: std::io::Error },
+    #[error("cannot open the history store: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// State every connection task shares.
-#[derive(Debug)]
 pub struct Shared {
     pub hub: SharedHub,
+    /// History, for reading; the hub writes to it.
+    pub store: Arc<dyn Store>,
+    pub history: HistoryConfig,
     pub limits: Limits,
     pub server_name: String,
     pub started: std::time::SystemTime,
@@ -97,10 +121,14 @@ pub struct Server {
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 impl Server {
-    /// Creates the data directory and binds every listen address.
+    /// Creates the data directory, opens the history store (restoring its rooms) and binds every
+    /// listen address.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| ServerError::DataDir { dir: config.data_dir.clone(), source })?;
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
+        let mut hub = Hub::new(config.hub, History::new(store.clone()));
+        hub.restore_rooms(store.rooms()?);
         let mut listeners = Vec::new();
         let any = config.listen.iter().map(|a| (a, None));
         let irc = config.irc_listen.iter().map(|a| (a, Some(Protocol::Irc)));
@@ -109,7 +137,9 @@ impl Server {
             listeners.push((listener, protocol));
         }
         let shared = Arc::new(Shared {
-            hub: Hub::shared(config.hub),
+            hub: Arc::new(std::sync::Mutex::new(hub)),
+            store,
+            history: config.history,
             limits: config.limits,
             server_name: "charla".into(),
             started: std::time::SystemTime::now(),
@@ -135,7 +165,9 @@ impl Server {
         });
         let accepting: Vec<_> = accepting.collect();
         drop(alive);
+        let retention = tokio::spawn(retain(self.shared.clone()));
         shutdown.await;
+        retention.abort();
         tracing::info!("shutting down: closing {} connections", limiter.open());
         for task in &accepting {
             task.abort();
@@ -146,6 +178,27 @@ impl Server {
         hub::lock(&self.shared.hub).shutdown("Server shutting down");
         if tokio::time::timeout(SHUTDOWN_GRACE, all_done.recv()).await.is_err() {
             tracing::warn!("some connections did not close within {SHUTDOWN_GRACE:?}; exiting anyway");
+        }
+        // Everything a sender saw accepted is in the store before `run` returns.
+        if let Err(e) = self.shared.store.flush().await {
+            tracing::error!("history: the last writes failed: {e}");
+        }
+    }
+}
+
+/// Applies the retention policy now and then, for as long as the server runs.
+async fn retain(shared: Arc<Shared>) {
+    let policy = shared.history.retention;
+    if policy == Retention::default() {
+        return;
+    }
+    let mut every = tokio::time::interval(shared.history.retention_every);
+    loop {
+        every.tick().await;
+        match shared.store.retain(policy).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!("history: retention removed {deleted} old records"),
+            Err(e) => tracing::warn!("history: retention failed: {e}"),
         }
     }
 }

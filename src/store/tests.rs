@@ -295,6 +295,7 @@ fn private(ms: u64, from: &str, to: &str, text: &str) -> Vec<Record> {
             target: Target::User(to.into()),
             kind: MsgKind::Privmsg,
             text: text.into(),
+            tags: Vec::new(),
         },
     );
     Record::from_event(&event, [] as [&str; 0])

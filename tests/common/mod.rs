@@ -66,6 +66,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
         data_dir: dir.0.clone(),
         limits: test_limits(),
         hub: Default::default(),
+        history: Default::default(),
     };
     adjust(&mut config);
     let server = Server::bind(config).await.expect("server binds");

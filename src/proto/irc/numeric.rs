@@ -50,6 +50,7 @@ pub const RPL_ENDOFMOTD: &str = "376";
 pub const RPL_YOUREOPER: &str = "381";
 pub const RPL_TIME: &str = "391";
 pub const ERR_BANLISTFULL: &str = "478";
+pub const ERR_UNKNOWNERROR: &str = "400";
 pub const ERR_NOSUCHNICK: &str = "401";
 pub const ERR_NOSUCHCHANNEL: &str = "403";
 pub const ERR_CANNOTSENDTOCHAN: &str = "404";
@@ -107,6 +108,7 @@ pub fn from_hub(error: &HubError, sending: bool) -> (&'static str, Vec<String>) 
         HubError::ModeNeedsArg(_) => (ERR_NEEDMOREPARAMS, vec!["MODE".into()]),
         HubError::BadLimit(arg) => (ERR_INVALIDMODEPARAM, vec!["*".into(), "l".into(), arg.clone()]),
         HubError::BanListFull(room) => (ERR_BANLISTFULL, vec![room.clone(), "b".into()]),
+        HubError::History(_) => (ERR_UNKNOWNERROR, vec!["PRIVMSG".into()]),
         HubError::ShuttingDown => ("ERROR", vec![]),
     };
     params.push(text);

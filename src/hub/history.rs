@@ -1,0 +1,89 @@
+//! The hub's side of persistent history: every message and room event is handed to the
+//! [`Store`] as it happens, room settings are saved when they change, and rooms come back from
+//! the store after a restart.
+//!
+//! A message is stored *before* anyone receives it: if the store refuses it (its writer has
+//! fallen behind), the sender gets an error and no one sees a line that history will not have.
+//! State events (joins, parts, topics, …) are stored after the fact; a refusal there is logged.
+
+use std::sync::Arc;
+
+use super::modes::RoomModes;
+use super::text::fold;
+use super::{ConnId, Event, Hub, HubError, Room};
+use crate::store::{Record, RoomState, Store, dm_key};
+
+/// The store the hub writes to, if any (unit tests run without one).
+#[derive(Clone, Default)]
+pub struct History(Option<Arc<dyn Store>>);
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "History(store)" } else { "History(none)" })
+    }
+}
+
+impl History {
+    pub fn new(store: Arc<dyn Store>) -> History {
+        History(Some(store))
+    }
+}
+
+impl Hub {
+    /// Sends every record of `event` to the store. `rooms` are the rooms a quit or nick change
+    /// is recorded in.
+    pub(super) fn record(&self, event: &Event, rooms: &[String]) -> Result<(), HubError> {
+        let Some(store) = &self.history.0 else { return Ok(()) };
+        for record in Record::from_event(event, rooms) {
+            store.append(record).map_err(|e| HubError::History(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Records a state event; a failure is logged, not returned: the change has happened.
+    pub(super) fn record_state(&self, event: &Event, rooms: &[String]) {
+        if let Err(e) = self.record(event, rooms) {
+            tracing::warn!("history: {e}");
+        }
+    }
+
+    /// Saves a room's settings so they survive a restart; the room is kept from now on even
+    /// when empty, like the history it has.
+    pub(super) fn save_room(&mut self, key: &str) {
+        let Some(room) = self.rooms.get_mut(key) else { return };
+        room.persistent = true;
+        let Some(store) = &self.history.0 else { return };
+        let state = RoomState {
+            name: room.name.clone(),
+            created: room.created,
+            topic: room.topic.clone(),
+            modes: room.modes.render(true),
+        };
+        if let Err(e) = store.save_room(state) {
+            tracing::warn!("history: the settings of {} were not saved: {e}", room.name);
+        }
+    }
+
+    /// Brings back rooms saved before a restart: name, creation time, topic and modes.
+    pub fn restore_rooms(&mut self, rooms: Vec<RoomState>) {
+        for state in rooms {
+            let mut room = Room::new(&state.name, state.created);
+            room.topic = state.topic;
+            room.modes = RoomModes::from_rendered(&state.modes);
+            room.persistent = true;
+            self.rooms.insert(fold(&state.name), room);
+        }
+    }
+
+    /// Where `id` may read the history of `target`: a room they are in (its name), or their
+    /// private conversation with the nick `target` (the pair's key).
+    pub fn history_target(&self, id: ConnId, target: &str) -> Result<String, HubError> {
+        if target.starts_with('#') {
+            Ok(self.member_room(id, target)?.name.clone())
+        } else if super::text::valid_nick(target) {
+            Ok(dm_key(self.nick(id), target))
+        } else {
+            Err(HubError::NoSuchNick(target.into()))
+        }
+    }
+}
