@@ -10,11 +10,14 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 
 use crate::hub::event::FORMATS;
+use crate::hub::event::now_millis;
 use crate::hub::modes::{self, ModeChange, RoomMode};
 use crate::hub::text::strip_formatting;
 use crate::hub::{self, Closed, ConnId, Event, EventKind, HubError, LOBBY, MsgKind, Out, Outbox, Registration, Target};
+use crate::server::Shared;
 use crate::server::conn::{Conn, Render};
 use crate::server::lines::Line;
+use crate::store::{Include, Record, RecordKind, Selector};
 
 /// The greeting of the original lab server, kept word for word.
 pub const WELCOME: &str = "Welcome to the chatroom!";
@@ -29,6 +32,7 @@ commands:
   /part [REASON]        leave your room (back to #lobby)
   /rooms                list rooms
   /who [#ROOM]          list who is in your room (or another)
+  /history [N]          the last N lines of your room (default 20), with times (UTC)
   /msg NICK TEXT        private message
   /me TEXT              action (* you TEXT)
   /topic [TEXT]         show or set the room topic
@@ -64,8 +68,9 @@ pub async fn run(mut conn: Conn) {
     };
     tracing::info!("{} connected as {nick}", conn.peer);
     let mut writer = conn.start_writer(outbox.clone(), PlainRender { me: id });
-    let session = Session { id, hub: &shared.hub, outbox: &outbox };
+    let session = Session { id, hub: &shared.hub, shared: &shared, outbox: &outbox };
     session.reply(format!("{WELCOME}\nYou are {nick} in {LOBBY}. Type to talk; /help lists commands."));
+    shared.history_settled().await;
     session.join(LOBBY, None);
 
     let mut writer_done = false;
@@ -73,6 +78,9 @@ pub async fn run(mut conn: Conn) {
         tokio::select! {
             line = conn.next_line() => match line {
                 Some(Line::Text(text)) => {
+                    if text.starts_with("/history") || text.starts_with("/join") {
+                        shared.history_settled().await;
+                    }
                     if let Some(reason) = session.handle(&text) {
                         break reason;
                     }
@@ -104,7 +112,35 @@ pub async fn run(mut conn: Conn) {
 struct Session<'a> {
     id: ConnId,
     hub: &'a hub::SharedHub,
+    shared: &'a Shared,
     outbox: &'a Outbox,
+}
+
+/// Lines `/history` shows without a count, and the most it shows.
+const DEFAULT_HISTORY: usize = 20;
+const MAX_HISTORY: usize = 500;
+
+const DAY_MS: u64 = 86_400_000;
+
+/// `HH:MM` (UTC) for a time of `today`, `YYYY-MM-DD HH:MM` for an older one.
+fn clock(millis: u64, today: u64) -> String {
+    let time = time::OffsetDateTime::UNIX_EPOCH + time::Duration::milliseconds(millis as i64);
+    let (hour, minute) = (time.hour(), time.minute());
+    if millis / DAY_MS == today {
+        format!("{hour:02}:{minute:02}")
+    } else {
+        format!("{}-{:02}-{:02} {hour:02}:{minute:02}", time.year(), time.month() as u8, time.day())
+    }
+}
+
+/// A stored message as the line it was.
+fn history_line(record: &Record) -> String {
+    let text = strip_formatting(&record.text);
+    match record.kind {
+        RecordKind::Action => format!("* {} {text}", record.nick),
+        RecordKind::Notice => format!("-{}- {text}", record.nick),
+        _ => format!("<{}> {text}", record.nick),
+    }
 }
 
 impl Session<'_> {
@@ -149,6 +185,11 @@ impl Session<'_> {
             "part" | "leave" => self.part(rest),
             "rooms" | "list" => self.rooms(),
             "who" | "names" => self.who(args.next().map(room_name)),
+            "history" => match rest.parse::<usize>() {
+                Ok(count) if count > 0 => self.history(count.min(MAX_HISTORY), true),
+                _ if rest.is_empty() => self.history(DEFAULT_HISTORY, true),
+                _ => self.usage(&format!("/history [N], N from 1 to {MAX_HISTORY}")),
+            },
             "msg" | "query" => match rest.split_once(' ') {
                 Some((to, text)) => self.say(to, MsgKind::Privmsg, text),
                 None => self.usage("/msg NICK TEXT"),
@@ -268,9 +309,36 @@ impl Session<'_> {
                     let _ = write!(text, "\nTopic: {}", strip_formatting(&topic.text));
                 }
                 self.reply(text);
+                self.history(self.shared.history.join_replay, false);
             }
             Ok(None) => self.reply(format!("You are already in {room}.")),
             Err(e) => self.error(e),
+        }
+    }
+
+    /// Shows the room's last `count` lines with their times. `asked`: the user typed /history
+    /// (and wants to hear that there is none); otherwise it is the replay on join.
+    fn history(&self, count: usize, asked: bool) {
+        let Some(room) = self.room() else { return self.error(format!("you are in no room; /join {LOBBY}")) };
+        if count == 0 {
+            return;
+        }
+        match self.shared.store.history(&room, &Selector::Latest(None), count, Include::Messages) {
+            Ok(records) if records.is_empty() => {
+                if asked {
+                    self.reply(format!("No messages in {room} yet."));
+                }
+            }
+            Ok(records) => {
+                let today = now_millis() / DAY_MS;
+                let mut text = format!("--- last {} line(s) of {room} ---", records.len());
+                for record in &records {
+                    let _ = write!(text, "\n[{}] {}", clock(record.time(), today), history_line(record));
+                }
+                text.push_str("\n--- end of history ---");
+                self.reply(text);
+            }
+            Err(e) => self.error(format!("history is unavailable: {e}")),
         }
     }
 

@@ -110,6 +110,16 @@ pub struct Shared {
     pub started: std::time::SystemTime,
 }
 
+impl Shared {
+    /// Waits until every message sent so far is in the store, so that a history read that
+    /// follows sees all of them (a client catching up after a reconnect must miss nothing).
+    pub async fn history_settled(&self) {
+        if let Err(e) = self.store.flush().await {
+            tracing::warn!("history: {e}");
+        }
+    }
+}
+
 /// A bound, not yet running server.
 pub struct Server {
     /// Each listener, with the protocol it is reserved for (`None`: sniff).

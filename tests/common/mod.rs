@@ -22,7 +22,7 @@ pub struct TestServer {
     pub addrs: Vec<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     pub task: Option<JoinHandle<()>>,
-    _dir: TempDir,
+    _dir: Option<TempDir>,
 }
 
 /// A scratch directory removed on drop.
@@ -60,10 +60,17 @@ pub async fn start_server_with(limits: Limits) -> TestServer {
 /// Starts a server on 127.0.0.1:0 after `adjust` has changed its default test config.
 pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
     let dir = TempDir::new();
+    let mut server = start_at(&dir.0, adjust).await;
+    server._dir = Some(dir);
+    server
+}
+
+/// Starts a server keeping its data in `data_dir`, which outlives it (for restarts).
+pub async fn start_at(data_dir: &std::path::Path, adjust: impl FnOnce(&mut Config)) -> TestServer {
     let mut config = Config {
         listen: vec!["127.0.0.1:0".parse().unwrap()],
         irc_listen: Vec::new(),
-        data_dir: dir.0.clone(),
+        data_dir: data_dir.to_path_buf(),
         limits: test_limits(),
         hub: Default::default(),
         history: Default::default(),
@@ -76,7 +83,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
     let task = tokio::spawn(server.run(async {
         let _ = stopped.await;
     }));
-    TestServer { addr, addrs, stop: Some(stop), task: Some(task), _dir: dir }
+    TestServer { addr, addrs, stop: Some(stop), task: Some(task), _dir: None }
 }
 
 impl TestServer {
@@ -252,5 +259,67 @@ impl Irc {
     pub async fn join(&mut self, room: &str) {
         self.send(&format!("JOIN {room}")).await;
         self.expect("366").await;
+    }
+}
+
+/// `charla serve` run as its own process, for what needs a real process (kill -9, exit codes).
+pub struct ServerProcess {
+    pub child: tokio::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `charla serve 127.0.0.1 0 --data-dir DIR ARGS…` and waits for it to say where it
+    /// listens.
+    pub async fn start(data_dir: &std::path::Path, args: &[&str]) -> ServerProcess {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_charla"))
+            .args(["serve", "127.0.0.1", "0", "--flood-limit", "off", "--data-dir"])
+            .arg(data_dir)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("charla starts");
+        let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(WAIT, stdout.next_line()).await.expect("charla says where it listens");
+        let line = line.unwrap().expect("charla printed a line");
+        let addr = line.strip_prefix("charla listening on ").expect("the listening line").parse().unwrap();
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+        ServerProcess { child, addr }
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub async fn kill9(mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+
+    /// SIGTERM, and the exit status.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("still running").to_string();
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        assert!(sent.success());
+        tokio::time::timeout(WAIT, self.child.wait()).await.expect("charla exits after SIGTERM").unwrap()
+    }
+}
+
+impl Irc {
+    /// `CHATHISTORY …`: the messages of the answer's batch (the client must have `batch`).
+    pub async fn chathistory(&mut self, args: &str) -> Vec<Message> {
+        self.send(&format!("CHATHISTORY {args}")).await;
+        let start = self.expect("BATCH").await;
+        let reference = start.params[0].strip_prefix('+').expect("a batch start").to_string();
+        let mut messages = Vec::new();
+        loop {
+            let message = self.next().await;
+            if message.command == "BATCH" && message.params[0] == format!("-{reference}") {
+                return messages;
+            }
+            assert_eq!(message.tag("batch").flatten(), Some(reference.as_str()), "{message:?}");
+            messages.push(message);
+        }
     }
 }

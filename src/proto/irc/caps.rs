@@ -19,6 +19,8 @@ pub enum Cap {
     AwayNotify = 1 << 8,
     ExtendedJoin = 1 << 9,
     StandardReplies = 1 << 10,
+    Chathistory = 1 << 11,
+    EventPlayback = 1 << 12,
 }
 
 /// Every capability: its name in `CAP LS`, and its value for `CAP LS 302` clients.
@@ -26,7 +28,9 @@ pub const CAPS: &[(Cap, &str, Option<&str>)] = &[
     (Cap::AwayNotify, "away-notify", None),
     (Cap::Batch, "batch", None),
     (Cap::CapNotify, "cap-notify", None),
+    (Cap::Chathistory, "draft/chathistory", None),
     (Cap::EchoMessage, "echo-message", None),
+    (Cap::EventPlayback, "draft/event-playback", None),
     (Cap::ExtendedJoin, "extended-join", None),
     (Cap::LabeledResponse, "labeled-response", None),
     (Cap::MessageTags, "message-tags", None),

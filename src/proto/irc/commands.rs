@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use super::caps::{self, Cap};
+use super::history;
 use super::message::Message;
 use super::numeric::*;
 use super::render;
@@ -61,6 +62,7 @@ const COMMANDS: &[Command] = &[
     cmd("USERHOST", 1, true, userhost),
     cmd("OPER", 2, true, oper),
     cmd("KILL", 2, true, kill),
+    cmd("CHATHISTORY", 1, true, history::chathistory),
 ];
 
 /// Finds the command's handler and runs it, or answers 421 / 451 / 461.
@@ -247,6 +249,7 @@ fn join(session: &mut Session, message: &Message) {
                     session.numeric(RPL_TOPICWHOTIME, &[&joined.room, &topic.set_by, &(topic.at / 1000).to_string()]);
                 }
                 names_of(session, &joined.room);
+                history::replay_on_join(session, &joined.room);
             }
             Ok(None) => {}
             Err(error) => session.hub_error(&error, false),
@@ -735,6 +738,8 @@ pub fn isupport(session: &mut Session) {
         "USERLEN=17".into(),
         "UTF8ONLY".into(),
         "WHOX".into(),
+        format!("CHATHISTORY={}", history::MAX_LIMIT),
+        "MSGREFTYPES=msgid,timestamp".into(),
     ];
     for line in tokens.chunks(12) {
         let mut params: Vec<&str> = line.iter().map(String::as_str).filter(|t| *t != "STATUSMSG=").collect();

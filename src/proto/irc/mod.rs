@@ -5,11 +5,13 @@
 //! - [`caps`]: the capability table, from which `CAP LS` is produced.
 //! - [`numeric`]: numeric reply codes and the mapping from hub refusals.
 //! - `commands`: one handler per command, in one table.
+//! - `history`: `CHATHISTORY` and the replay of recent lines on join.
 //! - `session`: registration, keep-alive, labeled responses.
 //! - `render`: events as IRC lines, encoded once per capability combination.
 
 pub mod caps;
 mod commands;
+mod history;
 pub mod message;
 pub mod numeric;
 pub mod render;

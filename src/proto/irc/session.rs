@@ -97,6 +97,9 @@ pub async fn run(mut conn: Conn) {
             }
             Ok(Some(Line::Text(text))) => {
                 pinged = false;
+                if reads_history(&text) {
+                    shared.history_settled().await;
+                }
                 session.handle_line(&text);
                 if let Some(reason) = session.quit.take() {
                     break reason;
@@ -113,6 +116,14 @@ pub async fn run(mut conn: Conn) {
     if !writer_done {
         let _ = writer.await;
     }
+}
+
+/// Does this line read history (CHATHISTORY, or JOIN with its replay)? Checked before
+/// parsing, cheaply: a false positive only costs a wait for the store.
+fn reads_history(line: &str) -> bool {
+    let command = line.strip_prefix('@').map_or(line, |l| l.split_once(' ').map_or("", |(_, rest)| rest));
+    let command = command.trim_start().split(' ').next().unwrap_or_default();
+    command.eq_ignore_ascii_case("CHATHISTORY") || command.eq_ignore_ascii_case("JOIN")
 }
 
 /// Numbers the batches a server opens (`BATCH +1 …`), unique per process.
@@ -176,6 +187,21 @@ impl Session {
     pub fn server_line(&mut self, command: &str, params: &[&str]) {
         let message = Message::new(command, params).with_source(&self.shared.server_name);
         self.reply(message);
+    }
+
+    /// Queues an IRCv3 standard reply (`FAIL`/`WARN`/`NOTE`) for clients that asked for them, or
+    /// a NOTICE saying the same for the others.
+    pub fn standard_reply(&mut self, kind: &str, command: &str, code: &str, context: &[&str], text: &str) {
+        if self.caps.has(Cap::StandardReplies) {
+            let mut params = vec![command, code];
+            params.extend_from_slice(context);
+            params.push(text);
+            let message = Message::new(kind, &params).with_source(&self.shared.server_name).with_trailing_colon();
+            self.reply(message);
+        } else {
+            let nick = self.nick();
+            self.server_line("NOTICE", &[&nick, &format!("{command} {code}: {text}")]);
+        }
     }
 
     /// Queues this client's own view of an event it caused (its JOIN, NICK, echoed PRIVMSG…).

@@ -1,0 +1,153 @@
+//! History for IRC clients: `CHATHISTORY` (IRCv3 `draft/chathistory`, with
+//! `draft/event-playback`), and a short replay on join for clients that cannot ask.
+
+use super::caps::Cap;
+use super::message::Message;
+use super::render::{self, iso_time};
+use super::session::{Session, batch_ref};
+use crate::hub::{self, MsgId};
+use crate::store::{Bound, Include, Record, Selector};
+
+/// The most messages one `CHATHISTORY` answer holds (`CHATHISTORY=100` in ISUPPORT).
+pub const MAX_LIMIT: usize = 100;
+
+/// `CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN target … limit` and `CHATHISTORY TARGETS`.
+pub fn chathistory(session: &mut Session, message: &Message) {
+    let id = session.id.expect("registered");
+    let params: Vec<&str> = message.params.iter().map(String::as_str).collect();
+    let sub = params[0].to_ascii_uppercase();
+    let fail = |session: &mut Session, code: &str, context: &[&str], text: &str| {
+        session.standard_reply("FAIL", "CHATHISTORY", code, context, text);
+    };
+    let needed = match sub.as_str() {
+        "LATEST" | "BEFORE" | "AFTER" | "AROUND" => 4,
+        "BETWEEN" => 5,
+        "TARGETS" => 4,
+        _ => {
+            return fail(
+                session,
+                "INVALID_PARAMS",
+                &[&sub],
+                "Unknown subcommand: use LATEST, BEFORE, AFTER, AROUND, BETWEEN or TARGETS",
+            );
+        }
+    };
+    if params.len() < needed {
+        return fail(session, "NEED_MORE_PARAMS", &[&sub], "Not enough parameters");
+    }
+    let Some(limit) = params[needed - 1].parse::<usize>().ok().filter(|&l| l > 0) else {
+        return fail(session, "INVALID_PARAMS", &[&sub, params[needed - 1]], "The limit must be a number above 0");
+    };
+    let limit = limit.min(MAX_LIMIT);
+    if sub == "TARGETS" {
+        return targets(session, params[1], params[2], limit);
+    }
+    let target = params[1];
+    let bound = |text: &str| parse_bound(text);
+    let selector = match (sub.as_str(), bound(params[2])) {
+        ("LATEST", _) if params[2] == "*" => Some(Selector::Latest(None)),
+        ("LATEST", Some(b)) => Some(Selector::Latest(Some(b))),
+        ("BEFORE", Some(b)) => Some(Selector::Before(b)),
+        ("AFTER", Some(b)) => Some(Selector::After(b)),
+        ("AROUND", Some(b)) => Some(Selector::Around(b)),
+        ("BETWEEN", Some(b)) => bound(params[3]).map(|c| Selector::Between(b, c)),
+        _ => None,
+    };
+    let Some(selector) = selector else {
+        return fail(
+            session,
+            "INVALID_PARAMS",
+            &[&sub, target],
+            "Name messages as msgid=ID or timestamp=YYYY-MM-DDThh:mm:ss.sssZ",
+        );
+    };
+    let key = hub::lock(&session.shared.hub).history_target(id, target);
+    let key = match key {
+        Ok(key) => key,
+        Err(e) => return fail(session, "INVALID_TARGET", &[&sub, target], &e.to_string()),
+    };
+    let include = if session.caps.has(Cap::EventPlayback) { Include::Everything } else { Include::Messages };
+    match session.shared.store.history(&key, &selector, limit, include) {
+        Ok(records) => send_batch(session, target, &records, true),
+        Err(e) => fail(session, "MESSAGE_ERROR", &[&sub, target], &e.to_string()),
+    }
+}
+
+/// `msgid=…` or `timestamp=…`.
+fn parse_bound(text: &str) -> Option<Bound> {
+    match text.split_once('=')? {
+        ("msgid", id) => id.parse::<MsgId>().ok().map(Bound::MsgId),
+        ("timestamp", time) => render::parse_time(time).map(Bound::Time),
+        _ => None,
+    }
+}
+
+/// `CHATHISTORY TARGETS from to limit`: the rooms and conversations with messages in a range.
+fn targets(session: &mut Session, from: &str, to: &str, limit: usize) {
+    let (Some(from), Some(to)) = (parse_bound(from), parse_bound(to)) else {
+        return session.standard_reply(
+            "FAIL",
+            "CHATHISTORY",
+            "INVALID_PARAMS",
+            &["TARGETS"],
+            "Give two timestamp= bounds",
+        );
+    };
+    let id = session.id.expect("registered");
+    let (nick, rooms) = {
+        let hub = hub::lock(&session.shared.hub);
+        (hub.nick(id).to_string(), hub.rooms_of(id))
+    };
+    let rooms: Vec<&str> = rooms.iter().map(String::as_str).collect();
+    match session.shared.store.targets(&nick, &rooms, from, to, limit) {
+        Ok(found) => {
+            let server = session.shared.server_name.clone();
+            let lines = found
+                .iter()
+                .map(|t| {
+                    let time = format!("timestamp={}", iso_time(t.latest.millis()));
+                    Message::new("CHATHISTORY", &["TARGETS", &t.name, &time]).with_source(&server)
+                })
+                .collect();
+            push_batch(session, lines, "draft/chathistory-targets", &[]);
+        }
+        Err(e) => session.standard_reply("FAIL", "CHATHISTORY", "MESSAGE_ERROR", &["TARGETS"], &e.to_string()),
+    }
+}
+
+/// After a JOIN, the room's recent messages for a client that cannot ask for history itself.
+pub fn replay_on_join(session: &mut Session, room: &str) {
+    let count = session.shared.history.join_replay;
+    if count == 0 || session.caps.has(Cap::Chathistory) {
+        return;
+    }
+    match session.shared.store.history(room, &Selector::Latest(None), count, Include::Messages) {
+        Ok(records) if !records.is_empty() => send_batch(session, room, &records, false),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("history: no replay for {room}: {e}"),
+    }
+}
+
+/// Records as a `chathistory` batch (or bare lines for clients without `batch`). History
+/// always carries its time and id when the client asked for history; a join replay carries
+/// what the client negotiated.
+fn send_batch(session: &mut Session, target: &str, records: &[Record], asked: bool) {
+    let mut caps = session.caps.bits();
+    if asked {
+        caps |= Cap::ServerTime as u32 | Cap::MessageTags as u32;
+    }
+    let lines = records.iter().map(|r| render::record_message(r, caps)).collect();
+    push_batch(session, lines, "chathistory", &[target]);
+}
+
+fn push_batch(session: &mut Session, lines: Vec<Message>, kind: &str, params: &[&str]) {
+    if session.caps.has(Cap::Batch) {
+        for message in session.wrap_batch(lines, &batch_ref(), kind, params) {
+            session.reply(message);
+        }
+    } else {
+        for message in lines {
+            session.reply(message);
+        }
+    }
+}
