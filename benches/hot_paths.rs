@@ -1,0 +1,82 @@
+//! Microbenchmarks of the per-message hot path: parsing an IRC line, encoding an event for IRC
+//! and plain text, and the hub's fan-out of one message to a room of 100.
+//!
+//! Run with `cargo bench --bench hot_paths`.
+
+use charla::hub::{Event, EventKind, History, Hub, HubConfig, MsgId, MsgKind, Outbox, Registration, Source, Target};
+use charla::proto::irc::message::Message;
+use charla::proto::irc::render;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+const LINE: &str = "@label=abc;+draft/reply=1a2b3c :alice!~alice@127.0.0.1 PRIVMSG #lobby :hello everyone, this is a line of ordinary chat of about a hundred bytes";
+
+fn event() -> std::sync::Arc<Event> {
+    Event::new(
+        MsgId(1_764_000_000_000 << 20),
+        EventKind::Message {
+            from: Source { id: 1, nick: "alice".into(), user: "~alice".into(), host: "127.0.0.1".into() },
+            target: Target::Room("#lobby".into()),
+            kind: MsgKind::Privmsg,
+            text: "hello everyone, this is a line of ordinary chat of about a hundred bytes".into(),
+            tags: Vec::new(),
+        },
+    )
+}
+
+fn parse(c: &mut Criterion) {
+    let mut group = c.benchmark_group("irc");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("parse", |b| b.iter(|| Message::parse(std::hint::black_box(LINE))));
+    let event = event();
+    let caps = u32::MAX;
+    group.bench_function("encode_event", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(256);
+            render::message(std::hint::black_box(&event), caps).expect("a line").write_to(&mut out);
+            out
+        })
+    });
+    group.finish();
+}
+
+fn fan_out(c: &mut Criterion) {
+    const MEMBERS: usize = 100;
+    let mut hub = Hub::new(HubConfig::default(), History::default());
+    let mut outboxes = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..MEMBERS {
+        let outbox = Outbox::new(1 << 20);
+        let (id, _) = hub
+            .register(Registration {
+                nick: Some(format!("user{i}")),
+                user: "u".into(),
+                host: "127.0.0.1".into(),
+                realname: String::new(),
+                protocol: "bench",
+                outbox: outbox.clone(),
+            })
+            .expect("free nick");
+        hub.join(id, "#lobby", None).expect("joins");
+        outboxes.push(outbox);
+        ids.push(id);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let mut batch = Vec::new();
+    let mut group = c.benchmark_group("hub");
+    group.throughput(Throughput::Elements(MEMBERS as u64 - 1));
+    group.bench_function("say_to_100_and_drain", |b| {
+        b.iter(|| {
+            hub.say(ids[0], "#lobby", MsgKind::Privmsg, "hello everyone", Vec::new()).expect("said");
+            runtime.block_on(async {
+                for outbox in &outboxes[1..] {
+                    outbox.next_batch(&mut batch).await;
+                    batch.clear();
+                }
+            });
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parse, fan_out);
+criterion_main!(benches);
