@@ -223,6 +223,8 @@ pub struct App {
     show_on_join: Option<String>,
     /// The connection has dropped at least once, so joins are rejoins.
     reconnecting: bool,
+    /// The local clock (milliseconds since the Unix epoch); tests set a fixed one.
+    pub clock: fn() -> u64,
     /// Lines to send, collected while one call runs and returned by it.
     outgoing: Vec<Message>,
 }
@@ -262,10 +264,12 @@ impl App {
             history_requests: HashMap::new(),
             show_on_join: None,
             reconnecting: false,
+            clock: now_millis,
             outgoing: Vec::new(),
         };
         let hello = format!("charla connect: {}:{} — /help lists commands and keys", app.config.host, app.config.port);
-        app.windows[0].push(Entry::local(EntryKind::Info, hello));
+        let hello = app.local(EntryKind::Info, hello);
+        app.windows[0].push(hello);
         app
     }
 
@@ -317,7 +321,7 @@ impl App {
             window.history.pending = false;
             if window.kind == WindowKind::Query || i == 0 || window.joined {
                 window.joined = false;
-                self.add(i, Entry::local(EntryKind::Error, line.clone()));
+                self.add(i, self.local(EntryKind::Error, line.clone()));
             }
         }
     }
@@ -359,7 +363,7 @@ impl App {
                 let taken = param(message, 1);
                 self.nick = if message.command == "433" { format!("{taken}_") } else { "guest".to_string() };
                 let text = format!("Nick {taken} is not available; trying {}", self.nick);
-                self.add(0, Entry::local(EntryKind::Info, clean(&text)));
+                self.add(0, self.local(EntryKind::Info, clean(&text)));
                 self.send(Message::new("NICK", &[&self.nick]));
             }
             "433" => {
@@ -382,7 +386,7 @@ impl App {
                 let i = self.room_window(param(message, 1));
                 let topic = clean(param(message, 2));
                 self.windows[i].topic = Some(topic.clone());
-                self.add(i, Entry::local(EntryKind::Event, format!("Topic: {topic}")));
+                self.add(i, self.local(EntryKind::Event, format!("Topic: {topic}")));
             }
             "331" => {
                 let i = self.room_window(param(message, 1));
@@ -421,12 +425,12 @@ impl App {
             "BATCH" => self.on_batch(message),
             "FAIL" => self.on_fail(message),
             "WARN" | "NOTE" => self.info(clean(&message.params.join(" "))),
-            "ERROR" => self.add(0, Entry::local(EntryKind::Error, clean(param(message, 0)))),
+            "ERROR" => self.add(0, self.local(EntryKind::Error, clean(param(message, 0)))),
             "301" => {
                 let nick = param(message, 1);
                 let i = self.find(nick).unwrap_or(self.current);
                 let text = format!("{} is away: {}", clean(nick), clean(param(message, 2)));
-                self.add(i, Entry::local(EntryKind::Info, text));
+                self.add(i, self.local(EntryKind::Info, text));
             }
             "352" => {
                 let (room, user, host, nick, flags) =
@@ -521,7 +525,7 @@ impl App {
         self.registered = true;
         self.link = Link::Ready;
         self.nick = param(message, 0).to_string();
-        self.add(0, Entry::local(EntryKind::Info, clean(param(message, 1))));
+        self.add(0, self.local(EntryKind::Info, clean(param(message, 1))));
         let rooms: Vec<String> =
             self.windows.iter().filter(|w| w.kind == WindowKind::Room && w.rejoin).map(|w| w.name.clone()).collect();
         let mut line = String::new();
@@ -557,7 +561,7 @@ impl App {
         if self.server.chathistory.is_none() {
             if self.reconnecting && self.windows[i].entries.iter().any(Entry::is_message) {
                 let text = "Rejoined. This server keeps no history: messages sent while you were away are missing.";
-                self.add(i, Entry::local(EntryKind::Info, text));
+                self.add(i, self.local(EntryKind::Info, text));
             }
             return;
         }
@@ -602,7 +606,7 @@ impl App {
                 self.show_on_join = None;
                 self.show(i);
             }
-            self.add(i, Entry::local(EntryKind::Event, format!("You joined {}", clean(room))));
+            self.add(i, self.local(EntryKind::Event, format!("You joined {}", clean(room))));
             self.catch_up(i);
         } else {
             self.windows[i].members.insert(&clean(source), "");
@@ -679,7 +683,7 @@ impl App {
             window.rejoin = false;
             window.members.clear();
             let text = format!("You were kicked by {} ({})", clean(source), clean(param(message, 2)));
-            self.add(i, Entry::local(EntryKind::Error, text));
+            self.add(i, self.local(EntryKind::Error, text));
         } else {
             self.windows[i].members.remove(target);
             self.add_event(i, message);
@@ -722,7 +726,7 @@ impl App {
             "PING" => format!("PING {args}"),
             _ => return,
         };
-        self.add(0, Entry::local(EntryKind::Info, clean(&format!("CTCP {command} from {source}"))));
+        self.add(0, self.local(EntryKind::Info, clean(&format!("CTCP {command} from {source}"))));
         self.send(Message::new("NOTICE", &[&source, &format!("\x01{reply}\x01")]));
     }
 
@@ -815,8 +819,14 @@ impl App {
         let full = count >= request.limit;
         match request.kind {
             HistoryKind::After if full => {
-                let next = self.windows[i].newest_anchor().filter(|a| *a != request.anchor);
-                if let Some(anchor) = next {
+                // The next page starts after this one's newest line, not after the window's
+                // newest: live lines may have arrived since the rejoin.
+                let next = batch.messages.iter().rev().find_map(|m| match (m.tag("msgid"), m.tag("time")) {
+                    (Some(Some(id)), _) => Some(format!("msgid={id}")),
+                    (_, Some(Some(time))) => Some(format!("timestamp={time}")),
+                    _ => None,
+                });
+                if let Some(anchor) = next.filter(|a| *a != request.anchor) {
                     let request = self.history_request(i, HistoryKind::After, anchor, CATCH_UP_PAGE);
                     self.send_all(request);
                 }
@@ -841,7 +851,7 @@ impl App {
                 }
             }
             let text = format!("History is not available: {description}");
-            return self.add(0, Entry::local(EntryKind::Error, text));
+            return self.add(0, self.local(EntryKind::Error, text));
         }
         self.error(description);
     }
@@ -854,7 +864,7 @@ impl App {
             _ if matches!(code, "301" | "305" | "306" | "311" | "312" | "313" | "317" | "318" | "319" | "315") => {
                 self.info(text)
             }
-            _ => self.add(0, Entry::local(EntryKind::Info, text)),
+            _ => self.add(0, self.local(EntryKind::Info, text)),
         }
     }
 
@@ -890,7 +900,8 @@ impl App {
         };
         let time = message.tag("time").flatten().and_then(parse_time);
         Some(Entry {
-            time: time.unwrap_or_else(now_millis),
+            time: time.unwrap_or_else(self.clock),
+            key: 0,
             server_time: time.is_some(),
             msgid: message.tag("msgid").flatten().map(str::to_string),
             kind,
@@ -930,6 +941,11 @@ impl App {
         ui::entry_rows(self.windows[i].entries.last(), entry, width, self.config.utc_offset)
     }
 
+    /// A line of the client's own, stamped with the local clock.
+    fn local(&self, kind: EntryKind, text: impl Into<String>) -> Entry {
+        Entry::local(kind, text, (self.clock)())
+    }
+
     /// Shows a problem of the client's own (not from the server) in the current window.
     pub fn report(&mut self, text: &str) {
         self.error(text.to_string());
@@ -937,11 +953,11 @@ impl App {
 
     /// Information for the user, in the window they are looking at.
     fn info(&mut self, text: String) {
-        self.add(self.current, Entry::local(EntryKind::Info, text));
+        self.add(self.current, self.local(EntryKind::Info, text));
     }
 
     fn error(&mut self, text: String) {
-        self.add(self.current, Entry::local(EntryKind::Error, text));
+        self.add(self.current, self.local(EntryKind::Error, text));
     }
 
     // ---- windows ----
@@ -1115,7 +1131,7 @@ impl App {
             if !self.server.has("echo-message") {
                 let nick = self.nick.clone();
                 let kind = if action { EntryKind::Action { nick } } else { EntryKind::Message { nick } };
-                self.add(i, Entry::local(kind, clean(&piece)));
+                self.add(i, self.local(kind, clean(&piece)));
             }
         }
         if !room && i != self.current {

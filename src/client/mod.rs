@@ -102,7 +102,10 @@ pub async fn run(options: Options) -> Result<(), ClientError> {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod option_tests {
     use super::*;
 
     #[test]

@@ -1,10 +1,16 @@
 //! One window of the terminal client: the server window, a room or a private conversation.
 //!
-//! A window holds its [`Entry`]s in time order, the msgids it has seen (so a message that
-//! arrives live and again in a history batch is shown once), its unread count, and for rooms
-//! the topic and the [`Members`]. Live lines are appended in arrival order; lines from history
-//! are inserted where their server time puts them, so a catch-up batch that arrives after the
-//! first live lines of a reconnect still lands before them.
+//! A window holds its [`Entry`]s in order, the msgids it has seen (so a message that arrives
+//! live and again in a history batch is shown once), its unread count, and for rooms the topic
+//! and the [`Members`].
+//!
+//! # Order
+//!
+//! Each entry has a sort key. A live entry is appended with the key `max(its time, the last
+//! key)`, so arrival order is kept even when the local clock and the server's disagree; an
+//! entry from history gets its server time as key and is inserted where that puts it. Keys
+//! never decrease along the window, so a catch-up batch that arrives after the first live
+//! lines of a reconnect still lands before them, and an older page lands on top.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -43,6 +49,8 @@ pub enum EntryKind {
 pub struct Entry {
     /// Milliseconds since the Unix epoch: the `time` tag when there was one, else local time.
     pub time: u64,
+    /// Where the entry sorts in its window (see the module docs); set when it is added.
+    pub key: u64,
     /// Whether `time` came from the server (`server-time`), so it can anchor a history request.
     pub server_time: bool,
     pub msgid: Option<String>,
@@ -54,16 +62,9 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// A line made by the client itself (information, errors), stamped with local time.
-    pub fn local(kind: EntryKind, text: impl Into<String>) -> Entry {
-        Entry {
-            time: crate::hub::event::now_millis(),
-            server_time: false,
-            msgid: None,
-            kind,
-            text: text.into(),
-            highlight: false,
-        }
+    /// A line made by the client itself (information, errors) at local time `now`.
+    pub fn local(kind: EntryKind, text: impl Into<String>, now: u64) -> Entry {
+        Entry { time: now, key: now, server_time: false, msgid: None, kind, text: text.into(), highlight: false }
     }
 
     /// Whether this is something someone said (counts as unread), not an event or info.
@@ -202,21 +203,23 @@ impl Window {
     }
 
     /// Appends a live entry; returns its index, or `None` if its msgid was seen already.
-    pub fn push(&mut self, entry: Entry) -> Option<usize> {
+    pub fn push(&mut self, mut entry: Entry) -> Option<usize> {
         if !self.remember(&entry) {
             return None;
         }
+        entry.key = entry.time.max(self.entries.last().map_or(0, |last| last.key));
         self.entries.push(entry);
         Some(self.trim(self.entries.len() - 1))
     }
 
     /// Inserts an entry from history where its time puts it (after entries of the same time);
     /// returns its index, or `None` if its msgid was seen already.
-    pub fn insert_by_time(&mut self, entry: Entry) -> Option<usize> {
+    pub fn insert_by_time(&mut self, mut entry: Entry) -> Option<usize> {
         if !self.remember(&entry) {
             return None;
         }
-        let at = self.entries.partition_point(|e| e.time <= entry.time);
+        entry.key = entry.time;
+        let at = self.entries.partition_point(|e| e.key <= entry.key);
         self.entries.insert(at, entry);
         Some(self.trim(at))
     }
@@ -275,6 +278,7 @@ mod tests {
     fn said(time: u64, id: Option<&str>, text: &str) -> Entry {
         Entry {
             time,
+            key: time,
             server_time: true,
             msgid: id.map(str::to_string),
             kind: EntryKind::Message { nick: "a".into() },
@@ -305,13 +309,18 @@ mod tests {
         assert_eq!(texts, ["five", "ten", "twenty", "forty", "forty too"]);
         assert_eq!(w.oldest_anchor().as_deref(), Some("msgid=z"));
         assert_eq!(w.newest_anchor().as_deref(), Some("msgid=e"));
+        // A live line keeps arrival order even when its clock is behind.
+        w.push(said(30, Some("f"), "late clock"));
+        assert_eq!(w.entries.last().map(|e| (e.time, e.key)), Some((30, 40)));
+        w.insert_by_time(said(35, Some("g"), "thirty-five"));
+        assert_eq!(w.entries[3].text, "thirty-five");
     }
 
     #[test]
     fn anchors_fall_back_to_timestamps() {
         let mut w = Window::new("#r", WindowKind::Room);
         assert_eq!(w.newest_anchor(), None);
-        w.push(Entry::local(EntryKind::Info, "local only"));
+        w.push(Entry::local(EntryKind::Info, "local only", 5));
         assert_eq!(w.newest_anchor(), None);
         w.push(said(1_764_000_000_123, None, "timed"));
         assert_eq!(w.newest_anchor().as_deref(), Some("timestamp=2025-11-24T16:00:00.123Z"));
