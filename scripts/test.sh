@@ -14,5 +14,6 @@ need_apt() { # need_apt COMMAND PACKAGE: install PACKAGE if COMMAND is missing
 }
 
 need_apt python3 python3
+need_apt tmux tmux
 
 cargo test --locked --all-targets "$@"
