@@ -47,28 +47,33 @@ pub const CATCH_UP_PAGE: usize = 100;
 /// `:nick!user@host` the server puts in front when relaying it.
 const MAX_TEXT: usize = 400;
 
-/// The slash commands, with their help text.
-pub const COMMANDS: &[(&str, &str)] = &[
-    ("/join", "/join #ROOM [KEY]    join a room (and show it)"),
-    ("/part", "/part [#ROOM] [WHY]  leave a room (default: this one) and close its window"),
-    ("/msg", "/msg NICK TEXT       private message; opens a window for the conversation"),
-    ("/query", "/query NICK          open a private conversation window"),
-    ("/me", "/me TEXT             action: * you TEXT"),
-    ("/nick", "/nick NAME           change your nick"),
-    ("/topic", "/topic [TEXT]        show or set this room's topic"),
-    ("/who", "/who [#ROOM|MASK]    list who is there"),
-    ("/away", "/away [MESSAGE]      mark yourself away; without a message, back"),
-    ("/close", "/close               close this window (leaving the room)"),
-    ("/quote", "/quote LINE          send a raw IRC line, e.g. /quote MODE #room +m"),
-    ("/help", "/help                this list"),
-    ("/quit", "/quit [WHY]          leave"),
+/// The slash commands: name, usage, what it does.
+pub const COMMANDS: &[(&str, &str, &str)] = &[
+    ("/join", "/join #ROOM [KEY]", "join a room"),
+    ("/part", "/part [#ROOM]", "leave a room, close its window"),
+    ("/msg", "/msg NICK TEXT", "private message"),
+    ("/query", "/query NICK", "open a private window"),
+    ("/me", "/me TEXT", "action: * you TEXT"),
+    ("/nick", "/nick NAME", "change your nick"),
+    ("/topic", "/topic [TEXT]", "show or set the topic"),
+    ("/who", "/who [#ROOM]", "who is there"),
+    ("/away", "/away [TEXT]", "set away; no text: back"),
+    ("/close", "/close", "close this window"),
+    ("/quote", "/quote LINE", "send a raw IRC line"),
+    ("/help", "/help", "this list"),
+    ("/quit", "/quit [WHY]", "leave"),
 ];
 
 /// Keys, shown by `/help`.
-const KEYS: &[&str] = &[
-    "Keys: Alt-1..9/Alt-0, Ctrl-N/Ctrl-P or Alt-←/→ switch windows; PgUp/PgDn scroll (older",
-    "history loads at the top); Tab completes nicks and commands; ↑/↓ recall sent lines;",
-    "←/→ Home/End Ctrl-A/E move; Ctrl-W deletes a word, Ctrl-U/Ctrl-K to start/end; Ctrl-C quits.",
+const KEYS: &[(&str, &str)] = &[
+    ("Alt-1..9 Alt-0", "show window 1..10"),
+    ("Ctrl-N/P Alt-←/→", "next/previous window"),
+    ("PgUp PgDn", "scroll; loads older lines"),
+    ("Tab", "complete nick/room/command"),
+    ("↑ ↓", "lines sent before"),
+    ("Home/End Ctrl-A/E", "start/end of the line"),
+    ("Ctrl-W/U/K", "delete word/to start/end"),
+    ("Ctrl-C", "quit"),
 ];
 
 /// What the I/O side should do after a key press.
@@ -560,7 +565,7 @@ impl App {
     fn catch_up(&mut self, i: usize) {
         if self.server.chathistory.is_none() {
             if self.reconnecting && self.windows[i].entries.iter().any(Entry::is_message) {
-                let text = "Rejoined. This server keeps no history: messages sent while you were away are missing.";
+                let text = "Rejoined. This server keeps no history: anything said while you were away is not shown.";
                 self.add(i, self.local(EntryKind::Info, text));
             }
             return;
@@ -1231,19 +1236,19 @@ impl App {
                 }
             },
             "help" | "h" => {
-                for (_, help) in COMMANDS {
-                    self.info((*help).to_string());
+                for (_, usage, what) in COMMANDS {
+                    self.info(format!("{usage:<17} {what}"));
                 }
-                for line in KEYS {
-                    self.info((*line).to_string());
+                for (keys, what) in KEYS {
+                    self.info(format!("{keys:<17} {what}"));
                 }
                 None
             }
             "quit" | "exit" => Some(Action::Quit(if rest.is_empty() { "Leaving".into() } else { rest.into() })),
             other => {
-                let usage = COMMANDS.iter().find(|(n, _)| n[1..] == *other).map(|(_, help)| *help);
+                let usage = COMMANDS.iter().find(|(n, _, _)| n[1..] == *other);
                 match usage {
-                    Some(help) => self.error(format!("Usage: {help}")),
+                    Some((_, usage, what)) => self.error(format!("Usage: {usage} ({what})")),
                     None => self.error(format!(
                         "Unknown command /{other}: /help lists commands; /quote sends a raw IRC line; //text says text"
                     )),
@@ -1273,7 +1278,7 @@ impl App {
         let lower = word.to_ascii_lowercase();
         let matching = |s: &&str| s.to_ascii_lowercase().starts_with(&lower);
         let (candidates, suffix): (Vec<String>, &'static str) = if start == 0 && word.starts_with('/') {
-            (COMMANDS.iter().map(|(n, _)| *n).filter(matching).map(str::to_string).collect(), " ")
+            (COMMANDS.iter().map(|(n, _, _)| *n).filter(matching).map(str::to_string).collect(), " ")
         } else if self.server.is_room(&word) {
             let rooms = self.windows.iter().filter(|w| w.kind == WindowKind::Room).map(|w| w.name.as_str());
             (rooms.filter(matching).map(str::to_string).collect(), " ")

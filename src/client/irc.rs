@@ -107,6 +107,8 @@ async fn run(addr: String, first: TcpStream, events: mpsc::Sender<NetEvent>, mut
                 }
                 session(stream, &events, &mut out, &mut attempt).await
             }
+            // The status line has room for "connection refused", not for the whole story.
+            Err(ClientError::Connect { source, .. }) => Ended::Lost(source.kind().to_string()),
             Err(error) => Ended::Lost(error.to_string()),
         };
         let reason = match ended {

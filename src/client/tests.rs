@@ -376,7 +376,7 @@ fn without_chathistory_a_rejoin_says_what_may_be_missing() {
     assert_eq!(feed(&mut app, &[":me!u@h JOIN #lobby"]), Vec::<String>::new());
     let lines = texts(&app, "#lobby");
     assert!(lines.iter().any(|l| l.starts_with("Disconnected: Broken pipe")), "{lines:?}");
-    assert!(lines.last().is_some_and(|l| l.contains("messages sent while you were away are missing")), "{lines:?}");
+    assert!(lines.last().is_some_and(|l| l.contains("anything said while you were away is not shown")), "{lines:?}");
 }
 
 #[test]
@@ -579,7 +579,7 @@ fn the_status_line_shows_reconnection_and_scrolling() {
     app.disconnected("Connection reset by peer");
     app.waiting(4);
     let rows = screen(&mut app, 80, 24);
-    assert!(rows[22].contains("[Connection reset by peer; reconnecting in 4 s]"), "{}", rows[22]);
+    assert!(rows[22].contains("[reconnecting in 4 s: Connection reset by peer]"), "{}", rows[22]);
     assert!(rows[0].starts_with(" #lobby (not joined)"), "{}", rows[0]);
 
     let mut app = busy_lobby();

@@ -241,7 +241,9 @@ fn wrap(runs: &[(String, Style)], width: usize, indent: usize) -> Vec<Line<'stat
         let w = c.width().unwrap_or(0);
         if used + w > width && used > indent {
             let row = rows.last_mut().expect("never empty");
-            let carried = match break_at.filter(|&b| b > indent && b < row.len()) {
+            // A space that does not fit is the break itself; otherwise the word being written
+            // moves to the next row, unless it is all the row holds.
+            let carried = match break_at.filter(|&b| c != ' ' && b > indent && b < row.len()) {
                 Some(b) => row.split_off(b),
                 None => Vec::new(),
             };
@@ -376,7 +378,7 @@ fn draw_status(buf: &mut Buffer, area: Rect, app: &App) {
             parts.push(Span::styled(format!(" [reconnecting in {secs} s]"), warn))
         }
         Link::Waiting { secs, reason } => {
-            parts.push(Span::styled(format!(" [{reason}; reconnecting in {secs} s]"), warn))
+            parts.push(Span::styled(format!(" [reconnecting in {secs} s: {reason}]"), warn))
         }
     }
     if window.history.pending {
@@ -416,4 +418,32 @@ fn draw_input(buf: &mut Buffer, area: Rect, app: &App) -> Option<(u16, u16)> {
     put_line(buf, area, area.y, &line, Style::default());
     let x = area.x + (prompt.len() + widths[start..cursor].iter().sum::<usize>()) as u16;
     Some((x, area.y))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wrapped(text: &str, width: usize, indent: usize) -> Vec<String> {
+        let runs = [(text.to_string(), Style::default())];
+        wrap(&runs, width, indent).iter().map(|line| line.spans.iter().map(|s| s.content.as_ref()).collect()).collect()
+    }
+
+    #[test]
+    fn wraps_after_spaces_and_keeps_every_word_whole() {
+        assert_eq!(wrapped("show or set this room's topic", 20, 0), ["show or set this ", "room's topic"]);
+        assert_eq!(wrapped("aaa bbb ccc", 7, 0), ["aaa bbb", "ccc"]);
+        assert_eq!(wrapped("x: one two three four", 10, 3), ["x: one two", "   three ", "   four"]);
+        // A word longer than the row is cut where the row ends.
+        assert_eq!(wrapped("abcdefghij", 4, 0), ["abcd", "efgh", "ij"]);
+        // Wide characters never straddle the edge.
+        assert_eq!(wrapped("日本語です", 5, 0), ["日本", "語で", "す"]);
+    }
+
+    #[test]
+    fn fit_marks_what_was_cut() {
+        assert_eq!(fit("#a-very-long-room", 8), "#a-very…");
+        assert_eq!(fit("short", 8), "short");
+        assert_eq!(fit("日本語", 5), "日本…");
+    }
 }
