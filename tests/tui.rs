@@ -1,6 +1,8 @@
 //! The full-screen client as a person uses it: the built binary runs in an 80×24 tmux pane
 //! against a real server, keys are typed with `send-keys` and the screen is read with
-//! `capture-pane`. A plain-text user in the same room checks both directions.
+//! `capture-pane`. A plain-text user in the same room checks both directions. Reconnecting and
+//! catching up with `draft/chathistory` run against a scripted IRC server on loopback, until
+//! charla's own server offers chathistory.
 //!
 //! There is no event to wait on in a terminal, so the screen is polled every 100 ms for at most
 //! 15 s. Needs `tmux` (scripts/test.sh installs it).
@@ -124,4 +126,116 @@ async fn a_server_that_is_not_there_is_reported_before_the_screen_changes() {
         text.contains("cannot connect to 127.0.0.1:") && text.contains("is `charla serve` running there?"),
         "{text}"
     );
+}
+
+/// One connection to a scripted IRC server that offers `draft/chathistory` (charla's own
+/// server does not yet), answering only what the test tells it to.
+struct Scripted {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Scripted {
+    async fn accept(listener: &tokio::net::TcpListener) -> Scripted {
+        use tokio::io::AsyncBufReadExt;
+        let (stream, _) = tokio::time::timeout(SCREEN_WAIT, listener.accept())
+            .await
+            .expect("the client connects in time")
+            .expect("accepts");
+        let (reader, writer) = stream.into_split();
+        Scripted { lines: tokio::io::BufReader::new(reader).lines(), writer }
+    }
+
+    async fn send(&mut self, line: &str) {
+        use tokio::io::AsyncWriteExt;
+        self.writer.write_all(format!("{line}\r\n").as_bytes()).await.expect("the client reads");
+    }
+
+    /// Reads until a line starting with `prefix`; returns it.
+    async fn expect(&mut self, prefix: &str) -> String {
+        loop {
+            let line = tokio::time::timeout(SCREEN_WAIT, self.lines.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("waited for {prefix:?}"))
+                .expect("reads")
+                .unwrap_or_else(|| panic!("the client closed the connection before sending {prefix:?}"));
+            if line.starts_with(prefix) {
+                return line;
+            }
+        }
+    }
+
+    /// Registration with the capabilities history needs, then the client's join of #lobby.
+    async fn register_and_join(&mut self) {
+        self.expect("CAP LS 302").await;
+        self.send(":srv CAP * LS :server-time message-tags batch echo-message draft/chathistory").await;
+        let request = self.expect("CAP REQ").await;
+        let caps = request.trim_start_matches("CAP REQ ").trim_start_matches(':').to_string();
+        self.send(&format!(":srv CAP * ACK :{caps}")).await;
+        self.expect("CAP END").await;
+        self.send(":srv 001 tui :Welcome").await;
+        self.send(":srv 005 tui CHANTYPES=# CHATHISTORY=100 :are supported").await;
+        self.send(":srv 376 tui :End of MOTD").await;
+        self.expect("JOIN #lobby").await;
+        self.send(":tui!u@h JOIN #lobby").await;
+        self.send(":srv 353 tui = #lobby :tui @alice").await;
+        self.send(":srv 366 tui #lobby :End of /NAMES list").await;
+    }
+}
+
+/// The server time of something said now, as the `time` tag carries it.
+async fn now() -> String {
+    // Each stamp is later than the one before, even at millisecond precision.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// alice's PRIVMSG to #lobby, tagged with a msgid, a time and optionally a batch.
+fn said(batch: Option<&str>, msgid: &str, time: &str, text: &str) -> String {
+    let batch = batch.map(|b| format!("batch={b};")).unwrap_or_default();
+    format!("@{batch}time={time};msgid={msgid} :alice!a@h PRIVMSG #lobby :{text}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_reconnects_rejoins_and_catches_up_with_chathistory() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let port = listener.local_addr().expect("an address").port();
+    let command = format!("{} connect 127.0.0.1 {port} --nick tui", env!("CARGO_BIN_EXE_charla"));
+    let tmux = Tmux::start(&command).await;
+
+    let mut first = Scripted::accept(&listener).await;
+    first.register_and_join().await;
+    first.expect("CHATHISTORY LATEST #lobby * 50").await;
+    first.send(":srv BATCH +h1 chathistory #lobby").await;
+    let t0 = now().await;
+    first.send(&said(Some("h1"), "m0", &t0, "from history")).await;
+    first.send(":srv BATCH -h1").await;
+    let t1 = now().await;
+    first.send(&said(None, "m1", &t1, "before the drop")).await;
+    tmux.wait_for("history and a live line", |s| {
+        s.contains("<alice> from history") && s.contains("<alice> before the drop")
+    })
+    .await;
+    drop(first);
+
+    tmux.wait_for("the reconnect countdown", |s| s.contains("Disconnected: the server closed")).await;
+    // Someone speaks while the client is away.
+    let t2 = now().await;
+    let mut second = Scripted::accept(&listener).await;
+    second.register_and_join().await;
+    second.expect("CHATHISTORY AFTER #lobby msgid=m1 100").await;
+    // A live line arrives before the catch-up batch, which repeats the last line seen.
+    second.send(&said(None, "m3", &now().await, "live after the rejoin")).await;
+    second.send(":srv BATCH +c1 chathistory #lobby").await;
+    second.send(&said(Some("c1"), "m1", &t1, "before the drop")).await;
+    second.send(&said(Some("c1"), "m2", &t2, "said while away")).await;
+    second.send(":srv BATCH -c1").await;
+    let screen = tmux.wait_for("the caught-up line", |s| s.contains("<alice> said while away")).await;
+    assert_eq!(screen.matches("before the drop").count(), 1, "no duplicate:\n{screen}");
+    let order: Vec<usize> = ["from history", "before the drop", "said while away", "live after the rejoin"]
+        .iter()
+        .map(|text| screen.find(text).unwrap_or_else(|| panic!("{text:?} on\n{screen}")))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "in order:\n{screen}");
+    assert!(!screen.contains("reconnecting"), "{screen}");
 }
