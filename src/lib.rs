@@ -16,7 +16,9 @@
 //!   graceful shutdown.
 //! - [`proto`]: translation between bytes and hub verbs/events, one module per protocol:
 //!   [`proto::plain`] for text lines and `/commands`, [`proto::irc`] for IRC and IRCv3.
-//! - [`client`]: `charla connect`, the command-line client.
+//! - [`client`]: `charla connect`: a full-screen IRC client on a terminal (state in
+//!   [`client::app`], drawing in [`client::ui`], the connection in [`client::irc`]), line mode
+//!   in a pipe.
 
 pub mod client;
 pub mod hub;

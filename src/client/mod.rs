@@ -4,7 +4,7 @@
 //! or with `--plain` it is line mode, which speaks the plain-text protocol exactly as `nc`
 //! would, so `echo "deploy done" | charla connect chat.lan` keeps working.
 //!
-//! - [`line`]: line mode.
+//! - [`line`](mod@line): line mode.
 //! - [`tui`]: the full-screen client's terminal setup and main loop.
 //! - [`app`]: its state (windows, lines, members, input, history requests), with no I/O.
 //! - [`ui`]: drawing that state with ratatui.

@@ -1,7 +1,7 @@
 //! The full-screen client's main loop: puts the terminal in raw mode on the alternate screen,
 //! feeds key presses and connection events to the [`App`], sends what it answers, and draws.
 //!
-//! The terminal is restored however the loop ends: by [`TerminalGuard`]'s drop on return or
+//! The terminal is restored however the loop ends: by `TerminalGuard`'s drop on return or
 //! error, and by a panic hook (installed before raw mode) that restores it before the panic
 //! message is printed, so a crash never leaves a shell in raw mode on the alternate screen.
 
