@@ -529,7 +529,7 @@ impl App {
     fn on_welcome(&mut self, message: &Message) {
         self.registered = true;
         self.link = Link::Ready;
-        self.nick = param(message, 0).to_string();
+        self.nick = clean(param(message, 0));
         self.add(0, self.local(EntryKind::Info, clean(param(message, 1))));
         let rooms: Vec<String> =
             self.windows.iter().filter(|w| w.kind == WindowKind::Room && w.rejoin).map(|w| w.name.clone()).collect();
@@ -900,7 +900,10 @@ impl App {
             "KICK" => (EntryKind::Event, format!("{nick} kicked {}{}", clean(param(message, 1)), reason(2))),
             "TOPIC" if param(message, 1).is_empty() => (EntryKind::Event, format!("{nick} removed the topic")),
             "TOPIC" => (EntryKind::Event, format!("{nick} changed the topic to: {}", clean(param(message, 1)))),
-            "MODE" => (EntryKind::Event, format!("{nick} sets mode {}", clean(&message.params[1..].join(" ")))),
+            "MODE" => {
+                let changes = message.params.get(1..).unwrap_or_default().join(" ");
+                (EntryKind::Event, format!("{nick} sets mode {}", clean(&changes)))
+            }
             _ => return None,
         };
         let time = message.tag("time").flatten().and_then(parse_time);

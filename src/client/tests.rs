@@ -10,6 +10,7 @@ use super::app::{Action, App, Config, Link};
 use super::ui;
 use super::window::{EntryKind, WindowKind};
 use crate::proto::irc::message::Message;
+use proptest::prelude::*;
 
 /// The local clock in these tests: 2025-11-24T16:00:00Z, before the scripted server times.
 fn clock() -> u64 {
@@ -635,4 +636,33 @@ fn a_long_member_list_says_how_many_more() {
     let rows = screen(&mut app, 80, 24);
     assert!(rows[1].ends_with("│ 40 users     "), "{}", rows[1]);
     assert!(rows[21].ends_with("│ +21 more     "), "{}", rows[21]);
+}
+
+#[test]
+fn tiny_terminals_draw_without_panicking() {
+    let mut app = busy_lobby();
+    for (width, height) in [(1, 1), (2, 2), (3, 4), (10, 3), (49, 5), (50, 4), (70, 2), (200, 60)] {
+        screen(&mut app, width, height);
+        app.handle_key(key(KeyCode::PageUp));
+    }
+}
+
+proptest! {
+    /// Whatever a server sends, the client neither panics nor draws a control character.
+    #[test]
+    fn any_server_line_is_handled_and_drawn_safely(
+        lines in proptest::collection::vec(
+            "(@[a-z=;/+-]{0,12} )?(:[a-z!@.\\x1b\\x07]{0,8} )?(PRIVMSG|NOTICE|JOIN|PART|QUIT|NICK|KICK|MODE|TOPIC|BATCH|CAP|FAIL|PING|353|366|332|005|001|433|401)( [#a-z+@*,=-]{0,8}){0,4}( :[^\\r\\n\\x00]{0,30})?",
+            1..30,
+        )
+    ) {
+        let mut app = in_lobby();
+        for line in &lines {
+            if let Ok(message) = Message::parse(line) {
+                app.handle_irc(&message);
+            }
+        }
+        let rows = screen(&mut app, 80, 24);
+        prop_assert!(!rows.iter().any(|r| r.chars().any(char::is_control)), "{rows:#?}");
+    }
 }

@@ -2,10 +2,11 @@
 //! feeds key presses and connection events to the [`App`], sends what it answers, and draws.
 //!
 //! The terminal is restored however the loop ends: by `TerminalGuard`'s drop on return or
-//! error, and by a panic hook (installed before raw mode) that restores it before the panic
+//! error (SIGTERM and SIGHUP end the loop like `/quit`), and by a panic hook (installed before raw mode) that restores it before the panic
 //! message is printed, so a crash never leaves a shell in raw mode on the alternate screen.
 
 use std::io::{Stdout, stdout};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crossterm::event::{DisableBracketedPaste, EnableBracketedPaste, Event};
@@ -13,6 +14,7 @@ use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen, disable_ra
 use crossterm::{cursor, execute};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use super::app::{Action, App, Config, Link};
@@ -32,6 +34,7 @@ impl TerminalGuard {
     fn enter() -> Result<TerminalGuard, ClientError> {
         install_panic_hook();
         enable_raw_mode().map_err(ClientError::Terminal)?;
+        ENTERED.store(true, Ordering::SeqCst);
         let guard = TerminalGuard;
         execute!(stdout(), EnterAlternateScreen, EnableBracketedPaste).map_err(ClientError::Terminal)?;
         Ok(guard)
@@ -44,10 +47,17 @@ impl Drop for TerminalGuard {
     }
 }
 
-/// Puts the terminal back as the shell expects it. Safe to call more than once.
+/// Whether the terminal is in raw mode on the alternate screen, so restoring is needed.
+static ENTERED: AtomicBool = AtomicBool::new(false);
+
+/// Puts the terminal back as the shell expects it, once: after a panic both the hook and the
+/// guard's drop call it, and leaving the alternate screen twice would move the cursor back over
+/// the panic message.
 fn restore() {
-    let _ = disable_raw_mode();
-    let _ = execute!(stdout(), DisableBracketedPaste, LeaveAlternateScreen, cursor::Show);
+    if ENTERED.swap(false, Ordering::SeqCst) {
+        let _ = disable_raw_mode();
+        let _ = execute!(stdout(), DisableBracketedPaste, LeaveAlternateScreen, cursor::Show);
+    }
 }
 
 /// Restores the terminal before the default panic message is printed.
@@ -110,6 +120,9 @@ async fn main_loop(
     keys: &mut mpsc::Receiver<Event>,
     connection: &mut Connection,
 ) -> Result<Option<String>, ClientError> {
+    // `kill` or a closed terminal window: leave as /quit does, so the terminal is restored.
+    let mut terminate = signal(SignalKind::terminate()).map_err(ClientError::Terminal)?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(ClientError::Terminal)?;
     loop {
         terminal.draw(|frame| ui::draw(frame, app)).map_err(ClientError::Terminal)?;
         let mut applied = 0;
@@ -120,6 +133,8 @@ async fn main_loop(
                     Some(event) => on_terminal_event(app, event, connection),
                     None => return Ok(Some("Leaving".into())),
                 },
+                _ = terminate.recv() => return Ok(Some("Terminated".into())),
+                _ = hangup.recv() => return Ok(Some("Terminal closed".into())),
                 event = connection.events.recv() => match event {
                     Some(event) => {
                         on_net_event(app, event, connection);
