@@ -19,7 +19,9 @@
 //! - [`store`]: history that survives restarts: the [`store::Store`] trait and its SQLite
 //!   implementation, one batching writer thread, `draft/chathistory` queries, room state.
 //! - [`web`]: HTTP on the chat port: a page saying how to join, and `/healthz`.
-//! - [`client`]: `charla connect`, the command-line client.
+//! - [`client`]: `charla connect`: a full-screen IRC client on a terminal (state in
+//!   [`client::app`], drawing in [`client::ui`], the connection in [`client::irc`]), line mode
+//!   in a pipe.
 
 pub mod client;
 pub mod hub;

@@ -25,14 +25,31 @@ enum Command {
     ///
     /// Join it with `nc HOST 1313`, `charla connect HOST 1313`, or the original lab client.
     Serve(ServeArgs),
-    /// Join a chat server from this terminal: type lines to talk, /help for commands.
-    Connect {
-        /// Server name or address.
-        host: String,
-        /// Server port.
-        #[arg(default_value_t = 1313)]
-        port: u16,
-    },
+    /// Join a chat server: a full-screen chat client on a terminal, line mode in a pipe.
+    ///
+    /// On a terminal it shows rooms, messages and members side by side and speaks IRC, so it
+    /// works with other IRC servers too; /help inside lists commands and keys. When standard
+    /// input or output is not a terminal (or with --plain) each input line is sent as it is
+    /// and everything the server says is printed, as with nc.
+    Connect(ConnectArgs),
+}
+
+#[derive(clap::Args)]
+struct ConnectArgs {
+    /// Server name or address.
+    host: String,
+    /// Server port.
+    #[arg(default_value_t = 1313)]
+    port: u16,
+    /// Nick to use (default: your login name, else `guest`; `_` is appended while it is taken).
+    #[arg(long, value_name = "NICK")]
+    nick: Option<String>,
+    /// Room to join on connect instead of #lobby (repeatable: --join #dev --join #ops).
+    #[arg(long = "join", value_name = "#ROOM")]
+    join: Vec<String>,
+    /// Line mode even on a terminal: send each input line as it is, print what the server says.
+    #[arg(long)]
+    plain: bool,
 }
 
 #[derive(clap::Args)]
@@ -124,6 +141,8 @@ impl ServeArgs {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Before any thread exists: finding the local time zone is not thread-safe.
+    let utc_offset = charla::client::local_offset();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match cli.command {
         Command::Serve(args) => {
@@ -136,7 +155,17 @@ fn main() -> anyhow::Result<()> {
                 .init();
             runtime.block_on(serve(args.config()))
         }
-        Command::Connect { host, port } => Ok(runtime.block_on(charla::client::run(&host, port))?),
+        Command::Connect(args) => {
+            let options = charla::client::Options {
+                host: args.host,
+                port: args.port,
+                nick: args.nick,
+                join: args.join,
+                plain: args.plain,
+                utc_offset,
+            };
+            Ok(runtime.block_on(charla::client::run(options))?)
+        }
     }
 }
 

@@ -1,9 +1,34 @@
-//! `charla connect`: a line-mode client. Each line of standard input goes to the server; every
-//! byte the server sends goes to standard output. Works in a pipe: at the end of input it stops
-//! sending and prints what the server still says until the server closes the connection.
+//! `charla connect`: the client.
+//!
+//! On a terminal (standard input and output both TTYs) it is a full-screen IRC client; in a pipe
+//! or with `--plain` it is line mode, which speaks the plain-text protocol exactly as `nc`
+//! would, so `echo "deploy done" | charla connect chat.lan` keeps working.
+//!
+//! - [`line`](mod@line): line mode.
+//! - [`tui`]: the full-screen client's terminal setup and main loop.
+//! - [`app`]: its state (windows, lines, members, input, history requests), with no I/O.
+//! - [`ui`]: drawing that state with ratatui.
+//! - [`irc`]: the connection task (socket, keep-alive, reconnection with backoff).
+//! - [`window`], [`input`], [`text`]: one window's lines and members, the input line,
+//!   text safety and styling.
+//!
+//! The full-screen client speaks IRC with IRCv3 capabilities, so it works with any IRC server;
+//! each capability it uses is optional, and without one the feature it serves degrades
+//! (no server-time: local timestamps; no echo-message: own lines shown at once; no
+//! chathistory: no backlog, and a note after a reconnect that messages may be missing).
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+pub mod app;
+pub mod input;
+pub mod irc;
+pub mod line;
+pub mod text;
+pub mod tui;
+pub mod ui;
+pub mod window;
+
+use std::io::IsTerminal;
+
+use time::UtcOffset;
 
 /// Why the client stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -12,41 +37,90 @@ pub enum ClientError {
     Connect { addr: String, source: std::io::Error },
     #[error("connection to the server failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot use the terminal: {0} (try --plain for line mode)")]
+    Terminal(std::io::Error),
 }
 
-/// Connects to `host:port` and relays stdin → server and server → stdout until either side ends.
-pub async fn run(host: &str, port: u16) -> Result<(), ClientError> {
-    let addr = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
-    let stream = TcpStream::connect(&addr).await.map_err(|source| ClientError::Connect { addr, source })?;
-    stream.set_nodelay(true)?;
-    let (reader, mut writer) = stream.into_split();
-    let mut from_server = tokio::spawn(async move {
-        let mut reader = reader;
-        tokio::io::copy(&mut reader, &mut tokio::io::stdout()).await
-    });
-    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
-    loop {
-        tokio::select! {
-            line = stdin.next_line() => match line? {
-                Some(line) => {
-                    writer.write_all(line.as_bytes()).await?;
-                    writer.write_all(b"\n").await?;
-                }
-                None => {
-                    // End of input: say nothing more, but show what the server still sends.
-                    writer.shutdown().await?;
-                    from_server.await.map_err(std::io::Error::other)??;
-                    return Ok(());
-                }
-            },
-            done = &mut from_server => {
-                done.map_err(std::io::Error::other)??;
-                return Ok(());
-            }
+/// What `charla connect` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub host: String,
+    pub port: u16,
+    /// The nick for the full-screen client; `None`: `$USER`, else `guest`.
+    pub nick: Option<String>,
+    /// Rooms the full-screen client joins; empty: `#lobby`.
+    pub join: Vec<String>,
+    /// Line mode even on a terminal.
+    pub plain: bool,
+    /// The local time zone for timestamps (see [`local_offset`]).
+    pub utc_offset: UtcOffset,
+}
+
+/// The local UTC offset, or UTC when it cannot be found. Call it before any thread starts: the
+/// operating system's time zone lookup is not thread-safe, and `time` refuses it otherwise.
+pub fn local_offset() -> UtcOffset {
+    UtcOffset::current_local_offset().unwrap_or(UtcOffset::UTC)
+}
+
+/// `host:port`, with brackets around an IPv6 address.
+pub fn address(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}
+
+/// A nick from the login name: only the characters IRC allows in nicks, `guest` if none.
+pub fn default_nick(user: Option<&str>) -> String {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "[]\\`_^{|}-".contains(c);
+    let nick: String = user.unwrap_or("").chars().filter(|&c| allowed(c)).take(30).collect();
+    match nick.chars().next() {
+        Some(first) if !first.is_ascii_digit() && first != '-' => nick,
+        _ => "guest".to_string(),
+    }
+}
+
+/// Runs the full-screen client on a terminal, line mode otherwise.
+pub async fn run(options: Options) -> Result<(), ClientError> {
+    let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if options.plain || !terminal {
+        if options.nick.is_some() || !options.join.is_empty() {
+            eprintln!(
+                "charla connect: --nick and --join apply to the full-screen client; in line mode type /nick NAME and /join #ROOM"
+            );
         }
+        return line::run(&options.host, options.port).await;
+    }
+    let user = std::env::var("USER").ok();
+    let join = if options.join.is_empty() { vec!["#lobby".to_string()] } else { options.join };
+    let join = join.into_iter().map(|r| if r.starts_with(['#', '&']) { r } else { format!("#{r}") }).collect();
+    let config = app::Config {
+        nick: options.nick.unwrap_or_else(|| default_nick(user.as_deref())),
+        join,
+        utc_offset: options.utc_offset,
+        port: options.port,
+        host: options.host.clone(),
+    };
+    tui::run(config, address(&options.host, options.port)).await
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod option_tests {
+    use super::*;
+
+    #[test]
+    fn default_nicks() {
+        assert_eq!(default_nick(Some("ana")), "ana");
+        assert_eq!(default_nick(Some("ana.maría")), "anamara");
+        assert_eq!(default_nick(Some("1234")), "guest");
+        assert_eq!(default_nick(Some("")), "guest");
+        assert_eq!(default_nick(None), "guest");
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(address("chat.lan", 1313), "chat.lan:1313");
+        assert_eq!(address("::1", 1313), "[::1]:1313");
+        assert_eq!(address("[::1]", 1313), "[::1]:1313");
     }
 }
