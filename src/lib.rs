@@ -12,7 +12,10 @@
 //! - [`proto`]: translation between bytes and hub verbs/events, one module per protocol
 //!   ([`proto::plain`] for text lines and `/commands`).
 //! - [`client`]: `charla connect`, the command-line client.
+//! - [`bench`]: `charla bench`, the load generator (scenarios, loss accounting, latency
+//!   percentiles, a summary table and a JSON line).
 
+pub mod bench;
 pub mod client;
 pub mod hub;
 pub mod proto;

@@ -1,4 +1,4 @@
-//! The `charla` command: `serve`, `connect`. Errors become a one-line message and exit code 1.
+//! The `charla` command: `serve`, `connect`, `bench`. Errors become a one-line message and exit code 1.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -32,6 +32,9 @@ enum Command {
         #[arg(default_value_t = 1313)]
         port: u16,
     },
+    /// Load-test a chat server on this machine (loopback only): fanout, crowd, latency, idle,
+    /// churn.
+    Bench(charla::bench::Args),
 }
 
 #[derive(clap::Args)]
@@ -128,6 +131,7 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(serve(args.config()))
         }
         Command::Connect { host, port } => Ok(runtime.block_on(charla::client::run(&host, port))?),
+        Command::Bench(args) => Ok(runtime.block_on(charla::bench::run(args))?),
     }
 }
 
