@@ -217,7 +217,7 @@ async fn connections(plan: &Plan) -> Result<Report, BenchError> {
             tick.tick().await;
             let delivered = ctx.delivered.load(Ordering::Relaxed);
             progress.set(delivered);
-            let sending = ctx.senders_done.load(Ordering::Relaxed) < senders;
+            let sending = ctx.senders_done.load(Ordering::Acquire) < senders;
             let expected = ctx.sent.load(Ordering::Relaxed) * receivers;
             if !sending && delivered >= expected {
                 break;
@@ -375,7 +375,8 @@ async fn client(id: usize, ctx: Arc<Ctx>) -> Outcome {
             if go.wait_for(|g| *g).await.is_ok() {
                 transmit(&conn, id, &ctx, &mut sent).await;
             }
-            ctx.senders_done.fetch_add(1, Ordering::Relaxed);
+            // Release: whoever sees this sender done also sees everything it counted as sent.
+            ctx.senders_done.fetch_add(1, Ordering::Release);
         }
     };
     tokio::select! {
