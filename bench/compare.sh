@@ -100,9 +100,9 @@ EOF
 }
 
 # InspIRCd 3: fakelag off and threshold/commandrate far above any bench's rate, big queues, no
-# per-IP limits. softsendq stays at 1M: at 16M a flooded room stalls (InspIRCd then delivers on
-# its 1 s tick, 25× slower). netbuffersize must stay below 65535: InspIRCd ignores a larger value and then
-# reads 10 KiB at a time and stalls a flooding sender until its next 1 s tick. <dns> points at
+# per-IP limits. netbuffersize must stay below 65535 (a larger value is ignored: 10 KiB reads).
+# Even so InspIRCd often stops reading a flooding sender after a burst and goes on at its next
+# 1 s tick (see docs/BENCHMARKS.md); no connect-block setting tried avoids that. <dns> points at
 # loopback so that nothing leaves the machine (lookups are off anyway).
 inspircd_conf() { # DIR PORT
     cat >"$1/inspircd.conf" <<EOF
