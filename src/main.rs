@@ -32,8 +32,7 @@ enum Command {
         #[arg(default_value_t = 1313)]
         port: u16,
     },
-    /// Load-test a chat server on this machine (loopback only): fanout, crowd, latency, idle,
-    /// churn.
+    // Its help text is the doc comment of `charla::bench::Args`.
     Bench(charla::bench::Args),
 }
 
