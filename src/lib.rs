@@ -22,7 +22,10 @@
 //! - [`client`]: `charla connect`: a full-screen IRC client on a terminal (state in
 //!   [`client::app`], drawing in [`client::ui`], the connection in [`client::irc`]), line mode
 //!   in a pipe.
+//! - [`bench`]: `charla bench`, the load generator (scenarios, loss accounting, latency
+//!   percentiles, a summary table and a JSON line).
 
+pub mod bench;
 pub mod client;
 pub mod hub;
 pub mod proto;

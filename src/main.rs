@@ -1,4 +1,4 @@
-//! The `charla` command: `serve`, `connect`. Errors become a one-line message and exit code 1.
+//! The `charla` command: `serve`, `connect`, `bench`. Errors become a one-line message and exit code 1.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -32,6 +32,8 @@ enum Command {
     /// input or output is not a terminal (or with --plain) each input line is sent as it is
     /// and everything the server says is printed, as with nc.
     Connect(ConnectArgs),
+    // Its help text is the doc comment of `charla::bench::Args`.
+    Bench(charla::bench::Args),
 }
 
 #[derive(clap::Args)]
@@ -166,6 +168,7 @@ fn main() -> anyhow::Result<()> {
             };
             Ok(runtime.block_on(charla::client::run(options))?)
         }
+        Command::Bench(args) => Ok(runtime.block_on(charla::bench::run(args))?),
     }
 }
 

@@ -1,0 +1,73 @@
+//! `charla bench` against a charla server started in this process: a tiny plain-text fanout
+//! delivers every message and says so in its JSON line; targets off this machine are refused.
+
+mod common;
+
+use clap::Parser;
+use common::*;
+
+fn args(list: &[&str]) -> charla::bench::Args {
+    charla::bench::Args::try_parse_from(std::iter::once("bench").chain(list.iter().copied())).expect("arguments parse")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiny_plain_fanout_loses_nothing() {
+    let mut server = start_server_with(test_limits()).await;
+    let target = server.addr.to_string();
+    let report = charla::bench::execute(args(&[
+        "fanout",
+        "--target",
+        &target,
+        "--proto",
+        "plain",
+        "--clients",
+        "5",
+        "--messages",
+        "200",
+        "--timeout",
+        "20",
+    ]))
+    .await
+    .expect("the bench runs");
+
+    let line = report.json_line();
+    assert!(!line.contains('\n'), "one line: {line}");
+    let json: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+    assert_eq!(json["scenario"], "fanout");
+    assert_eq!(json["target"], target.as_str());
+    assert_eq!(json["proto"], "plain");
+    assert_eq!(json["registered"], 5);
+    assert_eq!(json["connect_failed"], 0);
+    assert_eq!(json["senders"], 1);
+    assert_eq!(json["sent"], 200);
+    // Every message reaches the four clients that did not send it.
+    assert_eq!(json["expected"], 800);
+    assert_eq!(json["deliveries"], 800);
+    assert_eq!(json["lost"], 0);
+    assert_eq!(json["reordered"], 0);
+    assert_eq!(json["duplicates"], 0);
+    assert_eq!(json["corrupt"], 0);
+    assert_eq!(json["disconnected"], 0);
+    assert_eq!(json["timed_out"], false);
+    assert!(json["deliveries_per_sec"].as_f64().is_some_and(|r| r > 0.0));
+    assert!(json["p99_listeners_us"].is_u64());
+    assert!(json["generator_cpu_secs"].is_number());
+    assert!(report.table().contains("lost 0"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn targets_off_this_machine_are_refused() {
+    for target in ["10.0.0.1:6667", "192.168.0.10:1313", "[2001:db8::1]:6667"] {
+        let refused = charla::bench::execute(args(&["fanout", "--target", target])).await;
+        let message = refused.expect_err("refused").to_string();
+        assert!(message.contains("not a loopback address"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn idle_needs_the_server_pid() {
+    let refused = charla::bench::execute(args(&["idle", "--target", "127.0.0.1:1"])).await;
+    let message = refused.expect_err("refused").to_string();
+    assert!(message.contains("--server-pid"), "{message}");
+}
