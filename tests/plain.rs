@@ -306,3 +306,17 @@ async fn browsers_and_monitors_get_http_and_tls_is_refused() {
     tls.send_raw(&[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5]).await;
     assert_eq!(tls.try_line().await, None, "closed without a chat greeting");
 }
+
+#[tokio::test]
+async fn joining_a_big_room_names_a_few_and_counts_the_rest() {
+    let server = start_server().await;
+    let mut clients = Vec::new();
+    for _ in 0..11 {
+        clients.push(Client::plain(server.addr).await);
+    }
+    let mut late = Client::connect(server.addr).await;
+    late.expect_where(|l| l.starts_with("You are guest-12")).await;
+    let joined = late.line().await;
+    assert!(joined.ends_with(" and 1 more; /who lists everyone."), "{joined}");
+    assert_eq!(joined.matches(", ").count(), 9, "ten names: {joined}");
+}

@@ -848,7 +848,7 @@ impl Hub {
         }
         let mut members: Vec<Member> =
             room.members.iter().map(|(&id, &status)| Member { info: self.info(id, asker), status }).collect();
-        members.sort_by_key(|m| fold(&m.info.nick));
+        members.sort_by_cached_key(|m| fold(&m.info.nick));
         let mut modes = room.modes.clone();
         if !is_member {
             modes.key = modes.key.map(|_| "*".into());
@@ -861,6 +861,15 @@ impl Hub {
             members,
             secret: room.modes.secret,
         })
+    }
+
+    /// How many others are in a room `id` is in, and the nicks of up to `max` of them (in
+    /// no particular order): cheap even for a room of thousands.
+    pub fn some_members(&self, id: ConnId, name: &str, max: usize) -> (usize, Vec<String>) {
+        let Ok(room) = self.room(name) else { return (0, Vec::new()) };
+        let others = room.members.keys().filter(|&&m| m != id);
+        let names = others.clone().take(max).map(|m| self.nick(*m).to_string()).collect();
+        (others.count(), names)
     }
 
     /// A room's ban list.

@@ -116,6 +116,9 @@ struct Session<'a> {
     outbox: &'a Outbox,
 }
 
+/// How many others a join names; the rest are counted (a big room's list would flood the screen).
+const JOIN_NAMES: usize = 10;
+
 /// Lines `/history` shows without a count, and the most it shows.
 const DEFAULT_HISTORY: usize = 20;
 const MAX_HISTORY: usize = 500;
@@ -293,16 +296,21 @@ impl Session<'_> {
                 for old in previous {
                     let _ = hub.part(self.id, &old, &format!("moved to {}", joined.room));
                 }
-                let info = hub.room_info(self.id, &joined.room);
+                let (count, names) = hub.some_members(self.id, &joined.room, JOIN_NAMES);
                 drop(hub);
                 let mut text = format!("You are now in {}", joined.room);
-                if let Ok(info) = info {
-                    let others: Vec<_> =
-                        info.members.iter().filter(|m| m.info.id != self.id).map(|m| m.info.nick.as_str()).collect();
-                    if others.is_empty() {
-                        text.push_str(" (no one else is here yet).");
-                    } else {
-                        let _ = write!(text, " with {}.", others.join(", "));
+                match count {
+                    0 => text.push_str(" (no one else is here yet)."),
+                    n if n > names.len() => {
+                        let _ = write!(
+                            text,
+                            " with {} and {} more; /who lists everyone.",
+                            names.join(", "),
+                            n - names.len()
+                        );
+                    }
+                    _ => {
+                        let _ = write!(text, " with {}.", names.join(", "));
                     }
                 }
                 if let Some(topic) = joined.topic {
