@@ -131,11 +131,8 @@ impl Outbox {
             {
                 let mut state = self.state();
                 if !state.queue.is_empty() {
-                    batch.extend(state.queue.drain(..));
-                    if state.queue.capacity() > 64 {
-                        // Give back the memory a burst grew; idle connections hold none.
-                        state.queue = VecDeque::new();
-                    }
+                    // Take the queue's memory too: an idle connection's queue holds none.
+                    batch.extend(std::mem::take(&mut state.queue));
                     return None;
                 }
                 if let Some(closed) = &state.closed {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::Shared;
@@ -64,7 +65,9 @@ pub struct Conn {
     lines: LineReader,
     flood: Option<TokenBucket>,
     writer: Option<BoxWrite>,
-    _permit: ConnPermit,
+    /// The connection's place under the connection limits, and its token in the server's
+    /// count of live sessions: both are given back when the session drops its `Conn`.
+    _permit: (ConnPermit, mpsc::Sender<()>),
 }
 
 impl Conn {
@@ -77,16 +80,16 @@ impl Conn {
         peer: SocketAddr,
         protocol: Option<Protocol>,
         shared: Arc<Shared>,
-        permit: ConnPermit,
+        permit: (ConnPermit, mpsc::Sender<()>),
     ) -> std::io::Result<(Protocol, Conn)> {
         let mut first = Vec::new();
         let sniffing = protocol.is_none();
         let deadline = tokio::time::Instant::now() + shared.limits.sniff_timeout;
-        let mut chunk = [0u8; 512];
         while sniffing && first.len() < SNIFF_LEN && !first.contains(&b'\n') {
-            match tokio::time::timeout_at(deadline, reader.read(&mut chunk)).await {
+            first.reserve(512);
+            match tokio::time::timeout_at(deadline, reader.read_buf(&mut first)).await {
                 Ok(Ok(0)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                Ok(Ok(n)) => first.extend_from_slice(&chunk[..n]),
+                Ok(Ok(_)) => {}
                 Ok(Err(e)) => return Err(e),
                 Err(_) => break,
             }
@@ -116,7 +119,8 @@ impl Conn {
         if let Some(bucket) = &mut self.flood {
             let wait = bucket.take();
             if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
+                // Boxed: a rare wait should not make every connection's future bigger.
+                Box::pin(tokio::time::sleep(wait)).await;
             }
         }
         Some(line)
@@ -166,17 +170,17 @@ async fn write_loop(mut writer: BoxWrite, outbox: Outbox, render: impl Render) {
                     return;
                 }
             }
-            buf.clear();
-            if buf.capacity() > 64 * 1024 {
-                buf = Vec::new();
-            }
+            // Give the memory back: an idle connection holds no buffer.
+            buf = Vec::new();
+            batch = Vec::new();
         }
         if let Some(why) = closed {
             let last = render.closing(&why);
-            let _ = tokio::time::timeout(CLOSING_TIMEOUT, async {
+            // Boxed: this happens once, and every idle writer would otherwise carry its size.
+            let _ = Box::pin(tokio::time::timeout(CLOSING_TIMEOUT, async {
                 writer.write_all(&last).await?;
                 writer.shutdown().await
-            })
+            }))
             .await;
             return;
         }

@@ -3,11 +3,19 @@
 //! A line is whatever ends in `\n` (a trailing `\r` is dropped). A line longer than the limit is
 //! reported once as [`Line::TooLong`] and its bytes are thrown away as they arrive, so a client
 //! sending a megabyte without a newline costs the server at most `max` bytes. Invalid UTF-8 is
-//! replaced with U+FFFD, never fatal. The buffer is allocated on the first read and given back
-//! after a burst, so idle connections hold none.
+//! replaced with U+FFFD, never fatal.
+//!
+//! Idle connections hold no buffer: each read lands in a chunk on the stack of that one poll,
+//! complete lines are taken from it, and only an unfinished line is kept on the heap.
+
+use std::pin::Pin;
+use std::task::{Poll, ready};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, ReadBuf};
+
+/// The most one read takes from the socket.
+const READ_CHUNK: usize = 8192;
 
 /// What the reader produced.
 #[derive(Debug, PartialEq, Eq)]
@@ -38,10 +46,15 @@ impl LineReader {
             if let Some(line) = self.take_line() {
                 return Ok(Some(line));
             }
-            if self.buf.capacity() - self.buf.len() < 512 {
-                self.buf.reserve(4096.min(self.max + 1));
-            }
-            if reader.read_buf(&mut self.buf).await? == 0 {
+            let buf = &mut self.buf;
+            let read = std::future::poll_fn(|cx| {
+                let mut chunk = [0u8; READ_CHUNK];
+                let mut chunk = ReadBuf::new(&mut chunk);
+                ready!(Pin::new(&mut *reader).poll_read(cx, &mut chunk))?;
+                buf.extend_from_slice(chunk.filled());
+                Poll::Ready(Ok::<_, std::io::Error>(chunk.filled().len()))
+            });
+            if read.await? == 0 {
                 // End of stream: a last line without newline still counts.
                 let rest = std::mem::take(&mut self.buf);
                 return Ok((!rest.is_empty() && !self.discarding).then(|| Line::Text(text(&rest))));
@@ -55,7 +68,7 @@ impl LineReader {
             match memchr(&self.buf) {
                 Some(end) => {
                     let line = self.buf.split_to(end + 1);
-                    if self.buf.is_empty() && self.buf.capacity() > 16 * 1024 {
+                    if self.buf.is_empty() {
                         self.buf = BytesMut::new();
                     }
                     if std::mem::take(&mut self.discarding) {

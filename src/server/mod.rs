@@ -230,23 +230,19 @@ async fn accept_loop(
                 continue;
             }
         };
-        let shared = shared.clone();
-        let limiter = limiter.clone();
-        let alive = alive.clone();
-        tokio::spawn(async move {
-            handle(stream, peer, protocol, shared, &limiter).await;
-            drop(alive);
-        });
+        tokio::spawn(handle(stream, peer, protocol, shared.clone(), limiter.clone(), alive.clone()));
     }
 }
 
-/// Admits one connection, tells its protocol, and runs the session to its end.
+/// Admits one connection, tells its protocol, and starts its session. `alive` goes with the
+/// session, so shutdown knows when every session has ended.
 async fn handle(
     mut stream: TcpStream,
     peer: SocketAddr,
     protocol: Option<Protocol>,
     shared: Arc<Shared>,
-    limiter: &Arc<ConnLimiter>,
+    limiter: Arc<ConnLimiter>,
+    alive: mpsc::Sender<()>,
 ) {
     let permit = match limiter.admit(peer.ip()) {
         Ok(permit) => permit,
@@ -258,14 +254,18 @@ async fn handle(
     };
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
+    let permit = (permit, alive);
     let Ok((protocol, conn)) = Conn::open(Box::new(reader), Box::new(writer), peer, protocol, shared, permit).await
     else {
         return;
     };
+    // Each session becomes a task of its own, its future spawned as it is, and this one ends:
+    // a connection then costs the memory of the one session it runs and nothing more (idle
+    // connections are counted in bytes). The `Conn` it owns holds `alive`.
     match protocol {
-        Protocol::Plain => crate::proto::plain::run(conn).await,
-        Protocol::Irc => crate::proto::irc::run(conn).await,
-        Protocol::Http => crate::web::run(conn).await,
+        Protocol::Plain => drop(tokio::spawn(crate::proto::plain::run(conn))),
+        Protocol::Irc => drop(tokio::spawn(crate::proto::irc::run(conn))),
+        Protocol::Http => drop(tokio::spawn(crate::web::run(conn))),
         Protocol::Tls => tracing::info!("{peer} started TLS, which is not enabled on this server; closed"),
     }
 }

@@ -136,7 +136,6 @@ pub fn record_message(record: &Record, caps: u32) -> Message {
 /// Writes events for one IRC client according to the capabilities it enabled.
 pub struct IrcRender {
     pub caps: CapSet,
-    pub server_name: String,
 }
 
 impl Render for IrcRender {

@@ -48,7 +48,7 @@ pub async fn run(mut conn: Conn) {
     let shared = conn.shared.clone();
     let outbox = Outbox::new(shared.limits.sendq);
     let caps = CapSet::default();
-    let render = IrcRender { caps: caps.clone(), server_name: shared.server_name.clone() };
+    let render = IrcRender { caps: caps.clone() };
     let mut writer = conn.start_writer(outbox.clone(), render);
     let mut session = Session {
         shared: shared.clone(),
@@ -281,6 +281,7 @@ impl Session {
         match registered {
             Ok((id, nick)) => {
                 self.id = Some(id);
+                (self.pending_nick, self.pending_user) = (None, None);
                 tracing::info!("{} connected as {nick} (IRC)", self.peer);
                 self.welcome();
             }
