@@ -1,8 +1,9 @@
 //! The full-screen client as a person uses it: the built binary runs in an 80×24 tmux pane
 //! against a real server, keys are typed with `send-keys` and the screen is read with
-//! `capture-pane`. A plain-text user in the same room checks both directions. Reconnecting and
-//! catching up with `draft/chathistory` run against a scripted IRC server on loopback, until
-//! charla's own server offers chathistory.
+//! `capture-pane`. A plain-text user in the same room checks both directions. History runs
+//! against charla's own server (catching up after a restart, loading older lines on PgUp) and
+//! against a scripted IRC server on loopback, for what a test cannot make a real server do
+//! (a live line before the catch-up batch, a batch repeating a line already seen).
 //!
 //! There is no event to wait on in a terminal, so the screen is polled every 100 ms for at most
 //! 15 s. Needs `tmux` (scripts/test.sh installs it).
@@ -128,8 +129,8 @@ async fn a_server_that_is_not_there_is_reported_before_the_screen_changes() {
     );
 }
 
-/// One connection to a scripted IRC server that offers `draft/chathistory` (charla's own
-/// server does not yet), answering only what the test tells it to.
+/// One connection to a scripted IRC server that offers `draft/chathistory`, answering only
+/// what the test tells it to.
 struct Scripted {
     lines: tokio::io::Lines<tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>>,
     writer: tokio::net::tcp::OwnedWriteHalf,
@@ -238,4 +239,136 @@ async fn a_dropped_connection_reconnects_rejoins_and_catches_up_with_chathistory
         .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "in order:\n{screen}");
     assert!(!screen.contains("reconnecting"), "{screen}");
+}
+
+/// `charla connect` against `addr` as `nick`, in a new tmux pane.
+async fn tui_at(addr: std::net::SocketAddr, nick: &str) -> Tmux {
+    Tmux::start(&format!("{} connect 127.0.0.1 {} --nick {nick}", env!("CARGO_BIN_EXE_charla"), addr.port())).await
+}
+
+/// The seconds of a `[reconnecting in N s: connection refused]` countdown on the status line.
+fn refused_countdown(screen: &str) -> Option<u64> {
+    let (_, rest) = screen.split_once("[reconnecting in ")?;
+    let (secs, reason) = rest.split_once(" s: ")?;
+    reason.starts_with("connection refused").then(|| secs.parse().ok()).flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_is_caught_up_from_its_history_without_gap_or_duplicate() {
+    let dir = TempDir::new();
+    let mut server = start_at(&dir.0, |_| {}).await;
+    let addr = server.addr;
+    let mut plain = Client::plain_as(addr, "plainuser").await;
+    let tmux = tui_at(addr, "tuiuser").await;
+    tmux.wait_for("the client to join #lobby", |s| s.contains("You joined #lobby") && s.contains("plainuser")).await;
+    plain.expect("* tuiuser joined #lobby").await;
+    tmux.type_line("tui before the restart").await;
+    plain.expect("<tuiuser> tui before the restart").await;
+    plain.send("plain before the restart").await;
+    tmux.wait_for("the plain user's line", |s| s.contains("<plainuser> plain before the restart")).await;
+
+    // A clean shutdown. The client counts down to its attempts (1 s, 2 s, 4 s …); once two are
+    // refused there are at least 2 s before the next.
+    server.stop().await;
+    drop(plain);
+    tmux.wait_for("a refused reconnect", |s| refused_countdown(s).is_some_and(|n| n >= 3)).await;
+
+    // The same port (rebound at once: tokio sets SO_REUSEADDR) and the same data directory.
+    // The plain user is back first and speaks while the client is still waiting.
+    let _server = start_at(&dir.0, |config| config.listen = vec![addr]).await;
+    let mut plain = Client::plain_as(addr, "plainuser").await;
+    plain.send("said while you were away").await;
+    // The hub takes one connection's lines in order: if the client is not in the room at the
+    // /who, it joins after the line, which can reach it only through CHATHISTORY.
+    plain.send("/who").await;
+    let mut who = plain.line().await;
+    while !who.contains(" in #lobby: ") {
+        who = plain.line().await;
+    }
+    assert_eq!(who, "1 in #lobby: @plainuser", "the client came back too early to test a catch-up");
+
+    // A chathistory batch is shown whole when it ends, so the catch-up is complete here.
+    let screen = tmux.wait_for("the caught-up line", |s| s.contains("<plainuser> said while you were away")).await;
+    assert!(!screen.contains("reconnecting"), "{screen}");
+    plain.expect("* tuiuser joined #lobby").await;
+    plain.send("live after the catch-up").await;
+    let screen = tmux.wait_for("a live line after the catch-up", |s| s.contains("live after the catch-up")).await;
+    let said =
+        ["tui before the restart", "plain before the restart", "said while you were away", "live after the catch-up"];
+    for text in said {
+        assert_eq!(screen.matches(text).count(), 1, "{text:?} exactly once:\n{screen}");
+    }
+    let order: Vec<usize> = said.iter().map(|text| screen.find(text).unwrap_or_default()).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "in order:\n{screen}");
+}
+
+/// The numbers of the `line NNN` messages on a screen, top to bottom.
+fn numbered(screen: &str) -> Vec<u32> {
+    screen
+        .lines()
+        .filter_map(|l| l.split_once("<plainuser> line ").and_then(|(_, n)| n.get(..3)?.parse().ok()))
+        .collect()
+}
+
+/// Presses `key` (a tmux key name) and waits until the screen is no longer `before`.
+async fn press(tmux: &Tmux, key: &str, before: &str) -> String {
+    tmux.run(&["send-keys", "-t", "t", key]).await;
+    tmux.wait_for(&format!("the screen to change after {key}"), |s| s != before).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrolling_up_loads_older_history_up_to_the_first_line() {
+    const LINES: u32 = 120;
+    let server = start_server().await;
+    let mut plain = Client::plain_as(server.addr, "plainuser").await;
+    for i in 0..LINES {
+        plain.send(&format!("line {i:03}")).await;
+    }
+    // Every line has reached the hub before the client joins, so none arrives live.
+    plain.send("/who").await;
+    plain.expect_where(|l| l.contains(" in #lobby: ")).await;
+
+    // The server replays nothing to a client that can ask; on join this one asks for the
+    // latest 50 lines (CHATHISTORY LATEST) and shows the newest at the bottom.
+    let tmux = tui_at(server.addr, "tuiuser").await;
+    let screen = tmux.wait_for("the latest lines", |s| s.contains("<plainuser> line 119")).await;
+    let shown = numbered(&screen);
+    assert_eq!(shown.last(), Some(&(LINES - 1)), "{screen}");
+    assert!(!screen.contains("more below"), "{screen}");
+    assert!(shown.windows(2).all(|w| w[1] == w[0] + 1), "{screen}");
+
+    // PgUp past the top of what is loaded asks for older pages (CHATHISTORY BEFORE), until the
+    // first line and the plain user's arrival before it are there.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut presses = 0;
+    let screen = loop {
+        let screen = tmux.screen().await;
+        if screen.contains("is now known as plainuser") {
+            break screen;
+        }
+        assert!(Instant::now() < deadline, "after {presses} PgUp the screen shows:\n{screen}");
+        tmux.run(&["send-keys", "-t", "t", "PPage"]).await;
+        presses += 1;
+        tokio::time::sleep(POLL * 2).await;
+    };
+    let arrival = screen.find("is now known as plainuser").unwrap_or_default();
+    let first = screen.find("<plainuser> line 000").unwrap_or_else(|| panic!("line 000 at the top:\n{screen}"));
+    assert!(arrival < first, "{screen}");
+    assert_eq!(numbered(&screen).first(), Some(&0), "{screen}");
+
+    // Back down a page at a time: every line once, in order, no gap and no duplicate.
+    let mut seen = Vec::new();
+    let mut screen = screen;
+    loop {
+        let shown = numbered(&screen);
+        assert!(shown.windows(2).all(|w| w[1] == w[0] + 1), "out of order:\n{screen}");
+        // Pages overlap (by one row, or more at the bottom).
+        let last = seen.last().copied();
+        seen.extend(shown.into_iter().filter(|&n| last.is_none_or(|last| n > last)));
+        if !screen.contains("more below") {
+            break;
+        }
+        screen = press(&tmux, "NPage", &screen).await;
+    }
+    assert_eq!(seen, (0..LINES).collect::<Vec<_>>());
 }

@@ -793,7 +793,14 @@ impl App {
         };
         let count = batch.messages.len();
         let kind = request.as_ref().map(|r| r.kind);
-        for message in &batch.messages {
+        // A page older than the window goes in newest first, each line before the ones of the
+        // same time (see `Window::insert_by_time`).
+        let older = matches!(kind, Some(HistoryKind::Latest | HistoryKind::Before));
+        let mut messages: Vec<&Message> = batch.messages.iter().collect();
+        if older {
+            messages.reverse();
+        }
+        for message in messages {
             let Some(mut entry) = self.describe(message) else {
                 continue;
             };
@@ -803,7 +810,7 @@ impl App {
                 && (self.windows[i].kind == WindowKind::Query || mentions(&entry.text, &self.nick));
             let rows = self.rows(i, &entry);
             let window = &mut self.windows[i];
-            if window.insert_by_time(entry.clone()).is_none() {
+            if window.insert_by_time(entry.clone(), older).is_none() {
                 continue;
             }
             // What was missed counts as unread; what is older than the window does not.

@@ -195,14 +195,21 @@ impl Window {
         Some(self.trim(self.entries.len() - 1))
     }
 
-    /// Inserts an entry from history where its time puts it (after entries of the same time);
-    /// returns its index, or `None` if its msgid was seen already.
-    pub fn insert_by_time(&mut self, mut entry: Entry) -> Option<usize> {
+    /// Inserts an entry from history where its time puts it; returns its index, or `None` if
+    /// its msgid was seen already. Times are in milliseconds and a burst shares them, so ties
+    /// are common: an entry goes after the entries of the same time, or with `older` (a page
+    /// older than the window: `LATEST`, `BEFORE`, whose entries are inserted newest first)
+    /// before them, where it belongs.
+    pub fn insert_by_time(&mut self, mut entry: Entry, older: bool) -> Option<usize> {
         if !self.remember(&entry) {
             return None;
         }
         entry.key = entry.time;
-        let at = self.entries.partition_point(|e| e.key <= entry.key);
+        let at = if older {
+            self.entries.partition_point(|e| e.key < entry.key)
+        } else {
+            self.entries.partition_point(|e| e.key <= entry.key)
+        };
         self.entries.insert(at, entry);
         Some(self.trim(at))
     }
@@ -275,7 +282,7 @@ mod tests {
         let mut w = Window::new("#r", WindowKind::Room);
         assert_eq!(w.push(said(1, Some("x"), "one")), Some(0));
         assert_eq!(w.push(said(1, Some("x"), "one")), None);
-        assert_eq!(w.insert_by_time(said(1, Some("x"), "one")), None);
+        assert_eq!(w.insert_by_time(said(1, Some("x"), "one"), false), None);
         assert_eq!(w.push(said(2, None, "no id")), Some(1));
         assert_eq!(w.push(said(2, None, "no id")), Some(2));
     }
@@ -285,9 +292,9 @@ mod tests {
         let mut w = Window::new("#r", WindowKind::Room);
         w.push(said(10, Some("a"), "ten"));
         w.push(said(40, Some("d"), "forty"));
-        w.insert_by_time(said(20, Some("b"), "twenty"));
-        w.insert_by_time(said(5, Some("z"), "five"));
-        w.insert_by_time(said(40, Some("e"), "forty too"));
+        w.insert_by_time(said(20, Some("b"), "twenty"), false);
+        w.insert_by_time(said(5, Some("z"), "five"), false);
+        w.insert_by_time(said(40, Some("e"), "forty too"), false);
         let texts: Vec<&str> = w.entries.iter().map(|e| e.text.as_str()).collect();
         assert_eq!(texts, ["five", "ten", "twenty", "forty", "forty too"]);
         assert_eq!(w.oldest_anchor().as_deref(), Some("msgid=z"));
@@ -295,8 +302,22 @@ mod tests {
         // A live line keeps arrival order even when its clock is behind.
         w.push(said(30, Some("f"), "late clock"));
         assert_eq!(w.entries.last().map(|e| (e.time, e.key)), Some((30, 40)));
-        w.insert_by_time(said(35, Some("g"), "thirty-five"));
+        w.insert_by_time(said(35, Some("g"), "thirty-five"), false);
         assert_eq!(w.entries[3].text, "thirty-five");
+    }
+
+    #[test]
+    fn an_older_page_goes_before_lines_of_the_same_millisecond() {
+        let mut w = Window::new("#r", WindowKind::Room);
+        w.push(said(7, Some("c"), "third"));
+        w.push(said(7, Some("d"), "fourth"));
+        // BEFORE msgid=c, inserted newest first.
+        w.insert_by_time(said(7, Some("b"), "second"), true);
+        w.insert_by_time(said(7, Some("a"), "first"), true);
+        w.insert_by_time(said(6, Some("z"), "zeroth"), true);
+        let texts: Vec<&str> = w.entries.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(texts, ["zeroth", "first", "second", "third", "fourth"]);
+        assert_eq!(w.oldest_anchor().as_deref(), Some("msgid=z"));
     }
 
     #[test]
