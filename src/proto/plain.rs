@@ -95,7 +95,8 @@ pub async fn run(mut conn: Conn) {
                 writer_done = true;
                 break match outbox.closed() {
                     Some(Closed::Overflow) => "SendQ exceeded (not reading fast enough)".into(),
-                    _ => "Connection lost".into(),
+                    Some(Closed::Done(reason)) => reason,
+                    None => "Connection lost".into(),
                 };
             }
         }

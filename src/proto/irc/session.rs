@@ -77,7 +77,8 @@ pub async fn run(mut conn: Conn) {
                 writer_done = true;
                 break match outbox.closed() {
                     Some(hub::Closed::Overflow) => "SendQ exceeded".to_string(),
-                    _ => "Connection lost".to_string(),
+                    Some(hub::Closed::Done(reason)) => reason,
+                    None => "Connection lost".to_string(),
                 };
             }
         };
