@@ -507,14 +507,13 @@ pub struct PlainRender {
 }
 
 impl Render for PlainRender {
-    fn event(&self, event: &Event, out: &mut Vec<u8>) {
+    fn event(&self, event: &Event) -> Bytes {
         match &event.kind {
-            EventKind::Kick { who, room, target_id, reason, .. } if *target_id == self.me => {
-                let line =
-                    format!("* {} removed you from {room} ({reason}); /join {LOBBY} to go on chatting\n", who.nick);
-                out.extend_from_slice(line.as_bytes());
-            }
-            _ => out.extend_from_slice(&event.encoded(FORMAT, render)),
+            EventKind::Kick { who, room, target_id, reason, .. } if *target_id == self.me => Bytes::from(format!(
+                "* {} removed you from {room} ({reason}); /join {LOBBY} to go on chatting\n",
+                who.nick
+            )),
+            _ => event.encoded(FORMAT, render),
         }
     }
 

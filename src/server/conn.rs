@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -51,8 +52,9 @@ pub fn classify(first: &[u8]) -> Protocol {
 
 /// How a protocol turns queued events into bytes for one connection.
 pub trait Render: Send + 'static {
-    /// Appends `event` as this connection should see it (possibly nothing).
-    fn event(&self, event: &Event, out: &mut Vec<u8>);
+    /// `event` as this connection should see it (possibly nothing): usually the event's
+    /// shared encoding, cloned without a copy.
+    fn event(&self, event: &Event) -> Bytes;
     /// The last words before the connection closes.
     fn closing(&self, why: &Closed) -> Vec<u8>;
 }
@@ -152,15 +154,27 @@ const CLOSING_TIMEOUT: Duration = Duration::from_secs(2);
 /// queue overflows while a write to a client that does not read is pending.
 async fn write_loop(mut writer: BoxWrite, outbox: Outbox, render: impl Render) {
     let mut batch = Vec::new();
-    let mut buf = Vec::new();
     loop {
         let closed = outbox.next_batch(&mut batch).await;
-        for out in batch.drain(..) {
-            match out {
-                Out::Line(bytes) => buf.extend_from_slice(&bytes),
-                Out::Event(event) => render.event(&event, &mut buf),
+        // One item (the common case at chat rates) is written from its shared bytes as it is;
+        // several are gathered into one buffer and written with one call.
+        let buf = {
+            let mut rendered = batch.drain(..).map(|out| match out {
+                Out::Line(bytes) => bytes,
+                Out::Event(event) => render.event(&event),
+            });
+            match (rendered.next(), rendered.next()) {
+                (None, _) => Bytes::new(),
+                (Some(one), None) => one,
+                (Some(first), Some(second)) => {
+                    let mut buf = Vec::with_capacity(first.len() + second.len() + 256);
+                    for bytes in [first, second].into_iter().chain(rendered) {
+                        buf.extend_from_slice(&bytes);
+                    }
+                    Bytes::from(buf)
+                }
             }
-        }
+        };
         if !buf.is_empty() {
             tokio::select! {
                 written = writer.write_all(&buf) => if written.is_err() { return },
@@ -171,7 +185,6 @@ async fn write_loop(mut writer: BoxWrite, outbox: Outbox, render: impl Render) {
                 }
             }
             // Give the memory back: an idle connection holds no buffer.
-            buf = Vec::new();
             batch = Vec::new();
         }
         if let Some(why) = closed {

@@ -139,19 +139,18 @@ pub struct IrcRender {
 }
 
 impl Render for IrcRender {
-    fn event(&self, event: &Event, out: &mut Vec<u8>) {
+    fn event(&self, event: &Event) -> Bytes {
         let caps = self.caps.bits();
         if matches!(event.kind, EventKind::Away { .. }) && caps & Cap::AwayNotify as u32 == 0 {
-            return;
+            return Bytes::new();
         }
-        let bytes = event.encoded(format_of(caps), |event| {
+        event.encoded(format_of(caps), |event| {
             let mut line = Vec::new();
             if let Some(message) = message(event, caps) {
                 message.write_to(&mut line);
             }
             Bytes::from(line)
-        });
-        out.extend_from_slice(&bytes);
+        })
     }
 
     fn closing(&self, why: &Closed) -> Vec<u8> {
