@@ -547,3 +547,20 @@ async fn flush_can_be_awaited() {
     store.flush().await.unwrap();
     assert_eq!(store.history("#lobby", &Selector::Latest(None), 1, Include::Everything).unwrap().len(), 1);
 }
+
+#[test]
+fn message_only_queries_use_their_own_index() {
+    let scratch = Scratch::new();
+    drop(scratch.open());
+    let conn = rusqlite::Connection::open(scratch.0.join(SqliteStore::FILE_NAME)).unwrap();
+    let kinds: Vec<String> =
+        RecordKind::ALL.into_iter().filter(|k| k.is_message()).map(|k| format!("'{}'", k.as_str())).collect();
+    let sql = format!(
+        "EXPLAIN QUERY PLAN SELECT id FROM messages WHERE target_key = '#a' AND id > 0 AND id < 9 \
+         AND kind IN ({}) ORDER BY id DESC LIMIT 20",
+        kinds.join(", ")
+    );
+    let plan: Vec<String> =
+        conn.prepare(&sql).unwrap().query_map([], |row| row.get::<_, String>(3)).unwrap().map(Result::unwrap).collect();
+    assert!(plan.iter().any(|step| step.contains("messages_said")), "{plan:?}");
+}

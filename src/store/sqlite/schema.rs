@@ -8,7 +8,9 @@
 //! - `messages`: one row per [`Record`](crate::store::Record). `id` is the [`MsgId`]
 //!   (the rowid, so id ranges are primary-key ranges); `target_key` is the folded target and
 //!   `target` the name as displayed; `time` is derived from the id, for people reading the
-//!   database by hand. `(target_key, id)` serves every history query.
+//!   database by hand. `(target_key, id)` serves every history query; the partial index
+//!   `messages_said` serves those that want only what people said (migration 2), so a room
+//!   whose history is mostly joins and quits does not make them scan it all.
 //! - `targets`: the newest id of each target, per *owner*: `''` for rooms, each party's folded
 //!   nick for a private conversation (two rows, `name` being the other party), so
 //!   `CHATHISTORY TARGETS` reads a handful of rows instead of scanning history.
@@ -20,7 +22,8 @@ use rusqlite::Connection;
 
 /// The steps from an empty database to the current schema; never edit one that has shipped,
 /// add a new one.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE messages (
     id          INTEGER PRIMARY KEY,
     target_key  TEXT NOT NULL,
@@ -53,7 +56,11 @@ CREATE TABLE rooms (
     topic_at    INTEGER,
     modes       TEXT NOT NULL
 ) WITHOUT ROWID;
-"];
+",
+    "
+CREATE INDEX messages_said ON messages (target_key, id) WHERE kind IN ('privmsg', 'notice', 'action');
+",
+];
 
 /// The schema version this build writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
