@@ -312,10 +312,6 @@ impl Hub {
         Hub { config, history, ..Hub::default() }
     }
 
-    pub fn shared(config: HubConfig, history: History) -> SharedHub {
-        Arc::new(Mutex::new(Hub::new(config, history)))
-    }
-
     fn event(&mut self, kind: EventKind) -> Arc<Event> {
         Event::new(self.ids.next_id(), kind)
     }

@@ -106,11 +106,6 @@ impl Outbox {
         self.inner.ready.notify_one();
     }
 
-    /// Is this queue closed (no more items will be accepted)?
-    pub fn is_closed(&self) -> bool {
-        self.state().closed.is_some()
-    }
-
     /// Why the queue is closed, if it is.
     pub fn closed(&self) -> Option<Closed> {
         self.state().closed.clone()

@@ -45,11 +45,6 @@ pub fn by_name(name: &str) -> Option<Cap> {
     CAPS.iter().find(|(_, n, _)| n.eq_ignore_ascii_case(name)).map(|(c, _, _)| *c)
 }
 
-/// The name of a capability.
-pub fn name(cap: Cap) -> &'static str {
-    CAPS.iter().find(|(c, _, _)| *c == cap).map_or("", |(_, n, _)| n)
-}
-
 /// The `CAP LS` words: `name` or, for 302 clients, `name=value`.
 pub fn ls(version: u32) -> Vec<String> {
     CAPS.iter()
@@ -95,7 +90,6 @@ mod tests {
     fn table_is_consistent() {
         for (cap, name, _) in CAPS {
             assert_eq!(by_name(name), Some(*cap));
-            assert_eq!(super::name(*cap), *name);
         }
         assert_eq!(by_name("SERVER-TIME"), Some(Cap::ServerTime));
         assert_eq!(by_name("sasl"), None);
