@@ -320,3 +320,12 @@ async fn joining_a_big_room_names_a_few_and_counts_the_rest() {
     assert!(joined.ends_with(" and 1 more; /who lists everyone."), "{joined}");
     assert_eq!(joined.matches(", ").count(), 9, "ten names: {joined}");
 }
+
+#[tokio::test]
+async fn listens_on_ipv6_too() {
+    let server = start_with(|config| config.listen = vec!["[::1]:0".parse().unwrap()]).await;
+    assert!(server.addr.is_ipv6());
+    let mut alice = Client::plain_as(server.addr, "alice").await;
+    alice.send("/who").await;
+    assert_eq!(alice.line().await, "1 in #lobby: @alice");
+}
