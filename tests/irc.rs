@@ -322,6 +322,25 @@ async fn opers_kill() {
     let error = victim.expect("ERROR").await;
     assert_eq!(error.params[0], "Closing link: Killed by admin: spam");
     assert_eq!(victim.client.try_line().await, None);
+    // The server goes on; the victim is gone, and a killed plain-text user is handled alike.
+    let mut plain = Client::plain_as(server.addr, "plainvictim").await;
+    admin.send("KILL plainvictim :you too").await;
+    assert_eq!(
+        plain.until_closed().await.last().map(String::as_str),
+        Some("*** disconnected: Killed by admin: you too")
+    );
+    // Their sessions quit them just after closing; no event says when, so ask until they are gone.
+    for nick in ["victim", "plainvictim"] {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            admin.send(&format!("ISON {nick}")).await;
+            if admin.expect("303").await.params[1].is_empty() {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{nick} still online");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
 }
 
 #[tokio::test]

@@ -749,16 +749,16 @@ impl Hub {
         }
     }
 
-    /// Disconnects `target` (server operators only); everyone sharing a room sees why.
+    /// Disconnects `target` (server operators only). Its queue is closed with the reason; its
+    /// session then ends and quits like any other, so everyone sharing a room sees why, and the
+    /// user stays known to the hub until its own session is done with it.
     pub fn kill(&mut self, id: ConnId, target: &str, reason: &str) -> Result<(), HubError> {
         if !self.user(id).oper {
             return Err(HubError::NotOper);
         }
         let target_id = self.id_of(target)?;
         let reason = format!("Killed by {}: {}", self.user(id).source.nick, text::sanitize(reason));
-        let outbox = self.user(target_id).outbox.clone();
-        self.quit(target_id, &reason);
-        outbox.close(reason);
+        self.user(target_id).outbox.close(reason);
         Ok(())
     }
 
