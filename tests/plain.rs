@@ -329,3 +329,18 @@ async fn listens_on_ipv6_too() {
     alice.send("/who").await;
     assert_eq!(alice.line().await, "1 in #lobby: @alice");
 }
+
+#[tokio::test]
+async fn mode_arguments_cannot_carry_escape_sequences() {
+    let server = start_server().await;
+    let mut op = Client::plain_as(server.addr, "op").await;
+    let mut other = Client::plain_as(server.addr, "other").await;
+    op.arrived("other").await;
+    op.send("/mode +k \x1b]0;PWNED\x07\x1b[2J").await;
+    assert_eq!(op.line().await, "error: that cannot be a +k value: use no spaces, commas or control characters");
+    op.send("/ban \x1b[31mred").await;
+    assert_eq!(op.line().await, "error: that cannot be a +b value: use no spaces, commas or control characters");
+    op.send("/ban red").await;
+    assert_eq!(op.line().await, "Mode +b red!*@* set on #lobby.");
+    assert_eq!(other.line().await, "* op set mode +b red!*@* on #lobby");
+}

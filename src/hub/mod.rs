@@ -86,6 +86,8 @@ pub enum HubError {
     ModeNeedsArg(char),
     #[error("'{0}' is not a valid limit: give a number above 0")]
     BadLimit(String),
+    #[error("that cannot be a +{0} value: use no spaces, commas or control characters")]
+    BadModeArg(char, String),
     #[error("the ban list of {0} is full ({MAX_BANS} entries); remove one with /unban first")]
     BanListFull(String),
     #[error("the message was not sent: {0}")]

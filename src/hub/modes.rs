@@ -168,6 +168,14 @@ pub enum ModeParseError {
     MissingArg(char),
     /// `+l` with something that is not a positive number.
     BadLimit(String),
+    /// A key or mask that could not travel safely: empty, with a space or control character,
+    /// or starting with `:`. (Such text would split IRC lines or reach terminals raw.)
+    BadArg(char, String),
+}
+
+/// Can `arg` be a key or ban mask?
+fn valid_arg(arg: &str) -> bool {
+    !arg.is_empty() && !arg.starts_with(':') && !arg.chars().any(|c| c == ' ' || c == ',' || c.is_control())
 }
 
 /// Parsed mode string: the changes, the errors, and whether the ban list was asked for
@@ -199,6 +207,11 @@ pub fn parse(modes: &str, args: &[&str]) -> ParsedModes {
             'n' => RoomMode::NoExternal,
             's' => RoomMode::Secret,
             't' => RoomMode::TopicOps,
+            'k' | 'b' if args.clone().next().is_some_and(|a| !valid_arg(a)) => {
+                let arg = args.next().unwrap_or_default();
+                parsed.errors.push(ModeParseError::BadArg(c, arg.into()));
+                continue;
+            }
             'o' | 'v' | 'b' => match args.next() {
                 Some(arg) if c == 'o' => RoomMode::Op(arg.into()),
                 Some(arg) if c == 'v' => RoomMode::Voice(arg.into()),
@@ -298,6 +311,9 @@ mod tests {
         assert_eq!(parsed.errors, vec![ModeParseError::Unknown('x'), ModeParseError::MissingArg('o')]);
         assert!(parse("+b", &[]).list_bans);
         assert_eq!(parse("+l", &["zero"]).errors, vec![ModeParseError::BadLimit("zero".into())]);
+        assert_eq!(parse("+k", &["\x1b]0;x\x07"]).errors, vec![ModeParseError::BadArg('k', "\x1b]0;x\x07".into())]);
+        assert_eq!(parse("+b", &["a b"]).errors, vec![ModeParseError::BadArg('b', "a b".into())]);
+        assert!(parse("+bk", &["\x1b[31m", ":x"]).changes.is_empty());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use crate::hub::event::FORMATS;
 use crate::hub::event::now_millis;
-use crate::hub::modes::{self, ModeChange, RoomMode};
+use crate::hub::modes::{self, ModeChange};
 use crate::hub::text::strip_formatting;
 use crate::hub::{self, Closed, ConnId, Event, EventKind, HubError, LOBBY, MsgKind, Out, Outbox, Registration, Target};
 use crate::server::Shared;
@@ -432,13 +432,13 @@ impl Session<'_> {
 
     /// `/op bob` and friends: one mode change on the user's room.
     fn mode_shortcut(&self, command: &str, arg: &str) {
-        let mode = match command {
-            "ban" | "unban" => RoomMode::Ban(modes::normalize_mask(arg)),
-            "op" | "deop" => RoomMode::Op(arg.into()),
-            _ => RoomMode::Voice(arg.into()),
+        let letter = match command {
+            "ban" | "unban" => 'b',
+            "op" | "deop" => 'o',
+            _ => 'v',
         };
-        let add = !command.starts_with("de") && command != "unban";
-        self.apply_modes(vec![ModeChange { add, mode }]);
+        let sign = if command.starts_with("de") || command == "unban" { '-' } else { '+' };
+        self.mode(&[&format!("{sign}{letter}"), arg]);
     }
 
     /// `/mode` shows the room's modes; `/mode +m`, `/mode +k key` … change them.
@@ -469,6 +469,7 @@ impl Session<'_> {
                 modes::ModeParseError::Unknown(c) => HubError::UnknownMode(c),
                 modes::ModeParseError::MissingArg(c) => HubError::ModeNeedsArg(c),
                 modes::ModeParseError::BadLimit(a) => HubError::BadLimit(a),
+                modes::ModeParseError::BadArg(c, a) => HubError::BadModeArg(c, a),
             });
         }
         if !parsed.changes.is_empty() {

@@ -609,6 +609,10 @@ fn room_mode(session: &mut Session, message: &Message, room: &str) {
             ModeParseError::BadLimit(arg) => {
                 session.numeric(ERR_INVALIDMODEPARAM, &[room, "l", arg, "Invalid limit: give a number above 0"])
             }
+            ModeParseError::BadArg(c, _) => session.numeric(
+                ERR_INVALIDMODEPARAM,
+                &[room, &c.to_string(), "*", "Invalid value: no spaces, commas or control characters"],
+            ),
         }
     }
     if parsed.changes.is_empty() {

@@ -107,6 +107,7 @@ pub fn from_hub(error: &HubError, sending: bool) -> (&'static str, Vec<String>) 
         HubError::UnknownMode(c) => (ERR_UNKNOWNMODE, vec![c.to_string()]),
         HubError::ModeNeedsArg(_) => (ERR_NEEDMOREPARAMS, vec!["MODE".into()]),
         HubError::BadLimit(arg) => (ERR_INVALIDMODEPARAM, vec!["*".into(), "l".into(), arg.clone()]),
+        HubError::BadModeArg(c, _) => (ERR_INVALIDMODEPARAM, vec!["*".into(), c.to_string(), "*".into()]),
         HubError::BanListFull(room) => (ERR_BANLISTFULL, vec![room.clone(), "b".into()]),
         HubError::History(_) => (ERR_UNKNOWNERROR, vec!["PRIVMSG".into()]),
         HubError::ShuttingDown => ("ERROR", vec![]),
