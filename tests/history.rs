@@ -299,3 +299,35 @@ async fn unusable_data_directories_are_clear_errors_at_start() {
     let error = start_error(&damaged).await;
     assert!(error.contains("damaged or is not a charla history database"), "{error}");
 }
+
+#[tokio::test]
+async fn private_history_is_not_handed_to_the_next_holder_of_a_nick() {
+    let server = start_server().await;
+    let mut alice = Irc::register(server.addr, "alice", CHATHISTORY_CAPS).await;
+    let mut bob = Irc::register(server.addr, "bob", CHATHISTORY_CAPS).await;
+    alice.send("PRIVMSG bob :my password is hunter2").await;
+    bob.expect("PRIVMSG").await;
+    alice.send("QUIT").await;
+    alice.expect("ERROR").await;
+    // mallory waits for the nick, then takes it by NICK (and another by registering as it).
+    let mut mallory = Irc::register(server.addr, "mallory", CHATHISTORY_CAPS).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        mallory.send("NICK alice").await;
+        let answer = mallory.next().await;
+        if answer.command == "NICK" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{answer:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(mallory.chathistory("LATEST bob * 50").await.is_empty());
+    let targets =
+        mallory.chathistory("TARGETS timestamp=1970-01-01T00:00:00.000Z timestamp=2999-01-01T00:00:00.000Z 10").await;
+    assert!(targets.is_empty(), "{targets:?}");
+    // bob still has the conversation, and new messages to the new alice are hers to read.
+    assert_eq!(texts(&bob.chathistory("LATEST alice * 50").await), ["my password is hunter2"]);
+    bob.send("PRIVMSG alice :hello new alice").await;
+    mallory.expect("PRIVMSG").await;
+    assert_eq!(texts(&mallory.chathistory("LATEST bob * 50").await), ["hello new alice"]);
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::modes::RoomModes;
 use super::text::fold;
-use super::{ConnId, Event, Hub, HubError, Room};
+use super::{ConnId, Event, Hub, HubError, MsgId, Room};
 use crate::store::{Record, RoomState, Store, dm_key};
 
 /// The store the hub writes to, if any (unit tests run without one).
@@ -75,15 +75,23 @@ impl Hub {
         }
     }
 
-    /// Where `id` may read the history of `target`: a room they are in (its name), or their
-    /// private conversation with the nick `target` (the pair's key).
-    pub fn history_target(&self, id: ConnId, target: &str) -> Result<String, HubError> {
+    /// Where `id` may read the history of `target`: a room they are in (its name, all of its
+    /// history), or their private conversation with the nick `target` (the pair's key, from
+    /// [`Hub::private_since`] on).
+    pub fn history_target(&self, id: ConnId, target: &str) -> Result<(String, Option<MsgId>), HubError> {
         if target.starts_with('#') {
-            Ok(self.member_room(id, target)?.name.clone())
+            Ok((self.member_room(id, target)?.name.clone(), None))
         } else if super::text::valid_nick(target) {
-            Ok(dm_key(self.nick(id), target))
+            Ok((dm_key(self.nick(id), target), Some(self.private_since(id))))
         } else {
             Err(HubError::NoSuchNick(target.into()))
         }
+    }
+
+    /// The oldest private message `id` may read: none from before it took its nick. Without
+    /// accounts a nick proves nothing about who held it earlier, so the private history kept
+    /// under it is shown only from the moment this connection took it.
+    pub fn private_since(&self, id: ConnId) -> MsgId {
+        self.user(id).nick_since
     }
 }

@@ -140,6 +140,8 @@ struct User {
     away: Option<String>,
     oper: bool,
     signon: u64,
+    /// When the user took its current nick (private history is shown from then on).
+    nick_since: MsgId,
     last_spoke: u64,
     protocol: &'static str,
     outbox: Outbox,
@@ -402,6 +404,7 @@ impl Hub {
                 away: None,
                 oper: false,
                 signon: now,
+                nick_since: MsgId(now << 20),
                 last_spoke: now,
                 protocol: reg.protocol,
                 outbox: reg.outbox,
@@ -467,7 +470,9 @@ impl Hub {
         self.deliver(self.peers(id), &event);
         self.nicks.remove(&fold(&old));
         self.nicks.insert(fold(new), id);
-        self.users.get_mut(&id).expect("registered").source.nick = new.into();
+        let user = self.users.get_mut(&id).expect("registered");
+        user.source.nick = new.into();
+        user.nick_since = event.id;
         Ok(event)
     }
 

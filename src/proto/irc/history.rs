@@ -61,14 +61,17 @@ pub fn chathistory(session: &mut Session, message: &Message) {
             "Name messages as msgid=ID or timestamp=YYYY-MM-DDThh:mm:ss.sssZ",
         );
     };
-    let key = hub::lock(&session.shared.hub).history_target(id, target);
-    let key = match key {
-        Ok(key) => key,
+    let scope = hub::lock(&session.shared.hub).history_target(id, target);
+    let (key, since) = match scope {
+        Ok(scope) => scope,
         Err(e) => return fail(session, "INVALID_TARGET", &[&sub, target], &e.to_string()),
     };
     let include = if session.caps.has(Cap::EventPlayback) { Include::Everything } else { Include::Messages };
     match session.shared.store.history(&key, &selector, limit, include) {
-        Ok(records) => send_batch(session, target, &records, true),
+        Ok(mut records) => {
+            records.retain(|r| since.is_none_or(|since| r.id >= since));
+            send_batch(session, target, &records, true);
+        }
         Err(e) => fail(session, "MESSAGE_ERROR", &[&sub, target], &e.to_string()),
     }
 }
@@ -94,13 +97,15 @@ fn targets(session: &mut Session, from: &str, to: &str, limit: usize) {
         );
     };
     let id = session.id.expect("registered");
-    let (nick, rooms) = {
+    let (nick, rooms, since) = {
         let hub = hub::lock(&session.shared.hub);
-        (hub.nick(id).to_string(), hub.rooms_of(id))
+        (hub.nick(id).to_string(), hub.rooms_of(id), hub.private_since(id))
     };
     let rooms: Vec<&str> = rooms.iter().map(String::as_str).collect();
     match session.shared.store.targets(&nick, &rooms, from, to, limit) {
-        Ok(found) => {
+        Ok(mut found) => {
+            // Private conversations only if they went on since this connection took its nick.
+            found.retain(|t| t.name.starts_with('#') || t.latest >= since);
             let server = session.shared.server_name.clone();
             let lines = found
                 .iter()
