@@ -198,8 +198,10 @@ async fn labeled_responses() {
     alice.send("@label=one PING :x").await;
     let pong = alice.next().await;
     assert_eq!((pong.command.as_str(), pong.tag("label").flatten()), ("PONG", Some("one")));
-    // Several: wrapped in a labeled-response batch.
+    // Several: wrapped in a labeled-response batch. The JOIN itself comes first, from the hub,
+    // so that no message said in the room can arrive before it.
     alice.send("@label=two JOIN #lobby").await;
+    assert_eq!(alice.next().await.command, "JOIN");
     let start = alice.next().await;
     assert_eq!(start.command, "BATCH");
     assert_eq!(start.tag("label").flatten(), Some("two"));
@@ -215,7 +217,7 @@ async fn labeled_responses() {
         assert_eq!(message.tag("batch").flatten(), Some(reference.as_str()));
         inside.push(message.command);
     }
-    assert_eq!(inside, ["JOIN", "353", "366"]);
+    assert_eq!(inside, ["353", "366"]);
     // None: acknowledged.
     alice.send("@label=three PONG :x").await;
     let ack = alice.next().await;
@@ -369,4 +371,52 @@ async fn irc_only_listener_needs_no_sniffing() {
     c.send("NICK only").await;
     c.send("USER only 0 * :Only").await;
     c.expect("001").await;
+}
+
+// Two worker threads: the race needs the sender's session to run while the joiner's does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joiner_sees_its_join_before_any_message_of_the_room() {
+    let server = start_server().await;
+    let mut talker = Irc::register(server.addr, "talker", &[]).await;
+    talker.join("#race").await;
+    let mut joiner = Irc::register(server.addr, "joiner", &[]).await;
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let chatter = tokio::spawn(async move {
+        let mut i = 0;
+        while stopped.try_recv().is_err() {
+            talker.send(&format!("PRIVMSG #race :m{i}")).await;
+            i += 1;
+            if i % 10 == 0 {
+                // Pacing, not synchronisation: about 10,000 lines/s, which the history writer
+                // of a debug build keeps up with.
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+    });
+    // Join and part while the room is busy: a PRIVMSG for #race must only ever arrive between
+    // the joiner's own JOIN and its PART.
+    let mut inside = false;
+    let mut seen = 0;
+    for _ in 0..50 {
+        joiner.send("JOIN #race").await;
+        joiner.send("PART #race").await;
+        loop {
+            let message = joiner.next().await;
+            match message.command.as_str() {
+                "JOIN" => inside = true,
+                "PART" => {
+                    inside = false;
+                    break;
+                }
+                "PRIVMSG" => {
+                    assert!(inside, "a room message before the joiner's JOIN: {message:?}");
+                    seen += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    stop.send(()).unwrap();
+    chatter.await.unwrap();
+    assert!(seen > 0, "the room was busy while joining");
 }

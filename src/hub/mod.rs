@@ -6,8 +6,9 @@
 //! here, a plain-text user and an IRC user in the same room are treated identically.
 //!
 //! A verb delivers its event to everyone concerned except the user who acted, and returns it:
-//! the acting session shows it to its own user in the right place among its replies (IRC puts
-//! the JOIN before the names list, inside a labeled batch; plain text says "You …").
+//! the acting session shows it to its own user in the right place among its replies (an IRC
+//! echo inside a labeled batch; plain text says "You …"). Joins are the exception: the joiner
+//! is sent its own JOIN with everyone else's, so that it precedes the room's next messages.
 //!
 //! The hub is used behind a `std::sync::Mutex` ([`SharedHub`]); every verb is quick and never
 //! awaits, so the lock is never held across an `.await`.
@@ -199,12 +200,11 @@ pub struct Registration {
     pub outbox: Outbox,
 }
 
-/// What a joiner needs to show: its join, and the room as it is now.
+/// What a joiner needs to show: the room as it is now (its join is already in its queue).
 #[derive(Debug, Clone)]
 pub struct Joined {
     pub room: String,
     pub topic: Option<Topic>,
-    pub event: Arc<Event>,
 }
 
 /// A user as others may see them (WHO, WHOIS, NAMES).
@@ -476,8 +476,9 @@ impl Hub {
         Ok(event)
     }
 
-    /// Joins a room, creating it (with the joiner as operator) if it does not exist; the members
-    /// are told. Joining a room one is in already does nothing (`Ok(None)`).
+    /// Joins a room, creating it (with the joiner as operator) if it does not exist; every
+    /// member, the joiner included (unlike other verbs), receives the join in its queue. Joining
+    /// a room one is in already does nothing (`Ok(None)`).
     pub fn join(&mut self, id: ConnId, name: &str, key: Option<&str>) -> Result<Option<Joined>, HubError> {
         if !text::valid_room(name) {
             return Err(HubError::BadRoom(name.into()));
@@ -510,13 +511,15 @@ impl Hub {
         room.members.insert(id, Status { op: first, voice: false });
         room.invited.remove(&id);
         let (name, topic) = (room.name.clone(), room.topic.clone());
-        let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != id).collect();
+        // The joiner too: its own JOIN must be queued before any message said in the room
+        // from now on, and only the hub, under its lock, can put it there in time.
+        let members: Vec<ConnId> = room.members.keys().copied().collect();
         self.users.get_mut(&id).expect("registered").rooms.push(folded);
         let realname = self.user(id).realname.clone();
         let event = self.event(EventKind::Join { who, room: name.clone(), realname });
         self.record_state(&event, &[]);
         self.deliver(members, &event);
-        Ok(Some(Joined { room: name, topic, event }))
+        Ok(Some(Joined { room: name, topic }))
     }
 
     /// Leaves a room; the other members are told.

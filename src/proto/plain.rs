@@ -501,8 +501,9 @@ fn room_name(name: &str) -> String {
     if name.starts_with('#') { name.into() } else { format!("#{name}") }
 }
 
-/// Renders events for one plain-text user. The hub never sends users their own doings; the
-/// session answers those in the user's own words ("You are now known as …").
+/// Renders events for one plain-text user. The hub sends users none of their own doings but
+/// their joins, which are left out here: the session answers in the user's own words ("You are
+/// now in …", "You are now known as …").
 pub struct PlainRender {
     pub me: ConnId,
 }
@@ -510,6 +511,8 @@ pub struct PlainRender {
 impl Render for PlainRender {
     fn event(&self, event: &Event) -> Bytes {
         match &event.kind {
+            // The session says "You are now in …" instead.
+            EventKind::Join { who, .. } if who.id == self.me => Bytes::new(),
             EventKind::Kick { who, room, target_id, reason, .. } if *target_id == self.me => Bytes::from(format!(
                 "* {} removed you from {room} ({reason}); /join {LOBBY} to go on chatting\n",
                 who.nick

@@ -243,7 +243,6 @@ fn join(session: &mut Session, message: &Message) {
         let joined = hub::lock(&session.shared.hub).join(id, room, key);
         match joined {
             Ok(Some(joined)) => {
-                session.own_event(&joined.event);
                 if let Some(topic) = &joined.topic {
                     session.numeric(RPL_TOPIC, &[&joined.room, &topic.text]);
                     session.numeric(RPL_TOPICWHOTIME, &[&joined.room, &topic.set_by, &(topic.at / 1000).to_string()]);
