@@ -2,7 +2,9 @@
 //!
 //! The hub pushes without ever waiting: a push onto a full queue fails, the queue is closed with
 //! [`Closed::Overflow`], and the connection's writer drops the client with a clear reason. So a
-//! client that stops reading costs at most `capacity` queued items and never slows the room.
+//! client that stops reading costs at most `capacity` queued items, and at most
+//! [`BYTES_PER_ITEM`] × `capacity` bytes (a whole history answer is one item), and never slows
+//! the room.
 //!
 //! The writer takes everything queued in one [`Outbox::next_batch`] call and writes it with
 //! one syscall: that is where writes coalesce. An idle connection's queue holds no allocation.
@@ -32,6 +34,12 @@ pub enum Closed {
     Done(String),
 }
 
+/// The byte budget of a queue, per item of its capacity.
+pub const BYTES_PER_ITEM: usize = 1024;
+
+/// What a shared event counts for in the byte budget (its encoding is shared, not copied).
+const EVENT_BYTES: usize = 256;
+
 /// Handle to one connection's queue; cheap to clone, shared by the hub and the connection.
 #[derive(Debug, Clone)]
 pub struct Outbox {
@@ -51,6 +59,8 @@ struct Inner {
 #[derive(Debug, Default)]
 struct State {
     queue: VecDeque<Out>,
+    /// What the queued items weigh, in bytes.
+    bytes: usize,
     closed: Option<Closed>,
 }
 
@@ -78,7 +88,12 @@ impl Outbox {
         if state.closed.is_some() {
             return false;
         }
-        if state.queue.len() >= self.inner.capacity {
+        let bytes = match &out {
+            Out::Line(line) => line.len(),
+            Out::Event(_) => EVENT_BYTES,
+        };
+        state.bytes += bytes;
+        if state.queue.len() >= self.inner.capacity || state.bytes > self.inner.capacity * BYTES_PER_ITEM {
             state.queue = VecDeque::new();
             state.closed = Some(Closed::Overflow);
             drop(state);
@@ -128,6 +143,7 @@ impl Outbox {
                 if !state.queue.is_empty() {
                     // Take the queue's memory too: an idle connection's queue holds none.
                     batch.extend(std::mem::take(&mut state.queue));
+                    state.bytes = 0;
                     return None;
                 }
                 if let Some(closed) = &state.closed {
@@ -167,6 +183,15 @@ mod tests {
         let mut batch = Vec::new();
         assert_eq!(outbox.next_batch(&mut batch).await, Some(Closed::Overflow));
         assert!(batch.is_empty());
+    }
+
+    #[tokio::test]
+    async fn big_items_overflow_the_byte_budget() {
+        let outbox = Outbox::new(4);
+        let big = Bytes::from(vec![b'x'; 3 * BYTES_PER_ITEM]);
+        assert!(outbox.push(Out::Line(big.clone())));
+        assert!(!outbox.push(Out::Line(big)), "6 KiB is over the 4 KiB budget of a 4-item queue");
+        assert_eq!(outbox.closed(), Some(Closed::Overflow));
     }
 
     #[tokio::test]
