@@ -420,3 +420,38 @@ async fn a_joiner_sees_its_join_before_any_message_of_the_room() {
     chatter.await.unwrap();
     assert!(seen > 0, "the room was busy while joining");
 }
+
+#[tokio::test]
+async fn shutdown_says_goodbye_to_unregistered_clients_too() {
+    let mut server = start_server().await;
+    let mut registered = Irc::register(server.addr, "done", &[]).await;
+    let mut negotiating = Irc { client: Client::connect(server.addr).await, nick: String::new() };
+    negotiating.send("CAP LS 302").await;
+    negotiating.expect("CAP").await;
+    let started = tokio::time::Instant::now();
+    server.stop().await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "no wait for the grace period");
+    assert_eq!(registered.expect("ERROR").await.params[0], "Closing link: Server shutting down");
+    assert_eq!(negotiating.expect("ERROR").await.params[0], "Closing link: Server shutting down");
+}
+
+#[tokio::test]
+async fn clients_that_talk_without_registering_are_dropped() {
+    let server = start_server_with(charla::server::Limits {
+        ping_interval: std::time::Duration::from_millis(300),
+        ..test_limits()
+    })
+    .await;
+    let mut stalling = Irc { client: Client::connect(server.addr).await, nick: String::new() };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        stalling.send("CAP LS 302").await;
+        let message = stalling.next().await;
+        if message.command == "ERROR" {
+            assert_eq!(message.params[0], "Closing link: Registration timed out");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

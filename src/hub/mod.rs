@@ -772,13 +772,9 @@ impl Hub {
         Ok(())
     }
 
-    /// Refuses new users from now on and closes every queue: each writer delivers what is
-    /// queued, then tells its client `reason`.
-    pub fn shutdown(&mut self, reason: &str) {
+    /// Refuses new users from now on (the server then closes every session).
+    pub fn shutdown(&mut self) {
         self.closing = true;
-        for user in self.users.values() {
-            user.outbox.close(reason);
-        }
     }
 
     /// The nick a connection has now.
@@ -878,9 +874,13 @@ impl Hub {
         (others.count(), names)
     }
 
-    /// A room's ban list.
-    pub fn bans(&self, name: &str) -> Result<Vec<Ban>, HubError> {
-        Ok(self.room(name)?.bans.clone())
+    /// A room's ban list, as `asker` may see it: a secret room's only by its members.
+    pub fn bans(&self, asker: ConnId, name: &str) -> Result<Vec<Ban>, HubError> {
+        let room = self.room(name)?;
+        if room.modes.secret && !room.members.contains_key(&asker) {
+            return Err(HubError::NoSuchRoom(name.into()));
+        }
+        Ok(room.bans.clone())
     }
 
     /// Rooms `asker` may see, sorted by name (secret ones only if a member).

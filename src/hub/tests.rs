@@ -210,7 +210,7 @@ fn moderation_bans_keys_limits_invites() {
     // +b: banned users cannot join.
     t.hub.set_modes(op, "#r", parse("+b", &["carol"]).changes).unwrap();
     assert_eq!(t.hub.join(c, "#r", None).unwrap_err(), HubError::Banned("#r".into()));
-    assert_eq!(t.hub.bans("#r").unwrap()[0].mask, "carol!*@*");
+    assert_eq!(t.hub.bans(c, "#r").unwrap()[0].mask, "carol!*@*", "outsiders see a public room's bans");
     t.hub.set_modes(op, "#r", parse("-b", &["carol!*@*"]).changes).unwrap();
 
     // +k and +l.
@@ -292,6 +292,8 @@ fn secret_rooms_are_hidden_from_outsiders() {
     assert_eq!(t.hub.list_rooms(op).len(), 1);
     assert!(t.hub.user_info(b, "op").unwrap().rooms.is_empty());
     assert!(t.hub.room_info(b, "#hidden").is_err());
+    assert!(t.hub.bans(b, "#hidden").is_err());
+    assert!(t.hub.bans(op, "#hidden").is_ok());
 }
 
 #[test]

@@ -47,7 +47,7 @@ commands:
 /// Runs a plain-text session until the client leaves or the server closes it.
 pub async fn run(mut conn: Conn) {
     let shared = conn.shared.clone();
-    let outbox = Outbox::new(shared.limits.sendq);
+    let outbox = conn.outbox();
     let registration = Registration {
         nick: None,
         user: "plain".into(),
@@ -455,7 +455,7 @@ impl Session<'_> {
         };
         let parsed = modes::parse(flags, rest);
         if parsed.list_bans {
-            match hub::lock(self.hub).bans(&room) {
+            match hub::lock(self.hub).bans(self.id, &room) {
                 Ok(bans) if bans.is_empty() => self.reply(format!("No bans in {room}.")),
                 Ok(bans) => {
                     let masks: Vec<_> = bans.iter().map(|b| format!("{} (by {})", b.mask, b.set_by)).collect();

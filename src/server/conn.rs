@@ -67,6 +67,8 @@ pub struct Conn {
     lines: LineReader,
     flood: Option<TokenBucket>,
     writer: Option<BoxWrite>,
+    /// This connection's key in [`Shared::sessions`](super::Shared).
+    key: u64,
     /// The connection's place under the connection limits, and its token in the server's
     /// count of live sessions: both are given back when the session drops its `Conn`.
     _permit: (ConnPermit, mpsc::Sender<()>),
@@ -104,6 +106,7 @@ impl Conn {
             Protocol::Http | Protocol::Tls => crate::web::MAX_HEADER_LINE,
         };
         let conn = Conn {
+            key: shared.sessions.key(),
             peer,
             lines: LineReader::new(max_line, &first),
             flood: limits.flood.map(TokenBucket::new),
@@ -139,10 +142,24 @@ impl Conn {
         }
     }
 
+    /// The connection's outbound queue, known to the server until the connection ends so that
+    /// shutdown can close it. Call once.
+    pub fn outbox(&self) -> Outbox {
+        let outbox = Outbox::new(self.shared.limits.sendq);
+        self.shared.sessions.add(self.key, outbox.clone());
+        outbox
+    }
+
     /// Starts the task that writes this connection's queue to its socket. Call once.
     pub fn start_writer(&mut self, outbox: Outbox, render: impl Render) -> JoinHandle<()> {
         let writer = self.writer.take().expect("start_writer is called once");
         tokio::spawn(write_loop(writer, outbox, render))
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.shared.sessions.remove(self.key);
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod conn;
 pub mod limits;
 pub mod lines;
+pub mod sessions;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -102,6 +103,8 @@ pub enum ServerError {
 /// State every connection task shares.
 pub struct Shared {
     pub hub: SharedHub,
+    /// Every open session's queue, for shutdown.
+    pub sessions: sessions::Sessions,
     /// History, for reading; the hub writes to it.
     pub store: Arc<dyn Store>,
     pub history: HistoryConfig,
@@ -148,6 +151,7 @@ impl Server {
         }
         let shared = Arc::new(Shared {
             hub: Arc::new(std::sync::Mutex::new(hub)),
+            sessions: sessions::Sessions::default(),
             store,
             history: config.history,
             limits: config.limits,
@@ -185,7 +189,8 @@ impl Server {
         for task in accepting {
             let _ = task.await;
         }
-        hub::lock(&self.shared.hub).shutdown("Server shutting down");
+        hub::lock(&self.shared.hub).shutdown();
+        self.shared.sessions.close_all("Server shutting down");
         if tokio::time::timeout(SHUTDOWN_GRACE, all_done.recv()).await.is_err() {
             tracing::warn!("some connections did not close within {SHUTDOWN_GRACE:?}; exiting anyway");
         }

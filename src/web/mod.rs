@@ -1,6 +1,8 @@
 //! HTTP on the chat port. A browser pointed at the server gets a short page saying how to join;
 //! monitors get `GET /healthz` → `ok`. Each request is answered once and the connection closed.
 
+use std::time::Duration;
+
 use crate::server::conn::Conn;
 use crate::server::lines::Line;
 
@@ -18,15 +20,23 @@ Join the chat on this same address and port with:
   any IRC client                server HOST, port PORT, no TLS
 ";
 
-/// Reads one request and answers it.
+/// How long a client may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads one request and answers it; a client that does not finish its request in time is
+/// closed without an answer.
 pub async fn run(mut conn: Conn) {
-    let Some(Line::Text(request)) = conn.next_line().await else { return };
-    for _ in 0..MAX_HEADERS {
-        match conn.next_line().await {
-            Some(Line::Text(header)) if !header.is_empty() => {}
-            _ => break,
+    let read = async {
+        let Some(Line::Text(request)) = conn.next_line().await else { return None };
+        for _ in 0..MAX_HEADERS {
+            match conn.next_line().await {
+                Some(Line::Text(header)) if !header.is_empty() => {}
+                _ => break,
+            }
         }
-    }
+        Some(request)
+    };
+    let Ok(Some(request)) = tokio::time::timeout(REQUEST_TIMEOUT, read).await else { return };
     let mut words = request.split(' ');
     let (method, path) = (words.next().unwrap_or_default(), words.next().unwrap_or("/"));
     let (status, body) = match path {

@@ -588,7 +588,7 @@ fn room_mode(session: &mut Session, message: &Message, room: &str) {
     let args: Vec<&str> = message.params[2..].iter().map(String::as_str).collect();
     let parsed = modes::parse(flags, &args);
     if parsed.list_bans {
-        let bans = hub::lock(&session.shared.hub).bans(room);
+        let bans = hub::lock(&session.shared.hub).bans(id, room);
         match bans {
             Ok(bans) => {
                 for ban in bans {

@@ -46,7 +46,7 @@ pub struct Session {
 /// Runs an IRC session until the client quits, times out or the server closes it.
 pub async fn run(mut conn: Conn) {
     let shared = conn.shared.clone();
-    let outbox = Outbox::new(shared.limits.sendq);
+    let outbox = conn.outbox();
     let caps = CapSet::default();
     let render = IrcRender { caps: caps.clone() };
     let mut writer = conn.start_writer(outbox.clone(), render);
@@ -66,8 +66,10 @@ pub async fn run(mut conn: Conn) {
         label: None,
         quit: None,
     };
-    // A silent client is pinged after one interval and dropped after a second.
+    // A silent client is pinged after one interval and dropped after a second; a client that
+    // talks but does not register is dropped after one.
     let interval = shared.limits.ping_interval;
+    let connected = tokio::time::Instant::now();
     let mut pinged = false;
     let mut writer_done = false;
     let reason = loop {
@@ -84,6 +86,9 @@ pub async fn run(mut conn: Conn) {
         };
         match line {
             Err(_) if session.id.is_none() => break "Registration timed out".into(),
+            Ok(_) if session.id.is_none() && connected.elapsed() > interval => {
+                break "Registration timed out".into();
+            }
             Err(_) if pinged => break format!("Ping timeout: {} seconds", 2 * interval.as_secs()),
             Err(_) => {
                 pinged = true;
