@@ -13,7 +13,7 @@ use super::ConnId;
 
 /// Unique, time-ordered message id: milliseconds since the Unix epoch in the high 44 bits and a
 /// sequence number in the low 20, so ids sort by time and never repeat within one hub.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MsgId(pub u64);
 
 impl MsgId {

@@ -307,6 +307,8 @@ pub struct Hub {
     closing: bool,
     /// Where messages and room events are stored.
     history: History,
+    /// The id of the newest message said (and handed to the store).
+    last_said: MsgId,
     /// Most users ever connected at once, for LUSERS.
     pub max_users: usize,
 }
@@ -571,6 +573,7 @@ impl Hub {
         };
         let event = self.event(EventKind::Message { from, target, kind, text, tags });
         self.record(&event, &[])?;
+        self.last_said = event.id;
         if let Some(key) = room_key {
             // The room has history now: keep it, and its settings, across restarts.
             self.save_room(&key);
@@ -775,6 +778,11 @@ impl Hub {
     /// Refuses new users from now on (the server then closes every session).
     pub fn shutdown(&mut self) {
         self.closing = true;
+    }
+
+    /// The id of the newest message said: history reads wait until the store has it.
+    pub fn last_said(&self) -> MsgId {
+        self.last_said
     }
 
     /// The nick a connection has now.

@@ -74,6 +74,10 @@ pub trait Store: Send + Sync {
     /// the previous flush failed, with that failure.
     fn flush(&self) -> Pending<()>;
 
+    /// The newest record id the writer has committed. Records are committed in the order they
+    /// were appended, so every record appended with an id up to this one can be read.
+    fn committed(&self) -> MsgId;
+
     /// Deletes what `policy` no longer keeps and resolves to the number of records deleted.
     /// The writer does this in small steps between batches of new records, so appends never
     /// wait for a long delete.

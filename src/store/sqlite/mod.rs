@@ -52,7 +52,7 @@ mod writer;
 
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -89,6 +89,8 @@ pub struct SqliteStore {
     queue: Option<mpsc::Sender<Command>>,
     /// Records queued and not yet written.
     backlog: Arc<AtomicUsize>,
+    /// The newest record id committed by the writer.
+    committed: Arc<AtomicU64>,
     reader: Mutex<Connection>,
     writer: Option<JoinHandle<()>>,
 }
@@ -132,12 +134,20 @@ impl SqliteStore {
 
         let (queue, commands) = mpsc::channel();
         let backlog = Arc::new(AtomicUsize::new(0));
-        let writer = Writer::new(conn, commands, backlog.clone(), path.clone());
+        let committed = Arc::new(AtomicU64::new(0));
+        let writer = Writer::new(conn, commands, backlog.clone(), committed.clone(), path.clone());
         let writer =
             std::thread::Builder::new().name("charla-store".into()).spawn(move || writer.run()).map_err(|e| {
                 StoreError::Database { path: path.clone(), reason: format!("cannot start the writer thread: {e}") }
             })?;
-        Ok(SqliteStore { path, queue: Some(queue), backlog, reader: Mutex::new(reader), writer: Some(writer) })
+        Ok(SqliteStore {
+            path,
+            queue: Some(queue),
+            backlog,
+            committed,
+            reader: Mutex::new(reader),
+            writer: Some(writer),
+        })
     }
 
     /// The database file.
@@ -210,6 +220,10 @@ impl Store for SqliteStore {
 
     fn flush(&self) -> Pending<()> {
         self.ask(Command::Flush)
+    }
+
+    fn committed(&self) -> MsgId {
+        MsgId(self.committed.load(Ordering::Acquire))
     }
 
     fn retain(&self, policy: Retention) -> Pending<usize> {

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use rusqlite::{Connection, OptionalExtension, Params, TransactionBehavior, params};
@@ -58,6 +58,10 @@ pub(super) struct Writer {
     commands: mpsc::Receiver<Command>,
     /// Records queued and not yet written; shared with the store, which refuses more past a limit.
     backlog: Arc<AtomicUsize>,
+    /// The newest record id committed; shared with the store ([`Store::committed`]).
+    ///
+    /// [`Store::committed`]: crate::store::Store::committed
+    committed: Arc<AtomicU64>,
     path: PathBuf,
     /// The commands being written; kept to reuse its allocation.
     batch: Vec<Command>,
@@ -72,9 +76,10 @@ impl Writer {
         conn: Connection,
         commands: mpsc::Receiver<Command>,
         backlog: Arc<AtomicUsize>,
+        committed: Arc<AtomicU64>,
         path: PathBuf,
     ) -> Writer {
-        Writer { conn, commands, backlog, path, batch: Vec::new(), retains: VecDeque::new(), failed: None }
+        Writer { conn, commands, backlog, committed, path, batch: Vec::new(), retains: VecDeque::new(), failed: None }
     }
 
     /// Writes until the store closes the queue, then returns with everything committed.
@@ -97,6 +102,12 @@ impl Writer {
     fn write_queued(&mut self) {
         self.batch.extend(self.commands.try_iter().take(MAX_BATCH.saturating_sub(self.batch.len())));
         let result = self.commit_batch();
+        if result.is_ok() {
+            let newest = self.batch.iter().filter_map(|c| if let Command::Append(r) = c { Some(r.id.0) } else { None });
+            if let Some(newest) = newest.max() {
+                self.committed.fetch_max(newest, Ordering::Release);
+            }
+        }
         let records = self.batch.iter().filter(|c| matches!(c, Command::Append(_))).count();
         self.backlog.fetch_sub(records, Ordering::Relaxed);
         if let Err(e) = result {
