@@ -61,7 +61,7 @@ fn fan_out(c: &mut Criterion) {
         ids.push(id);
     }
     let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-    let mut batch = Vec::new();
+    let mut batch = std::collections::VecDeque::new();
     let mut group = c.benchmark_group("hub");
     group.throughput(Throughput::Elements(MEMBERS as u64 - 1));
     group.bench_function("say_to_100_and_drain", |b| {

@@ -20,6 +20,7 @@ pub mod outbox;
 pub mod text;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use event::{Event, EventKind, MsgId, MsgKind, Source, Tags, Target};
@@ -31,6 +32,29 @@ use text::fold;
 
 /// Identifies one connected user for the life of its connection.
 pub type ConnId = u64;
+
+/// Maps keyed by [`ConnId`]. The hub hands the ids out itself, one after the other, so they need
+/// no protection against crafted keys: a multiply spreads them well and costs far less than the
+/// default SipHash, which every delivery to every member would otherwise pay.
+type IdMap<V> = HashMap<ConnId, V, BuildHasherDefault<IdHasher>>;
+type IdSet = HashSet<ConnId, BuildHasherDefault<IdHasher>>;
+
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
 
 /// The room every plain-text user lands in.
 pub const LOBBY: &str = "#lobby";
@@ -153,10 +177,10 @@ struct Room {
     name: String,
     topic: Option<Topic>,
     created: u64,
-    members: HashMap<ConnId, Status>,
+    members: IdMap<Status>,
     modes: RoomModes,
     bans: Vec<Ban>,
-    invited: HashSet<ConnId>,
+    invited: IdSet,
     /// Kept when empty: it has history, or settings saved in the store.
     persistent: bool,
 }
@@ -167,10 +191,10 @@ impl Room {
             name: name.into(),
             topic: None,
             created,
-            members: HashMap::new(),
+            members: IdMap::default(),
             modes: RoomModes::default(),
             bans: Vec::new(),
-            invited: HashSet::new(),
+            invited: IdSet::default(),
             persistent: false,
         }
     }
@@ -296,7 +320,7 @@ pub fn lock(hub: &SharedHub) -> MutexGuard<'_, Hub> {
 #[derive(Debug, Default)]
 pub struct Hub {
     config: HubConfig,
-    users: HashMap<ConnId, User>,
+    users: IdMap<User>,
     nicks: HashMap<String, ConnId>,
     rooms: HashMap<String, Room>,
     whowas: VecDeque<Departed>,
@@ -331,9 +355,9 @@ impl Hub {
     }
 
     /// Everyone who shares at least one room with `id`, without `id`, each once.
-    fn peers(&self, id: ConnId) -> HashSet<ConnId> {
+    fn peers(&self, id: ConnId) -> IdSet {
         let Some(user) = self.users.get(&id) else {
-            return HashSet::new();
+            return IdSet::default();
         };
         user.rooms
             .iter()

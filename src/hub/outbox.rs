@@ -37,6 +37,9 @@ pub enum Closed {
 /// The byte budget of a queue, per item of its capacity.
 pub const BYTES_PER_ITEM: usize = 1024;
 
+/// Batches up to this size leave no buffer behind (see [`Outbox::next_batch`]).
+pub const SMALL_BATCH: usize = 4;
+
 /// What a shared event counts for in the byte budget (its encoding is shared, not copied).
 const EVENT_BYTES: usize = 256;
 
@@ -133,16 +136,22 @@ impl Outbox {
         }
     }
 
-    /// Waits until something is queued or the queue is closed, then moves every queued item into
-    /// `batch` (which should be empty). Returns the close reason once the queue is closed and
-    /// everything before the close has been handed out.
-    pub async fn next_batch(&self, batch: &mut Vec<Out>) -> Option<Closed> {
+    /// Waits until something is queued or the queue is closed, then swaps every queued item
+    /// into `batch` (which must be empty; its memory becomes the queue's). Returns the close
+    /// reason once the queue is closed and everything before the close has been handed out.
+    ///
+    /// A busy connection's two buffers are swapped back and forth without allocating; after a
+    /// small batch the queue's memory is given back, so an idle connection holds none.
+    pub async fn next_batch(&self, batch: &mut VecDeque<Out>) -> Option<Closed> {
+        debug_assert!(batch.is_empty());
         loop {
             {
                 let mut state = self.state();
                 if !state.queue.is_empty() {
-                    // Take the queue's memory too: an idle connection's queue holds none.
-                    batch.extend(std::mem::take(&mut state.queue));
+                    std::mem::swap(&mut state.queue, batch);
+                    if batch.len() <= SMALL_BATCH {
+                        state.queue = VecDeque::new();
+                    }
                     state.bytes = 0;
                     return None;
                 }
@@ -168,7 +177,7 @@ mod tests {
         let outbox = Outbox::new(8);
         assert!(outbox.push(line("a")));
         assert!(outbox.push(line("b")));
-        let mut batch = Vec::new();
+        let mut batch = VecDeque::new();
         assert_eq!(outbox.next_batch(&mut batch).await, None);
         assert_eq!(batch.len(), 2);
     }
@@ -180,7 +189,7 @@ mod tests {
         assert!(outbox.push(line("b")));
         assert!(!outbox.push(line("c")));
         assert!(!outbox.push(line("d")));
-        let mut batch = Vec::new();
+        let mut batch = VecDeque::new();
         assert_eq!(outbox.next_batch(&mut batch).await, Some(Closed::Overflow));
         assert!(batch.is_empty());
     }
@@ -200,7 +209,7 @@ mod tests {
         outbox.push(line("bye"));
         outbox.close("shutting down");
         assert!(!outbox.push(line("late")));
-        let mut batch = Vec::new();
+        let mut batch = VecDeque::new();
         assert_eq!(outbox.next_batch(&mut batch).await, None);
         assert_eq!(batch.len(), 1);
         batch.clear();
@@ -213,7 +222,7 @@ mod tests {
         let writer = {
             let outbox = outbox.clone();
             tokio::spawn(async move {
-                let mut batch = Vec::new();
+                let mut batch = VecDeque::new();
                 outbox.next_batch(&mut batch).await;
                 batch.len()
             })

@@ -33,7 +33,7 @@ impl Tester {
 
 /// Everything queued for one user, as events.
 fn drain(outbox: &Outbox) -> Vec<EventKind> {
-    let mut batch = Vec::new();
+    let mut batch = std::collections::VecDeque::new();
     let fut = outbox.next_batch(&mut batch);
     // The batch is ready or the queue is empty; never wait in a unit test.
     let waker = std::task::Waker::noop();

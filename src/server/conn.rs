@@ -1,6 +1,7 @@
 //! One client connection: sniffing its protocol from the first bytes, reading its lines under
 //! the length and flood limits, and the writer task that drains its [`Outbox`].
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use tokio::task::JoinHandle;
 use super::Shared;
 use super::limits::{ConnPermit, TokenBucket};
 use super::lines::{Line, LineReader};
+use crate::hub::outbox::SMALL_BATCH;
 use crate::hub::{Closed, Event, Out, Outbox};
 
 /// The read side of a connection, whatever carries it (TCP now; TLS or WebSocket later).
@@ -170,9 +172,10 @@ const CLOSING_TIMEOUT: Duration = Duration::from_secs(2);
 /// Stops when the queue closes (after writing the reason), on a write error, or at once when the
 /// queue overflows while a write to a client that does not read is pending.
 async fn write_loop(mut writer: BoxWrite, outbox: Outbox, render: impl Render) {
-    let mut batch = Vec::new();
+    let mut batch = VecDeque::new();
     loop {
         let closed = outbox.next_batch(&mut batch).await;
+        let count = batch.len();
         // One item (the common case at chat rates) is written from its shared bytes as it is;
         // several are gathered into one buffer and written with one call.
         let buf = {
@@ -184,7 +187,8 @@ async fn write_loop(mut writer: BoxWrite, outbox: Outbox, render: impl Render) {
                 (None, _) => Bytes::new(),
                 (Some(one), None) => one,
                 (Some(first), Some(second)) => {
-                    let mut buf = Vec::with_capacity(first.len() + second.len() + 256);
+                    // Lines are alike in size: the first one's, times the count, is close.
+                    let mut buf = Vec::with_capacity(first.len().max(second.len()) * count + 256);
                     for bytes in [first, second].into_iter().chain(rendered) {
                         buf.extend_from_slice(&bytes);
                     }
@@ -201,8 +205,10 @@ async fn write_loop(mut writer: BoxWrite, outbox: Outbox, render: impl Render) {
                     return;
                 }
             }
-            // Give the memory back: an idle connection holds no buffer.
-            batch = Vec::new();
+            // After a small batch, give the memory back: an idle connection holds no buffer.
+            if count <= SMALL_BATCH {
+                batch = VecDeque::new();
+            }
         }
         if let Some(why) = closed {
             let last = render.closing(&why);
