@@ -320,7 +320,8 @@ pub fn lock(hub: &SharedHub) -> MutexGuard<'_, Hub> {
 #[derive(Debug, Default)]
 pub struct Hub {
     config: HubConfig,
-    users: IdMap<User>,
+    /// Boxed: the table doubles as it grows, and empty slots then cost a pointer, not a `User`.
+    users: IdMap<Box<User>>,
     nicks: HashMap<String, ConnId>,
     rooms: HashMap<String, Room>,
     whowas: VecDeque<Departed>,
@@ -423,7 +424,7 @@ impl Hub {
         self.nicks.insert(fold(&nick), id);
         self.users.insert(
             id,
-            User {
+            Box::new(User {
                 source: Source { id, nick: nick.clone(), user: reg.user, host: reg.host },
                 realname: reg.realname,
                 rooms: Vec::new(),
@@ -434,7 +435,7 @@ impl Hub {
                 last_spoke: now,
                 protocol: reg.protocol,
                 outbox: reg.outbox,
-            },
+            }),
         );
         self.max_users = self.max_users.max(self.users.len());
         Ok((id, nick))
@@ -451,7 +452,7 @@ impl Hub {
         let event = self.event(EventKind::Quit { who: user.source.clone(), reason: text::sanitize(reason) });
         self.record_state(&event, &self.rooms_of(id));
         self.deliver(peers, &event);
-        let user = self.users.remove(&id).expect("checked above");
+        let user = *self.users.remove(&id).expect("checked above");
         for room in &user.rooms {
             self.leave_room(id, room);
         }
