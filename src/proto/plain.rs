@@ -17,7 +17,7 @@ use crate::hub::{self, Closed, ConnId, Event, EventKind, HubError, LOBBY, MsgKin
 use crate::server::Shared;
 use crate::server::conn::{Conn, Render};
 use crate::server::lines::Line;
-use crate::store::{Include, Record, RecordKind, Selector};
+use crate::store::{Include, Selector};
 
 /// The greeting of the original lab server, kept word for word.
 pub const WELCOME: &str = "Welcome to the chatroom!";
@@ -134,16 +134,6 @@ fn clock(millis: u64, today: u64) -> String {
         format!("{hour:02}:{minute:02}")
     } else {
         format!("{}-{:02}-{:02} {hour:02}:{minute:02}", time.year(), time.month() as u8, time.day())
-    }
-}
-
-/// A stored message as the line it was.
-fn history_line(record: &Record) -> String {
-    let text = strip_formatting(&record.text);
-    match record.kind {
-        RecordKind::Action => format!("* {} {text}", record.nick),
-        RecordKind::Notice => format!("-{}- {text}", record.nick),
-        _ => format!("<{}> {text}", record.nick),
     }
 }
 
@@ -333,16 +323,27 @@ impl Session<'_> {
             return;
         }
         match self.shared.store.history(&room, &Selector::Latest(None), count, Include::Messages) {
-            Ok(records) if records.is_empty() => {
-                if asked {
-                    self.reply(format!("No messages in {room} yet."));
-                }
-            }
             Ok(records) => {
+                // Each line as it read live (CTCP requests and the like render to nothing).
                 let today = now_millis() / DAY_MS;
-                let mut text = format!("--- last {} line(s) of {room} ---", records.len());
-                for record in &records {
-                    let _ = write!(text, "\n[{}] {}", clock(record.time(), today), history_line(record));
+                let lines: Vec<String> = records
+                    .iter()
+                    .filter_map(|record| {
+                        let line = render(&record.to_event());
+                        let line = String::from_utf8_lossy(&line);
+                        let line = line.trim_end();
+                        (!line.is_empty()).then(|| format!("[{}] {line}", clock(record.time(), today)))
+                    })
+                    .collect();
+                if lines.is_empty() {
+                    if asked {
+                        self.reply(format!("No messages in {room} yet."));
+                    }
+                    return;
+                }
+                let mut text = format!("--- last {} line(s) of {room} ---", lines.len());
+                for line in lines {
+                    let _ = write!(text, "\n{line}");
                 }
                 text.push_str("\n--- end of history ---");
                 self.reply(text);

@@ -46,6 +46,7 @@ mod tests;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -193,6 +194,34 @@ impl Record {
     /// When the record was made, in milliseconds since the Unix epoch.
     pub fn time(&self) -> u64 {
         self.id.millis()
+    }
+
+    /// The event this record keeps, as far as it was kept (client tags are not stored, and the
+    /// users' connection ids are gone). Replays render it like any live event, so a line reads
+    /// the same whether it arrives live or from history.
+    pub fn to_event(&self) -> Arc<Event> {
+        let who = Source { id: 0, nick: self.nick.clone(), user: self.user.clone(), host: self.host.clone() };
+        let room = self.target.clone();
+        let text = self.text.clone();
+        let message = |kind| {
+            // A private message is kept under the pair's key; on the wire it names its recipient.
+            let target =
+                if room.starts_with('#') { Target::Room(room.clone()) } else { Target::User(self.extra.clone()) };
+            EventKind::Message { from: who.clone(), target, kind, text: text.clone(), tags: Vec::new() }
+        };
+        let kind = match self.kind {
+            RecordKind::Privmsg => message(MsgKind::Privmsg),
+            RecordKind::Notice => message(MsgKind::Notice),
+            RecordKind::Action => message(MsgKind::Action),
+            RecordKind::Join => EventKind::Join { who, room, realname: text },
+            RecordKind::Part => EventKind::Part { who, room, reason: text },
+            RecordKind::Quit => EventKind::Quit { who, reason: text },
+            RecordKind::Nick => EventKind::Nick { who, new: text },
+            RecordKind::Topic => EventKind::Topic { who, room, text },
+            RecordKind::Kick => EventKind::Kick { who, room, target: self.extra.clone(), target_id: 0, reason: text },
+            RecordKind::Mode => EventKind::Mode { who, room, changes: text },
+        };
+        Event::new(self.id, kind)
     }
 
     /// The records that keep `event` in history: one for a message or a room event; for a quit

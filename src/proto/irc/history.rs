@@ -141,7 +141,7 @@ fn send_batch(session: &mut Session, target: &str, records: &[Record], asked: bo
     if asked {
         caps |= Cap::ServerTime as u32 | Cap::MessageTags as u32;
     }
-    let lines = records.iter().map(|r| render::record_message(r, caps)).collect();
+    let lines = records.iter().filter_map(|r| render::message(&r.to_event(), caps)).collect();
     push_batch(session, lines, "chathistory", &[target]);
 }
 

@@ -8,7 +8,6 @@ use super::caps::{Cap, CapSet};
 use super::message::Message;
 use crate::hub::{Closed, Event, EventKind, MsgKind, Source, Target};
 use crate::server::conn::Render;
-use crate::store::{Record, RecordKind};
 
 /// `nick!user@host`, as IRC shows a user.
 pub fn mask(source: &Source) -> String {
@@ -99,38 +98,6 @@ pub fn message(event: &Event, caps: u32) -> Option<Message> {
         EventKind::Away { message: None, .. } => Message::new("AWAY", &[]),
     };
     Some(add_tags(message.with_source(&mask(source)), event, caps))
-}
-
-/// A stored record as the IRC line it was, with `time` and `msgid` tags as `caps` allow.
-pub fn record_message(record: &Record, caps: u32) -> Message {
-    let room = record.target.as_str();
-    // A private message is stored under the pair's key; on the wire it names its recipient.
-    let to = if room.starts_with('#') { room } else { record.extra.as_str() };
-    let text = record.text.as_str();
-    let message = match record.kind {
-        RecordKind::Privmsg => Message::new("PRIVMSG", &[to, text]).with_trailing_colon(),
-        RecordKind::Notice => Message::new("NOTICE", &[to, text]).with_trailing_colon(),
-        RecordKind::Action => Message::new("PRIVMSG", &[to, &format!("\x01ACTION {text}\x01")]).with_trailing_colon(),
-        RecordKind::Join if caps & Cap::ExtendedJoin as u32 != 0 => Message::new("JOIN", &[room, "*", text]),
-        RecordKind::Join => Message::new("JOIN", &[room]),
-        RecordKind::Part => Message::new("PART", &[room, text]).with_trailing_colon(),
-        RecordKind::Quit => Message::new("QUIT", &[text]).with_trailing_colon(),
-        RecordKind::Nick => Message::new("NICK", &[text]),
-        RecordKind::Topic => Message::new("TOPIC", &[room, text]).with_trailing_colon(),
-        RecordKind::Kick => Message::new("KICK", &[room, &record.extra, text]).with_trailing_colon(),
-        RecordKind::Mode => {
-            let params: Vec<&str> = std::iter::once(room).chain(text.split(' ')).collect();
-            Message::new("MODE", &params)
-        }
-    };
-    let mut message = message.with_source(&format!("{}!{}@{}", record.nick, record.user, record.host));
-    if caps & Cap::ServerTime as u32 != 0 {
-        message = message.with_tag("time", Some(&iso_time(record.time())));
-    }
-    if caps & Cap::MessageTags as u32 != 0 {
-        message = message.with_tag("msgid", Some(&record.id.to_string()));
-    }
-    message
 }
 
 /// Writes events for one IRC client according to the capabilities it enabled.
