@@ -202,6 +202,11 @@ impl Room {
     fn status(&self, id: ConnId) -> Option<Status> {
         self.members.get(&id).copied()
     }
+    /// May `asker` know this room exists? A secret (`+s`) room shows itself to members only.
+    fn visible_to(&self, asker: ConnId) -> bool {
+        !self.modes.secret || self.members.contains_key(&asker)
+    }
+
     fn is_op(&self, id: ConnId) -> bool {
         self.status(id).is_some_and(|s| s.op)
     }
@@ -374,6 +379,11 @@ impl Hub {
 
     fn room(&self, name: &str) -> Result<&Room, HubError> {
         self.rooms.get(&fold(name)).ok_or_else(|| HubError::NoSuchRoom(name.into()))
+    }
+
+    /// A room `asker` may know of; a secret room is no such room to outsiders.
+    fn visible_room(&self, asker: ConnId, name: &str) -> Result<&Room, HubError> {
+        self.room(name).ok().filter(|r| r.visible_to(asker)).ok_or_else(|| HubError::NoSuchRoom(name.into()))
     }
 
     fn member_room(&self, id: ConnId, name: &str) -> Result<&Room, HubError> {
@@ -611,7 +621,7 @@ impl Hub {
     /// A room's topic. Secret rooms answer only their members.
     pub fn topic(&self, id: ConnId, name: &str) -> Result<Option<Topic>, HubError> {
         let room = self.room(name)?;
-        if room.modes.secret && !room.members.contains_key(&id) {
+        if !room.visible_to(id) {
             return Err(HubError::NotInRoom(room.name.clone()));
         }
         Ok(room.topic.clone())
@@ -846,7 +856,7 @@ impl Hub {
             .rooms
             .iter()
             .filter_map(|r| self.rooms.get(r))
-            .filter(|r| !r.modes.secret || r.members.contains_key(&asker))
+            .filter(|r| r.visible_to(asker))
             .map(|r| (r.name.clone(), r.members[&id]))
             .collect();
         UserInfo {
@@ -876,11 +886,8 @@ impl Hub {
 
     /// A room with its members, sorted by nick. Secret rooms are visible to members only.
     pub fn room_info(&self, asker: ConnId, name: &str) -> Result<RoomInfo, HubError> {
-        let room = self.room(name)?;
+        let room = self.visible_room(asker, name)?;
         let is_member = room.members.contains_key(&asker);
-        if room.modes.secret && !is_member {
-            return Err(HubError::NoSuchRoom(name.into()));
-        }
         let mut members: Vec<Member> =
             room.members.iter().map(|(&id, &status)| Member { info: self.info(id, asker), status }).collect();
         members.sort_by_cached_key(|m| fold(&m.info.nick));
@@ -909,11 +916,7 @@ impl Hub {
 
     /// A room's ban list, as `asker` may see it: a secret room's only by its members.
     pub fn bans(&self, asker: ConnId, name: &str) -> Result<Vec<Ban>, HubError> {
-        let room = self.room(name)?;
-        if room.modes.secret && !room.members.contains_key(&asker) {
-            return Err(HubError::NoSuchRoom(name.into()));
-        }
-        Ok(room.bans.clone())
+        Ok(self.visible_room(asker, name)?.bans.clone())
     }
 
     /// Rooms `asker` may see, sorted by name (secret ones only if a member).
@@ -921,7 +924,7 @@ impl Hub {
         let mut rooms: Vec<RoomSummary> = self
             .rooms
             .values()
-            .filter(|r| !r.modes.secret || r.members.contains_key(&asker))
+            .filter(|r| r.visible_to(asker))
             .map(|r| RoomSummary {
                 name: r.name.clone(),
                 members: r.members.len(),

@@ -68,7 +68,7 @@ pub async fn run(mut conn: Conn) {
     };
     tracing::info!("{} connected as {nick}", conn.peer);
     let mut writer = conn.start_writer(outbox.clone(), PlainRender { me: id });
-    let session = Session { id, hub: &shared.hub, shared: &shared, outbox: &outbox };
+    let session = Session { id, shared: &shared, outbox: &outbox };
     session.reply(format!("{WELCOME}\nYou are {nick} in {LOBBY}. Type to talk; /help lists commands."));
     shared.history_settled().await;
     session.join(LOBBY, None);
@@ -112,7 +112,6 @@ pub async fn run(mut conn: Conn) {
 /// One plain-text user's command handling.
 struct Session<'a> {
     id: ConnId,
-    hub: &'a hub::SharedHub,
     shared: &'a Shared,
     outbox: &'a Outbox,
 }
@@ -150,7 +149,7 @@ impl Session<'_> {
 
     /// The room this user is in (plain-text users are in at most one).
     fn room(&self) -> Option<String> {
-        hub::lock(self.hub).rooms_of(self.id).into_iter().next()
+        hub::lock(&self.shared.hub).rooms_of(self.id).into_iter().next()
     }
 
     /// Handles one line; returns the quit reason when the user leaves.
@@ -191,7 +190,7 @@ impl Session<'_> {
             "me" => self.say_in_room(MsgKind::Action, rest),
             "topic" => self.topic(rest),
             "away" => {
-                let away = hub::lock(self.hub).set_away(self.id, Some(rest));
+                let away = hub::lock(&self.shared.hub).set_away(self.id, Some(rest));
                 self.reply(if away { "You are marked away." } else { "You are back." });
             }
             "invite" => match args.next() {
@@ -212,7 +211,7 @@ impl Session<'_> {
             },
             "mode" => self.mode(&args.collect::<Vec<_>>()),
             "oper" => match (args.next(), args.next()) {
-                (Some(name), Some(password)) => match hub::lock(self.hub).oper(self.id, name, password) {
+                (Some(name), Some(password)) => match hub::lock(&self.shared.hub).oper(self.id, name, password) {
                     Ok(()) => self.reply("You are now a server operator."),
                     Err(e) => self.error(e),
                 },
@@ -221,7 +220,7 @@ impl Session<'_> {
             "kill" => match rest.split_once(' ').unwrap_or((rest, "")) {
                 ("", _) => self.usage("/kill NICK [REASON]"),
                 (nick, reason) => {
-                    if let Err(e) = hub::lock(self.hub).kill(self.id, nick, reason.trim()) {
+                    if let Err(e) = hub::lock(&self.shared.hub).kill(self.id, nick, reason.trim()) {
                         self.error(e);
                     }
                 }
@@ -241,7 +240,7 @@ impl Session<'_> {
     fn in_room<T>(&self, f: impl FnOnce(&mut hub::Hub, ConnId, &str) -> Result<T, HubError>) {
         match self.room() {
             Some(room) => {
-                if let Err(e) = f(&mut hub::lock(self.hub), self.id, &room) {
+                if let Err(e) = f(&mut hub::lock(&self.shared.hub), self.id, &room) {
                     self.error(e);
                 }
             }
@@ -257,7 +256,7 @@ impl Session<'_> {
     }
 
     fn say(&self, target: &str, kind: MsgKind, text: &str) {
-        let said = hub::lock(self.hub).say(self.id, target, kind, text, Vec::new());
+        let said = hub::lock(&self.shared.hub).say(self.id, target, kind, text, Vec::new());
         match said {
             Ok(said) => {
                 if let EventKind::Message { target: Target::User(nick), text, .. } = &said.event.kind {
@@ -272,7 +271,7 @@ impl Session<'_> {
     }
 
     fn nick(&self, nick: &str) {
-        match hub::lock(self.hub).set_nick(self.id, nick) {
+        match hub::lock(&self.shared.hub).set_nick(self.id, nick) {
             Ok(_) => self.reply(format!("You are now known as {nick}.")),
             Err(e) => self.error(e),
         }
@@ -280,7 +279,7 @@ impl Session<'_> {
 
     /// Moves to `room`: joins it, then leaves the previous one.
     fn join(&self, room: &str, key: Option<&str>) {
-        let mut hub = hub::lock(self.hub);
+        let mut hub = hub::lock(&self.shared.hub);
         let previous = hub.rooms_of(self.id);
         match hub.join(self.id, room, key) {
             Ok(Some(joined)) => {
@@ -358,7 +357,7 @@ impl Session<'_> {
                 self.error(format!("you are in {LOBBY}, the room everyone starts in; /join #ROOM to go elsewhere"));
             }
             Some(room) => {
-                let _ = hub::lock(self.hub).part(self.id, &room, reason);
+                let _ = hub::lock(&self.shared.hub).part(self.id, &room, reason);
                 self.reply(format!("You left {room}."));
                 self.join(LOBBY, None);
             }
@@ -367,7 +366,7 @@ impl Session<'_> {
     }
 
     fn rooms(&self) {
-        let rooms = hub::lock(self.hub).list_rooms(self.id);
+        let rooms = hub::lock(&self.shared.hub).list_rooms(self.id);
         let mut text = format!("{} room(s):", rooms.len());
         for room in rooms {
             let _ = write!(text, "\n  {} ({} here)", room.name, room.members);
@@ -382,7 +381,7 @@ impl Session<'_> {
         let Some(room) = room.or_else(|| self.room()) else {
             return self.error(format!("you are in no room; /who #ROOM or /join {LOBBY}"));
         };
-        match hub::lock(self.hub).room_info(self.id, &room) {
+        match hub::lock(&self.shared.hub).room_info(self.id, &room) {
             Ok(info) => {
                 let names: Vec<String> = info
                     .members
@@ -406,7 +405,7 @@ impl Session<'_> {
             return self.error(format!("you are in no room; /join {LOBBY}"));
         };
         if text.is_empty() {
-            match hub::lock(self.hub).topic(self.id, &room) {
+            match hub::lock(&self.shared.hub).topic(self.id, &room) {
                 Ok(Some(topic)) => {
                     self.reply(format!("Topic of {room}: {} (set by {})", strip_formatting(&topic.text), topic.set_by));
                 }
@@ -414,7 +413,7 @@ impl Session<'_> {
                 Err(e) => self.error(e),
             }
         } else {
-            match hub::lock(self.hub).set_topic(self.id, &room, text) {
+            match hub::lock(&self.shared.hub).set_topic(self.id, &room, text) {
                 Ok(_) => self.reply(format!("Topic of {room} set.")),
                 Err(e) => self.error(e),
             }
@@ -425,7 +424,7 @@ impl Session<'_> {
         let Some(room) = room.or_else(|| self.room()) else {
             return self.error("you are in no room");
         };
-        match hub::lock(self.hub).invite(self.id, nick, &room) {
+        match hub::lock(&self.shared.hub).invite(self.id, nick, &room) {
             Ok(nick) => self.reply(format!("Invited {nick} to {room}.")),
             Err(e) => self.error(e),
         }
@@ -448,7 +447,7 @@ impl Session<'_> {
             return self.error("you are in no room");
         };
         let Some((flags, rest)) = args.split_first() else {
-            let info = hub::lock(self.hub).room_info(self.id, &room);
+            let info = hub::lock(&self.shared.hub).room_info(self.id, &room);
             return match info {
                 Ok(info) => self.reply(format!("Modes of {room}: {}", info.modes.render(true))),
                 Err(e) => self.error(e),
@@ -456,7 +455,7 @@ impl Session<'_> {
         };
         let parsed = modes::parse(flags, rest);
         if parsed.list_bans {
-            match hub::lock(self.hub).bans(self.id, &room) {
+            match hub::lock(&self.shared.hub).bans(self.id, &room) {
                 Ok(bans) if bans.is_empty() => self.reply(format!("No bans in {room}.")),
                 Ok(bans) => {
                     let masks: Vec<_> = bans.iter().map(|b| format!("{} (by {})", b.mask, b.set_by)).collect();
@@ -482,7 +481,7 @@ impl Session<'_> {
         let Some(room) = self.room() else {
             return self.error("you are in no room");
         };
-        let result = hub::lock(self.hub).set_modes(self.id, &room, changes);
+        let result = hub::lock(&self.shared.hub).set_modes(self.id, &room, changes);
         match result {
             Ok(result) => {
                 for e in result.errors {

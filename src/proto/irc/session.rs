@@ -30,8 +30,7 @@ pub struct Session {
     pub id: Option<ConnId>,
     pub pending_nick: Option<String>,
     pub pending_user: Option<(String, String)>,
-    pub host: String,
-    /// The client's address, for the log.
+    /// The client's address: its host as others see it, and the log.
     pub peer: std::net::SocketAddr,
     /// User mode `+i`.
     pub invisible: bool,
@@ -59,7 +58,6 @@ pub async fn run(mut conn: Conn) {
         id: None,
         pending_nick: None,
         pending_user: None,
-        host: conn.peer.ip().to_string(),
         peer: conn.peer,
         invisible: false,
         replies: Vec::new(),
@@ -278,7 +276,7 @@ impl Session {
         let registration = Registration {
             nick: Some(nick),
             user: format!("~{user}"),
-            host: self.host.clone(),
+            host: self.peer.ip().to_string(),
             realname,
             protocol: "irc",
             outbox: self.outbox.clone(),
