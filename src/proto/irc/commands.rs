@@ -244,8 +244,7 @@ fn join(session: &mut Session, message: &Message) {
         match joined {
             Ok(Some(joined)) => {
                 if let Some(topic) = &joined.topic {
-                    session.numeric(RPL_TOPIC, &[&joined.room, &topic.text]);
-                    session.numeric(RPL_TOPICWHOTIME, &[&joined.room, &topic.set_by, &(topic.at / 1000).to_string()]);
+                    topic_numerics(session, &joined.room, topic);
                 }
                 names_of(session, &joined.room);
                 history::replay_on_join(session, &joined.room);
@@ -328,15 +327,18 @@ fn topic(session: &mut Session, message: &Message) {
         None => {
             let topic = hub::lock(&session.shared.hub).topic(id, room);
             match topic {
-                Ok(Some(topic)) => {
-                    session.numeric(RPL_TOPIC, &[room, &topic.text]);
-                    session.numeric(RPL_TOPICWHOTIME, &[room, &topic.set_by, &(topic.at / 1000).to_string()]);
-                }
+                Ok(Some(topic)) => topic_numerics(session, room, &topic),
                 Ok(None) => session.numeric(RPL_NOTOPIC, &[room, "No topic is set"]),
                 Err(error) => session.hub_error(&error, false),
             }
         }
     }
+}
+
+/// 332 and 333: a room's topic, who set it and when.
+fn topic_numerics(session: &mut Session, room: &str, topic: &hub::Topic) {
+    session.numeric(RPL_TOPIC, &[room, &topic.text]);
+    session.numeric(RPL_TOPICWHOTIME, &[room, &topic.set_by, &(topic.at / 1000).to_string()]);
 }
 
 fn names(session: &mut Session, message: &Message) {
@@ -451,7 +453,7 @@ fn who(session: &mut Session, message: &Message) {
                         'n' => info.nick.clone(),
                         'f' => flags.clone(),
                         'd' => "0".into(),
-                        'l' => (now_millis().saturating_sub(info.last_spoke) / 1000).to_string(),
+                        'l' => idle_secs(&info),
                         'a' => "0".into(),
                         'o' => "n/a".into(),
                         _ => info.realname.clone(),
@@ -467,6 +469,11 @@ fn who(session: &mut Session, message: &Message) {
         }
     }
     session.numeric(RPL_ENDOFWHO, &[mask, "End of /WHO list"]);
+}
+
+/// Seconds since the user last spoke, for WHOIS and WHOX.
+fn idle_secs(info: &hub::UserInfo) -> String {
+    (now_millis().saturating_sub(info.last_spoke) / 1000).to_string()
 }
 
 fn whois(session: &mut Session, message: &Message) {
@@ -495,7 +502,7 @@ fn whois(session: &mut Session, message: &Message) {
             if let Some(away) = &info.away {
                 session.numeric(RPL_AWAY, &[&info.nick, away]);
             }
-            let idle = (now_millis().saturating_sub(info.last_spoke) / 1000).to_string();
+            let idle = idle_secs(&info);
             let signon = (info.signon / 1000).to_string();
             session.numeric(RPL_WHOISIDLE, &[&info.nick, &idle, &signon, "seconds idle, signon time"]);
             session.numeric(RPL_ENDOFWHOIS, &[&info.nick, "End of /WHOIS list"]);
