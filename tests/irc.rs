@@ -333,15 +333,11 @@ async fn opers_kill() {
     );
     // Their sessions quit them just after closing; no event says when, so ask until they are gone.
     for nick in ["victim", "plainvictim"] {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
+        eventually(async || {
             admin.send(&format!("ISON {nick}")).await;
-            if admin.expect("303").await.params[1].is_empty() {
-                break;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{nick} still online");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+            if admin.expect("303").await.params[1].is_empty() { Ok(()) } else { Err(format!("{nick} still online")) }
+        })
+        .await;
     }
 }
 
@@ -443,15 +439,11 @@ async fn clients_that_talk_without_registering_are_dropped() {
     })
     .await;
     let mut stalling = Irc { client: Client::connect(server.addr).await, nick: String::new() };
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    let error = eventually(async || {
         stalling.send("CAP LS 302").await;
         let message = stalling.next().await;
-        if message.command == "ERROR" {
-            assert_eq!(message.params[0], "Closing link: Registration timed out");
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+        if message.command == "ERROR" { Ok(message) } else { Err(format!("still talking: {message:?}")) }
+    })
+    .await;
+    assert_eq!(error.params[0], "Closing link: Registration timed out");
 }

@@ -323,3 +323,18 @@ impl Irc {
         }
     }
 }
+
+/// Asks `check` until it answers `Ok`, for what no event announces (a background task, another
+/// client's session still at work); fails after [`WAIT`] with the last answer's description.
+pub async fn eventually<T>(mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) => {
+                assert!(tokio::time::Instant::now() < deadline, "gave up waiting: {last}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
