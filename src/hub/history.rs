@@ -32,16 +32,18 @@ impl History {
 impl Hub {
     /// Sends every record of `event` to the store. `rooms` are the rooms a quit or nick change
     /// is recorded in.
-    pub(super) fn record(&self, event: &Event, rooms: &[String]) -> Result<(), HubError> {
+    /// History reads wait for the newest event recorded (see [`Hub::last_recorded`]).
+    pub(super) fn record(&mut self, event: &Event, rooms: &[String]) -> Result<(), HubError> {
         let Some(store) = &self.history.0 else { return Ok(()) };
         for record in Record::from_event(event, rooms) {
             store.append(record).map_err(|e| HubError::History(e.to_string()))?;
+            self.last_recorded = event.id;
         }
         Ok(())
     }
 
     /// Records a state event; a failure is logged, not returned: the change has happened.
-    pub(super) fn record_state(&self, event: &Event, rooms: &[String]) {
+    pub(super) fn record_state(&mut self, event: &Event, rooms: &[String]) {
         if let Err(e) = self.record(event, rooms) {
             tracing::warn!("history: {e}");
         }

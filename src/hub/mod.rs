@@ -337,8 +337,8 @@ pub struct Hub {
     closing: bool,
     /// Where messages and room events are stored.
     history: History,
-    /// The id of the newest message said (and handed to the store).
-    last_said: MsgId,
+    /// The id of the newest event handed to the store.
+    last_recorded: MsgId,
     /// Most users ever connected at once, for LUSERS.
     pub max_users: usize,
 }
@@ -608,7 +608,6 @@ impl Hub {
         };
         let event = self.event(EventKind::Message { from, target, kind, text, tags });
         self.record(&event, &[])?;
-        self.last_said = event.id;
         if let Some(key) = room_key {
             // The room has history now: keep it, and its settings, across restarts.
             self.save_room(&key);
@@ -815,9 +814,10 @@ impl Hub {
         self.closing = true;
     }
 
-    /// The id of the newest message said: history reads wait until the store has it.
-    pub fn last_said(&self) -> MsgId {
-        self.last_said
+    /// The id of the newest event handed to the store (a message, a join, a topic, …): history
+    /// reads wait until the store has committed it.
+    pub fn last_recorded(&self) -> MsgId {
+        self.last_recorded
     }
 
     /// The nick a connection has now.

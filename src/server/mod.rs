@@ -114,11 +114,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Waits until every message sent so far is in the store, so that a history read that
-    /// follows sees all of them (a client catching up after a reconnect must miss nothing).
-    /// Answers at once when the newest message is already committed, as it nearly always is.
+    /// Waits until every message and room event so far is in the store, so that a history read
+    /// that follows sees all of them (a client catching up after a reconnect must miss nothing).
+    /// Answers at once when the newest event is already committed, as it nearly always is.
     pub async fn history_settled(&self) {
-        let newest = hub::lock(&self.hub).last_said();
+        let newest = hub::lock(&self.hub).last_recorded();
         if self.store.committed() < newest
             && let Err(e) = self.store.flush().await
         {
