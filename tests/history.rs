@@ -24,6 +24,8 @@ async fn messages_topics_and_modes_survive_a_clean_restart() {
     alice.expect("TOPIC").await;
     alice.send("MODE #keep +m").await;
     alice.expect("MODE").await;
+    alice.send("MODE #keep +b mallory!*@*").await;
+    alice.expect("MODE").await;
     let mut bob = Client::plain_as(server.addr, "bob").await;
     bob.send("/join #keep").await;
     bob.expect_where(|l| l.starts_with("You are now in #keep")).await;
@@ -53,6 +55,15 @@ async fn messages_topics_and_modes_survive_a_clean_restart() {
     let history = carol.chathistory("LATEST #keep * 10").await;
     assert_eq!(texts(&history), ["first words", "\x01ACTION waves\x01"]);
     assert!(history.iter().all(|m| m.tag("msgid").flatten().is_some() && m.tag("time").flatten().is_some()));
+
+    // The ban list came back too: who set it, and it still keeps its target out.
+    carol.send("MODE #keep +b").await;
+    let ban = carol.expect("367").await;
+    assert_eq!(&ban.params[1..4], ["#keep", "mallory!*@*", "alice"]);
+    carol.expect("368").await;
+    let mut mallory = Irc::register(server.addr, "mallory", &[]).await;
+    mallory.send("JOIN #keep").await;
+    assert_eq!(mallory.expect("474").await.params[1], "#keep");
 }
 
 #[tokio::test]

@@ -60,6 +60,7 @@ impl Hub {
             created: room.created,
             topic: room.topic.clone(),
             modes: room.modes.render(true),
+            bans: room.bans.clone(),
         };
         if let Err(e) = store.save_room(state) {
             tracing::warn!("history: the settings of {} were not saved: {e}", room.name);
@@ -72,6 +73,7 @@ impl Hub {
             let mut room = Room::new(&state.name, state.created);
             room.topic = state.topic;
             room.modes = RoomModes::from_rendered(&state.modes);
+            room.bans = state.bans;
             room.persistent = true;
             self.rooms.insert(fold(&state.name), room);
         }

@@ -53,7 +53,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::hub::text::fold;
-use crate::hub::{Event, EventKind, MsgId, MsgKind, Source, Target, Topic};
+use crate::hub::{Ban, Event, EventKind, MsgId, MsgKind, Source, Target, Topic};
 pub use sqlite::SqliteStore;
 
 /// The history store: one writer, any number of readers. See the [module docs](self).
@@ -350,6 +350,8 @@ pub struct RoomState {
     pub topic: Option<Topic>,
     /// The modes as rendered for members, key included (`+klnt secret 10`).
     pub modes: String,
+    /// The ban list, oldest first.
+    pub bans: Vec<Ban>,
 }
 
 /// What history to keep. `None` keeps everything on that account.

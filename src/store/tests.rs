@@ -121,6 +121,10 @@ fn history_and_rooms_survive_reopening() {
         created: T0,
         topic: Some(Topic { text: "welcome".into(), set_by: "alice".into(), at: T0 + 5 }),
         modes: "+knt secret".into(),
+        bans: vec![
+            Ban { mask: "troll!*@*".into(), set_by: "alice".into(), at: T0 + 6 },
+            Ban { mask: "*!*@203.0.113.*".into(), set_by: "bob".into(), at: T0 + 7 },
+        ],
     };
     {
         let store = scratch.open();
@@ -140,15 +144,25 @@ fn history_and_rooms_survive_reopening() {
 fn room_state_is_replaced_and_forgotten() {
     let scratch = Scratch::new();
     let store = scratch.open();
-    let room = |name: &str, modes: &str| RoomState { name: name.into(), created: T0, topic: None, modes: modes.into() };
-    store.save_room(room("#b", "+nt")).unwrap();
-    store.save_room(room("#a", "+nt")).unwrap();
-    store.save_room(room("#B", "+mnt")).unwrap();
+    let room = |name: &str, modes: &str, bans: &[&str]| RoomState {
+        name: name.into(),
+        created: T0,
+        topic: None,
+        modes: modes.into(),
+        bans: bans.iter().map(|&mask| Ban { mask: mask.into(), set_by: "op".into(), at: T0 }).collect(),
+    };
+    store.save_room(room("#b", "+nt", &["a!*@*", "b!*@*"])).unwrap();
+    store.save_room(room("#a", "+nt", &["c!*@*"])).unwrap();
+    store.save_room(room("#B", "+mnt", &["b!*@*"])).unwrap();
     store.flush().wait().unwrap();
-    assert_eq!(store.rooms().unwrap(), vec![room("#a", "+nt"), room("#B", "+mnt")]);
+    assert_eq!(store.rooms().unwrap(), vec![room("#a", "+nt", &["c!*@*"]), room("#B", "+mnt", &["b!*@*"])]);
     store.forget_room("#b").unwrap();
+    store.save_room(room("#c", "+nt", &[])).unwrap();
     store.flush().wait().unwrap();
-    assert_eq!(store.rooms().unwrap(), vec![room("#a", "+nt")]);
+    assert_eq!(store.rooms().unwrap(), vec![room("#a", "+nt", &["c!*@*"]), room("#c", "+nt", &[])]);
+    store.save_room(room("#b", "+nt", &[])).unwrap();
+    store.flush().wait().unwrap();
+    assert_eq!(store.rooms().unwrap()[1], room("#b", "+nt", &[]), "a forgotten room's bans are gone");
 }
 
 #[test]

@@ -65,7 +65,7 @@ use super::{
     Bound, Include, Pending, Record, RecordKind, Retention, RoomState, Selector, Store, StoreError, TargetActivity,
 };
 use crate::hub::text::fold;
-use crate::hub::{MsgId, Topic};
+use crate::hub::{Ban, MsgId, Topic};
 use schema::Outcome;
 use writer::{Command, Writer};
 
@@ -307,7 +307,8 @@ impl Store for SqliteStore {
     fn rooms(&self) -> Result<Vec<RoomState>, StoreError> {
         let conn = self.reader();
         let read = || -> rusqlite::Result<Vec<RoomState>> {
-            conn.prepare_cached("SELECT name, created, topic, topic_by, topic_at, modes FROM rooms ORDER BY key")?
+            let mut rooms = conn
+                .prepare_cached("SELECT name, created, topic, topic_by, topic_at, modes FROM rooms ORDER BY key")?
                 .query_map([], |row| {
                     let topic = match row.get::<_, Option<String>>(2)? {
                         Some(text) => Some(Topic {
@@ -317,9 +318,26 @@ impl Store for SqliteStore {
                         }),
                         None => None,
                     };
-                    Ok(RoomState { name: row.get(0)?, created: from_sql_int(row.get(1)?), topic, modes: row.get(5)? })
+                    let state = RoomState {
+                        name: row.get(0)?,
+                        created: from_sql_int(row.get(1)?),
+                        topic,
+                        modes: row.get(5)?,
+                        bans: Vec::new(),
+                    };
+                    Ok(state)
                 })?
-                .collect()
+                .collect::<rusqlite::Result<Vec<RoomState>>>()?;
+            let mut bans = conn
+                .prepare_cached("SELECT mask, set_by, set_at FROM room_bans WHERE room_key = ?1 ORDER BY position")?;
+            for room in &mut rooms {
+                room.bans = bans
+                    .query_map([fold(&room.name)], |row| {
+                        Ok(Ban { mask: row.get(0)?, set_by: row.get(1)?, at: from_sql_int(row.get(2)?) })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+            }
+            Ok(rooms)
         };
         read().map_err(self.fail())
     }

@@ -15,6 +15,7 @@
 //!   nick for a private conversation (two rows, `name` being the other party), so
 //!   `CHATHISTORY TARGETS` reads a handful of rows instead of scanning history.
 //! - `rooms`: persisted room state, keyed by folded name.
+//! - `room_bans`: each persisted room's ban list, in the order the bans were set (migration 3).
 //!
 //! [`MsgId`]: crate::hub::MsgId
 
@@ -59,6 +60,16 @@ CREATE TABLE rooms (
 ",
     "
 CREATE INDEX messages_said ON messages (target_key, id) WHERE kind IN ('privmsg', 'notice', 'action');
+",
+    "
+CREATE TABLE room_bans (
+    room_key    TEXT NOT NULL,
+    position    INTEGER NOT NULL,
+    mask        TEXT NOT NULL,
+    set_by      TEXT NOT NULL,
+    set_at      INTEGER NOT NULL,
+    PRIMARY KEY (room_key, position)
+) WITHOUT ROWID;
 ",
 ];
 

@@ -41,6 +41,10 @@ const SAVE_ROOM: &str = "INSERT OR REPLACE INTO rooms \
 
 const FORGET_ROOM: &str = "DELETE FROM rooms WHERE key = ?1";
 
+const FORGET_BANS: &str = "DELETE FROM room_bans WHERE room_key = ?1";
+
+const SAVE_BAN: &str = "INSERT INTO room_bans (room_key, position, mask, set_by, set_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+
 const DELETE_OLDER: &str =
     "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE id < ?1 ORDER BY id LIMIT ?2)";
 
@@ -159,24 +163,10 @@ impl Writer {
                             *slot = r;
                         }
                     }
-                    Command::SaveRoom(room) => {
-                        let topic = room.topic.as_ref();
-                        tx.prepare_cached(SAVE_ROOM)
-                            .and_then(|mut save| {
-                                save.execute(params![
-                                    fold(&room.name),
-                                    room.name,
-                                    sql_int(room.created),
-                                    topic.map(|t| &t.text),
-                                    topic.map(|t| &t.set_by),
-                                    topic.map(|t| sql_int(t.at)),
-                                    room.modes,
-                                ])
-                            })
-                            .map_err(fail)?;
-                    }
+                    Command::SaveRoom(room) => save_room(&tx, room).map_err(fail)?,
                     Command::ForgetRoom(key) => {
                         tx.prepare_cached(FORGET_ROOM).and_then(|mut forget| forget.execute([key])).map_err(fail)?;
+                        tx.prepare_cached(FORGET_BANS).and_then(|mut forget| forget.execute([key])).map_err(fail)?;
                     }
                     Command::Flush(_) | Command::Retain(..) => {}
                 }
@@ -257,6 +247,27 @@ impl Writer {
             }
         }
     }
+}
+
+/// Saves a room's settings and replaces its ban list.
+fn save_room(tx: &rusqlite::Transaction, room: &RoomState) -> rusqlite::Result<()> {
+    let key = fold(&room.name);
+    let topic = room.topic.as_ref();
+    tx.prepare_cached(SAVE_ROOM)?.execute(params![
+        key,
+        &room.name,
+        sql_int(room.created),
+        topic.map(|t| &t.text),
+        topic.map(|t| &t.set_by),
+        topic.map(|t| sql_int(t.at)),
+        &room.modes,
+    ])?;
+    tx.prepare_cached(FORGET_BANS)?.execute([&key])?;
+    let mut save_ban = tx.prepare_cached(SAVE_BAN)?;
+    for (position, ban) in room.bans.iter().enumerate() {
+        save_ban.execute(params![key, position as i64, &ban.mask, &ban.set_by, sql_int(ban.at)])?;
+    }
+    Ok(())
 }
 
 /// The nick of `party` (folded, one side of a private conversation) as `record` spells it.
