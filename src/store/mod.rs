@@ -357,7 +357,8 @@ pub struct RoomState {
 /// What history to keep. `None` keeps everything on that account.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Retention {
-    /// Keep at most this many newest records per target.
+    /// Keep at most this many newest messages per target, with the room events (joins, quits,
+    /// …) among them, and at most this many room events.
     pub max_per_target: Option<usize>,
     /// Keep records no older than this.
     pub max_age: Option<Duration>,

@@ -404,6 +404,34 @@ fn retention_by_count_keeps_the_newest_of_each_target() {
 }
 
 #[test]
+fn retention_by_count_counts_messages_not_comings_and_goings() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    let mut seq = 0;
+    let mut next_id = || {
+        seq += 1;
+        id(T0 + seq, 0)
+    };
+    // 30 messages, each followed by a join, then a crowd passing through the door.
+    for i in 0..30 {
+        store.append(record(next_id(), "#door", &format!("said {i}"))).unwrap();
+        store.append(Record { kind: RecordKind::Join, ..record(next_id(), "#door", "") }).unwrap();
+    }
+    for _ in 0..200 {
+        store.append(Record { kind: RecordKind::Quit, ..record(next_id(), "#door", "bye") }).unwrap();
+    }
+    store.flush().wait().unwrap();
+    let policy = Retention { max_per_target: Some(10), max_age: None };
+    store.retain(policy).wait().unwrap();
+    let left = store.history("#door", &Selector::Latest(None), 1000, Include::Everything).unwrap();
+    let said: Vec<&str> = left.iter().filter(|r| r.kind == RecordKind::Privmsg).map(|r| &r.text[..]).collect();
+    let expected: Vec<String> = (20..30).map(|i| format!("said {i}")).collect();
+    assert_eq!(said, expected, "the newest ten messages stay, whatever happened at the door since");
+    assert_eq!(left.len() - said.len(), 10, "ten room events stay");
+    assert!(left.iter().rev().take(10).all(|r| r.kind == RecordKind::Quit), "the newest events");
+}
+
+#[test]
 fn retention_by_age_drops_old_records_and_empty_targets() {
     let scratch = Scratch::new();
     let store = scratch.open();

@@ -51,8 +51,17 @@ const DELETE_OLDER: &str =
 const DELETE_UP_TO: &str = "DELETE FROM messages WHERE id IN \
     (SELECT id FROM messages WHERE target_key = ?1 AND id <= ?2 ORDER BY id LIMIT ?3)";
 
-/// The newest record of a target that a count limit drops (`OFFSET` = the count kept).
-const NEWEST_DROPPED: &str = "SELECT id FROM messages WHERE target_key = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2";
+/// The newest message (something said) of a target that a count limit drops (`OFFSET` = the
+/// count kept); everything up to it goes. The `kind` condition is the partial index's.
+const NEWEST_SAID_DROPPED: &str = "SELECT id FROM messages WHERE target_key = ?1 \
+    AND kind IN ('privmsg', 'notice', 'action') ORDER BY id DESC LIMIT 1 OFFSET ?2";
+
+/// The newest room event (join, part, quit, …) of a target that a count limit drops.
+const NEWEST_EVENT_DROPPED: &str = "SELECT id FROM messages WHERE target_key = ?1 \
+    AND kind NOT IN ('privmsg', 'notice', 'action') ORDER BY id DESC LIMIT 1 OFFSET ?2";
+
+const DELETE_EVENTS_UP_TO: &str = "DELETE FROM messages WHERE id IN (SELECT id FROM messages \
+    WHERE target_key = ?1 AND id <= ?2 AND kind NOT IN ('privmsg', 'notice', 'action') ORDER BY id LIMIT ?3)";
 
 const FORGET_EMPTY_TARGETS: &str = "DELETE FROM targets WHERE NOT EXISTS \
     (SELECT 1 FROM messages WHERE messages.target_key = targets.key)";
@@ -212,15 +221,22 @@ impl Writer {
                 .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
                 .map_err(|e| classify(&self.path, e))?;
             let keys: Vec<String> = keys;
+            // The newest `keep` messages stay, with the room events among them; room events
+            // (joins, quits, …) are kept to `keep` on their own account too, so that a busy
+            // door never pushes out what people said.
             for key in keys {
                 self.write_pending();
-                let dropped: Option<i64> = self
-                    .conn
-                    .prepare_cached(NEWEST_DROPPED)
-                    .and_then(|mut s| s.query_row(params![key, sql_limit(keep)], |row| row.get(0)).optional())
-                    .map_err(|e| classify(&self.path, e))?;
-                if let Some(up_to) = dropped {
-                    deleted += self.delete_chunked(DELETE_UP_TO, |chunk| (key.as_str(), up_to, chunk))?;
+                for (newest_dropped, delete) in
+                    [(NEWEST_SAID_DROPPED, DELETE_UP_TO), (NEWEST_EVENT_DROPPED, DELETE_EVENTS_UP_TO)]
+                {
+                    let dropped: Option<i64> = self
+                        .conn
+                        .prepare_cached(newest_dropped)
+                        .and_then(|mut s| s.query_row(params![key, sql_limit(keep)], |row| row.get(0)).optional())
+                        .map_err(|e| classify(&self.path, e))?;
+                    if let Some(up_to) = dropped {
+                        deleted += self.delete_chunked(delete, |chunk| (key.as_str(), up_to, chunk))?;
+                    }
                 }
             }
         }
