@@ -127,8 +127,14 @@ pub fn replay_on_join(session: &mut Session, room: &str) {
         return;
     }
     match session.shared.store.history(room, &Selector::Latest(None), count, Include::Messages) {
-        Ok(records) if !records.is_empty() => send_batch(session, room, &records, false),
-        Ok(_) => {}
+        Ok(mut records) => {
+            // A replay arrives as live lines: an old CTCP request (VERSION, PING, …) would be
+            // answered again by every client that joins. `/me` actions are not requests.
+            records.retain(|r| !r.text.starts_with('\x01'));
+            if !records.is_empty() {
+                send_batch(session, room, &records, false);
+            }
+        }
         Err(e) => tracing::warn!("history: no replay for {room}: {e}"),
     }
 }
