@@ -339,6 +339,15 @@ async fn opers_kill() {
         })
         .await;
     }
+    // An operator may give the rights up, and then has none.
+    admin.send("MODE admin -o").await;
+    let mode = admin.expect("MODE").await;
+    assert_eq!(mode.params, ["admin", "-o"]);
+    admin.send("MODE admin").await;
+    assert_eq!(admin.expect("221").await.params[1], "+");
+    let _victim = Irc::register(server.addr, "victim2", &[]).await;
+    admin.send("KILL victim2 :again").await;
+    admin.expect("481").await;
 }
 
 #[tokio::test]

@@ -796,6 +796,11 @@ impl Hub {
         }
     }
 
+    /// Gives up server-operator rights (`MODE nick -o`); `false` if `id` had none.
+    pub fn unoper(&mut self, id: ConnId) -> bool {
+        std::mem::take(&mut self.users.get_mut(&id).expect("registered").oper)
+    }
+
     /// Disconnects `target` (server operators only). Its queue is closed with the reason; its
     /// session then ends and quits like any other, so everyone sharing a room sees why, and the
     /// user stays known to the hub until its own session is done with it.

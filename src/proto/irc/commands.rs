@@ -567,6 +567,8 @@ fn user_mode(session: &mut Session, message: &Message, target: &str) {
                 applied.push(if add { '+' } else { '-' });
                 applied.push('i');
             }
+            // Anyone may drop their own operator rights; only OPER grants them.
+            'o' if !add && hub::lock(&session.shared.hub).unoper(id) => applied.push_str("-o"),
             'i' | 'o' | 'w' => {}
             _ => session.numeric(ERR_UMODEUNKNOWNFLAG, &["Unknown MODE flag"]),
         }
