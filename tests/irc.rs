@@ -38,6 +38,12 @@ async fn commands_before_registration_and_unknown_commands() {
     assert_eq!(raw.expect("421").await.params[1], "FROBNICATE");
     raw.send("KICK #lobby").await;
     assert_eq!(raw.expect("461").await.params[1], "KICK");
+    // A NUL or a lone CR inside a line is refused out loud, never dropped in silence.
+    for line in [&b"PRIVMSG #lobby :nul\0inside\r\n"[..], b"PRIVMSG #lobby :cr\rinside\r\n"] {
+        raw.client.send_raw(line).await;
+        let refused = raw.expect("400").await;
+        assert_eq!(refused.params[2], "NUL, CR or LF inside a line; send one message per line");
+    }
     raw.send("PING :still-here").await;
     assert_eq!(raw.expect("PONG").await.params[1], "still-here");
 }

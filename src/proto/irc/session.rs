@@ -153,7 +153,8 @@ impl Session {
             Err(ParseError::InvalidCommand(command)) => {
                 self.numeric(ERR_UNKNOWNCOMMAND, &[&command, "Unknown command"]);
             }
-            Err(ParseError::NoCommand | ParseError::ControlChar) => {}
+            Err(error @ ParseError::ControlChar) => self.numeric(ERR_UNKNOWNERROR, &["*", &error.to_string()]),
+            Err(ParseError::NoCommand) => {}
         }
         self.finish();
     }
