@@ -108,6 +108,18 @@ async fn unknown_commands_and_bad_arguments_get_an_error_not_a_disconnect() {
     assert_eq!(alice.line().await, "<bob> /slash is text");
     bob.send("/help").await;
     assert_eq!(bob.line().await, "commands:");
+    let mut help = Vec::new();
+    while help.last().is_none_or(|l: &String| !l.contains("//TEXT")) {
+        help.push(bob.line().await);
+    }
+    let help = help.join("\n");
+    for command in ["/nick", "/join", "/part", "/rooms", "/who", "/history", "/msg", "/me", "/topic", "/away"]
+        .into_iter()
+        .chain(["/invite NICK [#ROOM]", "/kick", "/ban", "/unban", "/op", "/deop", "/voice", "/devoice", "/mode"])
+        .chain(["/oper NAME PASSWORD", "/kill NICK [REASON]", "/quit"])
+    {
+        assert!(help.contains(command), "/help lists {command}:\n{help}");
+    }
 }
 
 #[tokio::test]

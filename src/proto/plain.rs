@@ -37,10 +37,11 @@ commands:
   /me TEXT              action (* you TEXT)
   /topic [TEXT]         show or set the room topic
   /away [MESSAGE]       mark yourself away (no message: back)
-  /invite NICK          invite someone to your room
+  /invite NICK [#ROOM]  invite someone to your room (or another)
   /kick NICK [REASON]   remove someone (room operators)
   /ban MASK, /unban MASK, /op NICK, /deop NICK, /voice NICK, /devoice NICK
   /mode [+i|+m|+k KEY|+l N|...]  show or change room modes (operators)
+  /oper NAME PASSWORD, /kill NICK [REASON]  server operators (see serve --oper)
   /quit [REASON]        leave
   //TEXT                say a line that starts with /";
 
