@@ -43,7 +43,9 @@ pub const IRC_FORMATTING: &[char] = &['\x01', '\x02', '\x03', '\x0f', '\x16', '\
 
 /// Cleans text a user sent before anyone else sees it: ANSI/VT escape sequences are removed
 /// whole (CSI, OSC and two-byte escapes), every other control character except IRC formatting
-/// codes becomes nothing, tabs become spaces. What remains is safe to print on a terminal.
+/// codes becomes nothing, tabs become spaces, and so do the bidirectional embeddings, overrides
+/// and isolates (U+202A–U+202E, U+2066–U+2069) that make a line read other than it is written.
+/// What remains is safe to print on a terminal.
 pub fn sanitize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
@@ -53,6 +55,7 @@ pub fn sanitize(text: &str) -> String {
             '\t' => out.push(' '),
             c if IRC_FORMATTING.contains(&c) => out.push(c),
             c if c.is_control() => {}
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {}
             c => out.push(c),
         }
     }
@@ -184,6 +187,8 @@ mod tests {
         assert_eq!(sanitize("\x02bold\x02 \x0304red"), "\x02bold\x02 \x0304red");
         assert_eq!(sanitize("tab\there"), "tab here");
         assert_eq!(sanitize("¿qué tal? 🎉"), "¿qué tal? 🎉");
+        assert_eq!(sanitize("invoice\u{202e}fdp.exe \u{2067}x\u{2069}"), "invoicefdp.exe x");
+        assert_eq!(sanitize("שלום \u{200f}hi"), "שלום \u{200f}hi", "right-to-left text and marks stay");
     }
 
     #[test]
