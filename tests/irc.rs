@@ -297,6 +297,19 @@ async fn plain_text_and_irc_users_share_the_lobby() {
     nc.send("/kick ircuser enough").await;
     let kick = irc.expect("KICK").await;
     assert_eq!(kick.params, ["#mod", "ircuser", "enough"]);
+    // Without a reason: IRC shows the kicker's nick as one, plain text shows none.
+    irc.join("#mod").await;
+    nc.expect("* ircuser joined #mod").await;
+    nc.send("/op ircuser").await;
+    irc.expect("MODE").await;
+    irc.send("KICK #mod ncuser").await;
+    nc.expect("* ircuser removed you from #mod; /join #lobby to go on chatting").await;
+    nc.send("/join #mod").await;
+    irc.expect("JOIN").await;
+    irc.send("MODE #mod +o ncuser").await;
+    nc.expect("* ircuser set mode +o ncuser on #mod").await;
+    nc.send("/kick ircuser").await;
+    assert_eq!(irc.expect("KICK").await.params, ["#mod", "ircuser", "ncuser"]);
 }
 
 #[tokio::test]

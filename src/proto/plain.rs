@@ -514,10 +514,10 @@ impl Render for PlainRender {
         match &event.kind {
             // The session says "You are now in …" instead.
             EventKind::Join { who, .. } if who.id == self.me => Bytes::new(),
-            EventKind::Kick { who, room, target_id, reason, .. } if *target_id == self.me => Bytes::from(format!(
-                "* {} removed you from {room} ({reason}); /join {LOBBY} to go on chatting\n",
-                who.nick
-            )),
+            EventKind::Kick { who, room, target_id, reason, .. } if *target_id == self.me => {
+                let removed = with_reason(format!("* {} removed you from {room}", who.nick), reason);
+                Bytes::from(format!("{removed}; /join {LOBBY} to go on chatting\n"))
+            }
             _ => event.encoded(FORMAT, render),
         }
     }

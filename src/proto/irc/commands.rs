@@ -643,9 +643,9 @@ fn room_mode(session: &mut Session, message: &Message, room: &str) {
 fn kick(session: &mut Session, message: &Message) {
     let id = me(session);
     let room = param(message, 0);
-    let reason = message.params.get(2).map_or_else(|| session.nick(), Clone::clone);
+    let reason = param(message, 2);
     for target in param(message, 1).split(',').filter(|t| !t.is_empty()) {
-        let kicked = hub::lock(&session.shared.hub).kick(id, room, target, &reason);
+        let kicked = hub::lock(&session.shared.hub).kick(id, room, target, reason);
         match kicked {
             Ok(event) => session.own_event(&event),
             Err(error) => session.hub_error(&error, false),

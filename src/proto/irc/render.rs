@@ -86,7 +86,9 @@ pub fn message(event: &Event, caps: u32) -> Option<Message> {
         EventKind::Quit { reason, .. } => Message::new("QUIT", &[reason]).with_trailing_colon(),
         EventKind::Nick { new, .. } => Message::new("NICK", &[new]),
         EventKind::Topic { room, text, .. } => Message::new("TOPIC", &[room, text]).with_trailing_colon(),
-        EventKind::Kick { room, target, reason, .. } => {
+        // Without a reason, the kicker's nick stands in for one, as IRC clients expect.
+        EventKind::Kick { who, room, target, reason, .. } => {
+            let reason = if reason.is_empty() { &who.nick } else { reason };
             Message::new("KICK", &[room, target, reason]).with_trailing_colon()
         }
         EventKind::Mode { room, changes, .. } => {
