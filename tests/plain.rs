@@ -33,6 +33,19 @@ async fn three_clients_chat_like_the_original_lab() {
 }
 
 #[tokio::test]
+async fn piped_text_that_starts_like_an_irc_command_is_still_text() {
+    let server = start_server().await;
+    let mut alice = Client::plain_as(server.addr, "alice").await;
+    // Sent at once on connecting, as `echo … | nc` does: no waiting for the greeting.
+    for line in ["User accounts migrated OK", "PASS all tests green", "nick here"] {
+        let mut piped = Client::connect(server.addr).await;
+        piped.send(line).await;
+        assert_eq!(piped.line().await, "Welcome to the chatroom!");
+        alice.expect_where(|l| l.ends_with(&format!("> {line}"))).await;
+    }
+}
+
+#[tokio::test]
 async fn nick_changes_and_collisions() {
     let server = start_server().await;
     let mut alice = Client::plain_as(server.addr, "alice").await;

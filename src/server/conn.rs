@@ -33,23 +33,44 @@ pub enum Protocol {
     Tls,
 }
 
-/// How many bytes are enough to recognise an IRC client (`PASS `, `NICK `, `USER `, `CAP `).
-const SNIFF_LEN: usize = 5;
+/// How much of a first line sniffing reads at most: an IRC client's first line is short.
+const SNIFF_LEN: usize = 512;
 
 /// Tells the protocol from the first bytes a client sent (possibly none).
+///
+/// An IRC client opens with one of `CAP`, `NICK`, `USER` or `PASS`, in capitals and with the
+/// parameters that command takes: `CAP LS 302`, `NICK alice`, `USER alice 0 * :Alice`,
+/// `PASS secret`. A line of text that merely starts with such a word (`User guide updated`,
+/// `PASS all tests green`, piped in before the greeting) is plain text.
 pub fn classify(first: &[u8]) -> Protocol {
     if first.starts_with(&[0x16, 0x03]) {
         return Protocol::Tls;
     }
-    let word = first.split(|&b| b == b' ' || b == b'\r' || b == b'\n').next().unwrap_or_default();
-    let followed = first.len() > word.len();
-    if followed && [&b"CAP"[..], b"NICK", b"USER", b"PASS"].iter().any(|w| word.eq_ignore_ascii_case(w)) {
-        Protocol::Irc
-    } else if first.starts_with(b"GET ") || first.starts_with(b"HEAD ") {
-        Protocol::Http
-    } else {
-        Protocol::Plain
+    if first.starts_with(b"GET ") || first.starts_with(b"HEAD ") {
+        return Protocol::Http;
     }
+    let (line, complete) = match first.iter().position(|&b| b == b'\n') {
+        Some(end) => (first[..end].strip_suffix(b"\r").unwrap_or(&first[..end]), true),
+        None => (first, false),
+    };
+    let line = String::from_utf8_lossy(line);
+    // The parameters before a trailing one (`:…`), and whether the line has a trailing one.
+    let (middle, trailing) = match line.split_once(" :") {
+        Some((middle, _)) => (middle, true),
+        None => (&line[..], false),
+    };
+    let mut words = middle.split(' ').filter(|w| !w.is_empty());
+    let command = words.next().unwrap_or_default();
+    let params: Vec<&str> = words.collect();
+    let shaped = match command {
+        // A first line cut short by the sniffing deadline is judged by its command alone.
+        "CAP" | "NICK" | "USER" | "PASS" if !complete => line.len() > command.len(),
+        "CAP" => params.first().is_some_and(|sub| ["LS", "REQ", "END", "LIST"].contains(&&*sub.to_uppercase())),
+        "NICK" | "PASS" => params.len() + usize::from(trailing) == 1,
+        "USER" => params.len() + usize::from(trailing) >= 4,
+        _ => false,
+    };
+    if shaped { Protocol::Irc } else { Protocol::Plain }
 }
 
 /// How a protocol turns queued events into bytes for one connection.
@@ -92,7 +113,7 @@ impl Conn {
         let sniffing = protocol.is_none();
         let deadline = tokio::time::Instant::now() + shared.limits.sniff_timeout;
         while sniffing && first.len() < SNIFF_LEN && !first.contains(&b'\n') {
-            first.reserve(512);
+            first.reserve(SNIFF_LEN);
             match tokio::time::timeout_at(deadline, reader.read_buf(&mut first)).await {
                 Ok(Ok(0)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
                 Ok(Ok(_)) => {}
@@ -230,11 +251,22 @@ mod tests {
     #[test]
     fn tells_irc_from_text() {
         assert_eq!(classify(b"CAP LS 302\r\n"), Protocol::Irc);
+        assert_eq!(classify(b"CAP LS 302\r\nNICK bob\r\nUSER bob 0 * :Bob\r\n"), Protocol::Irc);
         assert_eq!(classify(b"NICK bob\r\n"), Protocol::Irc);
-        assert_eq!(classify(b"user x 0 * :x\r\n"), Protocol::Irc);
+        assert_eq!(classify(b"NICK :bob\r\n"), Protocol::Irc);
+        assert_eq!(classify(b"USER x 0 * :x y\r\n"), Protocol::Irc);
+        assert_eq!(classify(b"USER x 0 * x\n"), Protocol::Irc);
         assert_eq!(classify(b"PASS secret\r\n"), Protocol::Irc);
+        assert_eq!(classify(b"NICK bo"), Protocol::Irc, "cut short by the deadline");
         assert_eq!(classify(b"hello there\n"), Protocol::Plain);
         assert_eq!(classify(b"NICKNAME\n"), Protocol::Plain);
+        assert_eq!(classify(b"User accounts migrated OK\n"), Protocol::Plain);
+        assert_eq!(classify(b"USER accounts migrated OK\n"), Protocol::Plain);
+        assert_eq!(classify(b"PASS all tests green\n"), Protocol::Plain);
+        assert_eq!(classify(b"nick here\n"), Protocol::Plain);
+        assert_eq!(classify(b"NICK here and there\n"), Protocol::Plain);
+        assert_eq!(classify(b"CAP of the day\n"), Protocol::Plain);
+        assert_eq!(classify(b"CAP\n"), Protocol::Plain);
         assert_eq!(classify(b""), Protocol::Plain);
         assert_eq!(classify(b"GET / HTTP/1.1\r\n"), Protocol::Http);
         assert_eq!(classify(b"GETTING better\n"), Protocol::Plain);
