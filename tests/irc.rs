@@ -326,6 +326,43 @@ async fn overlong_lines_get_417_and_the_session_goes_on() {
 }
 
 #[tokio::test]
+async fn long_texts_reach_irc_clients_in_lines_of_512_bytes() {
+    let server = start_server().await;
+    let mut listener = Irc::register(server.addr, "listener", &[]).await;
+    listener.join("#lobby").await;
+    let mut plain = Client::plain_as(server.addr, "plainwriter").await;
+    let long_nick = "L".repeat(30);
+    let mut irc = Irc::register(server.addr, &long_nick, &[]).await;
+    irc.join("#lobby").await;
+    let words: Vec<String> = (0..500).map(|i| format!("word{i}")).collect();
+    let plain_text = words.join(" ");
+    assert!(plain_text.len() < 4096 && plain_text.len() > 3500);
+    let irc_text = "x".repeat(494); // with `PRIVMSG #lobby :`, the longest line a client may send
+    plain.send(&plain_text).await;
+    irc.send(&format!("PRIVMSG #lobby :{irc_text}")).await;
+    irc.send("PRIVMSG #lobby :done").await;
+    let mut by_sender: Vec<(String, String)> = Vec::new();
+    loop {
+        let line = listener.client.line().await;
+        assert!(line.len() + 2 <= 512, "{} bytes: {line}", line.len() + 2);
+        let message = charla::proto::irc::message::Message::parse(&line).unwrap();
+        if message.command != "PRIVMSG" {
+            continue;
+        }
+        if message.params[1] == "done" {
+            break;
+        }
+        let nick = message.source.unwrap_or_default().split('!').next().unwrap_or_default().to_string();
+        by_sender.push((nick, message.params[1].clone()));
+    }
+    let said_by = |nick: &str, glue: &str| {
+        by_sender.iter().filter(|(n, _)| n == nick).map(|(_, t)| t.as_str()).collect::<Vec<_>>().join(glue)
+    };
+    assert_eq!(said_by("plainwriter", " "), plain_text, "split between words, nothing lost");
+    assert_eq!(said_by(&long_nick, ""), irc_text, "a long source's line is split too");
+}
+
+#[tokio::test]
 async fn opers_kill() {
     let server = start_with(|config| {
         config.hub.opers.insert("admin".into(), "hunter2".into());

@@ -146,10 +146,10 @@ async fn a_slow_reader_is_dropped_and_the_room_keeps_chatting() {
     reader.arrived("slow").await;
 
     // `slow` never reads again. Send far more than its socket buffers and queue can hold, in
-    // steps the reader keeps up with.
-    let line = "x".repeat(2000);
+    // steps the reader keeps up with; lines short enough to stay one message each.
+    let line = "x".repeat(400);
     let mut slow_quit = Vec::new();
-    for step in 0..300 {
+    for step in 0..1500 {
         for i in 0..20 {
             sender.send(&format!("{step}.{i} {line}")).await;
         }

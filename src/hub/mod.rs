@@ -292,7 +292,9 @@ pub struct Departed {
 /// Result of a message: the event, and the target's away message when it was sent to an away user.
 #[derive(Debug)]
 pub struct Said {
-    pub event: Arc<Event>,
+    /// The message as said: one event, or several when the text was too long for one line
+    /// (see [`line_room`]).
+    pub events: Vec<Arc<Event>>,
     pub away: Option<String>,
 }
 
@@ -606,15 +608,32 @@ impl Hub {
             let away = user.away.clone().filter(|_| kind != MsgKind::Notice);
             (Target::User(user.source.nick.clone()), vec![to], away, None)
         };
-        let event = self.event(EventKind::Message { from, target, kind, text, tags });
-        self.record(&event, &[])?;
+        let room = line_room(&from, &target, kind);
+        let mut pieces = match text.len() > room {
+            true => text::split_to_fit(&text, room).into_iter().map(str::to_string).collect(),
+            false => vec![text],
+        };
+        let last = pieces.pop().expect("a text is at least one piece");
+        let mut events = Vec::with_capacity(pieces.len() + 1);
+        for text in pieces {
+            let (from, target, tags) = (from.clone(), target.clone(), tags.clone());
+            events.push(self.deliver_message(EventKind::Message { from, target, kind, text, tags }, &recipients)?);
+        }
+        events.push(self.deliver_message(EventKind::Message { from, target, kind, text: last, tags }, &recipients)?);
         if let Some(key) = room_key {
             // The room has history now: keep it, and its settings, across restarts.
             self.save_room(&key);
         }
         self.users.get_mut(&id).expect("registered").last_spoke = now_millis();
-        self.deliver(recipients, &event);
-        Ok(Said { event, away })
+        Ok(Said { events, away })
+    }
+
+    /// Stores a message, then delivers it: no one receives a line that history will not have.
+    fn deliver_message(&mut self, message: EventKind, to: &[ConnId]) -> Result<Arc<Event>, HubError> {
+        let event = self.event(message);
+        self.record(&event, &[])?;
+        self.deliver(to.iter().copied(), &event);
+        Ok(event)
     }
 
     /// A room's topic. Secret rooms answer only their members.
@@ -944,6 +963,19 @@ impl Hub {
     pub fn whowas(&self, nick: &str, count: usize) -> Vec<Departed> {
         self.whowas.iter().filter(|d| d.nick.eq_ignore_ascii_case(nick)).take(count).cloned().collect()
     }
+}
+
+/// How many bytes of text one message may carry: with its sender's `nick!user@host`, the
+/// command and the target, each message must fit the shortest line limit among clients (IRC's
+/// [`text::MAX_LINE`]), so any longer text is said as several messages; nothing is cut off.
+fn line_room(from: &Source, target: &Target, kind: MsgKind) -> usize {
+    let target = match target {
+        Target::Room(name) | Target::User(name) => name.len(),
+    };
+    // `:nick!user@host PRIVMSG target :text\r\n`, and `\x01ACTION text\x01` for an action.
+    let frame = 1 + from.nick.len() + 1 + from.user.len() + 1 + from.host.len() + " PRIVMSG ".len() + target + 4;
+    let action = if kind == MsgKind::Action { "\x01ACTION \x01".len() } else { 0 };
+    text::MAX_LINE.saturating_sub(frame + action).max(64)
 }
 
 #[cfg(test)]

@@ -115,6 +115,24 @@ fn room_messages_reach_other_members_only() {
 }
 
 #[test]
+fn a_text_too_long_for_one_line_is_said_as_several_messages() {
+    let mut t = hub();
+    let (a, _) = t.add("alice");
+    let (_, bo) = t.add("bob");
+    let words: Vec<String> = (0..400).map(|i| format!("w{i}")).collect();
+    let text = words.join(" ");
+    let said = t.hub.say(a, "bob", MsgKind::Action, &text, vec![]).unwrap();
+    let received = texts(&drain(&bo));
+    assert!(received.len() > 1 && said.events.len() == received.len(), "{} pieces", received.len());
+    assert_eq!(received.join(" "), text, "nothing lost, cut between words");
+    // `:alice!user@host PRIVMSG bob :\x01ACTION …\x01\r\n` fits in 512 bytes.
+    let source = t.hub.source(a).clone();
+    let frame = format!(":{}!{}@{} PRIVMSG bob :\x01ACTION \x01\r\n", source.nick, source.user, source.host).len();
+    assert!(received.iter().all(|piece| frame + piece.len() <= 512), "every piece fits one IRC line");
+    assert!(received.iter().any(|piece| frame + piece.len() > 500), "pieces are not needlessly short");
+}
+
+#[test]
 fn private_messages_reach_only_their_target() {
     let mut t = hub();
     let (a, _) = t.add("alice");

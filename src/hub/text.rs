@@ -37,6 +37,36 @@ pub fn valid_room(name: &str) -> bool {
         && !name.chars().any(|c| c == ' ' || c == ',' || c.is_control())
 }
 
+/// The longest line any client must accept: IRC's 512 bytes, CR LF included, tags aside.
+pub const MAX_LINE: usize = 512;
+
+/// Cuts `text` into pieces of at most `max` bytes (at least one character each), between words
+/// where a piece can end in a space in its second half, else between characters. The spaces
+/// a piece ends at are dropped. A text that fits is one piece.
+pub fn split_to_fit(text: &str, max: usize) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while rest.len() > max {
+        let mut end = max;
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end == 0 {
+            end = rest.chars().next().map_or(rest.len(), char::len_utf8);
+        }
+        let (piece, next) = match rest[..end].rfind(' ') {
+            Some(space) if space >= end / 2 => (&rest[..space], &rest[space + 1..]),
+            _ => (&rest[..end], &rest[end..]),
+        };
+        pieces.push(piece);
+        rest = next;
+    }
+    if !rest.is_empty() || pieces.is_empty() {
+        pieces.push(rest);
+    }
+    pieces
+}
+
 /// IRC formatting codes (bold, colour, reset, reverse, italic, strike, underline) and the CTCP
 /// delimiter. They are harmless to terminals, so IRC users keep them; plain-text output drops them.
 pub const IRC_FORMATTING: &[char] = &['\x01', '\x02', '\x03', '\x0f', '\x16', '\x1d', '\x1e', '\x1f'];
@@ -153,6 +183,21 @@ pub fn wildcard_match(mask: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_text_is_split_between_words_then_characters() {
+        assert_eq!(split_to_fit("short", 10), ["short"]);
+        assert_eq!(split_to_fit("", 10), [""]);
+        assert_eq!(split_to_fit("one two three four", 9), ["one two", "three", "four"]);
+        assert_eq!(split_to_fit("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+        assert_eq!(
+            split_to_fit("ab cdefghij", 8),
+            ["ab cdefg", "hij"],
+            "a space early in the piece is no place to cut"
+        );
+        assert_eq!(split_to_fit("ééé", 3), ["é", "é", "é"], "never inside a character");
+        assert_eq!(split_to_fit("🎉🎉", 2), ["🎉", "🎉"], "a character wider than the room still goes, whole");
+    }
 
     #[test]
     fn nicks() {

@@ -260,8 +260,10 @@ impl Session<'_> {
         let said = hub::lock(&self.shared.hub).say(self.id, target, kind, text, Vec::new());
         match said {
             Ok(said) => {
-                if let EventKind::Message { target: Target::User(nick), text, .. } = &said.event.kind {
-                    self.reply(format!("[private] to {nick}: {}", strip_formatting(text)));
+                for event in &said.events {
+                    if let EventKind::Message { target: Target::User(nick), text, .. } = &event.kind {
+                        self.reply(format!("[private] to {nick}: {}", strip_formatting(text)));
+                    }
                 }
                 if let Some(away) = said.away {
                     self.reply(format!("* {target} is away: {away}"));

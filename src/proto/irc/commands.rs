@@ -304,7 +304,9 @@ fn privmsg(session: &mut Session, message: &Message) {
                     session.numeric(RPL_AWAY, &[&to, &away]);
                 }
                 if session.caps.has(Cap::EchoMessage) {
-                    session.own_event(&said.event);
+                    for event in &said.events {
+                        session.own_event(event);
+                    }
                 }
             }
             Err(error) if !notice => session.hub_error(&error, true),
