@@ -204,26 +204,38 @@ async fn labeled_responses() {
     alice.send("@label=one PING :x").await;
     let pong = alice.next().await;
     assert_eq!((pong.command.as_str(), pong.tag("label").flatten()), ("PONG", Some("one")));
-    // Several: wrapped in a labeled-response batch. The JOIN itself comes first, from the hub,
-    // so that no message said in the room can arrive before it.
-    alice.send("@label=two JOIN #lobby").await;
-    assert_eq!(alice.next().await.command, "JOIN");
-    let start = alice.next().await;
-    assert_eq!(start.command, "BATCH");
-    assert_eq!(start.tag("label").flatten(), Some("two"));
-    let reference = start.params[0].strip_prefix('+').expect("batch start").to_string();
-    assert_eq!(start.params[1], "labeled-response");
-    let mut inside = Vec::new();
-    loop {
-        let message = alice.next().await;
-        if message.command == "BATCH" {
-            assert_eq!(message.params[0], format!("-{reference}"));
-            break;
+    // Several: wrapped in one labeled-response batch, the JOIN line included, and the refusal
+    // for a second room of the same command.
+    let mut labeled_batch = async |command: &str, label: &str| {
+        alice.send(&format!("@label={label} {command}")).await;
+        let start = alice.next().await;
+        assert_eq!(start.command, "BATCH");
+        assert_eq!(start.tag("label").flatten(), Some(label));
+        let reference = start.params[0].strip_prefix('+').expect("batch start").to_string();
+        assert_eq!(start.params[1], "labeled-response");
+        let mut inside = Vec::new();
+        loop {
+            let message = alice.next().await;
+            if message.command == "BATCH" {
+                assert_eq!(message.params[0], format!("-{reference}"));
+                return inside;
+            }
+            assert_eq!(message.tag("batch").flatten(), Some(reference.as_str()), "{message:?}");
+            inside.push(message.command);
         }
-        assert_eq!(message.tag("batch").flatten(), Some(reference.as_str()));
-        inside.push(message.command);
+    };
+    assert_eq!(labeled_batch("JOIN #lobby", "two").await, ["JOIN", "353", "366"]);
+    assert_eq!(labeled_batch("JOIN #a,#b,#", "2b").await, ["JOIN", "353", "366", "JOIN", "353", "366", "403"]);
+    alice.send("@label=2c JOIN #").await;
+    let refused = alice.next().await;
+    assert_eq!((refused.command.as_str(), refused.tag("label").flatten()), ("403", Some("2c")), "one line: no batch");
+    // Without a label, several rooms answer in order all the same: each JOIN, then its names.
+    alice.send("JOIN #c,#d").await;
+    let mut answers = Vec::new();
+    while answers.len() < 6 {
+        answers.push(alice.next().await.command);
     }
-    assert_eq!(inside, ["353", "366"]);
+    assert_eq!(answers, ["JOIN", "353", "366", "JOIN", "353", "366"]);
     // None: acknowledged.
     alice.send("@label=three PONG :x").await;
     let ack = alice.next().await;

@@ -519,6 +519,19 @@ impl Hub {
     /// member, the joiner included (unlike other verbs), receives the join in its queue. Joining
     /// a room one is in already does nothing (`Ok(None)`).
     pub fn join(&mut self, id: ConnId, name: &str, key: Option<&str>) -> Result<Option<Joined>, HubError> {
+        self.join_as(id, name, key, |event| Out::Event(event.clone()))
+    }
+
+    /// [`Hub::join`], with what the joiner's queue receives made by `own` from the join: a
+    /// session that answers a command as a whole (an IRC labeled response) renders its own
+    /// JOIN as the start of that answer. `own` is called only if the join happens.
+    pub fn join_as(
+        &mut self,
+        id: ConnId,
+        name: &str,
+        key: Option<&str>,
+        own: impl FnOnce(&Arc<Event>) -> Out,
+    ) -> Result<Option<Joined>, HubError> {
         if !text::valid_room(name) {
             return Err(HubError::BadRoom(name.into()));
         }
@@ -550,13 +563,14 @@ impl Hub {
         room.members.insert(id, Status { op: first, voice: false });
         room.invited.remove(&id);
         let (name, topic) = (room.name.clone(), room.topic.clone());
-        // The joiner too: its own JOIN must be queued before any message said in the room
-        // from now on, and only the hub, under its lock, can put it there in time.
-        let members: Vec<ConnId> = room.members.keys().copied().collect();
+        let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != id).collect();
         self.users.get_mut(&id).expect("registered").rooms.push(folded);
         let realname = self.user(id).realname.clone();
         let event = self.event(EventKind::Join { who, room: name.clone(), realname });
         self.record_state(&event, &[]);
+        // The joiner too: its own JOIN must be queued before any message said in the room
+        // from now on, and only the hub, under its lock, can put it there in time.
+        self.user(id).outbox.push(own(&event));
         self.deliver(members, &event);
         Ok(Some(Joined { room: name, topic }))
     }

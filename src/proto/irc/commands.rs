@@ -240,7 +240,7 @@ fn join(session: &mut Session, message: &Message) {
     let keys: Vec<&str> = param(message, 1).split(',').collect();
     for (i, room) in param(message, 0).split(',').filter(|r| !r.is_empty()).enumerate() {
         let key = keys.get(i).copied().filter(|k| !k.is_empty());
-        let joined = hub::lock(&session.shared.hub).join(id, room, key);
+        let joined = session.join(room, key);
         match joined {
             Ok(Some(joined)) => {
                 if let Some(topic) = &joined.topic {

@@ -12,7 +12,7 @@ use super::message::{Message, ParseError};
 use super::numeric::*;
 use super::render::{self, IrcRender};
 use super::{VERSION, commands};
-use crate::hub::{self, ConnId, Event, HubError, Out, Outbox, Registration};
+use crate::hub::{self, ConnId, Event, HubError, Joined, Out, Outbox, Registration};
 use crate::server::Shared;
 use crate::server::conn::Conn;
 use crate::server::lines::Line;
@@ -38,6 +38,10 @@ pub struct Session {
     replies: Vec<Message>,
     /// The `label` tag of the command being handled.
     label: Option<String>,
+    /// The labeled-response batch already opened for the command being handled: a JOIN's
+    /// answer starts with the JOIN line itself, which the hub queues. [`Session::finish`]
+    /// puts the rest of the answer in it and closes it.
+    open_batch: Option<String>,
     /// Set when the session should end, with the reason.
     pub quit: Option<String>,
 }
@@ -62,6 +66,7 @@ pub async fn run(mut conn: Conn) {
         invisible: false,
         replies: Vec::new(),
         label: None,
+        open_batch: None,
         quit: None,
     };
     // A silent client is pinged after one interval and dropped after a second; a client that
@@ -223,9 +228,51 @@ impl Session {
         self.outbox.push(Out::Line(Bytes::from(buf)));
     }
 
+    /// Joins a room for this client. Its own JOIN is queued by the hub (so that nothing said
+    /// in the room can arrive before it), after the answers to rooms joined earlier by the same
+    /// command; for a labeled command, inside its labeled-response batch, which the first room
+    /// joined opens.
+    pub fn join(&mut self, room: &str, key: Option<&str>) -> Result<Option<Joined>, HubError> {
+        let labeled = self.label.clone().filter(|_| self.caps.has(Cap::LabeledResponse) && self.caps.has(Cap::Batch));
+        let reference = labeled.as_ref().map(|_| self.open_batch.clone().unwrap_or_else(batch_ref));
+        let mut ahead = Vec::new();
+        if let (Some(label), Some(reference), None) = (&labeled, &reference, &self.open_batch) {
+            let start = Message::new("BATCH", &[&format!("+{reference}"), "labeled-response"]);
+            ahead.push(with_first_tag(start.with_source(&self.shared.server_name), "label", label));
+        }
+        ahead.extend(self.replies.iter().map(|m| in_batch_of(m.clone(), reference.as_deref())));
+        let caps = self.caps.bits();
+        let tag = reference.clone();
+        let own = move |event: &Arc<Event>| {
+            if ahead.is_empty() && tag.is_none() {
+                return Out::Event(event.clone());
+            }
+            let mut buf = Vec::new();
+            let join = render::message(event, caps).map(|m| in_batch_of(m, tag.as_deref()));
+            for message in ahead.iter().chain(&join) {
+                message.write_to(&mut buf);
+            }
+            Out::Line(Bytes::from(buf))
+        };
+        let joined = hub::lock(&self.shared.hub).join_as(self.id.expect("registered"), room, key, own);
+        if let Ok(Some(_)) = joined {
+            self.replies.clear();
+            if reference.is_some() {
+                self.open_batch = reference;
+            }
+        }
+        joined
+    }
+
     /// Sends the current command's replies, labelled as the client asked.
     pub fn finish(&mut self) {
         let mut replies = std::mem::take(&mut self.replies);
+        if let Some(reference) = self.open_batch.take() {
+            // Opened with a JOIN line: the rest of the answer goes in, then the batch ends.
+            self.label = None;
+            replies = replies.into_iter().map(|m| in_batch(m, &reference)).collect();
+            replies.push(Message::new("BATCH", &[&format!("-{reference}")]).with_source(&self.shared.server_name));
+        }
         if let Some(label) = self.label.take().filter(|_| self.caps.has(Cap::LabeledResponse)) {
             match replies.len() {
                 0 => {
@@ -258,10 +305,7 @@ impl Session {
         start.extend(params.iter().map(|p| p.to_string()));
         let start: Vec<&str> = start.iter().map(String::as_str).collect();
         let mut out = vec![Message::new("BATCH", &start).with_source(server)];
-        // Lines already inside a nested batch keep their own batch tag.
-        out.extend(
-            inner.into_iter().map(|m| if m.tag("batch").is_some() { m } else { with_first_tag(m, "batch", reference) }),
-        );
+        out.extend(inner.into_iter().map(|m| in_batch(m, reference)));
         out.push(Message::new("BATCH", &[&format!("-{reference}")]).with_source(server));
         out
     }
@@ -313,6 +357,20 @@ impl Session {
         commands::isupport(self);
         commands::lusers(self);
         commands::motd(self);
+    }
+}
+
+/// Tags a message as part of the batch `reference`; lines already inside a nested batch keep
+/// their own batch tag.
+fn in_batch(message: Message, reference: &str) -> Message {
+    if message.tag("batch").is_some() { message } else { with_first_tag(message, "batch", reference) }
+}
+
+/// [`in_batch`] if there is a batch.
+fn in_batch_of(message: Message, reference: Option<&str>) -> Message {
+    match reference {
+        Some(reference) => in_batch(message, reference),
+        None => message,
     }
 }
 
