@@ -159,6 +159,14 @@ async fn private_messages_away_whois_and_lists() {
     assert_eq!(alice.expect("303").await.params[1], "bob carol");
     alice.send("USERHOST bob").await;
     assert_eq!(alice.expect("302").await.params[1], "bob=-~bob@127.0.0.1");
+    // WHO by nick shows a room with the user's status there, as WHO by room does.
+    bob.join("#w").await;
+    for mask in ["bob", "#w"] {
+        alice.send(&format!("WHO {mask}")).await;
+        let row = alice.expect("352").await;
+        assert_eq!((&row.params[1][..], &row.params[5][..], &row.params[6][..]), ("#w", "bob", "G@"), "WHO {mask}");
+        alice.expect("315").await;
+    }
     carol.send("QUIT :bye").await;
     assert_eq!(carol.expect("ERROR").await.params[0], "Closing link: Quit: bye");
     alice.send("WHOWAS carol").await;

@@ -431,8 +431,9 @@ fn who(session: &mut Session, message: &Message) {
                     || text::wildcard_match(mask, &format!("{}!{}@{}", u.nick, u.user, u.host))
             })
             .map(|u| {
-                let room = u.rooms.first().map_or("*".to_string(), |(r, _)| r.clone());
-                (room, u, None)
+                // The first room shown, with the user's status there, as for `WHO #room`.
+                let (room, status) = u.rooms.first().map_or(("*".to_string(), None), |(r, s)| (r.clone(), Some(*s)));
+                (room, u, status)
             })
             .collect()
     };
