@@ -1,5 +1,6 @@
 //! The `charla` command: `serve`, `connect`, `bench`. Errors become a one-line message and exit code 1.
 
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -173,25 +174,37 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Before the banner: whoever reads it may stop the server at once.
+    let shutdown = shutdown_signal()?;
     let server = Server::bind(config).await?;
     for addr in server.local_addrs() {
         let shown = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };
         let (host, port) = (shown.ip(), shown.port());
-        println!("charla listening on {addr}");
-        println!(
+        say(format_args!("charla listening on {addr}"));
+        say(format_args!(
             "  join with:  nc {host} {port}   |   charla connect {host} {port}   |   any IRC client: {host}/{port}"
-        );
+        ));
     }
-    server.run(shutdown_signal()).await;
-    println!("charla stopped");
+    server.run(shutdown).await;
+    say(format_args!("charla stopped"));
     Ok(())
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-    }
+/// Prints a line of the server's own output. Standard output may be a pipe whose reader is
+/// gone (`charla serve | tee log`, tee stopped): the line is lost then, and the server goes on.
+fn say(line: std::fmt::Arguments) {
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// Watches for Ctrl-C (SIGINT) and SIGTERM from now on; the future resolves on either.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }

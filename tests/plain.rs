@@ -340,3 +340,39 @@ async fn mode_arguments_cannot_carry_escape_sequences() {
     assert_eq!(op.line().await, "Mode +b red!*@* set on #lobby.");
     assert_eq!(other.line().await, "* op set mode +b red!*@* on #lobby");
 }
+
+/// `charla serve ARGS… --data-dir DIR` as its own process, standard output piped.
+fn spawn_serve(data_dir: &std::path::Path, args: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_charla"))
+        .arg("serve")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("charla starts")
+}
+
+/// Sends SIGTERM and waits for the exit status.
+async fn terminate(child: &mut tokio::process::Child) -> std::process::ExitStatus {
+    let pid = child.id().expect("still running").to_string();
+    let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    assert!(sent.success());
+    tokio::time::timeout(WAIT, child.wait()).await.expect("charla exits after SIGTERM").unwrap()
+}
+
+#[tokio::test]
+async fn serve_exits_0_on_sigterm_when_its_output_is_closed() {
+    use tokio::io::AsyncBufReadExt;
+    // `charla serve | tee log`, then tee is gone before charla says it stopped.
+    let dir = TempDir::new();
+    let mut child = spawn_serve(&dir.0, &["127.0.0.1", "0"]);
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(WAIT, stdout.next_line()).await.expect("charla says where it listens");
+    assert!(first.unwrap().unwrap().starts_with("charla listening on "));
+    drop(stdout);
+    let status = terminate(&mut child).await;
+    assert_eq!(status.code(), Some(0), "a closed standard output is no reason to fail: {status}");
+}
