@@ -1,8 +1,10 @@
-//! The `charla` command: `serve`, `connect`, `bench`. Errors become a one-line message and exit code 1.
+//! The `charla` command: `serve`, `connect`, `bench`. An error becomes a message on standard
+//! error (each cause said once) and exit code 1.
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -142,8 +144,30 @@ impl ServeArgs {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // Standard error may be closed too; there is no one left to tell then.
+            let _ = writeln!(std::io::stderr(), "{}", report(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `Error: MESSAGE`, then each cause the message does not already say, one a line. charla's
+/// own errors name their cause in their message, so most reports are one line.
+fn report(error: &anyhow::Error) -> String {
+    let mut report = format!("Error: {error}");
+    for cause in error.chain().skip(1).map(ToString::to_string) {
+        if !report.contains(&cause) {
+            report.push_str(&format!("\n  because: {cause}"));
+        }
+    }
+    report
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     // Before any thread exists: finding the local time zone is not thread-safe.
     let utc_offset = charla::client::local_offset();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -207,4 +231,21 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
             _ = terminate.recv() => {}
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_says_each_cause_once() {
+        let io = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let repeated = anyhow::Error::from(charla::server::ServerError::DataDir { dir: "d".into(), source: io() });
+        assert_eq!(
+            report(&repeated),
+            "Error: cannot use data directory d: permission denied (pick a writable one with --data-dir)"
+        );
+        let wrapped = anyhow::Error::from(io()).context("cannot start the async runtime");
+        assert_eq!(report(&wrapped), "Error: cannot start the async runtime\n  because: permission denied");
+    }
 }
