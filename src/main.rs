@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use charla::server::conn::Protocol;
 use charla::server::limits::FloodLimit;
 use charla::server::{Config, HistoryConfig, Limits, Server};
 use charla::store::Retention;
@@ -201,13 +202,23 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Before the banner: whoever reads it may stop the server at once.
     let shutdown = shutdown_signal()?;
     let server = Server::bind(config).await?;
-    for addr in server.local_addrs() {
+    for (addr, protocol) in server.listeners() {
         let shown = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };
         let (host, port) = (shown.ip(), shown.port());
-        say(format_args!("charla listening on {addr}"));
-        say(format_args!(
-            "  join with:  nc {host} {port}   |   charla connect {host} {port}   |   any IRC client: {host}/{port}"
-        ));
+        match protocol {
+            Some(Protocol::Irc) => {
+                say(format_args!("charla listening on {addr} for IRC clients only"));
+                say(format_args!(
+                    "  join with:  irssi -c {host} -p {port}   |   any IRC client: {host}/{port}   (not nc: this port speaks IRC only)"
+                ));
+            }
+            _ => {
+                say(format_args!("charla listening on {addr}"));
+                say(format_args!(
+                    "  join with:  nc {host} {port}   |   charla connect {host} {port}   |   any IRC client: {host}/{port}"
+                ));
+            }
+        }
     }
     server.run(shutdown).await;
     say(format_args!("charla stopped"));

@@ -363,6 +363,23 @@ async fn terminate(child: &mut tokio::process::Child) -> std::process::ExitStatu
     tokio::time::timeout(WAIT, child.wait()).await.expect("charla exits after SIGTERM").unwrap()
 }
 
+/// Starts `charla serve ARGS…`, stops it once it has said where it listens, and returns
+/// everything it printed.
+async fn serve_output(args: &[&str]) -> Vec<String> {
+    use tokio::io::AsyncBufReadExt;
+    let dir = TempDir::new();
+    let mut child = spawn_serve(&dir.0, args);
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(WAIT, stdout.next_line()).await.expect("charla says where it listens");
+    let mut printed = vec![first.unwrap().expect("charla printed a line")];
+    // It watches for SIGTERM before it prints anything.
+    assert!(terminate(&mut child).await.success());
+    while let Some(line) = stdout.next_line().await.unwrap() {
+        printed.push(line);
+    }
+    printed
+}
+
 #[tokio::test]
 async fn serve_exits_0_on_sigterm_when_its_output_is_closed() {
     use tokio::io::AsyncBufReadExt;
@@ -405,4 +422,19 @@ async fn startup_errors_say_each_cause_once() {
     let error = start_error(&damaged).await;
     assert_eq!(error.matches("is damaged or is not a charla history database").count(), 1, "{error}");
     assert_eq!(error.lines().count(), 1, "one line, no backtrace: {error}");
+}
+
+#[tokio::test]
+async fn the_banner_says_an_irc_only_port_is_for_irc_clients() {
+    let printed = serve_output(&["127.0.0.1", "0", "--irc-listen", "127.0.0.1:0"]).await;
+    let [any, any_join, irc, irc_join, stopped] = &printed[..] else { panic!("{printed:?}") };
+    let port = |line: &str| line.rsplit(':').next().unwrap().split(' ').next().unwrap().to_string();
+    let (any_port, irc_port) = (port(any), port(irc));
+    assert_eq!(any, &format!("charla listening on 127.0.0.1:{any_port}"));
+    assert!(any_join.contains(&format!("nc 127.0.0.1 {any_port}")), "{any_join}");
+    assert!(any_join.contains(&format!("charla connect 127.0.0.1 {any_port}")), "{any_join}");
+    assert_eq!(irc, &format!("charla listening on 127.0.0.1:{irc_port} for IRC clients only"));
+    assert!(irc_join.contains(&format!("irssi -c 127.0.0.1 -p {irc_port}")), "{irc_join}");
+    assert!(!irc_join.contains("nc 127.0.0.1") && !irc_join.contains("| charla connect"), "{irc_join}");
+    assert_eq!(stopped, "charla stopped");
 }
