@@ -64,7 +64,8 @@ struct ServeArgs {
     host: Option<IpAddr>,
     /// Port to listen on.
     port: Option<u16>,
-    /// Also listen on ADDR:PORT (repeatable; IPv6 as [::]:1313).
+    /// Listen on ADDR:PORT instead of 0.0.0.0:1313 (repeatable; IPv6 as [::]:1313); with HOST or
+    /// PORT given, in addition to HOST:PORT.
     #[arg(long = "listen", value_name = "ADDR:PORT")]
     listen: Vec<SocketAddr>,
     /// Also listen for IRC clients only at ADDR:PORT (repeatable), e.g. --irc-listen 0.0.0.0:6667.

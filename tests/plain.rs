@@ -425,6 +425,15 @@ async fn startup_errors_say_each_cause_once() {
 }
 
 #[tokio::test]
+async fn listen_alone_replaces_the_default_address() {
+    let printed = serve_output(&["--listen", "127.0.0.1:0"]).await;
+    let listening: Vec<_> = printed.iter().filter(|l| l.starts_with("charla listening on ")).collect();
+    assert_eq!(listening.len(), 1, "{printed:?}");
+    assert!(listening[0].starts_with("charla listening on 127.0.0.1:"), "{printed:?}");
+    assert_eq!(printed.last().map(String::as_str), Some("charla stopped"));
+}
+
+#[tokio::test]
 async fn the_banner_says_an_irc_only_port_is_for_irc_clients() {
     let printed = serve_output(&["127.0.0.1", "0", "--irc-listen", "127.0.0.1:0"]).await;
     let [any, any_join, irc, irc_join, stopped] = &printed[..] else { panic!("{printed:?}") };
