@@ -32,9 +32,13 @@ enum Command {
     /// Join a chat server: a full-screen chat client on a terminal, line mode in a pipe.
     ///
     /// On a terminal it shows rooms, messages and members side by side and speaks IRC, so it
-    /// works with other IRC servers too; /help inside lists commands and keys. When standard
-    /// input or output is not a terminal (or with --plain) each input line is sent as it is
-    /// and everything the server says is printed, as with nc.
+    /// works with other IRC servers too; /help inside lists commands and keys.
+    ///
+    /// When standard input or output is not a terminal (or with --plain) it is line mode, which
+    /// speaks charla's plain-text protocol, like nc: it waits for the server's greeting, sends
+    /// /nick and /join for --nick and --join, then sends each input line as it is and prints
+    /// everything the server says. At the end of input it stops sending and exits once the
+    /// server has closed the connection; it also ends, quietly, when its output is closed.
     Connect(ConnectArgs),
     // Its help text is the doc comment of `charla::bench::Args`.
     Bench(charla::bench::Args),
@@ -47,10 +51,13 @@ struct ConnectArgs {
     /// Server port.
     #[arg(default_value_t = 1313)]
     port: u16,
-    /// Nick to use (default: your login name, else `guest`; `_` is appended while it is taken).
+    /// Nick to use. Full-screen: default your login name, else `guest`, and `_` is appended
+    /// while it is taken. Line mode: sent as /nick NICK (if it is taken, the server says so and
+    /// you keep the guest nick it gave you).
     #[arg(long, value_name = "NICK")]
     nick: Option<String>,
-    /// Room to join on connect instead of #lobby (repeatable: --join #dev --join #ops).
+    /// Room to join on connect instead of #lobby. Full-screen: repeatable (--join #dev --join
+    /// #ops). Line mode: once, sent as /join #ROOM (a plain-text user is in one room at a time).
     #[arg(long = "join", value_name = "#ROOM")]
     join: Vec<String>,
     /// Line mode even on a terminal: send each input line as it is, print what the server says.
@@ -193,7 +200,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 plain: args.plain,
                 utc_offset,
             };
-            Ok(runtime.block_on(charla::client::run(options))?)
+            let result = runtime.block_on(charla::client::run(options));
+            // Line mode reads standard input on a thread that no one can interrupt; waiting for
+            // it would hang the exit until the next input line.
+            runtime.shutdown_background();
+            Ok(result?)
         }
         Command::Bench(args) => Ok(runtime.block_on(charla::bench::run(args))?),
     }
