@@ -1,11 +1,15 @@
-//! The `charla` command: `serve`, `connect`, `bench`. Errors become a one-line message and exit code 1.
+//! The `charla` command: `serve`, `connect`, `bench`. An error becomes a message on standard
+//! error (each cause said once) and exit code 1.
 
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use charla::server::conn::Protocol;
 use charla::server::limits::FloodLimit;
 use charla::server::{Config, HistoryConfig, Limits, Server};
 use charla::store::Retention;
@@ -28,9 +32,13 @@ enum Command {
     /// Join a chat server: a full-screen chat client on a terminal, line mode in a pipe.
     ///
     /// On a terminal it shows rooms, messages and members side by side and speaks IRC, so it
-    /// works with other IRC servers too; /help inside lists commands and keys. When standard
-    /// input or output is not a terminal (or with --plain) each input line is sent as it is
-    /// and everything the server says is printed, as with nc.
+    /// works with other IRC servers too; /help inside lists commands and keys.
+    ///
+    /// When standard input or output is not a terminal (or with --plain) it is line mode, which
+    /// speaks charla's plain-text protocol, like nc: it waits for the server's greeting, sends
+    /// /nick and /join for --nick and --join, then sends each input line as it is and prints
+    /// everything the server says. At the end of input it stops sending and exits once the
+    /// server has closed the connection; it also ends, quietly, when its output is closed.
     Connect(ConnectArgs),
     // Its help text is the doc comment of `charla::bench::Args`.
     Bench(charla::bench::Args),
@@ -43,10 +51,13 @@ struct ConnectArgs {
     /// Server port.
     #[arg(default_value_t = 1313)]
     port: u16,
-    /// Nick to use (default: your login name, else `guest`; `_` is appended while it is taken).
+    /// Nick to use. Full-screen: default your login name, else `guest`, and `_` is appended
+    /// while it is taken. Line mode: sent as /nick NICK (if it is taken, the server says so and
+    /// you keep the guest nick it gave you).
     #[arg(long, value_name = "NICK")]
     nick: Option<String>,
-    /// Room to join on connect instead of #lobby (repeatable: --join #dev --join #ops).
+    /// Room to join on connect instead of #lobby. Full-screen: repeatable (--join #dev --join
+    /// #ops). Line mode: once, sent as /join #ROOM (a plain-text user is in one room at a time).
     #[arg(long = "join", value_name = "#ROOM")]
     join: Vec<String>,
     /// Line mode even on a terminal: send each input line as it is, print what the server says.
@@ -60,7 +71,8 @@ struct ServeArgs {
     host: Option<IpAddr>,
     /// Port to listen on.
     port: Option<u16>,
-    /// Also listen on ADDR:PORT (repeatable; IPv6 as [::]:1313).
+    /// Listen on ADDR:PORT instead of 0.0.0.0:1313 (repeatable; IPv6 as [::]:1313); with HOST or
+    /// PORT given, in addition to HOST:PORT.
     #[arg(long = "listen", value_name = "ADDR:PORT")]
     listen: Vec<SocketAddr>,
     /// Also listen for IRC clients only at ADDR:PORT (repeatable), e.g. --irc-listen 0.0.0.0:6667.
@@ -141,8 +153,30 @@ impl ServeArgs {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // Standard error may be closed too; there is no one left to tell then.
+            let _ = writeln!(std::io::stderr(), "{}", report(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `Error: MESSAGE`, then each cause the message does not already say, one a line. charla's
+/// own errors name their cause in their message, so most reports are one line.
+fn report(error: &anyhow::Error) -> String {
+    let mut report = format!("Error: {error}");
+    for cause in error.chain().skip(1).map(ToString::to_string) {
+        if !report.contains(&cause) {
+            report.push_str(&format!("\n  because: {cause}"));
+        }
+    }
+    report
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     // Before any thread exists: finding the local time zone is not thread-safe.
     let utc_offset = charla::client::local_offset();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -166,32 +200,75 @@ fn main() -> anyhow::Result<()> {
                 plain: args.plain,
                 utc_offset,
             };
-            Ok(runtime.block_on(charla::client::run(options))?)
+            let result = runtime.block_on(charla::client::run(options));
+            // Line mode reads standard input on a thread that no one can interrupt; waiting for
+            // it would hang the exit until the next input line.
+            runtime.shutdown_background();
+            Ok(result?)
         }
         Command::Bench(args) => Ok(runtime.block_on(charla::bench::run(args))?),
     }
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Before the banner: whoever reads it may stop the server at once.
+    let shutdown = shutdown_signal()?;
     let server = Server::bind(config).await?;
-    for addr in server.local_addrs() {
+    for (addr, protocol) in server.listeners() {
         let shown = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };
         let (host, port) = (shown.ip(), shown.port());
-        println!("charla listening on {addr}");
-        println!(
-            "  join with:  nc {host} {port}   |   charla connect {host} {port}   |   any IRC client: {host}/{port}"
-        );
+        match protocol {
+            Some(Protocol::Irc) => {
+                say(format_args!("charla listening on {addr} for IRC clients only"));
+                say(format_args!(
+                    "  join with:  irssi -c {host} -p {port}   |   any IRC client: {host}/{port}   (not nc: this port speaks IRC only)"
+                ));
+            }
+            _ => {
+                say(format_args!("charla listening on {addr}"));
+                say(format_args!(
+                    "  join with:  nc {host} {port}   |   charla connect {host} {port}   |   any IRC client: {host}/{port}"
+                ));
+            }
+        }
     }
-    server.run(shutdown_signal()).await;
-    println!("charla stopped");
+    server.run(shutdown).await;
+    say(format_args!("charla stopped"));
     Ok(())
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+/// Prints a line of the server's own output. Standard output may be a pipe whose reader is
+/// gone (`charla serve | tee log`, tee stopped): the line is lost then, and the server goes on.
+fn say(line: std::fmt::Arguments) {
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// Watches for Ctrl-C (SIGINT) and SIGTERM from now on; the future resolves on either.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_says_each_cause_once() {
+        let io = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let repeated = anyhow::Error::from(charla::server::ServerError::DataDir { dir: "d".into(), source: io() });
+        assert_eq!(
+            report(&repeated),
+            "Error: cannot use data directory d: permission denied (pick a writable one with --data-dir)"
+        );
+        let wrapped = anyhow::Error::from(io()).context("cannot start the async runtime");
+        assert_eq!(report(&wrapped), "Error: cannot start the async runtime\n  because: permission denied");
     }
 }

@@ -104,3 +104,109 @@ async fn charla_connect_reports_a_refused_connection() {
         "{stderr}"
     );
 }
+
+/// `charla connect 127.0.0.1 PORT ARGS…` in line mode, reading `input` as its whole standard
+/// input and printing to a pipe no one reads.
+fn connect_piped(port: u16, args: &[&str], input: &'static [u8]) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_charla"))
+        .args(["connect", "127.0.0.1", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("charla connect starts");
+    let mut stdin = child.stdin.take().unwrap();
+    tokio::spawn(async move {
+        stdin.write_all(input).await.unwrap();
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    tokio::spawn(async move { tokio::io::copy(&mut stdout, &mut tokio::io::sink()).await });
+    child
+}
+
+#[tokio::test]
+async fn charla_connect_pipes_lines_and_exits_when_input_ends() {
+    let server = start_server().await;
+    let mut nc = Client::plain_as(server.addr, "nc_user").await;
+    // All of standard input is there, and ended, before the server has greeted.
+    let connect = connect_piped(server.addr.port(), &[], b"a\nb\n");
+    let joined = nc.line().await;
+    let nick = joined.strip_prefix("* ").and_then(|l| l.strip_suffix(" joined #lobby")).expect(&joined).to_string();
+    assert_eq!(nc.line().await, format!("<{nick}> a"));
+    assert_eq!(nc.line().await, format!("<{nick}> b"));
+    assert_eq!(nc.line().await, format!("* {nick} quit (Connection closed)"));
+    let output = tokio::time::timeout(WAIT, connect.wait_with_output()).await.unwrap().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[tokio::test]
+async fn charla_connect_line_mode_takes_nick_and_room_and_is_never_taken_for_irc() {
+    let server = start_server().await;
+    let mut watcher = Client::plain_as(server.addr, "watcher").await;
+    watcher.send("/join #ops").await;
+    watcher.expect("You are now in #ops (no one else is here yet).").await;
+    // First lines that look like IRC registration, sent before the server could greet.
+    let connect = connect_piped(
+        server.addr.port(),
+        &["--nick", "deploy", "--join", "#ops"],
+        b"USER accounts migrated ok\nNICK here\n",
+    );
+    assert_eq!(watcher.line().await, "* deploy joined #ops");
+    assert_eq!(watcher.line().await, "<deploy> USER accounts migrated ok");
+    assert_eq!(watcher.line().await, "<deploy> NICK here");
+    assert_eq!(watcher.line().await, "* deploy quit (Connection closed)");
+    let output = tokio::time::timeout(WAIT, connect.wait_with_output()).await.unwrap().unwrap();
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "", "no warning about the flags");
+}
+
+#[tokio::test]
+async fn charla_connect_refuses_several_rooms_in_line_mode() {
+    let server = start_server().await;
+    let connect = connect_piped(server.addr.port(), &["--join", "#a", "--join", "#b"], b"");
+    let output = tokio::time::timeout(WAIT, connect.wait_with_output()).await.unwrap().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("one room at a time") && stderr.contains("--join once"), "{stderr}");
+}
+
+#[tokio::test]
+async fn charla_connect_ends_quietly_when_its_output_is_closed() {
+    let server = start_server().await;
+    let mut nc = Client::plain_as(server.addr, "nc_user").await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_charla"))
+        .args(["connect", "127.0.0.1", &server.addr.port().to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // `charla connect … | head -1` once head has exited; standard input stays open.
+    drop(child.stdout.take());
+    let _stdin = child.stdin.take();
+    let output = tokio::time::timeout(WAIT, child.wait_with_output()).await.expect("charla connect ends").unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{}: {stderr}", output.status);
+    assert_eq!(stderr, "");
+    nc.expect_where(|l| l.ends_with(" quit (Connection closed)")).await;
+}
+
+#[tokio::test]
+async fn charla_connect_sends_nothing_to_a_server_that_does_not_greet() {
+    // An IRC-only port, or no chat server at all: it waits for the client to speak first.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let connect = connect_piped(port, &["--nick", "deploy"], b"NICK here\n");
+    let (mut socket, _) = silent.accept().await.unwrap();
+    let mut received = Vec::new();
+    let read = tokio::io::AsyncReadExt::read_to_end(&mut socket, &mut received);
+    tokio::time::timeout(WAIT, read).await.expect("charla connect gives up").unwrap();
+    assert_eq!(String::from_utf8_lossy(&received), "", "nothing sent");
+    let output = tokio::time::timeout(WAIT, connect.wait_with_output()).await.unwrap().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("greeting") && stderr.contains("nothing was sent"), "{stderr}");
+}

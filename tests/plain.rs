@@ -365,3 +365,110 @@ async fn mode_arguments_cannot_carry_escape_sequences() {
     assert_eq!(op.line().await, "Mode +b red!*@* set on #lobby.");
     assert_eq!(other.line().await, "* op set mode +b red!*@* on #lobby");
 }
+
+/// `charla serve ARGS… --data-dir DIR` as its own process, standard output piped.
+fn spawn_serve(data_dir: &std::path::Path, args: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_charla"))
+        .arg("serve")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("charla starts")
+}
+
+/// Sends SIGTERM and waits for the exit status.
+async fn terminate(child: &mut tokio::process::Child) -> std::process::ExitStatus {
+    let pid = child.id().expect("still running").to_string();
+    let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    assert!(sent.success());
+    tokio::time::timeout(WAIT, child.wait()).await.expect("charla exits after SIGTERM").unwrap()
+}
+
+/// Starts `charla serve ARGS…`, stops it once it has said where it listens, and returns
+/// everything it printed.
+async fn serve_output(args: &[&str]) -> Vec<String> {
+    use tokio::io::AsyncBufReadExt;
+    let dir = TempDir::new();
+    let mut child = spawn_serve(&dir.0, args);
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(WAIT, stdout.next_line()).await.expect("charla says where it listens");
+    let mut printed = vec![first.unwrap().expect("charla printed a line")];
+    // It watches for SIGTERM before it prints anything.
+    assert!(terminate(&mut child).await.success());
+    while let Some(line) = stdout.next_line().await.unwrap() {
+        printed.push(line);
+    }
+    printed
+}
+
+#[tokio::test]
+async fn serve_exits_0_on_sigterm_when_its_output_is_closed() {
+    use tokio::io::AsyncBufReadExt;
+    // `charla serve | tee log`, then tee is gone before charla says it stopped.
+    let dir = TempDir::new();
+    let mut child = spawn_serve(&dir.0, &["127.0.0.1", "0"]);
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(WAIT, stdout.next_line()).await.expect("charla says where it listens");
+    assert!(first.unwrap().unwrap().starts_with("charla listening on "));
+    drop(stdout);
+    let status = terminate(&mut child).await;
+    assert_eq!(status.code(), Some(0), "a closed standard output is no reason to fail: {status}");
+}
+
+#[tokio::test]
+async fn startup_errors_say_each_cause_once() {
+    async fn start_error(data_dir: &std::path::Path) -> String {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_charla"))
+            .args(["serve", "127.0.0.1", "0", "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        String::from_utf8(output.stderr).unwrap()
+    }
+    let dir = TempDir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let file = dir.0.join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let error = start_error(&file).await;
+    assert_eq!(error.matches("File exists").count(), 1, "{error}");
+    assert!(error.starts_with("Error: cannot use data directory"), "{error}");
+    assert_eq!(error.lines().count(), 1, "one line, no backtrace: {error}");
+
+    let damaged = dir.0.join("damaged");
+    std::fs::create_dir_all(&damaged).unwrap();
+    std::fs::write(damaged.join("charla.db"), vec![0x5a; 8192]).unwrap();
+    let error = start_error(&damaged).await;
+    assert_eq!(error.matches("is damaged or is not a charla history database").count(), 1, "{error}");
+    assert_eq!(error.lines().count(), 1, "one line, no backtrace: {error}");
+}
+
+#[tokio::test]
+async fn listen_alone_replaces_the_default_address() {
+    let printed = serve_output(&["--listen", "127.0.0.1:0"]).await;
+    let listening: Vec<_> = printed.iter().filter(|l| l.starts_with("charla listening on ")).collect();
+    assert_eq!(listening.len(), 1, "{printed:?}");
+    assert!(listening[0].starts_with("charla listening on 127.0.0.1:"), "{printed:?}");
+    assert_eq!(printed.last().map(String::as_str), Some("charla stopped"));
+}
+
+#[tokio::test]
+async fn the_banner_says_an_irc_only_port_is_for_irc_clients() {
+    let printed = serve_output(&["127.0.0.1", "0", "--irc-listen", "127.0.0.1:0"]).await;
+    let [any, any_join, irc, irc_join, stopped] = &printed[..] else { panic!("{printed:?}") };
+    let port = |line: &str| line.rsplit(':').next().unwrap().split(' ').next().unwrap().to_string();
+    let (any_port, irc_port) = (port(any), port(irc));
+    assert_eq!(any, &format!("charla listening on 127.0.0.1:{any_port}"));
+    assert!(any_join.contains(&format!("nc 127.0.0.1 {any_port}")), "{any_join}");
+    assert!(any_join.contains(&format!("charla connect 127.0.0.1 {any_port}")), "{any_join}");
+    assert_eq!(irc, &format!("charla listening on 127.0.0.1:{irc_port} for IRC clients only"));
+    assert!(irc_join.contains(&format!("irssi -c 127.0.0.1 -p {irc_port}")), "{irc_join}");
+    assert!(!irc_join.contains("nc 127.0.0.1") && !irc_join.contains("| charla connect"), "{irc_join}");
+    assert_eq!(stopped, "charla stopped");
+}

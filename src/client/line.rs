@@ -1,42 +1,100 @@
-//! Line mode: each line of standard input goes to the server as it is; every byte the server
-//! sends goes to standard output. It speaks the plain-text protocol, like `nc`. Works in a pipe:
-//! at the end of input it stops sending and prints what the server still says until the server
-//! closes the connection.
+//! Line mode: `charla connect` in a pipe or with `--plain`. It speaks charla's plain-text
+//! protocol, like `nc`: every byte the server sends goes to standard output, and each line of
+//! standard input goes to the server as it is.
+//!
+//! It sends nothing before the server's greeting: the server tells a plain-text client from an
+//! IRC client by its first words, and a first line such as `NICK here` or `USER accounts
+//! migrated ok` must not decide that. Once greeted it sends `/nick` and `/join` for `--nick`
+//! and `--join`, then standard input. At the end of input it stops sending and prints what the
+//! server still says until the server closes the connection. When standard output is closed
+//! (`charla connect … | head -1`) no one reads any more, and it ends quietly.
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use std::io::ErrorKind;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::oneshot;
 
 use super::ClientError;
 
-/// Connects to `host:port` and relays stdin → server and server → stdout until either side ends.
-pub async fn run(host: &str, port: u16) -> Result<(), ClientError> {
+/// How long the server may take to greet. charla greets a silent client after a quarter of a
+/// second; a server that says nothing for this long waits for its client to speak first.
+const GREETING_WAIT: Duration = Duration::from_secs(5);
+
+/// Connects to `host:port`, waits for the greeting, asks for `nick` and `room`, and relays
+/// stdin → server and server → stdout until either side ends.
+pub async fn run(host: &str, port: u16, nick: Option<&str>, room: Option<&str>) -> Result<(), ClientError> {
     let addr = super::address(host, port);
-    let stream = TcpStream::connect(&addr).await.map_err(|source| ClientError::Connect { addr, source })?;
+    let stream =
+        TcpStream::connect(&addr).await.map_err(|source| ClientError::Connect { addr: addr.clone(), source })?;
     stream.set_nodelay(true)?;
     let (reader, mut writer) = stream.into_split();
-    let mut from_server = tokio::spawn(async move {
-        let mut reader = reader;
-        tokio::io::copy(&mut reader, &mut tokio::io::stdout()).await
-    });
-    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    let (greeted, greeting) = oneshot::channel();
+    let mut printing = tokio::spawn(print(reader, greeted));
+    match tokio::time::timeout(GREETING_WAIT, greeting).await {
+        Ok(Ok(())) => {}
+        // Printing ended first: the server closed the connection, or no one reads the output.
+        Ok(Err(_)) => return ended(printing.await),
+        Err(_) => {
+            printing.abort();
+            return Err(ClientError::NoGreeting { addr, waited: GREETING_WAIT });
+        }
+    }
+    let nick = nick.map(|nick| format!("/nick {nick}\n"));
+    let join = room.map(|room| format!("/join {room}\n"));
+    for command in nick.iter().chain(&join) {
+        writer.write_all(command.as_bytes()).await?;
+    }
+    let mut stdin = BufReader::new(tokio::io::stdin()).split(b'\n');
     loop {
         tokio::select! {
-            line = stdin.next_line() => match line? {
-                Some(line) => {
-                    writer.write_all(line.as_bytes()).await?;
-                    writer.write_all(b"\n").await?;
+            line = stdin.next_segment() => match line.map_err(ClientError::Stdin)? {
+                Some(mut line) => {
+                    line.push(b'\n');
+                    writer.write_all(&line).await?;
                 }
                 None => {
                     // End of input: say nothing more, but show what the server still sends.
                     writer.shutdown().await?;
-                    from_server.await.map_err(std::io::Error::other)??;
-                    return Ok(());
+                    return ended(printing.await);
                 }
             },
-            done = &mut from_server => {
-                done.map_err(std::io::Error::other)??;
-                return Ok(());
-            }
+            done = &mut printing => return ended(done),
         }
     }
+}
+
+/// Copies what the server sends to standard output until the server closes the connection or
+/// standard output is closed; `greeted` fires once the first line is out.
+async fn print(mut server: OwnedReadHalf, greeted: oneshot::Sender<()>) -> Result<(), ClientError> {
+    let mut stdout = tokio::io::stdout();
+    let mut greeted = Some(greeted);
+    let mut buf = vec![0; 16 * 1024];
+    loop {
+        let n = server.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let printed = async {
+            stdout.write_all(&buf[..n]).await?;
+            stdout.flush().await
+        };
+        match printed.await {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(ClientError::Stdout(e)),
+        }
+        if buf[..n].contains(&b'\n')
+            && let Some(greeted) = greeted.take()
+        {
+            let _ = greeted.send(());
+        }
+    }
+}
+
+/// The outcome of the printing task.
+fn ended(done: Result<Result<(), ClientError>, tokio::task::JoinError>) -> Result<(), ClientError> {
+    done.map_err(std::io::Error::other)?
 }

@@ -1,8 +1,9 @@
 //! `charla connect`: the client.
 //!
 //! On a terminal (standard input and output both TTYs) it is a full-screen IRC client; in a pipe
-//! or with `--plain` it is line mode, which speaks the plain-text protocol exactly as `nc`
-//! would, so `echo "deploy done" | charla connect chat.lan` keeps working.
+//! or with `--plain` it is line mode, which speaks the plain-text protocol much as `nc` would
+//! (but never before the server's greeting), so `echo "deploy done" | charla connect chat.lan`
+//! keeps working.
 //!
 //! - [`line`](mod@line): line mode.
 //! - [`tui`]: the full-screen client's terminal setup and main loop.
@@ -39,6 +40,19 @@ pub enum ClientError {
     Io(#[from] std::io::Error),
     #[error("cannot use the terminal: {0} (try --plain for line mode)")]
     Terminal(std::io::Error),
+    #[error("cannot read standard input: {0}")]
+    Stdin(std::io::Error),
+    #[error("cannot write to standard output: {0}")]
+    Stdout(std::io::Error),
+    #[error(
+        "{addr} sent no greeting within {} s, so nothing was sent: it does not look like a charla chat port (a port for IRC only needs an IRC client, such as charla connect on a terminal)",
+        waited.as_secs()
+    )]
+    NoGreeting { addr: String, waited: std::time::Duration },
+    #[error(
+        "line mode is in one room at a time: give --join once (the full-screen client, on a terminal, joins several)"
+    )]
+    SeveralRooms,
 }
 
 /// What `charla connect` was asked to do.
@@ -46,9 +60,10 @@ pub enum ClientError {
 pub struct Options {
     pub host: String,
     pub port: u16,
-    /// The nick for the full-screen client; `None`: `$USER`, else `guest`.
+    /// The nick to take; `None`: `$USER`, else `guest` in the full-screen client, the guest
+    /// nick the server gives in line mode.
     pub nick: Option<String>,
-    /// Rooms the full-screen client joins; empty: `#lobby`.
+    /// Rooms to join; empty: `#lobby`. Line mode takes at most one.
     pub join: Vec<String>,
     /// Line mode even on a terminal.
     pub plain: bool,
@@ -81,12 +96,12 @@ pub fn default_nick(user: Option<&str>) -> String {
 pub async fn run(options: Options) -> Result<(), ClientError> {
     let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     if options.plain || !terminal {
-        if options.nick.is_some() || !options.join.is_empty() {
-            eprintln!(
-                "charla connect: --nick and --join apply to the full-screen client; in line mode type /nick NAME and /join #ROOM"
-            );
-        }
-        return line::run(&options.host, options.port).await;
+        let room = match &options.join[..] {
+            [] => None,
+            [room] => Some(room.as_str()),
+            _ => return Err(ClientError::SeveralRooms),
+        };
+        return line::run(&options.host, options.port, options.nick.as_deref(), room).await;
     }
     let user = std::env::var("USER").ok();
     let join = if options.join.is_empty() { vec!["#lobby".to_string()] } else { options.join };

@@ -167,7 +167,13 @@ impl Server {
 
     /// The addresses actually bound (with the real port when 0 was asked for).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().filter_map(|(l, _)| l.local_addr().ok()).collect()
+        self.listeners().into_iter().map(|(addr, _)| addr).collect()
+    }
+
+    /// Each address actually bound, with the protocol it is reserved for (`None`: every
+    /// protocol, told apart by the first bytes), for the startup banner.
+    pub fn listeners(&self) -> Vec<(SocketAddr, Option<Protocol>)> {
+        self.listeners.iter().filter_map(|(l, protocol)| Some((l.local_addr().ok()?, *protocol))).collect()
     }
 
     /// Accepts connections until `shutdown` resolves, then closes every connection and returns.
