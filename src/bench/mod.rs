@@ -22,6 +22,7 @@ pub mod scenario;
 pub mod sys;
 pub mod target;
 
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -320,7 +321,7 @@ pub async fn execute(args: Args) -> Result<Report, BenchError> {
 /// `charla bench`: runs the scenario, prints the summary table and then one JSON line.
 pub async fn run(args: Args) -> Result<(), BenchError> {
     let report = execute(args).await?;
-    print!("{}", report.table());
-    println!("{}", report.json_line());
+    // A reader that has gone (`charla bench … | head -3`) is no failure of the run.
+    let _ = writeln!(std::io::stdout(), "{}{}", report.table(), report.json_line());
     Ok(())
 }
