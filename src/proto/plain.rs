@@ -15,7 +15,7 @@ use crate::hub::modes::{self, ModeChange};
 use crate::hub::text::strip_formatting;
 use crate::hub::{self, Closed, ConnId, Event, EventKind, HubError, LOBBY, MsgKind, Out, Outbox, Registration, Target};
 use crate::server::Shared;
-use crate::server::conn::{Conn, Render};
+use crate::server::conn::{Conn, Input, Render};
 use crate::server::lines::Line;
 use crate::store::{Include, Selector};
 
@@ -45,9 +45,9 @@ commands:
   //TEXT                say a line that starts with /";
 
 /// Runs a plain-text session until the client leaves or the server closes it.
-pub async fn run(mut conn: Conn) {
+pub async fn run(conn: &mut Conn) {
     let shared = conn.shared.clone();
-    let outbox = conn.outbox();
+    let outbox = conn.outbox().clone();
     let registration = Registration {
         nick: None,
         user: "plain".into(),
@@ -61,38 +61,33 @@ pub async fn run(mut conn: Conn) {
         Ok(registered) => registered,
         Err(e) => {
             outbox.push(Out::Line(Bytes::from(format!("error: {e}\n"))));
-            outbox.close(e.to_string());
-            let _ = conn.start_writer(outbox, PlainRender { me: 0 }).await;
+            conn.close(e.to_string(), &PlainRender { me: 0 }).await;
             return;
         }
     };
     tracing::info!("{} connected as {nick}", conn.peer);
-    let mut writer = conn.start_writer(outbox.clone(), PlainRender { me: id });
+    let render = PlainRender { me: id };
     let session = Session { id, shared: &shared, outbox: &outbox };
     session.reply(format!("{WELCOME}\nYou are {nick} in {LOBBY}. Type to talk; /help lists commands."));
-    shared.history_settled().await;
+    conn.writing_while(&render, shared.history_settled()).await;
     session.join(LOBBY, None);
 
-    let mut writer_done = false;
     let reason = loop {
-        tokio::select! {
-            line = conn.next_line() => match line {
-                Some(Line::Text(text)) => {
-                    if text.starts_with("/history") || text.starts_with("/join") {
-                        shared.history_settled().await;
-                    }
-                    if let Some(reason) = session.handle(&text) {
-                        break reason;
-                    }
+        match conn.next(&render).await {
+            Input::Line(Line::Text(text)) => {
+                if text.starts_with("/history") || text.starts_with("/join") {
+                    conn.writing_while(&render, shared.history_settled()).await;
                 }
-                Some(Line::TooLong) => session.error(format!(
-                    "line too long (over {} bytes); it was not sent. Split it into shorter lines.",
-                    shared.limits.max_line
-                )),
-                None => break "Connection closed".into(),
-            },
-            _ = &mut writer => {
-                writer_done = true;
+                if let Some(reason) = session.handle(&text) {
+                    break reason;
+                }
+            }
+            Input::Line(Line::TooLong) => session.error(format!(
+                "line too long (over {} bytes); it was not sent. Split it into shorter lines.",
+                shared.limits.max_line
+            )),
+            Input::Closed => break "Connection closed".into(),
+            Input::Stopped => {
                 break match outbox.closed() {
                     Some(Closed::Overflow) => "SendQ exceeded (not reading fast enough)".into(),
                     Some(Closed::Done(reason)) => reason,
@@ -103,10 +98,7 @@ pub async fn run(mut conn: Conn) {
     };
     tracing::info!("{} ({}) left: {reason}", conn.peer, hub::lock(&shared.hub).nick(id));
     hub::lock(&shared.hub).quit(id, &reason);
-    outbox.close(reason);
-    if !writer_done {
-        let _ = writer.await;
-    }
+    conn.close(reason, &render).await;
 }
 
 /// One plain-text user's command handling.

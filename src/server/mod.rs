@@ -2,7 +2,7 @@
 //! protocol session, and shuts everything down in order on request.
 //!
 //! Shutdown follows mini-redis: the accept loops stop, the hub closes every client's queue with
-//! a reason (each writer delivers what was queued, then says goodbye), and [`Server::run`]
+//! a reason (each connection delivers what was queued, then says goodbye), and [`Server::run`]
 //! returns once every connection task has finished, or after a grace period.
 
 pub mod conn;
@@ -262,18 +262,16 @@ async fn handle(
         }
     };
     let _ = stream.set_nodelay(true);
-    let (reader, writer) = stream.into_split();
-    let permit = (permit, alive);
-    let Ok((protocol, conn)) = Conn::open(Box::new(reader), Box::new(writer), peer, protocol, shared, permit).await
-    else {
+    let Ok((protocol, mut conn)) = Conn::open(stream, peer, protocol, shared, (permit, alive)).await else {
         return;
     };
-    // Each session becomes a task of its own, its future spawned as it is, and this one ends:
-    // a connection then costs the memory of the one session it runs and nothing more (idle
-    // connections are counted in bytes). The `Conn` it owns holds `alive`.
+    // Each session becomes a task of its own and this one ends: a connection then costs the
+    // memory of the one session it runs and nothing more (idle connections are counted in
+    // bytes). The task owns the `Conn` (which holds `alive`) and the session borrows it: an
+    // `async fn` taking it by value would keep it twice in its future, as passed and as moved.
     match protocol {
-        Protocol::Plain => drop(tokio::spawn(crate::proto::plain::run(conn))),
-        Protocol::Irc => drop(tokio::spawn(crate::proto::irc::run(conn))),
+        Protocol::Plain => drop(tokio::spawn(async move { crate::proto::plain::run(&mut conn).await })),
+        Protocol::Irc => drop(tokio::spawn(async move { crate::proto::irc::run(&mut conn).await })),
         Protocol::Http => drop(tokio::spawn(crate::web::run(conn))),
         Protocol::Tls => tracing::info!("{peer} started TLS, which is not enabled on this server; closed"),
     }

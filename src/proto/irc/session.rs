@@ -14,7 +14,7 @@ use super::render::{self, IrcRender};
 use super::{VERSION, commands};
 use crate::hub::{self, ConnId, Event, HubError, Out, Outbox, Registration};
 use crate::server::Shared;
-use crate::server::conn::Conn;
+use crate::server::conn::{Conn, Input};
 use crate::server::lines::Line;
 
 /// What a session knows about its client.
@@ -43,16 +43,11 @@ pub struct Session {
 }
 
 /// Runs an IRC session until the client quits, times out or the server closes it.
-pub async fn run(mut conn: Conn) {
-    let shared = conn.shared.clone();
-    let outbox = conn.outbox();
-    let caps = CapSet::default();
-    let render = IrcRender { caps: caps.clone() };
-    let mut writer = conn.start_writer(outbox.clone(), render);
+pub async fn run(conn: &mut Conn) {
     let mut session = Session {
-        shared: shared.clone(),
-        outbox: outbox.clone(),
-        caps,
+        shared: conn.shared.clone(),
+        outbox: conn.outbox().clone(),
+        caps: CapSet::default(),
         cap_version: 0,
         negotiating: false,
         id: None,
@@ -66,23 +61,19 @@ pub async fn run(mut conn: Conn) {
     };
     // A silent client is pinged after one interval and dropped after a second; a client that
     // talks but does not register is dropped after one.
-    let interval = shared.limits.ping_interval;
+    let interval = session.shared.limits.ping_interval;
     let connected = tokio::time::Instant::now();
     let mut pinged = false;
-    let mut writer_done = false;
     let reason = loop {
-        let line = tokio::select! {
-            line = tokio::time::timeout(interval, conn.next_line()) => line,
-            _ = &mut writer => {
-                writer_done = true;
-                break match outbox.closed() {
+        let input = tokio::time::timeout(interval, conn.next(&IrcRender { caps: &session.caps })).await;
+        match input {
+            Ok(Input::Stopped) => {
+                break match session.outbox.closed() {
                     Some(hub::Closed::Overflow) => "SendQ exceeded".to_string(),
                     Some(hub::Closed::Done(reason)) => reason,
                     None => "Connection lost".to_string(),
                 };
             }
-        };
-        match line {
             Err(_) if session.id.is_none() => break "Registration timed out".into(),
             Ok(_) if session.id.is_none() && connected.elapsed() > interval => {
                 break "Registration timed out".into();
@@ -90,19 +81,20 @@ pub async fn run(mut conn: Conn) {
             Err(_) if pinged => break format!("Ping timeout: {} seconds", 2 * interval.as_secs()),
             Err(_) => {
                 pinged = true;
-                let ping = Message::new("PING", &[&shared.server_name]);
+                let ping = Message::new("PING", &[&session.shared.server_name]);
                 session.send_now(ping);
             }
-            Ok(None) => break "Connection closed".into(),
-            Ok(Some(Line::TooLong)) => {
+            Ok(Input::Closed) => break "Connection closed".into(),
+            Ok(Input::Line(Line::TooLong)) => {
                 pinged = false;
                 session.numeric(ERR_INPUTTOOLONG, &["Input line was too long"]);
                 session.finish();
             }
-            Ok(Some(Line::Text(text))) => {
+            Ok(Input::Line(Line::Text(text))) => {
                 pinged = false;
                 if reads_history(&text) {
-                    shared.history_settled().await;
+                    let render = IrcRender { caps: &session.caps };
+                    conn.writing_while(&render, session.shared.history_settled()).await;
                 }
                 session.handle_line(&text);
                 if let Some(reason) = session.quit.take() {
@@ -112,14 +104,11 @@ pub async fn run(mut conn: Conn) {
         }
     };
     if let Some(id) = session.id {
-        let nick = hub::lock(&shared.hub).nick(id).to_string();
+        let nick = hub::lock(&session.shared.hub).nick(id).to_string();
         tracing::info!("{} ({nick}) left: {reason}", conn.peer);
-        hub::lock(&shared.hub).quit(id, &reason);
+        hub::lock(&session.shared.hub).quit(id, &reason);
     }
-    outbox.close(reason);
-    if !writer_done {
-        let _ = writer.await;
-    }
+    conn.close(reason, &IrcRender { caps: &session.caps }).await;
 }
 
 /// Does this line read history (CHATHISTORY, or JOIN with its replay)? Checked before
