@@ -8,8 +8,7 @@
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::net::SocketAddr;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -80,13 +79,13 @@ pub enum Input {
 
 /// A connection after sniffing: the socket, its line reader and its queue.
 pub struct Conn {
-    pub peer: SocketAddr,
     pub shared: Arc<Shared>,
     stream: TcpStream,
     lines: LineReader,
     flood: Option<TokenBucket>,
-    /// A line held back by the flood limit, and the wait until it may be handled.
-    throttled: Option<(Pin<Box<Sleep>>, Line)>,
+    /// A line held back by the flood limit: ready with it when it may be handled. Boxed: a
+    /// rare wait should not make every connection bigger.
+    throttled: Option<Pin<Box<dyn Future<Output = Line> + Send>>>,
     outbox: Outbox,
     writer: Writer,
     /// This connection's key in [`Shared::sessions`](super::Shared).
@@ -124,7 +123,6 @@ impl Conn {
     /// known to the server until the connection ends, so that shutdown can close it.
     pub async fn open(
         mut stream: TcpStream,
-        peer: SocketAddr,
         protocol: Option<Protocol>,
         shared: Arc<Shared>,
         permit: (ConnPermit, mpsc::Sender<()>),
@@ -153,7 +151,6 @@ impl Conn {
         shared.sessions.add(key, outbox.clone());
         let conn = Conn {
             key,
-            peer,
             lines: LineReader::new(max_line, &first),
             flood: limits.flood.map(TokenBucket::new),
             throttled: None,
@@ -179,24 +176,27 @@ impl Conn {
     }
 
     /// The client's next line, writing what is queued while waiting for it.
-    pub async fn next(&mut self, render: &impl Render) -> Input {
+    pub fn next(&mut self, render: &impl Render) -> impl Future<Output = Input> {
+        // A bare `poll_fn`, not an `async fn`, which would keep its arguments twice: every idle
+        // connection waits here.
         poll_fn(|cx| {
             if self.poll_write(cx, render).is_ready() {
                 return Poll::Ready(Input::Stopped);
             }
             self.poll_line(cx).map(|line| line.map_or(Input::Closed, Input::Line))
         })
-        .await
     }
 
     /// Runs `work` (a wait for the history store, say) while writing what is queued.
-    pub async fn writing_while<T>(&mut self, render: &impl Render, work: impl Future<Output = T>) -> T {
-        let mut work = pin!(work);
-        poll_fn(|cx| {
+    pub fn writing_while<T>(
+        &mut self,
+        render: &impl Render,
+        mut work: Pin<&mut impl Future<Output = T>>,
+    ) -> impl Future<Output = T> {
+        poll_fn(move |cx| {
             let _ = self.poll_write(cx, render);
             work.as_mut().poll(cx)
         })
-        .await
     }
 
     /// Closes the queue with `reason` (if it is still open), then writes what was queued before
@@ -217,16 +217,19 @@ impl Conn {
 
     /// The next line, once the flood limit lets it through.
     fn poll_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<Line>> {
-        if let Some((wait, _)) = &mut self.throttled {
-            ready!(wait.as_mut().poll(cx));
-            return Poll::Ready(self.throttled.take().map(|(_, line)| line));
+        if let Some(throttled) = &mut self.throttled {
+            let line = ready!(throttled.as_mut().poll(cx));
+            self.throttled = None;
+            return Poll::Ready(Some(line));
         }
         let Ok(Some(line)) = ready!(self.lines.poll_next(cx, &mut self.stream)) else { return Poll::Ready(None) };
         if let Some(bucket) = &mut self.flood {
             let wait = bucket.take();
             if !wait.is_zero() {
-                // Boxed: a rare wait should not make every connection bigger.
-                self.throttled = Some((Box::pin(tokio::time::sleep(wait)), line));
+                self.throttled = Some(Box::pin(async move {
+                    tokio::time::sleep(wait).await;
+                    line
+                }));
                 return self.poll_line(cx);
             }
         }

@@ -262,16 +262,15 @@ async fn handle(
         }
     };
     let _ = stream.set_nodelay(true);
-    let Ok((protocol, mut conn)) = Conn::open(stream, peer, protocol, shared, (permit, alive)).await else {
+    let Ok((protocol, conn)) = Conn::open(stream, protocol, shared, (permit, alive)).await else {
         return;
     };
-    // Each session becomes a task of its own and this one ends: a connection then costs the
-    // memory of the one session it runs and nothing more (idle connections are counted in
-    // bytes). The task owns the `Conn` (which holds `alive`) and the session borrows it: an
-    // `async fn` taking it by value would keep it twice in its future, as passed and as moved.
+    // Each session becomes a task of its own, its future spawned as it is, and this one ends:
+    // a connection then costs the memory of the one session it runs and nothing more (idle
+    // connections are counted in bytes). The `Conn` it owns holds `alive`.
     match protocol {
-        Protocol::Plain => drop(tokio::spawn(async move { crate::proto::plain::run(&mut conn).await })),
-        Protocol::Irc => drop(tokio::spawn(async move { crate::proto::irc::run(&mut conn).await })),
+        Protocol::Plain => drop(tokio::spawn(crate::proto::plain::run(conn, peer))),
+        Protocol::Irc => drop(tokio::spawn(crate::proto::irc::run(conn, peer))),
         Protocol::Http => drop(tokio::spawn(crate::web::run(conn))),
         Protocol::Tls => tracing::info!("{peer} started TLS, which is not enabled on this server; closed"),
     }
