@@ -8,6 +8,7 @@
 //! Idle connections hold no buffer: each read lands in a chunk on the stack of that one poll,
 //! complete lines are taken from it, and only an unfinished line is kept on the heap.
 
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -50,8 +51,9 @@ impl LineReader {
             if let Some(line) = self.take_line() {
                 return Poll::Ready(Ok(Some(line)));
             }
-            let mut chunk = [0u8; READ_CHUNK];
-            let mut chunk = ReadBuf::new(&mut chunk);
+            // Not zeroed: a connection polls here at each wake-up, mostly to find nothing to read.
+            let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut chunk = ReadBuf::uninit(&mut chunk);
             ready!(Pin::new(&mut *reader).poll_read(cx, &mut chunk))?;
             if chunk.filled().is_empty() {
                 // End of stream: a last line without newline still counts.
