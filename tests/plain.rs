@@ -136,6 +136,21 @@ async fn unknown_commands_and_bad_arguments_get_an_error_not_a_disconnect() {
 }
 
 #[tokio::test]
+async fn a_client_that_does_not_read_is_still_heard() {
+    // A queue deep enough not to overflow: only the socket is full.
+    let server = start_server_with(Limits { sendq: 100_000, ..test_limits() }).await;
+    let mut watcher = Client::plain_as(server.addr, "watcher").await;
+    let mut busy = Client::plain_as(server.addr, "busy").await;
+    watcher.arrived("busy").await;
+
+    // About 20 MB of answers, far more than the socket buffers hold, and `busy` reads none of
+    // them: its lines are read and handled all the same, in order.
+    busy.send_raw("/help\n".repeat(20_000).as_bytes()).await;
+    busy.send("still here").await;
+    assert_eq!(watcher.line().await, "<busy> still here");
+}
+
+#[tokio::test]
 async fn a_slow_reader_is_dropped_and_the_room_keeps_chatting() {
     let limits = Limits { sendq: 32, ..test_limits() };
     let server = start_server_with(limits).await;

@@ -159,10 +159,10 @@ impl Status {
 #[derive(Debug)]
 struct User {
     source: Source,
-    realname: String,
+    realname: Box<str>,
     /// Folded names of the rooms this user is in, in join order.
     rooms: Vec<String>,
-    away: Option<String>,
+    away: Option<Box<str>>,
     oper: bool,
     signon: u64,
     /// When the user took its current nick (private history is shown from then on).
@@ -329,7 +329,8 @@ pub struct Hub {
     config: HubConfig,
     /// Boxed: the table doubles as it grows, and empty slots then cost a pointer, not a `User`.
     users: IdMap<Box<User>>,
-    nicks: HashMap<String, ConnId>,
+    /// Folded nick → user.
+    nicks: HashMap<Box<str>, ConnId>,
     rooms: HashMap<String, Room>,
     whowas: VecDeque<Departed>,
     ids: MsgIdGen,
@@ -398,14 +399,14 @@ impl Hub {
     }
 
     fn id_of(&self, nick: &str) -> Result<ConnId, HubError> {
-        self.nicks.get(&fold(nick)).copied().ok_or_else(|| HubError::NoSuchNick(nick.into()))
+        self.nicks.get(fold(nick).as_str()).copied().ok_or_else(|| HubError::NoSuchNick(nick.into()))
     }
 
     /// Is `nick` valid and free?
     pub fn check_nick(&self, nick: &str) -> Result<(), HubError> {
         if !text::valid_nick(nick) {
             Err(HubError::BadNick(nick.into()))
-        } else if self.nicks.contains_key(&fold(nick)) {
+        } else if self.nicks.contains_key(fold(nick).as_str()) {
             Err(HubError::NickInUse(nick.into()))
         } else {
             Ok(())
@@ -425,7 +426,7 @@ impl Hub {
             None => loop {
                 self.next_guest += 1;
                 let nick = format!("guest-{}", self.next_guest);
-                if !self.nicks.contains_key(&nick) {
+                if !self.nicks.contains_key(nick.as_str()) {
                     break nick;
                 }
             },
@@ -433,12 +434,12 @@ impl Hub {
         self.next_conn += 1;
         let id = self.next_conn;
         let now = now_millis();
-        self.nicks.insert(fold(&nick), id);
+        self.nicks.insert(fold(&nick).into(), id);
         self.users.insert(
             id,
             Box::new(User {
                 source: Source { id, nick: nick.clone(), user: reg.user, host: reg.host },
-                realname: reg.realname,
+                realname: reg.realname.into(),
                 rooms: Vec::new(),
                 away: None,
                 oper: false,
@@ -468,12 +469,12 @@ impl Hub {
         for room in &user.rooms {
             self.leave_room(id, room);
         }
-        self.nicks.remove(&fold(&user.source.nick));
+        self.nicks.remove(fold(&user.source.nick).as_str());
         self.whowas.push_front(Departed {
             nick: user.source.nick,
             user: user.source.user,
             host: user.source.host,
-            realname: user.realname,
+            realname: user.realname.into(),
             at: now_millis(),
         });
         self.whowas.truncate(WHOWAS_LEN);
@@ -507,8 +508,8 @@ impl Hub {
         let event = self.event(EventKind::Nick { who: self.user(id).source.clone(), new: new.into() });
         self.record_state(&event, &self.rooms_of(id));
         self.deliver(self.peers(id), &event);
-        self.nicks.remove(&fold(&old));
-        self.nicks.insert(fold(new), id);
+        self.nicks.remove(fold(&old).as_str());
+        self.nicks.insert(fold(new).into(), id);
         let user = self.users.get_mut(&id).expect("registered");
         user.source.nick = new.into();
         user.nick_since = event.id;
@@ -565,7 +566,7 @@ impl Hub {
         let (name, topic) = (room.name.clone(), room.topic.clone());
         let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != id).collect();
         self.users.get_mut(&id).expect("registered").rooms.push(folded);
-        let realname = self.user(id).realname.clone();
+        let realname = self.user(id).realname.to_string();
         let event = self.event(EventKind::Join { who, room: name.clone(), realname });
         self.record_state(&event, &[]);
         // The joiner too: its own JOIN must be queued before any message said in the room
@@ -619,7 +620,7 @@ impl Hub {
         } else {
             let to = self.id_of(target)?;
             let user = self.user(to);
-            let away = user.away.clone().filter(|_| kind != MsgKind::Notice);
+            let away = user.away.as_deref().filter(|_| kind != MsgKind::Notice).map(str::to_string);
             (Target::User(user.source.nick.clone()), vec![to], away, None)
         };
         let room = line_room(&from, &target, kind);
@@ -815,7 +816,7 @@ impl Hub {
         let event = self.event(EventKind::Away { who: self.user(id).source.clone(), message: away.clone() });
         self.deliver(self.peers(id), &event);
         let user = self.users.get_mut(&id).expect("registered");
-        user.away = away;
+        user.away = away.map(String::into_boxed_str);
         user.away.is_some()
     }
 
@@ -875,7 +876,7 @@ impl Hub {
 
     /// Is `nick` online? Returns its current spelling.
     pub fn online(&self, nick: &str) -> Option<&str> {
-        self.nicks.get(&fold(nick)).map(|id| self.nick(*id))
+        self.nicks.get(fold(nick).as_str()).map(|id| self.nick(*id))
     }
 
     /// Number of users and rooms, for LUSERS.
@@ -902,8 +903,8 @@ impl Hub {
             nick: user.source.nick.clone(),
             user: user.source.user.clone(),
             host: user.source.host.clone(),
-            realname: user.realname.clone(),
-            away: user.away.clone(),
+            realname: user.realname.to_string(),
+            away: user.away.as_deref().map(str::to_string),
             oper: user.oper,
             protocol: user.protocol,
             signon: user.signon,

@@ -6,14 +6,18 @@
 //! [`BYTES_PER_ITEM`] × `capacity` bytes (a whole history answer is one item), and never slows
 //! the room.
 //!
-//! The writer takes everything queued in one [`Outbox::next_batch`] call and writes it with
+//! The writer takes everything queued in one [`Outbox::poll_batch`] call and writes it with
 //! one syscall: that is where writes coalesce. An idle connection's queue holds no allocation.
+//!
+//! One task drains a queue (its connection's), so the queue keeps that task's waker itself and
+//! wakes it when there is something to do: a first item, the close, an overflow.
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
-use tokio::sync::Notify;
 
 use super::event::Event;
 
@@ -52,10 +56,6 @@ pub struct Outbox {
 #[derive(Debug)]
 struct Inner {
     state: Mutex<State>,
-    /// Woken when the queue gets its first item or is closed.
-    ready: Notify,
-    /// Woken when the queue overflows, so a writer stuck on a full socket gives up at once.
-    overflow: Notify,
     capacity: usize,
 }
 
@@ -65,19 +65,32 @@ struct State {
     /// What the queued items weigh, in bytes.
     bytes: usize,
     closed: Option<Closed>,
+    /// The writer waiting for the queue's first item, its close or its overflow (an overflow
+    /// also ends a writer stuck on a full socket at once).
+    waker: Option<Waker>,
+}
+
+impl State {
+    /// Remembers the task of `cx` as the one to wake (its waker is cloned only if it changed).
+    fn wait(&mut self, cx: &Context<'_>) {
+        match &mut self.waker {
+            Some(waker) => waker.clone_from(cx.waker()),
+            None => self.waker = Some(cx.waker().clone()),
+        }
+    }
+}
+
+/// Wakes the writer taken from the state, once the lock is released.
+fn wake(waker: Option<Waker>) {
+    if let Some(waker) = waker {
+        waker.wake();
+    }
 }
 
 impl Outbox {
     /// A queue holding at most `capacity` items.
     pub fn new(capacity: usize) -> Outbox {
-        Outbox {
-            inner: Arc::new(Inner {
-                state: Mutex::default(),
-                ready: Notify::new(),
-                overflow: Notify::new(),
-                capacity: capacity.max(1),
-            }),
-        }
+        Outbox { inner: Arc::new(Inner { state: Mutex::default(), capacity: capacity.max(1) }) }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -99,17 +112,15 @@ impl Outbox {
         if state.queue.len() >= self.inner.capacity || state.bytes > self.inner.capacity * BYTES_PER_ITEM {
             state.queue = VecDeque::new();
             state.closed = Some(Closed::Overflow);
+            let waker = state.waker.take();
             drop(state);
-            self.inner.ready.notify_one();
-            self.inner.overflow.notify_one();
+            wake(waker);
             return false;
         }
         state.queue.push_back(out);
-        let first = state.queue.len() == 1;
+        let waker = if state.queue.len() == 1 { state.waker.take() } else { None };
         drop(state);
-        if first {
-            self.inner.ready.notify_one();
-        }
+        wake(waker);
         true
     }
 
@@ -120,8 +131,9 @@ impl Outbox {
         if state.closed.is_none() {
             state.closed = Some(Closed::Done(reason.into()));
         }
+        let waker = state.waker.take();
         drop(state);
-        self.inner.ready.notify_one();
+        wake(waker);
     }
 
     /// Why the queue is closed, if it is.
@@ -129,38 +141,44 @@ impl Outbox {
         self.state().closed.clone()
     }
 
-    /// Resolves once the queue has overflowed: the writer races its socket write against this.
-    pub async fn overflowed(&self) {
-        while self.state().closed != Some(Closed::Overflow) {
-            self.inner.overflow.notified().await;
+    /// Ready once the queue has overflowed: the writer checks this while its socket is full.
+    /// When pending, the task of `cx` is woken at the overflow.
+    pub fn poll_overflowed(&self, cx: &Context<'_>) -> Poll<()> {
+        let mut state = self.state();
+        if state.closed == Some(Closed::Overflow) {
+            return Poll::Ready(());
         }
+        state.wait(cx);
+        Poll::Pending
     }
 
-    /// Waits until something is queued or the queue is closed, then swaps every queued item
-    /// into `batch` (which must be empty; its memory becomes the queue's). Returns the close
-    /// reason once the queue is closed and everything before the close has been handed out.
+    /// Swaps every queued item into `batch` (which must be empty; its memory becomes the
+    /// queue's), or is pending until something is queued or the queue is closed. Ready with the
+    /// close reason once the queue is closed and everything before the close has been handed out.
     ///
     /// A busy connection's two buffers are swapped back and forth without allocating; after a
     /// small batch the queue's memory is given back, so an idle connection holds none.
-    pub async fn next_batch(&self, batch: &mut VecDeque<Out>) -> Option<Closed> {
+    pub fn poll_batch(&self, cx: &Context<'_>, batch: &mut VecDeque<Out>) -> Poll<Option<Closed>> {
         debug_assert!(batch.is_empty());
-        loop {
-            {
-                let mut state = self.state();
-                if !state.queue.is_empty() {
-                    std::mem::swap(&mut state.queue, batch);
-                    if batch.len() <= SMALL_BATCH {
-                        state.queue = VecDeque::new();
-                    }
-                    state.bytes = 0;
-                    return None;
-                }
-                if let Some(closed) = &state.closed {
-                    return Some(closed.clone());
-                }
+        let mut state = self.state();
+        if !state.queue.is_empty() {
+            std::mem::swap(&mut state.queue, batch);
+            if batch.len() <= SMALL_BATCH {
+                state.queue = VecDeque::new();
             }
-            self.inner.ready.notified().await;
+            state.bytes = 0;
+            return Poll::Ready(None);
         }
+        if let Some(closed) = &state.closed {
+            return Poll::Ready(Some(closed.clone()));
+        }
+        state.wait(cx);
+        Poll::Pending
+    }
+
+    /// Waits for [`Outbox::poll_batch`] to be ready.
+    pub async fn next_batch(&self, batch: &mut VecDeque<Out>) -> Option<Closed> {
+        poll_fn(|cx| self.poll_batch(cx, batch)).await
     }
 }
 

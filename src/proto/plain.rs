@@ -6,6 +6,8 @@
 //! every line they see belongs to the room they are typing into.
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::pin::pin;
 
 use bytes::Bytes;
 
@@ -15,7 +17,7 @@ use crate::hub::modes::{self, ModeChange};
 use crate::hub::text::strip_formatting;
 use crate::hub::{self, Closed, ConnId, Event, EventKind, HubError, LOBBY, MsgKind, Out, Outbox, Registration, Target};
 use crate::server::Shared;
-use crate::server::conn::{Conn, Render};
+use crate::server::conn::{Conn, Input, Render};
 use crate::server::lines::Line;
 use crate::store::{Include, Selector};
 
@@ -45,68 +47,64 @@ commands:
   /quit [REASON]        leave
   //TEXT                say a line that starts with /";
 
-/// Runs a plain-text session until the client leaves or the server closes it.
-pub async fn run(mut conn: Conn) {
+/// Runs a plain-text session with the client at `peer` until it leaves or the server closes it.
+pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send {
     let shared = conn.shared.clone();
-    let outbox = conn.outbox();
-    let registration = Registration {
-        nick: None,
-        user: "plain".into(),
-        host: conn.peer.ip().to_string(),
-        realname: "plain-text client".into(),
-        protocol: "plain",
-        outbox: outbox.clone(),
-    };
-    let registered = hub::lock(&shared.hub).register(registration);
-    let (id, nick) = match registered {
-        Ok(registered) => registered,
-        Err(e) => {
-            outbox.push(Out::Line(Bytes::from(format!("error: {e}\n"))));
-            outbox.close(e.to_string());
-            let _ = conn.start_writer(outbox, PlainRender { me: 0 }).await;
-            return;
-        }
-    };
-    tracing::info!("{} connected as {nick}", conn.peer);
-    let mut writer = conn.start_writer(outbox.clone(), PlainRender { me: id });
-    let session = Session { id, shared: &shared, outbox: &outbox };
-    session.reply(format!("{WELCOME}\nYou are {nick} in {LOBBY}. Type to talk; /help lists commands."));
-    shared.history_settled().await;
-    session.join(LOBBY, None);
+    let outbox = conn.outbox().clone();
+    // An async block that owns `conn`, not an `async fn`: one would keep its arguments twice in
+    // its future, and every connection waits in it.
+    async move {
+        let registration = Registration {
+            nick: None,
+            user: "plain".into(),
+            host: peer.ip().to_string(),
+            realname: "plain-text client".into(),
+            protocol: "plain",
+            outbox: outbox.clone(),
+        };
+        let registered = hub::lock(&shared.hub).register(registration);
+        let (id, nick) = match registered {
+            Ok(registered) => registered,
+            Err(e) => {
+                outbox.push(Out::Line(Bytes::from(format!("error: {e}\n"))));
+                conn.close(e.to_string(), &PlainRender { me: 0 }).await;
+                return;
+            }
+        };
+        tracing::info!("{peer} connected as {nick}");
+        let render = PlainRender { me: id };
+        let session = Session { id, shared: &shared, outbox: &outbox };
+        session.reply(format!("{WELCOME}\nYou are {nick} in {LOBBY}. Type to talk; /help lists commands."));
+        conn.writing_while(&render, pin!(shared.history_settled())).await;
+        session.join(LOBBY, None);
 
-    let mut writer_done = false;
-    let reason = loop {
-        tokio::select! {
-            line = conn.next_line() => match line {
-                Some(Line::Text(text)) => {
+        let reason = loop {
+            match conn.next(&render).await {
+                Input::Line(Line::Text(text)) => {
                     if text.starts_with("/history") || text.starts_with("/join") {
-                        shared.history_settled().await;
+                        conn.writing_while(&render, pin!(shared.history_settled())).await;
                     }
                     if let Some(reason) = session.handle(&text) {
                         break reason;
                     }
                 }
-                Some(Line::TooLong) => session.error(format!(
+                Input::Line(Line::TooLong) => session.error(format!(
                     "line too long (over {} bytes); it was not sent. Split it into shorter lines.",
                     shared.limits.max_line
                 )),
-                None => break "Connection closed".into(),
-            },
-            _ = &mut writer => {
-                writer_done = true;
-                break match outbox.closed() {
-                    Some(Closed::Overflow) => "SendQ exceeded (not reading fast enough)".into(),
-                    Some(Closed::Done(reason)) => reason,
-                    None => "Connection lost".into(),
-                };
+                Input::Closed => break "Connection closed".into(),
+                Input::Stopped => {
+                    break match outbox.closed() {
+                        Some(Closed::Overflow) => "SendQ exceeded (not reading fast enough)".into(),
+                        Some(Closed::Done(reason)) => reason,
+                        None => "Connection lost".into(),
+                    };
+                }
             }
-        }
-    };
-    tracing::info!("{} ({}) left: {reason}", conn.peer, hub::lock(&shared.hub).nick(id));
-    hub::lock(&shared.hub).quit(id, &reason);
-    outbox.close(reason);
-    if !writer_done {
-        let _ = writer.await;
+        };
+        tracing::info!("{peer} ({}) left: {reason}", hub::lock(&shared.hub).nick(id));
+        hub::lock(&shared.hub).quit(id, &reason);
+        conn.close(reason, &render).await;
     }
 }
 

@@ -1,26 +1,33 @@
-//! One client connection: sniffing its protocol from the first bytes, reading its lines under
-//! the length and flood limits, and the writer task that drains its [`Outbox`].
+//! One client connection, in one task: sniffing its protocol from the first bytes, reading its
+//! lines under the length and flood limits, and writing its [`Outbox`] to the socket.
+//!
+//! Reading and writing share the task without holding each other up: every wait for the
+//! client's next line also writes what is queued for it, and a write the client does not take
+//! never stops its lines from being read. A connection thus costs one task and its one future.
+//!
+//! Idle connections are counted in bytes, and tokio rounds a task up to a multiple of 128: a
+//! session's future (this `Conn`, the session's state and its biggest wait) is now 624 bytes,
+//! its task 768, and 40 more bytes of future would make it 896. `RUSTFLAGS=-Zprint-type-sizes
+//! cargo +nightly build --release --lib` shows the layout (`{async block@src/proto/…}`).
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use bytes::{Buf, Bytes};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::time::Sleep;
 
 use super::Shared;
 use super::limits::{ConnPermit, TokenBucket};
 use super::lines::{Line, LineReader};
 use crate::hub::outbox::SMALL_BATCH;
 use crate::hub::{Closed, Event, Out, Outbox};
-
-/// The read side of a connection, whatever carries it (TCP now; TLS or WebSocket later).
-pub type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
-/// The write side of a connection.
-pub type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// The protocol a client speaks, told from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,8 +80,9 @@ pub fn classify(first: &[u8]) -> Protocol {
     if shaped { Protocol::Irc } else { Protocol::Plain }
 }
 
-/// How a protocol turns queued events into bytes for one connection.
-pub trait Render: Send + 'static {
+/// How a protocol turns queued events into bytes for one connection. The session passes its
+/// renderer each time it waits, so the renderer sees the session's state as it is then.
+pub trait Render {
     /// `event` as this connection should see it (possibly nothing): usually the event's
     /// shared encoding, cloned without a copy.
     fn event(&self, event: &Event) -> Bytes;
@@ -82,14 +90,29 @@ pub trait Render: Send + 'static {
     fn closing(&self, why: &Closed) -> Vec<u8>;
 }
 
-/// A connection after sniffing: the reader, the not-yet-started writer, and the server's state.
+/// What a session waits for: its client's next line, while the connection writes its queue.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Input {
+    Line(Line),
+    /// The client closed the connection (or it failed).
+    Closed,
+    /// The writer has stopped: the queue was closed and its last words written, the queue
+    /// overflowed while the client was not reading, or a write failed. [`Outbox::closed`] says
+    /// which.
+    Stopped,
+}
+
+/// A connection after sniffing: the socket, its line reader and its queue.
 pub struct Conn {
-    pub peer: SocketAddr,
     pub shared: Arc<Shared>,
-    reader: BoxRead,
+    stream: TcpStream,
     lines: LineReader,
     flood: Option<TokenBucket>,
-    writer: Option<BoxWrite>,
+    /// A line held back by the flood limit: ready with it when it may be handled. Boxed: a
+    /// rare wait should not make every connection bigger.
+    throttled: Option<Pin<Box<dyn Future<Output = Line> + Send>>>,
+    outbox: Outbox,
+    writer: Writer,
     /// This connection's key in [`Shared::sessions`](super::Shared).
     key: u64,
     /// The connection's place under the connection limits, and its token in the server's
@@ -97,14 +120,34 @@ pub struct Conn {
     _permit: (ConnPermit, mpsc::Sender<()>),
 }
 
+/// The writing half of a connection's state.
+#[derive(Default)]
+struct Writer {
+    /// Where the queue's items are swapped to be rendered (see [`Outbox::poll_batch`]).
+    batch: VecDeque<Out>,
+    /// Rendered bytes not yet written.
+    pending: Bytes,
+    state: WriteState,
+}
+
+#[derive(Default)]
+enum WriteState {
+    /// Writing the queue as it fills.
+    #[default]
+    Open,
+    /// Writing the last words, if any, then shutting the socket's sending side; given up when
+    /// the deadline, if any, passes.
+    Closing(Option<Pin<Box<Sleep>>>),
+    Done,
+}
+
 impl Conn {
     /// Opens a connection. Unless the listener is reserved for one `protocol`, reads the first
     /// bytes (waiting up to the sniff timeout for a silent client) to tell which protocol it
-    /// speaks; the bytes read are kept for the session's line reader.
+    /// speaks; the bytes read are kept for the session's line reader. The connection's queue is
+    /// known to the server until the connection ends, so that shutdown can close it.
     pub async fn open(
-        mut reader: BoxRead,
-        writer: BoxWrite,
-        peer: SocketAddr,
+        mut stream: TcpStream,
         protocol: Option<Protocol>,
         shared: Arc<Shared>,
         permit: (ConnPermit, mpsc::Sender<()>),
@@ -114,7 +157,7 @@ impl Conn {
         let deadline = tokio::time::Instant::now() + shared.limits.sniff_timeout;
         while sniffing && first.len() < SNIFF_LEN && !first.contains(&b'\n') {
             first.reserve(SNIFF_LEN);
-            match tokio::time::timeout_at(deadline, reader.read_buf(&mut first)).await {
+            match tokio::time::timeout_at(deadline, stream.read_buf(&mut first)).await {
                 Ok(Ok(0)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => return Err(e),
@@ -128,55 +171,149 @@ impl Conn {
             Protocol::Irc => crate::proto::irc::MAX_LINE,
             Protocol::Http | Protocol::Tls => crate::web::MAX_HEADER_LINE,
         };
+        let key = shared.sessions.key();
+        let outbox = Outbox::new(limits.sendq);
+        shared.sessions.add(key, outbox.clone());
         let conn = Conn {
-            key: shared.sessions.key(),
-            peer,
+            key,
             lines: LineReader::new(max_line, &first),
             flood: limits.flood.map(TokenBucket::new),
-            reader,
-            writer: Some(writer),
+            throttled: None,
+            stream,
+            outbox,
+            writer: Writer::default(),
             _permit: permit,
             shared,
         };
         Ok((protocol, conn))
     }
 
+    /// The connection's outbound queue.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
     /// The next line from the client, paced by the flood limit; `None` when the client is gone.
+    /// Nothing queued is written meanwhile: for one-shot answers (HTTP), see
+    /// [`Conn::answer_and_close`].
     pub async fn next_line(&mut self) -> Option<Line> {
-        let line = self.lines.next(&mut self.reader).await.ok()??;
-        if let Some(bucket) = &mut self.flood {
-            let wait = bucket.take();
-            if !wait.is_zero() {
-                // Boxed: a rare wait should not make every connection's future bigger.
-                Box::pin(tokio::time::sleep(wait)).await;
+        poll_fn(|cx| self.poll_line(cx)).await
+    }
+
+    /// The client's next line, writing what is queued while waiting for it.
+    pub fn next(&mut self, render: &impl Render) -> impl Future<Output = Input> {
+        // A bare `poll_fn`, not an `async fn`, which would keep its arguments twice: every idle
+        // connection waits here.
+        poll_fn(|cx| {
+            if self.poll_write(cx, render).is_ready() {
+                return Poll::Ready(Input::Stopped);
             }
-        }
-        Some(line)
+            self.poll_line(cx).map(|line| line.map_or(Input::Closed, Input::Line))
+        })
+    }
+
+    /// Runs `work` (a wait for the history store, say) while writing what is queued.
+    pub fn writing_while<T>(
+        &mut self,
+        render: &impl Render,
+        mut work: Pin<&mut impl Future<Output = T>>,
+    ) -> impl Future<Output = T> {
+        poll_fn(move |cx| {
+            let _ = self.poll_write(cx, render);
+            work.as_mut().poll(cx)
+        })
+    }
+
+    /// Closes the queue with `reason` (if it is still open), then writes what was queued before
+    /// and the last words, and shuts the socket's sending side.
+    pub async fn close(&mut self, reason: String, render: &impl Render) {
+        self.outbox.close(reason);
+        poll_fn(|cx| self.poll_write(cx, render)).await
     }
 
     /// Writes `bytes` and closes the connection, for one-shot answers (HTTP) without a queue.
     pub async fn answer_and_close(mut self, bytes: &[u8]) {
-        if let Some(mut writer) = self.writer.take() {
-            let _ = tokio::time::timeout(CLOSING_TIMEOUT, async {
-                writer.write_all(bytes).await?;
-                writer.shutdown().await
-            })
-            .await;
+        let _ = tokio::time::timeout(CLOSING_TIMEOUT, async {
+            self.stream.write_all(bytes).await?;
+            self.stream.shutdown().await
+        })
+        .await;
+    }
+
+    /// The next line, once the flood limit lets it through.
+    fn poll_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<Line>> {
+        if let Some(throttled) = &mut self.throttled {
+            let line = ready!(throttled.as_mut().poll(cx));
+            self.throttled = None;
+            return Poll::Ready(Some(line));
         }
+        let Ok(Some(line)) = ready!(self.lines.poll_next(cx, &mut self.stream)) else { return Poll::Ready(None) };
+        if let Some(bucket) = &mut self.flood {
+            let wait = bucket.take();
+            if !wait.is_zero() {
+                self.throttled = Some(Box::pin(async move {
+                    tokio::time::sleep(wait).await;
+                    line
+                }));
+                return self.poll_line(cx);
+            }
+        }
+        Poll::Ready(Some(line))
     }
 
-    /// The connection's outbound queue, known to the server until the connection ends so that
-    /// shutdown can close it. Call once.
-    pub fn outbox(&self) -> Outbox {
-        let outbox = Outbox::new(self.shared.limits.sendq);
-        self.shared.sessions.add(self.key, outbox.clone());
-        outbox
-    }
-
-    /// Starts the task that writes this connection's queue to its socket. Call once.
-    pub fn start_writer(&mut self, outbox: Outbox, render: impl Render) -> JoinHandle<()> {
-        let writer = self.writer.take().expect("start_writer is called once");
-        tokio::spawn(write_loop(writer, outbox, render))
+    /// Writes the queue: everything queued is rendered into one buffer and written with one
+    /// call. Ready once the writer has stopped: when the queue closes (after writing the
+    /// reason), on a write error, or at once when the queue overflows while a write to a client
+    /// that does not read is pending.
+    fn poll_write(&mut self, cx: &mut Context<'_>, render: &impl Render) -> Poll<()> {
+        let writer = &mut self.writer;
+        loop {
+            if let WriteState::Closing(Some(deadline)) = &mut writer.state
+                && deadline.as_mut().poll(cx).is_ready()
+            {
+                writer.state = WriteState::Done;
+            }
+            match writer.state {
+                WriteState::Done => return Poll::Ready(()),
+                _ if !writer.pending.is_empty() => match Pin::new(&mut self.stream).poll_write(cx, &writer.pending) {
+                    Poll::Ready(Ok(written)) if written > 0 => {
+                        writer.pending.advance(written);
+                        if writer.pending.is_empty() {
+                            // Let go of the written buffer (an emptied `Bytes` still holds it).
+                            writer.pending = Bytes::new();
+                        }
+                    }
+                    Poll::Ready(_) => writer.state = WriteState::Done,
+                    Poll::Pending => {
+                        if !matches!(writer.state, WriteState::Open) || self.outbox.poll_overflowed(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        // The socket is full and so is the queue: the client is not reading.
+                        writer.pending = Bytes::new();
+                        writer.state = WriteState::Closing(None);
+                    }
+                },
+                WriteState::Open => match ready!(self.outbox.poll_batch(cx, &mut writer.batch)) {
+                    None => {
+                        let count = writer.batch.len();
+                        writer.pending = rendered(&mut writer.batch, render);
+                        // After a small batch, give the memory back: an idle connection holds none.
+                        if count <= SMALL_BATCH {
+                            writer.batch = VecDeque::new();
+                        }
+                    }
+                    Some(why) => {
+                        writer.pending = render.closing(&why).into();
+                        // Boxed: this happens once, and every connection would otherwise carry its size.
+                        writer.state = WriteState::Closing(Some(Box::pin(tokio::time::sleep(CLOSING_TIMEOUT))));
+                    }
+                },
+                WriteState::Closing(_) => {
+                    let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
+                    writer.state = WriteState::Done;
+                }
+            }
+        }
     }
 }
 
@@ -189,57 +326,24 @@ impl Drop for Conn {
 /// How long the last words of a closing connection may take to write.
 const CLOSING_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Drains the outbox: everything queued is rendered into one buffer and written with one call.
-/// Stops when the queue closes (after writing the reason), on a write error, or at once when the
-/// queue overflows while a write to a client that does not read is pending.
-async fn write_loop(mut writer: BoxWrite, outbox: Outbox, render: impl Render) {
-    let mut batch = VecDeque::new();
-    loop {
-        let closed = outbox.next_batch(&mut batch).await;
-        let count = batch.len();
-        // One item (the common case at chat rates) is written from its shared bytes as it is;
-        // several are gathered into one buffer and written with one call.
-        let buf = {
-            let mut rendered = batch.drain(..).map(|out| match out {
-                Out::Line(bytes) => bytes,
-                Out::Event(event) => render.event(&event),
-            });
-            match (rendered.next(), rendered.next()) {
-                (None, _) => Bytes::new(),
-                (Some(one), None) => one,
-                (Some(first), Some(second)) => {
-                    // Lines are alike in size: the first one's, times the count, is close.
-                    let mut buf = Vec::with_capacity(first.len().max(second.len()) * count + 256);
-                    for bytes in [first, second].into_iter().chain(rendered) {
-                        buf.extend_from_slice(&bytes);
-                    }
-                    Bytes::from(buf)
-                }
+/// A batch of queued items as the bytes to write: one item (the common case at chat rates) as
+/// its shared bytes are, several gathered into one buffer.
+fn rendered(batch: &mut VecDeque<Out>, render: &impl Render) -> Bytes {
+    let count = batch.len();
+    let mut rendered = batch.drain(..).map(|out| match out {
+        Out::Line(bytes) => bytes,
+        Out::Event(event) => render.event(&event),
+    });
+    match (rendered.next(), rendered.next()) {
+        (None, _) => Bytes::new(),
+        (Some(one), None) => one,
+        (Some(first), Some(second)) => {
+            // Lines are alike in size: the first one's, times the count, is close.
+            let mut buf = Vec::with_capacity(first.len().max(second.len()) * count + 256);
+            for bytes in [first, second].into_iter().chain(rendered) {
+                buf.extend_from_slice(&bytes);
             }
-        };
-        if !buf.is_empty() {
-            tokio::select! {
-                written = writer.write_all(&buf) => if written.is_err() { return },
-                () = outbox.overflowed() => {
-                    // The socket is full and so is the queue: the client is not reading.
-                    let _ = writer.shutdown().await;
-                    return;
-                }
-            }
-            // After a small batch, give the memory back: an idle connection holds no buffer.
-            if count <= SMALL_BATCH {
-                batch = VecDeque::new();
-            }
-        }
-        if let Some(why) = closed {
-            let last = render.closing(&why);
-            // Boxed: this happens once, and every idle writer would otherwise carry its size.
-            let _ = Box::pin(tokio::time::timeout(CLOSING_TIMEOUT, async {
-                writer.write_all(&last).await?;
-                writer.shutdown().await
-            }))
-            .await;
-            return;
+            Bytes::from(buf)
         }
     }
 }

@@ -8,8 +8,9 @@
 //! Idle connections hold no buffer: each read lands in a chunk on the stack of that one poll,
 //! complete lines are taken from it, and only an unfinished line is kept on the heap.
 
+use std::mem::MaybeUninit;
 use std::pin::Pin;
-use std::task::{Poll, ready};
+use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, ReadBuf};
@@ -40,26 +41,32 @@ impl LineReader {
         LineReader { buf: BytesMut::from(already_read), max, discarding: false }
     }
 
-    /// The next line, or `None` at end of stream.
-    pub async fn next<R: AsyncRead + Unpin + ?Sized>(&mut self, reader: &mut R) -> std::io::Result<Option<Line>> {
+    /// The next line, `None` at end of stream, or pending until a line is complete.
+    pub fn poll_next<R: AsyncRead + Unpin + ?Sized>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reader: &mut R,
+    ) -> Poll<std::io::Result<Option<Line>>> {
         loop {
             if let Some(line) = self.take_line() {
-                return Ok(Some(line));
+                return Poll::Ready(Ok(Some(line)));
             }
-            let buf = &mut self.buf;
-            let read = std::future::poll_fn(|cx| {
-                let mut chunk = [0u8; READ_CHUNK];
-                let mut chunk = ReadBuf::new(&mut chunk);
-                ready!(Pin::new(&mut *reader).poll_read(cx, &mut chunk))?;
-                buf.extend_from_slice(chunk.filled());
-                Poll::Ready(Ok::<_, std::io::Error>(chunk.filled().len()))
-            });
-            if read.await? == 0 {
+            // Not zeroed: a connection polls here at each wake-up, mostly to find nothing to read.
+            let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut chunk = ReadBuf::uninit(&mut chunk);
+            ready!(Pin::new(&mut *reader).poll_read(cx, &mut chunk))?;
+            if chunk.filled().is_empty() {
                 // End of stream: a last line without newline still counts.
                 let rest = std::mem::take(&mut self.buf);
-                return Ok((!rest.is_empty() && !self.discarding).then(|| Line::Text(text(&rest))));
+                return Poll::Ready(Ok((!rest.is_empty() && !self.discarding).then(|| Line::Text(text(&rest)))));
             }
+            self.buf.extend_from_slice(chunk.filled());
         }
+    }
+
+    /// The next line, or `None` at end of stream.
+    pub async fn next<R: AsyncRead + Unpin + ?Sized>(&mut self, reader: &mut R) -> std::io::Result<Option<Line>> {
+        std::future::poll_fn(|cx| self.poll_next(cx, reader)).await
     }
 
     /// A complete line from the buffer, if there is one.

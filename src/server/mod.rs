@@ -2,7 +2,7 @@
 //! protocol session, and shuts everything down in order on request.
 //!
 //! Shutdown follows mini-redis: the accept loops stop, the hub closes every client's queue with
-//! a reason (each writer delivers what was queued, then says goodbye), and [`Server::run`]
+//! a reason (each connection delivers what was queued, then says goodbye), and [`Server::run`]
 //! returns once every connection task has finished, or after a grace period.
 
 pub mod conn;
@@ -268,18 +268,15 @@ async fn handle(
         }
     };
     let _ = stream.set_nodelay(true);
-    let (reader, writer) = stream.into_split();
-    let permit = (permit, alive);
-    let Ok((protocol, conn)) = Conn::open(Box::new(reader), Box::new(writer), peer, protocol, shared, permit).await
-    else {
+    let Ok((protocol, conn)) = Conn::open(stream, protocol, shared, (permit, alive)).await else {
         return;
     };
     // Each session becomes a task of its own, its future spawned as it is, and this one ends:
     // a connection then costs the memory of the one session it runs and nothing more (idle
     // connections are counted in bytes). The `Conn` it owns holds `alive`.
     match protocol {
-        Protocol::Plain => drop(tokio::spawn(crate::proto::plain::run(conn))),
-        Protocol::Irc => drop(tokio::spawn(crate::proto::irc::run(conn))),
+        Protocol::Plain => drop(tokio::spawn(crate::proto::plain::run(conn, peer))),
+        Protocol::Irc => drop(tokio::spawn(crate::proto::irc::run(conn, peer))),
         Protocol::Http => drop(tokio::spawn(crate::web::run(conn))),
         Protocol::Tls => tracing::info!("{peer} started TLS, which is not enabled on this server; closed"),
     }

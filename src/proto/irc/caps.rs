@@ -1,7 +1,6 @@
 //! IRCv3 capabilities: defined once, here. `CAP LS` is produced from [`CAPS`], and every check
 //! in the code is against a [`Cap`] from this table.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// One capability the server offers.
@@ -55,9 +54,10 @@ pub fn ls(version: u32) -> Vec<String> {
         .collect()
 }
 
-/// The capabilities one client enabled, shared between its session and its writer.
-#[derive(Debug, Clone, Default)]
-pub struct CapSet(Arc<AtomicU32>);
+/// The capabilities one client enabled (set through a shared reference, as the session's
+/// renderer holds one while the session waits).
+#[derive(Debug, Default)]
+pub struct CapSet(AtomicU32);
 
 impl CapSet {
     pub fn has(&self, cap: Cap) -> bool {

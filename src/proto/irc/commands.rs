@@ -204,7 +204,7 @@ fn user(session: &mut Session, message: &Message) {
     let username: String =
         param(message, 0).chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).take(16).collect();
     let username = if username.is_empty() { "user".to_string() } else { username };
-    session.pending_user = Some((username, text::sanitize(param(message, 3))));
+    session.pending_user = Some(Box::new((username, text::sanitize(param(message, 3)))));
     session.try_register();
 }
 

@@ -102,12 +102,12 @@ pub fn message(event: &Event, caps: u32) -> Option<Message> {
     Some(add_tags(message.with_source(&mask(source)), event, caps))
 }
 
-/// Writes events for one IRC client according to the capabilities it enabled.
-pub struct IrcRender {
-    pub caps: CapSet,
+/// Writes events for one IRC client according to the capabilities it has enabled.
+pub struct IrcRender<'a> {
+    pub caps: &'a CapSet,
 }
 
-impl Render for IrcRender {
+impl Render for IrcRender<'_> {
     fn event(&self, event: &Event) -> Bytes {
         let caps = self.caps.bits();
         if matches!(event.kind, EventKind::Away { .. }) && caps & Cap::AwayNotify as u32 == 0 {

@@ -2,6 +2,8 @@
 //! reply buffer through which every answer to one command goes, so that `labeled-response`
 //! can label it (one line), wrap it in a batch (several) or acknowledge it (none).
 
+use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -14,7 +16,7 @@ use super::render::{self, IrcRender};
 use super::{VERSION, commands};
 use crate::hub::{self, ConnId, Event, HubError, Joined, Out, Outbox, Registration};
 use crate::server::Shared;
-use crate::server::conn::Conn;
+use crate::server::conn::{Conn, Input};
 use crate::server::lines::Line;
 
 /// What a session knows about its client.
@@ -29,9 +31,10 @@ pub struct Session {
     /// Set once registered with the hub.
     pub id: Option<ConnId>,
     pub pending_nick: Option<String>,
-    pub pending_user: Option<(String, String)>,
+    /// The USER command's username and real name (boxed: only needed until registration).
+    pub pending_user: Option<Box<(String, String)>>,
     /// The client's address: its host as others see it, and the log.
-    pub peer: std::net::SocketAddr,
+    pub peer: SocketAddr,
     /// User mode `+i`.
     pub invisible: bool,
     /// Answers to the command being handled.
@@ -46,84 +49,87 @@ pub struct Session {
     pub quit: Option<String>,
 }
 
-/// Runs an IRC session until the client quits, times out or the server closes it.
-pub async fn run(mut conn: Conn) {
-    let shared = conn.shared.clone();
-    let outbox = conn.outbox();
-    let caps = CapSet::default();
-    let render = IrcRender { caps: caps.clone() };
-    let mut writer = conn.start_writer(outbox.clone(), render);
+/// Runs an IRC session with the client at `peer` until it quits, times out or the server closes
+/// it.
+pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send {
     let mut session = Session {
-        shared: shared.clone(),
-        outbox: outbox.clone(),
-        caps,
+        shared: conn.shared.clone(),
+        outbox: conn.outbox().clone(),
+        caps: CapSet::default(),
         cap_version: 0,
         negotiating: false,
         id: None,
         pending_nick: None,
         pending_user: None,
-        peer: conn.peer,
+        peer,
         invisible: false,
         replies: Vec::new(),
         label: None,
         open_batch: None,
         quit: None,
     };
-    // A silent client is pinged after one interval and dropped after a second; a client that
-    // talks but does not register is dropped after one.
-    let interval = shared.limits.ping_interval;
-    let connected = tokio::time::Instant::now();
-    let mut pinged = false;
-    let mut writer_done = false;
-    let reason = loop {
-        let line = tokio::select! {
-            line = tokio::time::timeout(interval, conn.next_line()) => line,
-            _ = &mut writer => {
-                writer_done = true;
-                break match outbox.closed() {
-                    Some(hub::Closed::Overflow) => "SendQ exceeded".to_string(),
-                    Some(hub::Closed::Done(reason)) => reason,
-                    None => "Connection lost".to_string(),
-                };
-            }
-        };
-        match line {
-            Err(_) if session.id.is_none() => break "Registration timed out".into(),
-            Ok(_) if session.id.is_none() && connected.elapsed() > interval => {
-                break "Registration timed out".into();
-            }
-            Err(_) if pinged => break format!("Ping timeout: {} seconds", 2 * interval.as_secs()),
-            Err(_) => {
-                pinged = true;
-                let ping = Message::new("PING", &[&shared.server_name]);
-                session.send_now(ping);
-            }
-            Ok(None) => break "Connection closed".into(),
-            Ok(Some(Line::TooLong)) => {
-                pinged = false;
-                session.numeric(ERR_INPUTTOOLONG, &["Input line was too long"]);
-                session.finish();
-            }
-            Ok(Some(Line::Text(text))) => {
-                pinged = false;
-                if reads_history(&text) {
-                    shared.history_settled().await;
+    // An async block that owns `conn` and `session`, not an `async fn`: one would keep its
+    // arguments twice in its future, and every connection waits in it.
+    async move {
+        // A silent client is pinged after one interval and dropped after a second; a client that
+        // talks but does not register is dropped after one. The reason the session ends goes to
+        // `session.quit`, as a command's does, not to a local every waiting connection would carry.
+        let connected = tokio::time::Instant::now();
+        let mut pinged = false;
+        while session.quit.is_none() {
+            let render = IrcRender { caps: &session.caps };
+            let text = match tokio::time::timeout(session.ping_interval(), conn.next(&render)).await {
+                Ok(Input::Stopped) => {
+                    session.quit = Some(match session.outbox.closed() {
+                        Some(hub::Closed::Overflow) => "SendQ exceeded".to_string(),
+                        Some(hub::Closed::Done(reason)) => reason,
+                        None => "Connection lost".to_string(),
+                    });
+                    continue;
                 }
-                session.handle_line(&text);
-                if let Some(reason) = session.quit.take() {
-                    break reason;
+                Err(_) if session.id.is_none() => {
+                    session.quit = Some("Registration timed out".into());
+                    continue;
                 }
+                Ok(_) if session.id.is_none() && connected.elapsed() > session.ping_interval() => {
+                    session.quit = Some("Registration timed out".into());
+                    continue;
+                }
+                Err(_) if pinged => {
+                    session.quit = Some(format!("Ping timeout: {} seconds", 2 * session.ping_interval().as_secs()));
+                    continue;
+                }
+                Err(_) => {
+                    pinged = true;
+                    let ping = Message::new("PING", &[&session.shared.server_name]);
+                    session.send_now(ping);
+                    continue;
+                }
+                Ok(Input::Closed) => {
+                    session.quit = Some("Connection closed".into());
+                    continue;
+                }
+                Ok(Input::Line(Line::TooLong)) => {
+                    pinged = false;
+                    session.numeric(ERR_INPUTTOOLONG, &["Input line was too long"]);
+                    session.finish();
+                    continue;
+                }
+                Ok(Input::Line(Line::Text(text))) => text,
+            };
+            pinged = false;
+            if reads_history(&text) {
+                conn.writing_while(&render, pin!(session.shared.history_settled())).await;
             }
+            session.handle_line(&text);
         }
-    };
-    if let Some(id) = session.id {
-        let nick = hub::lock(&shared.hub).nick(id).to_string();
-        tracing::info!("{} ({nick}) left: {reason}", conn.peer);
-        hub::lock(&shared.hub).quit(id, &reason);
-    }
-    outbox.close(reason);
-    if !writer_done {
-        let _ = writer.await;
+        let reason = session.quit.take().unwrap_or_default();
+        if let Some(id) = session.id {
+            let nick = hub::lock(&session.shared.hub).nick(id).to_string();
+            tracing::info!("{} ({nick}) left: {reason}", session.peer);
+            hub::lock(&session.shared.hub).quit(id, &reason);
+        }
+        conn.close(reason, &IrcRender { caps: &session.caps }).await;
     }
 }
 
@@ -162,6 +168,12 @@ impl Session {
             Err(ParseError::NoCommand) => {}
         }
         self.finish();
+    }
+
+    /// How long the client may be silent before it is pinged (and as long again before it is
+    /// dropped).
+    fn ping_interval(&self) -> std::time::Duration {
+        self.shared.limits.ping_interval
     }
 
     /// The nick to address this client by in numerics (`*` before it has one).
@@ -315,7 +327,8 @@ impl Session {
         if self.id.is_some() || self.negotiating {
             return;
         }
-        let (Some(nick), Some((user, realname))) = (self.pending_nick.clone(), self.pending_user.clone()) else {
+        let (Some(nick), Some((user, realname))) = (self.pending_nick.clone(), self.pending_user.as_deref().cloned())
+        else {
             return;
         };
         let registration = Registration {
