@@ -54,8 +54,7 @@ pub fn ls(version: u32) -> Vec<String> {
         .collect()
 }
 
-/// The capabilities one client enabled (set through a shared reference, as the session's
-/// renderer holds one while the session waits).
+/// The capabilities one client enabled, kept by its session and read by its renderer.
 #[derive(Debug, Default)]
 pub struct CapSet(AtomicU32);
 
