@@ -564,3 +564,32 @@ fn message_only_queries_use_their_own_index() {
         conn.prepare(&sql).unwrap().query_map([], |row| row.get::<_, String>(3)).unwrap().map(Result::unwrap).collect();
     assert!(plan.iter().any(|step| step.contains("messages_said")), "{plan:?}");
 }
+
+#[test]
+fn history_queries_are_compiled_once_and_use_their_index() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    for seq in 0..5 {
+        store.append(record(id(T0, seq), "#a", "hi")).unwrap();
+    }
+    store.flush().wait().unwrap();
+    let reader = sqlite::open_reader(store.path()).unwrap();
+    for (include, index) in [(Include::Messages, "messages_said"), (Include::Everything, "messages_by_target")] {
+        let sql = sqlite::range_sql(include, "DESC");
+        let plan: Vec<String> = reader
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(rusqlite::params!["#a", -1, i64::MAX, 20], |row| row.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(plan.iter().any(|step| step.contains(index)), "{include:?}: {plan:?}");
+        // Each read binds another limit; none may make SQLite compile the query again.
+        for limit in 1..=3 {
+            let mut query = reader.prepare_cached(&sql).unwrap();
+            let rows = query.query_map(rusqlite::params!["#a", -1, i64::MAX, limit], |_| Ok(())).unwrap().count();
+            assert_eq!(rows, limit as usize);
+            assert_eq!(query.get_status(rusqlite::StatementStatus::RePrepare), 0, "{include:?}, limit {limit}");
+        }
+    }
+}

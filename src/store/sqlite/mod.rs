@@ -12,7 +12,9 @@
 //! commits what queued up between chunks, so a large clean-up never holds up new records.
 //!
 //! Readers share a second, read-only connection behind a mutex. In WAL mode reads never block
-//! the writer nor the other way round.
+//! the writer nor the other way round. Its query plans do not depend on the values bound to
+//! them (SQLite's query planner stability guarantee): otherwise SQLite compiles a history query
+//! again whenever its `LIMIT` is bound, which is every time.
 //!
 //! The queue counts the records it holds; past [`QUEUE_LIMIT`], [`Store::append`] refuses
 //! ([`StoreError::Backlog`]) rather than let a slow disk grow memory without bound.
@@ -57,6 +59,7 @@ use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row, params};
 use tokio::sync::oneshot;
@@ -127,10 +130,7 @@ impl SqliteStore {
         }
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(fail)?;
 
-        let reader =
-            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .map_err(fail)?;
-        reader.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+        let reader = open_reader(&path).map_err(fail)?;
 
         let (queue, commands) = mpsc::channel();
         let backlog = Arc::new(AtomicUsize::new(0));
@@ -406,21 +406,7 @@ impl Range<'_> {
 
     /// The first `limit` records with `after < id < before` in `order` (`ASC` or `DESC`).
     fn query(&self, order: &str, after: i64, before: i64) -> rusqlite::Result<Vec<Record>> {
-        let only = match self.include {
-            Include::Everything => String::new(),
-            Include::Messages => {
-                let kinds: Vec<String> = RecordKind::ALL
-                    .into_iter()
-                    .filter(|k| k.is_message())
-                    .map(|k| format!("'{}'", k.as_str()))
-                    .collect();
-                format!("AND kind IN ({})", kinds.join(", "))
-            }
-        };
-        let sql = format!(
-            "SELECT id, target, kind, nick, user, host, text, extra FROM messages \
-             WHERE target_key = ?1 AND id > ?2 AND id < ?3 {only} ORDER BY id {order} LIMIT ?4"
-        );
+        let sql = range_sql(self.include, order);
         self.conn
             .prepare_cached(&sql)?
             .query_map(params![self.key, after, before, sql_limit(self.limit)], |row| {
@@ -439,6 +425,23 @@ impl Range<'_> {
     }
 }
 
+/// The query behind [`Range`], with `order` `ASC` or `DESC`. Its parameters: the target key, the
+/// exclusive id bounds, the limit.
+pub(super) fn range_sql(include: Include, order: &str) -> String {
+    let only = match include {
+        Include::Everything => String::new(),
+        Include::Messages => {
+            let kinds: Vec<String> =
+                RecordKind::ALL.into_iter().filter(|k| k.is_message()).map(|k| format!("'{}'", k.as_str())).collect();
+            format!("AND kind IN ({})", kinds.join(", "))
+        }
+    };
+    format!(
+        "SELECT id, target, kind, nick, user, host, text, extra FROM messages \
+         WHERE target_key = ?1 AND id > ?2 AND id < ?3 {only} ORDER BY id {order} LIMIT ?4"
+    )
+}
+
 impl FromSql for MsgId {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
         let id = i64::column_result(value)?;
@@ -451,6 +454,14 @@ impl FromSql for RecordKind {
         let name = value.as_str()?;
         RecordKind::from_name(name).ok_or_else(|| FromSqlError::Other(format!("unknown record kind {name:?}").into()))
     }
+}
+
+/// The read-only connection [`Store::history`] and the other reads share.
+pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    reader.busy_timeout(BUSY_TIMEOUT)?;
+    reader.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(reader)
 }
 
 /// Creates and removes a scratch file in `dir`: the one sure test that files can be made there
