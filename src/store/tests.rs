@@ -593,3 +593,34 @@ fn history_queries_are_compiled_once_and_use_their_index() {
         }
     }
 }
+
+#[test]
+fn a_flush_does_not_wait_for_a_batch_to_gather() {
+    let scratch = Scratch::new();
+    let store = SqliteStore::open_gathering(&scratch.0, Duration::from_secs(3600)).unwrap();
+    // The first record is committed at once; the writer then lets the next ones gather for an
+    // hour, and each flush must end that wait.
+    for seq in 0..3 {
+        store.append(record(id(T0, seq), "#paging", "hi")).unwrap();
+        store.flush().wait().unwrap();
+        assert_eq!(history(&store, Selector::Latest(None), 10).len(), seq as usize + 1);
+    }
+    for seq in 3..6 {
+        store.append(record(id(T0, seq), "#paging", "hi")).unwrap();
+    }
+    store.flush().wait().unwrap();
+    assert_eq!(history(&store, Selector::Latest(None), 10).len(), 6);
+}
+
+#[test]
+fn dropping_the_store_writes_what_was_gathering() {
+    let scratch = Scratch::new();
+    let store = SqliteStore::open_gathering(&scratch.0, Duration::from_secs(3600)).unwrap();
+    store.append(record(id(T0, 0), "#paging", "hi")).unwrap();
+    store.flush().wait().unwrap();
+    // The writer lets these gather for an hour, unless the store closes.
+    store.append(record(id(T0, 1), "#paging", "hi")).unwrap();
+    store.append(record(id(T0, 2), "#paging", "hi")).unwrap();
+    drop(store);
+    assert_eq!(history(&scratch.open(), Selector::Latest(None), 10), [id(T0, 0), id(T0, 1), id(T0, 2)]);
+}

@@ -7,9 +7,14 @@
 //! The thread sleeps until something arrives, then takes everything queued (up to
 //! [`MAX_BATCH`] commands), writes it with cached prepared statements in ONE transaction and
 //! commits: under load, batches grow by themselves and the cost of a commit is shared by
-//! thousands of records; at chat rates, a record is committed as soon as it arrives, with no
-//! waiting for a batch window to fill. Retention deletes in chunks of [`RETAIN_CHUNK`] rows and
-//! commits what queued up between chunks, so a large clean-up never holds up new records.
+//! thousands of records. A record that arrives [`GATHER`] (half a millisecond) or more after
+//! the last commit began is committed at once; one that arrives sooner waits, with whatever
+//! else arrives meanwhile, until that time has passed. The thread waits parked, where new
+//! records do not wake it, so a steady stream of single records (joins and quits under
+//! connection churn) costs one commit and two wake-ups per [`GATHER`] instead of one commit
+//! and one wake-up per record. A flush ends the wait at once. Retention deletes in chunks of
+//! [`RETAIN_CHUNK`] rows and commits what queued up between chunks, so a large clean-up never
+//! holds up new records.
 //!
 //! Readers share a second, read-only connection behind a mutex. In WAL mode reads never block
 //! the writer nor the other way round. Its query plans do not depend on the values bound to
@@ -30,8 +35,9 @@
 //!   queued before its thread ends (the drop waits for it).
 //! - `kill -9` of the server loses only what was not yet committed: the batch being written
 //!   and the records queued behind it. At chat rates the queue is empty and a record is
-//!   committed within a fraction of a millisecond of its `append`, so that is all that can be
-//!   lost. Under a burst that saturates the writer, a batch is at most [`MAX_BATCH`] records
+//!   committed within a fraction of a millisecond of its `append` (at most [`GATHER`] and the
+//!   time to write it), so that is all that can be lost. Under a burst that saturates the
+//!   writer, a batch is at most [`MAX_BATCH`] records
 //!   (about 30 ms of writing at the ~350,000 records/s measured by `benches/store.rs` on two
 //!   cores) and the queue at most [`QUEUE_LIMIT`] records (under a quarter of a second).
 //!   Committed transactions survive: they are in the operating system's file cache.
@@ -75,6 +81,10 @@ use writer::{Command, Writer};
 /// Most commands the writer puts in one transaction.
 pub const MAX_BATCH: usize = 10_000;
 
+/// Least time between the starts of two commits, unless a flush is waiting: what arrives
+/// meanwhile shares the next commit. An idle writer commits at once.
+pub const GATHER: Duration = Duration::from_micros(500);
+
 /// Most records waiting for the writer before [`Store::append`] refuses more.
 pub const QUEUE_LIMIT: usize = 65_536;
 
@@ -105,6 +115,12 @@ impl SqliteStore {
     /// Opens (creating if needed) `dir/charla.db`, brings its schema up to date and starts the
     /// writer thread.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_gathering(dir, GATHER)
+    }
+
+    /// [`SqliteStore::open`] with a writer that lets records gather for `gather` (instead of
+    /// [`GATHER`]) after each commit.
+    pub(super) fn open_gathering(dir: &Path, gather: Duration) -> Result<SqliteStore, StoreError> {
         let not_writable = |e: std::io::Error| StoreError::NotWritable { dir: dir.to_owned(), reason: e.to_string() };
         fs::create_dir_all(dir).map_err(not_writable)?;
         probe_writable(dir).map_err(not_writable)?;
@@ -135,7 +151,7 @@ impl SqliteStore {
         let (queue, commands) = mpsc::channel();
         let backlog = Arc::new(AtomicUsize::new(0));
         let committed = Arc::new(AtomicU64::new(0));
-        let writer = Writer::new(conn, commands, backlog.clone(), committed.clone(), path.clone());
+        let writer = Writer::new(conn, commands, backlog.clone(), committed.clone(), path.clone(), gather);
         let writer =
             std::thread::Builder::new().name("charla-store".into()).spawn(move || writer.run()).map_err(|e| {
                 StoreError::Database { path: path.clone(), reason: format!("cannot start the writer thread: {e}") }
@@ -189,9 +205,10 @@ impl Drop for SqliteStore {
     /// Closes the queue and waits until the writer has committed everything in it.
     fn drop(&mut self) {
         self.queue = None;
-        if let Some(writer) = self.writer.take()
-            && writer.join().is_err()
-        {
+        let Some(writer) = self.writer.take() else { return };
+        // A gathering writer is parked: it is to write what it has now.
+        writer.thread().unpark();
+        if writer.join().is_err() {
             tracing::error!(path = %self.path.display(), "the history writer panicked");
         }
     }
@@ -219,7 +236,12 @@ impl Store for SqliteStore {
     }
 
     fn flush(&self) -> Pending<()> {
-        self.ask(Command::Flush)
+        let answer = self.ask(Command::Flush);
+        // The writer may be letting a batch gather: the flush is not to wait for that.
+        if let Some(writer) = &self.writer {
+            writer.thread().unpark();
+        }
+        answer
     }
 
     fn committed(&self) -> MsgId {
