@@ -624,3 +624,39 @@ fn dropping_the_store_writes_what_was_gathering() {
     drop(store);
     assert_eq!(history(&scratch.open(), Selector::Latest(None), 10), [id(T0, 0), id(T0, 1), id(T0, 2)]);
 }
+
+/// A record of `kind` for `target`.
+fn event(id: MsgId, target: &str, kind: RecordKind) -> Record {
+    Record { kind, ..record(id, target, "") }
+}
+
+#[test]
+fn a_target_without_messages_is_known_until_one_is_appended() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    let messages = |store: &SqliteStore, target| {
+        ids(&store.history(target, &Selector::Latest(None), 10, Include::Messages).unwrap())
+    };
+    store.append(event(id(T0, 0), "#quiet", RecordKind::Join)).unwrap();
+    store.flush().wait().unwrap();
+    assert!(messages(&store, "#quiet").is_empty());
+    // Known now, and it changes nothing: the join is there for whoever asks for events.
+    assert!(messages(&store, "#Quiet").is_empty());
+    assert_eq!(ids(&store.history("#quiet", &Selector::Latest(None), 10, Include::Everything).unwrap()), [id(T0, 0)]);
+    store.append(record(id(T0, 1), "#QUIET", "at last")).unwrap();
+    store.flush().wait().unwrap();
+    assert_eq!(messages(&store, "#quiet"), [id(T0, 1)]);
+}
+
+#[test]
+fn a_read_before_a_message_is_committed_does_not_make_its_target_known_silent() {
+    let scratch = Scratch::new();
+    let store = SqliteStore::open_gathering(&scratch.0, Duration::from_secs(3600)).unwrap();
+    store.append(event(id(T0, 0), "#late", RecordKind::Join)).unwrap();
+    store.flush().wait().unwrap();
+    // The writer lets this one gather for an hour: a read now does not see it.
+    store.append(record(id(T0, 1), "#late", "hello")).unwrap();
+    assert!(store.history("#late", &Selector::Latest(None), 10, Include::Messages).unwrap().is_empty());
+    store.flush().wait().unwrap();
+    assert_eq!(ids(&store.history("#late", &Selector::Latest(None), 10, Include::Messages).unwrap()), [id(T0, 1)]);
+}

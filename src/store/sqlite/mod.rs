@@ -19,7 +19,9 @@
 //! Readers share a second, read-only connection behind a mutex. In WAL mode reads never block
 //! the writer nor the other way round. Its query plans do not depend on the values bound to
 //! them (SQLite's query planner stability guarantee): otherwise SQLite compiles a history query
-//! again whenever its `LIMIT` is bound, which is every time.
+//! again whenever its `LIMIT` is bound, which is every time. The store remembers which targets
+//! hold no messages (a room where only joins and quits happened): a read of messages alone for
+//! one of them is answered without a query.
 //!
 //! The queue counts the records it holds; past [`QUEUE_LIMIT`], [`Store::append`] refuses
 //! ([`StoreError::Backlog`]) rather than let a slow disk grow memory without bound.
@@ -58,6 +60,7 @@
 mod schema;
 mod writer;
 
+use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -105,8 +108,27 @@ pub struct SqliteStore {
     /// The newest record id committed by the writer.
     committed: Arc<AtomicU64>,
     reader: Mutex<Connection>,
+    /// Targets known to hold no messages.
+    silent: Mutex<Silent>,
     writer: Option<JoinHandle<()>>,
 }
+
+/// Targets known to hold no messages, so that reading their messages (the replay when someone
+/// joins a room where nothing was ever said) needs no query. A target is remembered when a read
+/// of all its messages finds none, made while every message appended so far was committed
+/// (records are committed in the order of their ids, see [`Store::committed`]), and no message
+/// was appended meanwhile. A message for it makes the store forget it; deletions by retention
+/// only make it silent again.
+#[derive(Debug, Default)]
+struct Silent {
+    /// Folded target keys.
+    keys: HashSet<String>,
+    /// The newest message appended.
+    newest: MsgId,
+}
+
+/// Most targets [`Silent`] holds; reads of others query as usual.
+const SILENT_LIMIT: usize = 4096;
 
 impl SqliteStore {
     /// The database's file name inside the data directory.
@@ -162,6 +184,7 @@ impl SqliteStore {
             backlog,
             committed,
             reader: Mutex::new(reader),
+            silent: Mutex::default(),
             writer: Some(writer),
         })
     }
@@ -196,6 +219,12 @@ impl SqliteStore {
         self.reader.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// What is known of targets without messages; it stays consistent whatever panicked while
+    /// it was held (each change is one insert or remove).
+    fn silent(&self) -> MutexGuard<'_, Silent> {
+        self.silent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn fail(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         |e| classify(&self.path, e)
     }
@@ -223,6 +252,13 @@ impl Store for SqliteStore {
         if waiting >= QUEUE_LIMIT {
             self.backlog.fetch_sub(1, Ordering::Relaxed);
             return Err(StoreError::Backlog(waiting));
+        }
+        if record.kind.is_message() {
+            let mut silent = self.silent();
+            silent.newest = silent.newest.max(record.id);
+            if !silent.keys.is_empty() {
+                silent.keys.remove(&fold(&record.target));
+            }
         }
         self.send(Command::Append(record))
     }
@@ -262,8 +298,20 @@ impl Store for SqliteStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let key = fold(target);
+        // For a read of messages alone: the newest message appended, if every one is committed.
+        let settled = match include {
+            Include::Messages => {
+                let silent = self.silent();
+                if silent.keys.contains(&key) {
+                    return Ok(Vec::new());
+                }
+                Some(silent.newest).filter(|&newest| self.committed() >= newest)
+            }
+            Include::Everything => None,
+        };
         let conn = self.reader();
-        let range = Range { conn: &conn, key: &fold(target), limit, include };
+        let range = Range { conn: &conn, key: &key, limit, include };
         let records = match *selector {
             Selector::Latest(None) => range.newest(FIRST, END),
             Selector::Latest(Some(after)) => range.newest(after.last_id(), END),
@@ -275,7 +323,18 @@ impl Store for SqliteStore {
             }
             Selector::Between(from, to) => range.newest(to.last_id(), from.first_id()),
         };
-        records.map_err(self.fail())
+        drop(conn);
+        let records = records.map_err(self.fail())?;
+        if let Some(newest) = settled
+            && records.is_empty()
+            && *selector == Selector::Latest(None)
+        {
+            let mut silent = self.silent();
+            if silent.newest == newest && silent.keys.len() < SILENT_LIMIT {
+                silent.keys.insert(key);
+            }
+        }
+        Ok(records)
     }
 
     fn targets(
