@@ -329,3 +329,26 @@ async fn private_history_is_not_handed_to_the_next_holder_of_a_nick() {
     mallory.expect("PRIVMSG").await;
     assert_eq!(texts(&mallory.chathistory("LATEST bob * 50").await), ["hello new alice"]);
 }
+
+#[tokio::test]
+async fn a_replay_on_join_shows_the_message_said_just_before() {
+    let server = start_with(|config| config.history.join_replay = 3).await;
+    let mut alice = Irc::register(server.addr, "alice", &[]).await;
+    alice.join("#now").await;
+    let mut bob = Irc::register(server.addr, "bob", &[]).await;
+    bob.join("#now").await;
+    for i in 0..10 {
+        alice.send(&format!("PRIVMSG #now :said {i}")).await;
+        // Stored before bob receives it; joins and quits come and go in between.
+        bob.expect("PRIVMSG").await;
+        let mut late = Irc::register(server.addr, &format!("late{i}"), &[]).await;
+        late.join("#now").await;
+        let mut lines = Vec::new();
+        for _ in 0..(i + 1).min(3) {
+            lines.push(late.next().await);
+        }
+        assert_eq!(texts(&lines).last().map(String::as_str), Some(format!("said {i}").as_str()), "{lines:?}");
+        late.send("QUIT").await;
+        late.expect("ERROR").await;
+    }
+}

@@ -32,12 +32,17 @@ impl History {
 impl Hub {
     /// Sends every record of `event` to the store. `rooms` are the rooms a quit or nick change
     /// is recorded in.
-    /// History reads wait for the newest event recorded (see [`Hub::last_recorded`]).
+    /// History reads wait for the newest event or message recorded (see [`Hub::last_recorded`]
+    /// and [`Hub::last_said`]).
     pub(super) fn record(&mut self, event: &Event, rooms: &[String]) -> Result<(), HubError> {
         let Some(store) = &self.history.0 else { return Ok(()) };
         for record in Record::from_event(event, rooms) {
+            let said = record.kind.is_message();
             store.append(record).map_err(|e| HubError::History(e.to_string()))?;
             self.last_recorded = event.id;
+            if said {
+                self.last_said = event.id;
+            }
         }
         Ok(())
     }

@@ -342,6 +342,8 @@ pub struct Hub {
     history: History,
     /// The id of the newest event handed to the store.
     last_recorded: MsgId,
+    /// The id of the newest message (not a join, quit, …) handed to the store.
+    last_said: MsgId,
     /// Most users ever connected at once, for LUSERS.
     pub max_users: usize,
 }
@@ -857,6 +859,12 @@ impl Hub {
     /// reads wait until the store has committed it.
     pub fn last_recorded(&self) -> MsgId {
         self.last_recorded
+    }
+
+    /// The id of the newest message handed to the store: reads of messages alone (a replay on
+    /// join) wait until the store has committed it, and never for joins and quits.
+    pub fn last_said(&self) -> MsgId {
+        self.last_said
     }
 
     /// The nick a connection has now.

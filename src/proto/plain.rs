@@ -75,14 +75,14 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
         let render = PlainRender { me: id };
         let session = Session { id, shared: &shared, outbox: &outbox };
         session.reply(format!("{WELCOME}\nYou are {nick} in {LOBBY}. Type to talk; /help lists commands."));
-        conn.writing_while(&render, pin!(shared.history_settled())).await;
+        conn.writing_while(&render, pin!(shared.settled(Include::Messages))).await;
         session.join(LOBBY, None);
 
         let reason = loop {
             match conn.next(&render).await {
                 Input::Line(Line::Text(text)) => {
                     if text.starts_with("/history") || text.starts_with("/join") {
-                        conn.writing_while(&render, pin!(shared.history_settled())).await;
+                        conn.writing_while(&render, pin!(shared.settled(Include::Messages))).await;
                     }
                     if let Some(reason) = session.handle(&text) {
                         break reason;

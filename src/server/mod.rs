@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::hub::{self, History, Hub, HubConfig, SharedHub};
-use crate::store::{Retention, SqliteStore, Store, StoreError};
+use crate::store::{Include, Retention, SqliteStore, Store, StoreError};
 use conn::{Conn, Protocol};
 use limits::{ConnLimiter, FloodLimit};
 
@@ -114,11 +114,19 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Waits until every message and room event so far is in the store, so that a history read
-    /// that follows sees all of them (a client catching up after a reconnect must miss nothing).
-    /// Answers at once when the newest event is already committed, as it nearly always is.
-    pub async fn history_settled(&self) {
-        let newest = hub::lock(&self.hub).last_recorded();
+    /// Waits until everything a history read of `include` may show is in the store, so that the
+    /// read sees all of it (a client catching up after a reconnect must miss nothing): every
+    /// message for [`Include::Messages`], every message and room event for
+    /// [`Include::Everything`]. Answers at once when the newest of them is already committed,
+    /// as it nearly always is; so a replay on join never waits for other users' joins and quits.
+    pub async fn settled(&self, include: Include) {
+        let newest = {
+            let hub = hub::lock(&self.hub);
+            match include {
+                Include::Messages => hub.last_said(),
+                Include::Everything => hub.last_recorded(),
+            }
+        };
         if self.store.committed() < newest
             && let Err(e) = self.store.flush().await
         {

@@ -30,7 +30,8 @@
 //! A clean shutdown loses nothing: once [`Store::flush`] resolves, everything appended before
 //! it is committed, and dropping a [`SqliteStore`] commits whatever is still queued before it
 //! returns. `kill -9` loses at most what was not yet committed, the last batch window: a
-//! fraction of a millisecond at chat rates. [`sqlite`] states the exact bounds.
+//! fraction of a millisecond at chat rates (at most [`sqlite::GATHER`] and the time to write
+//! it). [`sqlite`] states the exact bounds.
 //!
 //! # Message ids and time
 //!

@@ -606,3 +606,99 @@ fn message_only_queries_use_their_own_index() {
         conn.prepare(&sql).unwrap().query_map([], |row| row.get::<_, String>(3)).unwrap().map(Result::unwrap).collect();
     assert!(plan.iter().any(|step| step.contains("messages_said")), "{plan:?}");
 }
+
+#[test]
+fn history_queries_are_compiled_once_and_use_their_index() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    for seq in 0..5 {
+        store.append(record(id(T0, seq), "#a", "hi")).unwrap();
+    }
+    store.flush().wait().unwrap();
+    let reader = sqlite::open_reader(store.path()).unwrap();
+    for (include, index) in [(Include::Messages, "messages_said"), (Include::Everything, "messages_by_target")] {
+        let sql = sqlite::range_sql(include, "DESC");
+        let plan: Vec<String> = reader
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(rusqlite::params!["#a", -1, i64::MAX, 20], |row| row.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(plan.iter().any(|step| step.contains(index)), "{include:?}: {plan:?}");
+        // Each read binds another limit; none may make SQLite compile the query again.
+        for limit in 1..=3 {
+            let mut query = reader.prepare_cached(&sql).unwrap();
+            let rows = query.query_map(rusqlite::params!["#a", -1, i64::MAX, limit], |_| Ok(())).unwrap().count();
+            assert_eq!(rows, limit as usize);
+            assert_eq!(query.get_status(rusqlite::StatementStatus::RePrepare), 0, "{include:?}, limit {limit}");
+        }
+    }
+}
+
+#[test]
+fn a_flush_does_not_wait_for_a_batch_to_gather() {
+    let scratch = Scratch::new();
+    let store = SqliteStore::open_gathering(&scratch.0, Duration::from_secs(3600)).unwrap();
+    // The first record is committed at once; the writer then lets the next ones gather for an
+    // hour, and each flush must end that wait.
+    for seq in 0..3 {
+        store.append(record(id(T0, seq), "#paging", "hi")).unwrap();
+        store.flush().wait().unwrap();
+        assert_eq!(history(&store, Selector::Latest(None), 10).len(), seq as usize + 1);
+    }
+    for seq in 3..6 {
+        store.append(record(id(T0, seq), "#paging", "hi")).unwrap();
+    }
+    store.flush().wait().unwrap();
+    assert_eq!(history(&store, Selector::Latest(None), 10).len(), 6);
+}
+
+#[test]
+fn dropping_the_store_writes_what_was_gathering() {
+    let scratch = Scratch::new();
+    let store = SqliteStore::open_gathering(&scratch.0, Duration::from_secs(3600)).unwrap();
+    store.append(record(id(T0, 0), "#paging", "hi")).unwrap();
+    store.flush().wait().unwrap();
+    // The writer lets these gather for an hour, unless the store closes.
+    store.append(record(id(T0, 1), "#paging", "hi")).unwrap();
+    store.append(record(id(T0, 2), "#paging", "hi")).unwrap();
+    drop(store);
+    assert_eq!(history(&scratch.open(), Selector::Latest(None), 10), [id(T0, 0), id(T0, 1), id(T0, 2)]);
+}
+
+/// A record of `kind` for `target`.
+fn event(id: MsgId, target: &str, kind: RecordKind) -> Record {
+    Record { kind, ..record(id, target, "") }
+}
+
+#[test]
+fn a_target_without_messages_is_known_until_one_is_appended() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    let messages = |store: &SqliteStore, target| {
+        ids(&store.history(target, &Selector::Latest(None), 10, Include::Messages).unwrap())
+    };
+    store.append(event(id(T0, 0), "#quiet", RecordKind::Join)).unwrap();
+    store.flush().wait().unwrap();
+    assert!(messages(&store, "#quiet").is_empty());
+    // Known now, and it changes nothing: the join is there for whoever asks for events.
+    assert!(messages(&store, "#Quiet").is_empty());
+    assert_eq!(ids(&store.history("#quiet", &Selector::Latest(None), 10, Include::Everything).unwrap()), [id(T0, 0)]);
+    store.append(record(id(T0, 1), "#QUIET", "at last")).unwrap();
+    store.flush().wait().unwrap();
+    assert_eq!(messages(&store, "#quiet"), [id(T0, 1)]);
+}
+
+#[test]
+fn a_read_before_a_message_is_committed_does_not_make_its_target_known_silent() {
+    let scratch = Scratch::new();
+    let store = SqliteStore::open_gathering(&scratch.0, Duration::from_secs(3600)).unwrap();
+    store.append(event(id(T0, 0), "#late", RecordKind::Join)).unwrap();
+    store.flush().wait().unwrap();
+    // The writer lets this one gather for an hour: a read now does not see it.
+    store.append(record(id(T0, 1), "#late", "hello")).unwrap();
+    assert!(store.history("#late", &Selector::Latest(None), 10, Include::Messages).unwrap().is_empty());
+    store.flush().wait().unwrap();
+    assert_eq!(ids(&store.history("#late", &Selector::Latest(None), 10, Include::Messages).unwrap()), [id(T0, 1)]);
+}

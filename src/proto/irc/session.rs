@@ -18,6 +18,7 @@ use crate::hub::{self, ConnId, Event, HubError, Joined, Out, Outbox, Registratio
 use crate::server::Shared;
 use crate::server::conn::{Conn, Input};
 use crate::server::lines::Line;
+use crate::store::Include;
 
 /// What a session knows about its client.
 pub struct Session {
@@ -118,8 +119,8 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
                 Ok(Input::Line(Line::Text(text))) => text,
             };
             pinged = false;
-            if reads_history(&text) {
-                conn.writing_while(&render, pin!(session.shared.history_settled())).await;
+            if let Some(include) = reads_history(&text) {
+                conn.writing_while(&render, pin!(session.shared.settled(include))).await;
             }
             session.handle_line(&text);
         }
@@ -133,12 +134,19 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
     }
 }
 
-/// Does this line read history (CHATHISTORY, or JOIN with its replay)? Checked before
-/// parsing, cheaply: a false positive only costs a wait for the store.
-fn reads_history(line: &str) -> bool {
+/// What this line reads of history: every kind of record (CHATHISTORY) or messages only (JOIN,
+/// with its replay). Checked before parsing, cheaply: a false positive only costs a wait for
+/// the store.
+fn reads_history(line: &str) -> Option<Include> {
     let command = line.strip_prefix('@').map_or(line, |l| l.split_once(' ').map_or("", |(_, rest)| rest));
     let command = command.trim_start().split(' ').next().unwrap_or_default();
-    command.eq_ignore_ascii_case("CHATHISTORY") || command.eq_ignore_ascii_case("JOIN")
+    if command.eq_ignore_ascii_case("CHATHISTORY") {
+        Some(Include::Everything)
+    } else if command.eq_ignore_ascii_case("JOIN") {
+        Some(Include::Messages)
+    } else {
+        None
+    }
 }
 
 /// Numbers the batches a server opens (`BATCH +1 …`), unique per process.

@@ -7,12 +7,21 @@
 //! The thread sleeps until something arrives, then takes everything queued (up to
 //! [`MAX_BATCH`] commands), writes it with cached prepared statements in ONE transaction and
 //! commits: under load, batches grow by themselves and the cost of a commit is shared by
-//! thousands of records; at chat rates, a record is committed as soon as it arrives, with no
-//! waiting for a batch window to fill. Retention deletes in chunks of [`RETAIN_CHUNK`] rows and
-//! commits what queued up between chunks, so a large clean-up never holds up new records.
+//! thousands of records. A record that arrives [`GATHER`] (half a millisecond) or more after
+//! the last commit began is committed at once; one that arrives sooner waits, with whatever
+//! else arrives meanwhile, until that time has passed. The thread waits parked, where new
+//! records do not wake it, so a steady stream of single records (joins and quits under
+//! connection churn) costs one commit and two wake-ups per [`GATHER`] instead of one commit
+//! and one wake-up per record. A flush ends the wait at once. Retention deletes in chunks of
+//! [`RETAIN_CHUNK`] rows and commits what queued up between chunks, so a large clean-up never
+//! holds up new records.
 //!
 //! Readers share a second, read-only connection behind a mutex. In WAL mode reads never block
-//! the writer nor the other way round.
+//! the writer nor the other way round. Its query plans do not depend on the values bound to
+//! them (SQLite's query planner stability guarantee): otherwise SQLite compiles a history query
+//! again whenever its `LIMIT` is bound, which is every time. The store remembers which targets
+//! hold no messages (a room where only joins and quits happened): a read of messages alone for
+//! one of them is answered without a query.
 //!
 //! The queue counts the records it holds; past [`QUEUE_LIMIT`], [`Store::append`] refuses
 //! ([`StoreError::Backlog`]) rather than let a slow disk grow memory without bound.
@@ -28,8 +37,9 @@
 //!   queued before its thread ends (the drop waits for it).
 //! - `kill -9` of the server loses only what was not yet committed: the batch being written
 //!   and the records queued behind it. At chat rates the queue is empty and a record is
-//!   committed within a fraction of a millisecond of its `append`, so that is all that can be
-//!   lost. Under a burst that saturates the writer, a batch is at most [`MAX_BATCH`] records
+//!   committed within a fraction of a millisecond of its `append` (at most [`GATHER`] and the
+//!   time to write it), so that is all that can be lost. Under a burst that saturates the
+//!   writer, a batch is at most [`MAX_BATCH`] records
 //!   (about 30 ms of writing at the ~350,000 records/s measured by `benches/store.rs` on two
 //!   cores) and the queue at most [`QUEUE_LIMIT`] records (under a quarter of a second).
 //!   Committed transactions survive: they are in the operating system's file cache.
@@ -50,6 +60,7 @@
 mod schema;
 mod writer;
 
+use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -57,6 +68,7 @@ use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row, params};
 use tokio::sync::oneshot;
@@ -71,6 +83,10 @@ use writer::{Command, Writer};
 
 /// Most commands the writer puts in one transaction.
 pub const MAX_BATCH: usize = 10_000;
+
+/// Least time between the starts of two commits, unless a flush is waiting: what arrives
+/// meanwhile shares the next commit. An idle writer commits at once.
+pub const GATHER: Duration = Duration::from_micros(500);
 
 /// Most records waiting for the writer before [`Store::append`] refuses more.
 pub const QUEUE_LIMIT: usize = 65_536;
@@ -92,8 +108,27 @@ pub struct SqliteStore {
     /// The newest record id committed by the writer.
     committed: Arc<AtomicU64>,
     reader: Mutex<Connection>,
+    /// Targets known to hold no messages.
+    silent: Mutex<Silent>,
     writer: Option<JoinHandle<()>>,
 }
+
+/// Targets known to hold no messages, so that reading their messages (the replay when someone
+/// joins a room where nothing was ever said) needs no query. A target is remembered when a read
+/// of all its messages finds none, made while every message appended so far was committed
+/// (records are committed in the order of their ids, see [`Store::committed`]), and no message
+/// was appended meanwhile. A message for it makes the store forget it; deletions by retention
+/// only make it silent again.
+#[derive(Debug, Default)]
+struct Silent {
+    /// Folded target keys.
+    keys: HashSet<String>,
+    /// The newest message appended.
+    newest: MsgId,
+}
+
+/// Most targets [`Silent`] holds; reads of others query as usual.
+const SILENT_LIMIT: usize = 4096;
 
 impl SqliteStore {
     /// The database's file name inside the data directory.
@@ -102,6 +137,12 @@ impl SqliteStore {
     /// Opens (creating if needed) `dir/charla.db`, brings its schema up to date and starts the
     /// writer thread.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_gathering(dir, GATHER)
+    }
+
+    /// [`SqliteStore::open`] with a writer that lets records gather for `gather` (instead of
+    /// [`GATHER`]) after each commit.
+    pub(super) fn open_gathering(dir: &Path, gather: Duration) -> Result<SqliteStore, StoreError> {
         let not_writable = |e: std::io::Error| StoreError::NotWritable { dir: dir.to_owned(), reason: e.to_string() };
         fs::create_dir_all(dir).map_err(not_writable)?;
         probe_writable(dir).map_err(not_writable)?;
@@ -127,15 +168,12 @@ impl SqliteStore {
         }
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(fail)?;
 
-        let reader =
-            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .map_err(fail)?;
-        reader.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+        let reader = open_reader(&path).map_err(fail)?;
 
         let (queue, commands) = mpsc::channel();
         let backlog = Arc::new(AtomicUsize::new(0));
         let committed = Arc::new(AtomicU64::new(0));
-        let writer = Writer::new(conn, commands, backlog.clone(), committed.clone(), path.clone());
+        let writer = Writer::new(conn, commands, backlog.clone(), committed.clone(), path.clone(), gather);
         let writer =
             std::thread::Builder::new().name("charla-store".into()).spawn(move || writer.run()).map_err(|e| {
                 StoreError::Database { path: path.clone(), reason: format!("cannot start the writer thread: {e}") }
@@ -146,6 +184,7 @@ impl SqliteStore {
             backlog,
             committed,
             reader: Mutex::new(reader),
+            silent: Mutex::default(),
             writer: Some(writer),
         })
     }
@@ -180,6 +219,12 @@ impl SqliteStore {
         self.reader.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// What is known of targets without messages; it stays consistent whatever panicked while
+    /// it was held (each change is one insert or remove).
+    fn silent(&self) -> MutexGuard<'_, Silent> {
+        self.silent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn fail(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         |e| classify(&self.path, e)
     }
@@ -189,9 +234,10 @@ impl Drop for SqliteStore {
     /// Closes the queue and waits until the writer has committed everything in it.
     fn drop(&mut self) {
         self.queue = None;
-        if let Some(writer) = self.writer.take()
-            && writer.join().is_err()
-        {
+        let Some(writer) = self.writer.take() else { return };
+        // A gathering writer is parked: it is to write what it has now.
+        writer.thread().unpark();
+        if writer.join().is_err() {
             tracing::error!(path = %self.path.display(), "the history writer panicked");
         }
     }
@@ -207,6 +253,13 @@ impl Store for SqliteStore {
             self.backlog.fetch_sub(1, Ordering::Relaxed);
             return Err(StoreError::Backlog(waiting));
         }
+        if record.kind.is_message() {
+            let mut silent = self.silent();
+            silent.newest = silent.newest.max(record.id);
+            if !silent.keys.is_empty() {
+                silent.keys.remove(&fold(&record.target));
+            }
+        }
         self.send(Command::Append(record))
     }
 
@@ -219,7 +272,12 @@ impl Store for SqliteStore {
     }
 
     fn flush(&self) -> Pending<()> {
-        self.ask(Command::Flush)
+        let answer = self.ask(Command::Flush);
+        // The writer may be letting a batch gather: the flush is not to wait for that.
+        if let Some(writer) = &self.writer {
+            writer.thread().unpark();
+        }
+        answer
     }
 
     fn committed(&self) -> MsgId {
@@ -240,8 +298,20 @@ impl Store for SqliteStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let key = fold(target);
+        // For a read of messages alone: the newest message appended, if every one is committed.
+        let settled = match include {
+            Include::Messages => {
+                let silent = self.silent();
+                if silent.keys.contains(&key) {
+                    return Ok(Vec::new());
+                }
+                Some(silent.newest).filter(|&newest| self.committed() >= newest)
+            }
+            Include::Everything => None,
+        };
         let conn = self.reader();
-        let range = Range { conn: &conn, key: &fold(target), limit, include };
+        let range = Range { conn: &conn, key: &key, limit, include };
         let records = match *selector {
             Selector::Latest(None) => range.newest(FIRST, END),
             Selector::Latest(Some(after)) => range.newest(after.last_id(), END),
@@ -253,7 +323,18 @@ impl Store for SqliteStore {
             }
             Selector::Between(from, to) => range.newest(to.last_id(), from.first_id()),
         };
-        records.map_err(self.fail())
+        drop(conn);
+        let records = records.map_err(self.fail())?;
+        if let Some(newest) = settled
+            && records.is_empty()
+            && *selector == Selector::Latest(None)
+        {
+            let mut silent = self.silent();
+            if silent.newest == newest && silent.keys.len() < SILENT_LIMIT {
+                silent.keys.insert(key);
+            }
+        }
+        Ok(records)
     }
 
     fn targets(
@@ -424,21 +505,7 @@ impl Range<'_> {
 
     /// The first `limit` records with `after < id < before` in `order` (`ASC` or `DESC`).
     fn query(&self, order: &str, after: i64, before: i64) -> rusqlite::Result<Vec<Record>> {
-        let only = match self.include {
-            Include::Everything => String::new(),
-            Include::Messages => {
-                let kinds: Vec<String> = RecordKind::ALL
-                    .into_iter()
-                    .filter(|k| k.is_message())
-                    .map(|k| format!("'{}'", k.as_str()))
-                    .collect();
-                format!("AND kind IN ({})", kinds.join(", "))
-            }
-        };
-        let sql = format!(
-            "SELECT id, target, kind, nick, user, host, text, extra FROM messages \
-             WHERE target_key = ?1 AND id > ?2 AND id < ?3 {only} ORDER BY id {order} LIMIT ?4"
-        );
+        let sql = range_sql(self.include, order);
         self.conn
             .prepare_cached(&sql)?
             .query_map(params![self.key, after, before, sql_limit(self.limit)], |row| {
@@ -457,6 +524,23 @@ impl Range<'_> {
     }
 }
 
+/// The query behind [`Range`], with `order` `ASC` or `DESC`. Its parameters: the target key, the
+/// exclusive id bounds, the limit.
+pub(super) fn range_sql(include: Include, order: &str) -> String {
+    let only = match include {
+        Include::Everything => String::new(),
+        Include::Messages => {
+            let kinds: Vec<String> =
+                RecordKind::ALL.into_iter().filter(|k| k.is_message()).map(|k| format!("'{}'", k.as_str())).collect();
+            format!("AND kind IN ({})", kinds.join(", "))
+        }
+    };
+    format!(
+        "SELECT id, target, kind, nick, user, host, text, extra FROM messages \
+         WHERE target_key = ?1 AND id > ?2 AND id < ?3 {only} ORDER BY id {order} LIMIT ?4"
+    )
+}
+
 impl FromSql for MsgId {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
         let id = i64::column_result(value)?;
@@ -469,6 +553,14 @@ impl FromSql for RecordKind {
         let name = value.as_str()?;
         RecordKind::from_name(name).ok_or_else(|| FromSqlError::Other(format!("unknown record kind {name:?}").into()))
     }
+}
+
+/// The read-only connection [`Store::history`] and the other reads share.
+pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    reader.busy_timeout(BUSY_TIMEOUT)?;
+    reader.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(reader)
 }
 
 /// Creates and removes a scratch file in `dir`: the one sure test that files can be made there

@@ -5,7 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::mpsc::{self, TryRecvError};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, Params, TransactionBehavior, params};
 use tokio::sync::oneshot;
@@ -82,6 +83,12 @@ pub(super) struct Writer {
     retains: VecDeque<(Retention, Answer<usize>)>,
     /// The first write failure since the last flush, which that flush reports.
     failed: Option<StoreError>,
+    /// When the last batch began to be written.
+    last_commit: Option<Instant>,
+    /// How long after that the next batch may gather ([`GATHER`]).
+    ///
+    /// [`GATHER`]: super::GATHER
+    gather: Duration,
 }
 
 impl Writer {
@@ -91,14 +98,27 @@ impl Writer {
         backlog: Arc<AtomicUsize>,
         committed: Arc<AtomicU64>,
         path: PathBuf,
+        gather: Duration,
     ) -> Writer {
-        Writer { conn, commands, backlog, committed, path, batch: Vec::new(), retains: VecDeque::new(), failed: None }
+        Writer {
+            conn,
+            commands,
+            backlog,
+            committed,
+            path,
+            batch: Vec::new(),
+            retains: VecDeque::new(),
+            failed: None,
+            last_commit: None,
+            gather,
+        }
     }
 
     /// Writes until the store closes the queue, then returns with everything committed.
     pub(super) fn run(mut self) {
         while let Ok(first) = self.commands.recv() {
             self.batch.push(first);
+            self.gather();
             self.write_queued();
             while let Some((policy, answer)) = self.retains.pop_front() {
                 let result = self.retain(&policy);
@@ -110,10 +130,40 @@ impl Writer {
         }
     }
 
+    /// Lets commands gather in the batch until [`GATHER`] after the last batch began: a writer
+    /// that committed that recently is busy, and what arrives meanwhile shares the next commit.
+    /// Ends early for a flush (someone waits for its answer), a full batch or a closing store;
+    /// [`SqliteStore`] wakes the thread for the first and the last. Parked, the writer is not
+    /// woken by each new record.
+    ///
+    /// [`GATHER`]: super::GATHER
+    /// [`SqliteStore`]: super::SqliteStore
+    fn gather(&mut self) {
+        let Some(until) = self.last_commit.map(|last| last + self.gather) else { return };
+        let mut urgent = matches!(self.batch.last(), Some(Command::Flush(_)));
+        while !urgent && self.batch.len() < MAX_BATCH {
+            match self.commands.try_recv() {
+                Ok(command) => {
+                    urgent = matches!(command, Command::Flush(_));
+                    self.batch.push(command);
+                }
+                Err(TryRecvError::Disconnected) => return,
+                Err(TryRecvError::Empty) => {
+                    let now = Instant::now();
+                    if now >= until {
+                        return;
+                    }
+                    std::thread::park_timeout(until - now);
+                }
+            }
+        }
+    }
+
     /// Adds what else is queued to the batch (up to [`MAX_BATCH`] commands), commits it in one
     /// transaction, then answers its flushes.
     fn write_queued(&mut self) {
         self.batch.extend(self.commands.try_iter().take(MAX_BATCH.saturating_sub(self.batch.len())));
+        self.last_commit = Some(Instant::now());
         let result = self.commit_batch();
         if result.is_ok() {
             let newest = self.batch.iter().filter_map(|c| if let Command::Append(r) = c { Some(r.id.0) } else { None });
