@@ -274,15 +274,19 @@ async fn plain_history_command() {
 
 #[tokio::test]
 async fn unusable_data_directories_are_clear_errors_at_start() {
+    /// The one line charla prints (each cause said once, no backtrace even when asked for).
     async fn start_error(data_dir: &std::path::Path) -> String {
         let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_charla"))
             .args(["serve", "127.0.0.1", "0", "--data-dir"])
             .arg(data_dir)
+            .env("RUST_BACKTRACE", "1")
             .output()
             .await
             .unwrap();
         assert_eq!(output.status.code(), Some(1), "exits with 1, not a panic (101)");
-        String::from_utf8(output.stderr).unwrap()
+        let error = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(error.lines().count(), 1, "one line, no backtrace: {error}");
+        error
     }
     let dir = TempDir::new();
     std::fs::create_dir_all(&dir.0).unwrap();
@@ -290,7 +294,8 @@ async fn unusable_data_directories_are_clear_errors_at_start() {
     let file = dir.0.join("not-a-dir");
     std::fs::write(&file, "x").unwrap();
     let error = start_error(&file).await;
-    assert!(error.contains("cannot use data directory") && error.contains("--data-dir"), "{error}");
+    assert!(error.starts_with("Error: cannot use data directory") && error.contains("--data-dir"), "{error}");
+    assert_eq!(error.matches("File exists").count(), 1, "the cause once: {error}");
     // A directory no one can write to, not even root.
     let error = start_error(std::path::Path::new("/proc/charla-data")).await;
     assert!(error.contains("--data-dir"), "{error}");
@@ -299,7 +304,7 @@ async fn unusable_data_directories_are_clear_errors_at_start() {
     std::fs::create_dir_all(&damaged).unwrap();
     std::fs::write(damaged.join("charla.db"), vec![0x5a; 8192]).unwrap();
     let error = start_error(&damaged).await;
-    assert!(error.contains("damaged or is not a charla history database"), "{error}");
+    assert_eq!(error.matches("is damaged or is not a charla history database").count(), 1, "{error}");
 }
 
 #[tokio::test]

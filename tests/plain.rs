@@ -435,36 +435,6 @@ async fn serve_exits_0_on_sigterm_when_its_output_is_closed() {
 }
 
 #[tokio::test]
-async fn startup_errors_say_each_cause_once() {
-    async fn start_error(data_dir: &std::path::Path) -> String {
-        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_charla"))
-            .args(["serve", "127.0.0.1", "0", "--data-dir"])
-            .arg(data_dir)
-            .env("RUST_BACKTRACE", "1")
-            .output()
-            .await
-            .unwrap();
-        assert_eq!(output.status.code(), Some(1));
-        String::from_utf8(output.stderr).unwrap()
-    }
-    let dir = TempDir::new();
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let file = dir.0.join("not-a-dir");
-    std::fs::write(&file, "x").unwrap();
-    let error = start_error(&file).await;
-    assert_eq!(error.matches("File exists").count(), 1, "{error}");
-    assert!(error.starts_with("Error: cannot use data directory"), "{error}");
-    assert_eq!(error.lines().count(), 1, "one line, no backtrace: {error}");
-
-    let damaged = dir.0.join("damaged");
-    std::fs::create_dir_all(&damaged).unwrap();
-    std::fs::write(damaged.join("charla.db"), vec![0x5a; 8192]).unwrap();
-    let error = start_error(&damaged).await;
-    assert_eq!(error.matches("is damaged or is not a charla history database").count(), 1, "{error}");
-    assert_eq!(error.lines().count(), 1, "one line, no backtrace: {error}");
-}
-
-#[tokio::test]
 async fn listen_alone_replaces_the_default_address() {
     let printed = serve_output(&["--listen", "127.0.0.1:0"]).await;
     let listening: Vec<_> = printed.iter().filter(|l| l.starts_with("charla listening on ")).collect();

@@ -19,10 +19,11 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use time::UtcOffset;
 
 use super::input::Input;
-use super::text::{clean, mentions, plain, split_bytes};
+use super::text::{clean, mentions, plain};
 use super::ui;
 use super::window::{Entry, EntryKind, Window, WindowKind, fold};
 use crate::hub::event::now_millis;
+use crate::hub::text::split_to_fit;
 use crate::proto::irc::message::Message;
 use crate::proto::irc::render::parse_time;
 
@@ -1140,13 +1141,13 @@ impl App {
     fn message_to(&mut self, i: usize, target: &str, text: &str, action: bool) -> Option<Action> {
         let room = self.server.is_room(target);
         let mut lines = Vec::new();
-        for piece in split_bytes(text, MAX_TEXT.saturating_sub(target.len())) {
-            let wire = if action { format!("\x01ACTION {piece}\x01") } else { piece.clone() };
+        for piece in split_to_fit(text, MAX_TEXT.saturating_sub(target.len())) {
+            let wire = if action { format!("\x01ACTION {piece}\x01") } else { piece.to_string() };
             lines.push(Message::new("PRIVMSG", &[target, &wire]).with_trailing_colon());
             if !self.server.has("echo-message") {
                 let nick = self.nick.clone();
                 let kind = if action { EntryKind::Action { nick } } else { EntryKind::Message { nick } };
-                self.add(i, self.local(kind, clean(&piece)));
+                self.add(i, self.local(kind, clean(piece)));
             }
         }
         if !room && i != self.current {

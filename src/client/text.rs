@@ -152,27 +152,6 @@ pub fn day_label(millis: u64, offset: UtcOffset) -> String {
     format!("{weekday} {} {month} {}", t.day(), t.year())
 }
 
-/// Splits text into pieces of at most `max` bytes, at a space when there is one in the second
-/// half of the piece, else at a character boundary.
-pub fn split_bytes(text: &str, max: usize) -> Vec<String> {
-    let mut pieces = Vec::new();
-    let mut rest = text;
-    while rest.len() > max {
-        let mut cut = max;
-        while !rest.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        let (head, tail) = match rest[..cut].rfind(' ').filter(|&i| i > max / 2) {
-            Some(space) => (&rest[..space], &rest[space + 1..]),
-            None => (&rest[..cut], &rest[cut..]),
-        };
-        pieces.push(head.to_string());
-        rest = tail;
-    }
-    pieces.push(rest.to_string());
-    pieces
-}
-
 /// Whether `text` mentions `nick` as a whole word, case-insensitively.
 pub fn mentions(text: &str, nick: &str) -> bool {
     if nick.is_empty() {
@@ -236,14 +215,6 @@ mod tests {
         assert_eq!(clock(t, plus_nine), "01:00");
         assert_eq!(day_label(t, UtcOffset::UTC), "Mon 24 Nov 2025");
         assert_ne!(day(t, UtcOffset::UTC), day(t, plus_nine));
-    }
-
-    #[test]
-    fn long_text_splits_on_spaces_and_char_boundaries() {
-        assert_eq!(split_bytes("short", 10), ["short"]);
-        assert_eq!(split_bytes("aaaa bbbb cccc", 10), ["aaaa bbbb", "cccc"]);
-        assert_eq!(split_bytes("ééééé", 5), ["éé", "éé", "é"]);
-        assert_eq!(split_bytes("a bbbbbbbbbbbb", 6), ["a bbbb", "bbbbbb", "bb"]);
     }
 
     #[test]
