@@ -5,15 +5,16 @@
 //!
 //! A line's way through: [`server`] accepts and sniffs the connection, the protocol session
 //! turns the line into a hub verb (`say`, `join`, …), the [`hub`] applies the rules and delivers
-//! one shared [`hub::Event`] to each recipient's queue, and each connection's writer renders it
-//! for its protocol.
+//! one shared [`hub::Event`] to each recipient's queue, and each connection (one task, in
+//! [`server::conn`]) renders it for its protocol and writes it while it waits for its client's
+//! next line.
 //!
 //! # Layout
 //!
 //! - [`hub`]: users, nicks, rooms, membership and every chat rule (who may speak, bans, keys,
 //!   operators). Pure state, no sockets; emits [`hub::Event`]s into bounded [`hub::Outbox`]es.
-//! - [`server`]: listeners, protocol sniffing, connection lifecycle (reader, writer, limits),
-//!   graceful shutdown.
+//! - [`server`]: listeners, protocol sniffing, connection lifecycle (one task per connection
+//!   that reads lines and writes its queue, limits), graceful shutdown.
 //! - [`proto`]: translation between bytes and hub verbs/events, one module per protocol:
 //!   [`proto::plain`] for text lines and `/commands`, [`proto::irc`] for IRC and IRCv3.
 //! - [`store`]: history that survives restarts: the [`store::Store`] trait and its SQLite
@@ -22,7 +23,7 @@
 //! - [`client`]: `charla connect`: a full-screen IRC client on a terminal (state in
 //!   [`client::app`], drawing in [`client::ui`], the connection in [`client::irc`]), line mode
 //!   in a pipe.
-//! - [`bench`]: `charla bench`, the load generator (scenarios, loss accounting, latency
+//! - [`bench`](mod@bench): `charla bench`, the load generator (scenarios, loss accounting, latency
 //!   percentiles, a summary table and a JSON line).
 
 pub mod bench;

@@ -40,7 +40,7 @@ pub struct Args {
     /// The scenario (a preset that the flags below adjust).
     #[arg(value_enum)]
     pub scenario: Scenario,
-    /// The server, as ADDR:PORT; must be loopback (127.0.0.0/8, [::1] or localhost).
+    /// The server, as ADDR:PORT; must be loopback (127.0.0.0/8, `[::1]` or localhost).
     #[arg(long, value_name = "ADDR:PORT")]
     pub target: String,
     /// The protocol the load clients speak.

@@ -292,8 +292,8 @@ pub struct Departed {
 /// Result of a message: the event, and the target's away message when it was sent to an away user.
 #[derive(Debug)]
 pub struct Said {
-    /// The message as said: one event, or several when the text was too long for one line
-    /// (see [`line_room`]).
+    /// The message as said: one event, or several when the text was too long for one IRC
+    /// line with its sender, command and target (512 bytes).
     pub events: Vec<Arc<Event>>,
     pub away: Option<String>,
 }
