@@ -471,6 +471,10 @@ impl Hub {
         for room in &user.rooms {
             self.leave_room(id, room);
         }
+        // Invitations to rooms the user never joined go with the user.
+        for room in self.rooms.values_mut() {
+            room.invited.remove(&id);
+        }
         self.nicks.remove(fold(&user.source.nick).as_str());
         self.whowas.push_front(Departed {
             nick: user.source.nick,

@@ -249,6 +249,12 @@ fn moderation_bans_keys_limits_invites() {
         t.hub.invite(op, "carol", "#r").unwrap_err(),
         HubError::UserInRoom { nick: "carol".into(), room: "#r".into() }
     );
+    // An invitation never used goes when the invited user leaves the server.
+    let (e, _) = t.add("erin");
+    t.hub.invite(op, "erin", "#r").unwrap();
+    assert!(t.hub.rooms["#r"].invited.contains(&e));
+    t.hub.quit(e, "bye");
+    assert!(t.hub.rooms["#r"].invited.is_empty());
 }
 
 #[test]
