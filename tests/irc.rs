@@ -427,6 +427,34 @@ async fn opers_kill() {
 }
 
 #[tokio::test]
+async fn a_killed_client_that_reads_nothing_is_closed_all_the_same() {
+    let server = start_with(|config| {
+        config.hub.opers.insert("admin".into(), "hunter2".into());
+        config.limits.sendq = 1_000_000;
+    })
+    .await;
+    let mut admin = Irc::register(server.addr, "admin", &[]).await;
+    admin.send("OPER admin hunter2").await;
+    admin.expect("381").await;
+    // `stuck` asks for megabytes of answers, more than the sockets between it and the server
+    // hold, and reads none of them; its queue is deep enough not to overflow.
+    let mut stuck = Irc::register(server.addr, "stuck", &[]).await;
+    stuck.client.send_raw("MOTD\r\n".repeat(50_000).as_bytes()).await;
+    stuck.send("PRIVMSG admin :all asked").await;
+    admin.expect("PRIVMSG").await;
+    admin.send("KILL stuck :enough").await;
+    // Its last words cannot be written, but the connection goes all the same, and with it the
+    // user (before, it stayed until the client read or its queue overflowed).
+    let mut watcher = Irc::register(server.addr, "watcher", &[]).await;
+    eventually(async || {
+        watcher.send("ISON stuck").await;
+        if watcher.expect("303").await.params[1].is_empty() { Ok(()) } else { Err("stuck still online".into()) }
+    })
+    .await;
+    drop(stuck);
+}
+
+#[tokio::test]
 async fn idle_clients_are_pinged_and_dropped() {
     let server = start_server_with(charla::server::Limits {
         ping_interval: std::time::Duration::from_millis(300),

@@ -33,11 +33,11 @@ async fn three_clients_chat_like_the_original_lab() {
 }
 
 #[tokio::test]
-async fn piped_text_that_starts_like_an_irc_command_is_still_text() {
+async fn piped_text_that_starts_like_an_irc_command_or_http_is_still_text() {
     let server = start_server().await;
     let mut alice = Client::plain_as(server.addr, "alice").await;
     // Sent at once on connecting, as `echo … | nc` does: no waiting for the greeting.
-    for line in ["User accounts migrated OK", "PASS all tests green", "nick here"] {
+    for line in ["User accounts migrated OK", "PASS all tests green", "nick here", "GET the build from CI first"] {
         let mut piped = Client::connect(server.addr).await;
         piped.send(line).await;
         assert_eq!(piped.line().await, "Welcome to the chatroom!");

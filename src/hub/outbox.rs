@@ -141,12 +141,12 @@ impl Outbox {
         self.state().closed.clone()
     }
 
-    /// Ready once the queue has overflowed: the writer checks this while its socket is full.
-    /// When pending, the task of `cx` is woken at the overflow.
-    pub fn poll_overflowed(&self, cx: &Context<'_>) -> Poll<()> {
+    /// Ready once the queue is closed, with the reason: the writer checks this while its socket
+    /// is full. When pending, the task of `cx` is woken at the close or the overflow.
+    pub fn poll_closed(&self, cx: &Context<'_>) -> Poll<Closed> {
         let mut state = self.state();
-        if state.closed == Some(Closed::Overflow) {
-            return Poll::Ready(());
+        if let Some(closed) = &state.closed {
+            return Poll::Ready(closed.clone());
         }
         state.wait(cx);
         Poll::Pending

@@ -53,14 +53,22 @@ pub fn classify(first: &[u8]) -> Protocol {
     if first.starts_with(&[0x16, 0x03]) {
         return Protocol::Tls;
     }
-    if first.starts_with(b"GET ") || first.starts_with(b"HEAD ") {
-        return Protocol::Http;
-    }
     let (line, complete) = match first.iter().position(|&b| b == b'\n') {
         Some(end) => (first[..end].strip_suffix(b"\r").unwrap_or(&first[..end]), true),
         None => (first, false),
     };
     let line = String::from_utf8_lossy(line);
+    // `GET /path HTTP/1.1`; a first line cut short needs at least `GET /`.
+    let request = match line.split_once(' ') {
+        Some(("GET" | "HEAD", rest)) if complete => {
+            rest.starts_with('/') && rest.split(' ').nth(1).is_some_and(|version| version.starts_with("HTTP/"))
+        }
+        Some(("GET" | "HEAD", rest)) => rest.starts_with('/'),
+        _ => false,
+    };
+    if request {
+        return Protocol::Http;
+    }
     // The parameters before a trailing one (`:…`), and whether the line has a trailing one.
     let (middle, trailing) = match line.split_once(" :") {
         Some((middle, _)) => (middle, true),
@@ -130,15 +138,28 @@ struct Writer {
     state: WriteState,
 }
 
-#[derive(Default)]
 enum WriteState {
-    /// Writing the queue as it fills.
-    #[default]
-    Open,
+    /// Writing the queue as it fills; once the queue is closed while the client is not taking
+    /// what is written, with a deadline for what was queued before the close.
+    Open(Option<Deadline>),
     /// Writing the last words, if any, then shutting the socket's sending side; given up when
     /// the deadline, if any, passes.
-    Closing(Option<Pin<Box<Sleep>>>),
+    Closing(Option<Deadline>),
     Done,
+}
+
+impl Default for WriteState {
+    fn default() -> WriteState {
+        WriteState::Open(None)
+    }
+}
+
+/// When a closing connection stops trying to write. Boxed: it happens once, and every
+/// connection would otherwise carry its size.
+type Deadline = Pin<Box<Sleep>>;
+
+fn closing_deadline() -> Deadline {
+    Box::pin(tokio::time::sleep(CLOSING_TIMEOUT))
 }
 
 impl Conn {
@@ -263,12 +284,13 @@ impl Conn {
 
     /// Writes the queue: everything queued is rendered into one buffer and written with one
     /// call. Ready once the writer has stopped: when the queue closes (after writing the
-    /// reason), on a write error, or at once when the queue overflows while a write to a client
-    /// that does not read is pending.
+    /// reason), on a write error, at once when the queue overflows while a write to a client
+    /// that does not read is pending, and at the latest [`CLOSING_TIMEOUT`] after the queue
+    /// closed (a kill, a ping timeout, shutdown) while such a write is pending.
     fn poll_write(&mut self, cx: &mut Context<'_>, render: &impl Render) -> Poll<()> {
         let writer = &mut self.writer;
         loop {
-            if let WriteState::Closing(Some(deadline)) = &mut writer.state
+            if let WriteState::Open(Some(deadline)) | WriteState::Closing(Some(deadline)) = &mut writer.state
                 && deadline.as_mut().poll(cx).is_ready()
             {
                 writer.state = WriteState::Done;
@@ -284,16 +306,21 @@ impl Conn {
                         }
                     }
                     Poll::Ready(_) => writer.state = WriteState::Done,
-                    Poll::Pending => {
-                        if !matches!(writer.state, WriteState::Open) || self.outbox.poll_overflowed(cx).is_pending() {
-                            return Poll::Pending;
+                    // The socket is full: is the client reading at all?
+                    Poll::Pending => match (&writer.state, self.outbox.poll_closed(cx)) {
+                        // The queue is full too: it is not.
+                        (WriteState::Open(_), Poll::Ready(Closed::Overflow)) => {
+                            writer.pending = Bytes::new();
+                            writer.state = WriteState::Closing(None);
                         }
-                        // The socket is full and so is the queue: the client is not reading.
-                        writer.pending = Bytes::new();
-                        writer.state = WriteState::Closing(None);
-                    }
+                        // The connection is closing: what is left may take so long, no longer.
+                        (WriteState::Open(None), Poll::Ready(_)) => {
+                            writer.state = WriteState::Open(Some(closing_deadline()))
+                        }
+                        _ => return Poll::Pending,
+                    },
                 },
-                WriteState::Open => match ready!(self.outbox.poll_batch(cx, &mut writer.batch)) {
+                WriteState::Open(_) => match ready!(self.outbox.poll_batch(cx, &mut writer.batch)) {
                     None => {
                         let count = writer.batch.len();
                         writer.pending = rendered(&mut writer.batch, render);
@@ -304,8 +331,11 @@ impl Conn {
                     }
                     Some(why) => {
                         writer.pending = render.closing(&why).into();
-                        // Boxed: this happens once, and every connection would otherwise carry its size.
-                        writer.state = WriteState::Closing(Some(Box::pin(tokio::time::sleep(CLOSING_TIMEOUT))));
+                        let deadline = match &mut writer.state {
+                            WriteState::Open(deadline) => deadline.take(),
+                            _ => None,
+                        };
+                        writer.state = WriteState::Closing(Some(deadline.unwrap_or_else(closing_deadline)));
                     }
                 },
                 WriteState::Closing(_) => {
@@ -373,6 +403,10 @@ mod tests {
         assert_eq!(classify(b"CAP\n"), Protocol::Plain);
         assert_eq!(classify(b""), Protocol::Plain);
         assert_eq!(classify(b"GET / HTTP/1.1\r\n"), Protocol::Http);
+        assert_eq!(classify(b"HEAD /healthz HTTP/1.0\r\nHost: x\r\n"), Protocol::Http);
+        assert_eq!(classify(b"GET /heal"), Protocol::Http, "cut short by the deadline");
+        assert_eq!(classify(b"GET the build from CI before 5pm\n"), Protocol::Plain);
+        assert_eq!(classify(b"GET /etc/motd, please\n"), Protocol::Plain);
         assert_eq!(classify(b"GETTING better\n"), Protocol::Plain);
         assert_eq!(classify(&[0x16, 0x03, 0x01, 0x02, 0x00]), Protocol::Tls);
     }
