@@ -243,9 +243,7 @@ impl Session {
 
     /// Sends one line at once, outside any command's replies.
     pub fn send_now(&self, message: Message) {
-        let mut buf = Vec::new();
-        message.write_to(&mut buf);
-        self.outbox.push(Out::Line(Bytes::from(buf)));
+        self.outbox.push(Out::Line(encode([&message])));
     }
 
     /// Joins a room for this client. Its own JOIN is queued by the hub (so that nothing said
@@ -257,8 +255,7 @@ impl Session {
         let reference = labeled.as_ref().map(|_| self.open_batch.clone().unwrap_or_else(batch_ref));
         let mut ahead = Vec::new();
         if let (Some(label), Some(reference), None) = (&labeled, &reference, &self.open_batch) {
-            let start = Message::new("BATCH", &[&format!("+{reference}"), "labeled-response"]);
-            ahead.push(with_first_tag(start.with_source(&self.shared.server_name), "label", label));
+            ahead.push(with_first_tag(self.batch_start(reference, "labeled-response", &[]), "label", label));
         }
         ahead.extend(self.replies.iter().map(|m| in_batch_of(m.clone(), reference.as_deref())));
         let caps = self.caps.bits();
@@ -267,12 +264,8 @@ impl Session {
             if ahead.is_empty() && tag.is_none() {
                 return Out::Event(event.clone());
             }
-            let mut buf = Vec::new();
             let join = render::message(event, caps).map(|m| in_batch_of(m, tag.as_deref()));
-            for message in ahead.iter().chain(&join) {
-                message.write_to(&mut buf);
-            }
-            Out::Line(Bytes::from(buf))
+            Out::Line(encode(ahead.iter().chain(&join)))
         };
         let joined = hub::lock(&self.shared.hub).join_as(self.id.expect("registered"), room, key, own);
         if let Ok(Some(_)) = joined {
@@ -291,7 +284,7 @@ impl Session {
             // Opened with a JOIN line: the rest of the answer goes in, then the batch ends.
             self.label = None;
             replies = replies.into_iter().map(|m| in_batch(m, &reference)).collect();
-            replies.push(Message::new("BATCH", &[&format!("-{reference}")]).with_source(&self.shared.server_name));
+            replies.push(self.batch_end(&reference));
         }
         if let Some(label) = self.label.take().filter(|_| self.caps.has(Cap::LabeledResponse)) {
             match replies.len() {
@@ -308,26 +301,29 @@ impl Session {
                 _ => {}
             }
         }
-        if replies.is_empty() {
-            return;
+        if !replies.is_empty() {
+            self.outbox.push(Out::Line(encode(&replies)));
         }
-        let mut buf = Vec::new();
-        for message in &replies {
-            message.write_to(&mut buf);
-        }
-        self.outbox.push(Out::Line(Bytes::from(buf)));
     }
 
     /// Wraps `inner` in `BATCH +reference kind params…` … `BATCH -reference`.
     pub fn wrap_batch(&self, inner: Vec<Message>, reference: &str, kind: &str, params: &[&str]) -> Vec<Message> {
-        let server = &self.shared.server_name;
-        let mut start = vec![format!("+{reference}"), kind.to_string()];
-        start.extend(params.iter().map(|p| p.to_string()));
-        let start: Vec<&str> = start.iter().map(String::as_str).collect();
-        let mut out = vec![Message::new("BATCH", &start).with_source(server)];
+        let mut out = vec![self.batch_start(reference, kind, params)];
         out.extend(inner.into_iter().map(|m| in_batch(m, reference)));
-        out.push(Message::new("BATCH", &[&format!("-{reference}")]).with_source(server));
+        out.push(self.batch_end(reference));
         out
+    }
+
+    /// `BATCH +reference kind params…`, from the server.
+    fn batch_start(&self, reference: &str, kind: &str, params: &[&str]) -> Message {
+        let opening = format!("+{reference}");
+        let all: Vec<&str> = [opening.as_str(), kind].into_iter().chain(params.iter().copied()).collect();
+        Message::new("BATCH", &all).with_source(&self.shared.server_name)
+    }
+
+    /// `BATCH -reference`, from the server.
+    fn batch_end(&self, reference: &str) -> Message {
+        Message::new("BATCH", &[&format!("-{reference}")]).with_source(&self.shared.server_name)
     }
 
     /// Completes registration once NICK and USER are in and capability negotiation is over.
@@ -379,6 +375,15 @@ impl Session {
         commands::lusers(self);
         commands::motd(self);
     }
+}
+
+/// Messages as the bytes of consecutive lines.
+fn encode<'a>(messages: impl IntoIterator<Item = &'a Message>) -> Bytes {
+    let mut buf = Vec::new();
+    for message in messages {
+        message.write_to(&mut buf);
+    }
+    Bytes::from(buf)
 }
 
 /// Tags a message as part of the batch `reference`; lines already inside a nested batch keep
