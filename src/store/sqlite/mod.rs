@@ -524,16 +524,20 @@ impl Range<'_> {
     }
 }
 
+/// The kinds of what people said ([`RecordKind::is_message`]) as an SQL list:
+/// `('privmsg', 'notice', 'action')`, as the partial index `messages_said` has it.
+pub(super) fn said_kinds() -> String {
+    let kinds: Vec<String> =
+        RecordKind::ALL.into_iter().filter(|k| k.is_message()).map(|k| format!("'{}'", k.as_str())).collect();
+    format!("({})", kinds.join(", "))
+}
+
 /// The query behind [`Range`], with `order` `ASC` or `DESC`. Its parameters: the target key, the
 /// exclusive id bounds, the limit.
 pub(super) fn range_sql(include: Include, order: &str) -> String {
     let only = match include {
         Include::Everything => String::new(),
-        Include::Messages => {
-            let kinds: Vec<String> =
-                RecordKind::ALL.into_iter().filter(|k| k.is_message()).map(|k| format!("'{}'", k.as_str())).collect();
-            format!("AND kind IN ({})", kinds.join(", "))
-        }
+        Include::Messages => format!("AND kind IN {}", said_kinds()),
     };
     format!(
         "SELECT id, target, kind, nick, user, host, text, extra FROM messages \

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension, Params, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use super::{MAX_BATCH, RETAIN_CHUNK, classify, sql_int, sql_limit};
+use super::{MAX_BATCH, RETAIN_CHUNK, classify, said_kinds, sql_int, sql_limit};
 use crate::hub::event::now_millis;
 use crate::hub::text::fold;
 use crate::store::{Bound, Record, Retention, RoomState, StoreError, dm_parties};
@@ -52,17 +52,24 @@ const DELETE_OLDER: &str =
 const DELETE_UP_TO: &str = "DELETE FROM messages WHERE id IN \
     (SELECT id FROM messages WHERE target_key = ?1 AND id <= ?2 ORDER BY id LIMIT ?3)";
 
-/// The newest message (something said) of a target that a count limit drops (`OFFSET` = the
-/// count kept); everything up to it goes. The `kind` condition is the partial index's.
-const NEWEST_SAID_DROPPED: &str = "SELECT id FROM messages WHERE target_key = ?1 \
-    AND kind IN ('privmsg', 'notice', 'action') ORDER BY id DESC LIMIT 1 OFFSET ?2";
-
-/// The newest room event (join, part, quit, …) of a target that a count limit drops.
-const NEWEST_EVENT_DROPPED: &str = "SELECT id FROM messages WHERE target_key = ?1 \
-    AND kind NOT IN ('privmsg', 'notice', 'action') ORDER BY id DESC LIMIT 1 OFFSET ?2";
-
-const DELETE_EVENTS_UP_TO: &str = "DELETE FROM messages WHERE id IN (SELECT id FROM messages \
-    WHERE target_key = ?1 AND id <= ?2 AND kind NOT IN ('privmsg', 'notice', 'action') ORDER BY id LIMIT ?3)";
+/// The queries of retention by count, for one kind of record (`said`: messages; else room
+/// events): the newest record of a target that the count drops (`OFFSET` = the count kept), and
+/// the delete of everything up to it that the count applies to. Dropping a message drops the room
+/// events before it too; the messages' `kind` condition is the partial index's.
+fn count_retention_sql(said: bool) -> (String, String) {
+    let kinds = format!("kind {} {}", if said { "IN" } else { "NOT IN" }, said_kinds());
+    let newest_dropped =
+        format!("SELECT id FROM messages WHERE target_key = ?1 AND {kinds} ORDER BY id DESC LIMIT 1 OFFSET ?2");
+    let delete = if said {
+        DELETE_UP_TO.to_string()
+    } else {
+        format!(
+            "DELETE FROM messages WHERE id IN (SELECT id FROM messages \
+             WHERE target_key = ?1 AND id <= ?2 AND {kinds} ORDER BY id LIMIT ?3)"
+        )
+    };
+    (newest_dropped, delete)
+}
 
 const FORGET_EMPTY_TARGETS: &str = "DELETE FROM targets WHERE NOT EXISTS \
     (SELECT 1 FROM messages WHERE messages.target_key = targets.key)";
@@ -274,11 +281,10 @@ impl Writer {
             // The newest `keep` messages stay, with the room events among them; room events
             // (joins, quits, …) are kept to `keep` on their own account too, so that a busy
             // door never pushes out what people said.
+            let queries = [count_retention_sql(true), count_retention_sql(false)];
             for key in keys {
                 self.write_pending();
-                for (newest_dropped, delete) in
-                    [(NEWEST_SAID_DROPPED, DELETE_UP_TO), (NEWEST_EVENT_DROPPED, DELETE_EVENTS_UP_TO)]
-                {
+                for (newest_dropped, delete) in &queries {
                     let dropped: Option<i64> = self
                         .conn
                         .prepare_cached(newest_dropped)
