@@ -630,9 +630,10 @@ impl Hub {
             (Target::User(user.source.nick.clone()), vec![to], away, None)
         };
         let room = line_room(&from, &target, kind);
-        let mut pieces = match text.len() > room {
-            true => text::split_to_fit(&text, room).into_iter().map(str::to_string).collect(),
-            false => vec![text],
+        let mut pieces = if text.len() > room {
+            text::split_to_fit(&text, room).into_iter().map(str::to_string).collect()
+        } else {
+            vec![text]
         };
         let last = pieces.pop().expect("a text is at least one piece");
         let mut events = Vec::with_capacity(pieces.len() + 1);
