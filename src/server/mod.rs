@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::hub::{self, History, Hub, HubConfig, SharedHub};
+use crate::panics;
 use crate::store::{Include, Retention, SqliteStore, Store, StoreError};
 use conn::{Conn, Protocol};
 use limits::{ConnLimiter, FloodLimit};
@@ -253,7 +254,14 @@ async fn accept_loop(
                 continue;
             }
         };
-        tokio::spawn(handle(stream, peer, protocol, shared.clone(), limiter.clone(), alive.clone()));
+        tokio::spawn(panics::connection(handle(
+            stream,
+            peer,
+            protocol,
+            shared.clone(),
+            limiter.clone(),
+            alive.clone(),
+        )));
     }
 }
 
@@ -283,9 +291,9 @@ async fn handle(
     // a connection then costs the memory of the one session it runs and nothing more (idle
     // connections are counted in bytes). The `Conn` it owns holds `alive`.
     match protocol {
-        Protocol::Plain => drop(tokio::spawn(crate::proto::plain::run(conn, peer))),
-        Protocol::Irc => drop(tokio::spawn(crate::proto::irc::run(conn, peer))),
-        Protocol::Http => drop(tokio::spawn(crate::web::run(conn))),
+        Protocol::Plain => drop(tokio::spawn(panics::connection(crate::proto::plain::run(conn, peer)))),
+        Protocol::Irc => drop(tokio::spawn(panics::connection(crate::proto::irc::run(conn, peer)))),
+        Protocol::Http => drop(tokio::spawn(panics::connection(crate::web::run(conn)))),
         Protocol::Tls => tracing::info!("{peer} started TLS, which is not enabled on this server; closed"),
     }
 }

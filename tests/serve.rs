@@ -1,0 +1,92 @@
+//! `charla serve` as a user runs it, as its own process: its output going away, stopping it,
+//! what a clean stop leaves on disk, backups, and its errors and help.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+
+use common::{Client, TempDir, WAIT};
+use tokio::process::{Child, Command};
+
+/// `charla serve 127.0.0.1 0 --flood-limit off --data-dir DIR ARGS…`, not yet started.
+fn serve_command(data_dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_charla"));
+    command
+        .args(["serve", "127.0.0.1", "0", "--flood-limit", "off", "--data-dir"])
+        .arg(data_dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// Reads the server's first line from `output` and returns the address it listens on.
+async fn listening(output: impl std::io::Read + Send + 'static) -> SocketAddr {
+    let read = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(output).read_line(&mut line).map(|_| line)
+    });
+    let line = tokio::time::timeout(WAIT, read).await.expect("charla says where it listens").unwrap().unwrap();
+    let addr =
+        line.trim_end().strip_prefix("charla listening on ").unwrap_or_else(|| panic!("not the banner: {line:?}"));
+    addr.parse().unwrap()
+}
+
+/// Sends `signal` (`INT`, `TERM`) and waits for the exit status.
+async fn signal(child: &mut Child, signal: &str) -> std::process::ExitStatus {
+    let pid = child.id().expect("still running").to_string();
+    let sent = std::process::Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("kill runs");
+    assert!(sent.success());
+    tokio::time::timeout(WAIT, child.wait()).await.expect("charla exits after the signal").unwrap()
+}
+
+/// Two plain-text clients: a line one says reaches the other.
+async fn relays(addr: SocketAddr) {
+    let mut alice = Client::plain_as(addr, "alice").await;
+    let mut bob = Client::plain_as(addr, "bob").await;
+    alice.arrived("bob").await;
+    alice.send("still there?").await;
+    bob.expect("<alice> still there?").await;
+}
+
+#[tokio::test]
+async fn a_server_whose_standard_error_is_gone_still_relays_lines() {
+    // `charla serve &` over SSH and the terminal closed, or `charla serve 2>&1 | head -2`:
+    // every log line (with debug logging, many) fails to be written.
+    let dir = TempDir::new();
+    let (output, input) = std::io::pipe().unwrap();
+    let (errors, errors_in) = std::io::pipe().unwrap();
+    drop(errors);
+    let mut child = serve_command(&dir.0, &[])
+        .env("RUST_LOG", "debug")
+        .stdout(input)
+        .stderr(errors_in)
+        .spawn()
+        .expect("charla starts");
+    let addr = listening(output).await;
+    relays(addr).await;
+    // And again: the first round logged plenty.
+    relays(addr).await;
+    assert_eq!(child.try_wait().unwrap(), None, "still running");
+}
+
+#[tokio::test]
+async fn stopping_a_server_whose_output_pipe_is_gone_says_goodbye_and_exits_0() {
+    // `charla serve 2>&1 | tee log`, then Ctrl-C: the terminal sends SIGINT to tee as well, so
+    // both standard output and standard error are a pipe without a reader when charla stops.
+    for sig in ["INT", "TERM"] {
+        let dir = TempDir::new();
+        let (output, input) = std::io::pipe().unwrap();
+        let mut child =
+            serve_command(&dir.0, &[]).stdout(input.try_clone().unwrap()).stderr(input).spawn().expect("charla starts");
+        let addr = listening(output).await;
+        let mut client = Client::plain_as(addr, "stayer").await;
+        // The reader is gone (`listening` dropped it).
+        let status = signal(&mut child, sig).await;
+        assert_eq!(status.code(), Some(0), "SIG{sig}: {status}");
+        client.expect("*** disconnected: Server shutting down").await;
+    }
+}
