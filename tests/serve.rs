@@ -90,3 +90,49 @@ async fn stopping_a_server_whose_output_pipe_is_gone_says_goodbye_and_exits_0() 
         client.expect("*** disconnected: Server shutting down").await;
     }
 }
+
+/// Starts `charla serve` on `data_dir` with its output piped to no one, and returns it with
+/// the address it listens on.
+async fn start(data_dir: &Path, args: &[&str]) -> (Child, SocketAddr) {
+    let (output, input) = std::io::pipe().unwrap();
+    let child = serve_command(data_dir, args).stdout(input).stderr(Stdio::null()).spawn().expect("charla starts");
+    (child, listening(output).await)
+}
+
+/// The last 50 lines of `#lobby` as `/history` shows them, each `[HH:MM] ` cut off, from a
+/// server started with `--join-replay 0`.
+async fn lobby_history(addr: SocketAddr) -> Vec<String> {
+    let (mut reader, _) = Client::plain(addr).await;
+    reader.send("/history 50").await;
+    let mut shown = Vec::new();
+    loop {
+        let line = reader.line().await;
+        if line == "--- end of history ---" || line == "No messages in #lobby yet." {
+            return shown;
+        }
+        if let Some((_, said)) = line.split_once("] ") {
+            shown.push(said.to_string());
+        }
+    }
+}
+
+#[tokio::test]
+async fn after_a_clean_stop_charla_db_alone_holds_all_history() {
+    let dir = TempDir::new();
+    let (mut child, addr) = start(&dir.0, &[]).await;
+    let mut alice = Client::plain_as(addr, "alice").await;
+    let mut bob = Client::plain_as(addr, "bob").await;
+    alice.arrived("bob").await;
+    for n in 0..35 {
+        alice.send(&format!("message {n}")).await;
+    }
+    bob.expect("<alice> message 34").await;
+    assert_eq!(signal(&mut child, "TERM").await.code(), Some(0));
+    // A backup made by copying the database file alone, as people do.
+    let copy = TempDir::new();
+    std::fs::create_dir_all(&copy.0).unwrap();
+    std::fs::copy(dir.0.join("charla.db"), copy.0.join("charla.db")).unwrap();
+    let (_restored, addr) = start(&copy.0, &["--join-replay", "0"]).await;
+    let expected: Vec<String> = (0..35).map(|n| format!("<alice> message {n}")).collect();
+    assert_eq!(lobby_history(addr).await, expected);
+}

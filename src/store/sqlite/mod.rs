@@ -34,7 +34,10 @@
 //!
 //! - A clean shutdown loses nothing: [`Store::flush`] resolves only once everything appended
 //!   before it is committed, and dropping the store lets the writer commit everything still
-//!   queued before its thread ends (the drop waits for it).
+//!   queued before its thread ends (the drop waits for it). The writer then checkpoints: it
+//!   moves the log into `charla.db` and empties it, so that after a clean stop `charla.db`
+//!   alone holds everything. While the server runs, [`SqliteStore::backup`] makes a
+//!   consistent copy.
 //! - `kill -9` of the server loses only what was not yet committed: the batch being written
 //!   and the records queued behind it. At chat rates the queue is empty and a record is
 //!   committed within a fraction of a millisecond of its `append` (at most [`GATHER`] and the

@@ -121,7 +121,8 @@ impl Writer {
         }
     }
 
-    /// Writes until the store closes the queue, then returns with everything committed.
+    /// Writes until the store closes the queue, then returns with everything committed and in
+    /// the database file itself ([`Writer::checkpoint`]).
     pub(super) fn run(mut self) {
         while let Ok(first) = self.commands.recv() {
             self.batch.push(first);
@@ -133,6 +134,24 @@ impl Writer {
                     tracing::error!("history retention failed: {e}");
                 }
                 let _ = answer.send(result);
+            }
+        }
+        self.checkpoint();
+    }
+
+    /// Copies every committed transaction from the write-ahead log into `charla.db` and empties
+    /// the log, so that after a clean stop the database file alone holds all history (a copy of
+    /// it is a complete backup). The readers' connection is still open, so SQLite would not do
+    /// this by itself when this connection closes.
+    fn checkpoint(&mut self) {
+        let done = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0));
+        match done {
+            Ok(0) => {}
+            Ok(_) => {
+                tracing::warn!(path = %self.path.display(), "history: the final checkpoint was blocked by a reader; the -wal file holds the newest history")
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), "history: the final checkpoint failed: {e}; the -wal file holds the newest history")
             }
         }
     }
