@@ -1,4 +1,4 @@
-//! The `charla` command: `serve`, `connect`, `bench`. An error becomes a message on standard
+//! The `charla` command: `serve`, `connect`, `backup`, `bench`. An error becomes a message on standard
 //! error (each cause said once) and exit code 1.
 
 use std::io::Write;
@@ -40,6 +40,12 @@ enum Command {
     /// everything the server says. At the end of input it stops sending and exits once the
     /// server has closed the connection; it also ends, quietly, when its output is closed.
     Connect(ConnectArgs),
+    /// Copy the history (rooms, messages) to FILE: a consistent copy, also while the server
+    /// runs.
+    ///
+    /// To restore it, stop the server, remove charla.db-wal and charla.db-shm from the data
+    /// directory if they are there, and copy FILE over DATA_DIR/charla.db.
+    Backup(BackupArgs),
     // Its help text is the doc comment of `charla::bench::Args`.
     Bench(charla::bench::Args),
 }
@@ -63,6 +69,15 @@ struct ConnectArgs {
     /// Line mode even on a terminal: send each input line as it is, print what the server says.
     #[arg(long)]
     plain: bool,
+}
+
+#[derive(clap::Args)]
+struct BackupArgs {
+    /// Where to write the copy (replaced if it exists, only once the copy is complete).
+    file: PathBuf,
+    /// The data directory of the server to back up.
+    #[arg(long, value_name = "DIR", default_value = "charla-data")]
+    data_dir: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -203,6 +218,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(result?)
         }
         Command::Bench(args) => Ok(runtime.block_on(charla::bench::run(args))?),
+        Command::Backup(args) => {
+            let bytes = charla::store::SqliteStore::backup(&args.data_dir, &args.file)?;
+            say(format_args!(
+                "backed up {} to {} ({} KiB)",
+                args.data_dir.join(charla::store::SqliteStore::FILE_NAME).display(),
+                args.file.display(),
+                bytes.div_ceil(1024)
+            ));
+            Ok(())
+        }
     }
 }
 

@@ -136,3 +136,55 @@ async fn after_a_clean_stop_charla_db_alone_holds_all_history() {
     let expected: Vec<String> = (0..35).map(|n| format!("<alice> message {n}")).collect();
     assert_eq!(lobby_history(addr).await, expected);
 }
+
+#[tokio::test]
+async fn charla_backup_copies_the_history_of_a_running_server() {
+    let dir = TempDir::new();
+    let (_server, addr) = start(&dir.0, &[]).await;
+    let mut alice = Client::plain_as(addr, "alice").await;
+    for n in 0..35 {
+        alice.send(&format!("message {n}")).await;
+    }
+    // A history read waits for the writer: every message is committed once it answers.
+    alice.send("/history 1").await;
+    alice.expect_where(|line| line.ends_with("<alice> message 34")).await;
+    let backups = TempDir::new();
+    std::fs::create_dir_all(&backups.0).unwrap();
+    let file = backups.0.join("backup.db");
+    let backup = Command::new(env!("CARGO_BIN_EXE_charla"))
+        .arg("backup")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(&dir.0)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&backup.stdout);
+    assert!(backup.status.success(), "{}", String::from_utf8_lossy(&backup.stderr));
+    assert!(stdout.starts_with("backed up ") && stdout.contains("backup.db"), "{stdout}");
+    // The server goes on meanwhile.
+    alice.send("after the backup").await;
+    alice.send("/history 1").await;
+    alice.expect_where(|line| line.ends_with("<alice> after the backup")).await;
+    // Restored, as README says: the backup as charla.db of a data directory.
+    let restored = TempDir::new();
+    std::fs::create_dir_all(&restored.0).unwrap();
+    std::fs::copy(&file, restored.0.join("charla.db")).unwrap();
+    let (_restored, addr) = start(&restored.0, &["--join-replay", "0"]).await;
+    let expected: Vec<String> = (0..35).map(|n| format!("<alice> message {n}")).collect();
+    assert_eq!(lobby_history(addr).await, expected);
+}
+
+#[tokio::test]
+async fn charla_backup_says_when_there_is_nothing_to_back_up() {
+    let dir = TempDir::new();
+    let output = Command::new(env!("CARGO_BIN_EXE_charla"))
+        .args(["backup", "copy.db", "--data-dir"])
+        .arg(&dir.0)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no history database at") && stderr.contains("--data-dir"), "{stderr}");
+}

@@ -384,6 +384,10 @@ pub enum StoreError {
         "history is not being written fast enough ({0} records are waiting), so this one was not stored; check that the disk is healthy and not full"
     )]
     Backlog(usize),
+    #[error("there is no history database at {path}; is the data directory right (--data-dir)?")]
+    NotFound { path: PathBuf },
+    #[error("cannot write the backup {path}: {reason}")]
+    Backup { path: PathBuf, reason: String },
     #[error("the history writer has stopped (the log says why); restart charla")]
     WriterGone,
     #[error("message id {0} is beyond what the store can keep (year 2248); check the system clock")]
