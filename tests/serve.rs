@@ -188,3 +188,123 @@ async fn charla_backup_says_when_there_is_nothing_to_back_up() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no history database at") && stderr.contains("--data-dir"), "{stderr}");
 }
+
+/// Runs `charla ARGS…` to its end and returns its exit code and standard error.
+async fn charla(args: &[&str]) -> (Option<i32>, String) {
+    let run = Command::new(env!("CARGO_BIN_EXE_charla")).args(args).stdin(Stdio::null()).output();
+    let output = tokio::time::timeout(WAIT, run).await.expect("charla ends").unwrap();
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn a_port_that_is_not_a_number_is_named_as_such() {
+    let (code, stderr) = charla(&["serve", "--port", "abc"]).await;
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("invalid value 'abc' for '--port <PORT>': a port is a number from 1 to 65535"), "{stderr}");
+    let (code, stderr) = charla(&["serve", "127.0.0.1", "abc"]).await;
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("a port is a number from 1 to 65535"), "{stderr}");
+    // A mistyped flag: the usage line shows what may be given, and no option as if required.
+    let (code, stderr) = charla(&["serve", "--prot", "1414"]).await;
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("Usage: charla serve [HOST] [PORT] [OPTIONS]"), "{stderr}");
+    assert!(!stderr.contains("--oper"), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_address_this_machine_does_not_have_is_named_as_such() {
+    let dir = TempDir::new();
+    let data_dir = dir.0.to_str().unwrap();
+    // 192.0.2.0/24 is reserved for documentation: no machine has it.
+    let (code, stderr) = charla(&["serve", "--listen", "192.0.2.1:1313", "--data-dir", data_dir]).await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("192.0.2.1 is not an address of this machine"), "{stderr}");
+    assert!(!stderr.contains("another"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_port_in_use_is_named_as_such() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = TempDir::new();
+    let (code, stderr) = charla(&["serve", "127.0.0.1", &port, "--data-dir", dir.0.to_str().unwrap()]).await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains(&format!("another program is using port {port}")), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_data_dir_that_is_a_file_is_named_as_such() {
+    let dir = TempDir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let file = dir.0.join("notes.txt");
+    std::fs::write(&file, "not a directory").unwrap();
+    let file = file.to_str().unwrap();
+    let (code, stderr) = charla(&["serve", "127.0.0.1", "0", "--data-dir", file]).await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains(&format!("{file} is a file, not a directory")), "{stderr}");
+    let inside = format!("{file}/data");
+    let (code, stderr) = charla(&["serve", "127.0.0.1", "0", "--data-dir", &inside]).await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains(&format!("{file} is a file, not a directory")), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_data_dir_on_a_file_system_without_directories_is_named_as_such() {
+    let (code, stderr) = charla(&["serve", "127.0.0.1", "0", "--data-dir", "/proc/charla"]).await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("/proc lets no directory be created in it"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_server_name_that_does_not_resolve_is_named_as_such() {
+    // `.invalid` never resolves (RFC 6761).
+    let (code, stderr) = charla(&["connect", "nosuchhost.invalid", "--plain"]).await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("cannot find the server nosuchhost.invalid:1313: its name does not resolve"), "{stderr}");
+    assert!(!stderr.contains("running there"), "{stderr}");
+}
+
+/// Whether `/oper NAME PASSWORD` makes a plain-text user a server operator.
+async fn opers(addr: SocketAddr, name: &str, password: &str) -> bool {
+    let (mut client, _) = Client::plain(addr).await;
+    client.send(&format!("/oper {name} {password}")).await;
+    let answer = client.line().await;
+    answer == "You are now a server operator."
+}
+
+#[tokio::test]
+async fn operators_come_from_a_file_or_the_environment_too() {
+    let dir = TempDir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let file = dir.0.join("opers");
+    std::fs::write(&file, "# who may /kill\nadmin:s3cret\n\nsecond:an0ther\n").unwrap();
+    let data = dir.0.join("data");
+    let (mut server, addr) = start(&data, &["--oper-file", file.to_str().unwrap()]).await;
+    assert!(opers(addr, "admin", "s3cret").await);
+    assert!(opers(addr, "second", "an0ther").await);
+    assert!(!opers(addr, "admin", "wrong").await);
+    assert_eq!(signal(&mut server, "TERM").await.code(), Some(0));
+
+    let (output, input) = std::io::pipe().unwrap();
+    let _server = serve_command(&data, &[])
+        .env("CHARLA_OPER", "env:pw1 other:pw2")
+        .stdout(input)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = listening(output).await;
+    assert!(opers(addr, "env", "pw1").await);
+    assert!(opers(addr, "other", "pw2").await);
+}
+
+#[tokio::test]
+async fn a_bad_operator_line_is_named_without_showing_it() {
+    let dir = TempDir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let file = dir.0.join("opers");
+    std::fs::write(&file, "admin:ok\nadminsecretpassword\n").unwrap();
+    let (code, stderr) = charla(&["serve", "--oper-file", file.to_str().unwrap()]).await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains(&format!("line 2 of the --oper-file {} is not NAME:PASSWORD", file.display())), "{stderr}");
+    assert!(!stderr.contains("adminsecretpassword"), "{stderr}");
+}
