@@ -291,6 +291,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Before the banner: whoever reads it may stop the server at once.
     let shutdown = shutdown_signal()?;
     let server = Server::bind(config).await?;
+    let charla = own_command();
     for (addr, protocol) in server.listeners() {
         let shown = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };
         let (host, port) = (shown.ip(), shown.port());
@@ -304,7 +305,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             _ => {
                 say(format_args!("charla listening on {addr}"));
                 say(format_args!(
-                    "  join with:  nc {host} {port}   |   charla connect {host} {port}   |   any IRC client: {host}/{port}"
+                    "  join with:  nc {host} {port}   |   {charla} connect {host} {port}   |   any IRC client: {host}/{port}"
                 ));
             }
         }
@@ -312,6 +313,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     server.run(shutdown).await;
     say(format_args!("charla stopped"));
     Ok(())
+}
+
+/// How to run this very program from a shell here: `charla` when that is what PATH finds,
+/// else its path (after `cargo run`, `./target/release/charla`).
+fn own_command() -> String {
+    let Some(me) = std::env::current_exe().ok().and_then(|me| me.canonicalize().ok()) else { return "charla".into() };
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).map(|dir| dir.join("charla")).find(|candidate| candidate.is_file())
+    });
+    if on_path.and_then(|found| found.canonicalize().ok()).is_some_and(|found| found == me) {
+        return "charla".into();
+    }
+    let shown = match std::env::current_dir().ok().and_then(|here| me.strip_prefix(here).ok().map(PathBuf::from)) {
+        Some(inside) => format!("./{}", inside.display()),
+        None => me.display().to_string(),
+    };
+    if shown.contains(|c: char| c.is_whitespace() || c == '\'') {
+        format!("'{}'", shown.replace('\'', r"'\''"))
+    } else {
+        shown
+    }
 }
 
 /// Prints a line of the server's own output. Standard output may be a pipe whose reader is

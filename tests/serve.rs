@@ -308,3 +308,46 @@ async fn a_bad_operator_line_is_named_without_showing_it() {
     assert!(stderr.contains(&format!("line 2 of the --oper-file {} is not NAME:PASSWORD", file.display())), "{stderr}");
     assert!(!stderr.contains("adminsecretpassword"), "{stderr}");
 }
+
+/// The line of the banner that says how to join, from `charla serve` run in `cwd` with `path`
+/// as its PATH.
+async fn join_line(cwd: &Path, path: &std::ffi::OsStr) -> String {
+    let dir = TempDir::new();
+    let (output, input) = std::io::pipe().unwrap();
+    let mut child = serve_command(&dir.0, &[])
+        .current_dir(cwd)
+        .env("PATH", path)
+        .stdout(input)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let read = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(output).lines();
+        lines.next();
+        lines.next().unwrap().unwrap()
+    });
+    let line = tokio::time::timeout(WAIT, read).await.expect("charla prints its banner").unwrap();
+    assert_eq!(signal(&mut child, "TERM").await.code(), Some(0));
+    line
+}
+
+#[tokio::test]
+async fn the_banner_shows_a_connect_command_that_works_here() {
+    let binary = Path::new(env!("CARGO_BIN_EXE_charla")).canonicalize().unwrap();
+    let elsewhere = TempDir::new();
+    std::fs::create_dir_all(&elsewhere.0).unwrap();
+    // After `cargo run` there is no `charla` on PATH: the banner names the binary itself.
+    let line = join_line(&elsewhere.0, "/usr/bin:/bin".as_ref()).await;
+    assert!(line.contains(&format!("|   {} connect 127.0.0.1 ", binary.display())), "{line}");
+    // From the project directory, as `./target/…/charla`.
+    let project = Path::new(env!("CARGO_MANIFEST_DIR")).canonicalize().unwrap();
+    let line = join_line(&project, "/usr/bin:/bin".as_ref()).await;
+    let relative = binary.strip_prefix(&project).unwrap();
+    assert!(line.contains(&format!("|   ./{} connect 127.0.0.1 ", relative.display())), "{line}");
+    // Installed (`cargo install --path .`): plain `charla`.
+    let bin = elsewhere.0.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(&binary, bin.join("charla")).unwrap();
+    let line = join_line(&elsewhere.0, bin.as_os_str()).await;
+    assert!(line.contains("|   charla connect 127.0.0.1 "), "{line}");
+}
