@@ -357,3 +357,26 @@ async fn a_replay_on_join_shows_the_message_said_just_before() {
         late.expect("ERROR").await;
     }
 }
+
+#[tokio::test]
+async fn guest_nicks_do_not_repeat_after_a_restart() {
+    let dir = TempDir::new();
+    let mut server = start_at(&dir.0, |_| {}).await;
+    let (mut first, first_nick) = Client::plain(server.addr).await;
+    let (mut second, second_nick) = Client::plain(server.addr).await;
+    first.expect(&format!("* {second_nick} joined #lobby")).await;
+    first.send("a line of the first guest").await;
+    second.expect(&format!("<{first_nick}> a line of the first guest")).await;
+    server.stop().await;
+
+    let mut server = start_at(&dir.0, |_| {}).await;
+    let (mut newcomer, nick) = Client::plain(server.addr).await;
+    assert_ne!(nick, first_nick);
+    assert_ne!(nick, second_nick);
+    // What the newcomer is shown of history is under others' nicks, not its own.
+    newcomer.send("/history").await;
+    let shown = newcomer.expect("--- end of history ---").await;
+    assert!(shown.iter().any(|line| line.ends_with(&format!("<{first_nick}> a line of the first guest"))), "{shown:?}");
+    assert!(!shown.iter().any(|line| line.contains(&format!("<{nick}>"))), "{shown:?}");
+    server.stop().await;
+}

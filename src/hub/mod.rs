@@ -430,6 +430,7 @@ impl Hub {
                 self.next_guest += 1;
                 let nick = format!("guest-{}", self.next_guest);
                 if !self.nicks.contains_key(nick.as_str()) {
+                    self.save_guest(self.next_guest);
                     break nick;
                 }
             },

@@ -195,6 +195,7 @@ impl Server {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
         let mut hub = Hub::new(config.hub, History::new(store.clone()));
         hub.restore_rooms(store.rooms()?);
+        hub.restore_guests(store.last_guest()?);
         let mut listeners = Vec::new();
         let any = config.listen.iter().map(|a| (a, None));
         let irc = config.irc_listen.iter().map(|a| (a, Some(Protocol::Irc)));

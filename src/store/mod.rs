@@ -72,6 +72,13 @@ pub trait Store: Send + Sync {
     /// Queues the removal of a room's persisted state (its history stays).
     fn forget_room(&self, name: &str) -> Result<(), StoreError>;
 
+    /// Queues a note that guest number `number` was given out, so that [`Store::last_guest`]
+    /// is at least `number` from now on, also after a restart.
+    fn save_guest(&self, number: u64) -> Result<(), StoreError>;
+
+    /// The highest guest number given out so far (0 if none).
+    fn last_guest(&self) -> Result<u64, StoreError>;
+
     /// Resolves once everything queued before this call is committed. Fails if any write since
     /// the previous flush failed, with that failure.
     fn flush(&self) -> Pending<()>;

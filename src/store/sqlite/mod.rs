@@ -74,7 +74,7 @@ use std::time::Duration;
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::config::DbConfig;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
-use rusqlite::{Connection, ErrorCode, OpenFlags, Row, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::oneshot;
 
 use super::{
@@ -308,6 +308,19 @@ impl Store for SqliteStore {
 
     fn forget_room(&self, name: &str) -> Result<(), StoreError> {
         self.send(Command::ForgetRoom(fold(name)))
+    }
+
+    fn save_guest(&self, number: u64) -> Result<(), StoreError> {
+        self.send(Command::SaveGuest(number))
+    }
+
+    fn last_guest(&self) -> Result<u64, StoreError> {
+        let conn = self.reader();
+        let value: Option<i64> = conn
+            .query_row("SELECT value FROM counters WHERE name = 'guest'", [], |row| row.get(0))
+            .optional()
+            .map_err(self.fail())?;
+        Ok(value.map_or(0, from_sql_int))
     }
 
     fn flush(&self) -> Pending<()> {

@@ -16,6 +16,8 @@
 //!   `CHATHISTORY TARGETS` reads a handful of rows instead of scanning history.
 //! - `rooms`: persisted room state, keyed by folded name.
 //! - `room_bans`: each persisted room's ban list, in the order the bans were set (migration 3).
+//! - `counters`: numbers that must never repeat across restarts, by name: `guest`, the last
+//!   guest number given out (migration 4).
 //!
 //! [`MsgId`]: crate::hub::MsgId
 
@@ -69,6 +71,12 @@ CREATE TABLE room_bans (
     set_by      TEXT NOT NULL,
     set_at      INTEGER NOT NULL,
     PRIMARY KEY (room_key, position)
+) WITHOUT ROWID;
+",
+    "
+CREATE TABLE counters (
+    name        TEXT PRIMARY KEY,
+    value       INTEGER NOT NULL
 ) WITHOUT ROWID;
 ",
 ];

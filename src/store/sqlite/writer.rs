@@ -22,6 +22,8 @@ pub(super) enum Command {
     SaveRoom(RoomState),
     /// Forget the room with this folded name.
     ForgetRoom(String),
+    /// Guest number this was given out.
+    SaveGuest(u64),
     /// Answer once everything before this is committed.
     Flush(oneshot::Sender<Result<(), StoreError>>),
     Retain(Retention, oneshot::Sender<Result<usize, StoreError>>),
@@ -39,6 +41,9 @@ const TOUCH_TARGET: &str = "INSERT INTO targets (owner, key, name, latest) VALUE
 
 const SAVE_ROOM: &str = "INSERT OR REPLACE INTO rooms \
     (key, name, created, topic, topic_by, topic_at, modes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+const SAVE_GUEST: &str = "INSERT INTO counters (name, value) VALUES ('guest', ?1) \
+    ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)";
 
 const FORGET_ROOM: &str = "DELETE FROM rooms WHERE key = ?1";
 
@@ -211,7 +216,7 @@ impl Writer {
                     flushed = true;
                 }
                 Command::Retain(policy, answer) => self.retains.push_back((policy, answer)),
-                Command::Append(_) | Command::SaveRoom(_) | Command::ForgetRoom(_) => {}
+                Command::Append(_) | Command::SaveRoom(_) | Command::ForgetRoom(_) | Command::SaveGuest(_) => {}
             }
         }
         if flushed {
@@ -252,6 +257,11 @@ impl Writer {
                     Command::ForgetRoom(key) => {
                         tx.prepare_cached(FORGET_ROOM).and_then(|mut forget| forget.execute([key])).map_err(fail)?;
                         tx.prepare_cached(FORGET_BANS).and_then(|mut forget| forget.execute([key])).map_err(fail)?;
+                    }
+                    Command::SaveGuest(number) => {
+                        tx.prepare_cached(SAVE_GUEST)
+                            .and_then(|mut save| save.execute([sql_int(*number)]))
+                            .map_err(fail)?;
                     }
                     Command::Flush(_) | Command::Retain(..) => {}
                 }
