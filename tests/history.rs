@@ -295,7 +295,8 @@ async fn unusable_data_directories_are_clear_errors_at_start() {
     std::fs::write(&file, "x").unwrap();
     let error = start_error(&file).await;
     assert!(error.starts_with("Error: cannot use data directory") && error.contains("--data-dir"), "{error}");
-    assert_eq!(error.matches("File exists").count(), 1, "the cause once: {error}");
+    assert_eq!(error.matches("is a file, not a directory").count(), 1, "the cause once: {error}");
+    assert!(!error.contains("File exists"), "{error}");
     // A directory no one can write to, not even root.
     let error = start_error(std::path::Path::new("/proc/charla-data")).await;
     assert!(error.contains("--data-dir"), "{error}");
