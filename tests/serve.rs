@@ -74,6 +74,27 @@ async fn a_server_whose_standard_error_is_gone_still_relays_lines() {
 }
 
 #[tokio::test]
+async fn a_server_whose_standard_error_is_not_read_still_relays_lines() {
+    // `charla serve 2>&1 | less`, and less waits for a key: the pipe fills up and every write
+    // to it would block.
+    let dir = TempDir::new();
+    let (output, input) = std::io::pipe().unwrap();
+    let (_unread, errors_in) = std::io::pipe().unwrap();
+    let _server = serve_command(&dir.0, &[]).stdout(input).stderr(errors_in).spawn().expect("charla starts");
+    let addr = listening(output).await;
+    // Each connection logs a line when it comes and one when it goes, some 200 bytes: far more
+    // than the 64 KiB a pipe holds.
+    let passers = async {
+        for _ in 0..1000 {
+            let mut passer = tokio::net::TcpStream::connect(addr).await.unwrap();
+            tokio::io::AsyncWriteExt::write_all(&mut passer, b"hi\n").await.unwrap();
+        }
+    };
+    tokio::time::timeout(3 * WAIT, passers).await.expect("the server keeps accepting connections");
+    relays(addr).await;
+}
+
+#[tokio::test]
 async fn stopping_a_server_whose_output_pipe_is_gone_says_goodbye_and_exits_0() {
     // `charla serve 2>&1 | tee log`, then Ctrl-C: the terminal sends SIGINT to tee as well, so
     // both standard output and standard error are a pipe without a reader when charla stops.
