@@ -4,7 +4,7 @@
 //! closes (writes fail with EIO), or it is a pipe whose reader has exited (`charla serve 2>&1 |
 //! head`, EPIPE). It can also stop moving: a pipe nobody reads fills up and then blocks every
 //! write. So log lines are handed to a writer thread through a bounded queue
-//! ([`tracing_appender::non_blocking`], lossy) and never written by the thread that logs them:
+//! ([`tracing_appender::non_blocking()`], lossy) and never written by the thread that logs them:
 //! when the queue is full, a line is dropped; when writing a line fails, the line is dropped.
 //! Both are counted in [`dropped`], and nothing else happens: the chat goes on.
 
