@@ -514,6 +514,8 @@ impl Render for PlainRender {
         match &event.kind {
             // The session says "You are now in …" instead.
             EventKind::Join { who, .. } if who.id == self.me => Bytes::new(),
+            // Plain text has no use for invitations of others.
+            EventKind::Invite { target_id, .. } if *target_id != self.me => Bytes::new(),
             EventKind::Kick { who, room, target_id, reason, .. } if *target_id == self.me => {
                 let removed = with_reason(format!("* {} removed you from {room}", who.nick), reason);
                 Bytes::from(format!("{removed}; /join {LOBBY} to go on chatting\n"))
@@ -537,11 +539,19 @@ impl Render for PlainRender {
 /// removed control characters.
 fn render(event: &Event) -> Bytes {
     let line = match &event.kind {
-        EventKind::Message { kind: MsgKind::TagMsg, .. } | EventKind::Away { .. } => return Bytes::new(),
+        EventKind::Message { kind: MsgKind::TagMsg, .. }
+        | EventKind::Away { .. }
+        | EventKind::Presence { .. }
+        | EventKind::SetName { .. } => return Bytes::new(),
         EventKind::Message { text, .. } if text.starts_with('\x01') => return Bytes::new(),
         EventKind::Message { from, target, kind, text, .. } => {
             let text = strip_formatting(text);
-            let private = if matches!(target, Target::User(_)) { "[private] " } else { "" };
+            let private = match target {
+                Target::User(_) => "[private] ",
+                Target::RoomStatus('@', _) => "[to operators] ",
+                Target::RoomStatus(..) => "[to voiced] ",
+                Target::Room(_) => "",
+            };
             match kind {
                 MsgKind::Action => format!("{private}* {} {text}", from.nick),
                 MsgKind::Notice => format!("{private}-{}- {text}", from.nick),
@@ -565,6 +575,7 @@ fn render(event: &Event) -> Bytes {
             format!("* {} set mode {changes} on {room}", who.nick)
         }
         EventKind::Invite { who, room, .. } => format!("* {} invites you to {room}; /join {room} to accept", who.nick),
+        EventKind::Wallops { who, text } => format!("* [wallops] {}: {}", who.nick, strip_formatting(text)),
     };
     Bytes::from(line + "\n")
 }

@@ -201,7 +201,8 @@ impl Record {
     /// users' connection ids are gone). Replays render it like any live event, so a line reads
     /// the same whether it arrives live or from history.
     pub fn to_event(&self) -> Arc<Event> {
-        let who = Source { id: 0, nick: self.nick.clone(), user: self.user.clone(), host: self.host.clone() };
+        let who =
+            Source { id: 0, nick: self.nick.clone(), user: self.user.clone(), host: self.host.clone(), bot: false };
         let room = self.target.clone();
         let text = self.text.clone();
         let message = |kind| {
@@ -227,7 +228,8 @@ impl Record {
 
     /// The records that keep `event` in history: one for a message or a room event; for a quit
     /// or a nick change, which the hub announces once to everyone who shared a room with the
-    /// user, one per room in `rooms` (the rooms the user was in). Invites are not history.
+    /// user, one per room in `rooms` (the rooms the user was in). Invites, away and presence
+    /// changes, new real names, wallops and messages to a room's operators are not history.
     pub fn from_event<S: AsRef<str>>(event: &Event, rooms: impl IntoIterator<Item = S>) -> Vec<Record> {
         let record = |who: &Source, target: &str, kind, text: &str, extra: &str| Record {
             id: event.id,
@@ -254,6 +256,8 @@ impl Record {
                 match target {
                     Target::Room(room) => record(from, room, kind, text, ""),
                     Target::User(to) => record(from, &dm_key(&from.nick, to), kind, text, to),
+                    // Said to a room's operators or voiced members: not for everyone's history.
+                    Target::RoomStatus(..) => return Vec::new(),
                 }
             }
             EventKind::Join { who, room, realname } => record(who, room, RecordKind::Join, realname, ""),
@@ -263,7 +267,11 @@ impl Record {
             EventKind::Mode { who, room, changes } => record(who, room, RecordKind::Mode, changes, ""),
             EventKind::Quit { reason, .. } => return per_room(RecordKind::Quit, reason),
             EventKind::Nick { new, .. } => return per_room(RecordKind::Nick, new),
-            EventKind::Invite { .. } | EventKind::Away { .. } => return Vec::new(),
+            EventKind::Invite { .. }
+            | EventKind::Away { .. }
+            | EventKind::Presence { .. }
+            | EventKind::SetName { .. }
+            | EventKind::Wallops { .. } => return Vec::new(),
         };
         vec![one]
     }

@@ -305,7 +305,7 @@ fn private(ms: u64, from: &str, to: &str, text: &str) -> Vec<Record> {
     let event = Event::new(
         id(ms, 0),
         EventKind::Message {
-            from: Source { id: 1, nick: from.into(), user: "u".into(), host: "h".into() },
+            from: Source { id: 1, nick: from.into(), user: "u".into(), host: "h".into(), bot: false },
             target: Target::User(to.into()),
             kind: MsgKind::Privmsg,
             text: text.into(),
@@ -553,7 +553,7 @@ fn the_schema_version_is_recorded_and_a_newer_one_refused() {
 
 #[test]
 fn events_become_records() {
-    let who = Source { id: 1, nick: "alice".into(), user: "a".into(), host: "h".into() };
+    let who = Source { id: 1, nick: "alice".into(), user: "a".into(), host: "h".into(), bot: false };
     let event = |kind| Event::new(id(T0, 0), kind);
     let quit = event(EventKind::Quit { who: who.clone(), reason: "bye".into() });
     let records = Record::from_event(&quit, ["#a", "#b"]);
@@ -574,7 +574,7 @@ fn events_become_records() {
         (records[0].target.as_str(), records[0].kind, records[0].text.as_str(), records[0].extra.as_str()),
         ("#a", RecordKind::Kick, "spam", "bob")
     );
-    let invite = event(EventKind::Invite { who, target: "bob".into(), room: "#a".into() });
+    let invite = event(EventKind::Invite { who, target: "bob".into(), target_id: 2, room: "#a".into() });
     assert!(Record::from_event(&invite, ["#a"]).is_empty());
     for kind in RecordKind::ALL {
         assert_eq!(RecordKind::from_name(kind.as_str()), Some(kind));

@@ -20,6 +20,10 @@ pub enum Cap {
     StandardReplies = 1 << 10,
     Chathistory = 1 << 11,
     EventPlayback = 1 << 12,
+    InviteNotify = 1 << 13,
+    Setname = 1 << 14,
+    ExtendedMonitor = 1 << 15,
+    NoImplicitNames = 1 << 16,
 }
 
 /// Every capability: its name in `CAP LS`, and its value for `CAP LS 302` clients.
@@ -31,10 +35,14 @@ pub const CAPS: &[(Cap, &str, Option<&str>)] = &[
     (Cap::EchoMessage, "echo-message", None),
     (Cap::EventPlayback, "draft/event-playback", None),
     (Cap::ExtendedJoin, "extended-join", None),
+    (Cap::ExtendedMonitor, "extended-monitor", None),
+    (Cap::InviteNotify, "invite-notify", None),
     (Cap::LabeledResponse, "labeled-response", None),
     (Cap::MessageTags, "message-tags", None),
     (Cap::MultiPrefix, "multi-prefix", None),
+    (Cap::NoImplicitNames, "no-implicit-names", None),
     (Cap::ServerTime, "server-time", None),
+    (Cap::Setname, "setname", None),
     (Cap::StandardReplies, "standard-replies", None),
     (Cap::UserhostInNames, "userhost-in-names", None),
 ];

@@ -6,7 +6,8 @@ use bytes::Bytes;
 
 use super::caps::{Cap, CapSet};
 use super::message::Message;
-use crate::hub::{Closed, Event, EventKind, MsgKind, Source, Target};
+use super::numeric::{RPL_MONOFFLINE, RPL_MONONLINE};
+use crate::hub::{Closed, ConnId, Event, EventKind, MsgKind, Source};
 use crate::server::conn::Render;
 
 /// `nick!user@host`, as IRC shows a user.
@@ -45,6 +46,9 @@ pub fn add_tags(mut message: Message, event: &Event, caps: u32) -> Message {
         message = message.with_tag("time", Some(&iso_time(event.time)));
     }
     if caps & Cap::MessageTags as u32 != 0 {
+        if event.actor().bot {
+            message = message.with_tag("bot", None);
+        }
         message = message.with_tag("msgid", Some(&event.id.to_string()));
         if let EventKind::Message { tags, .. } = &event.kind {
             for (key, value) in tags {
@@ -56,7 +60,8 @@ pub fn add_tags(mut message: Message, event: &Event, caps: u32) -> Message {
 }
 
 /// An event as the IRC message a client with `caps` receives, or `None` if such a client does
-/// not receive it at all (TAGMSG without message-tags).
+/// not receive it at all (TAGMSG without message-tags) or it is no user's doing (a
+/// [`presence`] change, which the server announces).
 pub fn message(event: &Event, caps: u32) -> Option<Message> {
     let source = match &event.kind {
         EventKind::Message { from, .. } => from,
@@ -64,9 +69,8 @@ pub fn message(event: &Event, caps: u32) -> Option<Message> {
     };
     let message = match &event.kind {
         EventKind::Message { target, kind, text, .. } => {
-            let target = match target {
-                Target::Room(name) | Target::User(name) => name.as_str(),
-            };
+            let target = target.name();
+            let target = target.as_ref();
             match kind {
                 MsgKind::Privmsg => Message::new("PRIVMSG", &[target, text]).with_trailing_colon(),
                 MsgKind::Notice => Message::new("NOTICE", &[target, text]).with_trailing_colon(),
@@ -98,24 +102,57 @@ pub fn message(event: &Event, caps: u32) -> Option<Message> {
         EventKind::Invite { target, room, .. } => Message::new("INVITE", &[target, room]),
         EventKind::Away { message: Some(text), .. } => Message::new("AWAY", &[text]).with_trailing_colon(),
         EventKind::Away { message: None, .. } => Message::new("AWAY", &[]),
+        EventKind::SetName { realname, .. } => Message::new("SETNAME", &[realname]).with_trailing_colon(),
+        EventKind::Wallops { text, .. } => Message::new("WALLOPS", &[text]).with_trailing_colon(),
+        EventKind::Presence { .. } => return None,
     };
     Some(add_tags(message.with_source(&mask(source)), event, caps))
+}
+
+/// A monitored nick's coming or going as the server announces it to every watcher alike
+/// (`730 *` / `731 *`, the MONITOR spec's shared form).
+pub fn presence(event: &Event, server: &str, caps: u32) -> Option<Message> {
+    let EventKind::Presence { who, online } = &event.kind else { return None };
+    let message = if *online {
+        Message::new(RPL_MONONLINE, &["*", &mask(who)])
+    } else {
+        Message::new(RPL_MONOFFLINE, &["*", &who.nick])
+    };
+    let message = message.with_source(server).with_trailing_colon();
+    Some(if caps & Cap::ServerTime as u32 != 0 {
+        message.with_tag("time", Some(&iso_time(event.time)))
+    } else {
+        message
+    })
 }
 
 /// Writes events for one IRC client according to the capabilities it has enabled.
 pub struct IrcRender<'a> {
     pub caps: &'a CapSet,
+    /// The client's connection (0 before it registers): an invitation is always shown to its
+    /// target, to others only with `invite-notify`.
+    pub me: ConnId,
+    /// The server's name, the source of what the server announces.
+    pub server: &'a str,
 }
 
 impl Render for IrcRender<'_> {
     fn event(&self, event: &Event) -> Bytes {
         let caps = self.caps.bits();
-        if matches!(event.kind, EventKind::Away { .. }) && caps & Cap::AwayNotify as u32 == 0 {
+        let without = |cap: Cap| caps & cap as u32 == 0;
+        let shown = match &event.kind {
+            EventKind::Message { .. } => true,
+            EventKind::Away { .. } => !without(Cap::AwayNotify),
+            EventKind::SetName { .. } => !without(Cap::Setname),
+            EventKind::Invite { target_id, .. } => *target_id == self.me || !without(Cap::InviteNotify),
+            _ => true,
+        };
+        if !shown {
             return Bytes::new();
         }
         event.encoded(format_of(caps), |event| {
             let mut line = Vec::new();
-            if let Some(message) = message(event, caps) {
+            if let Some(message) = message(event, caps).or_else(|| presence(event, self.server, caps)) {
                 message.write_to(&mut line);
             }
             Bytes::from(line)

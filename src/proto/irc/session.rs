@@ -78,7 +78,8 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
         let connected = tokio::time::Instant::now();
         let mut pinged = false;
         while session.quit.is_none() {
-            let render = IrcRender { caps: &session.caps };
+            let me = session.id.unwrap_or_default();
+            let render = IrcRender { caps: &session.caps, me, server: &session.shared.server_name };
             let text = match tokio::time::timeout(session.ping_interval(), conn.next(&render)).await {
                 Ok(Input::Stopped) => {
                     session.quit = Some(match session.outbox.closed() {
@@ -130,7 +131,8 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
             tracing::info!("{} ({nick}) left: {reason}", session.peer);
             hub::lock(&session.shared.hub).quit(id, &reason);
         }
-        conn.close(reason, &IrcRender { caps: &session.caps }).await;
+        let me = session.id.unwrap_or_default();
+        conn.close(reason, &IrcRender { caps: &session.caps, me, server: &session.shared.server_name }).await;
     }
 }
 
@@ -370,7 +372,7 @@ impl Session {
         self.numeric(RPL_WELCOME, &[&format!("Welcome to the charla chat network, {mask}")]);
         self.numeric(RPL_YOURHOST, &[&format!("Your host is {server}, running version charla-{VERSION}")]);
         self.numeric(RPL_CREATED, &[&format!("This server was created {created}")]);
-        self.numeric(RPL_MYINFO, &[&server, &format!("charla-{VERSION}"), "io", "biklmnostv", "bklov"]);
+        self.numeric(RPL_MYINFO, &[&server, &format!("charla-{VERSION}"), "Biow", "biklmnostv", "bklov"]);
         commands::isupport(self);
         commands::lusers(self);
         commands::motd(self);

@@ -1,0 +1,366 @@
+//! The modern IRCv3 set over raw sockets, each checked against its spec's examples: MONITOR and
+//! extended-monitor, setname, invite-notify, bot mode, no-implicit-names, STATUSMSG, WALLOPS
+//! and HELP.
+
+mod common;
+
+use common::*;
+
+/// Proves that no `command` was sent to `irc` before the answer to a PING sent now.
+async fn assert_none(irc: &mut Irc, command: &str) {
+    irc.send("PING :sync").await;
+    loop {
+        let next = irc.next().await;
+        if next.command == "PONG" && next.params.last().map(String::as_str) == Some("sync") {
+            return;
+        }
+        assert_ne!(next.command, command, "{next:?}");
+    }
+}
+
+/// Proves that nothing at all was sent to `irc` before the answer to a PING sent now.
+async fn assert_quiet(irc: &mut Irc) {
+    irc.send("PING :sync").await;
+    let next = irc.next().await;
+    assert_eq!((next.command.as_str(), next.params.last().map(String::as_str)), ("PONG", Some("sync")), "{next:?}");
+}
+
+/// The ISUPPORT tokens the server advertised, as a VERSION answer repeats them.
+async fn isupport(irc: &mut Irc) -> Vec<String> {
+    irc.send("VERSION").await;
+    irc.expect("351").await;
+    let mut tokens = Vec::new();
+    loop {
+        let line = irc.next().await;
+        if line.command != "005" {
+            assert_eq!(line.command, "PONG", "{line:?}");
+            return tokens;
+        }
+        tokens.extend(line.params[1..line.params.len() - 1].iter().cloned());
+        if tokens.iter().any(|t| t.starts_with("MSGREFTYPES")) {
+            return tokens;
+        }
+    }
+}
+
+#[tokio::test]
+async fn isupport_advertises_the_new_features() {
+    let server = start_server().await;
+    let mut alice = Irc::register(server.addr, "alice", &[]).await;
+    let tokens = isupport(&mut alice).await;
+    for token in ["BOT=B", "MONITOR=100", "STATUSMSG=@+", "NAMELEN=128"] {
+        assert!(tokens.iter().any(|t| t == token), "{token} in {tokens:?}");
+    }
+    alice.send("CAP LS 302").await;
+    let ls = alice.expect("CAP").await;
+    for cap in ["extended-monitor", "invite-notify", "no-implicit-names", "setname"] {
+        assert!(ls.params[2].split(' ').any(|c| c == cap), "{cap} in {ls:?}");
+    }
+}
+
+#[tokio::test]
+async fn monitor_follows_nicks_online_and_offline() {
+    let server = start_server().await;
+    let mut alice = Irc::register(server.addr, "alice", &[]).await;
+    // The spec's `MONITOR + target[,target2]*`: 731 for the nicks offline, in one line.
+    alice.send("MONITOR + bob,Carol").await;
+    let offline = alice.expect("731").await;
+    assert_eq!(offline.params, ["alice", "bob,Carol"]);
+    // Added twice: not listed twice, and not answered again.
+    alice.send("MONITOR + BOB").await;
+    assert_quiet(&mut alice).await;
+    alice.send("MONITOR L").await;
+    assert_eq!(alice.expect("732").await.params, ["alice", "bob,Carol"]);
+    assert_eq!(alice.expect("733").await.params, ["alice", "End of MONITOR list"]);
+
+    // bob connects: `:<server> 730 * :bob!user@host`, the same line for every watcher.
+    let mut bob = Irc::register(server.addr, "bob", &[]).await;
+    let online = alice.expect("730").await;
+    assert_eq!(online.params, ["*", "bob!~bob@127.0.0.1"]);
+    assert!(online.source.as_deref().is_some_and(|s| !s.contains('!')), "from the server: {online:?}");
+    alice.send("MONITOR S").await;
+    assert_eq!(alice.expect("730").await.params[1], "bob!~bob@127.0.0.1");
+    assert_eq!(alice.expect("731").await.params[1], "Carol");
+
+    // A nick change is the old nick going offline and the new one coming online.
+    bob.send("NICK carol").await;
+    assert_eq!(alice.expect("731").await.params, ["*", "bob"]);
+    assert_eq!(alice.expect("730").await.params, ["*", "carol!~bob@127.0.0.1"]);
+    bob.send("QUIT").await;
+    assert_eq!(alice.expect("731").await.params, ["*", "carol"]);
+
+    // `-` and `C` answer nothing; the list is then empty.
+    alice.send("MONITOR - bob").await;
+    assert_quiet(&mut alice).await;
+    alice.send("MONITOR L").await;
+    assert_eq!(alice.expect("732").await.params[1], "Carol");
+    alice.expect("733").await;
+    alice.send("MONITOR C").await;
+    assert_quiet(&mut alice).await;
+    alice.send("MONITOR L").await;
+    assert_eq!(alice.next().await.command, "733", "an empty list is just its end");
+    let _carol = Irc::register(server.addr, "carol", &[]).await;
+    assert_quiet(&mut alice).await;
+}
+
+#[tokio::test]
+async fn a_full_monitor_list_refuses_the_rest_with_734() {
+    let server = start_server().await;
+    let mut alice = Irc::register(server.addr, "alice", &[]).await;
+    let first: Vec<String> = (0..95).map(|i| format!("n{i}")).collect();
+    alice.send(&format!("MONITOR + {}", first.join(","))).await;
+    alice.expect("731").await;
+    alice.send("MONITOR + a1,a2,a3,a4,a5,a6,a7").await;
+    let full = alice.expect("734").await;
+    // `734 <nick> <limit> <targets> :Monitor list is full.`
+    assert_eq!(full.params, ["alice", "100", "a6,a7", "Monitor list is full."]);
+    alice.send("MONITOR L").await;
+    let mut listed = 0;
+    loop {
+        let line = alice.next().await;
+        match line.command.as_str() {
+            "732" => listed += line.params[1].split(',').count(),
+            "733" => break,
+            _ => {}
+        }
+    }
+    assert_eq!(listed, 100);
+}
+
+#[tokio::test]
+async fn extended_monitor_tells_of_away_and_setname_without_a_shared_room() {
+    let server = start_server().await;
+    let mut watcher = Irc::register(server.addr, "watcher", &["extended-monitor", "away-notify", "setname"]).await;
+    let mut plain_watcher = Irc::register(server.addr, "plainwatch", &["away-notify", "setname"]).await;
+    let mut bob = Irc::register(server.addr, "bob", &[]).await;
+    for w in [&mut watcher, &mut plain_watcher] {
+        w.send("MONITOR + bob").await;
+        w.expect("730").await;
+    }
+    bob.send("AWAY :lunch").await;
+    bob.expect("306").await;
+    let away = watcher.expect("AWAY").await;
+    assert_eq!(
+        (away.source.as_deref(), away.params.as_slice()),
+        (Some("bob!~bob@127.0.0.1"), &["lunch".to_string()][..])
+    );
+    bob.send("SETNAME :Bob Builder").await;
+    let setname = watcher.expect("SETNAME").await;
+    assert_eq!(setname.params, ["Bob Builder"]);
+    // Without extended-monitor, and sharing no room: nothing.
+    assert_quiet(&mut plain_watcher).await;
+    // Turned off later: nothing more.
+    watcher.send("CAP REQ :-extended-monitor").await;
+    watcher.expect("CAP").await;
+    bob.send("AWAY").await;
+    bob.expect("305").await;
+    assert_quiet(&mut watcher).await;
+}
+
+#[tokio::test]
+async fn setname_changes_the_real_name_for_everyone() {
+    let server = start_server().await;
+    let mut alice = Irc::register(server.addr, "alice", &["setname"]).await;
+    let mut bob = Irc::register(server.addr, "bob", &["setname"]).await;
+    let mut old = Irc::register(server.addr, "old", &[]).await;
+    for c in [&mut alice, &mut bob, &mut old] {
+        c.join("#r").await;
+    }
+    // The spec's example: `SETNAME :Alice Liddell` comes back to the sender and its peers.
+    alice.send("SETNAME :Alice Liddell").await;
+    let own = alice.expect("SETNAME").await;
+    assert_eq!(
+        (own.source.as_deref(), own.params.as_slice()),
+        (Some("alice!~alice@127.0.0.1"), &["Alice Liddell".to_string()][..])
+    );
+    assert_eq!(bob.expect("SETNAME").await.params, ["Alice Liddell"]);
+    old.send("WHOIS alice").await;
+    assert_eq!(old.expect("311").await.params[5], "Alice Liddell", "clients without the cap see it in WHOIS");
+    // Invalid: `FAIL SETNAME INVALID_REALNAME :…`, and nothing changes.
+    alice.send(&format!("SETNAME :{}", "x".repeat(129))).await;
+    let fail = alice.expect("FAIL").await;
+    assert_eq!(fail.params[..2], ["SETNAME", "INVALID_REALNAME"]);
+    alice.send("WHOIS alice").await;
+    assert_eq!(alice.expect("311").await.params[5], "Alice Liddell");
+    assert_none(&mut old, "SETNAME").await;
+}
+
+#[tokio::test]
+async fn invite_notify_tells_those_who_may_invite() {
+    let server = start_server().await;
+    let mut op = Irc::register(server.addr, "op", &["invite-notify"]).await;
+    let mut member = Irc::register(server.addr, "member", &["invite-notify"]).await;
+    let mut old = Irc::register(server.addr, "old", &[]).await;
+    let mut guest = Irc::register(server.addr, "guest", &[]).await;
+    let mut plain = Client::plain_as(server.addr, "plainy").await;
+    op.join("#open").await;
+    member.join("#open").await;
+    old.join("#open").await;
+    plain.send("/join #open").await;
+    plain.expect_where(|l| l.starts_with("You are now in #open")).await;
+    // An open room: every member with the cap sees `:<inviter> INVITE <target> <channel>`.
+    member.send("INVITE guest #open").await;
+    member.expect("341").await;
+    let seen = op.expect("INVITE").await;
+    assert_eq!(
+        (seen.source.as_deref(), seen.params.as_slice()),
+        (Some("member!~member@127.0.0.1"), &["guest".to_string(), "#open".to_string()][..])
+    );
+    assert_eq!(guest.expect("INVITE").await.params, ["guest", "#open"]);
+    assert_none(&mut old, "INVITE").await;
+    plain.assert_quiet().await;
+    // A +i room: only its operators may invite, so only they are told.
+    op.send("MODE #open +i").await;
+    op.expect("MODE").await;
+    member.expect("MODE").await;
+    op.send("INVITE guest #open").await;
+    op.expect("341").await;
+    guest.expect("INVITE").await;
+    assert_none(&mut member, "INVITE").await;
+}
+
+#[tokio::test]
+async fn bot_mode_marks_a_bot_everywhere() {
+    let server = start_server().await;
+    let mut bot = Irc::register(server.addr, "robodan", &[]).await;
+    let mut alice = Irc::register(server.addr, "alice", &["message-tags"]).await;
+    let mut old = Irc::register(server.addr, "old", &[]).await;
+    bot.join("#chat").await;
+    alice.join("#chat").await;
+    old.join("#chat").await;
+    // The spec's example: `MODE robodan +B` is confirmed.
+    bot.send("MODE robodan +B").await;
+    assert_eq!(bot.expect("MODE").await.params, ["robodan", "+B"]);
+    bot.send("MODE robodan").await;
+    assert_eq!(bot.expect("221").await.params[1], "+B");
+    alice.send("WHOIS robodan").await;
+    let whoisbot = alice.expect("335").await;
+    assert_eq!(whoisbot.params[..2], ["alice", "robodan"]);
+    alice.expect("318").await;
+    alice.send("WHO #chat").await;
+    let mut flags = Vec::new();
+    loop {
+        let line = alice.next().await;
+        match line.command.as_str() {
+            "352" => flags.push((line.params[5].clone(), line.params[6].clone())),
+            "315" => break,
+            _ => {}
+        }
+    }
+    flags.sort();
+    assert_eq!(flags, [("alice".into(), "H".into()), ("old".into(), "H".into()), ("robodan".into(), "H@B".into())]);
+    // `@bot :robodan!… PRIVMSG #chat :…` for clients with message-tags, no tag for others.
+    bot.send("PRIVMSG #chat :Hello! Try typing .help").await;
+    let tagged = alice.expect("PRIVMSG").await;
+    assert_eq!(tagged.tag("bot"), Some(None), "a bare bot tag: {tagged:?}");
+    assert!(old.expect("PRIVMSG").await.tags.is_empty());
+    bot.send("MODE robodan -B").await;
+    bot.expect("MODE").await;
+    bot.send("PRIVMSG #chat :human again").await;
+    assert_eq!(alice.expect("PRIVMSG").await.tag("bot"), None);
+}
+
+#[tokio::test]
+async fn no_implicit_names_joins_without_names() {
+    let server = start_server().await;
+    let mut alice = Irc::register(server.addr, "alice", &["no-implicit-names"]).await;
+    alice.send("JOIN #quiet").await;
+    assert_eq!(alice.next().await.command, "JOIN");
+    assert_quiet(&mut alice).await;
+    // Asked for, the names still come.
+    alice.send("NAMES #quiet").await;
+    alice.expect("353").await;
+    alice.expect("366").await;
+}
+
+#[tokio::test]
+async fn statusmsg_reaches_operators_or_voiced_members_only() {
+    let server = start_server().await;
+    let mut op = Irc::register(server.addr, "op", &["echo-message", "batch", "draft/chathistory"]).await;
+    let mut voiced = Irc::register(server.addr, "voiced", &[]).await;
+    let mut member = Irc::register(server.addr, "member", &[]).await;
+    let mut plain_op = Client::plain_as(server.addr, "plainop").await;
+    op.join("#room").await;
+    voiced.join("#room").await;
+    member.join("#room").await;
+    plain_op.send("/join #room").await;
+    plain_op.expect_where(|l| l.starts_with("You are now in #room")).await;
+    op.send("MODE #room +vo voiced plainop").await;
+    op.expect("MODE").await;
+    member.expect("MODE").await;
+
+    op.send("PRIVMSG @#room :ops only").await;
+    let echo = op.expect("PRIVMSG").await;
+    assert_eq!(echo.params, ["@#room", "ops only"]);
+    plain_op.expect("[to operators] <op> ops only").await;
+    voiced.send("PRIVMSG +#room :voiced and up").await;
+    plain_op.expect("[to voiced] <voiced> voiced and up").await;
+    let seen = op.expect("PRIVMSG").await;
+    assert_eq!(
+        (seen.source.as_deref(), seen.params.as_slice()),
+        (Some("voiced!~voiced@127.0.0.1"), &["+#room".to_string(), "voiced and up".to_string()][..])
+    );
+    assert_none(&mut member, "PRIVMSG").await;
+    assert_none(&mut voiced, "PRIVMSG").await;
+    // Not in the room's history, which every member may read.
+    let history = op.chathistory("LATEST #room * 10").await;
+    assert!(history.is_empty(), "{history:?}");
+    // The room's rules hold as for the room itself.
+    let mut outsider = Irc::register(server.addr, "outsider", &[]).await;
+    outsider.send("PRIVMSG @#room :let me in").await;
+    assert_eq!(outsider.expect("404").await.params[1], "#room");
+}
+
+#[tokio::test]
+async fn wallops_reach_users_with_mode_w() {
+    let server = start_with(|config| {
+        config.hub.opers.insert("admin".into(), "hunter2".into());
+    })
+    .await;
+    let mut admin = Irc::register(server.addr, "admin", &[]).await;
+    let mut listener = Irc::register(server.addr, "listener", &[]).await;
+    let mut other = Irc::register(server.addr, "other", &[]).await;
+    admin.send("WALLOPS :not yet").await;
+    admin.expect("481").await;
+    admin.send("OPER admin hunter2").await;
+    admin.expect("381").await;
+    listener.send("MODE listener +w").await;
+    assert_eq!(listener.expect("MODE").await.params, ["listener", "+w"]);
+    admin.send("WALLOPS :server restarts at noon").await;
+    let wallops = listener.expect("WALLOPS").await;
+    assert_eq!(
+        (wallops.source.as_deref(), wallops.params.as_slice()),
+        (Some("admin!~admin@127.0.0.1"), &["server restarts at noon".to_string()][..])
+    );
+    assert_none(&mut other, "WALLOPS").await;
+    assert_none(&mut admin, "WALLOPS").await;
+}
+
+#[tokio::test]
+async fn help_explains_every_command() {
+    let server = start_server().await;
+    let mut alice = Irc::register(server.addr, "alice", &[]).await;
+    alice.send("HELP").await;
+    let start = alice.expect("704").await;
+    assert_eq!(start.params[1], "*");
+    let mut index = String::new();
+    loop {
+        let line = alice.next().await;
+        match line.command.as_str() {
+            "705" => index.push_str(&format!("{} ", line.params[2])),
+            "706" => break,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    for command in ["PRIVMSG", "MONITOR", "SETNAME", "WALLOPS", "HELP"] {
+        assert!(index.split(' ').any(|w| w == command), "{command} in {index}");
+    }
+    alice.send("HELP monitor").await;
+    let start = alice.expect("704").await;
+    assert_eq!(start.params[1], "MONITOR");
+    assert!(start.params[2].starts_with("MONITOR +"), "{start:?}");
+    assert_eq!(alice.expect("706").await.params[1], "MONITOR");
+    alice.send("HELP frobnicate").await;
+    let missing = alice.expect("524").await;
+    assert_eq!(missing.params[1], "frobnicate");
+}
