@@ -364,3 +364,98 @@ async fn help_explains_every_command() {
     let missing = alice.expect("524").await;
     assert_eq!(missing.params[1], "frobnicate");
 }
+
+#[tokio::test]
+async fn replies_and_reactions_survive_a_restart() {
+    let dir = TempDir::new();
+    let caps = ["message-tags", "echo-message", "batch", "draft/chathistory", "server-time"];
+    let mut server = start_at(&dir.0, |_| {}).await;
+    let mut alice = Irc::register(server.addr, "alice", &caps).await;
+    alice.join("#r").await;
+    alice.send("PRIVMSG #r :hello").await;
+    let hello = alice.expect("PRIVMSG").await;
+    let first = hello.tag("msgid").flatten().expect("a msgid").to_string();
+    alice.send(&format!("@+draft/reply={first} PRIVMSG #r :a reply")).await;
+    alice.expect("PRIVMSG").await;
+    alice.send(&format!("@+draft/react=👍;+draft/reply={first} TAGMSG #r")).await;
+    alice.expect("TAGMSG").await;
+    alice.send("@+typing=active TAGMSG #r").await;
+    alice.expect("TAGMSG").await;
+    drop(alice);
+    server.stop().await;
+
+    let server = start_at(&dir.0, |_| {}).await;
+    let mut alice = Irc::register(server.addr, "alice", &caps).await;
+    alice.join("#r").await;
+    let history = alice.chathistory("LATEST #r * 10").await;
+    let seen: Vec<(&str, Option<&str>, Option<&str>)> = history
+        .iter()
+        .map(|m| (m.command.as_str(), m.tag("+draft/reply").flatten(), m.tag("+draft/react").flatten()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("PRIVMSG", None, None),
+            ("PRIVMSG", Some(first.as_str()), None),
+            ("TAGMSG", Some(first.as_str()), Some("👍"))
+        ],
+        "the typing notice is not kept: {history:?}"
+    );
+}
+
+#[tokio::test]
+async fn redaction_by_the_sender_and_by_a_room_operator() {
+    let server = start_server().await;
+    let caps =
+        ["message-tags", "echo-message", "draft/message-redaction", "batch", "draft/chathistory", "standard-replies"];
+    let mut op = Irc::register(server.addr, "op", &caps).await;
+    let mut bob = Irc::register(server.addr, "bob", &caps).await;
+    let mut old = Irc::register(server.addr, "old", &[]).await;
+    let mut plain = Client::plain_as(server.addr, "plainy").await;
+    op.join("#r").await;
+    bob.join("#r").await;
+    old.join("#r").await;
+    plain.send("/join #r").await;
+    plain.expect_where(|l| l.starts_with("You are now in #r")).await;
+    let say = async |irc: &mut Irc, text: &str| {
+        irc.send(&format!("PRIVMSG #r :{text}")).await;
+        irc.expect("PRIVMSG").await.tag("msgid").flatten().expect("msgid").to_string()
+    };
+    // The spec's first example: the sender redacts its own message, with a reason.
+    let example = say(&mut bob, "an example").await;
+    bob.send(&format!("REDACT #r {example} :bad example")).await;
+    let echo = bob.expect("REDACT").await;
+    assert_eq!(echo.params, ["#r", example.as_str(), "bad example"]);
+    let seen = op.expect("REDACT").await;
+    assert_eq!((seen.source.as_deref(), seen.params.as_slice()), (Some("bob!~bob@127.0.0.1"), echo.params.as_slice()));
+    plain.expect("* bob removed a message of bob (bad example)").await;
+    assert_none(&mut old, "REDACT").await;
+
+    // Someone else's message: only a room operator may.
+    let op_line = say(&mut op, "op line").await;
+    bob.send(&format!("REDACT #r {op_line}")).await;
+    let forbidden = bob.expect("FAIL").await;
+    assert_eq!(forbidden.params[..4], ["REDACT", "REDACT_FORBIDDEN", "#r", op_line.as_str()]);
+    let spam = say(&mut bob, "join my network for cold hard chats").await;
+    op.send(&format!("REDACT #r {spam} spam")).await;
+    assert_eq!(bob.expect("REDACT").await.params, ["#r", spam.as_str(), "spam"]);
+
+    // Unknown messages and targets.
+    op.send(&format!("REDACT #r {example}")).await;
+    assert_eq!(op.expect("FAIL").await.params[1], "UNKNOWN_MSGID", "already redacted");
+    op.send("REDACT #r nonsense").await;
+    assert_eq!(op.expect("FAIL").await.params[1], "UNKNOWN_MSGID");
+    op.send(&format!("REDACT #elsewhere {op_line}")).await;
+    assert_eq!(op.expect("FAIL").await.params[..3], ["REDACT", "INVALID_TARGET", "#elsewhere"]);
+
+    // History leaves the redacted messages out; plain text shows them removed.
+    let history = op.chathistory("LATEST #r * 10").await;
+    let texts: Vec<&str> = history.iter().map(|m| m.params[1].as_str()).collect();
+    assert_eq!(texts, ["op line"]);
+    plain.send("/history").await;
+    plain.expect_where(|l| l.starts_with("--- last")).await;
+    let lines = [plain.line().await, plain.line().await, plain.line().await];
+    assert!(lines[0].ends_with("<bob> (message removed)"), "{lines:?}");
+    assert!(lines[1].ends_with("<op> op line"), "{lines:?}");
+    assert!(lines[2].ends_with("<bob> (message removed)"), "{lines:?}");
+}

@@ -179,6 +179,14 @@ pub enum EventKind {
         who: Source,
         text: String,
     },
+    /// `who` redacted the message `msgid` that `author` had said to `target` (IRC `REDACT`).
+    Redact {
+        who: Source,
+        target: Target,
+        msgid: MsgId,
+        author: String,
+        reason: String,
+    },
 }
 
 /// One event, shared by all its recipients.
@@ -214,7 +222,8 @@ impl Event {
             | EventKind::Away { who, .. }
             | EventKind::Presence { who, .. }
             | EventKind::SetName { who, .. }
-            | EventKind::Wallops { who, .. } => who,
+            | EventKind::Wallops { who, .. }
+            | EventKind::Redact { who, .. } => who,
         }
     }
 

@@ -18,6 +18,7 @@ mod history;
 pub mod modes;
 mod monitor;
 pub mod outbox;
+mod redact;
 pub mod text;
 pub mod users;
 
@@ -120,8 +121,8 @@ pub enum HubError {
     BanListFull(String),
     #[error("a real name must be 1 to {} characters of text", text::REALNAME_LEN)]
     BadRealname,
-    #[error("only the operators of {0} may do that there")]
-    NotYourMessage(String),
+    #[error("you may remove your own messages, and anyone's only in a room you are an operator of")]
+    NotYourMessage,
     #[error("the message was not sent: {0}")]
     History(String),
     #[error("the server is shutting down; try again in a moment")]

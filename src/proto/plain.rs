@@ -19,7 +19,7 @@ use crate::hub::{self, Closed, ConnId, Event, EventKind, HubError, LOBBY, MsgKin
 use crate::server::Shared;
 use crate::server::conn::{Conn, Input, Render};
 use crate::server::lines::Line;
-use crate::store::{Include, Selector};
+use crate::store::{Include, RecordKind, Selector};
 
 /// The greeting of the original lab server, kept word for word.
 pub const WELCOME: &str = "Welcome to the chatroom!";
@@ -329,6 +329,13 @@ impl Session<'_> {
                 let lines: Vec<String> = records
                     .iter()
                     .filter_map(|record| {
+                        if record.redacted && record.kind != RecordKind::TagMsg {
+                            return Some(format!(
+                                "[{}] <{}> (message removed)",
+                                clock(record.time(), today),
+                                record.nick
+                            ));
+                        }
                         let line = render(&record.to_event());
                         let line = String::from_utf8_lossy(&line);
                         let line = line.trim_end();
@@ -575,6 +582,9 @@ fn render(event: &Event) -> Bytes {
             format!("* {} set mode {changes} on {room}", who.nick)
         }
         EventKind::Invite { who, room, .. } => format!("* {} invites you to {room}; /join {room} to accept", who.nick),
+        EventKind::Redact { who, author, reason, .. } => {
+            with_reason(format!("* {} removed a message of {author}", who.nick), reason)
+        }
         EventKind::Wallops { who, text } => format!("* [wallops] {}: {}", who.nick, strip_formatting(text)),
     };
     Bytes::from(line + "\n")

@@ -57,6 +57,13 @@ const TOPICS: &[(&str, &[&str])] = &[
             "Says text to a room, a nick, or a room's operators (@#room) or voiced members (+#room).",
         ],
     ),
+    (
+        "REDACT",
+        &[
+            "REDACT target msgid [:reason]",
+            "Removes a message: your own, or anyone's in a room you are an operator of.",
+        ],
+    ),
     ("QUIT", &["QUIT [:reason]", "Disconnects."]),
     ("SETNAME", &["SETNAME :new real name", "Changes your real name (up to NAMELEN characters)."]),
     ("TAGMSG", &["TAGMSG target", "Sends message tags alone, such as +typing (needs message-tags)."]),

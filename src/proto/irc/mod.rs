@@ -8,6 +8,7 @@
 //! - `history`: `CHATHISTORY` and the replay of recent lines on join.
 //! - `monitor`: `MONITOR` (and `extended-monitor`).
 //! - `users`: `SETNAME`, `WALLOPS` and the user modes `+B` (bot) and `+w`.
+//! - `redact`: `REDACT` (`draft/message-redaction`).
 //! - `help`: `HELP`, with a text for every command.
 //! - `session`: registration, keep-alive, labeled responses.
 //! - `render`: events as IRC lines, encoded once per capability combination.
@@ -19,6 +20,7 @@ mod history;
 pub mod message;
 mod monitor;
 pub mod numeric;
+mod redact;
 pub mod render;
 mod session;
 mod users;

@@ -123,7 +123,7 @@ pub fn from_hub(error: &HubError, sending: bool) -> (&'static str, Vec<String>) 
         HubError::History(_) => (ERR_UNKNOWNERROR, vec!["PRIVMSG".into()]),
         // Answered as standard replies (`FAIL SETNAME …`, `FAIL REDACT …`) by their commands.
         HubError::BadRealname => (ERR_UNKNOWNERROR, vec!["SETNAME".into()]),
-        HubError::NotYourMessage(_) => (ERR_UNKNOWNERROR, vec!["REDACT".into()]),
+        HubError::NotYourMessage => (ERR_UNKNOWNERROR, vec!["REDACT".into()]),
         HubError::ShuttingDown => ("ERROR", vec![]),
     };
     params.push(text);

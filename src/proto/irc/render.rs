@@ -104,6 +104,14 @@ pub fn message(event: &Event, caps: u32) -> Option<Message> {
         EventKind::Away { message: None, .. } => Message::new("AWAY", &[]),
         EventKind::SetName { realname, .. } => Message::new("SETNAME", &[realname]).with_trailing_colon(),
         EventKind::Wallops { text, .. } => Message::new("WALLOPS", &[text]).with_trailing_colon(),
+        EventKind::Redact { target, msgid, reason, .. } => {
+            let (target, msgid) = (target.name(), msgid.to_string());
+            if reason.is_empty() {
+                Message::new("REDACT", &[&target, &msgid])
+            } else {
+                Message::new("REDACT", &[&target, &msgid, reason]).with_trailing_colon()
+            }
+        }
         EventKind::Presence { .. } => return None,
     };
     Some(add_tags(message.with_source(&mask(source)), event, caps))
@@ -144,6 +152,7 @@ impl Render for IrcRender<'_> {
             EventKind::Message { .. } => true,
             EventKind::Away { .. } => !without(Cap::AwayNotify),
             EventKind::SetName { .. } => !without(Cap::Setname),
+            EventKind::Redact { .. } => !without(Cap::MessageRedaction),
             EventKind::Invite { target_id, .. } => *target_id == self.me || !without(Cap::InviteNotify),
             _ => true,
         };

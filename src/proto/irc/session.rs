@@ -144,6 +144,9 @@ fn reads_history(line: &str) -> Option<Include> {
     let command = command.trim_start().split(' ').next().unwrap_or_default();
     if command.eq_ignore_ascii_case("CHATHISTORY") {
         Some(Include::Everything)
+    } else if command.eq_ignore_ascii_case("REDACT") {
+        // The message to redact may have been said a moment ago.
+        Some(Include::Messages)
     } else if command.eq_ignore_ascii_case("JOIN") {
         Some(Include::Messages)
     } else {
