@@ -459,3 +459,153 @@ async fn redaction_by_the_sender_and_by_a_room_operator() {
     assert!(lines[1].ends_with("<op> op line"), "{lines:?}");
     assert!(lines[2].ends_with("<bob> (message removed)"), "{lines:?}");
 }
+
+/// Sends the multiline spec's example batch from `irc` to `target`, with `tags` on its opening.
+async fn send_spec_example(irc: &mut Irc, target: &str, tags: &str) {
+    irc.send(&format!("{tags}BATCH +123 draft/multiline {target}")).await;
+    irc.send(&format!("@batch=123 PRIVMSG {target} hello")).await;
+    irc.send(&format!("@batch=123 privmsg {target} :how is ")).await;
+    irc.send(&format!("@batch=123;draft/multiline-concat PRIVMSG {target} :everyone?")).await;
+    irc.send("BATCH -123").await;
+}
+
+/// Reads a `draft/multiline` batch: its opening line and the lines inside.
+async fn multiline_batch(irc: &mut Irc) -> (Message, Vec<Message>) {
+    let start = irc.expect("BATCH").await;
+    assert_eq!(start.params[1], "draft/multiline", "{start:?}");
+    let reference = start.params[0].strip_prefix('+').expect("an opening").to_string();
+    let mut lines = Vec::new();
+    loop {
+        let line = irc.next().await;
+        if line.command == "BATCH" {
+            assert_eq!(line.params, [format!("-{reference}")]);
+            return (start, lines);
+        }
+        assert_eq!(line.tag("batch").flatten(), Some(reference.as_str()), "{line:?}");
+        lines.push(line);
+    }
+}
+
+#[tokio::test]
+async fn multiline_messages_as_a_batch_or_line_by_line() {
+    let server = start_server().await;
+    let caps = ["batch", "draft/multiline", "message-tags", "echo-message", "server-time"];
+    let mut alice = Irc::register(server.addr, "alice", &caps).await;
+    let mut bob = Irc::register(server.addr, "bob", &["batch", "draft/multiline", "message-tags"]).await;
+    let mut old = Irc::register(server.addr, "old", &[]).await;
+    let mut plain = Client::plain_as(server.addr, "plainy").await;
+    alice.send("CAP LS 302").await;
+    let ls = alice.expect("CAP").await;
+    assert!(ls.params[2].split(' ').any(|c| c == "draft/multiline=max-bytes=4096,max-lines=100"), "{ls:?}");
+    for irc in [&mut alice, &mut bob, &mut old] {
+        irc.join("#lobby").await;
+    }
+
+    send_spec_example(&mut alice, "#lobby", "@+draft/reply=x ").await;
+    // With the capability: one batch from the sender, its id and tags on the opening line.
+    let (start, lines) = multiline_batch(&mut bob).await;
+    assert_eq!((start.source.as_deref(), start.params[2].as_str()), (Some("alice!~alice@127.0.0.1"), "#lobby"));
+    let msgid = start.tag("msgid").flatten().expect("the message's id").to_string();
+    assert_eq!(start.tag("+draft/reply").flatten(), Some("x"));
+    let texts: Vec<&str> = lines.iter().map(|l| l.params[1].as_str()).collect();
+    assert_eq!(texts, ["hello", "how is everyone?"]);
+    assert!(lines.iter().all(|l| l.command == "PRIVMSG" && l.tag("msgid").is_none()));
+    let (echo, _) = multiline_batch(&mut alice).await;
+    assert_eq!(echo.tag("msgid").flatten(), Some(msgid.as_str()), "the echo is the same message");
+    // Without: one PRIVMSG per line; plain text: one line each.
+    let first = old.expect("PRIVMSG").await;
+    let second = old.next().await;
+    assert_eq!((first.params[1].as_str(), second.params[1].as_str()), ("hello", "how is everyone?"));
+    plain.expect("<alice> hello").await;
+    plain.expect("<alice> how is everyone?").await;
+
+    // A line longer than one IRC line reaches everyone whole, in pieces under 512 bytes.
+    let long: String = (0..120).map(|i| format!("word{i} ")).collect();
+    alice.send("BATCH +long draft/multiline bob").await;
+    for chunk in long.as_bytes().chunks(300) {
+        let chunk = std::str::from_utf8(chunk).unwrap();
+        alice.send(&format!("@batch=long;draft/multiline-concat PRIVMSG bob :{chunk}")).await;
+    }
+    alice.send("BATCH -long").await;
+    let (_, pieces) = multiline_batch(&mut bob).await;
+    assert!(pieces.len() > 1 && pieces[1..].iter().all(|p| p.tag("draft/multiline-concat").is_some()), "{pieces:?}");
+    assert_eq!(pieces.iter().map(|p| p.params[1].as_str()).collect::<String>(), long);
+}
+
+#[tokio::test]
+async fn multiline_batches_that_break_the_rules_are_refused() {
+    let server = start_server().await;
+    let mut alice = Irc::register(server.addr, "alice", &["batch", "draft/multiline"]).await;
+    let mut bob = Irc::register(server.addr, "bob", &[]).await;
+    alice.join("#foo").await;
+    bob.join("#foo").await;
+    // The spec's examples of refusals.
+    alice.send("BATCH +456 draft/multiline #foo").await;
+    alice.send("@batch=456 PRIVMSG #bar hello").await;
+    alice.send("@batch=456 PRIVMSG #foo :dropped with the rest").await;
+    alice.send("BATCH -456").await;
+    assert_eq!(
+        alice.expect("FAIL").await.params,
+        ["BATCH", "MULTILINE_INVALID_TARGET", "#foo", "#bar", "Invalid multiline target"]
+    );
+    alice.send("BATCH +abc draft/multiline #foo").await;
+    for i in 0..101 {
+        alice.send(&format!("@batch=abc PRIVMSG #foo :line {i}")).await;
+    }
+    alice.send("BATCH -abc").await;
+    assert_eq!(alice.expect("FAIL").await.params[..3], ["BATCH", "MULTILINE_MAX_LINES", "100"]);
+    alice.send("BATCH +big draft/multiline #foo").await;
+    for _ in 0..9 {
+        alice.send(&format!("@batch=big PRIVMSG #foo :{}", "x".repeat(460))).await;
+    }
+    alice.send("BATCH -big").await;
+    assert_eq!(alice.expect("FAIL").await.params[..3], ["BATCH", "MULTILINE_MAX_BYTES", "4096"]);
+    alice.send("BATCH +blank draft/multiline #foo").await;
+    alice.send("@batch=blank PRIVMSG #foo :").await;
+    alice.send("BATCH -blank").await;
+    assert_eq!(alice.expect("FAIL").await.params[..2], ["BATCH", "MULTILINE_INVALID"]);
+    alice.send("BATCH +x chathistory #foo").await;
+    assert_eq!(alice.expect("FAIL").await.params[..2], ["BATCH", "UNKNOWN_TYPE"]);
+    // Nothing of it reached the room.
+    assert_none(&mut bob, "PRIVMSG").await;
+    // A client without the capability cannot open one.
+    bob.send("BATCH +1 draft/multiline #foo").await;
+    assert_eq!(bob.expect("FAIL").await.params[..2], ["BATCH", "MULTILINE_INVALID"]);
+}
+
+#[tokio::test]
+async fn multiline_messages_come_back_from_history() {
+    let server = start_server().await;
+    let caps = ["batch", "draft/multiline", "draft/chathistory", "message-tags", "echo-message"];
+    let mut alice = Irc::register(server.addr, "alice", &caps).await;
+    let mut reader = Irc::register(server.addr, "reader", &["batch", "draft/chathistory"]).await;
+    let mut plain = Client::plain_as(server.addr, "plainy").await;
+    alice.join("#lobby").await;
+    reader.join("#lobby").await;
+    send_spec_example(&mut alice, "#lobby", "").await;
+    multiline_batch(&mut alice).await;
+    // With draft/multiline: a multiline batch inside the chathistory batch.
+    alice.send("CHATHISTORY LATEST #lobby * 10").await;
+    let outer = alice.expect("BATCH").await;
+    assert_eq!(outer.params[1], "chathistory");
+    let mut history = Vec::new();
+    loop {
+        let line = alice.next().await;
+        if line.command == "BATCH" && line.params[0] == outer.params[0].replacen('+', "-", 1) {
+            break;
+        }
+        history.push(line);
+    }
+    let commands: Vec<&str> = history.iter().map(|m| m.command.as_str()).collect();
+    assert_eq!(commands, ["BATCH", "PRIVMSG", "PRIVMSG", "BATCH"], "{history:?}");
+    assert_eq!(history[0].params[1], "draft/multiline");
+    // Without: the lines one by one, the message's id on the first.
+    let history = reader.chathistory("LATEST #lobby * 10").await;
+    let texts: Vec<&str> = history.iter().map(|m| m.params[1].as_str()).collect();
+    assert_eq!(texts, ["hello", "how is everyone?"]);
+    assert!(history[0].tag("msgid").is_some() && history[1].tag("msgid").is_none());
+    plain.send("/history").await;
+    plain.expect_where(|l| l.starts_with("--- last")).await;
+    assert!(plain.line().await.ends_with("<alice> hello"));
+    assert!(plain.line().await.ends_with("<alice> how is everyone?"));
+}

@@ -635,6 +635,31 @@ impl Hub {
         if text.is_empty() && kind != MsgKind::TagMsg {
             return Err(HubError::NoText);
         }
+        self.say_text(id, target, kind, text, tags, true)
+    }
+
+    /// Says several lines as ONE message (IRC `draft/multiline`): its text holds them joined by
+    /// line feeds, and each client shows it as its protocol can (a batch, or one line after the
+    /// other). Blank lines are kept between others; lines of nothing but blanks are refused.
+    pub fn say_lines(&mut self, id: ConnId, target: &str, lines: &[String], tags: Tags) -> Result<Said, HubError> {
+        let lines: Vec<String> = lines.iter().map(|line| text::sanitize(line)).collect();
+        if lines.iter().all(|line| line.trim().is_empty()) {
+            return Err(HubError::NoText);
+        }
+        self.say_text(id, target, MsgKind::Privmsg, lines.join("\n"), tags, false)
+    }
+
+    /// [`Hub::say`] of a sanitised text; `split`: a text too long for one IRC line is said as
+    /// several messages (a multiline message stays one).
+    fn say_text(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        kind: MsgKind,
+        text: String,
+        tags: Tags,
+        split: bool,
+    ) -> Result<Said, HubError> {
         let from = self.user(id).source.clone();
         // `@#room` / `+#room` (STATUSMSG): to the room's operators / voiced members and operators.
         let (status, target) = match target.split_at_checked(1) {
@@ -675,7 +700,7 @@ impl Hub {
             (Target::User(user.source.nick.clone()), vec![to], away, None)
         };
         let room = line_room(&from, &target, kind);
-        let mut pieces = if text.len() > room {
+        let mut pieces = if split && text.len() > room {
             text::split_to_fit(&text, room).into_iter().map(str::to_string).collect()
         } else {
             vec![text]

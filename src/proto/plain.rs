@@ -336,10 +336,11 @@ impl Session<'_> {
                                 record.nick
                             ));
                         }
-                        let line = render(&record.to_event());
-                        let line = String::from_utf8_lossy(&line);
-                        let line = line.trim_end();
-                        (!line.is_empty()).then(|| format!("[{}] {line}", clock(record.time(), today)))
+                        let lines = render(&record.to_event());
+                        let lines = String::from_utf8_lossy(&lines);
+                        let time = clock(record.time(), today);
+                        let lines: Vec<String> = lines.lines().map(|line| format!("[{time}] {line}")).collect();
+                        (!lines.is_empty()).then(|| lines.join("\n"))
                     })
                     .collect();
                 if lines.is_empty() {
@@ -559,11 +560,17 @@ fn render(event: &Event) -> Bytes {
                 Target::RoomStatus(..) => "[to voiced] ",
                 Target::Room(_) => "",
             };
-            match kind {
-                MsgKind::Action => format!("{private}* {} {text}", from.nick),
-                MsgKind::Notice => format!("{private}-{}- {text}", from.nick),
-                _ => format!("{private}<{}> {text}", from.nick),
-            }
+            // A message of several lines (IRC draft/multiline) is shown line by line, each
+            // with its sender; blank ones are left out.
+            let lines = text.split('\n').filter(|line| !line.trim().is_empty());
+            let lines: Vec<String> = lines
+                .map(|text| match kind {
+                    MsgKind::Action => format!("{private}* {} {text}", from.nick),
+                    MsgKind::Notice => format!("{private}-{}- {text}", from.nick),
+                    _ => format!("{private}<{}> {text}", from.nick),
+                })
+                .collect();
+            lines.join("\n")
         }
         EventKind::Join { who, room, .. } => format!("* {} joined {room}", who.nick),
         EventKind::Part { who, room, reason } => with_reason(format!("* {} left {room}", who.nick), reason),

@@ -11,7 +11,7 @@ use super::numeric::*;
 use super::render;
 use super::session::Session;
 use super::{MAX_TARGETS, VERSION};
-use super::{help, monitor, redact, users};
+use super::{help, monitor, multiline, redact, users};
 use crate::hub::event::now_millis;
 use crate::hub::modes::{self, ModeParseError};
 use crate::hub::text::{self, NICK_LEN, ROOM_LEN, TOPIC_LEN};
@@ -69,6 +69,7 @@ const COMMANDS: &[Command] = &[
     cmd("WALLOPS", 1, true, users::wallops),
     cmd("HELP", 0, true, help::help),
     cmd("REDACT", 2, true, redact::redact),
+    cmd("BATCH", 1, true, multiline::batch),
 ];
 
 /// The names of every command, for HELP's index.

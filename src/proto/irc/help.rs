@@ -9,6 +9,13 @@ use super::session::Session;
 /// Each command's usage line and what it does, in a few lines.
 const TOPICS: &[(&str, &[&str])] = &[
     ("AWAY", &["AWAY [:message]", "Marks you away with a message; without one, back."]),
+    (
+        "BATCH",
+        &[
+            "BATCH +ref draft/multiline target ... BATCH -ref",
+            "Sends the PRIVMSG lines tagged batch=ref between them as one message (draft/multiline).",
+        ],
+    ),
     ("CAP", &["CAP LS [302] | LIST | REQ :caps | END", "Negotiates IRCv3 capabilities; CAP LS lists them."]),
     (
         "CHATHISTORY",

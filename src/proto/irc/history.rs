@@ -148,7 +148,7 @@ fn send_batch(session: &mut Session, target: &str, records: &[Record], asked: bo
     if asked {
         caps |= Cap::ServerTime as u32 | Cap::MessageTags as u32;
     }
-    let lines = records.iter().filter_map(|r| render::message(&r.to_event(), caps)).collect();
+    let lines = records.iter().flat_map(|r| render::messages(&r.to_event(), caps)).collect();
     push_batch(session, lines, "chathistory", &[target]);
 }
 

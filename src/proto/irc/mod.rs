@@ -8,6 +8,7 @@
 //! - `history`: `CHATHISTORY` and the replay of recent lines on join.
 //! - `monitor`: `MONITOR` (and `extended-monitor`).
 //! - `users`: `SETNAME`, `WALLOPS` and the user modes `+B` (bot) and `+w`.
+//! - `multiline`: `BATCH` from clients and `draft/multiline` messages out.
 //! - `redact`: `REDACT` (`draft/message-redaction`).
 //! - `help`: `HELP`, with a text for every command.
 //! - `session`: registration, keep-alive, labeled responses.
@@ -19,6 +20,7 @@ mod help;
 mod history;
 pub mod message;
 mod monitor;
+mod multiline;
 pub mod numeric;
 mod redact;
 pub mod render;

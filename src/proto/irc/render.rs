@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use super::caps::{Cap, CapSet};
 use super::message::Message;
+use super::multiline;
 use super::numeric::{RPL_MONOFFLINE, RPL_MONONLINE};
 use crate::hub::{Closed, ConnId, Event, EventKind, MsgKind, Source};
 use crate::server::conn::Render;
@@ -29,15 +30,33 @@ pub fn parse_time(text: &str) -> Option<u64> {
     u64::try_from(time.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
-/// The capability bits that change how an event is written, as an index into its cache.
-fn format_of(caps: u32) -> usize {
+/// The capability bits that change how an event is written, as an index into its cache. The
+/// third bit is extended-join for a join and draft/multiline (with batch) for a message: no
+/// event depends on both, so eight slots serve every combination.
+fn format_of(caps: u32, event: &Event) -> usize {
+    let third = match event.kind {
+        EventKind::Join { .. } => Cap::ExtendedJoin as u32,
+        _ => Cap::Multiline as u32 | Cap::Batch as u32,
+    };
     let mut format = 0;
-    for (i, cap) in [Cap::ServerTime, Cap::MessageTags, Cap::ExtendedJoin].into_iter().enumerate() {
-        if caps & cap as u32 != 0 {
+    for (i, bits) in [Cap::ServerTime as u32, Cap::MessageTags as u32, third].into_iter().enumerate() {
+        if caps & bits == bits {
             format |= 1 << i;
         }
     }
     format
+}
+
+/// An event as the IRC lines a client with `caps` receives: one line, none, or for a message of
+/// several lines, or too long for one, a `draft/multiline` batch (one PRIVMSG per line for
+/// clients without it).
+pub fn messages(event: &Event, caps: u32) -> Vec<Message> {
+    match &event.kind {
+        EventKind::Message { from, target, text, .. } if multiline::needed(from, target, text) => {
+            multiline::render(event, caps)
+        }
+        _ => message(event, caps).into_iter().collect(),
+    }
 }
 
 /// The tags the server adds to an event line for a client with `caps`.
@@ -159,9 +178,9 @@ impl Render for IrcRender<'_> {
         if !shown {
             return Bytes::new();
         }
-        event.encoded(format_of(caps), |event| {
+        event.encoded(format_of(caps, event), |event| {
             let mut line = Vec::new();
-            if let Some(message) = message(event, caps).or_else(|| presence(event, self.server, caps)) {
+            for message in messages(event, caps).into_iter().chain(presence(event, self.server, caps)) {
                 message.write_to(&mut line);
             }
             Bytes::from(line)

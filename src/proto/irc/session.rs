@@ -13,7 +13,7 @@ use super::caps::{Cap, CapSet};
 use super::message::{Message, ParseError};
 use super::numeric::*;
 use super::render::{self, IrcRender};
-use super::{VERSION, commands};
+use super::{VERSION, commands, multiline};
 use crate::hub::{self, ConnId, Event, HubError, Joined, Out, Outbox, Registration};
 use crate::server::Shared;
 use crate::server::conn::{Conn, Input};
@@ -48,6 +48,8 @@ pub struct Session {
     open_batch: Option<String>,
     /// Set when the session should end, with the reason.
     pub quit: Option<String>,
+    /// The `draft/multiline` batch the client is sending, if any.
+    pub multiline: Option<Box<multiline::Collecting>>,
 }
 
 /// Runs an IRC session with the client at `peer` until it quits, times out or the server closes
@@ -68,6 +70,7 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
         label: None,
         open_batch: None,
         quit: None,
+        multiline: None,
     };
     // An async block that owns `conn` and `session`, not an `async fn`: one would keep its
     // arguments twice in its future, and every connection waits in it.
@@ -168,7 +171,9 @@ impl Session {
         match Message::parse(text) {
             Ok(message) => {
                 self.label = message.tag("label").flatten().map(str::to_string);
-                commands::dispatch(self, &message);
+                if !multiline::collect(self, &message) {
+                    commands::dispatch(self, &message);
+                }
             }
             Err(ParseError::Empty) => {}
             Err(ParseError::BodyTooLong | ParseError::TagsTooLong) => {
@@ -194,6 +199,18 @@ impl Session {
         match self.id {
             Some(id) => hub::lock(&self.shared.hub).nick(id).to_string(),
             None => self.pending_nick.clone().unwrap_or_else(|| "*".into()),
+        }
+    }
+
+    /// Takes the current command's label: its answer comes later, with another command's.
+    pub fn take_label(&mut self) -> Option<String> {
+        self.label.take()
+    }
+
+    /// Answers the current command under `label`, taken from an earlier one, if there is one.
+    pub fn relabel(&mut self, label: Option<String>) {
+        if label.is_some() {
+            self.label = label;
         }
     }
 
@@ -241,7 +258,7 @@ impl Session {
 
     /// Queues this client's own view of an event it caused (its JOIN, NICK, echoed PRIVMSG…).
     pub fn own_event(&mut self, event: &Event) {
-        if let Some(message) = render::message(event, self.caps.bits()) {
+        for message in render::messages(event, self.caps.bits()) {
             self.reply(message);
         }
     }
