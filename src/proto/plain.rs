@@ -560,17 +560,19 @@ fn render(event: &Event) -> Bytes {
                 Target::RoomStatus(..) => "[to voiced] ",
                 Target::Room(_) => "",
             };
-            // A message of several lines (IRC draft/multiline) is shown line by line, each
-            // with its sender; blank ones are left out.
-            let lines = text.split('\n').filter(|line| !line.trim().is_empty());
-            let lines: Vec<String> = lines
-                .map(|text| match kind {
-                    MsgKind::Action => format!("{private}* {} {text}", from.nick),
-                    MsgKind::Notice => format!("{private}-{}- {text}", from.nick),
-                    _ => format!("{private}<{}> {text}", from.nick),
-                })
-                .collect();
-            lines.join("\n")
+            let line = |text: &str| match kind {
+                MsgKind::Action => format!("{private}* {} {text}", from.nick),
+                MsgKind::Notice => format!("{private}-{}- {text}", from.nick),
+                _ => format!("{private}<{}> {text}", from.nick),
+            };
+            if !text.contains('\n') {
+                line(&text)
+            } else {
+                // A message of several lines (IRC draft/multiline) is shown line by line, each
+                // with its sender; blank ones are left out.
+                let lines: Vec<String> = text.split('\n').filter(|l| !l.trim().is_empty()).map(line).collect();
+                lines.join("\n")
+            }
         }
         EventKind::Join { who, room, .. } => format!("* {} joined {room}", who.nick),
         EventKind::Part { who, room, reason } => with_reason(format!("* {} left {room}", who.nick), reason),
