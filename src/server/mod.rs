@@ -279,9 +279,15 @@ async fn handle(
     let Ok((protocol, conn)) = Conn::open(stream, protocol, shared, (permit, alive)).await else {
         return;
     };
-    // Each session becomes a task of its own, its future spawned as it is, and this one ends:
-    // a connection then costs the memory of the one session it runs and nothing more (idle
-    // connections are counted in bytes). The `Conn` it owns holds `alive`.
+    start(protocol, conn, peer);
+}
+
+/// Starts the session of `protocol` on a connection. Each session becomes a task of its own,
+/// its future spawned as it is, and the caller goes on or ends: a connection then costs the
+/// memory of the one session it runs and nothing more (idle connections are counted in bytes).
+/// The `Conn` it owns holds `alive`. A plain-text session that finds an IRC client behind its
+/// connection hands the connection on through here too.
+pub fn start(protocol: Protocol, conn: Conn, peer: SocketAddr) {
     match protocol {
         Protocol::Plain => drop(tokio::spawn(crate::proto::plain::run(conn, peer))),
         Protocol::Irc => drop(tokio::spawn(crate::proto::irc::run(conn, peer))),
