@@ -334,6 +334,14 @@ async fn wallops_reach_users_with_mode_w() {
     );
     assert_none(&mut other, "WALLOPS").await;
     assert_none(&mut admin, "WALLOPS").await;
+    // Plain-text operators may send them too.
+    let mut plain = Client::plain_as(server.addr, "plainop").await;
+    plain.send("/wallops hello").await;
+    plain.expect_where(|l| l.starts_with("error: that needs server operator rights")).await;
+    plain.send("/oper admin hunter2").await;
+    plain.send("/wallops from the terminal").await;
+    plain.expect("Wallops sent.").await;
+    assert_eq!(listener.expect("WALLOPS").await.params, ["from the terminal"]);
 }
 
 #[tokio::test]
@@ -608,4 +616,17 @@ async fn multiline_messages_come_back_from_history() {
     plain.expect_where(|l| l.starts_with("--- last")).await;
     assert!(plain.line().await.ends_with("<alice> hello"));
     assert!(plain.line().await.ends_with("<alice> how is everyone?"));
+}
+
+#[tokio::test]
+async fn a_labeled_multiline_echo_carries_its_label_on_the_opening_batch() {
+    let server = start_server().await;
+    let caps = ["batch", "draft/multiline", "echo-message", "labeled-response", "message-tags"];
+    let mut alice = Irc::register(server.addr, "alice", &caps).await;
+    alice.join("#lobby").await;
+    send_spec_example(&mut alice, "#lobby", "@label=paste ").await;
+    let (start, lines) = multiline_batch(&mut alice).await;
+    assert_eq!(start.tag("label").flatten(), Some("paste"), "{start:?}");
+    assert!(lines.iter().all(|l| l.tag("label").is_none()));
+    assert_quiet(&mut alice).await;
 }

@@ -52,6 +52,7 @@ commands:
   /ban MASK, /unban MASK, /op NICK, /deop NICK, /voice NICK, /devoice NICK
   /mode [+i|+m|+k KEY|+l N|...]  show or change room modes (operators)
   /oper NAME PASSWORD, /kill NICK [REASON]  server operators (see serve --oper)
+  /wallops TEXT         server operators: tell the IRC users who receive wallops (+w)
   /quit [REASON]        leave
   //TEXT                say a line that starts with /";
 
@@ -269,6 +270,11 @@ impl Session<'_> {
                     Err(e) => self.error(e),
                 },
                 _ => self.usage("/oper NAME PASSWORD"),
+            },
+            "wallops" if rest.is_empty() => self.usage("/wallops TEXT"),
+            "wallops" => match hub::lock(&self.shared.hub).wallops(self.id, rest) {
+                Ok(_) => self.reply("Wallops sent."),
+                Err(e) => self.error(e),
             },
             "kill" => match rest.split_once(' ').unwrap_or((rest, "")) {
                 ("", _) => self.usage("/kill NICK [REASON]"),

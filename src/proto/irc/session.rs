@@ -315,6 +315,8 @@ impl Session {
                     replies.push(ack.with_tag("label", Some(&label)));
                 }
                 1 => replies[0] = with_first_tag(replies[0].clone(), "label", &label),
+                // One batch (a multiline echo): the label goes on its opening line alone.
+                _ if one_batch(&replies) => replies[0] = with_first_tag(replies[0].clone(), "label", &label),
                 _ if self.caps.has(Cap::Batch) => {
                     let reference = batch_ref();
                     replies = self.wrap_batch(replies, &reference, "labeled-response", &[]);
@@ -406,6 +408,18 @@ fn encode<'a>(messages: impl IntoIterator<Item = &'a Message>) -> Bytes {
         message.write_to(&mut buf);
     }
     Bytes::from(buf)
+}
+
+/// Are these lines exactly one batch, from its opening to its end?
+fn one_batch(lines: &[Message]) -> bool {
+    let (Some(first), Some(last)) = (lines.first(), lines.last()) else { return false };
+    let opening = first.params.first().and_then(|p| p.strip_prefix('+'));
+    let closing = last.params.first().and_then(|p| p.strip_prefix('-'));
+    first.command == "BATCH"
+        && last.command == "BATCH"
+        && opening.is_some()
+        && opening == closing
+        && lines[1..lines.len() - 1].iter().all(|m| m.tag("batch").flatten() == opening)
 }
 
 /// Tags a message as part of the batch `reference`; lines already inside a nested batch keep
