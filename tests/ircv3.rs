@@ -630,3 +630,25 @@ async fn a_labeled_multiline_echo_carries_its_label_on_the_opening_batch() {
     assert!(lines.iter().all(|l| l.tag("label").is_none()));
     assert_quiet(&mut alice).await;
 }
+
+#[tokio::test]
+async fn plain_text_users_redact_their_last_message() {
+    let server = start_server().await;
+    let mut irc = Irc::register(server.addr, "watcher", &["message-tags", "draft/message-redaction"]).await;
+    irc.join("#lobby").await;
+    let mut plain = Client::plain_as(server.addr, "typo").await;
+    plain.send("/redact").await;
+    plain.expect("error: you have said nothing in #lobby lately that could be removed").await;
+    plain.send("first").await;
+    plain.send("secnod, oops").await;
+    irc.expect("PRIVMSG").await;
+    let oops = irc.expect("PRIVMSG").await;
+    plain.send("/redact typo").await;
+    plain.expect("Your last message in #lobby was removed.").await;
+    let redact = irc.expect("REDACT").await;
+    assert_eq!(redact.params, ["#lobby", oops.tag("msgid").flatten().unwrap(), "typo"]);
+    plain.send("/history").await;
+    plain.expect_where(|l| l.starts_with("--- last")).await;
+    assert!(plain.line().await.ends_with("<typo> first"));
+    assert!(plain.line().await.ends_with("<typo> (message removed)"));
+}

@@ -12,6 +12,10 @@
 //!
 //! The hub is used behind a `std::sync::Mutex` ([`SharedHub`]); every verb is quick and never
 //! awaits, so the lock is never held across an `.await`.
+//!
+//! Besides this file: `monitor` (who watches which nick), [`users`] (real names, the bot and
+//! wallops modes, WALLOPS), `redact` (who may take a message back), `history` (what is
+//! stored), [`modes`] and [`text`].
 
 pub mod event;
 mod history;
@@ -119,7 +123,7 @@ pub enum HubError {
     BadModeArg(char, String),
     #[error("the ban list of {0} is full ({MAX_BANS} entries); remove one with /unban first")]
     BanListFull(String),
-    #[error("a real name must be 1 to {} characters of text", text::REALNAME_LEN)]
+    #[error("a real name must be some text of at most {} bytes", text::REALNAME_LEN)]
     BadRealname,
     #[error("you may remove your own messages, and anyone's only in a room you are an operator of")]
     NotYourMessage,

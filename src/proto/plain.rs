@@ -43,6 +43,7 @@ commands:
   /rooms                list rooms
   /who [#ROOM]          list who is in your room (or another)
   /history [N]          the last N lines of your room (default 20), with times (UTC)
+  /redact [REASON]      remove your last message in your room (from everyone's history)
   /msg NICK TEXT        private message
   /me TEXT              action (* you TEXT)
   /topic [TEXT]         show or set the room topic
@@ -136,7 +137,7 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
             };
             match input {
                 Input::Line(Line::Text(text)) => {
-                    if text.starts_with("/history") || text.starts_with("/join") {
+                    if text.starts_with("/history") || text.starts_with("/join") || text.starts_with("/redact") {
                         conn.writing_while(&render, pin!(shared.settled(Include::Messages))).await;
                     }
                     if let Some(reason) = session.handle(&text) {
@@ -237,6 +238,7 @@ impl Session<'_> {
                 _ if rest.is_empty() => self.history(DEFAULT_HISTORY, true),
                 _ => self.usage(&format!("/history [N], N from 1 to {MAX_HISTORY}")),
             },
+            "redact" => self.redact_last(rest),
             "msg" | "query" => match rest.split_once(' ') {
                 Some((to, text)) => self.say(to, MsgKind::Privmsg, text),
                 None => self.usage("/msg NICK TEXT"),
@@ -417,6 +419,30 @@ impl Session<'_> {
                 self.reply(text);
             }
             Err(e) => self.error(format!("history is unavailable: {e}")),
+        }
+    }
+
+    /// Redacts the user's last message in its room, if the store still has one said under its
+    /// nick since it took it.
+    fn redact_last(&self, reason: &str) {
+        let Some(room) = self.room() else { return self.error(format!("you are in no room; /join {LOBBY}")) };
+        let (nick, since) = {
+            let hub = hub::lock(&self.shared.hub);
+            (hub.nick(self.id).to_string(), hub.private_since(self.id))
+        };
+        let records = match self.shared.store.history(&room, &Selector::Latest(None), MAX_HISTORY, Include::Messages) {
+            Ok(records) => records,
+            Err(e) => return self.error(format!("history is unavailable: {e}")),
+        };
+        let last = records.iter().rev().find(|r| {
+            !r.redacted && r.kind != RecordKind::TagMsg && r.id >= since && r.nick.eq_ignore_ascii_case(&nick)
+        });
+        let Some(last) = last else {
+            return self.error(format!("you have said nothing in {room} lately that could be removed"));
+        };
+        match hub::lock(&self.shared.hub).redact(self.id, &room, last, reason) {
+            Ok(_) => self.reply(format!("Your last message in {room} was removed.")),
+            Err(e) => self.error(e),
         }
     }
 

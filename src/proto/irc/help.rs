@@ -72,7 +72,7 @@ const TOPICS: &[(&str, &[&str])] = &[
         ],
     ),
     ("QUIT", &["QUIT [:reason]", "Disconnects."]),
-    ("SETNAME", &["SETNAME :new real name", "Changes your real name (up to NAMELEN characters)."]),
+    ("SETNAME", &["SETNAME :new real name", "Changes your real name (up to NAMELEN bytes)."]),
     ("TAGMSG", &["TAGMSG target", "Sends message tags alone, such as +typing (needs message-tags)."]),
     ("TIME", &["TIME", "Shows the server's time."]),
     ("TOPIC", &["TOPIC #room [:new topic]", "Shows a room's topic, or sets it (+t: operators only)."]),
