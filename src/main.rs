@@ -1,5 +1,5 @@
-//! The `charla` command: `serve`, `connect`, `backup`, `bench`. An error becomes a message on standard
-//! error (each cause said once) and exit code 1.
+//! The `charla` command: `serve`, `connect`, `backup`, `bench`. An error becomes a message on
+//! standard error (each cause said once) and exit code 1.
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -158,8 +158,8 @@ fn parse_oper(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// The operators among `items`, one NAME:PASSWORD each. A bad item is
-/// named by its position, never shown: it may hold a password.
+/// The operators among `items`, one NAME:PASSWORD each (empty items and `#` comments skipped).
+/// A bad item is named by its position, never shown: it may hold a password.
 fn opers_in<'a>(
     items: impl Iterator<Item = &'a str>,
     origin: impl Fn(usize) -> String,

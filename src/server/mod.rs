@@ -4,6 +4,9 @@
 //! Shutdown follows mini-redis: the accept loops stop, the hub closes every client's queue with
 //! a reason (each connection delivers what was queued, then says goodbye), and [`Server::run`]
 //! returns once every connection task has finished, or after a grace period.
+//!
+//! Each connection's task runs inside [`panics::connection`], so that a bug in one connection
+//! ends that connection only; see [`crate::panics`] for what a bug anywhere else ends.
 
 pub mod conn;
 pub mod limits;
