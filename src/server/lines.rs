@@ -63,9 +63,12 @@ impl LineReader {
             let mut chunk = ReadBuf::uninit(&mut chunk);
             ready!(Pin::new(&mut *reader).poll_read(cx, &mut chunk))?;
             if chunk.filled().is_empty() {
-                // End of stream: a last line without newline still counts.
-                let rest = std::mem::take(&mut self.buf);
-                return Poll::Ready(Ok((!rest.is_empty() && !self.discarding).then(|| Line::Text(text(&rest)))));
+                // End of stream: a last line without newline still counts, read as if it had one.
+                if self.buf.is_empty() {
+                    return Poll::Ready(Ok(None));
+                }
+                self.buf.extend_from_slice(b"\n");
+                return Poll::Ready(Ok(self.take_line()));
             }
             self.buf.extend_from_slice(chunk.filled());
         }
@@ -97,7 +100,8 @@ impl LineReader {
                     }
                     return Some(Line::Text(text(line)));
                 }
-                None if self.buf.len() > self.max => {
+                // A line of `max` bytes may still end in `\r\n` when its `\r` is here.
+                None if self.buf.len() > self.max + usize::from(self.buf.last() == Some(&b'\r')) => {
                     self.buf.advance(self.buf.len());
                     let first = !self.discarding;
                     self.discarding = true;
@@ -119,6 +123,8 @@ fn text(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::AsyncReadExt;
+
     use super::*;
 
     async fn lines(max: usize, input: &[u8]) -> Vec<Line> {
@@ -146,6 +152,26 @@ mod tests {
         input.extend_from_slice(b"\nok\n");
         assert_eq!(lines(100, &input).await, [Line::TooLong, t("ok")]);
         assert_eq!(lines(3, b"abcd\nabc\n").await, [Line::TooLong, t("abc")]);
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/sniff.rs): a line of exactly `max` bytes was too
+    /// long when its `\r` came in one read and its `\n` in the next.
+    #[tokio::test]
+    async fn a_line_is_the_same_however_its_bytes_arrive() {
+        let mut reader = LineReader::new(3, b"");
+        let mut input = AsyncReadExt::chain(&b"abc\r"[..], &b"\nabcd\r"[..]).chain(&b"\nok\n"[..]);
+        let mut lines = Vec::new();
+        while let Some(line) = reader.next(&mut input).await.unwrap() {
+            lines.push(line);
+        }
+        assert_eq!(lines, [t("abc"), Line::TooLong, t("ok")]);
+    }
+
+    #[tokio::test]
+    async fn the_last_line_is_read_like_the_others() {
+        assert_eq!(lines(3, b"a\r\nabc\r").await, [t("a"), t("abc")]);
+        assert_eq!(lines(3, b"a\nabcd").await, [t("a"), Line::TooLong]);
+        assert_eq!(lines(3, b"abcd\r\nxy").await, [Line::TooLong, t("xy")]);
     }
 
     #[tokio::test]
