@@ -2,7 +2,9 @@
 # Runs the whole test suite: installs what the tests need beyond cargo when it is missing
 # (under CI=true a missing tool is installed or the run fails; nothing is skipped silently),
 # then runs every unit, integration and documentation test (`--all-targets` leaves out the
-# examples in doc comments, so they run second, with `--doc`). Arguments go to `cargo test` and
+# examples in doc comments, so they run second, with `--doc`), the soak test (tests/soak.rs,
+# CHARLA_SOAK_SECS) among them, and then each fuzz target for a while (scripts/fuzz.sh,
+# CHARLA_FUZZ_SECS seconds each, 30 by default). Arguments go to `cargo test` and
 # then choose what runs instead: `scripts/test.sh --test irc_clients`,
 # `scripts/test.sh --lib -- --nocapture`, `scripts/test.sh --doc`.
 set -euo pipefail
@@ -41,4 +43,11 @@ if [[ $# -gt 0 ]]; then
 else
     cargo test --locked --all-targets
     cargo test --locked --doc
+    # Every fuzz target for CHARLA_FUZZ_SECS seconds (30 by default); 0 leaves fuzzing out.
+    fuzz_secs=${CHARLA_FUZZ_SECS:-30}
+    if [[ $fuzz_secs == 0 ]]; then
+        echo "test.sh: fuzzing left out (CHARLA_FUZZ_SECS=0)"
+    else
+        scripts/fuzz.sh all "$fuzz_secs"
+    fi
 fi

@@ -164,6 +164,13 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
     }
 }
 
+/// Handles one line from the plain-text user `id`, whose queue is `outbox`, as its session
+/// does once the connection is open; returns the quit reason when the line ends the session.
+/// Without a connection, so that the commands can be fuzzed (`fuzz/`).
+pub fn handle_line(shared: &Shared, id: ConnId, outbox: &Outbox, line: &str) -> Option<String> {
+    Session { id, shared, outbox }.handle(line)
+}
+
 /// One plain-text user's command handling.
 struct Session<'a> {
     id: ConnId,

@@ -43,17 +43,7 @@ pub fn chathistory(session: &mut Session, message: &Message) {
         return targets(session, params[1], params[2], limit);
     }
     let target = params[1];
-    let bound = |text: &str| parse_bound(text);
-    let selector = match (sub.as_str(), bound(params[2])) {
-        ("LATEST", _) if params[2] == "*" => Some(Selector::Latest(None)),
-        ("LATEST", Some(b)) => Some(Selector::Latest(Some(b))),
-        ("BEFORE", Some(b)) => Some(Selector::Before(b)),
-        ("AFTER", Some(b)) => Some(Selector::After(b)),
-        ("AROUND", Some(b)) => Some(Selector::Around(b)),
-        ("BETWEEN", Some(b)) => bound(params[3]).map(|c| Selector::Between(b, c)),
-        _ => None,
-    };
-    let Some(selector) = selector else {
+    let Some(selector) = selector(&sub, &params[2..needed - 1]) else {
         return fail(
             session,
             "INVALID_PARAMS",
@@ -77,8 +67,24 @@ pub fn chathistory(session: &mut Session, message: &Message) {
     }
 }
 
+/// The selector of `CHATHISTORY sub target bounds… limit`: `sub` in capitals, `bounds` the one
+/// parameter between target and limit (two for `BETWEEN`). `None` when a bound is not `*`
+/// (`LATEST` only), `msgid=…` or `timestamp=…`, or `sub` names no selector.
+pub fn selector(sub: &str, bounds: &[&str]) -> Option<Selector> {
+    let first = *bounds.first()?;
+    match (sub, parse_bound(first)) {
+        ("LATEST", _) if first == "*" => Some(Selector::Latest(None)),
+        ("LATEST", Some(b)) => Some(Selector::Latest(Some(b))),
+        ("BEFORE", Some(b)) => Some(Selector::Before(b)),
+        ("AFTER", Some(b)) => Some(Selector::After(b)),
+        ("AROUND", Some(b)) => Some(Selector::Around(b)),
+        ("BETWEEN", Some(b)) => bounds.get(1).and_then(|c| parse_bound(c)).map(|c| Selector::Between(b, c)),
+        _ => None,
+    }
+}
+
 /// `msgid=…` or `timestamp=…`.
-fn parse_bound(text: &str) -> Option<Bound> {
+pub fn parse_bound(text: &str) -> Option<Bound> {
     match text.split_once('=')? {
         ("msgid", id) => id.parse::<MsgId>().ok().map(Bound::MsgId),
         ("timestamp", time) => render::parse_time(time).map(Bound::Time),

@@ -5,7 +5,7 @@
 //! - [`caps`]: the capability table, from which `CAP LS` is produced.
 //! - [`numeric`]: numeric reply codes and the mapping from hub refusals.
 //! - `commands`: one handler per command, in one table.
-//! - `history`: `CHATHISTORY` and the replay of recent lines on join.
+//! - [`history`]: `CHATHISTORY` and the replay of recent lines on join.
 //! - `monitor`: `MONITOR` (and `extended-monitor`).
 //! - `users`: `SETNAME`, `WALLOPS` and the user modes `+B` (bot) and `+w`.
 //! - `multiline`: `BATCH` from clients and `draft/multiline` messages out.
@@ -17,7 +17,7 @@
 pub mod caps;
 mod commands;
 mod help;
-mod history;
+pub mod history;
 pub mod message;
 mod monitor;
 mod multiline;

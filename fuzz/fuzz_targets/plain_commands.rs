@@ -1,0 +1,123 @@
+//! Plain-text lines and `/commands`, handled as a plain-text session handles them, by the real
+//! hub and a real SQLite store, without sockets.
+//!
+//! Each input is a few lines, typed in turn by three users (`alice`, who is a server
+//! operator's password away from being one, `bob` and `carol`, all in `#lobby` to begin with),
+//! on a fresh hub. Checked:
+//! - no line panics (a bug in a command ends the fuzzer, as it would end that connection);
+//! - everything a user is sent, replies and other users' doings alike, is whole lines of text
+//!   for a terminal: UTF-8, ending in `\n`;
+//! - what others do reaches a user's terminal with no control character but line ends and tabs
+//!   (an escape sequence from another user must never reach a terminal). Answers to the user's
+//!   own line may quote it as typed (`unknown command /…`): the user's own bytes go back to
+//!   the user's own terminal only.
+#![no_main]
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
+
+use charla::hub::{ConnId, History, Hub, HubConfig, Out, Outbox, Registration};
+use charla::proto::plain::{PlainRender, handle_line};
+use charla::server::conn::Render;
+use charla::server::{HistoryConfig, Limits, Shared, sessions::Sessions};
+use charla::store::{SqliteStore, Store};
+use libfuzzer_sys::fuzz_target;
+
+/// One store for the whole run: opening one costs a writer thread and a database file.
+fn store() -> Arc<dyn Store> {
+    static STORE: OnceLock<Arc<dyn Store>> = OnceLock::new();
+    STORE
+        .get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("charla-fuzz-plain-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("a temporary directory");
+            Arc::new(SqliteStore::open(&dir).expect("a store"))
+        })
+        .clone()
+}
+
+/// What every session shares, around a fresh hub. (Where `Shared` and its parts live is the
+/// server's business: when they move, only this function changes.)
+fn shared() -> Shared {
+    let mut config = HubConfig::default();
+    config.opers.insert("admin".into(), "secret".into());
+    let store = store();
+    Shared {
+        hub: Arc::new(Mutex::new(Hub::new(config, History::new(store.clone())))),
+        sessions: Sessions::default(),
+        store,
+        history: HistoryConfig::default(),
+        limits: Limits::default(),
+        server_name: "charla".into(),
+        started: std::time::SystemTime::now(),
+    }
+}
+
+struct User {
+    id: ConnId,
+    outbox: Outbox,
+    gone: bool,
+}
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let shared = shared();
+    let mut users: Vec<User> = ["alice", "bob", "carol"]
+        .into_iter()
+        .map(|nick| {
+            let outbox = Outbox::new(1 << 16);
+            let registration = Registration {
+                nick: Some(nick.into()),
+                user: "plain".into(),
+                host: "127.0.0.1".into(),
+                realname: "plain-text client".into(),
+                protocol: "plain",
+                outbox: outbox.clone(),
+            };
+            let (id, _) = charla::hub::lock(&shared.hub).register(registration).expect("a free nick");
+            assert_eq!(handle_line(&shared, id, &outbox, "/join #lobby"), None);
+            User { id, outbox, gone: false }
+        })
+        .collect();
+    drain(&users, None);
+
+    for (i, line) in text.split('\n').take(64).enumerate() {
+        let user = &mut users[i % 3];
+        if user.gone {
+            continue;
+        }
+        if let Some(reason) = handle_line(&shared, user.id, &user.outbox, line) {
+            charla::hub::lock(&shared.hub).quit(user.id, &reason);
+            user.gone = true;
+        }
+        drain(&users, Some(i % 3));
+    }
+});
+
+/// Takes everything queued for each user, renders it as the user's connection would, and
+/// checks that it is text for a terminal. `typist`: the user whose line was just handled.
+fn drain(users: &[User], typist: Option<usize>) {
+    let cx = Context::from_waker(Waker::noop());
+    let mut batch = VecDeque::new();
+    for (i, user) in users.iter().enumerate() {
+        let render = PlainRender { me: user.id };
+        while let Poll::Ready(None) = user.outbox.poll_batch(&cx, &mut batch) {
+            for out in batch.drain(..) {
+                let (bytes, answer) = match out {
+                    Out::Event(event) => (render.event(&event), false),
+                    Out::Line(line) => (line, typist == Some(i)),
+                };
+                if bytes.is_empty() {
+                    continue;
+                }
+                let text = std::str::from_utf8(&bytes).expect("plain text output is UTF-8");
+                assert!(text.ends_with('\n'), "output without a line end: {text:?}");
+                assert!(
+                    answer || !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t'),
+                    "a control character reached a terminal: {text:?}"
+                );
+            }
+        }
+    }
+}
