@@ -57,7 +57,7 @@ for t in "${chosen[@]}"; do
     TMPDIR=$scratch cargo fuzz run -O --sanitizer "$sanitizer" "$t" "corpus/$t" "seeds/$t" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -detect_leaks=0 -print_final_stats=1 \
         >"$scratch/$t.log" 2>&1 || status=$?
-    grep -E '^(#[0-9]+ +(INITED|DONE)|stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb))' \
+    grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)' \
         "$scratch/$t.log" || true
     if [[ $status -ne 0 ]]; then
         tail -60 "$scratch/$t.log"
