@@ -140,7 +140,7 @@ impl ServeArgs {
             sendq: self.sendq,
             ..Limits::default()
         };
-        let hub = charla::hub::HubConfig { opers: self.oper.into_iter().collect() };
+        let hub = charla::hub::HubConfig { opers: self.oper.into_iter().collect(), ..Default::default() };
         let history = HistoryConfig {
             join_replay: self.join_replay,
             retention: Retention {

@@ -13,10 +13,11 @@
 //! The hub is used behind a `std::sync::Mutex` ([`SharedHub`]); every verb is quick and never
 //! awaits, so the lock is never held across an `.await`.
 //!
-//! Besides this file: `monitor` (who watches which nick), [`users`] (real names, the bot and
+//! Besides this file: [`accounts`] (who is logged in, the nicks accounts own), `monitor` (who watches which nick), [`users`] (real names, the bot and
 //! wallops modes, WALLOPS), `redact` (who may take a message back), `history` (what is
 //! stored), [`modes`] and [`text`].
 
+pub mod accounts;
 pub mod event;
 mod history;
 pub mod modes;
@@ -29,6 +30,7 @@ pub mod users;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 pub use event::{Event, EventKind, MsgId, MsgKind, Source, Tags, Target};
 use event::{MsgIdGen, now_millis};
@@ -267,6 +269,8 @@ pub struct UserInfo {
     pub oper: bool,
     /// User mode `+B`: the user says it is a bot.
     pub bot: bool,
+    /// The account the user is logged in to.
+    pub account: Option<String>,
     pub protocol: &'static str,
     pub signon: u64,
     pub last_spoke: u64,
@@ -329,10 +333,18 @@ pub struct ModesApplied {
 }
 
 /// Settings the hub's rules depend on.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HubConfig {
     /// Server operators: name → password.
     pub opers: HashMap<String, String>,
+    /// How long someone may keep a nick owned by an account without logging in to it.
+    pub nick_grace: Duration,
+}
+
+impl Default for HubConfig {
+    fn default() -> HubConfig {
+        HubConfig { opers: HashMap::new(), nick_grace: Duration::from_secs(30) }
+    }
 }
 
 /// The hub, shared by every connection.
@@ -369,11 +381,20 @@ pub struct Hub {
     last_said: MsgId,
     /// Most users ever connected at once, for LUSERS.
     pub max_users: usize,
+    /// Folded names of the registered accounts: the nicks they own.
+    registered: HashSet<Box<str>>,
+    /// Users holding a nick an account owns without being logged in to it.
+    claims: IdMap<accounts::Claim>,
 }
 
 impl Hub {
     pub fn new(config: HubConfig, history: History) -> Hub {
         Hub { config, history, ..Hub::default() }
+    }
+
+    /// The settings the hub was started with.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
     }
 
     fn event(&mut self, kind: EventKind) -> Arc<Event> {
@@ -431,7 +452,7 @@ impl Hub {
     pub fn check_nick(&self, nick: &str) -> Result<(), HubError> {
         if !text::valid_nick(nick) {
             Err(HubError::BadNick(nick.into()))
-        } else if self.nicks.contains_key(fold(nick).as_str()) {
+        } else if self.nicks.contains_key(fold(nick).as_str()) || accounts::is_service(nick) {
             Err(HubError::NickInUse(nick.into()))
         } else {
             Ok(())
@@ -448,13 +469,7 @@ impl Hub {
                 self.check_nick(&nick)?;
                 nick
             }
-            None => loop {
-                self.next_guest += 1;
-                let nick = format!("guest-{}", self.next_guest);
-                if !self.nicks.contains_key(nick.as_str()) {
-                    break nick;
-                }
-            },
+            None => self.guest_nick(),
         };
         self.next_conn += 1;
         let id = self.next_conn;
@@ -463,7 +478,7 @@ impl Hub {
         self.users.insert(
             id,
             Box::new(User {
-                source: Source { id, nick: nick.clone(), user: reg.user, host: reg.host, bot: false },
+                source: Source { id, nick: nick.clone(), user: reg.user, host: reg.host, bot: false, account: None },
                 realname: truncated(reg.realname, text::REALNAME_LEN).into(),
                 rooms: Vec::new(),
                 away: None,
@@ -480,7 +495,19 @@ impl Hub {
         );
         self.max_users = self.max_users.max(self.users.len());
         self.tell_watchers(id, &nick, true);
+        self.claim(id);
         Ok((id, nick))
+    }
+
+    /// A free `guest-N` nick.
+    fn guest_nick(&mut self) -> String {
+        loop {
+            self.next_guest += 1;
+            let nick = format!("guest-{}", self.next_guest);
+            if !self.nicks.contains_key(nick.as_str()) {
+                return nick;
+            }
+        }
     }
 
     /// Removes a user: tells everyone who shares a room, leaves every room, frees the nick.
@@ -497,6 +524,7 @@ impl Hub {
         let nick = self.user(id).source.nick.clone();
         self.tell_watchers(id, &nick, false);
         self.unmonitor_all(id);
+        self.claims.remove(&id);
         let user = *self.users.remove(&id).expect("checked above");
         for room in &user.rooms {
             self.leave_room(id, room);
@@ -552,6 +580,7 @@ impl Hub {
         if fold(&old) != fold(new) {
             self.tell_watchers(id, &old, false);
             self.tell_watchers(id, new, true);
+            self.claim(id);
         }
         Ok(event)
     }
@@ -1006,6 +1035,7 @@ impl Hub {
             away: user.away.as_deref().map(str::to_string),
             oper: user.oper,
             bot: user.source.bot,
+            account: user.source.account.as_deref().map(str::to_string),
             protocol: user.protocol,
             signon: user.signon,
             last_spoke: user.last_spoke,

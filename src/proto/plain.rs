@@ -9,6 +9,8 @@
 //! some IRC clients wait for the server to speak first: when the first lines such a client
 //! sends are an IRC registration ([`Late`]), its guest quits and the connection goes on as IRC.
 
+mod accounts;
+
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -52,6 +54,9 @@ commands:
   /kick NICK [REASON]   remove someone (room operators)
   /ban MASK, /unban MASK, /op NICK, /deop NICK, /voice NICK, /devoice NICK
   /mode [+i|+m|+k KEY|+l N|...]  show or change room modes (operators)
+  /register PASSWORD    register your nick as an account (then it is yours alone)
+  /login NAME PASSWORD  log in to your account (also /msg NickServ IDENTIFY NAME PASSWORD)
+  /logout               log out of your account
   /oper NAME PASSWORD, /kill NICK [REASON]  server operators (see serve --oper)
   /wallops TEXT         server operators: tell the IRC users who receive wallops (+w)
   /quit [REASON]        leave
@@ -136,6 +141,14 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
                 (input, _) => input,
             };
             match input {
+                Input::Line(Line::Text(text)) if let Some(command) = accounts::parse(&text) => match command {
+                    Ok(command) => {
+                        let answer =
+                            conn.writing_while(&render, pin!(command.run(&shared.accounts, id, peer.ip()))).await;
+                        session.reply(answer);
+                    }
+                    Err(usage) => session.usage(usage),
+                },
                 Input::Line(Line::Text(text)) => {
                     if text.starts_with("/history") || text.starts_with("/join") || text.starts_with("/redact") {
                         conn.writing_while(&render, pin!(shared.settled(Include::Messages))).await;
@@ -608,6 +621,11 @@ impl Render for PlainRender {
         match &event.kind {
             // The session says "You are now in …" instead.
             EventKind::Join { who, .. } if who.id == self.me => Bytes::new(),
+            // Renamed by the server: the nick belongs to an account.
+            EventKind::Nick { who, new } if who.id == self.me => Bytes::from(format!(
+                "* You are now known as {new}: {} belongs to a registered account; /login {} PASSWORD if it is yours\n",
+                who.nick, who.nick
+            )),
             // Plain text has no use for invitations of others.
             EventKind::Invite { target_id, .. } if *target_id != self.me => Bytes::new(),
             EventKind::Kick { who, room, target_id, reason, .. } if *target_id == self.me => {
@@ -636,7 +654,8 @@ fn render(event: &Event) -> Bytes {
         EventKind::Message { kind: MsgKind::TagMsg, .. }
         | EventKind::Away { .. }
         | EventKind::Presence { .. }
-        | EventKind::SetName { .. } => return Bytes::new(),
+        | EventKind::SetName { .. }
+        | EventKind::Account { .. } => return Bytes::new(),
         EventKind::Message { text, .. } if text.starts_with('\x01') => return Bytes::new(),
         EventKind::Message { from, target, kind, text, .. } => {
             let text = strip_formatting(text);

@@ -11,7 +11,7 @@ use super::numeric::*;
 use super::render;
 use super::session::Session;
 use super::{MAX_TARGETS, VERSION};
-use super::{help, monitor, multiline, redact, users};
+use super::{accounts, help, monitor, multiline, redact, users};
 use crate::hub::event::now_millis;
 use crate::hub::modes::{self, ModeParseError};
 use crate::hub::text::{self, NICK_LEN, ROOM_LEN, TOPIC_LEN};
@@ -40,6 +40,9 @@ const COMMANDS: &[Command] = &[
     cmd("PING", 0, false, ping),
     cmd("PONG", 0, false, |_, _| {}),
     cmd("QUIT", 0, false, quit),
+    cmd("AUTHENTICATE", 1, false, accounts::authenticate),
+    cmd("REGISTER", 3, false, accounts::register),
+    cmd("VERIFY", 2, false, accounts::verify),
     cmd("JOIN", 1, true, join),
     cmd("PART", 1, true, part),
     cmd("PRIVMSG", 0, true, privmsg),
@@ -311,6 +314,10 @@ fn privmsg(session: &mut Session, message: &Message) {
     let tags: Tags = message.tags.iter().filter(|(k, _)| k.starts_with('+')).cloned().collect();
     let id = me(session);
     for target in targets.split(',').filter(|t| !t.is_empty()).take(MAX_TARGETS) {
+        if hub::accounts::is_service(target) {
+            accounts::service(session, text);
+            continue;
+        }
         let said = hub::lock(&session.shared.hub).say(id, target, kind, text, tags.clone());
         match said {
             Ok(said) => {
@@ -475,7 +482,7 @@ fn who(session: &mut Session, message: &Message) {
                         'f' => flags.clone(),
                         'd' => "0".into(),
                         'l' => idle_secs(&info),
-                        'a' => "0".into(),
+                        'a' => info.account.clone().unwrap_or_else(|| "0".into()),
                         'o' => "n/a".into(),
                         _ => info.realname.clone(),
                     });
@@ -519,6 +526,9 @@ fn whois(session: &mut Session, message: &Message) {
             session.numeric(RPL_WHOISSERVER, &[&info.nick, &server, &format!("charla ({} client)", info.protocol)]);
             if info.oper {
                 session.numeric(RPL_WHOISOPERATOR, &[&info.nick, "is an IRC operator"]);
+            }
+            if let Some(account) = &info.account {
+                session.numeric(RPL_WHOISACCOUNT, &[&info.nick, account, "is logged in as"]);
             }
             if info.bot {
                 session.numeric(RPL_WHOISBOT, &[&info.nick, "is a Bot on charla"]);

@@ -8,6 +8,13 @@ use super::session::Session;
 
 /// Each command's usage line and what it does, in a few lines.
 const TOPICS: &[(&str, &[&str])] = &[
+    (
+        "AUTHENTICATE",
+        &[
+            "AUTHENTICATE PLAIN, then AUTHENTICATE base64(\\0account\\0password)",
+            "Logs in to your account with SASL PLAIN (CAP REQ sasl first); AUTHENTICATE * aborts.",
+        ],
+    ),
     ("AWAY", &["AWAY [:message]", "Marks you away with a message; without one, back."]),
     (
         "BATCH",
@@ -72,9 +79,18 @@ const TOPICS: &[(&str, &[&str])] = &[
         ],
     ),
     ("QUIT", &["QUIT [:reason]", "Disconnects."]),
+    (
+        "REGISTER",
+        &[
+            "REGISTER <account|*> <email|*> <password>",
+            "Registers an account (* = your nick) and logs you in; the nick is then yours alone.",
+            "Also: /msg NickServ REGISTER password, and IDENTIFY [account] password to log in.",
+        ],
+    ),
     ("SETNAME", &["SETNAME :new real name", "Changes your real name (up to NAMELEN bytes)."]),
     ("TAGMSG", &["TAGMSG target", "Sends message tags alone, such as +typing (needs message-tags)."]),
     ("TIME", &["TIME", "Shows the server's time."]),
+    ("VERIFY", &["VERIFY <account> <code>", "Accounts here need no verification code: REGISTER is enough."]),
     ("TOPIC", &["TOPIC #room [:new topic]", "Shows a room's topic, or sets it (+t: operators only)."]),
     ("USER", &["USER username 0 * :real name", "Registers your connection, with NICK."]),
     ("USERHOST", &["USERHOST nick [nick ...]", "Shows the user@host of up to five nicks."]),

@@ -92,6 +92,16 @@ pub const RPL_MONOFFLINE: &str = "731";
 pub const RPL_MONLIST: &str = "732";
 pub const RPL_ENDOFMONLIST: &str = "733";
 pub const ERR_MONLISTFULL: &str = "734";
+// Accounts: WHOIS's account line and SASL.
+pub const RPL_WHOISACCOUNT: &str = "330";
+pub const RPL_LOGGEDIN: &str = "900";
+pub const RPL_LOGGEDOUT: &str = "901";
+pub const RPL_SASLSUCCESS: &str = "903";
+pub const ERR_SASLFAIL: &str = "904";
+pub const ERR_SASLTOOLONG: &str = "905";
+pub const ERR_SASLABORTED: &str = "906";
+pub const ERR_SASLALREADY: &str = "907";
+pub const RPL_SASLMECHS: &str = "908";
 
 /// A hub error as an IRC numeric: the code and its parameters after the client's nick.
 /// `sending` tells apart refusals to speak (404) from refusals to join (474, 473, …).

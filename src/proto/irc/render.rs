@@ -32,8 +32,14 @@ pub fn parse_time(text: &str) -> Option<u64> {
 
 /// The capability bits that change how an event is written, as an index into its cache. The
 /// third bit is extended-join for a join and draft/multiline (with batch) for a message: no
-/// event depends on both, so eight slots serve every combination.
+/// event depends on both, so eight slots serve every combination; the fourth, account-tag,
+/// matters only for what a logged-in user does.
 fn format_of(caps: u32, event: &Event) -> usize {
+    let tagged = caps & Cap::AccountTag as u32 != 0 && event.actor().account.is_some();
+    format_without_account(caps, event) | if tagged { 8 } else { 0 }
+}
+
+fn format_without_account(caps: u32, event: &Event) -> usize {
     let third = match event.kind {
         EventKind::Join { .. } => Cap::ExtendedJoin as u32,
         _ => Cap::Multiline as u32 | Cap::Batch as u32,
@@ -63,6 +69,11 @@ pub fn messages(event: &Event, caps: u32) -> Vec<Message> {
 pub fn add_tags(mut message: Message, event: &Event, caps: u32) -> Message {
     if caps & Cap::ServerTime as u32 != 0 {
         message = message.with_tag("time", Some(&iso_time(event.time)));
+    }
+    if caps & Cap::AccountTag as u32 != 0
+        && let Some(account) = &event.actor().account
+    {
+        message = message.with_tag("account", Some(account));
     }
     if caps & Cap::MessageTags as u32 != 0 {
         if event.actor().bot {
@@ -100,8 +111,8 @@ pub fn message(event: &Event, caps: u32) -> Option<Message> {
                 MsgKind::TagMsg => return None,
             }
         }
-        EventKind::Join { room, realname, .. } if caps & Cap::ExtendedJoin as u32 != 0 => {
-            Message::new("JOIN", &[room, "*", realname])
+        EventKind::Join { who, room, realname } if caps & Cap::ExtendedJoin as u32 != 0 => {
+            Message::new("JOIN", &[room, who.account.as_deref().unwrap_or("*"), realname])
         }
         EventKind::Join { room, .. } => Message::new("JOIN", &[room]),
         EventKind::Part { room, reason, .. } if reason.is_empty() => Message::new("PART", &[room]),
@@ -131,6 +142,7 @@ pub fn message(event: &Event, caps: u32) -> Option<Message> {
                 Message::new("REDACT", &[&target, &msgid, reason]).with_trailing_colon()
             }
         }
+        EventKind::Account { who } => Message::new("ACCOUNT", &[who.account.as_deref().unwrap_or("*")]),
         EventKind::Presence { .. } => return None,
     };
     Some(add_tags(message.with_source(&mask(source)), event, caps))
@@ -172,6 +184,7 @@ impl Render for IrcRender<'_> {
             EventKind::Away { .. } => !without(Cap::AwayNotify),
             EventKind::SetName { .. } => !without(Cap::Setname),
             EventKind::Redact { .. } => !without(Cap::MessageRedaction),
+            EventKind::Account { .. } => !without(Cap::AccountNotify),
             EventKind::Invite { target_id, .. } => *target_id == self.me || !without(Cap::InviteNotify),
             _ => true,
         };

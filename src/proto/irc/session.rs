@@ -3,7 +3,7 @@
 //! can label it (one line), wrap it in a batch (several) or acknowledge it (none).
 
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -14,6 +14,7 @@ use super::message::{Message, ParseError};
 use super::numeric::*;
 use super::render::{self, IrcRender};
 use super::{VERSION, commands, multiline};
+use crate::accounts::sasl::Response;
 use crate::hub::{self, ConnId, Event, HubError, Joined, Out, Outbox, Registration};
 use crate::server::Shared;
 use crate::server::conn::{Conn, Input};
@@ -50,6 +51,21 @@ pub struct Session {
     pub quit: Option<String>,
     /// The `draft/multiline` batch the client is sending, if any.
     pub multiline: Option<Box<multiline::Collecting>>,
+    /// The SASL response being received, if any.
+    pub sasl: Option<Box<Response>>,
+    /// The account logged in to by SASL before registration, to apply once registered.
+    pub pre_account: Option<String>,
+    /// Work a command left to finish (a password check), run before the next line is read.
+    deferred: Option<Deferred>,
+}
+
+/// What a deferred command does to the session once its work is done.
+pub type Then = Box<dyn FnOnce(&mut Session) + Send>;
+
+/// A command's work that must not hold up the connection's task (see [`Session::defer`]).
+struct Deferred {
+    work: Pin<Box<dyn Future<Output = Then> + Send>>,
+    label: Option<String>,
 }
 
 /// Runs an IRC session with the client at `peer` until it quits, times out or the server closes
@@ -71,6 +87,9 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
         open_batch: None,
         quit: None,
         multiline: None,
+        sasl: None,
+        pre_account: None,
+        deferred: None,
     };
     // An async block that owns `conn` and `session`, not an `async fn`: one would keep its
     // arguments twice in its future, and every connection waits in it.
@@ -127,6 +146,14 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
                 conn.writing_while(&render, pin!(session.shared.settled(include))).await;
             }
             session.handle_line(&text);
+            if let Some(mut deferred) = session.deferred.take() {
+                let me = session.id.unwrap_or_default();
+                let render = IrcRender { caps: &session.caps, me, server: &session.shared.server_name };
+                let then = conn.writing_while(&render, Pin::new(&mut deferred.work)).await;
+                session.relabel(deferred.label);
+                then(&mut session);
+                session.finish();
+            }
         }
         let reason = session.quit.take().unwrap_or_default();
         if let Some(id) = session.id {
@@ -186,6 +213,24 @@ impl Session {
             Err(ParseError::NoCommand) => {}
         }
         self.finish();
+    }
+
+    /// Leaves `work` (a password check) to run once this command's other replies are sent; the
+    /// session writes the client's queue meanwhile, reads no further line, and answers, under
+    /// this command's label, with what the work returns. One command defers at most once.
+    pub fn defer(&mut self, work: impl Future<Output = Then> + Send + 'static) {
+        if self.deferred.is_none() {
+            let label = self.take_label();
+            self.deferred = Some(Deferred { work: Box::pin(work), label });
+        }
+    }
+
+    /// The account this client is logged in to, if any.
+    pub fn account(&self) -> Option<String> {
+        match self.id {
+            Some(id) => hub::lock(&self.shared.hub).account(id).map(str::to_string),
+            None => self.pre_account.clone(),
+        }
     }
 
     /// How long the client may be silent before it is pinged (and as long again before it is
@@ -367,7 +412,16 @@ impl Session {
             protocol: "irc",
             outbox: self.outbox.clone(),
         };
-        let registered = hub::lock(&self.shared.hub).register(registration);
+        // Logged in by SASL already: the account comes with the nick, under one lock, so that
+        // the nick is never for a moment held without its account.
+        let registered = {
+            let mut hub = hub::lock(&self.shared.hub);
+            let registered = hub.register(registration);
+            if let (Ok((id, _)), Some(account)) = (&registered, self.pre_account.take()) {
+                hub.log_in(*id, &account);
+            }
+            registered
+        };
         match registered {
             Ok((id, nick)) => {
                 self.id = Some(id);

@@ -20,6 +20,9 @@
 //!   `[key, value or null]` pairs (`''` for none); `messages.redacted`, 1 once a message was
 //!   redacted (its text and tags are then emptied); and kept reactions (`tagmsg`) among the
 //!   kinds `messages_said` serves.
+//! - Migration 5, accounts ([`crate::store::accounts`]): `accounts`, keyed by the folded name, with
+//!   the name as registered and its argon2id hash (a PHC string; never the password); and
+//!   `read_markers`, how far each account has read each target (`draft/read-marker`).
 //!
 //! [`MsgId`]: crate::hub::MsgId
 
@@ -80,6 +83,21 @@ ALTER TABLE messages ADD COLUMN tags TEXT NOT NULL DEFAULT '';
 ALTER TABLE messages ADD COLUMN redacted INTEGER NOT NULL DEFAULT 0;
 DROP INDEX messages_said;
 CREATE INDEX messages_said ON messages (target_key, id) WHERE kind IN ('privmsg', 'notice', 'action', 'tagmsg');
+",
+    "
+CREATE TABLE accounts (
+    key         TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    hash        TEXT NOT NULL,
+    created     INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE read_markers (
+    account_key TEXT NOT NULL,
+    target_key  TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    PRIMARY KEY (account_key, target_key)
+) WITHOUT ROWID;
 ",
 ];
 
