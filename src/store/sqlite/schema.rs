@@ -20,7 +20,9 @@
 //!   `[key, value or null]` pairs (`''` for none); `messages.redacted`, 1 once a message was
 //!   redacted (its text and tags are then emptied); and kept reactions (`tagmsg`) among the
 //!   kinds `messages_said` serves.
-//! - Migration 5, accounts ([`crate::store::accounts`]): `accounts`, keyed by the folded name, with
+//! - `counters`: numbers that must never repeat across restarts, by name: `guest`, the last
+//!   guest number given out (migration 5).
+//! - Migration 6, accounts ([`crate::store::accounts`]): `accounts`, keyed by the folded name, with
 //!   the name as registered and its argon2id hash (a PHC string; never the password); and
 //!   `read_markers`, how far each account has read each target (`draft/read-marker`).
 //!
@@ -83,6 +85,12 @@ ALTER TABLE messages ADD COLUMN tags TEXT NOT NULL DEFAULT '';
 ALTER TABLE messages ADD COLUMN redacted INTEGER NOT NULL DEFAULT 0;
 DROP INDEX messages_said;
 CREATE INDEX messages_said ON messages (target_key, id) WHERE kind IN ('privmsg', 'notice', 'action', 'tagmsg');
+",
+    "
+CREATE TABLE counters (
+    name        TEXT PRIMARY KEY,
+    value       INTEGER NOT NULL
+) WITHOUT ROWID;
 ",
     "
 CREATE TABLE accounts (
