@@ -212,3 +212,79 @@ async fn failed_logins_are_throttled_per_account_and_address() {
     let notice = irc.expect("NOTICE").await;
     assert!(notice.params[1].starts_with("too many failed logins; try again in"), "{notice:?}");
 }
+
+/// An IRC client registered as `nick` and logged in to `account` through NickServ.
+async fn logged_in(addr: std::net::SocketAddr, nick: &str, account: &str, caps: &[&str]) -> Irc {
+    let mut irc = Irc::register(addr, nick, caps).await;
+    irc.send(&format!("PRIVMSG NickServ :IDENTIFY {account} {PASSWORD}")).await;
+    // The service may first have asked the owner of the nick to log in.
+    let answer = format!("You are now logged in as {account}.");
+    while irc.expect("NOTICE").await.params[1] != answer {}
+    irc
+}
+
+#[tokio::test]
+async fn private_history_follows_the_account_and_reaches_no_one_else() {
+    let server = start_with(|_| {}).await;
+    let history = ["batch", "draft/chathistory", "server-time", "message-tags"];
+    for name in ["alice", "bob", "carol"] {
+        drop(plain_registered(server.addr, name).await);
+    }
+    let mut alice = logged_in(server.addr, "alice", "alice", &history).await;
+    let mut bob = logged_in(server.addr, "bob", "bob", &[]).await;
+    alice.send("PRIVMSG bob :for bob's eyes only").await;
+    bob.expect("PRIVMSG").await;
+
+    // Alice on another device, under another nick, reads the conversation.
+    let mut phone = logged_in(server.addr, "alice_phone", "alice", &history).await;
+    let lines = phone.chathistory("LATEST bob * 10").await;
+    assert_eq!(lines.iter().map(|m| m.params[1].as_str()).collect::<Vec<_>>(), ["for bob's eyes only"]);
+    let start = "timestamp=2000-01-01T00:00:00.000Z";
+    let targets = phone.chathistory(&format!("TARGETS {start} timestamp=2100-01-01T00:00:00.000Z 10")).await;
+    assert_eq!(targets.iter().map(|m| m.params[1].as_str()).collect::<Vec<_>>(), ["bob"]);
+
+    // Another account, and someone without one, read nothing of it.
+    let mut carol = logged_in(server.addr, "carol", "carol", &history).await;
+    assert!(carol.chathistory("LATEST bob * 10").await.is_empty());
+    assert!(carol.chathistory("LATEST alice * 10").await.is_empty());
+    let mut stranger = Irc::register(server.addr, "stranger", &history).await;
+    assert!(stranger.chathistory("LATEST bob * 10").await.is_empty());
+    assert!(stranger.chathistory("LATEST alice * 10").await.is_empty());
+}
+
+#[tokio::test]
+async fn read_markers_are_shared_by_an_accounts_connections_alone() {
+    let server = start_with(|_| {}).await;
+    for name in ["dora", "eve"] {
+        drop(plain_registered(server.addr, name).await);
+    }
+    let caps = ["draft/read-marker", "standard-replies"];
+    let mut laptop = logged_in(server.addr, "dora", "dora", &caps).await;
+    let mut phone = logged_in(server.addr, "dora_phone", "dora", &caps).await;
+    let mut eve = logged_in(server.addr, "eve", "eve", &caps).await;
+
+    laptop.send("MARKREAD #room").await;
+    assert_eq!(laptop.expect("MARKREAD").await.params, ["#room", "*"]);
+    let read = "timestamp=2026-01-02T03:04:05.678Z";
+    laptop.send(&format!("MARKREAD #room {read}")).await;
+    assert_eq!(laptop.expect("MARKREAD").await.params, ["#room", read]);
+    assert_eq!(phone.expect("MARKREAD").await.params, ["#room", read]);
+    // Never back.
+    phone.send("MARKREAD #room timestamp=2025-01-01T00:00:00.000Z").await;
+    assert_eq!(phone.expect("MARKREAD").await.params, ["#room", read]);
+
+    // Another account has its own marker and hears nothing of dora's.
+    eve.send("MARKREAD #room").await;
+    assert_eq!(eve.expect("MARKREAD").await.params, ["#room", "*"]);
+    eve.send("MARKREAD dora timestamp=2026-02-02T00:00:00.000Z").await;
+    eve.expect("MARKREAD").await;
+    laptop.send("MARKREAD dora").await;
+    assert_eq!(laptop.expect("MARKREAD").await.params, ["dora", "*"]);
+    eve.send("PING done").await;
+    let next = eve.next().await;
+    assert_eq!((next.command.as_str(), next.params[1].as_str()), ("PONG", "done"), "eve got no MARKREAD of dora's");
+
+    let mut anonymous = Irc::register(server.addr, "anon", &caps).await;
+    anonymous.send("MARKREAD #room").await;
+    assert_eq!(anonymous.expect("FAIL").await.params[..2], ["MARKREAD", "INTERNAL_ERROR"]);
+}

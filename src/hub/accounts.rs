@@ -143,6 +143,24 @@ impl Hub {
         }
     }
 
+    /// `id` has read `target` up to `at` (as stored): its other connections logged in to the same
+    /// account are told, and no one else. Nothing happens if `id` is not logged in.
+    pub fn read_marker_moved(&mut self, id: ConnId, target: &str, at: u64) {
+        let Some(account) = self.user(id).source.account.clone() else { return };
+        let devices: Vec<ConnId> = self
+            .users
+            .iter()
+            .filter(|&(&other, user)| other != id && user.source.account.as_deref() == Some(&*account))
+            .map(|(&other, _)| other)
+            .collect();
+        if devices.is_empty() {
+            return;
+        }
+        let event =
+            self.event(EventKind::ReadMarker { who: self.user(id).source.clone(), target: target.to_string(), at });
+        self.deliver(devices, &event);
+    }
+
     /// The party `id` is in a private conversation: its account if it is logged in (so that
     /// the conversation follows the account), else its nick. Account parties start with `~`,
     /// which no nick has.

@@ -186,6 +186,14 @@ pub enum EventKind {
     Account {
         who: Source,
     },
+    /// `who` has read `target` up to `at` (milliseconds since the Unix epoch): told to the
+    /// other connections logged in to the same account, never to anyone else (IRC
+    /// `draft/read-marker`).
+    ReadMarker {
+        who: Source,
+        target: String,
+        at: u64,
+    },
     /// `who` redacted the message `msgid` that `author` had said to `target` (IRC `REDACT`).
     Redact {
         who: Source,
@@ -231,7 +239,8 @@ impl Event {
             | EventKind::SetName { who, .. }
             | EventKind::Wallops { who, .. }
             | EventKind::Redact { who, .. }
-            | EventKind::Account { who } => who,
+            | EventKind::Account { who }
+            | EventKind::ReadMarker { who, .. } => who,
         }
     }
 

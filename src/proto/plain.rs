@@ -655,7 +655,8 @@ fn render(event: &Event) -> Bytes {
         | EventKind::Away { .. }
         | EventKind::Presence { .. }
         | EventKind::SetName { .. }
-        | EventKind::Account { .. } => return Bytes::new(),
+        | EventKind::Account { .. }
+        | EventKind::ReadMarker { .. } => return Bytes::new(),
         EventKind::Message { text, .. } if text.starts_with('\x01') => return Bytes::new(),
         EventKind::Message { from, target, kind, text, .. } => {
             let text = strip_formatting(text);

@@ -316,7 +316,8 @@ impl Record {
             | EventKind::Presence { .. }
             | EventKind::SetName { .. }
             | EventKind::Wallops { .. }
-            | EventKind::Account { .. } => return Vec::new(),
+            | EventKind::Account { .. }
+            | EventKind::ReadMarker { .. } => return Vec::new(),
             // A redaction changes the record it names (see [`Store::redact`]).
             EventKind::Redact { .. } => return Vec::new(),
         };

@@ -148,3 +148,54 @@ pub fn service(session: &mut Session, text: &str) {
         }) as Then
     });
 }
+
+/// `MARKREAD target [timestamp=…]` (`draft/read-marker`): how far the account has read a room
+/// or a conversation, kept per account and shared by its connections alone.
+pub fn markread(session: &mut Session, message: &Message) {
+    let target = param(message, 0).to_string();
+    if !(target.starts_with('#') || crate::hub::text::valid_nick(&target)) {
+        return session.standard_reply("FAIL", "MARKREAD", "INVALID_PARAMS", &[&target], "Name a room or a nick");
+    }
+    let Some(account) = session.account() else {
+        return session.standard_reply(
+            "FAIL",
+            "MARKREAD",
+            "INTERNAL_ERROR",
+            &[&target],
+            "Read markers are kept per account: log in first",
+        );
+    };
+    let at = match message.params.get(1) {
+        None => None,
+        Some(at) => match at.strip_prefix("timestamp=").and_then(render::parse_time) {
+            Some(at) => Some(at),
+            None => {
+                return session.standard_reply(
+                    "FAIL",
+                    "MARKREAD",
+                    "INVALID_PARAMS",
+                    &[&target, at],
+                    "Give the time as timestamp=YYYY-MM-DDThh:mm:ss.sssZ",
+                );
+            }
+        },
+    };
+    let (shared, id) = (session.shared.clone(), session.id.expect("registered"));
+    session.defer(async move {
+        let result = match at {
+            Some(at) => shared.accounts.set_read_marker(&account, &target, at).await.map(Some),
+            None => shared.accounts.read_marker(&account, &target).await,
+        };
+        Box::new(move |session: &mut Session| match result {
+            Ok(stored) => {
+                // Moved to where this client asked (it never moves back): the others hear of it.
+                if let Some(stored) = stored.filter(|&stored| Some(stored) == at) {
+                    hub::lock(&session.shared.hub).read_marker_moved(id, &target, stored);
+                }
+                let server = session.shared.server_name.clone();
+                session.reply(render::read_marker(&server, &target, stored));
+            }
+            Err(e) => session.standard_reply("FAIL", "MARKREAD", "INTERNAL_ERROR", &[&target], &e.to_string()),
+        }) as Then
+    });
+}

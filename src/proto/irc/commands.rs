@@ -72,6 +72,7 @@ const COMMANDS: &[Command] = &[
     cmd("WALLOPS", 1, true, users::wallops),
     cmd("HELP", 0, true, help::help),
     cmd("REDACT", 2, true, redact::redact),
+    cmd("MARKREAD", 1, true, accounts::markread),
     cmd("BATCH", 1, true, multiline::batch),
 ];
 

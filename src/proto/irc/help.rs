@@ -78,6 +78,13 @@ const TOPICS: &[(&str, &[&str])] = &[
             "Removes a message: your own, or anyone's in a room you are an operator of.",
         ],
     ),
+    (
+        "MARKREAD",
+        &[
+            "MARKREAD target [timestamp=YYYY-MM-DDThh:mm:ss.sssZ]",
+            "Shows or moves how far your account has read a room or conversation (draft/read-marker).",
+        ],
+    ),
     ("QUIT", &["QUIT [:reason]", "Disconnects."]),
     (
         "REGISTER",

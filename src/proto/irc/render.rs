@@ -143,7 +143,7 @@ pub fn message(event: &Event, caps: u32) -> Option<Message> {
             }
         }
         EventKind::Account { who } => Message::new("ACCOUNT", &[who.account.as_deref().unwrap_or("*")]),
-        EventKind::Presence { .. } => return None,
+        EventKind::Presence { .. } | EventKind::ReadMarker { .. } => return None,
     };
     Some(add_tags(message.with_source(&mask(source)), event, caps))
 }
@@ -163,6 +163,12 @@ pub fn presence(event: &Event, server: &str, caps: u32) -> Option<Message> {
     } else {
         message
     })
+}
+
+/// `:server MARKREAD target timestamp=…`, or `*` for a target never read.
+pub fn read_marker(server: &str, target: &str, at: Option<u64>) -> Message {
+    let at = at.map_or_else(|| "*".to_string(), |at| format!("timestamp={}", iso_time(at)));
+    Message::new("MARKREAD", &[target, &at]).with_source(server)
 }
 
 /// Writes events for one IRC client according to the capabilities it has enabled.
@@ -185,6 +191,13 @@ impl Render for IrcRender<'_> {
             EventKind::SetName { .. } => !without(Cap::Setname),
             EventKind::Redact { .. } => !without(Cap::MessageRedaction),
             EventKind::Account { .. } => !without(Cap::AccountNotify),
+            // The server's word, for this client alone: not shared, so not cached.
+            EventKind::ReadMarker { target, at, .. } if !without(Cap::ReadMarker) => {
+                let mut line = Vec::new();
+                read_marker(self.server, target, Some(*at)).write_to(&mut line);
+                return Bytes::from(line);
+            }
+            EventKind::ReadMarker { .. } => false,
             EventKind::Invite { target_id, .. } => *target_id == self.me || !without(Cap::InviteNotify),
             _ => true,
         };
