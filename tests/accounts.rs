@@ -288,3 +288,61 @@ async fn read_markers_are_shared_by_an_accounts_connections_alone() {
     anonymous.send("MARKREAD #room").await;
     assert_eq!(anonymous.expect("FAIL").await.params[..2], ["MARKREAD", "INTERNAL_ERROR"]);
 }
+
+#[tokio::test]
+async fn a_registered_only_room_refuses_users_without_an_account() {
+    let server = start_with(|_| {}).await;
+    let mut owner = plain_registered(server.addr, "owner").await;
+    owner.send("/join #members").await;
+    owner.expect_where(|l| l.starts_with("You are now in #members")).await;
+    owner.send("/mode +R").await;
+    owner.expect("Mode +R set on #members.").await;
+
+    let mut irc = Irc::register(server.addr, "visitor", &[]).await;
+    irc.send("JOIN #members").await;
+    let refused = irc.expect("477").await;
+    assert_eq!(refused.params[1], "#members");
+    let (mut plain, _) = Client::plain(server.addr).await;
+    plain.send("/join #members").await;
+    plain.expect_where(|l| l.starts_with("error: #members is for registered users only (+R): log in first")).await;
+
+    // Logged in, the same user gets in.
+    drop(plain_registered(server.addr, "member").await);
+    let mut member = logged_in(server.addr, "member", "member", &[]).await;
+    member.join("#members").await;
+    irc.send("MODE #members").await;
+    assert!(irc.expect("324").await.params[2].contains('R'));
+}
+
+#[tokio::test]
+async fn a_private_server_lets_in_only_who_gives_its_password() {
+    let server = start_with(|config| config.hub.password = Some("letmein".into())).await;
+
+    // IRC: a wrong or missing PASS is refused with 464 and the connection closed.
+    for pass in ["PASS wrong\r\n", ""] {
+        let mut irc = Client::connect(server.addr).await;
+        irc.send_raw(format!("{pass}NICK intruder\r\nUSER i 0 * :I\r\n").as_bytes()).await;
+        let lines = irc.until_closed().await;
+        assert!(lines.iter().any(|l| l.contains(" 464 ")), "{lines:?}");
+        assert!(!lines.iter().any(|l| l.contains(" 001 ")), "{lines:?}");
+    }
+    let mut irc = Client::connect(server.addr).await;
+    irc.send_raw(b"PASS letmein\r\nNICK friend\r\nUSER f 0 * :F\r\n").await;
+    irc.expect_where(|l| l.contains(" 001 ")).await;
+
+    // Plain text: asked for /pass, and nothing else works until then.
+    let mut plain = Client::connect(server.addr).await;
+    assert_eq!(plain.line().await, "Welcome to the chatroom!");
+    assert_eq!(plain.line().await, "This server is private: type /pass PASSWORD to come in.");
+    plain.send("hello everyone").await;
+    assert!(plain.line().await.starts_with("error: this server is private: type /pass PASSWORD first"));
+    plain.send("/pass nope").await;
+    assert!(plain.line().await.starts_with("error: wrong password"));
+    plain.send("/pass letmein").await;
+    assert_eq!(plain.line().await, "Welcome in.");
+    assert!(plain.line().await.starts_with("You are guest-"));
+    plain.expect_where(|l| l.starts_with("You are now in #lobby")).await;
+    plain.send("hello everyone").await;
+    irc.send("JOIN #lobby").await;
+    irc.expect_where(|l| l.contains(" 366 ")).await;
+}

@@ -41,6 +41,11 @@ fn service() -> Source {
 }
 
 impl Hub {
+    /// May a user who gave `password` (or none) come in? Always, unless the server is private.
+    pub fn admits(&self, password: Option<&str>) -> bool {
+        self.config.password.as_deref().is_none_or(|wanted| Some(wanted) == password)
+    }
+
     /// Learns the accounts that exist (at start-up): their nicks are owned from now on.
     pub fn restore_accounts(&mut self, names: impl IntoIterator<Item = String>) {
         self.registered.extend(names.into_iter().map(|n| fold(&n).into_boxed_str()));

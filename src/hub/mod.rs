@@ -109,13 +109,17 @@ pub enum HubError {
     BadKey(String),
     #[error("{0} is full (+l)")]
     RoomFull(String),
+    #[error(
+        "{0} is for registered users only (+R): log in first (/login NAME PASSWORD, or /register PASSWORD to make an account)"
+    )]
+    NeedAccount(String),
     #[error("nothing to send: type some text after the command")]
     NoText,
     #[error("that needs server operator rights (/oper NAME PASSWORD)")]
     NotOper,
     #[error("wrong operator name or password")]
     BadOperLogin,
-    #[error("the {0} mode is not known here; modes are +o +v +b +i +k +l +m +n +s +t")]
+    #[error("the {0} mode is not known here; modes are +o +v +b +i +k +l +m +n +s +t +R")]
     UnknownMode(char),
     #[error("the {0} mode needs an argument, e.g. +{0} VALUE")]
     ModeNeedsArg(char),
@@ -339,11 +343,13 @@ pub struct HubConfig {
     pub opers: HashMap<String, String>,
     /// How long someone may keep a nick owned by an account without logging in to it.
     pub nick_grace: Duration,
+    /// The server password (`serve --password`): a private server lets in only who gives it.
+    pub password: Option<String>,
 }
 
 impl Default for HubConfig {
     fn default() -> HubConfig {
-        HubConfig { opers: HashMap::new(), nick_grace: Duration::from_secs(30) }
+        HubConfig { opers: HashMap::new(), nick_grace: Duration::from_secs(30), password: None }
     }
 }
 
@@ -624,6 +630,9 @@ impl Hub {
                 }
                 if room.modes.limit.is_some_and(|l| room.members.len() >= l) {
                     return Err(HubError::RoomFull(room.name.clone()));
+                }
+                if room.modes.registered_only && who.account.is_none() && !invited {
+                    return Err(HubError::NeedAccount(room.name.clone()));
                 }
             }
             None => {

@@ -10,6 +10,7 @@
 //! sends are an IRC registration ([`Late`]), its guest quits and the connection goes on as IRC.
 
 mod accounts;
+mod gate;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -69,6 +70,21 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
     // An async block that owns `conn`, not an `async fn`: one would keep its arguments twice in
     // its future, and every connection waits in it.
     async move {
+        // A private server greets first and lets in only those who give its password.
+        let private = !hub::lock(&shared.hub).admits(None);
+        if private {
+            outbox.push(Out::Line(Bytes::from(format!("{WELCOME}\n"))));
+            match gate::wait(&mut conn).await {
+                gate::Door::Open => {}
+                gate::Door::Gone => return conn.close("Closed".into(), &PlainRender { me: 0 }).await,
+                gate::Door::Irc(held) => {
+                    tracing::info!("{peer} registers with IRC");
+                    conn.reopen(Protocol::Irc, &held);
+                    crate::server::start(Protocol::Irc, conn, peer);
+                    return;
+                }
+            }
+        }
         let registration = Registration {
             nick: None,
             user: "plain".into(),
@@ -89,7 +105,8 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
         tracing::info!("{peer} connected as {nick}");
         let render = PlainRender { me: id };
         let session = Session { id, shared: &shared, outbox: &outbox };
-        session.reply(format!("{WELCOME}\nYou are {nick} in {LOBBY}. Type to talk; /help lists commands."));
+        let welcome = if private { "Welcome in." } else { WELCOME };
+        session.reply(format!("{welcome}\nYou are {nick} in {LOBBY}. Type to talk; /help lists commands."));
         conn.writing_while(&render, pin!(shared.settled(Include::Messages))).await;
         session.join(LOBBY, None);
 

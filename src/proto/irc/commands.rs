@@ -181,10 +181,13 @@ fn chunk_words(words: &[String], max: usize) -> Vec<String> {
     chunks
 }
 
-fn pass(session: &mut Session, _: &Message) {
-    // No server password is configured: any PASS before registration is accepted.
+/// `PASS password`: kept until registration, which checks it against the server password
+/// (if there is none, any is accepted).
+fn pass(session: &mut Session, message: &Message) {
     if session.id.is_some() {
         session.numeric(ERR_ALREADYREGISTERED, &["You may not reregister"]);
+    } else {
+        session.password = Some(param(message, 0).to_string());
     }
 }
 
@@ -775,7 +778,7 @@ pub fn isupport(session: &mut Session) {
         format!("BOT={}", users::BOT_MODE),
         "CASEMAPPING=ascii".into(),
         "CHANLIMIT=#:".into(),
-        "CHANMODES=b,k,l,imnst".into(),
+        "CHANMODES=b,k,l,imnRst".into(),
         format!("CHANNELLEN={ROOM_LEN}"),
         "CHANTYPES=#".into(),
         "ELIST=".into(),

@@ -75,6 +75,7 @@ pub const ERR_UNKNOWNMODE: &str = "472";
 pub const ERR_INVITEONLYCHAN: &str = "473";
 pub const ERR_BANNEDFROMCHAN: &str = "474";
 pub const ERR_BADCHANNELKEY: &str = "475";
+pub const ERR_NEEDREGGEDNICK: &str = "477";
 pub const ERR_NOPRIVILEGES: &str = "481";
 pub const ERR_CHANOPRIVSNEEDED: &str = "482";
 pub const ERR_UMODEUNKNOWNFLAG: &str = "501";
@@ -122,6 +123,7 @@ pub fn from_hub(error: &HubError, sending: bool) -> (&'static str, Vec<String>) 
         HubError::InviteOnly(room) => (ERR_INVITEONLYCHAN, vec![room.clone()]),
         HubError::BadKey(room) => (ERR_BADCHANNELKEY, vec![room.clone()]),
         HubError::RoomFull(room) => (ERR_CHANNELISFULL, vec![room.clone()]),
+        HubError::NeedAccount(room) => (ERR_NEEDREGGEDNICK, vec![room.clone()]),
         HubError::NoText => (ERR_NOTEXTTOSEND, vec![]),
         HubError::NotOper => (ERR_NOPRIVILEGES, vec![]),
         HubError::BadOperLogin => (ERR_PASSWDMISMATCH, vec![]),

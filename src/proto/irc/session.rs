@@ -55,6 +55,8 @@ pub struct Session {
     pub sasl: Option<Box<Response>>,
     /// The account logged in to by SASL before registration, to apply once registered.
     pub pre_account: Option<String>,
+    /// The `PASS` given before registration.
+    pub password: Option<String>,
     /// Work a command left to finish (a password check), run before the next line is read.
     deferred: Option<Deferred>,
 }
@@ -89,6 +91,7 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
         multiline: None,
         sasl: None,
         pre_account: None,
+        password: None,
         deferred: None,
     };
     // An async block that owns `conn` and `session`, not an `async fn`: one would keep its
@@ -404,6 +407,12 @@ impl Session {
         else {
             return;
         };
+        if !hub::lock(&self.shared.hub).admits(self.password.as_deref()) {
+            tracing::warn!("{} gave a wrong or no server password", self.peer);
+            self.numeric(ERR_PASSWDMISMATCH, &["Password incorrect: this server is private (PASS password)"]);
+            self.quit = Some("Bad password".into());
+            return;
+        }
         let registration = Registration {
             nick: Some(nick),
             user: format!("~{user}"),
@@ -448,7 +457,7 @@ impl Session {
         self.numeric(RPL_WELCOME, &[&format!("Welcome to the charla chat network, {mask}")]);
         self.numeric(RPL_YOURHOST, &[&format!("Your host is {server}, running version charla-{VERSION}")]);
         self.numeric(RPL_CREATED, &[&format!("This server was created {created}")]);
-        self.numeric(RPL_MYINFO, &[&server, &format!("charla-{VERSION}"), "Biow", "biklmnostv", "bklov"]);
+        self.numeric(RPL_MYINFO, &[&server, &format!("charla-{VERSION}"), "Biow", "biklmnoRstv", "bklov"]);
         commands::isupport(self);
         commands::lusers(self);
         commands::motd(self);
