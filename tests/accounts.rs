@@ -284,6 +284,17 @@ async fn read_markers_are_shared_by_an_accounts_connections_alone() {
     let next = eve.next().await;
     assert_eq!((next.command.as_str(), next.params[1].as_str()), ("PONG", "done"), "eve got no MARKREAD of dora's");
 
+    // Joining a room tells how far the account has read it, before the end of NAMES; a new
+    // connection of the account knows it too.
+    laptop.send("JOIN #room").await;
+    assert_eq!(laptop.expect("MARKREAD").await.params, ["#room", read]);
+    laptop.expect("366").await;
+    let mut tablet = logged_in(server.addr, "dora_tablet", "dora", &caps).await;
+    tablet.send("JOIN #room").await;
+    assert_eq!(tablet.expect("MARKREAD").await.params, ["#room", read]);
+    eve.send("JOIN #room").await;
+    assert_eq!(eve.expect("MARKREAD").await.params, ["#room", "*"]);
+
     let mut anonymous = Irc::register(server.addr, "anon", &caps).await;
     anonymous.send("MARKREAD #room").await;
     assert_eq!(anonymous.expect("FAIL").await.params[..2], ["MARKREAD", "INTERNAL_ERROR"]);

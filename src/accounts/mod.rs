@@ -155,7 +155,10 @@ impl Accounts {
         let (store, lookup, password) = (self.store.clone(), name.to_string(), password.to_string());
         let found = self
             .blocking(move || match store.account(&lookup)? {
-                Some(account) if password::verify(&password, &account.hash) => Ok(Some(account.name)),
+                Some(account) if password::verify(&password, &account.hash) => {
+                    let markers = store.read_markers(&account.name)?;
+                    Ok(Some((account.name, markers)))
+                }
                 Some(_) => Ok(None),
                 None => {
                     password::verify_nothing(&password);
@@ -163,15 +166,18 @@ impl Accounts {
                 }
             })
             .await?;
-        let Some(account) = found else {
+        let Some((account, markers)) = found else {
             let failures = self.throttle().failed(ip, name, Instant::now());
             tracing::warn!("failed login to account {name} from {ip} ({failures} in a row)");
             return Err(AccountError::BadLogin);
         };
         self.throttle().succeeded(&account);
+        let mut hub = hub::lock(&self.hub);
+        hub.remember_read_markers(&account, markers);
         if let Some(id) = id {
-            hub::lock(&self.hub).log_in(id, &account);
+            hub.log_in(id, &account);
         }
+        drop(hub);
         tracing::info!("{ip} logged in to account {account}");
         Ok(account)
     }

@@ -79,7 +79,8 @@ impl Hub {
     /// Logs `id` out; `None` if it was not logged in. Keeping an account's nick, it has the
     /// grace period to log in again.
     pub fn log_out(&mut self, id: ConnId) -> Option<Arc<Event>> {
-        self.users.get_mut(&id).expect("registered").source.account.take()?;
+        let account = self.users.get_mut(&id).expect("registered").source.account.take()?;
+        self.forget_read_markers(&account);
         let event = self.event(EventKind::Account { who: self.user(id).source.clone() });
         self.deliver(self.peers(id), &event);
         self.claim(id);
@@ -148,10 +149,31 @@ impl Hub {
         }
     }
 
+    /// Keeps the read markers of an account being logged in to (read from the store), so that
+    /// a join can show them at once; they are forgotten when its last connection leaves.
+    pub fn remember_read_markers(&mut self, account: &str, markers: Vec<(String, u64)>) {
+        self.read_markers.insert(fold(account).into(), markers.into_iter().collect());
+    }
+
+    /// How far the account of `id` has read `target`: `None` when `id` is not logged in,
+    /// `Some(None)` for a target it never read.
+    pub fn read_marker(&self, id: ConnId, target: &str) -> Option<Option<u64>> {
+        let account = self.user(id).source.account.as_deref()?;
+        Some(self.read_markers.get(fold(account).as_str()).and_then(|m| m.get(&fold(target)).copied()))
+    }
+
+    /// Forgets the read markers of `account` if none of its connections is left.
+    pub(super) fn forget_read_markers(&mut self, account: &str) {
+        if !self.users.values().any(|u| u.source.account.as_deref() == Some(account)) {
+            self.read_markers.remove(fold(account).as_str());
+        }
+    }
+
     /// `id` has read `target` up to `at` (as stored): its other connections logged in to the same
     /// account are told, and no one else. Nothing happens if `id` is not logged in.
     pub fn read_marker_moved(&mut self, id: ConnId, target: &str, at: u64) {
         let Some(account) = self.user(id).source.account.clone() else { return };
+        self.read_markers.entry(fold(&account).into()).or_default().insert(fold(target), at);
         let devices: Vec<ConnId> = self
             .users
             .iter()

@@ -392,6 +392,8 @@ pub struct Hub {
     registered: HashSet<Box<str>>,
     /// Users holding a nick an account owns without being logged in to it.
     claims: IdMap<accounts::Claim>,
+    /// The read markers of the accounts logged in: folded account → folded target → time.
+    read_markers: HashMap<Box<str>, HashMap<String, u64>>,
 }
 
 impl Hub {
@@ -542,6 +544,9 @@ impl Hub {
             room.invited.remove(&id);
         }
         self.nicks.remove(fold(&user.source.nick).as_str());
+        if let Some(account) = &user.source.account {
+            self.forget_read_markers(account);
+        }
         self.whowas.push_front(Departed {
             nick: user.source.nick,
             user: user.source.user,

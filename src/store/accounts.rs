@@ -42,6 +42,9 @@ pub trait AccountStore: Send + Sync {
     /// private conversation): milliseconds since the Unix epoch.
     fn read_marker(&self, account: &str, target: &str) -> Result<Option<u64>, StoreError>;
 
+    /// Every read marker of `account`: folded target and where it is.
+    fn read_markers(&self, account: &str) -> Result<Vec<(String, u64)>, StoreError>;
+
     /// Moves the marker of `account` on `target` to `at`, never back; returns where it is now.
     fn set_read_marker(&self, account: &str, target: &str, at: u64) -> Result<u64, StoreError>;
 }

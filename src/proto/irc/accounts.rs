@@ -199,3 +199,16 @@ pub fn markread(session: &mut Session, message: &Message) {
         }) as Then
     });
 }
+
+/// After a JOIN, for a logged-in client with `draft/read-marker`: how far its account has read
+/// the room (before the end of NAMES, as the spec asks).
+pub fn read_marker_on_join(session: &mut Session, room: &str) {
+    if !session.caps.has(crate::proto::irc::caps::Cap::ReadMarker) {
+        return;
+    }
+    let marker = hub::lock(&session.shared.hub).read_marker(session.id.expect("registered"), room);
+    if let Some(at) = marker {
+        let server = session.shared.server_name.clone();
+        session.reply(render::read_marker(&server, room, at));
+    }
+}

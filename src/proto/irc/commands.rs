@@ -266,6 +266,7 @@ fn join(session: &mut Session, message: &Message) {
                 if let Some(topic) = &joined.topic {
                     topic_numerics(session, &joined.room, topic);
                 }
+                accounts::read_marker_on_join(session, &joined.room);
                 if !session.caps.has(Cap::NoImplicitNames) {
                     names_of(session, &joined.room);
                 }

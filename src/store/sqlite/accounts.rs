@@ -80,6 +80,16 @@ impl AccountStore for SqliteAccounts {
             .map_err(self.fail())
     }
 
+    fn read_markers(&self, account: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let conn = self.conn();
+        let read = || -> rusqlite::Result<Vec<(String, u64)>> {
+            conn.prepare_cached("SELECT target_key, at FROM read_markers WHERE account_key = ?1")?
+                .query_map([fold(account)], |row| Ok((row.get(0)?, from_sql_int(row.get(1)?))))?
+                .collect()
+        };
+        read().map_err(self.fail())
+    }
+
     fn set_read_marker(&self, account: &str, target: &str, at: u64) -> Result<u64, StoreError> {
         let conn = self.conn();
         let write = || -> rusqlite::Result<i64> {
