@@ -164,6 +164,8 @@ struct User {
     rooms: Vec<String>,
     away: Option<Box<str>>,
     oper: bool,
+    /// User mode `+i`: hidden from WHO and NAMES of those who share no room with the user.
+    invisible: bool,
     signon: u64,
     /// When the user took its current nick (private history is shown from then on).
     nick_since: MsgId,
@@ -246,6 +248,8 @@ pub struct UserInfo {
     pub realname: String,
     pub away: Option<String>,
     pub oper: bool,
+    /// User mode `+i`.
+    pub invisible: bool,
     pub protocol: &'static str,
     pub signon: u64,
     pub last_spoke: u64,
@@ -287,6 +291,15 @@ pub struct Departed {
     pub host: String,
     pub realname: String,
     pub at: u64,
+}
+
+/// What [`Hub::say`] does with a text too long for one IRC line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Long {
+    /// Several messages, cut between words.
+    Split,
+    /// One message, its end cut off.
+    Cut,
 }
 
 /// Result of a message: the event, and the target's away message when it was sent to an away user.
@@ -445,6 +458,7 @@ impl Hub {
                 rooms: Vec::new(),
                 away: None,
                 oper: false,
+                invisible: false,
                 signon: now,
                 nick_since: MsgId(now << 20),
                 last_spoke: now,
@@ -578,7 +592,12 @@ impl Hub {
         // The joiner too: its own JOIN must be queued before any message said in the room
         // from now on, and only the hub, under its lock, can put it there in time.
         self.user(id).outbox.push(own(&event));
-        self.deliver(members, &event);
+        self.deliver(members.iter().copied(), &event);
+        // A joiner who is away is away for the room's members too (IRC `away-notify`).
+        if let Some(message) = self.user(id).away.as_deref().map(str::to_string) {
+            let away = self.event(EventKind::Away { who: self.user(id).source.clone(), message: Some(message) });
+            self.deliver(members, &away);
+        }
         Ok(Some(Joined { room: name, topic }))
     }
 
@@ -599,8 +618,40 @@ impl Hub {
 
     /// Sends a message to a room or a nick. The sender does not receive it (sessions that want
     /// an echo write the returned event to themselves). Text is sanitised here, once, for all;
-    /// client tags (`+typing`, …) are passed through as they are.
+    /// client tags (`+typing`, …) are passed through as they are. A text too long for one IRC
+    /// line with its sender, command and target is said as several messages, cut between words:
+    /// a person's long line (plain text) loses nothing.
     pub fn say(&mut self, id: ConnId, target: &str, kind: MsgKind, text: &str, tags: Tags) -> Result<Said, HubError> {
+        self.say_as(id, target, kind, text, tags, Long::Split)
+    }
+
+    /// [`Hub::say`] for a message an IRC client sent as one line: it stays one message. The
+    /// client fitted its line into 512 bytes, but relayed with its `nick!user@host` in front it
+    /// may no longer fit; then its end is cut off, on a character boundary, as InspIRCd and ergo
+    /// do. Refusing it (417) instead would refuse a line the client had every reason to think
+    /// valid, as no client knows for sure how its prefix looks to others; splitting it would
+    /// make one message two, which IRC clients (and bots reading commands) do not expect.
+    /// History keeps the text as it was relayed.
+    pub fn say_line(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        kind: MsgKind,
+        text: &str,
+        tags: Tags,
+    ) -> Result<Said, HubError> {
+        self.say_as(id, target, kind, text, tags, Long::Cut)
+    }
+
+    fn say_as(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        kind: MsgKind,
+        text: &str,
+        tags: Tags,
+        long: Long,
+    ) -> Result<Said, HubError> {
         let text = text::sanitize(text);
         if text.is_empty() && kind != MsgKind::TagMsg {
             return Err(HubError::NoText);
@@ -630,10 +681,10 @@ impl Hub {
             (Target::User(user.source.nick.clone()), vec![to], away, None)
         };
         let room = line_room(&from, &target, kind);
-        let mut pieces = if text.len() > room {
-            text::split_to_fit(&text, room).into_iter().map(str::to_string).collect()
-        } else {
-            vec![text]
+        let mut pieces = match long {
+            _ if text.len() <= room => vec![text],
+            Long::Split => text::split_to_fit(&text, room).into_iter().map(str::to_string).collect(),
+            Long::Cut => vec![text[..floor_char_boundary(&text, room)].to_string()],
         };
         let last = pieces.pop().expect("a text is at least one piece");
         let mut events = Vec::with_capacity(pieces.len() + 1);
@@ -817,11 +868,14 @@ pub fn floor_char_boundary(s: &str, max: usize) -> usize {
 
 impl Hub {
     /// Marks a user away with a message, or back (`None` or empty); the users sharing a room
-    /// are told (IRC `away-notify`). Returns whether the user is now away.
+    /// are told (IRC `away-notify`) when that changes anything. Returns whether the user is now
+    /// away.
     pub fn set_away(&mut self, id: ConnId, message: Option<&str>) -> bool {
         let away = message.map(text::sanitize).filter(|m| !m.is_empty());
-        let event = self.event(EventKind::Away { who: self.user(id).source.clone(), message: away.clone() });
-        self.deliver(self.peers(id), &event);
+        if self.user(id).away.as_deref() != away.as_deref() {
+            let event = self.event(EventKind::Away { who: self.user(id).source.clone(), message: away.clone() });
+            self.deliver(self.peers(id), &event);
+        }
         let user = self.users.get_mut(&id).expect("registered");
         user.away = away.map(String::into_boxed_str);
         user.away.is_some()
@@ -837,6 +891,21 @@ impl Hub {
         }
     }
 
+    /// Sets or clears user mode `+i`; `false` if it was so already.
+    pub fn set_invisible(&mut self, id: ConnId, on: bool) -> bool {
+        let user = self.users.get_mut(&id).expect("registered");
+        flip(&mut user.invisible, on)
+    }
+
+    /// May `asker` see `id` in WHO and NAMES? An invisible user (`+i`) shows only to those who
+    /// share a room with them, and to themselves.
+    fn sees(&self, asker: ConnId, id: ConnId) -> bool {
+        let user = self.user(id);
+        !user.invisible
+            || asker == id
+            || user.rooms.iter().any(|r| self.rooms.get(r).is_some_and(|room| room.members.contains_key(&asker)))
+    }
+
     /// Gives up server-operator rights (`MODE nick -o`); `false` if `id` had none.
     pub fn unoper(&mut self, id: ConnId) -> bool {
         std::mem::take(&mut self.users.get_mut(&id).expect("registered").oper)
@@ -850,8 +919,9 @@ impl Hub {
             return Err(HubError::NotOper);
         }
         let target_id = self.id_of(target)?;
-        let reason = format!("Killed by {}: {}", self.user(id).source.nick, text::sanitize(reason));
-        self.user(target_id).outbox.close(reason);
+        let (by, nick) = (self.user(id).source.clone(), self.nick(target_id).to_string());
+        let killed = Closed::Killed { by, nick, reason: text::sanitize(reason) };
+        self.user(target_id).outbox.close_as(killed);
         Ok(())
     }
 
@@ -897,6 +967,11 @@ impl Hub {
         (self.users.len(), self.rooms.len())
     }
 
+    /// Number of invisible (`+i`) users, for LUSERS.
+    pub fn invisible_count(&self) -> usize {
+        self.users.values().filter(|u| u.invisible).count()
+    }
+
     /// Number of server operators online.
     pub fn oper_count(&self) -> usize {
         self.users.values().filter(|u| u.oper).count()
@@ -919,6 +994,7 @@ impl Hub {
             realname: user.realname.to_string(),
             away: user.away.as_deref().map(str::to_string),
             oper: user.oper,
+            invisible: user.invisible,
             protocol: user.protocol,
             signon: user.signon,
             last_spoke: user.last_spoke,
@@ -931,17 +1007,24 @@ impl Hub {
         Ok(self.info(self.id_of(nick)?, asker))
     }
 
-    /// Every user online, for WHO with a mask.
+    /// Every user online that `asker` may see, for WHO with a mask: invisible users only when
+    /// they share a room with `asker`.
     pub fn all_users(&self, asker: ConnId) -> Vec<UserInfo> {
-        self.users.keys().map(|&id| self.info(id, asker)).collect()
+        self.users.keys().filter(|&&id| self.sees(asker, id)).map(|&id| self.info(id, asker)).collect()
     }
 
-    /// A room with its members, sorted by nick. Secret rooms are visible to members only.
+    /// A room with its members, sorted by nick. Secret rooms are visible to members only; to
+    /// others, the members listed are those they may see (invisible ones only when they share
+    /// another room).
     pub fn room_info(&self, asker: ConnId, name: &str) -> Result<RoomInfo, HubError> {
         let room = self.visible_room(asker, name)?;
         let is_member = room.members.contains_key(&asker);
-        let mut members: Vec<Member> =
-            room.members.iter().map(|(&id, &status)| Member { info: self.info(id, asker), status }).collect();
+        let mut members: Vec<Member> = room
+            .members
+            .iter()
+            .filter(|&(&id, _)| is_member || self.sees(asker, id))
+            .map(|(&id, &status)| Member { info: self.info(id, asker), status })
+            .collect();
         members.sort_by_cached_key(|m| fold(&m.info.nick));
         let mut modes = room.modes.clone();
         if !is_member {

@@ -150,7 +150,7 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
                 Input::Stopped => {
                     break match outbox.closed() {
                         Some(Closed::Overflow) => "SendQ exceeded (not reading fast enough)".into(),
-                        Some(Closed::Done(reason)) => reason,
+                        Some(closed) => closed.reason(),
                         None => "Connection lost".into(),
                     };
                 }
@@ -581,7 +581,7 @@ impl Render for PlainRender {
             Closed::Overflow => {
                 b"*** disconnected: you were not reading fast enough and your queue filled up\n".to_vec()
             }
-            Closed::Done(reason) => format!("*** disconnected: {reason}\n").into_bytes(),
+            closed => format!("*** disconnected: {}\n", closed.reason()).into_bytes(),
         }
     }
 }

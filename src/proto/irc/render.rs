@@ -105,6 +105,8 @@ pub fn message(event: &Event, caps: u32) -> Option<Message> {
 /// Writes events for one IRC client according to the capabilities it has enabled.
 pub struct IrcRender<'a> {
     pub caps: &'a CapSet,
+    /// The server's name, for the path of a KILL.
+    pub server: &'a str,
 }
 
 impl Render for IrcRender<'_> {
@@ -122,13 +124,15 @@ impl Render for IrcRender<'_> {
         })
     }
 
+    /// `ERROR :Closing link: reason`; after a kill, first the KILL itself, from the operator,
+    /// with its path (`server!operator`) and reason as servers write it.
     fn closing(&self, why: &Closed) -> Vec<u8> {
-        let reason = match why {
-            Closed::Overflow => "SendQ exceeded",
-            Closed::Done(reason) => reason,
-        };
         let mut out = Vec::new();
-        Message::new("ERROR", &[&format!("Closing link: {reason}")]).write_to(&mut out);
+        if let Closed::Killed { by, nick, reason } = why {
+            let path = format!("{}!{} ({reason})", self.server, by.nick);
+            Message::new("KILL", &[nick, &path]).with_source(&mask(by)).with_trailing_colon().write_to(&mut out);
+        }
+        Message::new("ERROR", &[&format!("Closing link: {}", why.reason())]).write_to(&mut out);
         out
     }
 }

@@ -36,8 +36,6 @@ pub struct Session {
     pub pending_user: Option<Box<(String, String)>>,
     /// The client's address: its host as others see it, and the log.
     pub peer: SocketAddr,
-    /// User mode `+i`.
-    pub invisible: bool,
     /// Answers to the command being handled.
     replies: Vec<Message>,
     /// The `label` tag of the command being handled.
@@ -63,7 +61,6 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
         pending_nick: None,
         pending_user: None,
         peer,
-        invisible: false,
         replies: Vec::new(),
         label: None,
         open_batch: None,
@@ -78,14 +75,11 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
         let connected = tokio::time::Instant::now();
         let mut pinged = false;
         while session.quit.is_none() {
-            let render = IrcRender { caps: &session.caps };
+            let render = IrcRender { caps: &session.caps, server: &session.shared.server_name };
             let text = match tokio::time::timeout(session.ping_interval(), conn.next(&render)).await {
                 Ok(Input::Stopped) => {
-                    session.quit = Some(match session.outbox.closed() {
-                        Some(hub::Closed::Overflow) => "SendQ exceeded".to_string(),
-                        Some(hub::Closed::Done(reason)) => reason,
-                        None => "Connection lost".to_string(),
-                    });
+                    session.quit =
+                        Some(session.outbox.closed().map_or_else(|| "Connection lost".into(), |c| c.reason()));
                     continue;
                 }
                 Err(_) if session.id.is_none() => {
@@ -130,7 +124,7 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
             tracing::info!("{} ({nick}) left: {reason}", session.peer);
             hub::lock(&session.shared.hub).quit(id, &reason);
         }
-        conn.close(reason, &IrcRender { caps: &session.caps }).await;
+        conn.close(reason, &IrcRender { caps: &session.caps, server: &session.shared.server_name }).await;
     }
 }
 
@@ -149,6 +143,22 @@ fn reads_history(line: &str) -> Option<Include> {
     }
 }
 
+/// The most tag data (between `@` and the space) a client may send (IRCv3 message-tags: the
+/// other half of the 8191 bytes is the server's).
+const MAX_CLIENT_TAGS: usize = 4094;
+
+/// The length of a line's tag data, without its `@` and the space after it.
+fn client_tags_len(line: &str) -> usize {
+    line.strip_prefix('@').map_or(0, |rest| rest.find(' ').unwrap_or(rest.len()))
+}
+
+/// The `label` tag of a line that does not parse, read as leniently as it can be.
+fn label_of(line: &str) -> Option<String> {
+    let tags = line.strip_prefix('@')?.split(' ').next()?;
+    let value = tags.split(';').find_map(|tag| tag.strip_prefix("label="))?;
+    Some(super::message::unescape_tag_value(value)).filter(|v| !v.is_empty() && v.len() <= 64)
+}
+
 /// Numbers the batches a server opens (`BATCH +1 …`), unique per process.
 static NEXT_BATCH: AtomicU64 = AtomicU64::new(1);
 
@@ -161,21 +171,36 @@ impl Session {
     /// Parses and handles one line, then sends every reply it produced.
     fn handle_line(&mut self, text: &str) {
         match Message::parse(text) {
+            Ok(message) if client_tags_len(text) > MAX_CLIENT_TAGS => {
+                self.label = message.tag("label").flatten().map(str::to_string);
+                self.numeric(ERR_INPUTTOOLONG, &["Input line was too long"]);
+            }
             Ok(message) => {
                 self.label = message.tag("label").flatten().map(str::to_string);
                 commands::dispatch(self, &message);
             }
             Err(ParseError::Empty) => {}
-            Err(ParseError::BodyTooLong | ParseError::TagsTooLong) => {
-                self.numeric(ERR_INPUTTOOLONG, &["Input line was too long"]);
+            Err(error) => {
+                // Refused as a whole, yet the answer still carries the label if one can be read.
+                self.label = label_of(text);
+                self.refuse(error);
             }
-            Err(ParseError::InvalidCommand(command)) => {
-                self.numeric(ERR_UNKNOWNCOMMAND, &[&command, "Unknown command"]);
-            }
-            Err(error @ ParseError::ControlChar) => self.numeric(ERR_UNKNOWNERROR, &["*", &error.to_string()]),
-            Err(ParseError::NoCommand) => {}
         }
         self.finish();
+    }
+
+    /// Answers a line that is no IRC message.
+    fn refuse(&mut self, error: ParseError) {
+        match error {
+            ParseError::Empty | ParseError::NoCommand => {}
+            ParseError::BodyTooLong | ParseError::TagsTooLong => {
+                self.numeric(ERR_INPUTTOOLONG, &["Input line was too long"]);
+            }
+            ParseError::InvalidCommand(command) => {
+                self.numeric(ERR_UNKNOWNCOMMAND, &[&command, "Unknown command"]);
+            }
+            error @ ParseError::ControlChar => self.numeric(ERR_UNKNOWNERROR, &["*", &error.to_string()]),
+        }
     }
 
     /// How long the client may be silent before it is pinged (and as long again before it is
