@@ -332,3 +332,25 @@ async fn away_notify_tells_changes_only_and_away_joiners() {
     let away = watcher.next().await;
     assert_eq!((away.command.as_str(), &away.params[..]), ("AWAY", &["nap".to_string()][..]));
 }
+
+#[tokio::test]
+async fn invalid_utf8_is_replaced_and_the_sender_warned() {
+    let server = start_server().await;
+    let mut alice = Irc::register(server.addr, "alice", &["standard-replies", "labeled-response", "batch"]).await;
+    let mut bob = Irc::register(server.addr, "bob", &[]).await;
+    alice.join("#r").await;
+    bob.join("#r").await;
+    alice.client.send_raw(b"@label=u PRIVMSG #r :caf\xe9\r\n").await;
+    // UTF8ONLY: never relayed as it came; the sender hears that it was modified.
+    assert_eq!(bob.expect("PRIVMSG").await.params[1], "caf\u{fffd}");
+    let warn = alice.expect("WARN").await;
+    assert_eq!(
+        warn.params,
+        ["PRIVMSG", "INVALID_UTF8", "Your message was not correctly encoded as UTF-8 and had to be modified"]
+    );
+    assert_eq!(warn.tag("label").flatten(), Some("u"));
+    alice.send("PRIVMSG #r :café").await;
+    assert_eq!(bob.expect("PRIVMSG").await.params[1], "café");
+    alice.send("PING :x").await;
+    assert_eq!(alice.expect_any(&["WARN", "PONG"]).await.command, "PONG", "valid UTF-8 gets no warning");
+}

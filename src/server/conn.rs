@@ -287,6 +287,11 @@ impl Conn {
         poll_fn(|cx| self.poll_line(cx)).await
     }
 
+    /// Whether the line just read had invalid UTF-8 in it (replaced with U+FFFD).
+    pub fn mangled(&self) -> bool {
+        self.lines.mangled()
+    }
+
     /// The client's next line, writing what is queued while waiting for it.
     pub fn next(&mut self, render: &impl Render) -> impl Future<Output = Input> {
         // A bare `poll_fn`, not an `async fn`, which would keep its arguments twice: every idle

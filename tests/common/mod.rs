@@ -256,6 +256,16 @@ impl Irc {
         }
     }
 
+    /// Reads until a message with one of these commands arrives.
+    pub async fn expect_any(&mut self, commands: &[&str]) -> Message {
+        loop {
+            let message = self.next().await;
+            if commands.contains(&message.command.as_str()) {
+                return message;
+            }
+        }
+    }
+
     /// Joins a room and reads through the names list.
     pub async fn join(&mut self, room: &str) {
         self.send(&format!("JOIN {room}")).await;

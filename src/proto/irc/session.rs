@@ -116,7 +116,7 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
             if let Some(include) = reads_history(&text) {
                 conn.writing_while(&render, pin!(session.shared.settled(include))).await;
             }
-            session.handle_line(&text);
+            session.handle_line(&text, conn.mangled());
         }
         let reason = session.quit.take().unwrap_or_default();
         if let Some(id) = session.id {
@@ -168,8 +168,21 @@ pub fn batch_ref() -> String {
 }
 
 impl Session {
-    /// Parses and handles one line, then sends every reply it produced.
-    fn handle_line(&mut self, text: &str) {
+    /// Parses and handles one line, then sends every reply it produced. A `mangled` line had
+    /// invalid UTF-8, replaced before it was handled: the client is warned (`UTF8ONLY`).
+    fn handle_line(&mut self, text: &str, mangled: bool) {
+        if mangled {
+            let command = text.split(' ').find(|w| !w.starts_with(['@', ':']) && !w.is_empty()).unwrap_or("*");
+            let command = if command.bytes().all(|b| b.is_ascii_alphanumeric()) { command } else { "*" };
+            let command = command.to_ascii_uppercase();
+            self.standard_reply(
+                "WARN",
+                &command,
+                "INVALID_UTF8",
+                &[],
+                "Your message was not correctly encoded as UTF-8 and had to be modified",
+            );
+        }
         match Message::parse(text) {
             Ok(message) if client_tags_len(text) > MAX_CLIENT_TAGS => {
                 self.label = message.tag("label").flatten().map(str::to_string);
