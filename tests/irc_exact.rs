@@ -354,3 +354,31 @@ async fn invalid_utf8_is_replaced_and_the_sender_warned() {
     alice.send("PING :x").await;
     assert_eq!(alice.expect_any(&["WARN", "PONG"]).await.command, "PONG", "valid UTF-8 gets no warning");
 }
+
+#[tokio::test]
+async fn queries_for_another_server_or_user_get_402_and_401() {
+    let server = named_server().await;
+    let mut alice = Irc::register(server.addr, "alice", &[]).await;
+    let _bob = Irc::register(server.addr, "bob", &[]).await;
+    for command in ["TIME elsewhere.org", "VERSION elsewhere.org", "MOTD elsewhere.org", "ADMIN x", "INFO x"] {
+        alice.send(command).await;
+        let refused = alice.next().await;
+        assert_eq!(
+            (refused.command.as_str(), refused.params[1].as_str()),
+            ("402", &command[command.find(' ').unwrap() + 1..]),
+            "{command}"
+        );
+    }
+    alice.send("LUSERS * elsewhere.org").await;
+    assert_eq!(alice.next().await.command, "402");
+    // This server by name, or a mask that matches it, answers as usual.
+    alice.send(&format!("TIME {SERVER}")).await;
+    assert_eq!(alice.next().await.command, "391");
+    alice.send("VERSION irc.*").await;
+    assert_eq!(alice.next().await.command, "351");
+    // Another user's modes: 502 if online, 401 if no one has that nick.
+    alice.send("MODE bob +i").await;
+    assert_eq!(alice.expect_any(&["502", "401"]).await.command, "502");
+    alice.send("MODE nobody").await;
+    assert_eq!(alice.next().await.params[..2], ["alice", "nobody"]);
+}

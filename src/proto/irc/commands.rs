@@ -558,7 +558,12 @@ fn user_mode(session: &mut Session, message: &Message, target: &str) {
         (hub.nick(id).to_string(), hub.user_info(id, hub.nick(id)))
     };
     if !target.eq_ignore_ascii_case(&my_nick) {
-        return session.numeric(ERR_USERSDONTMATCH, &["Cannot change mode for other users"]);
+        let online = hub::lock(&session.shared.hub).online(target).is_some();
+        return if online {
+            session.numeric(ERR_USERSDONTMATCH, &["Cannot change mode for other users"])
+        } else {
+            session.numeric(ERR_NOSUCHNICK, &[target, "No such nick"])
+        };
     }
     let Some(changes) = message.params.get(1) else {
         let mut modes = String::from("+");
@@ -813,21 +818,42 @@ pub fn motd(session: &mut Session) {
     session.numeric(RPL_ENDOFMOTD, &["End of /MOTD command."]);
 }
 
-fn motd_command(session: &mut Session, _: &Message) {
-    motd(session);
+/// Whether parameter `i`, a server to ask, names another server: 402 then (there is only
+/// this one).
+fn elsewhere(session: &mut Session, message: &Message, i: usize) -> bool {
+    let Some(server) = message.params.get(i) else { return false };
+    if text::wildcard_match(server, &session.shared.server_name) {
+        return false;
+    }
+    session.numeric(ERR_NOSUCHSERVER, &[server, "No such server"]);
+    true
 }
 
-fn lusers_command(session: &mut Session, _: &Message) {
-    lusers(session);
+fn motd_command(session: &mut Session, message: &Message) {
+    if !elsewhere(session, message, 0) {
+        motd(session);
+    }
 }
 
-fn version(session: &mut Session, _: &Message) {
+fn lusers_command(session: &mut Session, message: &Message) {
+    if !elsewhere(session, message, 1) {
+        lusers(session);
+    }
+}
+
+fn version(session: &mut Session, message: &Message) {
+    if elsewhere(session, message, 0) {
+        return;
+    }
     let server = session.shared.server_name.clone();
     session.numeric(RPL_VERSION, &[&format!("charla-{VERSION}"), &server, "self-hosted group chat"]);
     isupport(session);
 }
 
-fn time(session: &mut Session, _: &Message) {
+fn time(session: &mut Session, message: &Message) {
+    if elsewhere(session, message, 0) {
+        return;
+    }
     let server = session.shared.server_name.clone();
     let now = now_millis();
     let mut text = render::iso_time(now);
@@ -844,7 +870,10 @@ fn links(session: &mut Session, _: &Message) {
 
 /// `ADMIN`: who runs the server (256–259). charla knows no administrator's name or address,
 /// so it says where to look instead.
-fn admin(session: &mut Session, _: &Message) {
+fn admin(session: &mut Session, message: &Message) {
+    if elsewhere(session, message, 0) {
+        return;
+    }
     let server = session.shared.server_name.clone();
     session.numeric(RPL_ADMINME, &[&server, "Administrative info"]);
     session.numeric(RPL_ADMINLOC1, &["This charla server is run by whoever started it"]);
@@ -853,7 +882,10 @@ fn admin(session: &mut Session, _: &Message) {
 }
 
 /// `INFO`: what the server is (371 lines, 374).
-fn info(session: &mut Session, _: &Message) {
+fn info(session: &mut Session, message: &Message) {
+    if elsewhere(session, message, 0) {
+        return;
+    }
     for line in [
         format!("charla {VERSION}: self-hosted group chat in one binary"),
         "Plain-text (nc, telnet), IRC and charla connect clients share the same rooms.".into(),
