@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use tokio::io::AsyncWriteExt;
 
 #[tokio::test]
 async fn registration_and_welcome_numerics() {
@@ -635,6 +636,12 @@ async fn a_person_typing_irc_words_stays_plain_text() {
     watcher.expect(&format!("* {guest} joined #lobby")).await;
     other.send("NICK alice").await;
     assert_eq!(watcher.line().await, format!("<{guest}> NICK alice"));
+    // Nor is it lost when the connection closes.
+    let (mut leaving, guest) = Client::plain(server.addr).await;
+    watcher.expect(&format!("* {guest} joined #lobby")).await;
+    leaving.send("NICK carol").await;
+    leaving.writer.shutdown().await.unwrap();
+    assert_eq!(watcher.line().await, format!("<{guest}> NICK carol"));
     for line in ["CAP of the day", "NICK is my name", "PASS all tests green"] {
         let (mut typist, guest) = Client::plain(server.addr).await;
         watcher.expect(&format!("* {guest} joined #lobby")).await;

@@ -131,7 +131,14 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
                         }
                     }
                 }
-                (input, _) => input,
+                (input, opening_now) => {
+                    // Anything else ends the opening: what was held was a person's text.
+                    let held = opening_now.take().unwrap_or_default();
+                    if let Some(reason) = held.iter().find_map(|line| session.handle(line)) {
+                        break reason;
+                    }
+                    input
+                }
             };
             match input {
                 Input::Line(Line::Text(text)) => {
