@@ -210,6 +210,8 @@ async fn invisible_users_are_seen_only_by_those_who_share_a_room() {
     seen.sort();
     assert_eq!(seen, ["friend", "stranger"]);
     assert_eq!(who(&mut stranger, "#den").await, ["friend"]);
+    assert_eq!(who(&mut stranger, "sh*").await, Vec::<String>::new());
+    assert_eq!(who(&mut stranger, "shy").await, ["shy"], "a nick without wildcards finds the user");
     assert_eq!(names(&mut stranger, "#den").await, "friend");
     // Those who share a room see the invisible user; and so does the user.
     let mut seen = who(&mut friend, "*").await;

@@ -433,7 +433,14 @@ fn who(session: &mut Session, message: &Message) {
             Err(_) => Vec::new(),
         }
     } else {
-        hub.all_users(id)
+        // A nick without wildcards asks for that user, invisible or not (as InspIRCd answers);
+        // a mask lists only the users the asker may see.
+        let exact = (!mask.contains(['*', '?'])).then(|| hub.user_info(id, mask).ok()).flatten();
+        let users = match exact {
+            Some(user) => vec![user],
+            None => hub.all_users(id),
+        };
+        users
             .into_iter()
             .filter(|u| {
                 text::wildcard_match(mask, &u.nick)
