@@ -384,3 +384,19 @@ async fn queries_for_another_server_or_user_get_402_and_401() {
     alice.send("MODE nobody").await;
     assert_eq!(alice.next().await.params[..2], ["alice", "nobody"]);
 }
+
+#[tokio::test]
+async fn charla_serve_takes_its_server_name_from_the_command_line_or_the_host() {
+    for (args, name) in [(&["--server-name", SERVER][..], SERVER.to_string()), (&[][..], charla::server::host_name())] {
+        let dir = TempDir::new();
+        let process = ServerProcess::start(&dir.0, args).await;
+        let mut alice = Irc { client: Client::connect(process.addr).await, nick: String::new() };
+        alice.send("NICK alice").await;
+        alice.send("USER alice 0 * :Alice").await;
+        assert_eq!(alice.expect("001").await.source.as_deref(), Some(name.as_str()), "{args:?}");
+        assert_eq!(alice.expect("004").await.params[1], name);
+        alice.send("PING :x").await;
+        assert_eq!(alice.expect("PONG").await.params[0], name);
+        assert_eq!(process.terminate().await.code(), Some(0));
+    }
+}

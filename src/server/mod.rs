@@ -318,3 +318,19 @@ pub fn start(protocol: Protocol, conn: Conn, peer: SocketAddr) {
         Protocol::Tls => tracing::info!("{peer} started TLS, which is not enabled on this server; closed"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_are_host_names() {
+        for name in ["irc.example.org", "vm", "node-1.chat.example"] {
+            assert!(valid_server_name(name), "{name}");
+        }
+        for name in ["", "bad name", "a!b", "x@y", ":irc", ".irc", "-irc", &"a".repeat(64)] {
+            assert!(!valid_server_name(name), "{name}");
+        }
+        assert!(valid_server_name(&host_name()));
+    }
+}
