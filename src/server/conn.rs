@@ -7,8 +7,8 @@
 //!
 //! Idle connections are counted in bytes, and tokio rounds a task up to a multiple of 128: a
 //! session's future (this `Conn`, the session's state and its biggest wait) is now 648 bytes
-//! for plain text and 664 for IRC, each task 768, and little more future would make it 896
-//! (the plain-text session at 672 bytes did). `RUSTFLAGS=-Zprint-type-sizes
+//! for plain text and 656 for IRC, each task 768, and little more future would make it 896
+//! (futures of 672 and 680 bytes did). `RUSTFLAGS=-Zprint-type-sizes
 //! cargo +nightly build --release --lib` shows the layout (`{async block@src/proto/…}`).
 
 use std::collections::VecDeque;

@@ -78,8 +78,7 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
         let connected = tokio::time::Instant::now();
         let mut pinged = false;
         while session.quit.is_none() {
-            let me = session.id.unwrap_or_default();
-            let render = IrcRender { caps: &session.caps, me, server: &session.shared.server_name };
+            let render = IrcRender { session: &session };
             let text = match tokio::time::timeout(session.ping_interval(), conn.next(&render)).await {
                 Ok(Input::Stopped) => {
                     session.quit =
@@ -128,8 +127,7 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
             tracing::info!("{} ({nick}) left: {reason}", session.peer);
             hub::lock(&session.shared.hub).quit(id, &reason);
         }
-        let me = session.id.unwrap_or_default();
-        conn.close(reason, &IrcRender { caps: &session.caps, me, server: &session.shared.server_name }).await;
+        conn.close(reason, &IrcRender { session: &session }).await;
     }
 }
 
