@@ -353,10 +353,11 @@ pub struct HubConfig {
 /// The hub, shared by every connection.
 pub type SharedHub = Arc<Mutex<Hub>>;
 
-/// Locks the shared hub. A panic in another thread cannot leave the hub half-updated in a way
-/// that matters more than losing the whole server, so a poisoned lock is taken anyway.
+/// Locks the shared hub. A poisoned lock means a panic left the chat state half-changed
+/// (users in rooms they are not in, a nick held by no one): the process ends rather than serve
+/// from it ([`crate::panics`]).
 pub fn lock(hub: &SharedHub) -> MutexGuard<'_, Hub> {
-    hub.lock().unwrap_or_else(|e| e.into_inner())
+    hub.lock().unwrap_or_else(|_| crate::panics::fatal("a panic left the chat state half-changed"))
 }
 
 /// All chat state.
@@ -467,6 +468,7 @@ impl Hub {
                 self.next_guest += 1;
                 let nick = format!("guest-{}", self.next_guest);
                 if !self.nicks.contains_key(nick.as_str()) {
+                    self.save_guest(self.next_guest);
                     break nick;
                 }
             },

@@ -4,6 +4,9 @@
 //! Shutdown follows mini-redis: the accept loops stop, the hub closes every client's queue with
 //! a reason (each connection delivers what was queued, then says goodbye), and [`Server::run`]
 //! returns once every connection task has finished, or after a grace period.
+//!
+//! Each connection's task runs inside [`panics::connection`], so that a bug in one connection
+//! ends that connection only; see [`crate::panics`] for what a bug anywhere else ends.
 
 pub mod conn;
 pub mod limits;
@@ -11,7 +14,7 @@ pub mod lines;
 pub mod sessions;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::hub::{self, History, Hub, HubConfig, SharedHub};
+use crate::panics;
 use crate::store::{Include, Retention, SqliteStore, Store, StoreError};
 use conn::{Conn, Protocol};
 use limits::{ConnLimiter, FloodLimit};
@@ -115,12 +119,53 @@ impl Default for HistoryConfig {
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr}: {source} (is another server using the port? try another with --listen)")]
+    #[error("cannot listen on {addr}: {source} ({})", bind_advice(addr, source))]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("cannot use data directory {dir}: {source} (pick a writable one with --data-dir)")]
     DataDir { dir: PathBuf, source: std::io::Error },
+    #[error("cannot use data directory {dir}: {file} is a file, not a directory (pick a directory with --data-dir)")]
+    NotADirectory { dir: PathBuf, file: PathBuf },
+    #[error(
+        "cannot create data directory {dir}: {parent} lets no directory be created in it ({source}); it is a virtual file system such as /proc or /sys, pick a directory on a disk with --data-dir"
+    )]
+    CannotCreate { dir: PathBuf, parent: PathBuf, source: std::io::Error },
     #[error("cannot open the history store: {0}")]
     Store(#[from] StoreError),
+}
+
+/// What to do about a listen address that cannot be bound, by the reason.
+fn bind_advice(addr: &SocketAddr, error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            format!("another program is using port {}: stop it, or pick another port with --listen", addr.port())
+        }
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "{} is not an address of this machine: listen on one it has (`ip -brief address` lists them), or on 0.0.0.0 for all of them",
+            addr.ip()
+        ),
+        std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
+            format!("ports below 1024 need root: pick a port from 1024 up, e.g. --listen {}:1313", addr.ip())
+        }
+        _ => "pick another address with --listen".into(),
+    }
+}
+
+/// Creates the data directory if it is missing, saying why it cannot be used when it cannot.
+fn create_data_dir(dir: &Path) -> Result<(), ServerError> {
+    if let Some(file) = dir.ancestors().find(|a| a.exists() && !a.is_dir()) {
+        return Err(ServerError::NotADirectory { dir: dir.to_owned(), file: file.to_owned() });
+    }
+    std::fs::create_dir_all(dir).map_err(|source| {
+        // "No such file or directory" while the parent is there: a file system that makes no
+        // directories, like /proc.
+        let existing = dir.ancestors().skip(1).find(|a| a.is_dir());
+        match existing {
+            Some(parent) if source.kind() == std::io::ErrorKind::NotFound => {
+                ServerError::CannotCreate { dir: dir.to_owned(), parent: parent.to_owned(), source }
+            }
+            _ => ServerError::DataDir { dir: dir.to_owned(), source },
+        }
+    })
 }
 
 /// State every connection task shares.
@@ -172,11 +217,11 @@ impl Server {
     /// Creates the data directory, opens the history store (restoring its rooms) and binds every
     /// listen address.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|source| ServerError::DataDir { dir: config.data_dir.clone(), source })?;
+        create_data_dir(&config.data_dir)?;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
         let mut hub = Hub::new(config.hub, History::new(store.clone()));
         hub.restore_rooms(store.rooms()?);
+        hub.restore_guests(store.last_guest()?);
         let mut listeners = Vec::new();
         let any = config.listen.iter().map(|a| (a, None));
         let irc = config.irc_listen.iter().map(|a| (a, Some(Protocol::Irc)));
@@ -276,7 +321,14 @@ async fn accept_loop(
                 continue;
             }
         };
-        tokio::spawn(handle(stream, peer, protocol, shared.clone(), limiter.clone(), alive.clone()));
+        tokio::spawn(panics::connection(handle(
+            stream,
+            peer,
+            protocol,
+            shared.clone(),
+            limiter.clone(),
+            alive.clone(),
+        )));
     }
 }
 
@@ -312,9 +364,9 @@ async fn handle(
 /// connection hands the connection on through here too.
 pub fn start(protocol: Protocol, conn: Conn, peer: SocketAddr) {
     match protocol {
-        Protocol::Plain => drop(tokio::spawn(crate::proto::plain::run(conn, peer))),
-        Protocol::Irc => drop(tokio::spawn(crate::proto::irc::run(conn, peer))),
-        Protocol::Http => drop(tokio::spawn(crate::web::run(conn))),
+        Protocol::Plain => drop(tokio::spawn(panics::connection(crate::proto::plain::run(conn, peer)))),
+        Protocol::Irc => drop(tokio::spawn(panics::connection(crate::proto::irc::run(conn, peer)))),
+        Protocol::Http => drop(tokio::spawn(panics::connection(crate::web::run(conn)))),
         Protocol::Tls => tracing::info!("{peer} started TLS, which is not enabled on this server; closed"),
     }
 }
