@@ -1084,10 +1084,26 @@ impl Hub {
         Ok(self.info(self.id_of(nick)?, asker))
     }
 
-    /// Every user online that `asker` may see, for WHO with a mask: invisible users only when
-    /// they share a room with `asker`.
+    /// Every user online that `asker` may see: invisible users only when they share a room
+    /// with `asker`.
     pub fn all_users(&self, asker: ConnId) -> Vec<UserInfo> {
         self.users.keys().filter(|&&id| self.sees(asker, id)).map(|&id| self.info(id, asker)).collect()
+    }
+
+    /// The users `asker` finds with `mask` (WHO): a nick without wildcards finds that user, even
+    /// an invisible one (as InspIRCd answers); a mask with `*` or `?`, matched against nicks and
+    /// `nick!user@host`, finds only the users `asker` may see.
+    pub fn find_users(&self, asker: ConnId, mask: &str) -> Vec<UserInfo> {
+        if !mask.contains(['*', '?'])
+            && let Ok(user) = self.user_info(asker, mask)
+        {
+            return vec![user];
+        }
+        let matches = |u: &UserInfo| {
+            text::wildcard_match(mask, &u.nick)
+                || text::wildcard_match(mask, &format!("{}!{}@{}", u.nick, u.user, u.host))
+        };
+        self.all_users(asker).into_iter().filter(matches).collect()
     }
 
     /// A room with its members, sorted by nick. Secret rooms are visible to members only; to

@@ -396,6 +396,9 @@ fn invisible_users_show_only_to_those_who_share_a_room() {
     assert_eq!(nicks(t.hub.all_users(stranger)), ["friend", "stranger"]);
     assert_eq!(nicks(t.hub.all_users(friend)), ["friend", "shy", "stranger"]);
     assert_eq!(nicks(t.hub.all_users(shy)), ["friend", "shy", "stranger"]);
+    assert_eq!(nicks(t.hub.find_users(stranger, "SHY")), ["shy"], "a nick finds the user");
+    assert_eq!(nicks(t.hub.find_users(stranger, "s*")), ["stranger"], "a mask finds those one may see");
+    assert_eq!(nicks(t.hub.find_users(friend, "*!u@127.0.0.1")), ["friend", "shy", "stranger"]);
     let members = |info: RoomInfo| info.members.into_iter().map(|m| m.info.nick).collect::<Vec<_>>();
     assert_eq!(members(t.hub.room_info(stranger, "#den").unwrap()), ["friend"]);
     assert_eq!(members(t.hub.room_info(friend, "#den").unwrap()), ["friend", "shy"]);

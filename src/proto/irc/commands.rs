@@ -451,19 +451,8 @@ fn who(session: &mut Session, message: &Message) {
             Err(_) => Vec::new(),
         }
     } else {
-        // A nick without wildcards asks for that user, invisible or not (as InspIRCd answers);
-        // a mask lists only the users the asker may see.
-        let exact = (!mask.contains(['*', '?'])).then(|| hub.user_info(id, mask).ok()).flatten();
-        let users = match exact {
-            Some(user) => vec![user],
-            None => hub.all_users(id),
-        };
-        users
+        hub.find_users(id, mask)
             .into_iter()
-            .filter(|u| {
-                text::wildcard_match(mask, &u.nick)
-                    || text::wildcard_match(mask, &format!("{}!{}@{}", u.nick, u.user, u.host))
-            })
             .map(|u| {
                 // The first room shown, with the user's status there, as for `WHO #room`.
                 let (room, status) = u.rooms.first().map_or(("*".to_string(), None), |(r, s)| (r.clone(), Some(*s)));
