@@ -126,6 +126,10 @@ struct ServeArgs {
     /// Keep messages for at most DAYS days (default: forever).
     #[arg(long, value_name = "DAYS")]
     retain_days: Option<u64>,
+    /// The name IRC clients see the server by (the source of its lines, WHOIS, WHO, LINKS),
+    /// e.g. irc.example.org; default: this machine's host name.
+    #[arg(long, value_name = "NAME", value_parser = parse_server_name)]
+    server_name: Option<String>,
     /// A server operator as NAME:PASSWORD (repeatable); operators may /kill. Anyone on this
     /// machine can read it with `ps`: prefer --oper-file, or the environment variable
     /// CHARLA_OPER (NAME:PASSWORD, several separated by spaces).
@@ -156,6 +160,14 @@ struct Flood(Option<FloodLimit>);
 
 fn parse_flood(s: &str) -> Result<Flood, String> {
     if s.eq_ignore_ascii_case("off") { Ok(Flood(None)) } else { s.parse().map(|l| Flood(Some(l))) }
+}
+
+fn parse_server_name(s: &str) -> Result<String, String> {
+    if charla::server::valid_server_name(s) {
+        Ok(s.into())
+    } else {
+        Err(format!("'{s}' is not a host name: use letters, digits, '-' and '.', e.g. irc.example.org"))
+    }
 }
 
 fn parse_port(s: &str) -> Result<u16, String> {
@@ -253,7 +265,8 @@ impl ServeArgs {
             },
             ..HistoryConfig::default()
         };
-        Ok(Config { listen, irc_listen: self.irc_listen, data_dir: self.data_dir, limits, hub, history })
+        let server_name = self.server_name.unwrap_or_else(charla::server::host_name);
+        Ok(Config { listen, irc_listen: self.irc_listen, data_dir: self.data_dir, limits, hub, history, server_name })
     }
 }
 

@@ -77,6 +77,29 @@ pub struct Config {
     pub limits: Limits,
     pub hub: HubConfig,
     pub history: HistoryConfig,
+    /// The name the server goes by in IRC: the source of its own lines, 004, WHOIS, WHO,
+    /// LINKS, PONG and kill paths. [`host_name`] by default.
+    pub server_name: String,
+}
+
+/// This machine's host name, the server name unless `--server-name` says otherwise; `charla`
+/// when the system has none that could serve.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length, which is passed; gethostname writes at most
+    // that many bytes.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..len]).into_owned();
+    if ok && valid_server_name(&name) { name } else { "charla".into() }
+}
+
+/// Whether `name` can be an IRC server name: a host name (letters, digits, `-`, `.`, up to 63
+/// bytes), which no client can take for a nick (`nick!user@host`) or a parameter.
+pub fn valid_server_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !name.starts_with(['-', '.'])
 }
 
 /// What history is shown and kept.
@@ -222,7 +245,7 @@ impl Server {
             store,
             history: config.history,
             limits: config.limits,
-            server_name: "charla".into(),
+            server_name: config.server_name,
             started: std::time::SystemTime::now(),
         });
         Ok(Server { listeners, shared })
@@ -357,5 +380,21 @@ pub fn start(protocol: Protocol, conn: Conn, peer: SocketAddr) {
         Protocol::Irc => drop(tokio::spawn(panics::connection(crate::proto::irc::run(conn, peer)))),
         Protocol::Http => drop(tokio::spawn(panics::connection(crate::web::run(conn)))),
         Protocol::Tls => tracing::info!("{peer} started TLS, which is not enabled on this server; closed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_are_host_names() {
+        for name in ["irc.example.org", "vm", "node-1.chat.example"] {
+            assert!(valid_server_name(name), "{name}");
+        }
+        for name in ["", "bad name", "a!b", "x@y", ":irc", ".irc", "-irc", &"a".repeat(64)] {
+            assert!(!valid_server_name(name), "{name}");
+        }
+        assert!(valid_server_name(&host_name()));
     }
 }

@@ -20,16 +20,16 @@ fn param(message: &Message, i: usize) -> &str {
 pub fn authenticate(session: &mut Session, message: &Message) {
     let arg = param(message, 0);
     if let Some(account) = session.account() {
-        session.sasl = None;
+        session.login().sasl = None;
         return session.numeric(ERR_SASLALREADY, &[&format!("You are already logged in as {account}")]);
     }
     if arg == "*" {
-        session.sasl = None;
+        session.login().sasl = None;
         return session.numeric(ERR_SASLABORTED, &["SASL authentication aborted"]);
     }
-    let Some(response) = session.sasl.as_mut() else {
+    let Some(response) = session.login().sasl.as_mut() else {
         if arg.eq_ignore_ascii_case("PLAIN") {
-            session.sasl = Some(Box::default());
+            session.login().sasl = Some(Default::default());
             session.reply(Message::new("AUTHENTICATE", &["+"]));
         } else {
             session.numeric(RPL_SASLMECHS, &[sasl::MECHANISMS, "are available SASL mechanisms"]);
@@ -41,11 +41,11 @@ pub fn authenticate(session: &mut Session, message: &Message) {
         Ok(None) => return,
         Ok(Some(whole)) => whole,
         Err(SaslError::TooLong | SaslError::Malformed) => {
-            session.sasl = None;
+            session.login().sasl = None;
             return session.numeric(ERR_SASLTOOLONG, &["SASL message too long"]);
         }
     };
-    session.sasl = None;
+    session.login().sasl = None;
     let plain = match Plain::decode(&whole) {
         Ok(plain) => plain,
         Err(e) => return session.numeric(ERR_SASLFAIL, &[&format!("SASL authentication failed: {e}")]),
@@ -68,7 +68,7 @@ fn logged_in(session: &mut Session, account: &str) {
     let mask = match session.id {
         Some(id) => render::mask(hub::lock(&session.shared.hub).source(id)),
         None => {
-            session.pre_account = Some(account.to_string());
+            session.login().account = Some(account.to_string());
             let user = session.pending_user.as_ref().map_or("*", |u| u.0.as_str()).to_string();
             format!("{}!~{user}@{}", session.nick(), session.peer.ip())
         }
