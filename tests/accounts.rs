@@ -357,3 +357,48 @@ async fn a_private_server_lets_in_only_who_gives_its_password() {
     irc.send("JOIN #lobby").await;
     irc.expect_where(|l| l.contains(" 366 ")).await;
 }
+
+#[tokio::test]
+async fn server_bans_by_operators_keep_a_mask_out_and_survive_a_restart() {
+    let dir = TempDir::new();
+    let opers = |config: &mut charla::server::Config| {
+        config.hub.opers.insert("boss".into(), "boss-password".into());
+    };
+    let mut server = start_at(&dir.0, opers).await;
+    let mut victim = Irc::register(server.addr, "badguy", &[]).await;
+    let mut boss = Irc::register(server.addr, "boss", &[]).await;
+    boss.send("KLINE 0 badguy!*@* :spamming").await;
+    boss.expect("481").await;
+    let (mut plain, _) = Client::plain(server.addr).await;
+    plain.send("/kline badguy").await;
+    plain.expect("error: that needs server operator rights (/oper NAME PASSWORD)").await;
+
+    boss.send("OPER boss boss-password").await;
+    boss.expect("381").await;
+    boss.send("KLINE 0 badguy!*@* :spamming").await;
+    let notice = boss.expect("NOTICE").await;
+    assert_eq!(notice.params[1], "badguy!*@* is banned from the server until lifted; 1 user(s) removed.");
+    let gone = victim.client.until_closed().await;
+    assert!(gone.iter().any(|l| l.starts_with("ERROR") && l.contains("Banned: spamming")), "{gone:?}");
+
+    let refused = async |addr| {
+        let mut again = Client::connect(addr).await;
+        again.send_raw(b"NICK badguy\r\nUSER b 0 * :B\r\n").await;
+        let lines = again.until_closed().await;
+        assert!(lines.iter().any(|l| l.contains(" 465 ") && l.contains("spamming")), "{lines:?}");
+        assert!(!lines.iter().any(|l| l.contains(" 001 ")), "{lines:?}");
+    };
+    refused(server.addr).await;
+    drop((boss, plain));
+    server.stop().await;
+
+    // Kept across a restart, until an operator lifts it (here from plain text).
+    let server = start_at(&dir.0, opers).await;
+    refused(server.addr).await;
+    let mut op = Client::plain_as(server.addr, "op").await;
+    op.send("/oper boss boss-password").await;
+    op.expect("You are now a server operator.").await;
+    op.send("/unkline badguy!*@*").await;
+    op.expect("The server ban on badguy!*@* is lifted.").await;
+    Irc::register(server.addr, "badguy", &[]).await;
+}

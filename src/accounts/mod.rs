@@ -229,6 +229,45 @@ pub async fn enforce_nicks(hub: SharedHub) {
     }
 }
 
+impl Accounts {
+    /// Bans `mask` from the server for `minutes` (`None`: for good) on behalf of the operator
+    /// `id`, and keeps the ban in the store. Returns what the operator is told.
+    pub async fn kline(
+        &self,
+        id: ConnId,
+        mask: &str,
+        reason: &str,
+        minutes: Option<u64>,
+    ) -> Result<String, hub::HubError> {
+        let (ban, removed) = hub::lock(&self.hub).kline(id, mask, reason, minutes)?;
+        tracing::info!("server ban on {} ({}) by {}", ban.mask, ban.reason, ban.set_by);
+        let store = self.store.clone();
+        let kept = ban.clone();
+        if let Err(e) = run_blocking(move || Ok(store.save_server_ban(&kept)?)).await {
+            tracing::warn!("the server ban on {} was not saved: {e}", ban.mask);
+        }
+        let until = match minutes {
+            Some(m) => format!("for {m} minute(s)"),
+            None => "until lifted".into(),
+        };
+        Ok(format!("{} is banned from the server {until}; {removed} user(s) removed.", ban.mask))
+    }
+
+    /// Lifts the server ban of `mask` on behalf of the operator `id`.
+    pub async fn unkline(&self, id: ConnId, mask: &str) -> Result<String, hub::HubError> {
+        let mask = hub::bans::full_mask(mask);
+        if !hub::lock(&self.hub).unkline(id, &mask)? {
+            return Ok(format!("{mask} was not banned."));
+        }
+        let store = self.store.clone();
+        let forgotten = mask.clone();
+        if let Err(e) = run_blocking(move || Ok(store.forget_server_ban(&forgotten)?)).await {
+            tracing::warn!("the lifted server ban on {mask} is still in the store: {e}");
+        }
+        Ok(format!("The server ban on {mask} is lifted."))
+    }
+}
+
 /// An account command in words, as typed to the NickServ service or as a plain-text command.
 #[derive(PartialEq, Eq)]
 pub enum Request {

@@ -13,11 +13,13 @@
 //! The hub is used behind a `std::sync::Mutex` ([`SharedHub`]); every verb is quick and never
 //! awaits, so the lock is never held across an `.await`.
 //!
-//! Besides this file: [`accounts`] (who is logged in, the nicks accounts own), `monitor` (who watches which nick), [`users`] (real names, the bot and
+//! Besides this file: [`accounts`] (who is logged in, the nicks accounts own), [`bans`] (server
+//! bans), `monitor` (who watches which nick), [`users`] (real names, the bot and
 //! wallops modes, WALLOPS), `redact` (who may take a message back), `history` (what is
 //! stored), [`modes`] and [`text`].
 
 pub mod accounts;
+pub mod bans;
 pub mod event;
 mod history;
 pub mod modes;
@@ -137,6 +139,8 @@ pub enum HubError {
     History(String),
     #[error("the server is shutting down; try again in a moment")]
     ShuttingDown,
+    #[error("you are banned from this server: {0}")]
+    ServerBanned(String),
 }
 
 /// A room's topic, who set it and when (milliseconds since the Unix epoch).
@@ -409,6 +413,8 @@ pub struct Hub {
     claims: IdMap<accounts::Claim>,
     /// The read markers of the accounts logged in: folded account → folded target → time.
     read_markers: HashMap<Box<str>, HashMap<String, u64>>,
+    /// Server bans (`KLINE`).
+    server_bans: Vec<bans::ServerBan>,
 }
 
 impl Hub {
@@ -487,6 +493,9 @@ impl Hub {
     pub fn register(&mut self, reg: Registration) -> Result<(ConnId, String), HubError> {
         if self.closing {
             return Err(HubError::ShuttingDown);
+        }
+        if let Some(reason) = self.server_banned(reg.nick.as_deref().unwrap_or("*"), &reg.user, &reg.host) {
+            return Err(HubError::ServerBanned(reason));
         }
         let nick = match reg.nick {
             Some(nick) => {

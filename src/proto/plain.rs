@@ -59,6 +59,7 @@ commands:
   /login NAME PASSWORD  log in to your account (also /msg NickServ IDENTIFY NAME PASSWORD)
   /logout               log out of your account
   /oper NAME PASSWORD, /kill NICK [REASON]  server operators (see serve --oper)
+  /kline [MINUTES] MASK [REASON], /unkline MASK  server operators: ban from the server
   /wallops TEXT         server operators: tell the IRC users who receive wallops (+w)
   /quit [REASON]        leave
   //TEXT                say a line that starts with /";

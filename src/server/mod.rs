@@ -230,6 +230,7 @@ impl Server {
         hub.restore_guests(store.last_guest()?);
         let account_store: Arc<dyn AccountStore> = Arc::new(SqliteAccounts::open(&config.data_dir)?);
         hub.restore_accounts(account_store.account_names()?);
+        hub.restore_server_bans(account_store.server_bans()?);
         let hub = Arc::new(std::sync::Mutex::new(hub));
         let mut listeners = Vec::new();
         let any = config.listen.iter().map(|a| (a, None));

@@ -1,5 +1,6 @@
 //! What the store keeps of accounts: each account's name and password hash, and how far each
-//! account has read each room or conversation (`draft/read-marker`).
+//! account has read each room or conversation (`draft/read-marker`); and the server bans
+//! (`KLINE`), rare writes that need no batching either.
 //!
 //! Unlike history, account data is written rarely and its writes need an answer (was the name
 //! free?), so it does not go through the batching history writer: [`AccountStore`] is
@@ -8,6 +9,7 @@
 //! and keeps a connection of its own.
 
 use super::StoreError;
+use crate::hub::bans::ServerBan;
 
 /// One registered account.
 #[derive(Clone, PartialEq, Eq)]
@@ -47,4 +49,13 @@ pub trait AccountStore: Send + Sync {
 
     /// Moves the marker of `account` on `target` to `at`, never back; returns where it is now.
     fn set_read_marker(&self, account: &str, target: &str, at: u64) -> Result<u64, StoreError>;
+
+    /// Every server ban kept.
+    fn server_bans(&self) -> Result<Vec<ServerBan>, StoreError>;
+
+    /// Keeps a server ban, replacing one of the same mask.
+    fn save_server_ban(&self, ban: &ServerBan) -> Result<(), StoreError>;
+
+    /// Forgets the server ban of `mask`.
+    fn forget_server_ban(&self, mask: &str) -> Result<(), StoreError>;
 }

@@ -1,5 +1,6 @@
 //! Accounts over IRC: SASL PLAIN (`AUTHENTICATE`, numerics 900–908), `REGISTER`/`VERIFY`
-//! (`draft/account-registration`), and messages to the NickServ service. Checking a password
+//! (`draft/account-registration`), messages to the NickServ service, `MARKREAD`; and the
+//! operators' server bans, `KLINE`/`UNKLINE`, kept in the same store. Checking a password
 //! takes a while (hashing), so these commands hand their work to the session
 //! ([`Session::defer`]), which goes on writing the client's queue meanwhile and answers once
 //! the work is done.
@@ -210,5 +211,44 @@ pub fn read_marker_on_join(session: &mut Session, room: &str) {
     if let Some(at) = marker {
         let server = session.shared.server_name.clone();
         session.reply(render::read_marker(&server, room, at));
+    }
+}
+
+/// `KLINE [minutes] mask :reason` (server operators): bans a mask from the server.
+pub fn kline(session: &mut Session, message: &Message) {
+    let (minutes, rest) = match param(message, 0).parse::<u64>() {
+        Ok(0) => (None, &message.params[1..]),
+        Ok(minutes) => (Some(minutes), &message.params[1..]),
+        Err(_) => (None, &message.params[..]),
+    };
+    let Some(mask) = rest.first().filter(|m| !m.is_empty()).cloned() else {
+        return session.numeric(ERR_NEEDMOREPARAMS, &["KLINE", "Not enough parameters"]);
+    };
+    let reason = rest.get(1).cloned().unwrap_or_default();
+    let (shared, id) = (session.shared.clone(), session.id.expect("registered"));
+    session.defer(async move {
+        let result = shared.accounts.kline(id, &mask, &reason, minutes).await;
+        Box::new(move |session: &mut Session| operator_answer(session, result)) as Then
+    });
+}
+
+/// `UNKLINE mask` (server operators): lifts a server ban.
+pub fn unkline(session: &mut Session, message: &Message) {
+    let mask = param(message, 0).to_string();
+    let (shared, id) = (session.shared.clone(), session.id.expect("registered"));
+    session.defer(async move {
+        let result = shared.accounts.unkline(id, &mask).await;
+        Box::new(move |session: &mut Session| operator_answer(session, result)) as Then
+    });
+}
+
+/// A server notice with what an operator's command did, or the numeric of its refusal.
+fn operator_answer(session: &mut Session, result: Result<String, crate::hub::HubError>) {
+    match result {
+        Ok(text) => {
+            let nick = session.nick();
+            session.server_line("NOTICE", &[&nick, &text]);
+        }
+        Err(error) => session.hub_error(&error, false),
     }
 }

@@ -73,6 +73,8 @@ const COMMANDS: &[Command] = &[
     cmd("HELP", 0, true, help::help),
     cmd("REDACT", 2, true, redact::redact),
     cmd("MARKREAD", 1, true, accounts::markread),
+    cmd("KLINE", 1, true, accounts::kline),
+    cmd("UNKLINE", 1, true, accounts::unkline),
     cmd("BATCH", 1, true, multiline::batch),
     cmd("LINKS", 0, true, links),
     cmd("ADMIN", 0, true, admin),

@@ -82,6 +82,13 @@ const TOPICS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "KLINE",
+        &[
+            "KLINE [minutes] mask :reason",
+            "Server operators: bans nick!user@host, user@host or an address from the server (0 or none: for good).",
+        ],
+    ),
+    (
         "MARKREAD",
         &[
             "MARKREAD target [timestamp=YYYY-MM-DDThh:mm:ss.sssZ]",
@@ -100,6 +107,7 @@ const TOPICS: &[(&str, &[&str])] = &[
     ("SETNAME", &["SETNAME :new real name", "Changes your real name (up to NAMELEN bytes)."]),
     ("TAGMSG", &["TAGMSG target", "Sends message tags alone, such as +typing (needs message-tags)."]),
     ("TIME", &["TIME", "Shows the server's time."]),
+    ("UNKLINE", &["UNKLINE mask", "Server operators: lifts a server ban."]),
     ("VERIFY", &["VERIFY <account> <code>", "Accounts here need no verification code: REGISTER is enough."]),
     ("TOPIC", &["TOPIC #room [:new topic]", "Shows a room's topic, or sets it (+t: operators only)."]),
     ("USER", &["USER username 0 * :real name", "Registers your connection, with NICK."]),

@@ -80,6 +80,7 @@ pub const ERR_NOTREGISTERED: &str = "451";
 pub const ERR_NEEDMOREPARAMS: &str = "461";
 pub const ERR_ALREADYREGISTERED: &str = "462";
 pub const ERR_PASSWDMISMATCH: &str = "464";
+pub const ERR_YOUREBANNEDCREEP: &str = "465";
 pub const ERR_CHANNELISFULL: &str = "471";
 pub const ERR_UNKNOWNMODE: &str = "472";
 pub const ERR_INVITEONLYCHAN: &str = "473";
@@ -147,6 +148,7 @@ pub fn from_hub(error: &HubError, sending: bool) -> (&'static str, Vec<String>) 
         HubError::BadRealname => (ERR_UNKNOWNERROR, vec!["SETNAME".into()]),
         HubError::NotYourMessage => (ERR_UNKNOWNERROR, vec!["REDACT".into()]),
         HubError::ShuttingDown => ("ERROR", vec![]),
+        HubError::ServerBanned(_) => (ERR_YOUREBANNEDCREEP, vec![]),
     };
     params.push(text);
     (code, params)

@@ -485,6 +485,11 @@ impl Session {
                 self.welcome();
             }
             Err(HubError::ShuttingDown) => self.quit = Some("Server shutting down".into()),
+            Err(error @ HubError::ServerBanned(_)) => {
+                tracing::info!("{} refused: {error}", self.peer);
+                self.hub_error(&error, false);
+                self.quit = Some(error.to_string());
+            }
             Err(error) => {
                 self.pending_nick = None;
                 self.hub_error(&error, false);

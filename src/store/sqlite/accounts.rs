@@ -8,6 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{BUSY_TIMEOUT, SqliteStore, classify, from_sql_int, sql_int};
+use crate::hub::bans::ServerBan;
 use crate::hub::text::fold;
 use crate::store::StoreError;
 use crate::store::accounts::{AccountStore, StoredAccount};
@@ -102,5 +103,51 @@ impl AccountStore for SqliteAccounts {
                 .query_row([fold(account), fold(target)], |row| row.get(0))
         };
         write().map(from_sql_int).map_err(self.fail())
+    }
+
+    fn server_bans(&self) -> Result<Vec<ServerBan>, StoreError> {
+        let conn = self.conn();
+        let read = || -> rusqlite::Result<Vec<ServerBan>> {
+            conn.prepare_cached("SELECT mask, reason, set_by, set_at, until FROM server_bans ORDER BY set_at")?
+                .query_map([], |row| {
+                    Ok(ServerBan {
+                        mask: row.get(0)?,
+                        reason: row.get(1)?,
+                        set_by: row.get(2)?,
+                        at: from_sql_int(row.get(3)?),
+                        until: row.get::<_, Option<i64>>(4)?.map(from_sql_int),
+                    })
+                })?
+                .collect()
+        };
+        read().map_err(self.fail())
+    }
+
+    fn save_server_ban(&self, ban: &ServerBan) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached(
+                "INSERT OR REPLACE INTO server_bans (mask_key, mask, reason, set_by, set_at, until) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut insert| {
+                insert.execute(params![
+                    fold(&ban.mask),
+                    ban.mask,
+                    ban.reason,
+                    ban.set_by,
+                    sql_int(ban.at),
+                    ban.until.map(sql_int)
+                ])
+            })
+            .map(drop)
+            .map_err(self.fail())
+    }
+
+    fn forget_server_ban(&self, mask: &str) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached("DELETE FROM server_bans WHERE mask_key = ?1")
+            .and_then(|mut delete| delete.execute([fold(mask)]))
+            .map(drop)
+            .map_err(self.fail())
     }
 }

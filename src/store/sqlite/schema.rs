@@ -24,7 +24,8 @@
 //!   guest number given out (migration 5).
 //! - Migration 6, accounts ([`crate::store::accounts`]): `accounts`, keyed by the folded name, with
 //!   the name as registered and its argon2id hash (a PHC string; never the password); and
-//!   `read_markers`, how far each account has read each target (`draft/read-marker`).
+//!   `read_markers`, how far each account has read each target (`draft/read-marker`); and
+//!   `server_bans`, the operators' `KLINE`s, keyed by the folded mask.
 //!
 //! [`MsgId`]: crate::hub::MsgId
 
@@ -105,6 +106,15 @@ CREATE TABLE read_markers (
     target_key  TEXT NOT NULL,
     at          INTEGER NOT NULL,
     PRIMARY KEY (account_key, target_key)
+) WITHOUT ROWID;
+
+CREATE TABLE server_bans (
+    mask_key    TEXT PRIMARY KEY,
+    mask        TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    set_by      TEXT NOT NULL,
+    set_at      INTEGER NOT NULL,
+    until       INTEGER
 ) WITHOUT ROWID;
 ",
 ];
