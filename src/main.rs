@@ -106,6 +106,12 @@ struct ServeArgs {
     /// Keep messages for at most DAYS days (default: forever).
     #[arg(long, value_name = "DAYS")]
     retain_days: Option<u64>,
+    /// Acknowledge an IRC client's message (its echo-message echo, its labeled ACK) only once it
+    /// is written to history, so that a crash or kill -9 never loses a message its sender saw
+    /// accepted. Others receive it at once either way. Costs each sender about one disk commit
+    /// (around a millisecond) per message.
+    #[arg(long)]
+    ack_when_stored: bool,
     /// A server operator as NAME:PASSWORD (repeatable); operators may /kill.
     #[arg(long, value_name = "NAME:PASSWORD", value_parser = parse_oper)]
     oper: Vec<(String, String)>,
@@ -147,6 +153,7 @@ impl ServeArgs {
                 max_per_target: self.retain_count,
                 max_age: self.retain_days.map(|days| std::time::Duration::from_secs(days * 86_400)),
             },
+            ack_when_stored: self.ack_when_stored,
             ..HistoryConfig::default()
         };
         Config { listen, irc_listen: self.irc_listen, data_dir: self.data_dir, limits, hub, history }

@@ -320,6 +320,9 @@ impl Session<'_> {
                 if let Some(away) = said.away {
                     self.reply(format!("* {target} is away: {away}"));
                 }
+                if let Some(notice) = said.history {
+                    self.reply(format!("* {notice}"));
+                }
             }
             Err(e) => self.error(e),
         }
@@ -402,7 +405,10 @@ impl Session<'_> {
                 text.push_str("\n--- end of history ---");
                 self.reply(text);
             }
-            Err(e) => self.error(format!("history is unavailable: {e}")),
+            Err(e) => {
+                tracing::warn!("history: /history in {room} failed: {e}");
+                self.error(e.brief());
+            }
         }
     }
 

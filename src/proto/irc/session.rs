@@ -14,7 +14,7 @@ use super::message::{Message, ParseError};
 use super::numeric::*;
 use super::render::{self, IrcRender};
 use super::{VERSION, commands};
-use crate::hub::{self, ConnId, Event, HubError, Joined, Out, Outbox, Registration};
+use crate::hub::{self, ConnId, Event, HubError, Joined, MsgId, Out, Outbox, Registration};
 use crate::server::Shared;
 use crate::server::conn::{Conn, Input};
 use crate::server::lines::Line;
@@ -48,6 +48,9 @@ pub struct Session {
     open_batch: Option<String>,
     /// Set when the session should end, with the reason.
     pub quit: Option<String>,
+    /// With `--ack-when-stored`: the newest message the command being handled sent. Its
+    /// answers (the echo, a labeled `ACK`) wait until the store has committed it.
+    pub unstored: Option<MsgId>,
 }
 
 /// Runs an IRC session with the client at `peer` until it quits, times out or the server closes
@@ -68,6 +71,7 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
         label: None,
         open_batch: None,
         quit: None,
+        unstored: None,
     };
     // An async block that owns `conn` and `session`, not an `async fn`: one would keep its
     // arguments twice in its future, and every connection waits in it.
@@ -123,6 +127,11 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
                 conn.writing_while(&render, pin!(session.shared.settled(include))).await;
             }
             session.handle_line(&text);
+            if let Some(id) = session.unstored.take() {
+                let render = IrcRender { caps: &session.caps };
+                conn.writing_while(&render, pin!(session.shared.stored(id))).await;
+                session.finish();
+            }
         }
         let reason = session.quit.take().unwrap_or_default();
         if let Some(id) = session.id {
@@ -175,7 +184,9 @@ impl Session {
             Err(error @ ParseError::ControlChar) => self.numeric(ERR_UNKNOWNERROR, &["*", &error.to_string()]),
             Err(ParseError::NoCommand) => {}
         }
-        self.finish();
+        if self.unstored.is_none() {
+            self.finish();
+        }
     }
 
     /// How long the client may be silent before it is pinged (and as long again before it is
