@@ -196,6 +196,8 @@ fn damaged_database(dir: &Path) {
             host: "127.0.0.1".into(),
             text: format!("line {i} of a history that is about to be damaged"),
             extra: String::new(),
+            tags: Vec::new(),
+            redacted: false,
         };
         store.append(record).unwrap();
     }

@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension, Params, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use super::{COMMIT_WINDOW, QUEUE_LIMIT, RETAIN_CHUNK, RETRY_MAX, classify, said_kinds, sql_int, sql_limit};
+use super::{
+    COMMIT_WINDOW, QUEUE_LIMIT, RETAIN_CHUNK, RETRY_MAX, classify, said_kinds, sql_int, sql_limit, tags_to_sql,
+};
+use crate::hub::MsgId;
 use crate::hub::event::now_millis;
 use crate::hub::text::fold;
 use crate::store::{Bound, Record, Retention, RoomState, StoreError, dm_parties};
@@ -22,6 +25,9 @@ pub(super) enum Command {
     SaveRoom(RoomState),
     /// Forget the room with this folded name.
     ForgetRoom(String),
+    /// Redact the record with this id of the target with this folded name; the last id is the
+    /// redaction's own, which counts as committed with it.
+    Redact(String, MsgId, MsgId),
     /// Answer once everything before this is committed.
     Flush(oneshot::Sender<Result<(), StoreError>>),
     Retain(Retention, oneshot::Sender<Result<usize, StoreError>>),
@@ -30,8 +36,10 @@ pub(super) enum Command {
 type Answer<T> = oneshot::Sender<Result<T, StoreError>>;
 
 const INSERT: &str = "INSERT OR IGNORE INTO messages \
-    (id, target_key, target, kind, nick, user, host, text, extra) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    (id, target_key, target, kind, nick, user, host, text, extra, tags) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+const REDACT: &str = "UPDATE messages SET text = '', tags = '', redacted = 1 WHERE id = ?1 AND target_key = ?2";
 
 const TOUCH_TARGET: &str = "INSERT INTO targets (owner, key, name, latest) VALUES (?1, ?2, ?3, ?4) \
     ON CONFLICT (owner, key) DO UPDATE SET name = excluded.name, latest = excluded.latest \
@@ -213,7 +221,9 @@ impl Writer {
                 let _ = answer.send(Err(self.paused_error()));
             }
             Command::Retain(policy, answer) => self.retains.push_back((policy, answer)),
-            data @ (Command::Append(_) | Command::SaveRoom(_) | Command::ForgetRoom(_)) => self.batch.push(data),
+            data @ (Command::Append(_) | Command::SaveRoom(_) | Command::ForgetRoom(_) | Command::Redact(..)) => {
+                self.batch.push(data)
+            }
         }
     }
 
@@ -273,10 +283,12 @@ impl Writer {
                 let mut newest = None;
                 for command in self.batch.drain(..) {
                     match command {
-                        Command::Append(record) => {
+                        Command::Append(Record { id, .. }) => {
                             records += 1;
-                            newest = Some(record.id.0);
+                            newest = newest.max(Some(id.0));
                         }
+                        // A redaction's own id counts as committed with it.
+                        Command::Redact(_, _, id) => newest = newest.max(Some(id.0)),
                         Command::Flush(answer) => {
                             let _ = answer.send(Ok(()));
                         }
@@ -393,6 +405,7 @@ impl Writer {
                                     r.host,
                                     r.text,
                                     r.extra,
+                                    tags_to_sql(&r.tags),
                                 ])
                                 .map_err(fail)?;
                             match newest.get_mut(r.target.as_str()) {
@@ -407,6 +420,10 @@ impl Writer {
                             }
                         }
                         Command::SaveRoom(room) => save_room(&tx, room).map_err(fail)?,
+                        Command::Redact(key, id, _) => {
+                            let mut redact = tx.prepare_cached(REDACT).map_err(fail)?;
+                            redact.execute(params![sql_int(id.0), key]).map_err(fail)?;
+                        }
                         Command::ForgetRoom(key) => {
                             tx.prepare_cached(FORGET_ROOM)
                                 .and_then(|mut forget| forget.execute([key]))
