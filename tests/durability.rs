@@ -281,10 +281,27 @@ impl Child {
     }
 }
 
+/// What one burst ended with.
+struct Burst {
+    /// The texts echoed (acknowledged), including those still arriving after the kill.
+    echoed: Vec<String>,
+    /// The texts stored after the kill.
+    stored: Vec<String>,
+    /// Echoes per second before the kill.
+    rate: f64,
+}
+
+impl Burst {
+    /// Echoed messages missing from the store.
+    fn lost(&self) -> usize {
+        let stored: std::collections::HashSet<&String> = self.stored.iter().collect();
+        self.echoed.iter().filter(|text| !stored.contains(text)).count()
+    }
+}
+
 /// Sends a burst of `count` messages to #lobby with echo-message on and kills the server with
-/// SIGKILL once `kill_after` have been echoed; returns how many messages were echoed
-/// (acknowledged), including those still arriving after the kill, and whether each was stored.
-async fn burst_and_kill(extra: &[&str], count: usize, kill_after: usize) -> (Vec<String>, Vec<String>) {
+/// SIGKILL once `kill_after` have been echoed.
+async fn burst_and_kill(extra: &[&str], count: usize, kill_after: usize) -> Burst {
     let dir = TempDir::new();
     let child = Child::start(&dir.0, extra).await;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], child.port));
@@ -299,6 +316,8 @@ async fn burst_and_kill(extra: &[&str], count: usize, kill_after: usize) -> (Vec
     });
     let mut echoed = Vec::new();
     let mut killed = Some(child);
+    let mut first = None;
+    let mut rate = 0.0;
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -309,35 +328,34 @@ async fn burst_and_kill(extra: &[&str], count: usize, kill_after: usize) -> (Vec
         let line = String::from_utf8_lossy(&line);
         if let Some((_, text)) = line.trim_end().split_once(" PRIVMSG #lobby :") {
             echoed.push(text.to_string());
+            first.get_or_insert_with(std::time::Instant::now);
         }
         if echoed.len() == kill_after
             && let Some(child) = killed.take()
         {
+            rate = kill_after as f64 / first.map_or(1.0, |t| t.elapsed().as_secs_f64());
             child.kill9().await;
         }
     }
     assert!(killed.is_none(), "the server was killed during the burst ({} echoed)", echoed.len());
     let _ = sending.await;
-    (echoed, stored(&dir.0))
-}
-
-/// Messages in `echoed` missing from `stored`.
-fn lost(echoed: &[String], stored: &[String]) -> usize {
-    let stored: std::collections::HashSet<&String> = stored.iter().collect();
-    echoed.iter().filter(|text| !stored.contains(text)).count()
+    Burst { echoed, stored: stored(&dir.0), rate }
 }
 
 #[tokio::test]
 async fn with_ack_when_stored_kill_9_during_a_burst_loses_nothing_acknowledged() {
-    let (echoed, stored) = burst_and_kill(&["--ack-when-stored"], 20_000, 5_000).await;
-    assert!(echoed.len() >= 5_000, "{}", echoed.len());
-    assert_eq!(lost(&echoed, &stored), 0, "{} echoed, {} stored", echoed.len(), stored.len());
+    let burst = burst_and_kill(&["--ack-when-stored"], 20_000, 5_000).await;
+    assert!(burst.echoed.len() >= 5_000, "{}", burst.echoed.len());
+    assert_eq!(burst.lost(), 0, "{} echoed, {} stored", burst.echoed.len(), burst.stored.len());
+    println!("--ack-when-stored: {} echoed at {:.0}/s, 0 lost", burst.echoed.len(), burst.rate);
     // For the record, the default: acknowledged as soon as delivered, stored a few ms later.
-    let (echoed, stored) = burst_and_kill(&[], 200_000, 50_000).await;
+    let burst = burst_and_kill(&[], 200_000, 50_000).await;
     println!(
-        "default mode, kill -9 during a burst: {} echoed, {} stored, {} echoed but not stored",
-        echoed.len(),
-        stored.len(),
-        lost(&echoed, &stored)
+        "default mode, kill -9 during a burst: {} echoed at {:.0}/s, {} stored, {} echoed but not stored ({:.1} ms of the burst)",
+        burst.echoed.len(),
+        burst.rate,
+        burst.stored.len(),
+        burst.lost(),
+        burst.lost() as f64 / burst.rate * 1000.0
     );
 }

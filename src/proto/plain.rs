@@ -143,6 +143,7 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
                     if let Some(reason) = session.handle(&text) {
                         break reason;
                     }
+                    conn.writing_while(&render, pin!(shared.pace())).await;
                 }
                 Input::Line(Line::TooLong) => session.error(format!(
                     "line too long (over {} bytes); it was not sent. Split it into shorter lines.",

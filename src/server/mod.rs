@@ -147,6 +147,16 @@ impl Shared {
 }
 
 impl Shared {
+    /// Lets the store's writer catch up when it has fallen behind ([`Store::behind`]): a
+    /// client sending faster than history is written is slowed down (its next line is read
+    /// afterwards) instead of running ahead of the disk. Answers at once otherwise, and while
+    /// the store cannot write at all (its backlog bounds that case).
+    pub async fn pace(&self) {
+        if self.store.behind() {
+            let _ = self.store.flush().await;
+        }
+    }
+
     /// Resolves once the store has committed the record `id`; while the store cannot write,
     /// that is whenever it can again.
     pub async fn stored(&self, id: MsgId) {

@@ -84,6 +84,11 @@ pub trait Store: Send + Sync {
     /// stored. For health checks, metrics and telling senders.
     fn degraded(&self) -> bool;
 
+    /// Whether the writer has fallen more than [`sqlite::MAX_LAG`] behind what was appended:
+    /// the sessions then read their senders' next lines only once it has caught up
+    /// ([`Store::flush`]), so that what `kill -9` can lose stays a few milliseconds' worth.
+    fn behind(&self) -> bool;
+
     /// The newest record id the writer has committed. Records are committed in the order they
     /// were appended, so every record appended with an id up to this one can be read.
     fn committed(&self) -> MsgId;

@@ -136,6 +136,8 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
                 conn.writing_while(&render, pin!(session.shared.stored(id))).await;
                 session.finish();
             }
+            let render = IrcRender { caps: &session.caps, me, server: &session.shared.server_name };
+            conn.writing_while(&render, pin!(session.shared.pace())).await;
         }
         let reason = session.quit.take().unwrap_or_default();
         if let Some(id) = session.id {

@@ -104,6 +104,10 @@ pub const COMMIT_WINDOW: Duration = Duration::from_millis(2);
 /// meanwhile shares the next commit. An idle writer commits at once.
 pub const GATHER: Duration = Duration::from_micros(500);
 
+/// How far behind what is appended the writer may fall before [`Store::behind`] says so and
+/// the sessions make their senders wait: with [`COMMIT_WINDOW`], what `kill -9` can lose.
+pub const MAX_LAG: Duration = Duration::from_millis(5);
+
 /// The longest wait between two tries while writes fail: how long history may stay paused
 /// after the disk has room again.
 pub const RETRY_MAX: Duration = Duration::from_secs(2);
@@ -129,6 +133,10 @@ pub struct SqliteStore {
     committed: Arc<AtomicU64>,
     /// Set by the writer while writes fail.
     degraded: Arc<AtomicBool>,
+    /// The newest record id appended.
+    appended: AtomicU64,
+    /// The first record appended since the queue was last empty.
+    behind_from: AtomicU64,
     reader: Mutex<Connection>,
     /// Targets known to hold no messages.
     silent: Mutex<Silent>,
@@ -219,6 +227,8 @@ impl SqliteStore {
             backlog,
             committed,
             degraded,
+            appended: AtomicU64::new(0),
+            behind_from: AtomicU64::new(0),
             reader: Mutex::new(reader),
             silent: Mutex::default(),
             writer: Some(writer),
@@ -289,6 +299,10 @@ impl Store for SqliteStore {
             self.backlog.fetch_sub(1, Ordering::Relaxed);
             return Err(StoreError::Backlog(waiting));
         }
+        self.appended.fetch_max(record.id.0, Ordering::Relaxed);
+        if waiting == 0 {
+            self.behind_from.store(record.id.0, Ordering::Relaxed);
+        }
         if record.kind.is_message() {
             let mut silent = self.silent();
             silent.newest = silent.newest.max(record.id);
@@ -335,6 +349,17 @@ impl Store for SqliteStore {
 
     fn degraded(&self) -> bool {
         self.degraded.load(Ordering::Acquire)
+    }
+
+    /// The time between the newest record appended and the newest committed, or if the queue
+    /// was empty since, the first record appended after that: how far the writer is behind.
+    fn behind(&self) -> bool {
+        if self.backlog.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let since = self.committed().max(MsgId(self.behind_from.load(Ordering::Relaxed)));
+        let lag = MsgId(self.appended.load(Ordering::Relaxed)).millis().saturating_sub(since.millis());
+        lag > MAX_LAG.as_millis() as u64
     }
 
     fn retain(&self, policy: Retention) -> Pending<usize> {
