@@ -101,6 +101,14 @@ async fn say(alice: &mut Client, bob: &mut Client, text: &str) -> Vec<String> {
     lines.into_iter().filter(|l| l.contains("History")).collect()
 }
 
+/// The status line and the body of `GET /healthz`.
+async fn healthz(addr: std::net::SocketAddr) -> (String, String) {
+    let mut http = Client::connect(addr).await;
+    http.send_raw(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+    let response = http.until_closed().await;
+    (response.first().cloned().unwrap_or_default(), response.last().cloned().unwrap_or_default())
+}
+
 #[tokio::test]
 async fn a_full_disk_pauses_history_says_so_and_loses_nothing() {
     let log = log();
@@ -134,6 +142,9 @@ async fn a_full_disk_pauses_history_says_so_and_loses_nothing() {
             break;
         }
     }
+    assert_eq!(healthz(server.addr).await.0, "HTTP/1.1 503 Service Unavailable");
+    assert!(healthz(server.addr).await.1.starts_with("degraded"));
+
     // Free 700 KB, what the test in issue 12 freed, and chat on: the writer tries again within
     // two seconds and history resumes by itself; alice is told when she next speaks.
     let mut freed = 0;
@@ -159,6 +170,7 @@ async fn a_full_disk_pauses_history_says_so_and_loses_nothing() {
         // The writer's next try is an event no client can wait for: look again shortly.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    assert_eq!(healthz(server.addr).await, ("HTTP/1.1 200 OK".to_string(), "ok".to_string()));
     for n in 0..300 {
         let text = format!("after {n}");
         assert!(say(&mut alice, &mut bob, &text).await.is_empty());

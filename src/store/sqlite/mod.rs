@@ -53,9 +53,10 @@
 //!   committed within a fraction of a millisecond of its `append` (at most [`GATHER`] and the
 //!   time to write it), so that is all that can be lost. Under a burst, a transaction takes new
 //!   records for at most [`COMMIT_WINDOW`], so what can be lost is what arrived in the last few
-//!   milliseconds, as long as the writer keeps up (it writes several times faster than the hub
-//!   can deliver on the same machine); the README gives the figure measured with `kill -9`
-//!   during a burst. `serve --ack-when-stored` goes further: an IRC client's message is
+//!   milliseconds; and when the writer falls more than [`MAX_LAG`] behind what was appended,
+//!   [`Store::behind`] says so and the sessions read their senders' next lines only once it
+//!   has caught up, so the queue behind the transaction stays a few milliseconds long too. The
+//!   README gives the figures measured with `kill -9` during a burst. `serve --ack-when-stored` goes further: an IRC client's message is
 //!   acknowledged (echoed, or its labeled `ACK` sent) only once it is committed.
 //!   Committed transactions survive: they are in the operating system's file cache.
 //! - A power failure or kernel crash may also lose the transactions committed since the last
