@@ -74,6 +74,13 @@ pub trait Store: Send + Sync {
     /// Queues the removal of a room's persisted state (its history stays).
     fn forget_room(&self, name: &str) -> Result<(), StoreError>;
 
+    /// Queues a note that guest number `number` was given out, so that [`Store::last_guest`]
+    /// is at least `number` from now on, also after a restart.
+    fn save_guest(&self, number: u64) -> Result<(), StoreError>;
+
+    /// The highest guest number given out so far (0 if none).
+    fn last_guest(&self) -> Result<u64, StoreError>;
+
     /// Resolves once everything queued before this call is committed. While writes fail (see
     /// [`Store::degraded`]) it fails at once with [`StoreError::Paused`]: what was queued is
     /// kept and retried, not lost.
@@ -440,6 +447,10 @@ pub enum StoreError {
         "history is not being written ({reason}); {waiting} records wait in memory and are retried until they are stored"
     )]
     Paused { waiting: usize, reason: String },
+    #[error("there is no history database at {path}; is the data directory right (--data-dir)?")]
+    NotFound { path: PathBuf },
+    #[error("cannot write the backup {path}: {reason}")]
+    Backup { path: PathBuf, reason: String },
     #[error("the history writer has stopped (the log says why); restart charla")]
     WriterGone,
     #[error("message id {0} is beyond what the store can keep (year 2248); check the system clock")]

@@ -25,6 +25,8 @@ pub(super) enum Command {
     SaveRoom(RoomState),
     /// Forget the room with this folded name.
     ForgetRoom(String),
+    /// Guest number this was given out.
+    SaveGuest(u64),
     /// Redact the record with this id of the target with this folded name; the last id is the
     /// redaction's own, which counts as committed with it.
     Redact(String, MsgId, MsgId),
@@ -47,6 +49,9 @@ const TOUCH_TARGET: &str = "INSERT INTO targets (owner, key, name, latest) VALUE
 
 const SAVE_ROOM: &str = "INSERT OR REPLACE INTO rooms \
     (key, name, created, topic, topic_by, topic_at, modes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+const SAVE_GUEST: &str = "INSERT INTO counters (name, value) VALUES ('guest', ?1) \
+    ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)";
 
 const FORGET_ROOM: &str = "DELETE FROM rooms WHERE key = ?1";
 
@@ -163,8 +168,9 @@ impl Writer {
         }
     }
 
-    /// Writes until the store closes the queue, then returns with everything committed (or, if
-    /// the disk still fails then, with what is lost logged).
+    /// Writes until the store closes the queue, then returns with everything committed and in
+    /// the database file itself ([`Writer::checkpoint`]); or, if the disk still fails then, with
+    /// what is lost logged.
     pub(super) fn run(mut self) {
         loop {
             match self.next() {
@@ -194,6 +200,7 @@ impl Writer {
                 paused.error
             );
         }
+        self.checkpoint();
     }
 
     /// The next command, or when writes have been failing and it is time, a retry.
@@ -221,9 +228,11 @@ impl Writer {
                 let _ = answer.send(Err(self.paused_error()));
             }
             Command::Retain(policy, answer) => self.retains.push_back((policy, answer)),
-            data @ (Command::Append(_) | Command::SaveRoom(_) | Command::ForgetRoom(_) | Command::Redact(..)) => {
-                self.batch.push(data)
-            }
+            data @ (Command::Append(_)
+            | Command::SaveRoom(_)
+            | Command::ForgetRoom(_)
+            | Command::SaveGuest(_)
+            | Command::Redact(..)) => self.batch.push(data),
         }
     }
 
@@ -234,6 +243,23 @@ impl Writer {
                 tracing::error!("history retention failed: {e}");
             }
             let _ = answer.send(result);
+        }
+    }
+
+    /// Copies every committed transaction from the write-ahead log into `charla.db` and empties
+    /// the log, so that after a clean stop the database file alone holds all history (a copy of
+    /// it is a complete backup). The readers' connection is still open, so SQLite would not do
+    /// this by itself when this connection closes.
+    fn checkpoint(&mut self) {
+        let done = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0));
+        match done {
+            Ok(0) => {}
+            Ok(_) => {
+                tracing::warn!(path = %self.path.display(), "history: the final checkpoint was blocked by a reader; the -wal file holds the newest history")
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), "history: the final checkpoint failed: {e}; the -wal file holds the newest history")
+            }
         }
     }
 
@@ -293,7 +319,7 @@ impl Writer {
                             let _ = answer.send(Ok(()));
                         }
                         Command::Retain(policy, answer) => self.retains.push_back((policy, answer)),
-                        Command::SaveRoom(_) | Command::ForgetRoom(_) => {}
+                        Command::SaveRoom(_) | Command::ForgetRoom(_) | Command::SaveGuest(_) => {}
                     }
                 }
                 if let Some(newest) = newest {
@@ -430,6 +456,11 @@ impl Writer {
                                 .map_err(fail)?;
                             tx.prepare_cached(FORGET_BANS)
                                 .and_then(|mut forget| forget.execute([key]))
+                                .map_err(fail)?;
+                        }
+                        Command::SaveGuest(number) => {
+                            tx.prepare_cached(SAVE_GUEST)
+                                .and_then(|mut save| save.execute([sql_int(*number)]))
                                 .map_err(fail)?;
                         }
                         Command::Flush(_) | Command::Retain(..) => {}
