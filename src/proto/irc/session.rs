@@ -15,7 +15,7 @@ use super::numeric::*;
 use super::render::{self, IrcRender};
 use super::{VERSION, commands, multiline};
 use crate::accounts::sasl::Response;
-use crate::hub::{self, ConnId, Event, HubError, Joined, Out, Outbox, Registration};
+use crate::hub::{self, ConnId, Event, HubError, Joined, MsgId, Out, Outbox, Registration};
 use crate::server::Shared;
 use crate::server::conn::{Conn, Input};
 use crate::server::lines::Line;
@@ -47,6 +47,9 @@ pub struct Session {
     open_batch: Option<String>,
     /// Set when the session should end, with the reason.
     pub quit: Option<String>,
+    /// With `--ack-when-stored`: the newest message the command being handled sent. Its
+    /// answers (the echo, a labeled `ACK`) wait until the store has committed it.
+    pub unstored: Option<MsgId>,
     /// The `draft/multiline` batch the client is sending, if any.
     pub multiline: Option<Box<multiline::Collecting>>,
     /// Logging in: boxed, as most connections never do (every idle one carries this field).
@@ -92,6 +95,7 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
         label: None,
         open_batch: None,
         quit: None,
+        unstored: None,
         multiline: None,
         login: None,
         deferred: None,
@@ -154,6 +158,11 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
                 then(&mut session);
                 session.finish();
             }
+            if let Some(id) = session.unstored.take() {
+                conn.writing_while(&IrcRender { session: &session }, pin!(session.shared.stored(id))).await;
+                session.finish();
+            }
+            conn.writing_while(&IrcRender { session: &session }, pin!(session.shared.pace())).await;
         }
         let reason = session.quit.take().unwrap_or_default();
         if let Some(id) = session.id {
@@ -241,7 +250,9 @@ impl Session {
                 self.refuse(error);
             }
         }
-        self.finish();
+        if self.unstored.is_none() {
+            self.finish();
+        }
     }
 
     /// Leaves `work` (a password check) to run once this command's other replies are sent; the
