@@ -126,6 +126,16 @@ struct ServeArgs {
     /// Keep messages for at most DAYS days (default: forever).
     #[arg(long, value_name = "DAYS")]
     retain_days: Option<u64>,
+    /// Acknowledge an IRC client's message (its echo-message echo, its labeled ACK) only once it
+    /// is written to history, so that a crash or kill -9 never loses a message its sender saw
+    /// accepted. Others receive it at once either way. Costs each sender about one disk commit
+    /// (around a millisecond) per message.
+    #[arg(long)]
+    ack_when_stored: bool,
+    /// The name IRC clients see the server by (the source of its lines, WHOIS, WHO, LINKS),
+    /// e.g. irc.example.org; default: this machine's host name.
+    #[arg(long, value_name = "NAME", value_parser = parse_server_name)]
+    server_name: Option<String>,
     /// A server operator as NAME:PASSWORD (repeatable); operators may /kill. Anyone on this
     /// machine can read it with `ps`: prefer --oper-file, or the environment variable
     /// CHARLA_OPER (NAME:PASSWORD, several separated by spaces).
@@ -135,16 +145,35 @@ struct ServeArgs {
     /// keep it readable only by the user running charla.
     #[arg(long, value_name = "FILE")]
     oper_file: Option<PathBuf>,
+    /// Make the server private: IRC clients must send this password (PASS), plain-text users
+    /// type /pass PASSWORD before anything else. Visible to `ps`: prefer --password-file or the
+    /// environment variable CHARLA_PASSWORD.
+    #[arg(long, value_name = "PASSWORD")]
+    password: Option<String>,
+    /// The server password from the first line of FILE (see --password).
+    #[arg(long, value_name = "FILE", conflicts_with = "password")]
+    password_file: Option<PathBuf>,
 }
 
 /// The environment variable that names server operators, as --oper does.
 const OPER_ENV: &str = "CHARLA_OPER";
+
+/// The environment variable that holds the server password, as --password does.
+const PASSWORD_ENV: &str = "CHARLA_PASSWORD";
 
 #[derive(Clone, Copy)]
 struct Flood(Option<FloodLimit>);
 
 fn parse_flood(s: &str) -> Result<Flood, String> {
     if s.eq_ignore_ascii_case("off") { Ok(Flood(None)) } else { s.parse().map(|l| Flood(Some(l))) }
+}
+
+fn parse_server_name(s: &str) -> Result<String, String> {
+    if charla::server::valid_server_name(s) {
+        Ok(s.into())
+    } else {
+        Err(format!("'{s}' is not a host name: use letters, digits, '-' and '.', e.g. irc.example.org"))
+    }
 }
 
 fn parse_port(s: &str) -> Result<u16, String> {
@@ -194,8 +223,31 @@ impl ServeArgs {
         Ok(opers)
     }
 
+    /// The server password: from --password, --password-file or CHARLA_PASSWORD.
+    fn password(&self) -> anyhow::Result<Option<String>> {
+        let password = if let Some(file) = &self.password_file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the --password-file {}", file.display()))?;
+            Some(text.lines().next().unwrap_or_default().trim().to_string())
+        } else if let Some(password) = &self.password {
+            Some(password.clone())
+        } else {
+            match std::env::var_os(PASSWORD_ENV) {
+                Some(value) => {
+                    Some(value.into_string().map_err(|_| anyhow::anyhow!("{PASSWORD_ENV} is not valid UTF-8"))?)
+                }
+                None => None,
+            }
+        };
+        if password.as_deref().is_some_and(|p| p.is_empty() || p.contains(' ')) {
+            anyhow::bail!("the server password must be one word, not empty");
+        }
+        Ok(password)
+    }
+
     fn config(self) -> anyhow::Result<Config> {
         let opers = self.opers()?;
+        let password = self.password()?;
         let mut listen = self.listen;
         let port = self.port.or(self.port_flag);
         if listen.is_empty() || self.host.is_some() || port.is_some() {
@@ -210,16 +262,18 @@ impl ServeArgs {
             sendq: self.sendq,
             ..Limits::default()
         };
-        let hub = charla::hub::HubConfig { opers: opers.into_iter().collect() };
+        let hub = charla::hub::HubConfig { opers: opers.into_iter().collect(), password, ..Default::default() };
         let history = HistoryConfig {
             join_replay: self.join_replay,
             retention: Retention {
                 max_per_target: self.retain_count,
                 max_age: self.retain_days.map(|days| std::time::Duration::from_secs(days * 86_400)),
             },
+            ack_when_stored: self.ack_when_stored,
             ..HistoryConfig::default()
         };
-        Ok(Config { listen, irc_listen: self.irc_listen, data_dir: self.data_dir, limits, hub, history })
+        let server_name = self.server_name.unwrap_or_else(charla::server::host_name);
+        Ok(Config { listen, irc_listen: self.irc_listen, data_dir: self.data_dir, limits, hub, history, server_name })
     }
 }
 

@@ -17,22 +17,26 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 
+use charla::accounts::Accounts;
 use charla::hub::{ConnId, History, Hub, HubConfig, Out, Outbox, Registration};
 use charla::proto::plain::{PlainRender, handle_line};
 use charla::server::conn::Render;
 use charla::server::{HistoryConfig, Limits, Shared, sessions::Sessions};
-use charla::store::{SqliteStore, Store};
+use charla::store::{AccountStore, SqliteAccounts, SqliteStore, Store};
 use libfuzzer_sys::fuzz_target;
 
-/// One store for the whole run: opening one costs a writer thread and a database file.
-fn store() -> Arc<dyn Store> {
-    static STORE: OnceLock<Arc<dyn Store>> = OnceLock::new();
-    STORE
+/// One history store and one account store for the whole run: opening one costs a writer
+/// thread and a database file.
+fn stores() -> (Arc<dyn Store>, Arc<dyn AccountStore>) {
+    static STORES: OnceLock<(Arc<dyn Store>, Arc<dyn AccountStore>)> = OnceLock::new();
+    STORES
         .get_or_init(|| {
             let dir = std::env::temp_dir().join(format!("charla-fuzz-plain-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).expect("a temporary directory");
-            Arc::new(SqliteStore::open(&dir).expect("a store"))
+            let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir).expect("a store"));
+            let accounts: Arc<dyn AccountStore> = Arc::new(SqliteAccounts::open(&dir).expect("an account store"));
+            (store, accounts)
         })
         .clone()
 }
@@ -42,13 +46,16 @@ fn store() -> Arc<dyn Store> {
 fn shared() -> Shared {
     let mut config = HubConfig::default();
     config.opers.insert("admin".into(), "secret".into());
-    let store = store();
+    let (store, account_store) = stores();
+    let hub = Arc::new(Mutex::new(Hub::new(config, History::new(store.clone()))));
+    let limits = Limits::default();
     Shared {
-        hub: Arc::new(Mutex::new(Hub::new(config, History::new(store.clone())))),
+        accounts: Accounts::new(account_store, hub.clone(), limits.logins),
+        hub,
         sessions: Sessions::default(),
         store,
         history: HistoryConfig::default(),
-        limits: Limits::default(),
+        limits,
         server_name: "charla".into(),
         started: std::time::SystemTime::now(),
     }

@@ -5,13 +5,36 @@
 //! A message is stored *before* anyone receives it: if the store refuses it (its writer has
 //! fallen behind), the sender gets an error and no one sees a line that history will not have.
 //! State events (joins, parts, topics, …) are stored after the fact; a refusal there is logged.
+//!
+//! While the store cannot write (a full disk), messages still go through and wait in the
+//! store's memory; each sender is told once that history is paused ([`HistoryNotice`]), and
+//! once more, when they next speak, that it is written again.
 
 use std::sync::Arc;
 
 use super::modes::RoomModes;
 use super::text::fold;
-use super::{ConnId, Event, Hub, HubError, MsgId, Room};
-use crate::store::{Record, RoomState, Store, dm_key};
+use super::{ConnId, Event, EventKind, Hub, HubError, MsgId, Room, Target};
+use crate::store::{Record, RoomState, Store, StoreError, dm_key};
+
+/// What a sender is told when whether history is written has changed since they last spoke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryNotice {
+    Paused,
+    Resumed,
+}
+
+impl std::fmt::Display for HistoryNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HistoryNotice::Paused => {
+                "History is paused: the server cannot write to its disk right now. Your messages are still \
+                 delivered, and kept in memory to be stored when it can; the operators have been told."
+            }
+            HistoryNotice::Resumed => "History is being written again: what you said meanwhile is stored.",
+        })
+    }
+}
 
 /// The store the hub writes to, if any (unit tests run without one).
 #[derive(Clone, Default)]
@@ -51,9 +74,32 @@ impl Hub {
     /// and [`Hub::last_said`]).
     pub(super) fn record(&mut self, event: &Event, rooms: &[String]) -> Result<(), HubError> {
         let Some(store) = &self.history.0 else { return Ok(()) };
-        for record in Record::from_event(event, rooms) {
+        // A private message is kept under its parties: accounts where logged in (see
+        // [`Hub::party`]), so that it follows them.
+        let private = match &event.kind {
+            EventKind::Message { from, target: Target::User(to), .. } => {
+                let from = match &from.account {
+                    Some(account) => format!("~{account}"),
+                    None => from.nick.clone(),
+                };
+                let to = self.id_of(to).map_or_else(|_| to.clone(), |id| self.party(id));
+                Some(dm_key(&from, &to))
+            }
+            _ => None,
+        };
+        for mut record in Record::from_event(event, rooms) {
+            if let Some(key) = &private {
+                record.target.clone_from(key);
+            }
             let said = record.kind.is_message();
-            store.append(record).map_err(|e| HubError::History(e.to_string()))?;
+            store.append(record).map_err(|e| {
+                // The client hears what happened in a few words; the log gets the details (a
+                // backlog comes from a pause or an overload the writer reports itself).
+                if !matches!(e, StoreError::Backlog(_)) {
+                    tracing::warn!("history: a record was refused: {e}");
+                }
+                HubError::History(e.brief().to_string())
+            })?;
             self.last_recorded = event.id;
             if said {
                 self.last_said = event.id;
@@ -62,11 +108,21 @@ impl Hub {
         Ok(())
     }
 
-    /// Records a state event; a failure is logged, not returned: the change has happened.
+    /// Records a state event; a failure is not returned: the change has happened.
     pub(super) fn record_state(&mut self, event: &Event, rooms: &[String]) {
-        if let Err(e) = self.record(event, rooms) {
-            tracing::warn!("history: {e}");
+        let _ = self.record(event, rooms);
+    }
+
+    /// What `id`, who just spoke, is to be told about history, if it has been paused or has
+    /// resumed since they were last told: one notice per sender and change, not per message.
+    pub(super) fn history_notice(&mut self, id: ConnId) -> Option<HistoryNotice> {
+        let paused = self.history.0.as_ref().is_some_and(|store| store.degraded());
+        let user = self.users.get_mut(&id)?;
+        if user.told_paused == paused {
+            return None;
         }
+        user.told_paused = paused;
+        Some(if paused { HistoryNotice::Paused } else { HistoryNotice::Resumed })
     }
 
     /// Has the store redact the record `id` of `key` (a room name or a [`dm_key`]) for the
@@ -110,16 +166,26 @@ impl Hub {
     }
 
     /// Where `id` may read the history of `target`: a room they are in (its name, all of its
-    /// history), or their private conversation with the nick `target` (the pair's key, from
-    /// [`Hub::private_since`] on).
+    /// history), or their private conversation with `target` (the key of the two parties, see
+    /// [`Hub::party`]; all of it for a logged-in user, else from [`Hub::private_since`] on).
     pub fn history_target(&self, id: ConnId, target: &str) -> Result<(String, Option<MsgId>), HubError> {
         if target.starts_with('#') {
             Ok((self.member_room(id, target)?.name.clone(), None))
         } else if super::text::valid_nick(target) {
-            Ok((dm_key(self.nick(id), target), Some(self.private_since(id))))
+            let (me, since) = self.history_owner(id);
+            Ok((dm_key(&me, &self.party_named(target)), since))
         } else {
             Err(HubError::NoSuchNick(target.into()))
         }
+    }
+
+    /// Whose private conversations `id` may read, as the store names their owner (see
+    /// [`Hub::party`]), and from when on: all of an account's, a nick's only from the moment
+    /// this connection took it.
+    pub fn history_owner(&self, id: ConnId) -> (String, Option<MsgId>) {
+        let party = self.party(id);
+        let since = self.user(id).source.account.is_none().then(|| self.private_since(id));
+        (party, since)
     }
 
     /// The oldest private message `id` may read: none from before it took its nick. Without

@@ -13,10 +13,13 @@
 //! The hub is used behind a `std::sync::Mutex` ([`SharedHub`]); every verb is quick and never
 //! awaits, so the lock is never held across an `.await`.
 //!
-//! Besides this file: `monitor` (who watches which nick), [`users`] (real names, the bot and
+//! Besides this file: [`accounts`] (who is logged in, the nicks accounts own), [`bans`] (server
+//! bans), `monitor` (who watches which nick), [`users`] (real names, the bot and
 //! wallops modes, WALLOPS), `redact` (who may take a message back), `history` (what is
 //! stored), [`modes`] and [`text`].
 
+pub mod accounts;
+pub mod bans;
 pub mod event;
 mod history;
 pub mod modes;
@@ -29,10 +32,11 @@ pub mod users;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 pub use event::{Event, EventKind, MsgId, MsgKind, Source, Tags, Target};
 use event::{MsgIdGen, now_millis};
-pub use history::History;
+pub use history::{History, HistoryNotice};
 use modes::{ModeChange, RoomMode, RoomModes, flip};
 pub use monitor::{MONITOR_LIMIT, Monitored};
 pub use outbox::{Closed, Out, Outbox};
@@ -107,13 +111,17 @@ pub enum HubError {
     BadKey(String),
     #[error("{0} is full (+l)")]
     RoomFull(String),
+    #[error(
+        "{0} is for registered users only (+R): log in first (/login NAME PASSWORD, or /register PASSWORD to make an account)"
+    )]
+    NeedAccount(String),
     #[error("nothing to send: type some text after the command")]
     NoText,
     #[error("that needs server operator rights (/oper NAME PASSWORD)")]
     NotOper,
     #[error("wrong operator name or password")]
     BadOperLogin,
-    #[error("the {0} mode is not known here; modes are +o +v +b +i +k +l +m +n +s +t")]
+    #[error("the {0} mode is not known here; modes are +o +v +b +i +k +l +m +n +s +t +R")]
     UnknownMode(char),
     #[error("the {0} mode needs an argument, e.g. +{0} VALUE")]
     ModeNeedsArg(char),
@@ -131,6 +139,8 @@ pub enum HubError {
     History(String),
     #[error("the server is shutting down; try again in a moment")]
     ShuttingDown,
+    #[error("you are banned from this server: {0}")]
+    ServerBanned(String),
 }
 
 /// A room's topic, who set it and when (milliseconds since the Unix epoch).
@@ -176,6 +186,8 @@ struct User {
     rooms: Vec<String>,
     away: Option<Box<str>>,
     oper: bool,
+    /// User mode `+i`: hidden from WHO and NAMES of those who share no room with the user.
+    invisible: bool,
     /// User mode `+w`: receives WALLOPS.
     wallops: bool,
     /// The nicks this user monitors (IRC `MONITOR`), as they were given.
@@ -187,6 +199,8 @@ struct User {
     /// When the user took its current nick (private history is shown from then on).
     nick_since: MsgId,
     last_spoke: u64,
+    /// Told that history is paused, and not yet that it is written again.
+    told_paused: bool,
     protocol: &'static str,
     outbox: Outbox,
 }
@@ -265,8 +279,12 @@ pub struct UserInfo {
     pub realname: String,
     pub away: Option<String>,
     pub oper: bool,
+    /// User mode `+i`.
+    pub invisible: bool,
     /// User mode `+B`: the user says it is a bot.
     pub bot: bool,
+    /// The account the user is logged in to.
+    pub account: Option<String>,
     pub protocol: &'static str,
     pub signon: u64,
     pub last_spoke: u64,
@@ -310,6 +328,17 @@ pub struct Departed {
     pub at: u64,
 }
 
+/// What [`Hub::say`] does with a text too long for one IRC line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Long {
+    /// Several messages, cut between words.
+    Split,
+    /// One message, its end cut off.
+    Cut,
+    /// One message as it is: its lines reach IRC clients one by one (`draft/multiline`).
+    Whole,
+}
+
 /// Result of a message: the event, and the target's away message when it was sent to an away user.
 #[derive(Debug)]
 pub struct Said {
@@ -317,6 +346,8 @@ pub struct Said {
     /// line with its sender, command and target (512 bytes).
     pub events: Vec<Arc<Event>>,
     pub away: Option<String>,
+    /// Whether history is written has changed since the sender was last told: tell them.
+    pub history: Option<HistoryNotice>,
 }
 
 /// Result of a mode change: what was applied (and announced), and what was refused.
@@ -329,10 +360,20 @@ pub struct ModesApplied {
 }
 
 /// Settings the hub's rules depend on.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HubConfig {
     /// Server operators: name → password.
     pub opers: HashMap<String, String>,
+    /// How long someone may keep a nick owned by an account without logging in to it.
+    pub nick_grace: Duration,
+    /// The server password (`serve --password`): a private server lets in only who gives it.
+    pub password: Option<String>,
+}
+
+impl Default for HubConfig {
+    fn default() -> HubConfig {
+        HubConfig { opers: HashMap::new(), nick_grace: Duration::from_secs(30), password: None }
+    }
 }
 
 /// The hub, shared by every connection.
@@ -370,11 +411,24 @@ pub struct Hub {
     last_said: MsgId,
     /// Most users ever connected at once, for LUSERS.
     pub max_users: usize,
+    /// Folded names of the registered accounts: the nicks they own.
+    registered: HashSet<Box<str>>,
+    /// Users holding a nick an account owns without being logged in to it.
+    claims: IdMap<accounts::Claim>,
+    /// The read markers of the accounts logged in: folded account → folded target → time.
+    read_markers: HashMap<Box<str>, HashMap<String, u64>>,
+    /// Server bans (`KLINE`).
+    server_bans: Vec<bans::ServerBan>,
 }
 
 impl Hub {
     pub fn new(config: HubConfig, history: History) -> Hub {
         Hub { config, history, ..Hub::default() }
+    }
+
+    /// The settings the hub was started with.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
     }
 
     fn event(&mut self, kind: EventKind) -> Arc<Event> {
@@ -432,7 +486,7 @@ impl Hub {
     pub fn check_nick(&self, nick: &str) -> Result<(), HubError> {
         if !text::valid_nick(nick) {
             Err(HubError::BadNick(nick.into()))
-        } else if self.nicks.contains_key(fold(nick).as_str()) {
+        } else if self.nicks.contains_key(fold(nick).as_str()) || accounts::is_service(nick) {
             Err(HubError::NickInUse(nick.into()))
         } else {
             Ok(())
@@ -444,19 +498,15 @@ impl Hub {
         if self.closing {
             return Err(HubError::ShuttingDown);
         }
+        if let Some(reason) = self.server_banned(reg.nick.as_deref().unwrap_or("*"), &reg.user, &reg.host) {
+            return Err(HubError::ServerBanned(reason));
+        }
         let nick = match reg.nick {
             Some(nick) => {
                 self.check_nick(&nick)?;
                 nick
             }
-            None => loop {
-                self.next_guest += 1;
-                let nick = format!("guest-{}", self.next_guest);
-                if !self.nicks.contains_key(nick.as_str()) {
-                    self.save_guest(self.next_guest);
-                    break nick;
-                }
-            },
+            None => self.guest_nick(),
         };
         self.next_conn += 1;
         let id = self.next_conn;
@@ -465,24 +515,39 @@ impl Hub {
         self.users.insert(
             id,
             Box::new(User {
-                source: Source { id, nick: nick.clone(), user: reg.user, host: reg.host, bot: false },
+                source: Source { id, nick: nick.clone(), user: reg.user, host: reg.host, bot: false, account: None },
                 realname: truncated(reg.realname, text::REALNAME_LEN).into(),
                 rooms: Vec::new(),
                 away: None,
                 oper: false,
+                invisible: false,
                 wallops: false,
                 monitoring: Vec::new(),
                 monitor_updates: false,
                 signon: now,
                 nick_since: MsgId(now << 20),
                 last_spoke: now,
+                told_paused: false,
                 protocol: reg.protocol,
                 outbox: reg.outbox,
             }),
         );
         self.max_users = self.max_users.max(self.users.len());
         self.tell_watchers(id, &nick, true);
+        self.claim(id);
         Ok((id, nick))
+    }
+
+    /// A free `guest-N` nick.
+    fn guest_nick(&mut self) -> String {
+        loop {
+            self.next_guest += 1;
+            let nick = format!("guest-{}", self.next_guest);
+            if !self.nicks.contains_key(nick.as_str()) {
+                self.save_guest(self.next_guest);
+                return nick;
+            }
+        }
     }
 
     /// Removes a user: tells everyone who shares a room, leaves every room, frees the nick.
@@ -499,6 +564,7 @@ impl Hub {
         let nick = self.user(id).source.nick.clone();
         self.tell_watchers(id, &nick, false);
         self.unmonitor_all(id);
+        self.claims.remove(&id);
         let user = *self.users.remove(&id).expect("checked above");
         for room in &user.rooms {
             self.leave_room(id, room);
@@ -508,6 +574,9 @@ impl Hub {
             room.invited.remove(&id);
         }
         self.nicks.remove(fold(&user.source.nick).as_str());
+        if let Some(account) = &user.source.account {
+            self.forget_read_markers(account);
+        }
         self.whowas.push_front(Departed {
             nick: user.source.nick,
             user: user.source.user,
@@ -554,6 +623,7 @@ impl Hub {
         if fold(&old) != fold(new) {
             self.tell_watchers(id, &old, false);
             self.tell_watchers(id, new, true);
+            self.claim(id);
         }
         Ok(event)
     }
@@ -596,6 +666,9 @@ impl Hub {
                 if room.modes.limit.is_some_and(|l| room.members.len() >= l) {
                     return Err(HubError::RoomFull(room.name.clone()));
                 }
+                if room.modes.registered_only && who.account.is_none() && !invited {
+                    return Err(HubError::NeedAccount(room.name.clone()));
+                }
             }
             None => {
                 self.rooms.insert(folded.clone(), Room::new(name, now_millis()));
@@ -614,7 +687,12 @@ impl Hub {
         // The joiner too: its own JOIN must be queued before any message said in the room
         // from now on, and only the hub, under its lock, can put it there in time.
         self.user(id).outbox.push(own(&event));
-        self.deliver(members, &event);
+        self.deliver(members.iter().copied(), &event);
+        // A joiner who is away is away for the room's members too (IRC `away-notify`).
+        if let Some(message) = self.user(id).away.as_deref().map(str::to_string) {
+            let away = self.event(EventKind::Away { who: self.user(id).source.clone(), message: Some(message) });
+            self.deliver(members, &away);
+        }
         Ok(Some(Joined { room: name, topic }))
     }
 
@@ -635,13 +713,45 @@ impl Hub {
 
     /// Sends a message to a room or a nick. The sender does not receive it (sessions that want
     /// an echo write the returned event to themselves). Text is sanitised here, once, for all;
-    /// client tags (`+typing`, …) are passed through as they are.
+    /// client tags (`+typing`, …) are passed through as they are. A text too long for one IRC
+    /// line with its sender, command and target is said as several messages, cut between words:
+    /// a person's long line (plain text) loses nothing.
     pub fn say(&mut self, id: ConnId, target: &str, kind: MsgKind, text: &str, tags: Tags) -> Result<Said, HubError> {
+        self.say_as(id, target, kind, text, tags, Long::Split)
+    }
+
+    /// [`Hub::say`] for a message an IRC client sent as one line: it stays one message. The
+    /// client fitted its line into 512 bytes, but relayed with its `nick!user@host` in front it
+    /// may no longer fit; then its end is cut off, on a character boundary, as InspIRCd and ergo
+    /// do. Refusing it (417) instead would refuse a line the client had every reason to think
+    /// valid, as no client knows for sure how its prefix looks to others; splitting it would
+    /// make one message two, which IRC clients (and bots reading commands) do not expect.
+    /// History keeps the text as it was relayed.
+    pub fn say_line(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        kind: MsgKind,
+        text: &str,
+        tags: Tags,
+    ) -> Result<Said, HubError> {
+        self.say_as(id, target, kind, text, tags, Long::Cut)
+    }
+
+    fn say_as(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        kind: MsgKind,
+        text: &str,
+        tags: Tags,
+        long: Long,
+    ) -> Result<Said, HubError> {
         let text = text::sanitize(text);
         if text.is_empty() && kind != MsgKind::TagMsg {
             return Err(HubError::NoText);
         }
-        self.say_text(id, target, kind, text, tags, true)
+        self.say_text(id, target, kind, text, tags, long)
     }
 
     /// Says several lines as ONE message (IRC `draft/multiline`): its text holds them joined by
@@ -652,11 +762,11 @@ impl Hub {
         if lines.iter().all(|line| line.trim().is_empty()) {
             return Err(HubError::NoText);
         }
-        self.say_text(id, target, MsgKind::Privmsg, lines.join("\n"), tags, false)
+        self.say_text(id, target, MsgKind::Privmsg, lines.join("\n"), tags, Long::Whole)
     }
 
-    /// [`Hub::say`] of a sanitised text; `split`: a text too long for one IRC line is said as
-    /// several messages (a multiline message stays one).
+    /// [`Hub::say`] of a sanitised text; `long` says what becomes of a text too long for one
+    /// IRC line.
     fn say_text(
         &mut self,
         id: ConnId,
@@ -664,7 +774,7 @@ impl Hub {
         kind: MsgKind,
         text: String,
         tags: Tags,
-        split: bool,
+        long: Long,
     ) -> Result<Said, HubError> {
         let from = self.user(id).source.clone();
         // `@#room` / `+#room` (STATUSMSG): to the room's operators / voiced members and operators.
@@ -706,10 +816,11 @@ impl Hub {
             (Target::User(user.source.nick.clone()), vec![to], away, None)
         };
         let room = line_room(&from, &target, kind);
-        let mut pieces = if split && text.len() > room {
-            text::split_to_fit(&text, room).into_iter().map(str::to_string).collect()
-        } else {
-            vec![text]
+        let mut pieces = match long {
+            Long::Whole => vec![text],
+            _ if text.len() <= room => vec![text],
+            Long::Split => text::split_to_fit(&text, room).into_iter().map(str::to_string).collect(),
+            Long::Cut => vec![text[..floor_char_boundary(&text, room)].to_string()],
         };
         let last = pieces.pop().expect("a text is at least one piece");
         let mut events = Vec::with_capacity(pieces.len() + 1);
@@ -723,7 +834,8 @@ impl Hub {
             self.save_room(&key);
         }
         self.users.get_mut(&id).expect("registered").last_spoke = now_millis();
-        Ok(Said { events, away })
+        let history = self.history_notice(id);
+        Ok(Said { events, away, history })
     }
 
     /// Stores a message, then delivers it: no one receives a line that history will not have.
@@ -905,11 +1017,14 @@ pub fn floor_char_boundary(s: &str, max: usize) -> usize {
 
 impl Hub {
     /// Marks a user away with a message, or back (`None` or empty); the users sharing a room
-    /// are told (IRC `away-notify`). Returns whether the user is now away.
+    /// are told (IRC `away-notify`) when that changes anything. Returns whether the user is now
+    /// away.
     pub fn set_away(&mut self, id: ConnId, message: Option<&str>) -> bool {
         let away = message.map(text::sanitize).filter(|m| !m.is_empty());
-        let event = self.event(EventKind::Away { who: self.user(id).source.clone(), message: away.clone() });
-        self.deliver(self.peers_and_watchers(id), &event);
+        if self.user(id).away.as_deref() != away.as_deref() {
+            let event = self.event(EventKind::Away { who: self.user(id).source.clone(), message: away.clone() });
+            self.deliver(self.peers_and_watchers(id), &event);
+        }
         let user = self.users.get_mut(&id).expect("registered");
         user.away = away.map(String::into_boxed_str);
         user.away.is_some()
@@ -938,8 +1053,9 @@ impl Hub {
             return Err(HubError::NotOper);
         }
         let target_id = self.id_of(target)?;
-        let reason = format!("Killed by {}: {}", self.user(id).source.nick, text::sanitize(reason));
-        self.user(target_id).outbox.close(reason);
+        let (by, nick) = (self.user(id).source.clone(), self.nick(target_id).to_string());
+        let killed = Closed::Killed { by, nick, reason: text::sanitize(reason) };
+        self.user(target_id).outbox.close_as(killed);
         Ok(())
     }
 
@@ -985,6 +1101,11 @@ impl Hub {
         (self.users.len(), self.rooms.len())
     }
 
+    /// Number of invisible (`+i`) users, for LUSERS.
+    pub fn invisible_count(&self) -> usize {
+        self.users.values().filter(|u| u.invisible).count()
+    }
+
     /// Number of server operators online.
     pub fn oper_count(&self) -> usize {
         self.users.values().filter(|u| u.oper).count()
@@ -1007,7 +1128,9 @@ impl Hub {
             realname: user.realname.to_string(),
             away: user.away.as_deref().map(str::to_string),
             oper: user.oper,
+            invisible: user.invisible,
             bot: user.source.bot,
+            account: user.source.account.as_deref().map(str::to_string),
             protocol: user.protocol,
             signon: user.signon,
             last_spoke: user.last_spoke,
@@ -1020,17 +1143,40 @@ impl Hub {
         Ok(self.info(self.id_of(nick)?, asker))
     }
 
-    /// Every user online, for WHO with a mask.
+    /// Every user online that `asker` may see: invisible users only when they share a room
+    /// with `asker`.
     pub fn all_users(&self, asker: ConnId) -> Vec<UserInfo> {
-        self.users.keys().map(|&id| self.info(id, asker)).collect()
+        self.users.keys().filter(|&&id| self.sees(asker, id)).map(|&id| self.info(id, asker)).collect()
     }
 
-    /// A room with its members, sorted by nick. Secret rooms are visible to members only.
+    /// The users `asker` finds with `mask` (WHO): a nick without wildcards finds that user, even
+    /// an invisible one (as InspIRCd answers); a mask with `*` or `?`, matched against nicks and
+    /// `nick!user@host`, finds only the users `asker` may see.
+    pub fn find_users(&self, asker: ConnId, mask: &str) -> Vec<UserInfo> {
+        if !mask.contains(['*', '?'])
+            && let Ok(user) = self.user_info(asker, mask)
+        {
+            return vec![user];
+        }
+        let matches = |u: &UserInfo| {
+            text::wildcard_match(mask, &u.nick)
+                || text::wildcard_match(mask, &format!("{}!{}@{}", u.nick, u.user, u.host))
+        };
+        self.all_users(asker).into_iter().filter(matches).collect()
+    }
+
+    /// A room with its members, sorted by nick. Secret rooms are visible to members only; to
+    /// others, the members listed are those they may see (invisible ones only when they share
+    /// another room).
     pub fn room_info(&self, asker: ConnId, name: &str) -> Result<RoomInfo, HubError> {
         let room = self.visible_room(asker, name)?;
         let is_member = room.members.contains_key(&asker);
-        let mut members: Vec<Member> =
-            room.members.iter().map(|(&id, &status)| Member { info: self.info(id, asker), status }).collect();
+        let mut members: Vec<Member> = room
+            .members
+            .iter()
+            .filter(|&(&id, _)| is_member || self.sees(asker, id))
+            .map(|(&id, &status)| Member { info: self.info(id, asker), status })
+            .collect();
         members.sort_by_cached_key(|m| fold(&m.info.nick));
         let mut modes = room.modes.clone();
         if !is_member {

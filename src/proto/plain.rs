@@ -9,6 +9,9 @@
 //! some IRC clients wait for the server to speak first: when the first lines such a client
 //! sends are an IRC registration ([`Late`]), its guest quits and the connection goes on as IRC.
 
+mod accounts;
+mod gate;
+
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -52,7 +55,11 @@ commands:
   /kick NICK [REASON]   remove someone (room operators)
   /ban MASK, /unban MASK, /op NICK, /deop NICK, /voice NICK, /devoice NICK
   /mode [+i|+m|+k KEY|+l N|...]  show or change room modes (operators)
+  /register PASSWORD    register your nick as an account (then it is yours alone)
+  /login NAME PASSWORD  log in to your account (also /msg NickServ IDENTIFY NAME PASSWORD)
+  /logout               log out of your account
   /oper NAME PASSWORD, /kill NICK [REASON]  server operators (see serve --oper)
+  /kline [MINUTES] MASK [REASON], /unkline MASK  server operators: ban from the server
   /wallops TEXT         server operators: tell the IRC users who receive wallops (+w)
   /quit [REASON]        leave
   //TEXT                say a line that starts with /";
@@ -64,6 +71,22 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
     // An async block that owns `conn`, not an `async fn`: one would keep its arguments twice in
     // its future, and every connection waits in it.
     async move {
+        // A private server greets first and lets in only those who give its password.
+        let private = !hub::lock(&shared.hub).admits(None);
+        if private {
+            outbox.push(Out::Line(Bytes::from(format!("{WELCOME}\n"))));
+            // Boxed: only private servers wait here, and every connection's future would carry it.
+            match Box::pin(gate::wait(&mut conn)).await {
+                gate::Door::Open => {}
+                gate::Door::Gone => return conn.close("Closed".into(), &PlainRender { me: 0 }).await,
+                gate::Door::Irc(held) => {
+                    tracing::info!("{peer} registers with IRC");
+                    conn.reopen(Protocol::Irc, &held);
+                    crate::server::start(Protocol::Irc, conn, peer);
+                    return;
+                }
+            }
+        }
         let registration = Registration {
             nick: None,
             user: "plain".into(),
@@ -84,77 +107,36 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
         tracing::info!("{peer} connected as {nick}");
         let render = PlainRender { me: id };
         let session = Session { id, shared: &shared, outbox: &outbox };
-        session.reply(format!("{WELCOME}\nYou are {nick} in {LOBBY}. Type to talk; /help lists commands."));
+        let welcome = if private { "Welcome in." } else { WELCOME };
+        session.reply(format!("{welcome}\nYou are {nick} in {LOBBY}. Type to talk; /help lists commands."));
         conn.writing_while(&render, pin!(shared.settled(Include::Messages))).await;
         session.join(LOBBY, None);
 
-        // The first lines, while they may still be an IRC client's registration (see
-        // [`Late`]); `None` once the user has said something else.
-        let mut opening: Option<Vec<String>> = Some(Vec::new());
-        let reason = loop {
-            let input = match &opening {
-                Some(held) if !held.is_empty() => {
-                    // Boxed: a rare wait should not make every connection's future bigger.
-                    match Box::pin(tokio::time::timeout(REGISTRATION_PAIR_WAIT, conn.next(&render))).await {
-                        Ok(input) => input,
-                        Err(_) => {
-                            // Only half a registration came: it was a person's line after all.
-                            let held = opening.take().unwrap_or_default();
-                            match held.iter().find_map(|line| session.handle(line)) {
-                                Some(reason) => break reason,
-                                None => continue,
-                            }
-                        }
-                    }
+        let reason = 'session: {
+            let next = match opening(&mut conn, &render).await {
+                Opening::Irc(lines) => {
+                    tracing::info!("{peer} ({nick}) registers with IRC");
+                    hub::lock(&shared.hub).quit(id, "Switched to IRC");
+                    conn.reopen(Protocol::Irc, &lines);
+                    crate::server::start(Protocol::Irc, conn, peer);
+                    return;
                 }
-                _ => conn.next(&render).await,
+                Opening::Plain(lines, next) => {
+                    if let Some(reason) = lines.iter().find_map(|line| session.handle(line)) {
+                        break 'session reason;
+                    }
+                    next
+                }
             };
-            let input = match (input, &mut opening) {
-                (Input::Line(Line::Text(text)), Some(held)) => {
-                    held.push(text);
-                    let lines: Vec<&str> = held.iter().map(String::as_str).collect();
-                    match Late::judge(&lines) {
-                        Late::Undecided => continue,
-                        Late::Irc => {
-                            let held = opening.take().unwrap_or_default();
-                            tracing::info!("{peer} ({}) registers with IRC", hub::lock(&shared.hub).nick(id));
-                            hub::lock(&shared.hub).quit(id, "Switched to IRC");
-                            conn.reopen(Protocol::Irc, &held);
-                            crate::server::start(Protocol::Irc, conn, peer);
-                            return;
-                        }
-                        Late::Plain => {
-                            let mut held = opening.take().unwrap_or_default();
-                            let last = held.pop().unwrap_or_default();
-                            if let Some(reason) = held.iter().find_map(|line| session.handle(line)) {
-                                break reason;
-                            }
-                            Input::Line(Line::Text(last))
-                        }
-                    }
-                }
-                (input, _) => input,
-            };
-            match input {
-                Input::Line(Line::Text(text)) => {
-                    if text.starts_with("/history") || text.starts_with("/join") || text.starts_with("/redact") {
-                        conn.writing_while(&render, pin!(shared.settled(Include::Messages))).await;
-                    }
-                    if let Some(reason) = session.handle(&text) {
-                        break reason;
-                    }
-                }
-                Input::Line(Line::TooLong) => session.error(format!(
-                    "line too long (over {} bytes); it was not sent. Split it into shorter lines.",
-                    shared.limits.max_line
-                )),
-                Input::Closed => break "Connection closed".into(),
-                Input::Stopped => {
-                    break match outbox.closed() {
-                        Some(Closed::Overflow) => "SendQ exceeded (not reading fast enough)".into(),
-                        Some(Closed::Done(reason)) => reason,
-                        None => "Connection lost".into(),
-                    };
+            if let Some(input) = next
+                && let Some(reason) = session.step(&mut conn, &render, input).await
+            {
+                break 'session reason;
+            }
+            loop {
+                let input = conn.next(&render).await;
+                if let Some(reason) = session.step(&mut conn, &render, input).await {
+                    break reason;
                 }
             }
         };
@@ -169,6 +151,44 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
 /// Without a connection, so that the commands can be fuzzed (`fuzz/`).
 pub fn handle_line(shared: &Shared, id: ConnId, outbox: &Outbox, line: &str) -> Option<String> {
     Session { id, shared, outbox }.handle(line)
+}
+
+/// How a greeted connection's first lines turned out (see [`Late`]).
+enum Opening {
+    /// An IRC client's registration: the lines go to its IRC session.
+    Irc(Vec<String>),
+    /// A person: the lines are said, then what came after them (if anything) is handled.
+    Plain(Vec<String>, Option<Input>),
+}
+
+/// Reads a greeted connection's first lines until they tell an IRC registration from a
+/// person's text. A separate future, not a variable of the session's loop: what it holds is
+/// gone once it has answered, and every connection's future stays as small as before.
+async fn opening(conn: &mut Conn, render: &PlainRender) -> Opening {
+    let mut held: Vec<String> = Vec::new();
+    loop {
+        let input = if held.is_empty() {
+            conn.next(render).await
+        } else {
+            // Boxed: a rare wait should not make every connection's future bigger.
+            match Box::pin(tokio::time::timeout(REGISTRATION_PAIR_WAIT, conn.next(render))).await {
+                Ok(input) => input,
+                // Only half a registration came: it was a person's line after all.
+                Err(_) => return Opening::Plain(held, None),
+            }
+        };
+        let Input::Line(Line::Text(text)) = input else { return Opening::Plain(held, Some(input)) };
+        held.push(text);
+        let lines: Vec<&str> = held.iter().map(String::as_str).collect();
+        match Late::judge(&lines) {
+            Late::Undecided => {}
+            Late::Irc => return Opening::Irc(held),
+            Late::Plain => {
+                let last = held.pop().map(|text| Input::Line(Line::Text(text)));
+                return Opening::Plain(held, last);
+            }
+        }
+    }
 }
 
 /// One plain-text user's command handling.
@@ -199,6 +219,48 @@ fn clock(millis: u64, today: u64) -> String {
 }
 
 impl Session<'_> {
+    /// Handles what the connection brought; returns the quit reason when the session ends.
+    async fn step(&self, conn: &mut Conn, render: &PlainRender, input: Input) -> Option<String> {
+        match input {
+            Input::Line(Line::Text(text)) if let Some(command) = accounts::parse(&text) => {
+                match command {
+                    Ok(command) => {
+                        // The address the user connected from, as the hub shows it: logins are
+                        // throttled per address.
+                        let ip = hub::lock(&self.shared.hub).source(self.id).host.parse();
+                        let ip = ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+                        let answer =
+                            conn.writing_while(render, pin!(command.run(&self.shared.accounts, self.id, ip))).await;
+                        self.reply(answer);
+                    }
+                    Err(usage) => self.usage(usage),
+                }
+                None
+            }
+            Input::Line(Line::Text(text)) => {
+                if text.starts_with("/history") || text.starts_with("/join") || text.starts_with("/redact") {
+                    conn.writing_while(render, pin!(self.shared.settled(Include::Messages))).await;
+                }
+                let quit = self.handle(&text);
+                conn.writing_while(render, pin!(self.shared.pace())).await;
+                quit
+            }
+            Input::Line(Line::TooLong) => {
+                self.error(format!(
+                    "line too long (over {} bytes); it was not sent. Split it into shorter lines.",
+                    self.shared.limits.max_line
+                ));
+                None
+            }
+            Input::Closed => Some("Connection closed".into()),
+            Input::Stopped => Some(match self.outbox.closed() {
+                Some(Closed::Overflow) => "SendQ exceeded (not reading fast enough)".into(),
+                Some(closed) => closed.reason(),
+                None => "Connection lost".into(),
+            }),
+        }
+    }
+
     fn reply(&self, text: impl Into<String>) {
         let mut text = text.into();
         text.push('\n');
@@ -335,6 +397,9 @@ impl Session<'_> {
                 if let Some(away) = said.away {
                     self.reply(format!("* {target} is away: {away}"));
                 }
+                if let Some(notice) = said.history {
+                    self.reply(format!("* {notice}"));
+                }
             }
             Err(e) => self.error(e),
         }
@@ -425,7 +490,10 @@ impl Session<'_> {
                 text.push_str("\n--- end of history ---");
                 self.reply(text);
             }
-            Err(e) => self.error(format!("history is unavailable: {e}")),
+            Err(e) => {
+                tracing::warn!("history: /history in {room} failed: {e}");
+                self.error(e.brief());
+            }
         }
     }
 
@@ -615,6 +683,11 @@ impl Render for PlainRender {
         match &event.kind {
             // The session says "You are now in …" instead.
             EventKind::Join { who, .. } if who.id == self.me => Bytes::new(),
+            // Renamed by the server: the nick belongs to an account.
+            EventKind::Nick { who, new } if who.id == self.me => Bytes::from(format!(
+                "* You are now known as {new}: {} belongs to a registered account; /login {} PASSWORD if it is yours\n",
+                who.nick, who.nick
+            )),
             // Plain text has no use for invitations of others.
             EventKind::Invite { target_id, .. } if *target_id != self.me => Bytes::new(),
             EventKind::Kick { who, room, target_id, reason, .. } if *target_id == self.me => {
@@ -630,7 +703,7 @@ impl Render for PlainRender {
             Closed::Overflow => {
                 b"*** disconnected: you were not reading fast enough and your queue filled up\n".to_vec()
             }
-            Closed::Done(reason) => format!("*** disconnected: {reason}\n").into_bytes(),
+            closed => format!("*** disconnected: {}\n", closed.reason()).into_bytes(),
         }
     }
 }
@@ -643,7 +716,9 @@ fn render(event: &Event) -> Bytes {
         EventKind::Message { kind: MsgKind::TagMsg, .. }
         | EventKind::Away { .. }
         | EventKind::Presence { .. }
-        | EventKind::SetName { .. } => return Bytes::new(),
+        | EventKind::SetName { .. }
+        | EventKind::Account { .. }
+        | EventKind::ReadMarker { .. } => return Bytes::new(),
         EventKind::Message { text, .. } if text.starts_with('\x01') => return Bytes::new(),
         EventKind::Message { from, target, kind, text, .. } => {
             let text = strip_formatting(text);

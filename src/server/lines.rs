@@ -33,19 +33,27 @@ pub struct LineReader {
     max: usize,
     /// Inside an over-long line: drop everything up to the next newline.
     discarding: bool,
+    /// The last line returned was not valid UTF-8 (see [`LineReader::mangled`]).
+    mangled: bool,
 }
 
 impl LineReader {
     /// A reader that starts with bytes already read (while sniffing the protocol).
     pub fn new(max: usize, already_read: &[u8]) -> LineReader {
-        LineReader { buf: BytesMut::from(already_read), max, discarding: false }
+        LineReader { buf: BytesMut::from(already_read), max, discarding: false, mangled: false }
     }
 
     /// Starts over with a new limit, reading `replay` first, then what is buffered.
     pub fn restart(&mut self, max: usize, replay: &[u8]) {
         let mut buf = BytesMut::from(replay);
         buf.extend_from_slice(&self.buf);
-        *self = LineReader { buf, max, discarding: false };
+        *self = LineReader { buf, max, discarding: false, mangled: false };
+    }
+
+    /// Whether the last line returned had invalid UTF-8 in it (replaced with U+FFFD), for
+    /// protocols that tell their clients so.
+    pub fn mangled(&self) -> bool {
+        self.mangled
     }
 
     /// The next line, `None` at end of stream, or pending until a line is complete.
@@ -98,7 +106,7 @@ impl LineReader {
                     if line.len() > self.max {
                         return Some(Line::TooLong);
                     }
-                    return Some(Line::Text(text(line)));
+                    return Some(self.text(line));
                 }
                 // A line of `max` bytes may still end in `\r\n` when its `\r` is here.
                 None if self.buf.len() > self.max + usize::from(self.buf.last() == Some(&b'\r')) => {
@@ -117,8 +125,13 @@ fn memchr(buf: &[u8]) -> Option<usize> {
     buf.iter().position(|&b| b == b'\n')
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+impl LineReader {
+    /// A line's text, invalid UTF-8 replaced.
+    fn text(&mut self, bytes: &[u8]) -> Line {
+        let text = String::from_utf8_lossy(bytes);
+        self.mangled = matches!(text, std::borrow::Cow::Owned(_));
+        Line::Text(text.into_owned())
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +190,12 @@ mod tests {
     #[tokio::test]
     async fn invalid_utf8_is_replaced() {
         assert_eq!(lines(100, b"caf\xe9 \xff\n").await, [t("caf\u{fffd} \u{fffd}")]);
+        let mut reader = LineReader::new(100, b"");
+        let mut input: &[u8] = b"caf\xe9\ncaf\xc3\xa9\n";
+        reader.next(&mut input).await.unwrap();
+        assert!(reader.mangled());
+        assert_eq!(reader.next(&mut input).await.unwrap(), Some(t("café")));
+        assert!(!reader.mangled());
     }
 
     #[tokio::test]

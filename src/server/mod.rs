@@ -22,9 +22,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use crate::accounts::{self, Accounts, LoginLimit};
+use crate::hub::MsgId;
 use crate::hub::{self, History, Hub, HubConfig, SharedHub};
 use crate::panics;
-use crate::store::{Include, Retention, SqliteStore, Store, StoreError};
+use crate::store::sqlite::RETRY_MAX;
+use crate::store::{AccountStore, Include, Retention, SqliteAccounts, SqliteStore, Store, StoreError};
 use conn::{Conn, Protocol};
 use limits::{ConnLimiter, FloodLimit};
 
@@ -46,6 +49,8 @@ pub struct Limits {
     /// How long an IRC client may be silent before it is pinged (and as long again before it
     /// is dropped).
     pub ping_interval: Duration,
+    /// Failed logins allowed per address and per account before further attempts wait.
+    pub logins: LoginLimit,
 }
 
 impl Default for Limits {
@@ -58,6 +63,7 @@ impl Default for Limits {
             sendq: 4096,
             sniff_timeout: Duration::from_millis(250),
             ping_interval: Duration::from_secs(90),
+            logins: LoginLimit::default(),
         }
     }
 }
@@ -73,6 +79,29 @@ pub struct Config {
     pub limits: Limits,
     pub hub: HubConfig,
     pub history: HistoryConfig,
+    /// The name the server goes by in IRC: the source of its own lines, 004, WHOIS, WHO,
+    /// LINKS, PONG and kill paths. [`host_name`] by default.
+    pub server_name: String,
+}
+
+/// This machine's host name, the server name unless `--server-name` says otherwise; `charla`
+/// when the system has none that could serve.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length, which is passed; gethostname writes at most
+    // that many bytes.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..len]).into_owned();
+    if ok && valid_server_name(&name) { name } else { "charla".into() }
+}
+
+/// Whether `name` can be an IRC server name: a host name (letters, digits, `-`, `.`, up to 63
+/// bytes), which no client can take for a nick (`nick!user@host`) or a parameter.
+pub fn valid_server_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !name.starts_with(['-', '.'])
 }
 
 /// What history is shown and kept.
@@ -85,11 +114,20 @@ pub struct HistoryConfig {
     pub retention: Retention,
     /// How often retention runs.
     pub retention_every: Duration,
+    /// Acknowledge an IRC client's message (its echo, a labeled `ACK`) only once the store has
+    /// committed it, so that no acknowledged message is lost even to `kill -9`. Others receive
+    /// it at once either way. Costs the sender one commit (about a millisecond) per message.
+    pub ack_when_stored: bool,
 }
 
 impl Default for HistoryConfig {
     fn default() -> Self {
-        HistoryConfig { join_replay: 20, retention: Retention::default(), retention_every: Duration::from_secs(600) }
+        HistoryConfig {
+            join_replay: 20,
+            retention: Retention::default(),
+            retention_every: Duration::from_secs(600),
+            ack_when_stored: false,
+        }
     }
 }
 
@@ -152,6 +190,8 @@ pub struct Shared {
     pub sessions: sessions::Sessions,
     /// History, for reading; the hub writes to it.
     pub store: Arc<dyn Store>,
+    /// Registration and login.
+    pub accounts: Accounts,
     pub history: HistoryConfig,
     pub limits: Limits,
     pub server_name: String,
@@ -180,6 +220,30 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Lets the store's writer catch up when it has fallen behind ([`Store::behind`]): a
+    /// client sending faster than history is written is slowed down (its next line is read
+    /// afterwards) instead of running ahead of the disk. Answers at once otherwise, and while
+    /// the store cannot write at all (its backlog bounds that case).
+    pub async fn pace(&self) {
+        if self.store.behind() {
+            let _ = self.store.flush().await;
+        }
+    }
+
+    /// Resolves once the store has committed the record `id`; while the store cannot write,
+    /// that is whenever it can again.
+    pub async fn stored(&self, id: MsgId) {
+        let mut retry = Duration::from_millis(10);
+        while self.store.committed() < id {
+            if self.store.flush().await.is_err() {
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}
+
 /// A bound, not yet running server.
 pub struct Server {
     /// Each listener, with the protocol it is reserved for (`None`: sniff).
@@ -199,6 +263,10 @@ impl Server {
         let mut hub = Hub::new(config.hub, History::new(store.clone()));
         hub.restore_rooms(store.rooms()?);
         hub.restore_guests(store.last_guest()?);
+        let account_store: Arc<dyn AccountStore> = Arc::new(SqliteAccounts::open(&config.data_dir)?);
+        hub.restore_accounts(account_store.account_names()?);
+        hub.restore_server_bans(account_store.server_bans()?);
+        let hub = Arc::new(std::sync::Mutex::new(hub));
         let mut listeners = Vec::new();
         let any = config.listen.iter().map(|a| (a, None));
         let irc = config.irc_listen.iter().map(|a| (a, Some(Protocol::Irc)));
@@ -207,12 +275,13 @@ impl Server {
             listeners.push((listener, protocol));
         }
         let shared = Arc::new(Shared {
-            hub: Arc::new(std::sync::Mutex::new(hub)),
+            accounts: Accounts::new(account_store, hub.clone(), config.limits.logins),
+            hub,
             sessions: sessions::Sessions::default(),
             store,
             history: config.history,
             limits: config.limits,
-            server_name: "charla".into(),
+            server_name: config.server_name,
             started: std::time::SystemTime::now(),
         });
         Ok(Server { listeners, shared })
@@ -243,8 +312,10 @@ impl Server {
         let accepting: Vec<_> = accepting.collect();
         drop(alive);
         let retention = tokio::spawn(retain(self.shared.clone()));
+        let nicks = tokio::spawn(accounts::enforce_nicks(self.shared.hub.clone()));
         shutdown.await;
         retention.abort();
+        nicks.abort();
         tracing::info!("shutting down: closing {} connections", limiter.open());
         for task in &accepting {
             task.abort();
@@ -345,5 +416,21 @@ pub fn start(protocol: Protocol, conn: Conn, peer: SocketAddr) {
         Protocol::Irc => drop(tokio::spawn(panics::connection(crate::proto::irc::run(conn, peer)))),
         Protocol::Http => drop(tokio::spawn(panics::connection(crate::web::run(conn)))),
         Protocol::Tls => tracing::info!("{peer} started TLS, which is not enabled on this server; closed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_are_host_names() {
+        for name in ["irc.example.org", "vm", "node-1.chat.example"] {
+            assert!(valid_server_name(name), "{name}");
+        }
+        for name in ["", "bad name", "a!b", "x@y", ":irc", ".irc", "-irc", &"a".repeat(64)] {
+            assert!(!valid_server_name(name), "{name}");
+        }
+        assert!(valid_server_name(&host_name()));
     }
 }

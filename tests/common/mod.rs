@@ -74,6 +74,7 @@ pub async fn start_at(data_dir: &std::path::Path, adjust: impl FnOnce(&mut Confi
         limits: test_limits(),
         hub: Default::default(),
         history: Default::default(),
+        server_name: "irc.test".into(),
     };
     adjust(&mut config);
     let server = Server::bind(config).await.expect("server binds");
@@ -250,6 +251,30 @@ impl Irc {
         loop {
             let message = self.next().await;
             if message.command == command {
+                return message;
+            }
+        }
+    }
+
+    /// Sends `CAP LS 302` and gathers the capabilities offered, over every line of the answer.
+    pub async fn cap_ls(&mut self) -> Vec<String> {
+        self.send("CAP LS 302").await;
+        let mut offered = Vec::new();
+        loop {
+            let ls = self.expect("CAP").await;
+            assert_eq!(ls.params[1], "LS", "{ls:?}");
+            offered.extend(ls.params.last().unwrap().split(' ').map(str::to_string));
+            if ls.params[2] != "*" {
+                return offered;
+            }
+        }
+    }
+
+    /// Reads until a message with one of these commands arrives.
+    pub async fn expect_any(&mut self, commands: &[&str]) -> Message {
+        loop {
+            let message = self.next().await;
+            if commands.contains(&message.command.as_str()) {
                 return message;
             }
         }

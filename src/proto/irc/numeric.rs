@@ -10,8 +10,13 @@ pub const RPL_ISUPPORT: &str = "005";
 pub const RPL_UMODEIS: &str = "221";
 pub const RPL_LUSERCLIENT: &str = "251";
 pub const RPL_LUSEROP: &str = "252";
+pub const RPL_LUSERUNKNOWN: &str = "253";
 pub const RPL_LUSERCHANNELS: &str = "254";
 pub const RPL_LUSERME: &str = "255";
+pub const RPL_ADMINME: &str = "256";
+pub const RPL_ADMINLOC1: &str = "257";
+pub const RPL_ADMINLOC2: &str = "258";
+pub const RPL_ADMINEMAIL: &str = "259";
 pub const RPL_LOCALUSERS: &str = "265";
 pub const RPL_GLOBALUSERS: &str = "266";
 pub const RPL_AWAY: &str = "301";
@@ -42,9 +47,13 @@ pub const RPL_NAMREPLY: &str = "353";
 pub const RPL_WHOSPCRPL: &str = "354";
 pub const RPL_ENDOFNAMES: &str = "366";
 pub const RPL_BANLIST: &str = "367";
+pub const RPL_LINKS: &str = "364";
+pub const RPL_ENDOFLINKS: &str = "365";
 pub const RPL_ENDOFBANLIST: &str = "368";
 pub const RPL_ENDOFWHOWAS: &str = "369";
+pub const RPL_INFO: &str = "371";
 pub const RPL_MOTD: &str = "372";
+pub const RPL_ENDOFINFO: &str = "374";
 pub const RPL_MOTDSTART: &str = "375";
 pub const RPL_ENDOFMOTD: &str = "376";
 pub const RPL_YOUREOPER: &str = "381";
@@ -52,6 +61,7 @@ pub const RPL_TIME: &str = "391";
 pub const ERR_BANLISTFULL: &str = "478";
 pub const ERR_UNKNOWNERROR: &str = "400";
 pub const ERR_NOSUCHNICK: &str = "401";
+pub const ERR_NOSUCHSERVER: &str = "402";
 pub const ERR_NOSUCHCHANNEL: &str = "403";
 pub const ERR_CANNOTSENDTOCHAN: &str = "404";
 pub const ERR_WASNOSUCHNICK: &str = "406";
@@ -70,11 +80,13 @@ pub const ERR_NOTREGISTERED: &str = "451";
 pub const ERR_NEEDMOREPARAMS: &str = "461";
 pub const ERR_ALREADYREGISTERED: &str = "462";
 pub const ERR_PASSWDMISMATCH: &str = "464";
+pub const ERR_YOUREBANNEDCREEP: &str = "465";
 pub const ERR_CHANNELISFULL: &str = "471";
 pub const ERR_UNKNOWNMODE: &str = "472";
 pub const ERR_INVITEONLYCHAN: &str = "473";
 pub const ERR_BANNEDFROMCHAN: &str = "474";
 pub const ERR_BADCHANNELKEY: &str = "475";
+pub const ERR_NEEDREGGEDNICK: &str = "477";
 pub const ERR_NOPRIVILEGES: &str = "481";
 pub const ERR_CHANOPRIVSNEEDED: &str = "482";
 pub const ERR_UMODEUNKNOWNFLAG: &str = "501";
@@ -92,6 +104,16 @@ pub const RPL_MONOFFLINE: &str = "731";
 pub const RPL_MONLIST: &str = "732";
 pub const RPL_ENDOFMONLIST: &str = "733";
 pub const ERR_MONLISTFULL: &str = "734";
+// Accounts: WHOIS's account line and SASL.
+pub const RPL_WHOISACCOUNT: &str = "330";
+pub const RPL_LOGGEDIN: &str = "900";
+pub const RPL_LOGGEDOUT: &str = "901";
+pub const RPL_SASLSUCCESS: &str = "903";
+pub const ERR_SASLFAIL: &str = "904";
+pub const ERR_SASLTOOLONG: &str = "905";
+pub const ERR_SASLABORTED: &str = "906";
+pub const ERR_SASLALREADY: &str = "907";
+pub const RPL_SASLMECHS: &str = "908";
 
 /// A hub error as an IRC numeric: the code and its parameters after the client's nick.
 /// `sending` tells apart refusals to speak (404) from refusals to join (474, 473, …).
@@ -112,6 +134,7 @@ pub fn from_hub(error: &HubError, sending: bool) -> (&'static str, Vec<String>) 
         HubError::InviteOnly(room) => (ERR_INVITEONLYCHAN, vec![room.clone()]),
         HubError::BadKey(room) => (ERR_BADCHANNELKEY, vec![room.clone()]),
         HubError::RoomFull(room) => (ERR_CHANNELISFULL, vec![room.clone()]),
+        HubError::NeedAccount(room) => (ERR_NEEDREGGEDNICK, vec![room.clone()]),
         HubError::NoText => (ERR_NOTEXTTOSEND, vec![]),
         HubError::NotOper => (ERR_NOPRIVILEGES, vec![]),
         HubError::BadOperLogin => (ERR_PASSWDMISMATCH, vec![]),
@@ -125,6 +148,7 @@ pub fn from_hub(error: &HubError, sending: bool) -> (&'static str, Vec<String>) 
         HubError::BadRealname => (ERR_UNKNOWNERROR, vec!["SETNAME".into()]),
         HubError::NotYourMessage => (ERR_UNKNOWNERROR, vec!["REDACT".into()]),
         HubError::ShuttingDown => ("ERROR", vec![]),
+        HubError::ServerBanned(_) => (ERR_YOUREBANNEDCREEP, vec![]),
     };
     params.push(text);
     (code, params)

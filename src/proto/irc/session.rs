@@ -3,7 +3,7 @@
 //! can label it (one line), wrap it in a batch (several) or acknowledge it (none).
 
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -14,7 +14,8 @@ use super::message::{Message, ParseError};
 use super::numeric::*;
 use super::render::{self, IrcRender};
 use super::{VERSION, commands, multiline};
-use crate::hub::{self, ConnId, Event, HubError, Joined, Out, Outbox, Registration};
+use crate::accounts::sasl::Response;
+use crate::hub::{self, ConnId, Event, HubError, Joined, MsgId, Out, Outbox, Registration};
 use crate::server::Shared;
 use crate::server::conn::{Conn, Input};
 use crate::server::lines::Line;
@@ -36,8 +37,6 @@ pub struct Session {
     pub pending_user: Option<Box<(String, String)>>,
     /// The client's address: its host as others see it, and the log.
     pub peer: SocketAddr,
-    /// User mode `+i`.
-    pub invisible: bool,
     /// Answers to the command being handled.
     replies: Vec<Message>,
     /// The `label` tag of the command being handled.
@@ -48,8 +47,35 @@ pub struct Session {
     open_batch: Option<String>,
     /// Set when the session should end, with the reason.
     pub quit: Option<String>,
+    /// With `--ack-when-stored`: the newest message the command being handled sent. Its
+    /// answers (the echo, a labeled `ACK`) wait until the store has committed it.
+    pub unstored: Option<MsgId>,
     /// The `draft/multiline` batch the client is sending, if any.
     pub multiline: Option<Box<multiline::Collecting>>,
+    /// Logging in: boxed, as most connections never do (every idle one carries this field).
+    pub login: Option<Box<Login>>,
+    /// Work a command left to finish (a password check), run before the next line is read.
+    deferred: Option<Box<Deferred>>,
+}
+
+/// What a session knows of its client's logging in.
+#[derive(Default)]
+pub struct Login {
+    /// The SASL response being received, if any.
+    pub sasl: Option<Response>,
+    /// The account logged in to by SASL before registration, to apply once registered.
+    pub account: Option<String>,
+    /// The `PASS` given before registration.
+    pub password: Option<String>,
+}
+
+/// What a deferred command does to the session once its work is done.
+pub type Then = Box<dyn FnOnce(&mut Session) + Send>;
+
+/// A command's work that must not hold up the connection's task (see [`Session::defer`]).
+struct Deferred {
+    work: Pin<Box<dyn Future<Output = Then> + Send + Sync>>,
+    label: Option<String>,
 }
 
 /// Runs an IRC session with the client at `peer` until it quits, times out or the server closes
@@ -65,12 +91,14 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
         pending_nick: None,
         pending_user: None,
         peer,
-        invisible: false,
         replies: Vec::new(),
         label: None,
         open_batch: None,
         quit: None,
+        unstored: None,
         multiline: None,
+        login: None,
+        deferred: None,
     };
     // An async block that owns `conn` and `session`, not an `async fn`: one would keep its
     // arguments twice in its future, and every connection waits in it.
@@ -81,15 +109,11 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
         let connected = tokio::time::Instant::now();
         let mut pinged = false;
         while session.quit.is_none() {
-            let me = session.id.unwrap_or_default();
-            let render = IrcRender { caps: &session.caps, me, server: &session.shared.server_name };
+            let render = IrcRender { session: &session };
             let text = match tokio::time::timeout(session.ping_interval(), conn.next(&render)).await {
                 Ok(Input::Stopped) => {
-                    session.quit = Some(match session.outbox.closed() {
-                        Some(hub::Closed::Overflow) => "SendQ exceeded".to_string(),
-                        Some(hub::Closed::Done(reason)) => reason,
-                        None => "Connection lost".to_string(),
-                    });
+                    session.quit =
+                        Some(session.outbox.closed().map_or_else(|| "Connection lost".into(), |c| c.reason()));
                     continue;
                 }
                 Err(_) if session.id.is_none() => {
@@ -126,7 +150,19 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
             if let Some(include) = reads_history(&text) {
                 conn.writing_while(&render, pin!(session.shared.settled(include))).await;
             }
-            session.handle_line(&text);
+            session.handle_line(&text, conn.mangled());
+            if let Some(mut deferred) = session.deferred.take() {
+                let render = IrcRender { session: &session };
+                let then = conn.writing_while(&render, Pin::new(&mut deferred.work)).await;
+                session.relabel(deferred.label);
+                then(&mut session);
+                session.finish();
+            }
+            if let Some(id) = session.unstored.take() {
+                conn.writing_while(&IrcRender { session: &session }, pin!(session.shared.stored(id))).await;
+                session.finish();
+            }
+            conn.writing_while(&IrcRender { session: &session }, pin!(session.shared.pace())).await;
         }
         let reason = session.quit.take().unwrap_or_default();
         if let Some(id) = session.id {
@@ -134,8 +170,7 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
             tracing::info!("{} ({nick}) left: {reason}", session.peer);
             hub::lock(&session.shared.hub).quit(id, &reason);
         }
-        let me = session.id.unwrap_or_default();
-        conn.close(reason, &IrcRender { caps: &session.caps, me, server: &session.shared.server_name }).await;
+        conn.close(reason, &IrcRender { session: &session }).await;
     }
 }
 
@@ -157,6 +192,22 @@ fn reads_history(line: &str) -> Option<Include> {
     }
 }
 
+/// The most tag data (between `@` and the space) a client may send (IRCv3 message-tags: the
+/// other half of the 8191 bytes is the server's).
+const MAX_CLIENT_TAGS: usize = 4094;
+
+/// The length of a line's tag data, without its `@` and the space after it.
+fn client_tags_len(line: &str) -> usize {
+    line.strip_prefix('@').map_or(0, |rest| rest.find(' ').unwrap_or(rest.len()))
+}
+
+/// The `label` tag of a line that does not parse, read as leniently as it can be.
+fn label_of(line: &str) -> Option<String> {
+    let tags = line.strip_prefix('@')?.split(' ').next()?;
+    let value = tags.split(';').find_map(|tag| tag.strip_prefix("label="))?;
+    Some(super::message::unescape_tag_value(value)).filter(|v| !v.is_empty() && v.len() <= 64)
+}
+
 /// Numbers the batches a server opens (`BATCH +1 …`), unique per process.
 static NEXT_BATCH: AtomicU64 = AtomicU64::new(1);
 
@@ -166,9 +217,26 @@ pub fn batch_ref() -> String {
 }
 
 impl Session {
-    /// Parses and handles one line, then sends every reply it produced.
-    fn handle_line(&mut self, text: &str) {
+    /// Parses and handles one line, then sends every reply it produced. A `mangled` line had
+    /// invalid UTF-8, replaced before it was handled: the client is warned (`UTF8ONLY`).
+    fn handle_line(&mut self, text: &str, mangled: bool) {
+        if mangled {
+            let command = text.split(' ').find(|w| !w.starts_with(['@', ':']) && !w.is_empty()).unwrap_or("*");
+            let command = if command.bytes().all(|b| b.is_ascii_alphanumeric()) { command } else { "*" };
+            let command = command.to_ascii_uppercase();
+            self.standard_reply(
+                "WARN",
+                &command,
+                "INVALID_UTF8",
+                &[],
+                "Your message was not correctly encoded as UTF-8 and had to be modified",
+            );
+        }
         match Message::parse(text) {
+            Ok(message) if client_tags_len(text) > MAX_CLIENT_TAGS => {
+                self.label = message.tag("label").flatten().map(str::to_string);
+                self.numeric(ERR_INPUTTOOLONG, &["Input line was too long"]);
+            }
             Ok(message) => {
                 self.label = message.tag("label").flatten().map(str::to_string);
                 if !multiline::collect(self, &message) {
@@ -176,16 +244,52 @@ impl Session {
                 }
             }
             Err(ParseError::Empty) => {}
-            Err(ParseError::BodyTooLong | ParseError::TagsTooLong) => {
+            Err(error) => {
+                // Refused as a whole, yet the answer still carries the label if one can be read.
+                self.label = label_of(text);
+                self.refuse(error);
+            }
+        }
+        if self.unstored.is_none() {
+            self.finish();
+        }
+    }
+
+    /// Leaves `work` (a password check) to run once this command's other replies are sent; the
+    /// session writes the client's queue meanwhile, reads no further line, and answers, under
+    /// this command's label, with what the work returns. One command defers at most once.
+    pub fn defer(&mut self, work: impl Future<Output = Then> + Send + Sync + 'static) {
+        if self.deferred.is_none() {
+            let label = self.take_label();
+            self.deferred = Some(Box::new(Deferred { work: Box::pin(work), label }));
+        }
+    }
+
+    /// The client's login state, created when first needed.
+    pub fn login(&mut self) -> &mut Login {
+        self.login.get_or_insert_with(Box::default)
+    }
+
+    /// The account this client is logged in to, if any.
+    pub fn account(&self) -> Option<String> {
+        match self.id {
+            Some(id) => hub::lock(&self.shared.hub).account(id).map(str::to_string),
+            None => self.login.as_ref().and_then(|l| l.account.clone()),
+        }
+    }
+
+    /// Answers a line that is no IRC message.
+    fn refuse(&mut self, error: ParseError) {
+        match error {
+            ParseError::Empty | ParseError::NoCommand => {}
+            ParseError::BodyTooLong | ParseError::TagsTooLong => {
                 self.numeric(ERR_INPUTTOOLONG, &["Input line was too long"]);
             }
-            Err(ParseError::InvalidCommand(command)) => {
+            ParseError::InvalidCommand(command) => {
                 self.numeric(ERR_UNKNOWNCOMMAND, &[&command, "Unknown command"]);
             }
-            Err(error @ ParseError::ControlChar) => self.numeric(ERR_UNKNOWNERROR, &["*", &error.to_string()]),
-            Err(ParseError::NoCommand) => {}
+            error @ ParseError::ControlChar => self.numeric(ERR_UNKNOWNERROR, &["*", &error.to_string()]),
         }
-        self.finish();
     }
 
     /// How long the client may be silent before it is pinged (and as long again before it is
@@ -359,6 +463,13 @@ impl Session {
         else {
             return;
         };
+        let password = self.login.as_ref().and_then(|l| l.password.as_deref());
+        if !hub::lock(&self.shared.hub).admits(password) {
+            tracing::warn!("{} gave a wrong or no server password", self.peer);
+            self.numeric(ERR_PASSWDMISMATCH, &["Password incorrect: this server is private (PASS password)"]);
+            self.quit = Some("Bad password".into());
+            return;
+        }
         let registration = Registration {
             nick: Some(nick),
             user: format!("~{user}"),
@@ -367,7 +478,16 @@ impl Session {
             protocol: "irc",
             outbox: self.outbox.clone(),
         };
-        let registered = hub::lock(&self.shared.hub).register(registration);
+        // Logged in by SASL already: the account comes with the nick, under one lock, so that
+        // the nick is never for a moment held without its account.
+        let registered = {
+            let mut hub = hub::lock(&self.shared.hub);
+            let registered = hub.register(registration);
+            if let (Ok((id, _)), Some(account)) = (&registered, self.login.as_mut().and_then(|l| l.account.take())) {
+                hub.log_in(*id, &account);
+            }
+            registered
+        };
         match registered {
             Ok((id, nick)) => {
                 self.id = Some(id);
@@ -376,6 +496,11 @@ impl Session {
                 self.welcome();
             }
             Err(HubError::ShuttingDown) => self.quit = Some("Server shutting down".into()),
+            Err(error @ HubError::ServerBanned(_)) => {
+                tracing::info!("{} refused: {error}", self.peer);
+                self.hub_error(&error, false);
+                self.quit = Some(error.to_string());
+            }
             Err(error) => {
                 self.pending_nick = None;
                 self.hub_error(&error, false);
@@ -394,7 +519,7 @@ impl Session {
         self.numeric(RPL_WELCOME, &[&format!("Welcome to the charla chat network, {mask}")]);
         self.numeric(RPL_YOURHOST, &[&format!("Your host is {server}, running version charla-{VERSION}")]);
         self.numeric(RPL_CREATED, &[&format!("This server was created {created}")]);
-        self.numeric(RPL_MYINFO, &[&server, &format!("charla-{VERSION}"), "Biow", "biklmnostv", "bklov"]);
+        self.numeric(RPL_MYINFO, &[&server, &format!("charla-{VERSION}"), "Biow", "biklmnoRstv", "bklov"]);
         commands::isupport(self);
         commands::lusers(self);
         commands::motd(self);
