@@ -278,7 +278,7 @@ async fn client(n: usize, addr: SocketAddr, end: tokio::time::Instant, gate: Arc
                 }
             }
             Kind::Resetter => {
-                let line = if round % 3 == 0 { format!("PRIVMSG {room} :half a li") } else { say(1) };
+                let line = if round.is_multiple_of(3) { format!("PRIVMSG {room} :half a li") } else { say(1) };
                 let _ = reader.get_mut().write_all(line.as_bytes()).await;
                 stats.lines_sent.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(50 * (round % 5))).await;
