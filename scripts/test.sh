@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what the tests need beyond cargo when it is missing
 # (under CI=true a missing tool is installed or the run fails; nothing is skipped silently),
-# then runs every unit and integration test. Arguments go to `cargo test` and then choose what
-# runs instead: `scripts/test.sh --test irc_clients`, `scripts/test.sh --lib -- --nocapture`.
+# then runs every unit and integration test and the browser tests (tests/browser, headless
+# Chromium). Arguments go to `cargo test` and then choose what runs instead:
+# `scripts/test.sh --test irc_clients`, `scripts/test.sh --lib -- --nocapture`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,21 @@ need_pip irc.client irc            # tests/irc_lib_client.py
 need_apt tmux tmux                 # irssi runs in a tmux terminal
 need_apt irssi irssi
 need_apt weechat-headless weechat-headless weechat-plugins
+need_apt nc netcat-openbsd         # the browser tests' plain-text user
+need_apt chromium chromium         # the browser tests (headless)
+need_apt node nodejs
+need_apt npm npm
+# The screenshots show emoji as people see them.
+[[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]] || apt_install fonts-noto-color-emoji
+if [[ ! -d tests/browser/node_modules/playwright-core ]]; then
+    echo "test.sh: installing playwright-core from npm (for tests/browser)"
+    npm ci --prefix tests/browser --no-audit --no-fund --silent
+fi
 
-if [[ $# -eq 0 ]]; then set -- --all-targets; fi
-cargo test --locked "$@"
+if [[ $# -eq 0 ]]; then
+    cargo test --locked --all-targets
+    # The browser tests drive target/debug/charla, which cargo test has just built.
+    npm test --prefix tests/browser --silent
+else
+    cargo test --locked "$@"
+fi

@@ -1,7 +1,8 @@
 //! # charla — self-hosted group chat
 //!
-//! One binary, one port, every kind of client: `nc` and the original lab client (plain text)
-//! and IRC clients meet in the same rooms.
+//! One binary, one port, every kind of client: `nc` and the original lab client (plain text),
+//! IRC clients and a browser (the page the server serves, IRC over WebSocket) meet in the same
+//! rooms.
 //!
 //! A line's way through: [`server`] accepts and sniffs the connection, the protocol session
 //! turns the line into a hub verb (`say`, `join`, …), the [`hub`] applies the rules and delivers
@@ -15,11 +16,15 @@
 //!   operators). Pure state, no sockets; emits [`hub::Event`]s into bounded [`hub::Outbox`]es.
 //! - [`server`]: listeners, protocol sniffing, connection lifecycle (one task per connection
 //!   that reads lines and writes its queue, limits), graceful shutdown.
+//! - [`net`]: the transport below every protocol: the byte stream (TCP now, TLS later) as a
+//!   trait object.
 //! - [`proto`]: translation between bytes and hub verbs/events, one module per protocol:
-//!   [`proto::plain`] for text lines and `/commands`, [`proto::irc`] for IRC and IRCv3.
+//!   [`proto::plain`] for text lines and `/commands`, [`proto::irc`] for IRC and IRCv3,
+//!   [`proto::http`] for HTTP on hyper: the chat page, `/healthz`, `/metrics` and IRC over
+//!   WebSocket (an IRC session fed by frames).
 //! - [`store`]: history that survives restarts: the [`store::Store`] trait and its SQLite
 //!   implementation, one batching writer thread, `draft/chathistory` queries, room state.
-//! - [`web`]: HTTP on the chat port: a page saying how to join, and `/healthz`.
+//! - [`metrics`]: what the server counts, for `/metrics` (Prometheus text format).
 //! - [`client`]: `charla connect`: a full-screen IRC client on a terminal (state in
 //!   [`client::app`], drawing in [`client::ui`], the connection in [`client::irc`]), line mode
 //!   in a pipe.
@@ -29,7 +34,8 @@
 pub mod bench;
 pub mod client;
 pub mod hub;
+pub mod metrics;
+pub mod net;
 pub mod proto;
 pub mod server;
 pub mod store;
-pub mod web;

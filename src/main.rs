@@ -109,6 +109,11 @@ struct ServeArgs {
     /// A server operator as NAME:PASSWORD (repeatable); operators may /kill.
     #[arg(long, value_name = "NAME:PASSWORD", value_parser = parse_oper)]
     oper: Vec<(String, String)>,
+    /// Let pages from ORIGIN (scheme://host[:port], e.g. https://chat.example.org) open IRC
+    /// WebSocket connections (repeatable; `*` for any). The server's own page is always allowed;
+    /// other sites' pages are refused unless listed here.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    allowed_origin: Vec<String>,
 }
 
 #[derive(Clone, Copy)]
@@ -149,7 +154,15 @@ impl ServeArgs {
             },
             ..HistoryConfig::default()
         };
-        Config { listen, irc_listen: self.irc_listen, data_dir: self.data_dir, limits, hub, history }
+        Config {
+            listen,
+            irc_listen: self.irc_listen,
+            data_dir: self.data_dir,
+            limits,
+            hub,
+            history,
+            allowed_origins: self.allowed_origin,
+        }
     }
 }
 
@@ -229,6 +242,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 say(format_args!(
                     "  join with:  nc {host} {port}   |   charla connect {host} {port}   |   any IRC client: {host}/{port}"
                 ));
+                let url_host = if host.is_ipv6() { format!("[{host}]") } else { host.to_string() };
+                say(format_args!("  or open in a browser:  http://{url_host}:{port}/"));
             }
         }
     }

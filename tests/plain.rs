@@ -330,13 +330,13 @@ async fn graceful_shutdown_tells_every_client() {
 async fn browsers_and_monitors_get_http_and_tls_is_refused() {
     let server = start_server().await;
     let mut http = Client::connect(server.addr).await;
-    http.send_raw(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+    http.send_raw(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await;
     let response = http.until_closed().await;
     assert_eq!(response.first().map(String::as_str), Some("HTTP/1.1 200 OK"));
     assert_eq!(response.last().map(String::as_str), Some("ok"));
     let mut page = Client::connect(server.addr).await;
-    page.send_raw(b"GET / HTTP/1.1\r\n\r\n").await;
-    assert!(page.until_closed().await.iter().any(|l| l.contains("nc HOST PORT")));
+    page.send_raw(b"GET / HTTP/1.1\r\nHost: localhost:1313\r\nConnection: close\r\n\r\n").await;
+    assert!(page.until_closed().await.iter().any(|l| l.contains("nc localhost 1313")));
 
     let mut tls = Client::connect(server.addr).await;
     tls.send_raw(&[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5]).await;
@@ -446,12 +446,13 @@ async fn listen_alone_replaces_the_default_address() {
 #[tokio::test]
 async fn the_banner_says_an_irc_only_port_is_for_irc_clients() {
     let printed = serve_output(&["127.0.0.1", "0", "--irc-listen", "127.0.0.1:0"]).await;
-    let [any, any_join, irc, irc_join, stopped] = &printed[..] else { panic!("{printed:?}") };
+    let [any, any_join, browser, irc, irc_join, stopped] = &printed[..] else { panic!("{printed:?}") };
     let port = |line: &str| line.rsplit(':').next().unwrap().split(' ').next().unwrap().to_string();
     let (any_port, irc_port) = (port(any), port(irc));
     assert_eq!(any, &format!("charla listening on 127.0.0.1:{any_port}"));
     assert!(any_join.contains(&format!("nc 127.0.0.1 {any_port}")), "{any_join}");
     assert!(any_join.contains(&format!("charla connect 127.0.0.1 {any_port}")), "{any_join}");
+    assert!(browser.ends_with(&format!("open in a browser:  http://127.0.0.1:{any_port}/")), "{browser}");
     assert_eq!(irc, &format!("charla listening on 127.0.0.1:{irc_port} for IRC clients only"));
     assert!(irc_join.contains(&format!("irssi -c 127.0.0.1 -p {irc_port}")), "{irc_join}");
     assert!(!irc_join.contains("nc 127.0.0.1") && !irc_join.contains("| charla connect"), "{irc_join}");

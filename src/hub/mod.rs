@@ -453,6 +453,7 @@ impl Hub {
             }),
         );
         self.max_users = self.max_users.max(self.users.len());
+        crate::metrics::get().registrations.inc();
         Ok((id, nick))
     }
 
@@ -647,6 +648,7 @@ impl Hub {
             self.save_room(&key);
         }
         self.users.get_mut(&id).expect("registered").last_spoke = now_millis();
+        crate::metrics::get().messages_received.inc();
         Ok(Said { events, away })
     }
 
@@ -655,6 +657,7 @@ impl Hub {
         let event = self.event(message);
         self.record(&event, &[])?;
         self.deliver(to.iter().copied(), &event);
+        crate::metrics::get().messages_delivered.inc_by(to.len() as u64);
         Ok(event)
     }
 

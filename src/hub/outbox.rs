@@ -112,6 +112,7 @@ impl Outbox {
         if state.queue.len() >= self.inner.capacity || state.bytes > self.inner.capacity * BYTES_PER_ITEM {
             state.queue = VecDeque::new();
             state.closed = Some(Closed::Overflow);
+            crate::metrics::get().slow_consumers.inc();
             let waker = state.waker.take();
             drop(state);
             wake(waker);

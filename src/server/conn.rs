@@ -18,16 +18,15 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::time::Sleep;
 
 use super::Shared;
-use super::limits::{ConnPermit, TokenBucket};
+use super::limits::{Admission, TokenBucket};
 use super::lines::{Line, LineReader};
 use crate::hub::outbox::SMALL_BATCH;
 use crate::hub::{Closed, Event, Out, Outbox};
+use crate::net::BoxStream;
 
 /// The protocol a client speaks, told from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +41,24 @@ pub enum Protocol {
 
 /// How much of a first line sniffing reads at most: an IRC client's first line is short.
 const SNIFF_LEN: usize = 512;
+
+/// Reads a new client's first bytes: until its first line is complete, `SNIFF_LEN` bytes
+/// have come, or `timeout` has passed (a silent client's are none). An error if the client
+/// closed the connection before saying anything.
+pub async fn sniff(stream: &mut BoxStream, timeout: Duration) -> std::io::Result<Vec<u8>> {
+    let mut first = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while first.len() < SNIFF_LEN && !first.contains(&b'\n') {
+        first.reserve(SNIFF_LEN);
+        match tokio::time::timeout_at(deadline, stream.read_buf(&mut first)).await {
+            Ok(Ok(0)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(first)
+}
 
 /// Tells the protocol from the first bytes a client sent (possibly none).
 ///
@@ -113,7 +130,7 @@ pub enum Input {
 /// A connection after sniffing: the socket, its line reader and its queue.
 pub struct Conn {
     pub shared: Arc<Shared>,
-    stream: TcpStream,
+    stream: BoxStream,
     lines: LineReader,
     flood: Option<TokenBucket>,
     /// A line held back by the flood limit: ready with it when it may be handled. Boxed: a
@@ -123,9 +140,9 @@ pub struct Conn {
     writer: Writer,
     /// This connection's key in [`Shared::sessions`](super::Shared).
     key: u64,
-    /// The connection's place under the connection limits, and its token in the server's
-    /// count of live sessions: both are given back when the session drops its `Conn`.
-    _permit: (ConnPermit, mpsc::Sender<()>),
+    /// The connection's place under the connection limits and in the server's count of live
+    /// sessions: given back when the session drops its `Conn`.
+    _admission: Admission,
 }
 
 /// The writing half of a connection's state.
@@ -163,62 +180,30 @@ fn closing_deadline() -> Deadline {
 }
 
 impl Conn {
-    /// Opens a connection. Unless the listener is reserved for one `protocol`, reads the first
-    /// bytes (waiting up to the sniff timeout for a silent client) to tell which protocol it
-    /// speaks; the bytes read are kept for the session's line reader. The connection's queue is
-    /// known to the server until the connection ends, so that shutdown can close it.
-    pub async fn open(
-        mut stream: TcpStream,
-        protocol: Option<Protocol>,
-        shared: Arc<Shared>,
-        permit: (ConnPermit, mpsc::Sender<()>),
-    ) -> std::io::Result<(Protocol, Conn)> {
-        let mut first = Vec::new();
-        let sniffing = protocol.is_none();
-        let deadline = tokio::time::Instant::now() + shared.limits.sniff_timeout;
-        while sniffing && first.len() < SNIFF_LEN && !first.contains(&b'\n') {
-            first.reserve(SNIFF_LEN);
-            match tokio::time::timeout_at(deadline, stream.read_buf(&mut first)).await {
-                Ok(Ok(0)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(e),
-                Err(_) => break,
-            }
-        }
-        let protocol = protocol.unwrap_or_else(|| classify(&first));
+    /// A connection for a line-based protocol's session over `stream`, whose first bytes
+    /// (read while sniffing) were `first`. The connection's queue is known to the server until
+    /// the connection ends, so that shutdown can close it.
+    pub fn new(stream: BoxStream, first: &[u8], max_line: usize, shared: Arc<Shared>, admission: Admission) -> Conn {
         let limits = &shared.limits;
-        let max_line = match protocol {
-            Protocol::Plain => limits.max_line,
-            Protocol::Irc => crate::proto::irc::MAX_LINE,
-            Protocol::Http | Protocol::Tls => crate::web::MAX_HEADER_LINE,
-        };
         let key = shared.sessions.key();
         let outbox = Outbox::new(limits.sendq);
         shared.sessions.add(key, outbox.clone());
-        let conn = Conn {
+        Conn {
             key,
-            lines: LineReader::new(max_line, &first),
+            lines: LineReader::new(max_line, first),
             flood: limits.flood.map(TokenBucket::new),
             throttled: None,
             stream,
             outbox,
             writer: Writer::default(),
-            _permit: permit,
+            _admission: admission,
             shared,
-        };
-        Ok((protocol, conn))
+        }
     }
 
     /// The connection's outbound queue.
     pub fn outbox(&self) -> &Outbox {
         &self.outbox
-    }
-
-    /// The next line from the client, paced by the flood limit; `None` when the client is gone.
-    /// Nothing queued is written meanwhile: for one-shot answers (HTTP), see
-    /// [`Conn::answer_and_close`].
-    pub async fn next_line(&mut self) -> Option<Line> {
-        poll_fn(|cx| self.poll_line(cx)).await
     }
 
     /// The client's next line, writing what is queued while waiting for it.
@@ -252,15 +237,6 @@ impl Conn {
         poll_fn(|cx| self.poll_write(cx, render)).await
     }
 
-    /// Writes `bytes` and closes the connection, for one-shot answers (HTTP) without a queue.
-    pub async fn answer_and_close(mut self, bytes: &[u8]) {
-        let _ = tokio::time::timeout(CLOSING_TIMEOUT, async {
-            self.stream.write_all(bytes).await?;
-            self.stream.shutdown().await
-        })
-        .await;
-    }
-
     /// The next line, once the flood limit lets it through.
     fn poll_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<Line>> {
         if let Some(throttled) = &mut self.throttled {
@@ -272,6 +248,7 @@ impl Conn {
         if let Some(bucket) = &mut self.flood {
             let wait = bucket.take();
             if !wait.is_zero() {
+                crate::metrics::get().flood_delays.inc();
                 self.throttled = Some(Box::pin(async move {
                     tokio::time::sleep(wait).await;
                     line

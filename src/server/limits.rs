@@ -104,6 +104,16 @@ impl ConnLimiter {
     }
 }
 
+/// An admitted connection's place: under the connection limits, in the server's count of live
+/// connections (shutdown waits for every `alive` to be dropped) and in the metrics. All are
+/// given back when it is dropped, with the connection.
+#[derive(Debug)]
+pub struct Admission {
+    pub permit: ConnPermit,
+    pub alive: tokio::sync::mpsc::Sender<()>,
+    pub open: crate::metrics::OpenConn,
+}
+
 impl Drop for ConnPermit {
     fn drop(&mut self) {
         let mut open = self.limiter.open.lock().unwrap_or_else(|e| e.into_inner());

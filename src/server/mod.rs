@@ -13,6 +13,7 @@ pub mod sessions;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -20,9 +21,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::hub::{self, History, Hub, HubConfig, SharedHub};
+use crate::metrics::{self, Speaks};
+use crate::net::{BoxStream, Rewind};
 use crate::store::{Include, Retention, SqliteStore, Store, StoreError};
 use conn::{Conn, Protocol};
-use limits::{ConnLimiter, FloodLimit};
+use limits::{Admission, ConnLimiter, FloodLimit};
 
 /// Limits that protect the server and everyone on it from one client.
 #[derive(Debug, Clone)]
@@ -69,6 +72,9 @@ pub struct Config {
     pub limits: Limits,
     pub hub: HubConfig,
     pub history: HistoryConfig,
+    /// Origins (`https://chat.example.org`) whose pages may open a WebSocket; empty: only the
+    /// server's own page.
+    pub allowed_origins: Vec<String>,
 }
 
 /// What history is shown and kept.
@@ -111,6 +117,34 @@ pub struct Shared {
     pub limits: Limits,
     pub server_name: String,
     pub started: std::time::SystemTime,
+    /// See [`Config::allowed_origins`].
+    pub allowed_origins: Vec<String>,
+    /// Where the server is in its life, for `/healthz`.
+    stage: AtomicU8,
+}
+
+/// Where the server is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Bound, not yet accepting.
+    Starting,
+    Ready,
+    /// Saying goodbye to its clients.
+    Stopping,
+}
+
+impl Shared {
+    pub fn stage(&self) -> Stage {
+        match self.stage.load(Ordering::Relaxed) {
+            0 => Stage::Starting,
+            1 => Stage::Ready,
+            _ => Stage::Stopping,
+        }
+    }
+
+    fn set_stage(&self, stage: Stage) {
+        self.stage.store(stage as u8, Ordering::Relaxed);
+    }
 }
 
 impl Shared {
@@ -169,6 +203,8 @@ impl Server {
             limits: config.limits,
             server_name: "charla".into(),
             started: std::time::SystemTime::now(),
+            allowed_origins: config.allowed_origins,
+            stage: AtomicU8::new(Stage::Starting as u8),
         });
         Ok(Server { listeners, shared })
     }
@@ -192,25 +228,28 @@ impl Server {
         let accepting = self.listeners.into_iter().map(|(listener, protocol)| {
             let shared = self.shared.clone();
             let limiter = limiter.clone();
-            let alive = alive.clone();
-            tokio::spawn(accept_loop(listener, protocol, shared, limiter, alive))
+            tokio::spawn(accept_loop(listener, protocol, shared, limiter, alive.downgrade()))
         });
         let accepting: Vec<_> = accepting.collect();
-        drop(alive);
         let retention = tokio::spawn(retain(self.shared.clone()));
+        self.shared.set_stage(Stage::Ready);
         shutdown.await;
         retention.abort();
         tracing::info!("shutting down: closing {} connections", limiter.open());
+        // Listeners stay open while clients are told goodbye: a load balancer asking
+        // `/healthz` learns that this server is stopping, anyone else is turned away.
+        self.shared.set_stage(Stage::Stopping);
+        drop(alive);
+        hub::lock(&self.shared.hub).shutdown();
+        self.shared.sessions.close_all("Server shutting down");
+        if tokio::time::timeout(SHUTDOWN_GRACE, all_done.recv()).await.is_err() {
+            tracing::warn!("some connections did not close within {SHUTDOWN_GRACE:?}; exiting anyway");
+        }
         for task in &accepting {
             task.abort();
         }
         for task in accepting {
             let _ = task.await;
-        }
-        hub::lock(&self.shared.hub).shutdown();
-        self.shared.sessions.close_all("Server shutting down");
-        if tokio::time::timeout(SHUTDOWN_GRACE, all_done.recv()).await.is_err() {
-            tracing::warn!("some connections did not close within {SHUTDOWN_GRACE:?}; exiting anyway");
         }
         // Everything a sender saw accepted is in the store before `run` returns.
         if let Err(e) = self.shared.store.flush().await {
@@ -241,7 +280,7 @@ async fn accept_loop(
     protocol: Option<Protocol>,
     shared: Arc<Shared>,
     limiter: Arc<ConnLimiter>,
-    alive: mpsc::Sender<()>,
+    alive: mpsc::WeakSender<()>,
 ) {
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -253,7 +292,10 @@ async fn accept_loop(
                 continue;
             }
         };
-        tokio::spawn(handle(stream, peer, protocol, shared.clone(), limiter.clone(), alive.clone()));
+        // Once the server stops and every connection has gone, there is no one left to wait
+        // for, and no one is let in.
+        let Some(alive) = alive.upgrade() else { return };
+        tokio::spawn(handle(stream, peer, protocol, shared.clone(), limiter.clone(), alive));
     }
 }
 
@@ -276,16 +318,32 @@ async fn handle(
         }
     };
     let _ = stream.set_nodelay(true);
-    let Ok((protocol, conn)) = Conn::open(stream, protocol, shared, (permit, alive)).await else {
-        return;
+    let mut stream: BoxStream = Box::new(stream);
+    let first = match protocol {
+        Some(_) => Vec::new(),
+        None => match conn::sniff(&mut stream, shared.limits.sniff_timeout).await {
+            Ok(first) => first,
+            Err(_) => return,
+        },
     };
+    let protocol = protocol.unwrap_or_else(|| conn::classify(&first));
+    let admit = |speaks| Admission { permit, alive, open: metrics::get().opened(speaks) };
     // Each session becomes a task of its own, its future spawned as it is, and this one ends:
     // a connection then costs the memory of the one session it runs and nothing more (idle
-    // connections are counted in bytes). The `Conn` it owns holds `alive`.
+    // connections are counted in bytes). The `Conn` it owns holds the admission.
     match protocol {
-        Protocol::Plain => drop(tokio::spawn(crate::proto::plain::run(conn, peer))),
-        Protocol::Irc => drop(tokio::spawn(crate::proto::irc::run(conn, peer))),
-        Protocol::Http => drop(tokio::spawn(crate::web::run(conn))),
+        Protocol::Plain => {
+            let conn = Conn::new(stream, &first, shared.limits.max_line, shared, admit(Speaks::Plain));
+            drop(tokio::spawn(crate::proto::plain::run(conn, peer)))
+        }
+        Protocol::Irc => {
+            let conn = Conn::new(stream, &first, crate::proto::irc::MAX_LINE, shared, admit(Speaks::Irc));
+            drop(tokio::spawn(crate::proto::irc::run(conn, peer)))
+        }
+        Protocol::Http => {
+            let stream = Box::new(Rewind::new(first, stream));
+            drop(tokio::spawn(crate::proto::http::serve(stream, peer, shared, admit(Speaks::Http))))
+        }
         Protocol::Tls => tracing::info!("{peer} started TLS, which is not enabled on this server; closed"),
     }
 }

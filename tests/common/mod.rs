@@ -74,6 +74,7 @@ pub async fn start_at(data_dir: &std::path::Path, adjust: impl FnOnce(&mut Confi
         limits: test_limits(),
         hub: Default::default(),
         history: Default::default(),
+        allowed_origins: Vec::new(),
     };
     adjust(&mut config);
     let server = Server::bind(config).await.expect("server binds");

@@ -170,8 +170,14 @@ impl Writer {
     /// transaction, then answers its flushes.
     fn write_queued(&mut self) {
         self.batch.extend(self.commands.try_iter().take(MAX_BATCH.saturating_sub(self.batch.len())));
-        self.last_commit = Some(Instant::now());
+        let started = Instant::now();
+        self.last_commit = Some(started);
         let result = self.commit_batch();
+        let metrics = crate::metrics::get();
+        metrics.store_batch.observe(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            metrics.store_errors.inc();
+        }
         if result.is_ok() {
             let newest = self.batch.iter().filter_map(|c| if let Command::Append(r) = c { Some(r.id.0) } else { None });
             if let Some(newest) = newest.max() {
