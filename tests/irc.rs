@@ -560,3 +560,71 @@ async fn clients_that_talk_without_registering_are_dropped() {
     .await;
     assert_eq!(error.params[0], "Closing link: Registration timed out");
 }
+
+#[tokio::test]
+async fn a_client_that_waits_for_the_server_first_gets_irc() {
+    let server = start_server().await;
+    let mut watcher = Client::plain_as(server.addr, "watcher").await;
+    // Greeted as plain text (it said nothing while sniffing), then each way of registering.
+    let registrations: [&[&str]; 4] = [
+        &["CAP LS 302", "NICK capbot", "USER capbot 0 * :Bot", "CAP END"],
+        &["PASS secret", "NICK passbot", "USER passbot 0 * :Bot"],
+        &["NICK nickbot", "USER nickbot 0 * :Bot"],
+        &["USER userbot 0 * :Bot", "NICK userbot"],
+    ];
+    for lines in registrations {
+        let (client, guest) = Client::plain(server.addr).await;
+        watcher.expect(&format!("* {guest} joined #lobby")).await;
+        let mut bot = Irc { client, nick: String::new() };
+        bot.client.send_raw(lines.iter().map(|l| format!("{l}\r\n")).collect::<String>().as_bytes()).await;
+        let welcome = bot.expect("001").await;
+        let nick = lines.iter().find_map(|l| l.strip_prefix("NICK ")).unwrap();
+        assert_eq!(welcome.params[0], nick, "{lines:?}");
+        // The guest it was goes; nothing it sent was said as text.
+        assert_eq!(watcher.line().await, format!("* {guest} quit (Switched to IRC)"), "{lines:?}");
+        bot.send("PRIVMSG watcher :hi").await;
+        assert_eq!(watcher.line().await, format!("[private] <{nick}> hi"));
+    }
+    // A NICK and USER sent in two writes, as a bot that waits a moment between them might.
+    let (client, guest) = Client::plain(server.addr).await;
+    watcher.expect(&format!("* {guest} joined #lobby")).await;
+    let mut bot = Irc { client, nick: String::new() };
+    bot.send("NICK slowbot").await;
+    bot.send("USER slowbot 0 * :Bot").await;
+    bot.expect("001").await;
+    // An unknown CAP subcommand as the first line, early or late, is an IRC client's mistake.
+    let mut early = Irc { client: Client::connect(server.addr).await, nick: String::new() };
+    early.send("CAP NOTACOMMAND").await;
+    assert_eq!(early.next().await.params, ["*", "NOTACOMMAND", "Invalid CAP command"]);
+    let (client, _) = Client::plain(server.addr).await;
+    let mut late = Irc { client, nick: String::new() };
+    late.send("CAP NOTACOMMAND").await;
+    let refused = late.expect("410").await;
+    assert_eq!(refused.params, ["*", "NOTACOMMAND", "Invalid CAP command"]);
+}
+
+#[tokio::test]
+async fn a_person_typing_irc_words_stays_plain_text() {
+    let server = start_server().await;
+    let mut watcher = Client::plain_as(server.addr, "watcher").await;
+    let (mut person, guest) = Client::plain(server.addr).await;
+    watcher.expect(&format!("* {guest} joined #lobby")).await;
+    // Half a registration, then text: both lines are said, in order.
+    person.send("NICK bob").await;
+    person.send("hello?").await;
+    assert_eq!(watcher.line().await, format!("<{guest}> NICK bob"));
+    assert_eq!(watcher.line().await, format!("<{guest}> hello?"));
+    person.send("CAP LS 302").await;
+    assert_eq!(watcher.line().await, format!("<{guest}> CAP LS 302"), "only first lines open IRC");
+    // Half a registration alone goes out as text after a moment.
+    let (mut other, guest) = Client::plain(server.addr).await;
+    watcher.expect(&format!("* {guest} joined #lobby")).await;
+    other.send("NICK alice").await;
+    assert_eq!(watcher.line().await, format!("<{guest}> NICK alice"));
+    for line in ["CAP of the day", "NICK is my name", "PASS all tests green"] {
+        let (mut typist, guest) = Client::plain(server.addr).await;
+        watcher.expect(&format!("* {guest} joined #lobby")).await;
+        typist.send(line).await;
+        assert_eq!(watcher.line().await, format!("<{guest}> {line}"));
+    }
+}

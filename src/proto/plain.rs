@@ -4,6 +4,10 @@
 //! that starts with `/`). Output is for a human at a terminal: `<nick> text`, `* notices`,
 //! `error: …` with a hint. A plain-text user is in one room at a time (`/join` moves them), so
 //! every line they see belongs to the room they are typing into.
+//!
+//! A client that stays silent while the server sniffs is greeted as plain text, but bots and
+//! some IRC clients wait for the server to speak first: when the first lines such a client
+//! sends are an IRC registration ([`Late`]), its guest quits and the connection goes on as IRC.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -16,13 +20,18 @@ use crate::hub::event::now_millis;
 use crate::hub::modes::{self, ModeChange};
 use crate::hub::text::strip_formatting;
 use crate::hub::{self, Closed, ConnId, Event, EventKind, HubError, LOBBY, MsgKind, Out, Outbox, Registration, Target};
+use crate::metrics::Speaks;
 use crate::server::Shared;
-use crate::server::conn::{Conn, Input, Render};
+use crate::server::conn::{Conn, Input, Late, Render};
 use crate::server::lines::Line;
 use crate::store::{Include, Selector};
 
 /// The greeting of the original lab server, kept word for word.
 pub const WELCOME: &str = "Welcome to the chatroom!";
+
+/// How long the first half of what may be an IRC registration (`NICK x` without its `USER …`)
+/// is held back before it is taken for a person's line: an IRC client sends both at once.
+const REGISTRATION_PAIR_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The cache slot of plain-text renderings in [`Event::encoded`].
 const FORMAT: usize = FORMATS - 1;
@@ -78,8 +87,54 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
         conn.writing_while(&render, pin!(shared.settled(Include::Messages))).await;
         session.join(LOBBY, None);
 
+        // The first lines, while they may still be an IRC client's registration (see
+        // [`Late`]); `None` once the user has said something else.
+        let mut opening: Option<Vec<String>> = Some(Vec::new());
         let reason = loop {
-            match conn.next(&render).await {
+            let input = match &opening {
+                Some(held) if !held.is_empty() => {
+                    // Boxed: a rare wait should not make every connection's future bigger.
+                    match Box::pin(tokio::time::timeout(REGISTRATION_PAIR_WAIT, conn.next(&render))).await {
+                        Ok(input) => input,
+                        Err(_) => {
+                            // Only half a registration came: it was a person's line after all.
+                            let held = opening.take().unwrap_or_default();
+                            match held.iter().find_map(|line| session.handle(line)) {
+                                Some(reason) => break reason,
+                                None => continue,
+                            }
+                        }
+                    }
+                }
+                _ => conn.next(&render).await,
+            };
+            let input = match (input, &mut opening) {
+                (Input::Line(Line::Text(text)), Some(held)) => {
+                    held.push(text);
+                    let lines: Vec<&str> = held.iter().map(String::as_str).collect();
+                    match Late::judge(&lines) {
+                        Late::Undecided => continue,
+                        Late::Irc => {
+                            let held = opening.take().unwrap_or_default();
+                            tracing::info!("{peer} ({}) registers with IRC", hub::lock(&shared.hub).nick(id));
+                            hub::lock(&shared.hub).quit(id, "Switched to IRC");
+                            conn.reopen(crate::proto::irc::MAX_LINE, Speaks::Irc, &held);
+                            drop(tokio::spawn(crate::proto::irc::run(conn, peer)));
+                            return;
+                        }
+                        Late::Plain => {
+                            let mut held = opening.take().unwrap_or_default();
+                            let last = held.pop().unwrap_or_default();
+                            if let Some(reason) = held.iter().find_map(|line| session.handle(line)) {
+                                break reason;
+                            }
+                            Input::Line(Line::Text(last))
+                        }
+                    }
+                }
+                (input, _) => input,
+            };
+            match input {
                 Input::Line(Line::Text(text)) => {
                     if text.starts_with("/history") || text.starts_with("/join") {
                         conn.writing_while(&render, pin!(shared.settled(Include::Messages))).await;

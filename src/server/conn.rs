@@ -26,6 +26,7 @@ use super::limits::{Admission, TokenBucket};
 use super::lines::{Line, LineReader};
 use crate::hub::outbox::SMALL_BATCH;
 use crate::hub::{Closed, Event, Out, Outbox};
+use crate::metrics::Speaks;
 use crate::net::BoxStream;
 
 /// The protocol a client speaks, told from its first bytes.
@@ -86,23 +87,78 @@ pub fn classify(first: &[u8]) -> Protocol {
     if request {
         return Protocol::Http;
     }
+    let shaped = if complete {
+        registration_line(&line).is_some()
+    } else {
+        // A first line cut short by the sniffing deadline is judged by its command alone.
+        ["CAP ", "NICK ", "USER ", "PASS "].iter().any(|command| line.starts_with(command))
+    };
+    if shaped { Protocol::Irc } else { Protocol::Plain }
+}
+
+/// The IRC registration commands, as sniffing recognises them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    Cap,
+    Pass,
+    Nick,
+    User,
+}
+
+/// Which registration command a complete line is, if it has that command's shape: `CAP` with a
+/// subcommand (a known one in any case, or any other word in capitals alone: `CAP NOTACOMMAND`
+/// is an IRC client's mistake, `CAP of the day` a person's line), `PASS` or `NICK` with one
+/// parameter, `USER` with four.
+pub fn registration_line(line: &str) -> Option<Opening> {
     // The parameters before a trailing one (`:…`), and whether the line has a trailing one.
     let (middle, trailing) = match line.split_once(" :") {
         Some((middle, _)) => (middle, true),
-        None => (&line[..], false),
+        None => (line, false),
     };
     let mut words = middle.split(' ').filter(|w| !w.is_empty());
     let command = words.next().unwrap_or_default();
     let params: Vec<&str> = words.collect();
-    let shaped = match command {
-        // A first line cut short by the sniffing deadline is judged by its command alone.
-        "CAP" | "NICK" | "USER" | "PASS" if !complete => line.len() > command.len(),
-        "CAP" => params.first().is_some_and(|sub| ["LS", "REQ", "END", "LIST"].contains(&&*sub.to_uppercase())),
-        "NICK" | "PASS" => params.len() + usize::from(trailing) == 1,
-        "USER" => params.len() + usize::from(trailing) >= 4,
-        _ => false,
-    };
-    if shaped { Protocol::Irc } else { Protocol::Plain }
+    let count = params.len() + usize::from(trailing);
+    match command {
+        "CAP" => {
+            let sub = params.first()?;
+            let known = ["LS", "REQ", "END", "LIST"].contains(&&*sub.to_uppercase());
+            let unknown = sub.len() > 1 && sub.bytes().all(|b| b.is_ascii_uppercase()) && count <= 2;
+            (known || unknown).then_some(Opening::Cap)
+        }
+        "NICK" if count == 1 => Some(Opening::Nick),
+        "PASS" if count == 1 => Some(Opening::Pass),
+        "USER" if count >= 4 => Some(Opening::User),
+        _ => None,
+    }
+}
+
+/// What the first lines of a client greeted as plain text (it stayed silent while sniffing)
+/// say about its protocol. Bots and some IRC clients wait for the server to speak first, then
+/// register: such a connection gets IRC whenever its registration comes. `CAP` and `PASS`
+/// begin only a registration; `NICK x` may be a person's line, so it takes the `USER …` that
+/// an IRC client sends with it (or the other way round).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Late {
+    /// An IRC registration: hand the lines over to an IRC session.
+    Irc,
+    /// Half of `NICK` + `USER`: the next line decides.
+    Undecided,
+    /// A person's text.
+    Plain,
+}
+
+impl Late {
+    /// The verdict on a greeted client's first lines (one, or two after [`Late::Undecided`]).
+    pub fn judge(lines: &[&str]) -> Late {
+        let openings: Vec<Option<Opening>> = lines.iter().map(|line| registration_line(line)).collect();
+        match openings[..] {
+            [Some(Opening::Cap | Opening::Pass), ..] => Late::Irc,
+            [Some(Opening::Nick)] | [Some(Opening::User)] => Late::Undecided,
+            [Some(Opening::Nick), Some(Opening::User)] | [Some(Opening::User), Some(Opening::Nick)] => Late::Irc,
+            _ => Late::Plain,
+        }
+    }
 }
 
 /// How a protocol turns queued events into bytes for one connection. The session passes its
@@ -199,6 +255,24 @@ impl Conn {
             _admission: admission,
             shared,
         }
+    }
+
+    /// Hands the connection over to another protocol (a client greeted as plain text turned
+    /// out to be an IRC client): `replay`, lines the first session read but left to the next,
+    /// is read again, the line limit becomes the new protocol's, and the queue is a fresh one,
+    /// so that nothing queued for the first session is rendered for the next. What was already
+    /// rendered is still written first, whole lines only. `max_line` is the new protocol's
+    /// line limit.
+    pub fn reopen(&mut self, max_line: usize, speaks: Speaks, replay: &[String]) {
+        let mut bytes = Vec::new();
+        for line in replay {
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.extend_from_slice(b"\r\n");
+        }
+        self.lines.restart(max_line, &bytes);
+        self._admission.open.became(speaks);
+        self.outbox = Outbox::new(self.shared.limits.sendq);
+        self.shared.sessions.add(self.key, self.outbox.clone());
     }
 
     /// The connection's outbound queue.
@@ -378,6 +452,9 @@ mod tests {
         assert_eq!(classify(b"NICK here and there\n"), Protocol::Plain);
         assert_eq!(classify(b"CAP of the day\n"), Protocol::Plain);
         assert_eq!(classify(b"CAP\n"), Protocol::Plain);
+        assert_eq!(classify(b"CAP NOTACOMMAND\r\n"), Protocol::Irc, "answered 410 by the IRC session");
+        assert_eq!(classify(b"CAP ls\r\n"), Protocol::Irc);
+        assert_eq!(classify(b"CAP LOCK IS ON AGAIN\n"), Protocol::Plain);
         assert_eq!(classify(b""), Protocol::Plain);
         assert_eq!(classify(b"GET / HTTP/1.1\r\n"), Protocol::Http);
         assert_eq!(classify(b"HEAD /healthz HTTP/1.0\r\nHost: x\r\n"), Protocol::Http);
@@ -386,5 +463,20 @@ mod tests {
         assert_eq!(classify(b"GET /etc/motd, please\n"), Protocol::Plain);
         assert_eq!(classify(b"GETTING better\n"), Protocol::Plain);
         assert_eq!(classify(&[0x16, 0x03, 0x01, 0x02, 0x00]), Protocol::Tls);
+    }
+
+    #[test]
+    fn tells_a_late_registration_from_text() {
+        assert_eq!(Late::judge(&["CAP LS 302"]), Late::Irc);
+        assert_eq!(Late::judge(&["CAP NOTACOMMAND"]), Late::Irc);
+        assert_eq!(Late::judge(&["PASS hunter2"]), Late::Irc);
+        assert_eq!(Late::judge(&["NICK bot"]), Late::Undecided);
+        assert_eq!(Late::judge(&["NICK bot", "USER bot 0 * :A bot"]), Late::Irc);
+        assert_eq!(Late::judge(&["USER bot 0 * :A bot"]), Late::Undecided);
+        assert_eq!(Late::judge(&["USER bot 0 * :A bot", "NICK bot"]), Late::Irc);
+        assert_eq!(Late::judge(&["NICK bob", "hello?"]), Late::Plain);
+        assert_eq!(Late::judge(&["NICK is my name"]), Late::Plain);
+        assert_eq!(Late::judge(&["hello"]), Late::Plain);
+        assert_eq!(Late::judge(&["CAP of the day"]), Late::Plain);
     }
 }

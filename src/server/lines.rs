@@ -41,6 +41,13 @@ impl LineReader {
         LineReader { buf: BytesMut::from(already_read), max, discarding: false }
     }
 
+    /// Starts over with a new limit, reading `replay` first, then what is buffered.
+    pub fn restart(&mut self, max: usize, replay: &[u8]) {
+        let mut buf = BytesMut::from(replay);
+        buf.extend_from_slice(&self.buf);
+        *self = LineReader { buf, max, discarding: false };
+    }
+
     /// The next line, `None` at end of stream, or pending until a line is complete.
     pub fn poll_next<R: AsyncRead + Unpin + ?Sized>(
         &mut self,
