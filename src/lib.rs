@@ -4,21 +4,26 @@
 //! IRC clients and a browser (the page the server serves, IRC over WebSocket) meet in the same
 //! rooms.
 //!
-//! A line's way through: [`server`] accepts and sniffs the connection, the protocol session
-//! turns the line into a hub verb (`say`, `join`, …), the [`hub`] applies the rules and delivers
-//! one shared [`hub::Event`] to each recipient's queue, and each connection (one task, in
-//! [`server::conn`]) renders it for its protocol and writes it while it waits for its client's
-//! next line.
+//! A line's way through: [`server`] accepts the connection and reads its first bytes
+//! ([`net::sniff`]), the protocol table ([`proto::classify`]) tells whose they are, the
+//! protocol's session turns each line into a hub verb (`say`, `join`, …), the [`hub`] applies
+//! the rules and delivers one shared [`hub::Event`] to each recipient's queue, and each
+//! connection (one task, a [`net::Conn`]) renders it for its protocol and writes it while it
+//! waits for its client's next line. A browser's lines come as WebSocket frames
+//! ([`proto::http`]) into the same IRC session.
 //!
 //! # Layout
 //!
 //! - [`hub`]: users, nicks, rooms, membership and every chat rule (who may speak, bans, keys,
 //!   operators). Pure state, no sockets; emits [`hub::Event`]s into bounded [`hub::Outbox`]es.
-//! - [`server`]: listeners, protocol sniffing, connection lifecycle (one task per connection
-//!   that reads lines and writes its queue, limits), graceful shutdown.
-//! - [`net`]: the transport below every protocol: the byte stream (TCP now, TLS later) as a
-//!   trait object.
-//! - [`proto`]: translation between bytes and hub verbs/events, one module per protocol:
+//! - [`server`]: wiring only: configuration, listeners, admission, each connection to its
+//!   protocol's session, graceful shutdown.
+//! - [`net`]: the transport, which knows no protocol: the byte stream (TCP now, TLS later) as
+//!   a trait object, reading the first bytes, limits, the line reader, a line-based connection
+//!   (lines in, its bounded queue out, one task).
+//! - [`proto`]: the protocol table (who recognises which first bytes) and [`proto::Shared`]
+//!   (what sessions work with), then translation between bytes and hub verbs/events, one module
+//!   per protocol:
 //!   [`proto::plain`] for text lines and `/commands`, [`proto::irc`] for IRC and IRCv3,
 //!   [`proto::http`] for HTTP on hyper: the chat page, `/healthz`, `/metrics` and IRC over
 //!   WebSocket (an IRC session fed by frames).

@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use charla::server::conn::Protocol;
-use charla::server::limits::FloodLimit;
-use charla::server::{Config, HistoryConfig, Limits, Server};
+use charla::net::{FloodLimit, Limits};
+use charla::proto::{HistoryConfig, Protocol};
+use charla::server::{Config, Server};
 use charla::store::Retention;
 
 /// Self-hosted group chat. One server, one port; nc, the original lab client and charla connect

@@ -98,6 +98,11 @@ impl Outbox {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The most items the queue holds.
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity
+    }
+
     /// Queues one item. Returns false if the queue was closed or has just overflowed.
     pub fn push(&self, out: Out) -> bool {
         let mut state = self.state();

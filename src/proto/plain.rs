@@ -12,6 +12,7 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -21,9 +22,9 @@ use crate::hub::modes::{self, ModeChange};
 use crate::hub::text::strip_formatting;
 use crate::hub::{self, Closed, ConnId, Event, EventKind, HubError, LOBBY, MsgKind, Out, Outbox, Registration, Target};
 use crate::metrics::Speaks;
-use crate::server::Shared;
-use crate::server::conn::{Conn, Input, Late, Render};
-use crate::server::lines::Line;
+use crate::net::{Conn, Input, Limits, Line, Render};
+use crate::proto::Shared;
+use crate::proto::irc::sniff::Late;
 use crate::store::{Include, Selector};
 
 /// The greeting of the original lab server, kept word for word.
@@ -56,9 +57,13 @@ commands:
   /quit [REASON]        leave
   //TEXT                say a line that starts with /";
 
+/// The longest line a plain-text client may send: `--max-line`.
+pub fn max_line(limits: &Limits) -> usize {
+    limits.max_line
+}
+
 /// Runs a plain-text session with the client at `peer` until it leaves or the server closes it.
-pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send {
-    let shared = conn.shared.clone();
+pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future<Output = ()> + Send {
     let outbox = conn.outbox().clone();
     // An async block that owns `conn`, not an `async fn`: one would keep its arguments twice in
     // its future, and every connection waits in it.
@@ -119,7 +124,7 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
                             tracing::info!("{peer} ({}) registers with IRC", hub::lock(&shared.hub).nick(id));
                             hub::lock(&shared.hub).quit(id, "Switched to IRC");
                             conn.reopen(crate::proto::irc::MAX_LINE, Speaks::Irc, &held);
-                            drop(tokio::spawn(crate::proto::irc::run(conn, peer)));
+                            drop(tokio::spawn(crate::proto::irc::run(conn, shared, peer)));
                             return;
                         }
                         Late::Plain => {

@@ -1,65 +1,30 @@
-//! The server: binds the listeners, admits connections under the limits, hands each one to its
-//! protocol session, and shuts everything down in order on request.
+//! The server, wiring only: binds the listeners, admits connections under the limits
+//! ([`crate::net`]), tells each one's protocol from the table in [`crate::proto`] and starts
+//! that protocol's session, and shuts everything down in order on request.
 //!
 //! Shutdown follows mini-redis: the accept loops stop, the hub closes every client's queue with
 //! a reason (each connection delivers what was queued, then says goodbye), and [`Server::run`]
 //! returns once every connection task has finished, or after a grace period.
 
-pub mod conn;
-pub mod limits;
-pub mod lines;
-pub mod sessions;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::AtomicU8;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::hub::{self, History, Hub, HubConfig, SharedHub};
+use crate::hub::{self, History, Hub, HubConfig};
 use crate::metrics::{self, Speaks};
-use crate::net::{BoxStream, Rewind};
-use crate::store::{Include, Retention, SqliteStore, Store, StoreError};
-use conn::{Conn, Protocol};
-use limits::{Admission, ConnLimiter, FloodLimit};
+use crate::net::{Admission, BoxStream, Conn, ConnLimiter, Rewind, Sessions};
+use crate::proto::{Protocol, Shared, Stage, classify};
+use crate::store::{Retention, SqliteStore, Store, StoreError};
 
-/// Limits that protect the server and everyone on it from one client.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Longest plain-text line accepted, in bytes.
-    pub max_line: usize,
-    /// Most connections open at once (0: no cap).
-    pub max_conns: usize,
-    /// Most connections from one IP address (0: no cap).
-    pub max_conns_per_ip: usize,
-    /// Lines per second a client may send; `None` turns flood control off.
-    pub flood: Option<FloodLimit>,
-    /// Items a client's outbound queue holds before the client is dropped as too slow.
-    pub sendq: usize,
-    /// How long a silent new client is given before it is taken for a plain-text client.
-    pub sniff_timeout: Duration,
-    /// How long an IRC client may be silent before it is pinged (and as long again before it
-    /// is dropped).
-    pub ping_interval: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_line: 4096,
-            max_conns: 16_384,
-            max_conns_per_ip: 64,
-            flood: Some(FloodLimit { per_second: 10.0, burst: 30.0 }),
-            sendq: 4096,
-            sniff_timeout: Duration::from_millis(250),
-            ping_interval: Duration::from_secs(90),
-        }
-    }
-}
+// The parts of a `Config`, defined where they are used.
+pub use crate::net::{FloodLimit, Limits};
+pub use crate::proto::HistoryConfig;
 
 /// Everything `charla serve` is told.
 #[derive(Debug, Clone)]
@@ -77,24 +42,6 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
 }
 
-/// What history is shown and kept.
-#[derive(Debug, Clone)]
-pub struct HistoryConfig {
-    /// Recent lines shown on join to clients that cannot ask for history themselves
-    /// (plain text, IRC without `draft/chathistory`); 0 turns it off.
-    pub join_replay: usize,
-    /// What the store keeps; enforced in the background.
-    pub retention: Retention,
-    /// How often retention runs.
-    pub retention_every: Duration,
-}
-
-impl Default for HistoryConfig {
-    fn default() -> Self {
-        HistoryConfig { join_replay: 20, retention: Retention::default(), retention_every: Duration::from_secs(600) }
-    }
-}
-
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -104,69 +51,6 @@ pub enum ServerError {
     DataDir { dir: PathBuf, source: std::io::Error },
     #[error("cannot open the history store: {0}")]
     Store(#[from] StoreError),
-}
-
-/// State every connection task shares.
-pub struct Shared {
-    pub hub: SharedHub,
-    /// Every open session's queue, for shutdown.
-    pub sessions: sessions::Sessions,
-    /// History, for reading; the hub writes to it.
-    pub store: Arc<dyn Store>,
-    pub history: HistoryConfig,
-    pub limits: Limits,
-    pub server_name: String,
-    pub started: std::time::SystemTime,
-    /// See [`Config::allowed_origins`].
-    pub allowed_origins: Vec<String>,
-    /// Where the server is in its life, for `/healthz`.
-    stage: AtomicU8,
-}
-
-/// Where the server is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    /// Bound, not yet accepting.
-    Starting,
-    Ready,
-    /// Saying goodbye to its clients.
-    Stopping,
-}
-
-impl Shared {
-    pub fn stage(&self) -> Stage {
-        match self.stage.load(Ordering::Relaxed) {
-            0 => Stage::Starting,
-            1 => Stage::Ready,
-            _ => Stage::Stopping,
-        }
-    }
-
-    fn set_stage(&self, stage: Stage) {
-        self.stage.store(stage as u8, Ordering::Relaxed);
-    }
-}
-
-impl Shared {
-    /// Waits until everything a history read of `include` may show is in the store, so that the
-    /// read sees all of it (a client catching up after a reconnect must miss nothing): every
-    /// message for [`Include::Messages`], every message and room event for
-    /// [`Include::Everything`]. Answers at once when the newest of them is already committed,
-    /// as it nearly always is; so a replay on join never waits for other users' joins and quits.
-    pub async fn settled(&self, include: Include) {
-        let newest = {
-            let hub = hub::lock(&self.hub);
-            match include {
-                Include::Messages => hub.last_said(),
-                Include::Everything => hub.last_recorded(),
-            }
-        };
-        if self.store.committed() < newest
-            && let Err(e) = self.store.flush().await
-        {
-            tracing::warn!("history: {e}");
-        }
-    }
 }
 
 /// A bound, not yet running server.
@@ -197,7 +81,7 @@ impl Server {
         }
         let shared = Arc::new(Shared {
             hub: Arc::new(std::sync::Mutex::new(hub)),
-            sessions: sessions::Sessions::default(),
+            sessions: Arc::new(Sessions::default()),
             store,
             history: config.history,
             limits: config.limits,
@@ -321,24 +205,26 @@ async fn handle(
     let mut stream: BoxStream = Box::new(stream);
     let first = match protocol {
         Some(_) => Vec::new(),
-        None => match conn::sniff(&mut stream, shared.limits.sniff_timeout).await {
+        None => match crate::net::sniff(&mut stream, shared.limits.sniff_timeout).await {
             Ok(first) => first,
             Err(_) => return,
         },
     };
-    let protocol = protocol.unwrap_or_else(|| conn::classify(&first));
+    let protocol = protocol.unwrap_or_else(|| classify(&first));
     let admit = |speaks| Admission { permit, alive, open: metrics::get().opened(speaks) };
     // Each session becomes a task of its own, its future spawned as it is, and this one ends:
     // a connection then costs the memory of the one session it runs and nothing more (idle
     // connections are counted in bytes). The `Conn` it owns holds the admission.
     match protocol {
         Protocol::Plain => {
-            let conn = Conn::new(stream, &first, shared.limits.max_line, shared, admit(Speaks::Plain));
-            drop(tokio::spawn(crate::proto::plain::run(conn, peer)))
+            let setup = shared.line_setup(crate::proto::plain::max_line(&shared.limits));
+            let conn = Conn::new(stream, &first, setup, shared.sessions.clone(), admit(Speaks::Plain));
+            drop(tokio::spawn(crate::proto::plain::run(conn, shared, peer)))
         }
         Protocol::Irc => {
-            let conn = Conn::new(stream, &first, crate::proto::irc::MAX_LINE, shared, admit(Speaks::Irc));
-            drop(tokio::spawn(crate::proto::irc::run(conn, peer)))
+            let setup = shared.line_setup(crate::proto::irc::MAX_LINE);
+            let conn = Conn::new(stream, &first, setup, shared.sessions.clone(), admit(Speaks::Irc));
+            drop(tokio::spawn(crate::proto::irc::run(conn, shared, peer)))
         }
         Protocol::Http => {
             let stream = Box::new(Rewind::new(first, stream));

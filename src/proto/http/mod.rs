@@ -30,9 +30,21 @@ use tokio::sync::mpsc;
 
 use crate::hub::{self, Outbox};
 use crate::metrics::{self, Snapshot};
-use crate::net::BoxStream;
-use crate::server::limits::Admission;
-use crate::server::{Shared, Stage};
+use crate::net::{Admission, BoxStream};
+use crate::proto::{Shared, Stage};
+
+/// Whether a client's first line is an HTTP request's: `GET /path HTTP/1.1` (or `HEAD`); a
+/// line cut short by the sniffing deadline (`complete` false) needs at least `GET /`. Only
+/// these: a person's `GET the build from CI` is text.
+pub fn recognises(line: &str, complete: bool) -> bool {
+    match line.split_once(' ') {
+        Some(("GET" | "HEAD", rest)) if complete => {
+            rest.starts_with('/') && rest.split(' ').nth(1).is_some_and(|version| version.starts_with("HTTP/"))
+        }
+        Some(("GET" | "HEAD", rest)) => rest.starts_with('/'),
+        _ => false,
+    }
+}
 
 /// The longest request head read (request line and headers), in bytes.
 const MAX_HEAD: usize = 16 * 1024;

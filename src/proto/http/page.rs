@@ -9,7 +9,7 @@ use hyper::Request;
 use hyper::header::{self, HeaderValue};
 
 use super::Body;
-use crate::server::Shared;
+use crate::proto::Shared;
 
 /// Each file: its path, content type and content.
 const FILES: &[(&str, &str, &str)] = &[

@@ -27,11 +27,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::Body;
+use crate::net::{Admission, Conn, Line, LineReader};
+use crate::proto::Shared;
 use crate::proto::irc;
-use crate::server::Shared;
-use crate::server::conn::Conn;
-use crate::server::limits::Admission;
-use crate::server::lines::{Line, LineReader};
 
 /// The largest message (and frame) a client may send: one IRC line with its tags.
 pub const MAX_MESSAGE: usize = irc::MAX_LINE;
@@ -162,8 +160,9 @@ pub async fn run(accepted: Accepted, peer: SocketAddr, shared: Arc<Shared>, admi
     let ping_every = shared.limits.ping_interval;
     // Shutdown waits for the bridge's goodbye too, which outlasts the session's.
     let alive = admission.alive.clone();
-    let conn = Conn::new(Box::new(session_end), b"", irc::MAX_LINE, shared, admission);
-    tokio::join!(irc::run(conn, peer), bridge(socket, bridge_end, accepted.subprotocol, ping_every));
+    let setup = shared.line_setup(irc::MAX_LINE);
+    let conn = Conn::new(Box::new(session_end), b"", setup, shared.sessions.clone(), admission);
+    tokio::join!(irc::run(conn, shared, peer), bridge(socket, bridge_end, accepted.subprotocol, ping_every));
     drop(alive);
 }
 

@@ -8,6 +8,7 @@
 //! - `history`: `CHATHISTORY` and the replay of recent lines on join.
 //! - `session`: registration, keep-alive, labeled responses.
 //! - `render`: events as IRC lines, encoded once per capability combination.
+//! - [`sniff`]: how an IRC client is recognised by its first lines.
 
 pub mod caps;
 mod commands;
@@ -16,6 +17,7 @@ pub mod message;
 pub mod numeric;
 pub mod render;
 mod session;
+pub mod sniff;
 
 pub use message::MAX_LINE;
 pub use session::run;

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use super::caps::{Cap, CapSet};
 use super::message::Message;
 use crate::hub::{Closed, Event, EventKind, MsgKind, Source, Target};
-use crate::server::conn::Render;
+use crate::net::Render;
 
 /// `nick!user@host`, as IRC shows a user.
 pub fn mask(source: &Source) -> String {

@@ -1,5 +1,6 @@
-//! One client connection, in one task: sniffing its protocol from the first bytes, reading its
-//! lines under the length and flood limits, and writing its [`Outbox`] to the socket.
+//! One client connection of a line-based protocol, in one task: reading its lines under the
+//! length and flood limits, and writing its [`Outbox`] to the stream. Knows no protocol: the
+//! session tells it the line limit and renders what is queued ([`Render`]).
 //!
 //! Reading and writing share the task without holding each other up: every wait for the
 //! client's next line also writes what is queued for it, and a write the client does not take
@@ -21,24 +22,13 @@ use bytes::{Buf, Bytes};
 use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::time::Sleep;
 
-use super::Shared;
-use super::limits::{Admission, TokenBucket};
+use super::BoxStream;
+use super::limits::{Admission, FloodLimit, TokenBucket};
 use super::lines::{Line, LineReader};
+use super::sessions::Sessions;
 use crate::hub::outbox::SMALL_BATCH;
 use crate::hub::{Closed, Event, Out, Outbox};
 use crate::metrics::Speaks;
-use crate::net::BoxStream;
-
-/// The protocol a client speaks, told from its first bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Plain,
-    Irc,
-    /// A browser or monitor (`GET `, `HEAD `).
-    Http,
-    /// A TLS handshake (first byte 0x16).
-    Tls,
-}
 
 /// How much of a first line sniffing reads at most: an IRC client's first line is short.
 const SNIFF_LEN: usize = 512;
@@ -61,106 +51,6 @@ pub async fn sniff(stream: &mut BoxStream, timeout: Duration) -> std::io::Result
     Ok(first)
 }
 
-/// Tells the protocol from the first bytes a client sent (possibly none).
-///
-/// An IRC client opens with one of `CAP`, `NICK`, `USER` or `PASS`, in capitals and with the
-/// parameters that command takes: `CAP LS 302`, `NICK alice`, `USER alice 0 * :Alice`,
-/// `PASS secret`. A line of text that merely starts with such a word (`User guide updated`,
-/// `PASS all tests green`, piped in before the greeting) is plain text.
-pub fn classify(first: &[u8]) -> Protocol {
-    if first.starts_with(&[0x16, 0x03]) {
-        return Protocol::Tls;
-    }
-    let (line, complete) = match first.iter().position(|&b| b == b'\n') {
-        Some(end) => (first[..end].strip_suffix(b"\r").unwrap_or(&first[..end]), true),
-        None => (first, false),
-    };
-    let line = String::from_utf8_lossy(line);
-    // `GET /path HTTP/1.1`; a first line cut short needs at least `GET /`.
-    let request = match line.split_once(' ') {
-        Some(("GET" | "HEAD", rest)) if complete => {
-            rest.starts_with('/') && rest.split(' ').nth(1).is_some_and(|version| version.starts_with("HTTP/"))
-        }
-        Some(("GET" | "HEAD", rest)) => rest.starts_with('/'),
-        _ => false,
-    };
-    if request {
-        return Protocol::Http;
-    }
-    let shaped = if complete {
-        registration_line(&line).is_some()
-    } else {
-        // A first line cut short by the sniffing deadline is judged by its command alone.
-        ["CAP ", "NICK ", "USER ", "PASS "].iter().any(|command| line.starts_with(command))
-    };
-    if shaped { Protocol::Irc } else { Protocol::Plain }
-}
-
-/// The IRC registration commands, as sniffing recognises them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Opening {
-    Cap,
-    Pass,
-    Nick,
-    User,
-}
-
-/// Which registration command a complete line is, if it has that command's shape: `CAP` with a
-/// subcommand (a known one in any case, or any other word in capitals alone: `CAP NOTACOMMAND`
-/// is an IRC client's mistake, `CAP of the day` a person's line), `PASS` or `NICK` with one
-/// parameter, `USER` with four.
-pub fn registration_line(line: &str) -> Option<Opening> {
-    // The parameters before a trailing one (`:…`), and whether the line has a trailing one.
-    let (middle, trailing) = match line.split_once(" :") {
-        Some((middle, _)) => (middle, true),
-        None => (line, false),
-    };
-    let mut words = middle.split(' ').filter(|w| !w.is_empty());
-    let command = words.next().unwrap_or_default();
-    let params: Vec<&str> = words.collect();
-    let count = params.len() + usize::from(trailing);
-    match command {
-        "CAP" => {
-            let sub = params.first()?;
-            let known = ["LS", "REQ", "END", "LIST"].contains(&&*sub.to_uppercase());
-            let unknown = sub.len() > 1 && sub.bytes().all(|b| b.is_ascii_uppercase()) && count <= 2;
-            (known || unknown).then_some(Opening::Cap)
-        }
-        "NICK" if count == 1 => Some(Opening::Nick),
-        "PASS" if count == 1 => Some(Opening::Pass),
-        "USER" if count >= 4 => Some(Opening::User),
-        _ => None,
-    }
-}
-
-/// What the first lines of a client greeted as plain text (it stayed silent while sniffing)
-/// say about its protocol. Bots and some IRC clients wait for the server to speak first, then
-/// register: such a connection gets IRC whenever its registration comes. `CAP` and `PASS`
-/// begin only a registration; `NICK x` may be a person's line, so it takes the `USER …` that
-/// an IRC client sends with it (or the other way round).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Late {
-    /// An IRC registration: hand the lines over to an IRC session.
-    Irc,
-    /// Half of `NICK` + `USER`: the next line decides.
-    Undecided,
-    /// A person's text.
-    Plain,
-}
-
-impl Late {
-    /// The verdict on a greeted client's first lines (one, or two after [`Late::Undecided`]).
-    pub fn judge(lines: &[&str]) -> Late {
-        let openings: Vec<Option<Opening>> = lines.iter().map(|line| registration_line(line)).collect();
-        match openings[..] {
-            [Some(Opening::Cap | Opening::Pass), ..] => Late::Irc,
-            [Some(Opening::Nick)] | [Some(Opening::User)] => Late::Undecided,
-            [Some(Opening::Nick), Some(Opening::User)] | [Some(Opening::User), Some(Opening::Nick)] => Late::Irc,
-            _ => Late::Plain,
-        }
-    }
-}
-
 /// How a protocol turns queued events into bytes for one connection. The session passes its
 /// renderer each time it waits, so the renderer sees the session's state as it is then.
 pub trait Render {
@@ -169,6 +59,17 @@ pub trait Render {
     fn event(&self, event: &Event) -> Bytes;
     /// The last words before the connection closes.
     fn closing(&self, why: &Closed) -> Vec<u8>;
+}
+
+/// What a connection is opened with, besides its stream.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    /// The protocol's longest line.
+    pub max_line: usize,
+    /// Lines per second the client may send; `None`: no limit.
+    pub flood: Option<FloodLimit>,
+    /// Items the outbound queue holds before the client is dropped as too slow.
+    pub sendq: usize,
 }
 
 /// What a session waits for: its client's next line, while the connection writes its queue.
@@ -185,7 +86,8 @@ pub enum Input {
 
 /// A connection after sniffing: the socket, its line reader and its queue.
 pub struct Conn {
-    pub shared: Arc<Shared>,
+    /// Where the queue is known to the server (for shutdown) while the connection is open.
+    sessions: Arc<Sessions>,
     stream: BoxStream,
     lines: LineReader,
     flood: Option<TokenBucket>,
@@ -237,23 +139,22 @@ fn closing_deadline() -> Deadline {
 
 impl Conn {
     /// A connection for a line-based protocol's session over `stream`, whose first bytes
-    /// (read while sniffing) were `first`. The connection's queue is known to the server until
-    /// the connection ends, so that shutdown can close it.
-    pub fn new(stream: BoxStream, first: &[u8], max_line: usize, shared: Arc<Shared>, admission: Admission) -> Conn {
-        let limits = &shared.limits;
-        let key = shared.sessions.key();
-        let outbox = Outbox::new(limits.sendq);
-        shared.sessions.add(key, outbox.clone());
+    /// (read while sniffing) were `first`. The connection's queue is in `sessions` until the
+    /// connection ends, so that shutdown can close it.
+    pub fn new(stream: BoxStream, first: &[u8], setup: Setup, sessions: Arc<Sessions>, admission: Admission) -> Conn {
+        let key = sessions.key();
+        let outbox = Outbox::new(setup.sendq);
+        sessions.add(key, outbox.clone());
         Conn {
             key,
-            lines: LineReader::new(max_line, first),
-            flood: limits.flood.map(TokenBucket::new),
+            lines: LineReader::new(setup.max_line, first),
+            flood: setup.flood.map(TokenBucket::new),
             throttled: None,
             stream,
             outbox,
             writer: Writer::default(),
             _admission: admission,
-            shared,
+            sessions,
         }
     }
 
@@ -271,8 +172,8 @@ impl Conn {
         }
         self.lines.restart(max_line, &bytes);
         self._admission.open.became(speaks);
-        self.outbox = Outbox::new(self.shared.limits.sendq);
-        self.shared.sessions.add(self.key, self.outbox.clone());
+        self.outbox = Outbox::new(self.outbox.capacity());
+        self.sessions.add(self.key, self.outbox.clone());
     }
 
     /// The connection's outbound queue.
@@ -400,7 +301,7 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        self.shared.sessions.remove(self.key);
+        self.sessions.remove(self.key);
     }
 }
 
@@ -426,57 +327,5 @@ fn rendered(batch: &mut VecDeque<Out>, render: &impl Render) -> Bytes {
             }
             Bytes::from(buf)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tells_irc_from_text() {
-        assert_eq!(classify(b"CAP LS 302\r\n"), Protocol::Irc);
-        assert_eq!(classify(b"CAP LS 302\r\nNICK bob\r\nUSER bob 0 * :Bob\r\n"), Protocol::Irc);
-        assert_eq!(classify(b"NICK bob\r\n"), Protocol::Irc);
-        assert_eq!(classify(b"NICK :bob\r\n"), Protocol::Irc);
-        assert_eq!(classify(b"USER x 0 * :x y\r\n"), Protocol::Irc);
-        assert_eq!(classify(b"USER x 0 * x\n"), Protocol::Irc);
-        assert_eq!(classify(b"PASS secret\r\n"), Protocol::Irc);
-        assert_eq!(classify(b"NICK bo"), Protocol::Irc, "cut short by the deadline");
-        assert_eq!(classify(b"hello there\n"), Protocol::Plain);
-        assert_eq!(classify(b"NICKNAME\n"), Protocol::Plain);
-        assert_eq!(classify(b"User accounts migrated OK\n"), Protocol::Plain);
-        assert_eq!(classify(b"USER accounts migrated OK\n"), Protocol::Plain);
-        assert_eq!(classify(b"PASS all tests green\n"), Protocol::Plain);
-        assert_eq!(classify(b"nick here\n"), Protocol::Plain);
-        assert_eq!(classify(b"NICK here and there\n"), Protocol::Plain);
-        assert_eq!(classify(b"CAP of the day\n"), Protocol::Plain);
-        assert_eq!(classify(b"CAP\n"), Protocol::Plain);
-        assert_eq!(classify(b"CAP NOTACOMMAND\r\n"), Protocol::Irc, "answered 410 by the IRC session");
-        assert_eq!(classify(b"CAP ls\r\n"), Protocol::Irc);
-        assert_eq!(classify(b"CAP LOCK IS ON AGAIN\n"), Protocol::Plain);
-        assert_eq!(classify(b""), Protocol::Plain);
-        assert_eq!(classify(b"GET / HTTP/1.1\r\n"), Protocol::Http);
-        assert_eq!(classify(b"HEAD /healthz HTTP/1.0\r\nHost: x\r\n"), Protocol::Http);
-        assert_eq!(classify(b"GET /heal"), Protocol::Http, "cut short by the deadline");
-        assert_eq!(classify(b"GET the build from CI before 5pm\n"), Protocol::Plain);
-        assert_eq!(classify(b"GET /etc/motd, please\n"), Protocol::Plain);
-        assert_eq!(classify(b"GETTING better\n"), Protocol::Plain);
-        assert_eq!(classify(&[0x16, 0x03, 0x01, 0x02, 0x00]), Protocol::Tls);
-    }
-
-    #[test]
-    fn tells_a_late_registration_from_text() {
-        assert_eq!(Late::judge(&["CAP LS 302"]), Late::Irc);
-        assert_eq!(Late::judge(&["CAP NOTACOMMAND"]), Late::Irc);
-        assert_eq!(Late::judge(&["PASS hunter2"]), Late::Irc);
-        assert_eq!(Late::judge(&["NICK bot"]), Late::Undecided);
-        assert_eq!(Late::judge(&["NICK bot", "USER bot 0 * :A bot"]), Late::Irc);
-        assert_eq!(Late::judge(&["USER bot 0 * :A bot"]), Late::Undecided);
-        assert_eq!(Late::judge(&["USER bot 0 * :A bot", "NICK bot"]), Late::Irc);
-        assert_eq!(Late::judge(&["NICK bob", "hello?"]), Late::Plain);
-        assert_eq!(Late::judge(&["NICK is my name"]), Late::Plain);
-        assert_eq!(Late::judge(&["hello"]), Late::Plain);
-        assert_eq!(Late::judge(&["CAP of the day"]), Late::Plain);
     }
 }
