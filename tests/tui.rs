@@ -96,6 +96,10 @@ async fn the_full_screen_client_chats_with_a_plain_text_user() {
     assert!(screen.lines().next().is_some_and(|top| top.trim_start().starts_with("#lobby")), "{screen}");
     assert!(screen.contains("2 users") && screen.contains("[tuiuser] [2:#lobby]"), "{screen}");
     plain.expect("* tuiuser joined #lobby").await;
+    // The room's history (asked for on joining) holds our own join too: it is shown once.
+    let screen = tmux.wait_for("the room's history", |s| s.contains("is now known as plainuser")).await;
+    assert_eq!(screen.matches("joined #lobby").count(), 2, "plainuser's guest nick and us:\n{screen}");
+    assert!(screen.contains("You joined #lobby") && !screen.contains("tuiuser joined"), "{screen}");
 
     tmux.type_line("hello from the tui").await;
     plain.expect("<tuiuser> hello from the tui").await;
@@ -290,6 +294,9 @@ async fn a_server_restart_is_caught_up_from_its_history_without_gap_or_duplicate
     // A chathistory batch is shown whole when it ends, so the catch-up is complete here.
     let screen = tmux.wait_for("the caught-up line", |s| s.contains("<plainuser> said while you were away")).await;
     assert!(!screen.contains("reconnecting"), "{screen}");
+    // The catch-up holds the rejoin as well: each join is shown once.
+    assert_eq!(screen.matches("You joined #lobby").count(), 2, "{screen}");
+    assert!(!screen.contains("tuiuser joined"), "{screen}");
     plain.expect("* tuiuser joined #lobby").await;
     plain.send("live after the catch-up").await;
     let screen = tmux.wait_for("a live line after the catch-up", |s| s.contains("live after the catch-up")).await;
@@ -371,4 +378,39 @@ async fn scrolling_up_loads_older_history_up_to_the_first_line() {
         screen = press(&tmux, "NPage", &screen).await;
     }
     assert_eq!(seen, (0..LINES).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_window_the_room_list_and_help_read_as_a_person_expects() {
+    let server = start_server().await;
+    let mut plain = Client::plain_as(server.addr, "plainuser").await;
+    plain.send("/join #dev").await;
+    plain.expect_where(|l| l.contains("#dev")).await;
+    plain.send("/topic builds and deploys").await;
+    plain.expect("Topic of #dev set.").await;
+    let tmux = tui_at(server.addr, "tuiuser").await;
+    tmux.wait_for("the client to join #lobby", |s| s.contains("You joined #lobby")).await;
+
+    // The server window: what a person reads, no raw numerics.
+    tmux.run(&["send-keys", "-t", "t", "M-1"]).await;
+    let screen = tmux.wait_for("the server window", |s| s.contains("charla Message of the day")).await;
+    for raw in ["biklmnostv", "bklov", "2 2 Current", "End of /MOTD", "- Welcome to charla"] {
+        assert!(!screen.contains(raw), "{raw:?} on\n{screen}");
+    }
+    assert!(screen.contains("Current local users 2, max 2"), "{screen}");
+
+    // /list shows the rooms in a window of their own; typing filters, Enter joins.
+    tmux.run(&["send-keys", "-t", "t", "M-2"]).await;
+    tmux.type_line("/list").await;
+    let screen = tmux.wait_for("the room list", |s| s.contains("Rooms on this server: 2 rooms")).await;
+    let dev = screen.lines().find(|l| l.contains("#dev")).unwrap_or_default();
+    assert!(dev.contains(" 1  builds and deploys"), "{screen}");
+    tmux.type_line("dev").await;
+    tmux.wait_for("the join of #dev", |s| s.contains("You joined #dev") && s.contains("[tuiuser] [4:#dev]")).await;
+    plain.expect("* tuiuser joined #dev").await;
+
+    // /help shows in the server window and says how to get back.
+    tmux.type_line("/help").await;
+    let screen = tmux.wait_for("the help", |s| s.contains("[1:127.0.0.1]") && s.contains("Commands")).await;
+    assert!(screen.contains("/history [N]") && screen.contains("more below"), "{screen}");
 }

@@ -12,6 +12,15 @@
 //! connection, page after page until a page comes back short. Lines are deduplicated by msgid,
 //! so a message seen live and again in a batch is shown once. A server without chathistory gets
 //! none of these requests; the window says that messages sent while away may be missing.
+//! `/history N` asks for `N` lines before the oldest one shown, page after page.
+//!
+//! # Where lines go
+//!
+//! Lines of a room or a conversation go to its window. The registration burst (welcome, MOTD)
+//! goes to the server window; replies to what the user asked for go to the window they are
+//! looking at (or the window of the room or nick a reply is about, when one is open), read as
+//! [`replies`](super::replies) says. `/help` shows in the server window, which it switches to;
+//! `/list` fills the room list's window of its own.
 
 use std::collections::{HashMap, HashSet};
 
@@ -19,45 +28,62 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use time::UtcOffset;
 
 use super::input::Input;
+use super::replies::{self, ERR_NOMOTD};
 use super::text::{clean, mentions, plain};
 use super::ui;
-use super::window::{Entry, EntryKind, Window, WindowKind, fold};
+use super::window::{Entry, EntryKind, Listed, ROOM_LIST, Window, WindowKind, fold};
 use crate::hub::event::now_millis;
 use crate::hub::text::split_to_fit;
+use crate::proto::irc::caps::{self, CAPS, Cap};
 use crate::proto::irc::message::Message;
+use crate::proto::irc::numeric::*;
 use crate::proto::irc::render::parse_time;
 
 /// Capabilities the client uses, requested when the server offers them.
-pub const WANTED_CAPS: &[&str] = &[
-    "server-time",
-    "message-tags",
-    "echo-message",
-    "batch",
-    "multi-prefix",
-    "away-notify",
-    "draft/chathistory",
-    "draft/event-playback",
+pub const WANTED_CAPS: &[Cap] = &[
+    Cap::ServerTime,
+    Cap::MessageTags,
+    Cap::EchoMessage,
+    Cap::Batch,
+    Cap::MultiPrefix,
+    Cap::AwayNotify,
+    Cap::Chathistory,
+    Cap::EventPlayback,
 ];
+
+/// A capability's name in `CAP` lines.
+fn cap_name(cap: Cap) -> &'static str {
+    CAPS.iter().find(|(c, _, _)| *c == cap).map_or("", |(_, name, _)| name)
+}
 
 /// Lines asked for when joining a room, and when scrolling past the oldest line.
 pub const HISTORY_PAGE: usize = 50;
 /// Lines asked for per page when catching up after a reconnect.
 pub const CATCH_UP_PAGE: usize = 100;
+/// Lines `/history` loads without a count, and the most it loads at once (as for plain-text
+/// users).
+pub const DEFAULT_HISTORY: usize = 20;
+pub const MAX_HISTORY: usize = 500;
 
 /// Longest text put in one PRIVMSG, in bytes: 512 minus the command, the target and the
 /// `:nick!user@host` the server puts in front when relaying it.
 const MAX_TEXT: usize = 400;
 
-/// The slash commands: name, usage, what it does.
+/// The slash commands: name, usage, what it does (in 25 columns, so `/help` fits an 80×24
+/// terminal without wrapping).
 pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("/join", "/join #ROOM [KEY]", "join a room"),
-    ("/part", "/part [#ROOM]", "leave a room, close its window"),
+    ("/part", "/part [#ROOM]", "leave a room (and window)"),
     ("/msg", "/msg NICK TEXT", "private message"),
     ("/query", "/query NICK", "open a private window"),
     ("/me", "/me TEXT", "action: * you TEXT"),
     ("/nick", "/nick NAME", "change your nick"),
     ("/topic", "/topic [TEXT]", "show or set the topic"),
     ("/who", "/who [#ROOM]", "who is there"),
+    ("/whois", "/whois NICK", "who someone is"),
+    ("/list", "/list", "rooms here, to join one"),
+    ("/rooms", "/rooms", "the same as /list"),
+    ("/history", "/history [N]", "load N earlier lines here"),
     ("/away", "/away [TEXT]", "set away; no text: back"),
     ("/close", "/close", "close this window"),
     ("/quote", "/quote LINE", "send a raw IRC line"),
@@ -70,7 +96,8 @@ const KEYS: &[(&str, &str)] = &[
     ("Alt-1..9 Alt-0", "show window 1..10"),
     ("Ctrl-N/P Alt-←/→", "next/previous window"),
     ("PgUp PgDn", "scroll; loads older lines"),
-    ("Tab", "complete nick/room/command"),
+    ("↑ ↓ Enter", "room list: choose, join"),
+    ("Tab", "complete nick, room, /cmd"),
     ("↑ ↓", "lines sent before"),
     ("Home/End Ctrl-A/E", "start/end of the line"),
     ("Ctrl-W/U/K", "delete word/to start/end"),
@@ -134,8 +161,8 @@ impl Default for ServerInfo {
 }
 
 impl ServerInfo {
-    pub fn has(&self, cap: &str) -> bool {
-        self.enabled.contains(cap)
+    pub fn has(&self, cap: Cap) -> bool {
+        self.enabled.contains(cap_name(cap))
     }
 
     pub fn is_room(&self, name: &str) -> bool {
@@ -193,6 +220,16 @@ struct HistoryRequest {
     kind: HistoryKind,
     limit: usize,
     anchor: String,
+    /// Asked for with `/history`: how many more lines to ask for after this page, and how many
+    /// the pages before it loaded.
+    asked: Option<Asked>,
+}
+
+/// What `/history N` still wants.
+#[derive(Debug, Clone, Copy)]
+struct Asked {
+    more: usize,
+    loaded: usize,
 }
 
 /// A `chathistory` batch being received.
@@ -229,6 +266,10 @@ pub struct App {
     show_on_join: Option<String>,
     /// The connection has dropped at least once, so joins are rejoins.
     reconnecting: bool,
+    /// Registration is under way, up to the end of the MOTD: its replies go to the server window.
+    burst: bool,
+    /// WHO replies since the last end of a WHO list.
+    who_replies: usize,
     /// The local clock (milliseconds since the Unix epoch); tests set a fixed one.
     pub clock: fn() -> u64,
     /// Lines to send, collected while one call runs and returned by it.
@@ -270,6 +311,8 @@ impl App {
             history_requests: HashMap::new(),
             show_on_join: None,
             reconnecting: false,
+            burst: false,
+            who_replies: 0,
             clock: now_millis,
             outgoing: Vec::new(),
         };
@@ -298,6 +341,7 @@ impl App {
     pub fn connected(&mut self) -> Vec<Message> {
         self.link = Link::Registering;
         self.registered = false;
+        self.burst = true;
         self.server = ServerInfo::default();
         self.cap_ls.clear();
         self.batches.clear();
@@ -357,22 +401,26 @@ impl App {
                 self.send(Message { command: "PONG".into(), params: message.params.clone(), ..Message::default() })
             }
             "CAP" => self.on_cap(message),
-            "001" => self.on_welcome(message),
-            "005" => {
+            RPL_WELCOME => self.on_welcome(message),
+            RPL_ISUPPORT => {
                 let tokens = message.params.iter().skip(1).take(message.params.len().saturating_sub(2));
                 for token in tokens {
                     self.server.isupport(token);
                 }
             }
-            "376" | "422" => self.catch_up_queries(),
-            "432" | "433" if !self.registered => {
+            RPL_ENDOFMOTD | ERR_NOMOTD => {
+                self.burst = false;
+                self.catch_up_queries();
+            }
+            ERR_ERRONEUSNICKNAME | ERR_NICKNAMEINUSE if !self.registered => {
                 let taken = param(message, 1);
-                self.nick = if message.command == "433" { format!("{taken}_") } else { "guest".to_string() };
+                self.nick =
+                    if message.command == ERR_NICKNAMEINUSE { format!("{taken}_") } else { "guest".to_string() };
                 let text = format!("Nick {taken} is not available; trying {}", self.nick);
                 self.add(0, self.local(EntryKind::Info, clean(&text)));
                 self.send(Message::new("NICK", &[&self.nick]));
             }
-            "433" => {
+            ERR_NICKNAMEINUSE => {
                 let taken = clean(param(message, 1));
                 self.error(format!("Nick {taken} is taken; try /nick {taken}_"));
             }
@@ -388,18 +436,18 @@ impl App {
                 self.windows[i].topic = (!topic.is_empty()).then(|| topic.clone());
                 self.add_event(i, message);
             }
-            "332" => {
+            RPL_TOPIC => {
                 let i = self.room_window(param(message, 1));
                 let topic = clean(param(message, 2));
                 self.windows[i].topic = Some(topic.clone());
                 self.add(i, self.local(EntryKind::Event, format!("Topic: {topic}")));
             }
-            "331" => {
+            RPL_NOTOPIC => {
                 let i = self.room_window(param(message, 1));
                 self.windows[i].topic = None;
+                self.on_numeric(message);
             }
-            "333" => {}
-            "353" => {
+            RPL_NAMREPLY => {
                 let i = self.room_window(param(message, 2));
                 let prefixes = self.server.prefix_chars.clone();
                 let pending = self.windows[i].names_pending.get_or_insert_default();
@@ -409,7 +457,7 @@ impl App {
                     pending.insert(&clean(nick), &status);
                 }
             }
-            "366" => {
+            RPL_ENDOFNAMES => {
                 if let Some(i) = self.find(param(message, 1)) {
                     let window = &mut self.windows[i];
                     window.members = window.names_pending.take().unwrap_or_default();
@@ -432,24 +480,21 @@ impl App {
             "FAIL" => self.on_fail(message),
             "WARN" | "NOTE" => self.info(clean(&message.params.join(" "))),
             "ERROR" => self.add(0, self.local(EntryKind::Error, clean(param(message, 0)))),
-            "301" => {
-                let nick = param(message, 1);
-                let i = self.find(nick).unwrap_or(self.current);
-                let text = format!("{} is away: {}", clean(nick), clean(param(message, 2)));
-                self.add(i, self.local(EntryKind::Info, text));
+            RPL_WHOREPLY => self.on_who_reply(message),
+            RPL_ENDOFWHO => {
+                let mask = clean(param(message, 1));
+                let text = match std::mem::take(&mut self.who_replies) {
+                    0 if self.server.is_room(&mask) => format!("No one is in {mask}."),
+                    0 => format!("No one matches {mask}."),
+                    n if self.server.is_room(&mask) => format!("{n} in {mask}"),
+                    n => format!("{n} found for {mask}"),
+                };
+                self.info(text);
             }
-            "352" => {
-                let (room, user, host, nick, flags) =
-                    (param(message, 1), param(message, 2), param(message, 3), param(message, 5), param(message, 6));
-                if flags.starts_with('G') {
-                    self.away.insert(fold(nick));
-                } else {
-                    self.away.remove(&fold(nick));
-                }
-                let real = param(message, 7).split_once(' ').map_or("", |(_, r)| r);
-                self.info(clean(&format!("{room} {nick} ({user}@{host}) [{flags}] {real}")));
-            }
-            code if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) => self.on_numeric(code, message),
+            RPL_LISTSTART => self.on_list_start(),
+            RPL_LIST => self.on_list(message),
+            RPL_LISTEND => self.on_list_end(),
+            code if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) => self.on_numeric(message),
             _ => {}
         }
         std::mem::take(&mut self.outgoing)
@@ -481,7 +526,7 @@ impl App {
                 }
                 self.server.offered = self.cap_ls.drain(..).collect();
                 let wanted: Vec<&str> =
-                    WANTED_CAPS.iter().copied().filter(|c| self.server.offered.contains(*c)).collect();
+                    WANTED_CAPS.iter().map(|c| cap_name(*c)).filter(|c| self.server.offered.contains(*c)).collect();
                 if wanted.is_empty() {
                     self.send(Message::new("CAP", &["END"]));
                 } else {
@@ -495,7 +540,7 @@ impl App {
                             self.server.enabled.remove(off);
                         }
                         None => {
-                            if cap == "draft/chathistory" && self.server.chathistory.is_none() {
+                            if caps::by_name(&cap) == Some(Cap::Chathistory) && self.server.chathistory.is_none() {
                                 self.server.chathistory = Some(0);
                             }
                             self.server.enabled.insert(cap);
@@ -510,7 +555,8 @@ impl App {
             "NEW" => {
                 let new: Vec<String> = words(2)
                     .into_iter()
-                    .filter(|c| WANTED_CAPS.contains(&c.as_str()) && !self.server.enabled.contains(c))
+                    .filter(|c| caps::by_name(c).is_some_and(|c| WANTED_CAPS.contains(&c)))
+                    .filter(|c| !self.server.enabled.contains(c))
                     .collect();
                 self.server.offered.extend(new.iter().cloned());
                 if !new.is_empty() {
@@ -557,13 +603,14 @@ impl App {
         }
         for i in 0..self.windows.len() {
             if self.windows[i].kind == WindowKind::Query {
-                self.catch_up(i);
+                self.catch_up(i, self.windows[i].newest_anchor());
             }
         }
     }
 
-    /// Asks for what a window missed while the connection was down, or says it cannot.
-    fn catch_up(&mut self, i: usize) {
+    /// Asks for what window `i` missed after `anchor` (its newest line before the connection
+    /// dropped; without one, its latest lines), or says it cannot.
+    fn catch_up(&mut self, i: usize, anchor: Option<String>) {
         if self.server.chathistory.is_none() {
             if self.reconnecting && self.windows[i].entries.iter().any(Entry::is_message) {
                 let text = "Rejoined. This server keeps no history: anything said while you were away is not shown.";
@@ -571,7 +618,7 @@ impl App {
             }
             return;
         }
-        let request = match self.windows[i].newest_anchor() {
+        let request = match anchor {
             Some(anchor) => self.history_request(i, HistoryKind::After, anchor, CATCH_UP_PAGE),
             None => self.history_request(i, HistoryKind::Latest, "*".into(), HISTORY_PAGE),
         };
@@ -590,7 +637,8 @@ impl App {
         }
         window.history.pending = true;
         let target = window.name.clone();
-        self.history_requests.insert(fold(&target), HistoryRequest { kind, limit, anchor: anchor.clone() });
+        self.history_requests
+            .insert(fold(&target), HistoryRequest { kind, limit, anchor: anchor.clone(), asked: None });
         let sub = match kind {
             HistoryKind::Latest => "LATEST",
             HistoryKind::Before => "BEFORE",
@@ -612,13 +660,81 @@ impl App {
                 self.show_on_join = None;
                 self.show(i);
             }
-            self.add(i, self.local(EntryKind::Event, format!("You joined {}", clean(room))));
-            self.catch_up(i);
+            // What was seen before this join, not the join itself, anchors the catch-up.
+            let anchor = self.windows[i].newest_anchor();
+            // With the JOIN's msgid and time, so the same join coming back in a history batch
+            // (LATEST on a first join, AFTER on a rejoin) is recognised and not shown again.
+            if let Some(mut entry) = self.describe(message) {
+                entry.text = format!("You joined {}", clean(room));
+                self.add(i, entry);
+            }
+            self.catch_up(i, anchor);
         } else {
             self.windows[i].members.insert(&clean(source), "");
             self.away.remove(&fold(source));
             self.add_event(i, message);
         }
+    }
+
+    /// One line of a WHO reply: `@ana is ~ana@host (Ana)`, noting who is away.
+    fn on_who_reply(&mut self, message: &Message) {
+        let (user, host, nick, flags) = (param(message, 2), param(message, 3), param(message, 5), param(message, 6));
+        let away = flags.starts_with('G');
+        if away {
+            self.away.insert(fold(nick));
+        } else {
+            self.away.remove(&fold(nick));
+        }
+        self.who_replies += 1;
+        let status: String = flags.chars().filter(|c| self.server.prefix_chars.contains(*c)).collect();
+        // The trailing parameter is `HOPCOUNT REALNAME`.
+        let real = param(message, 7).split_once(' ').map_or("", |(_, r)| r);
+        let away = if away { ", away" } else { "" };
+        self.info(clean(&format!("{status}{nick} is {user}@{host} ({real}){away}")));
+    }
+
+    /// The room list's window, opened if needed.
+    fn rooms_window(&mut self) -> usize {
+        match self.windows.iter().position(|w| w.kind == WindowKind::Rooms) {
+            Some(i) => i,
+            None => {
+                self.windows.push(Window::new(ROOM_LIST, WindowKind::Rooms));
+                self.windows.len() - 1
+            }
+        }
+    }
+
+    fn on_list_start(&mut self) {
+        let i = self.rooms_window();
+        let window = &mut self.windows[i];
+        window.list.rooms.clear();
+        window.list.loading = true;
+        window.list.selected = 0;
+        window.entries.clear();
+    }
+
+    /// `322 me #room USERS :topic`; some servers send no 321 before the first.
+    fn on_list(&mut self, message: &Message) {
+        let i = self.rooms_window();
+        if !self.windows[i].list.loading {
+            self.on_list_start();
+        }
+        let topic = clean(param(message, 3));
+        // `[+nt] topic`: the room's modes, which some servers put in front.
+        let topic = match topic.strip_prefix("[+").and_then(|t| t.split_once("] ")) {
+            Some((_, rest)) => rest.to_string(),
+            None if topic.starts_with("[+") && topic.ends_with(']') => String::new(),
+            None => topic,
+        };
+        let users = param(message, 2).parse().unwrap_or(0);
+        self.windows[i].list.rooms.push(Listed { name: clean(param(message, 1)), users, topic });
+    }
+
+    fn on_list_end(&mut self) {
+        let i = self.rooms_window();
+        let list = &mut self.windows[i].list;
+        list.loading = false;
+        list.sort();
     }
 
     fn on_part(&mut self, source: &str, message: &Message) {
@@ -639,7 +755,7 @@ impl App {
             let here = match window.kind {
                 WindowKind::Room => window.members.remove(source),
                 WindowKind::Query => window.is(source),
-                WindowKind::Server => false,
+                WindowKind::Server | WindowKind::Rooms => false,
             };
             if here {
                 self.add_event(i, message);
@@ -666,7 +782,7 @@ impl App {
                     }
                     true
                 }
-                WindowKind::Query => false,
+                WindowKind::Query | WindowKind::Rooms => false,
                 WindowKind::Server => me,
             };
             if here {
@@ -793,6 +909,7 @@ impl App {
             self.query_window(&batch.target)
         };
         let count = batch.messages.len();
+        let mut inserted = 0;
         let kind = request.as_ref().map(|r| r.kind);
         // A page older than the window goes in newest first, each line before the ones of the
         // same time (see `Window::insert_by_time`).
@@ -814,6 +931,7 @@ impl App {
             if window.insert_by_time(entry.clone(), older).is_none() {
                 continue;
             }
+            inserted += 1;
             // What was missed counts as unread; what is older than the window does not.
             if kind == Some(HistoryKind::After) {
                 if i != self.current && entry.is_message() {
@@ -847,6 +965,64 @@ impl App {
             HistoryKind::Before | HistoryKind::Latest if !full => self.windows[i].history.exhausted = true,
             _ => {}
         }
+        if let Some(asked) = request.asked {
+            let loaded = asked.loaded + inserted;
+            let next = if full && asked.more > 0 { self.history_page(i, asked.more, loaded) } else { None };
+            match next {
+                Some(next) => self.send(next),
+                None => self.history_loaded(i, loaded),
+            }
+        }
+    }
+
+    /// `/history N` in window `i`: asks for up to `N` lines before the oldest one shown (the
+    /// latest `N` when none is), or says why it cannot.
+    fn load_history(&mut self, i: usize, n: usize) -> Option<Action> {
+        let window = &self.windows[i];
+        let name = window.name.clone();
+        if !matches!(window.kind, WindowKind::Room | WindowKind::Query) {
+            self.error("/history loads earlier lines of a room or a conversation: use it in its window.".into());
+        } else if self.server.chathistory.is_none() {
+            self.error(format!(
+                "This server keeps no history for clients (it does not offer {}): there are no earlier lines to load.",
+                cap_name(Cap::Chathistory)
+            ));
+        } else if window.history.pending {
+            self.info(format!("Earlier lines of {name} are already on their way…"));
+        } else if window.history.exhausted {
+            self.info(format!("Nothing earlier: this is where the history of {name} starts."));
+        } else {
+            return self.history_page(i, n, 0).map(|request| Action::Send(vec![request]));
+        }
+        None
+    }
+
+    /// One page of a `/history` request: up to `more` lines before the oldest one in window
+    /// `i`, after `loaded` lines the pages before it loaded.
+    fn history_page(&mut self, i: usize, more: usize, loaded: usize) -> Option<Message> {
+        let window = &self.windows[i];
+        let (kind, anchor) = match window.oldest_anchor() {
+            Some(anchor) => (HistoryKind::Before, anchor),
+            None => (HistoryKind::Latest, "*".to_string()),
+        };
+        let target = fold(&window.name);
+        let request = self.history_request(i, kind, anchor, more)?;
+        if let Some(pending) = self.history_requests.get_mut(&target) {
+            pending.asked = Some(Asked { more: more - pending.limit.min(more), loaded });
+        }
+        Some(request)
+    }
+
+    /// A `/history` request is done: shows the first line it loaded at the top of the pane, or
+    /// says there was nothing.
+    fn history_loaded(&mut self, i: usize, loaded: usize) {
+        if loaded == 0 {
+            let text = format!("Nothing earlier: this is where the history of {} starts.", self.windows[i].name);
+            return self.add(i, self.local(EntryKind::Info, text));
+        }
+        let width = ui::message_width(self.size.0, self.size.1);
+        let total = ui::total_rows(&self.windows[i], width, self.config.utc_offset);
+        self.windows[i].scroll = total.saturating_sub(self.page());
     }
 
     /// `FAIL COMMAND CODE [context…] :description` (IRCv3 standard replies).
@@ -869,16 +1045,26 @@ impl App {
         self.error(description);
     }
 
-    fn on_numeric(&mut self, code: &str, message: &Message) {
-        let text = clean(&message.params.iter().skip(1).map(String::as_str).collect::<Vec<_>>().join(" "));
-        match code.as_bytes()[0] {
-            b'4' | b'5' => self.error(text),
-            // Replies to /who, /topic, /away and WHOIS go where the user is looking.
-            _ if matches!(code, "301" | "305" | "306" | "311" | "312" | "313" | "317" | "318" | "319" | "315") => {
-                self.info(text)
-            }
-            _ => self.add(0, self.local(EntryKind::Info, text)),
-        }
+    /// A numeric reply without state of its own, as [`replies`] reads it: in the window of the
+    /// room or nick it is about if one is open, else the server window during registration and
+    /// the window the user is looking at after it.
+    fn on_numeric(&mut self, message: &Message) {
+        let Some(reply) = replies::read(message, self.config.utc_offset) else {
+            return;
+        };
+        let i = match reply.about.as_deref().and_then(|name| self.find(name)) {
+            Some(i) => i,
+            None if reply.kind == EntryKind::Error => self.current,
+            None if self.burst => 0,
+            None => self.looking_at(),
+        };
+        self.add(i, self.local(reply.kind, reply.text));
+    }
+
+    /// The window the user is looking at, or the server window for the room list (whose pane
+    /// shows rooms, not lines).
+    fn looking_at(&self) -> usize {
+        if self.window().kind == WindowKind::Rooms { 0 } else { self.current }
     }
 
     /// The entry a message shows as, without changing any state (used for live lines and
@@ -969,18 +1155,20 @@ impl App {
 
     /// Information for the user, in the window they are looking at.
     fn info(&mut self, text: String) {
-        self.add(self.current, self.local(EntryKind::Info, text));
+        self.add(self.looking_at(), self.local(EntryKind::Info, text));
     }
 
+    /// A problem, in the window the user is looking at; in the room list, at its foot.
     fn error(&mut self, text: String) {
         self.add(self.current, self.local(EntryKind::Error, text));
     }
 
     // ---- windows ----
 
-    /// The index of the window named `name`.
+    /// The index of the room or conversation window named `name`.
     pub fn find(&self, name: &str) -> Option<usize> {
-        self.windows.iter().skip(1).position(|w| w.is(name)).map(|i| i + 1)
+        let mut windows = self.windows.iter().enumerate().skip(1);
+        windows.find(|(_, w)| w.kind != WindowKind::Rooms && w.is(name)).map(|(i, _)| i)
     }
 
     fn window_for(&mut self, name: &str, kind: WindowKind) -> usize {
@@ -1040,6 +1228,40 @@ impl App {
         if key.kind == KeyEventKind::Release {
             return None;
         }
+        if self.window().kind == WindowKind::Rooms && !self.input.text().starts_with('/') {
+            return self.room_list_key(key);
+        }
+        self.edit_key(key)
+    }
+
+    /// A key in the room list: ↑ ↓ PgUp PgDn choose a room, Enter joins it, and what is typed
+    /// filters the list (the choice starts again at the first room that matches).
+    fn room_list_key(&mut self, key: KeyEvent) -> Option<Action> {
+        let page = self.page().saturating_sub(3).max(1);
+        let filter = self.input.text();
+        let i = self.current;
+        let list = &mut self.windows[i].list;
+        let last = list.matching(&filter).len().saturating_sub(1);
+        let plain = key.modifiers.difference(KeyModifiers::SHIFT).is_empty();
+        match key.code {
+            KeyCode::Up if plain => list.selected = list.selected.min(last).saturating_sub(1),
+            KeyCode::Down if plain => list.selected = (list.selected + 1).min(last),
+            KeyCode::PageUp => list.selected = list.selected.min(last).saturating_sub(page),
+            KeyCode::PageDown => list.selected = (list.selected + page).min(last),
+            KeyCode::Enter => return self.join_chosen(),
+            _ => {
+                let action = self.edit_key(key);
+                if self.input.text() != filter {
+                    self.windows[i].list.selected = 0;
+                }
+                return action;
+            }
+        }
+        None
+    }
+
+    /// Any other key: window switching and editing the input line.
+    fn edit_key(&mut self, key: KeyEvent) -> Option<Action> {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         let alt = key.modifiers.contains(KeyModifiers::ALT);
         match key.code {
@@ -1073,6 +1295,29 @@ impl App {
             _ => {}
         }
         None
+    }
+
+    /// Enter in the room list: joins the chosen room (or shows it, if joined), or the room
+    /// typed when none matches it.
+    fn join_chosen(&mut self) -> Option<Action> {
+        let typed = self.input.text();
+        let room = match self.window().list.chosen(&typed) {
+            Some(room) => room.name.clone(),
+            None if typed.trim().is_empty() => return None,
+            None if typed.trim().contains(' ') => {
+                self.error(
+                    "A room's name has no spaces: type part of one to find it, or a new name to create it.".into(),
+                );
+                return None;
+            }
+            None => typed.trim().to_string(),
+        };
+        if self.link != Link::Ready {
+            self.error("Not connected: press Enter again once reconnected.".into());
+            return None;
+        }
+        self.input.set("");
+        self.command(&format!("join {room}"))
     }
 
     /// Pasted text goes into the input line, line breaks as spaces: a paste never sends.
@@ -1131,6 +1376,10 @@ impl App {
                 self.error(format!("You are not in {target}: /join {target}"));
                 return None;
             }
+            WindowKind::Rooms => {
+                self.error("This is the room list: choose a room with ↑ ↓ and press Enter to join it.".into());
+                return None;
+            }
             _ => {}
         }
         self.message_to(self.current, &target, text, action)
@@ -1144,7 +1393,7 @@ impl App {
         for piece in split_to_fit(text, MAX_TEXT.saturating_sub(target.len())) {
             let wire = if action { format!("\x01ACTION {piece}\x01") } else { piece.to_string() };
             lines.push(Message::new("PRIVMSG", &[target, &wire]).with_trailing_colon());
-            if !self.server.has("echo-message") {
+            if !self.server.has(Cap::EchoMessage) {
                 let nick = self.nick.clone();
                 let kind = if action { EntryKind::Action { nick } } else { EntryKind::Message { nick } };
                 self.add(i, self.local(kind, clean(piece)));
@@ -1237,6 +1486,23 @@ impl App {
                 let target = if first.is_empty() { here.unwrap_or_else(|| "*".into()) } else { first.to_string() };
                 send(vec![Message::new("WHO", &[&target])])
             }
+            "whois" | "wi" if !first.is_empty() => send(vec![Message::new("WHOIS", &[first])]),
+            "list" | "rooms" => {
+                let i = self.rooms_window();
+                self.show(i);
+                self.windows[i].list.loading = true;
+                let mut params = Vec::new();
+                params.extend((!first.is_empty()).then_some(first));
+                send(vec![Message::new("LIST", &params)])
+            }
+            "history" => match rest.parse::<usize>() {
+                Ok(n) if (1..=MAX_HISTORY).contains(&n) => self.load_history(self.current, n),
+                _ if rest.is_empty() => self.load_history(self.current, DEFAULT_HISTORY),
+                _ => {
+                    self.error(format!("Usage: /history [N], N from 1 to {MAX_HISTORY} (default {DEFAULT_HISTORY})"));
+                    None
+                }
+            },
             "away" if rest.is_empty() => send(vec![Message::new("AWAY", &[])]),
             "away" => send(vec![Message::new("AWAY", &[rest]).with_trailing_colon()]),
             "quote" | "raw" if !rest.is_empty() => match Message::parse(rest) {
@@ -1247,12 +1513,7 @@ impl App {
                 }
             },
             "help" | "h" => {
-                for (_, usage, what) in COMMANDS {
-                    self.info(format!("{usage:<17} {what}"));
-                }
-                for (keys, what) in KEYS {
-                    self.info(format!("{keys:<17} {what}"));
-                }
+                self.help();
                 None
             }
             "quit" | "exit" => Some(Action::Quit(if rest.is_empty() { "Leaving".into() } else { rest.into() })),
@@ -1267,6 +1528,33 @@ impl App {
                 None
             }
         }
+    }
+
+    /// `/help`: commands and keys in the server window, which it shows with the start of the
+    /// help at the top of the pane; its last line says how to get back.
+    fn help(&mut self) {
+        let from = self.current;
+        let mut lines = vec!["Commands (Tab completes them):".to_string()];
+        lines.extend(COMMANDS.iter().map(|(_, usage, what)| format!(" {usage:<17} {what}")));
+        lines.push("Keys:".into());
+        lines.extend(KEYS.iter().map(|(keys, what)| format!(" {keys:<17} {what}")));
+        if from != 0 {
+            let name = &self.windows[from].name;
+            lines.push(match from {
+                1..=8 => format!("Alt-{} goes back to {name}.", from + 1),
+                9 => format!("Alt-0 goes back to {name}."),
+                _ => format!("Ctrl-N and Ctrl-P lead back to {name} (window {}).", from + 1),
+            });
+        }
+        let width = ui::message_width(self.size.0, self.size.1);
+        let mut rows = 0;
+        for line in lines {
+            let entry = self.local(EntryKind::Info, line);
+            rows += ui::entry_rows(self.windows[0].entries.last(), &entry, width, self.config.utc_offset);
+            self.add(0, entry);
+        }
+        self.show(0);
+        self.windows[0].scroll = rows.saturating_sub(self.page());
     }
 
     /// Stops rejoining a room the user is leaving.
@@ -1298,7 +1586,7 @@ impl App {
             let mut nicks: Vec<String> = match window.kind {
                 WindowKind::Room => window.members.nicks().map(str::to_string).collect(),
                 WindowKind::Query => vec![window.name.clone()],
-                WindowKind::Server => Vec::new(),
+                WindowKind::Server | WindowKind::Rooms => Vec::new(),
             };
             nicks.retain(|n| fold(n) != fold(&self.nick) && matching(&n.as_str()));
             nicks.sort_by_key(|n| fold(n));
@@ -1320,7 +1608,8 @@ impl App {
         let top = total.saturating_sub(page);
         let window = &mut self.windows[self.current];
         window.scroll = (window.scroll + page.saturating_sub(1).max(1)).min(top);
-        if window.scroll < top || window.history.exhausted || window.kind == WindowKind::Server {
+        let has_history = matches!(window.kind, WindowKind::Room | WindowKind::Query);
+        if window.scroll < top || window.history.exhausted || !has_history {
             return None;
         }
         let anchor = window.oldest_anchor();

@@ -21,6 +21,7 @@ use super::ClientError;
 use crate::net::{Line, LineReader};
 use crate::proto::irc::MAX_LINE;
 use crate::proto::irc::message::Message;
+use crate::proto::irc::numeric::RPL_WELCOME;
 
 /// How long a connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -160,7 +161,7 @@ async fn session(
                     pinged = false;
                     let Ok(message) = Message::parse(&text) else { continue };
                     match message.command.as_str() {
-                        "001" => *attempt = 0,
+                        RPL_WELCOME => *attempt = 0,
                         "ERROR" => error = message.params.first().cloned(),
                         _ => {}
                     }

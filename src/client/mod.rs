@@ -8,6 +8,7 @@
 //! - [`line`](mod@line): line mode.
 //! - [`tui`]: the full-screen client's terminal setup and main loop.
 //! - [`app`]: its state (windows, lines, members, input, history requests), with no I/O.
+//! - [`replies`]: how the server's numeric replies read (what a person reads, or nothing).
 //! - [`ui`]: drawing that state with ratatui.
 //! - [`irc`]: the connection task (socket, keep-alive, reconnection with backoff).
 //! - [`window`], [`input`], [`text`]: one window's lines and members, the input line,
@@ -22,6 +23,7 @@ pub mod app;
 pub mod input;
 pub mod irc;
 pub mod line;
+pub mod replies;
 pub mod text;
 pub mod tui;
 pub mod ui;

@@ -9,6 +9,7 @@ use time::UtcOffset;
 use super::app::{Action, App, Config, Link};
 use super::ui;
 use super::window::{EntryKind, WindowKind};
+use crate::proto::irc::caps::Cap;
 use crate::proto::irc::message::Message;
 use proptest::prelude::*;
 
@@ -128,6 +129,11 @@ fn texts(app: &App, window: &str) -> Vec<String> {
     app.windows[i].entries.iter().map(|e| e.text.clone()).collect()
 }
 
+/// The texts of the server window's entries.
+fn server_texts(app: &App) -> Vec<String> {
+    app.windows[0].entries.iter().map(|e| e.text.clone()).collect()
+}
+
 fn members(app: &App, room: &str) -> Vec<String> {
     let i = app.find(room).unwrap_or_else(|| panic!("no window {room}"));
     app.windows[i].members.sorted("@+").iter().map(|m| format!("{}{}", m.prefixes, m.nick)).collect()
@@ -153,7 +159,8 @@ fn registers_negotiates_caps_and_joins() {
     assert_eq!(app.link, Link::Ready);
     feed(&mut app, &WELCOME[4..]);
     assert_eq!(app.server.chathistory, Some(100));
-    assert!(app.server.has("echo-message") && !app.server.has("sasl"));
+    assert!(app.server.has(Cap::EchoMessage) && !app.server.offered.is_empty());
+    assert!(app.server.offered.contains("sasl") && !app.server.enabled.contains("sasl"));
     // Joining a room asks for its recent history.
     assert_eq!(feed(&mut app, &[":me_!u@h JOIN #dev"]), ["CHATHISTORY LATEST #dev * 50"]);
     assert_eq!(feed(&mut app, &["PING :abc"]), ["PONG abc"]);
@@ -667,4 +674,270 @@ proptest! {
         let rows = screen(&mut app, 80, 24);
         prop_assert!(!rows.iter().any(|r| r.chars().any(char::is_control)), "{rows:#?}");
     }
+}
+
+// ---- issue 15: what a new user met ----
+
+/// The time tag of something at `minute` past 16:00 on the test day.
+fn at(minute: u32) -> String {
+    format!("time=2025-11-24T16:{minute:02}:00.000Z")
+}
+
+#[test]
+fn your_own_join_is_shown_once_also_after_a_reconnect() {
+    let mut app = new_app(&["#lobby"]);
+    app.connected();
+    feed(&mut app, WELCOME);
+    // The server sends the JOIN with its msgid, and the history asked for on joining holds
+    // the same JOIN (draft/event-playback).
+    let join = format!("@{};msgid=j1 :me!u@h JOIN #lobby", at(1));
+    assert_eq!(feed(&mut app, &[&join]), ["CHATHISTORY LATEST #lobby * 50"]);
+    let latest = [
+        ":srv BATCH +h1 chathistory #lobby".to_string(),
+        in_batch("h1", &format!("@{};msgid=b0 :bob!b@h JOIN #lobby", at(0))),
+        in_batch("h1", &join),
+        ":srv BATCH -h1".to_string(),
+    ];
+    feed(&mut app, &latest.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(texts(&app, "#lobby"), ["--> bob joined #lobby", "You joined #lobby"]);
+
+    // After a reconnect the catch-up holds the rejoin too.
+    app.disconnected("Connection reset by peer");
+    app.connected();
+    feed(&mut app, WELCOME);
+    let rejoin = format!("@{};msgid=j2 :me!u@h JOIN #lobby", at(3));
+    assert_eq!(feed(&mut app, &[&rejoin]), ["CHATHISTORY AFTER #lobby msgid=j1 100"]);
+    let after = [
+        ":srv BATCH +c1 chathistory #lobby".to_string(),
+        in_batch("c1", &format!("@{};msgid=q1 :me!u@h QUIT :Connection reset by peer", at(2))),
+        in_batch("c1", &rejoin),
+        ":srv BATCH -c1".to_string(),
+    ];
+    feed(&mut app, &after.iter().map(String::as_str).collect::<Vec<_>>());
+    let lines = texts(&app, "#lobby");
+    assert_eq!(lines.iter().filter(|l| l.as_str() == "You joined #lobby").count(), 2, "{lines:#?}");
+    assert!(!lines.iter().any(|l| l.contains("me joined")), "{lines:#?}");
+}
+
+#[test]
+fn help_shows_in_the_server_window_and_says_how_to_get_back() {
+    let mut app = in_lobby();
+    feed(&mut app, &["@msgid=d1 :bob!b@h PRIVMSG me :psst"]);
+    let bob = app.find("bob").expect("a window for bob");
+    app.show(bob);
+    assert_eq!(enter(&mut app, "/help"), Vec::<String>::new());
+    assert_eq!(texts(&app, "bob"), ["psst"], "nothing printed into the conversation");
+    assert_eq!(app.current, 0);
+    let server = &app.windows[0].entries;
+    assert!(server.iter().any(|e| e.text.contains("/history [N]")));
+    assert_eq!(server.last().map(|e| e.text.as_str()), Some("Alt-3 goes back to bob."));
+
+    // The start of the help is at the top of the pane; the rest is a PgDn away.
+    let rows = screen(&mut app, 80, 24);
+    let text = rows.join("\n");
+    assert!(rows[1].contains("│16:00 Commands (Tab completes them):"), "{text}");
+    assert!(rows[22].starts_with(" [me] [1:irc.test]") && rows[22].contains("more below"), "{text}");
+    app.handle_key(key(KeyCode::PageDown));
+    let rows = screen(&mut app, 80, 24);
+    assert!(rows[21].contains("│16:00 Alt-3 goes back to bob."), "{}", rows.join("\n"));
+    assert!(!rows[22].contains("more below"), "{}", rows.join("\n"));
+}
+
+/// What charla itself sends when a client registers (three users on the server).
+const CHARLA_BURST: &[&str] = &[
+    ":charla 001 me :Welcome to the charla chat network, me!~me@127.0.0.1",
+    ":charla 002 me :Your host is charla, running version charla-0.1.0",
+    ":charla 003 me :This server was created 2026-12-04T16:41:23.791Z",
+    ":charla 004 me charla charla-0.1.0 io biklmnostv :bklov",
+    ":charla 005 me AWAYLEN=390 CASEMAPPING=ascii CHANMODES=b,k,l,imnst CHANTYPES=# :are supported by this server",
+    ":charla 005 me NETWORK=charla PREFIX=(ov)@+ CHATHISTORY=100 :are supported by this server",
+    ":charla 251 me :There are 3 users and 0 invisible on 1 servers",
+    ":charla 252 me 0 :operator(s) online",
+    ":charla 254 me 1 :channels formed",
+    ":charla 255 me :I have 3 clients and 0 servers",
+    ":charla 265 me 3 3 :Current local users 3, max 3",
+    ":charla 266 me 3 3 :Current global users 3, max 3",
+    ":charla 375 me :- charla Message of the day - ",
+    ":charla 372 me :- Welcome to charla: one server, every kind of client.",
+    ":charla 376 me :End of /MOTD command.",
+];
+
+#[test]
+fn the_server_window_reads_like_text_not_numerics() {
+    let mut app = new_app(&["#lobby"]);
+    app.connected();
+    feed(&mut app, &[":charla CAP * LS :server-time"]);
+    feed(&mut app, CHARLA_BURST);
+    assert_eq!(
+        server_texts(&app)[1..],
+        [
+            "Welcome to the charla chat network, me!~me@127.0.0.1",
+            "Your host is charla, running version charla-0.1.0",
+            "This server was created 2026-12-04T16:41:23.791Z",
+            "There are 3 users and 0 invisible on 1 servers",
+            "0 operator(s) online",
+            "1 channels formed",
+            "I have 3 clients and 0 servers",
+            "Current local users 3, max 3",
+            "Current global users 3, max 3",
+            "charla Message of the day",
+            "Welcome to charla: one server, every kind of client.",
+        ]
+    );
+    app.show(0);
+    for (width, height) in [(80, 24), (160, 40)] {
+        let text = screen(&mut app, width, height).join("\n");
+        for raw in ["biklmnostv", "bklov", "3 3", "are supported", "End of /MOTD", "- Welcome"] {
+            assert!(!text.contains(raw), "{raw:?} on\n{text}");
+        }
+    }
+}
+
+#[test]
+fn replies_to_commands_read_as_sentences_where_the_user_looks() {
+    let mut app = in_lobby();
+    let start = texts(&app, "#lobby").len();
+    feed(
+        &mut app,
+        &[
+            ":srv 311 me ana ~ana 10.0.0.7 * :Ana Lima",
+            ":srv 319 me ana :@#lobby #dev",
+            ":srv 312 me ana srv :the test server",
+            ":srv 317 me ana 300 1764000000 :seconds idle, signon time",
+            ":srv 318 me ana :End of /WHOIS list",
+            ":srv 352 me #lobby ~ana 10.0.0.7 srv ana G@ :0 Ana Lima",
+            ":srv 352 me #lobby ~u h srv me H :0 charla connect",
+            ":srv 315 me #lobby :End of /WHO list",
+            ":srv 421 me FOO :Unknown command",
+            ":srv 324 me #lobby +nt",
+            ":srv 333 me #lobby alice!a@h 1764000000",
+        ],
+    );
+    assert_eq!(
+        texts(&app, "#lobby")[start..],
+        [
+            "ana is ~ana@10.0.0.7 (Ana Lima)",
+            "ana is in @#lobby #dev",
+            "ana is on srv (the test server)",
+            "ana has been idle 5 min, online since Mon 24 Nov 2025 16:00",
+            "@ana is ~ana@10.0.0.7 (Ana Lima), away",
+            "me is ~u@h (charla connect)",
+            "2 in #lobby",
+            "FOO: Unknown command",
+            "#lobby has modes +nt",
+            "Topic set by alice, Mon 24 Nov 2025 16:00",
+        ]
+    );
+    assert!(app.away.contains("ana"));
+    // A reply about a conversation that is open goes there.
+    feed(&mut app, &[":bob!b@h PRIVMSG me :brb", ":srv 301 me bob :lunch"]);
+    assert_eq!(texts(&app, "bob"), ["brb", "bob is away: lunch"]);
+}
+
+/// A client in #lobby that asked for the room list and got three rooms.
+fn with_room_list() -> App {
+    let mut app = in_lobby();
+    assert_eq!(enter(&mut app, "/list"), ["LIST"]);
+    assert_eq!(app.window().kind, WindowKind::Rooms);
+    let rows = screen(&mut app, 80, 24);
+    assert!(rows.join("\n").contains("Asking the server for its rooms"), "{}", rows.join("\n"));
+    feed(
+        &mut app,
+        &[
+            ":srv 321 me Channel :Users  Name",
+            ":srv 322 me #quiet 0 :",
+            ":srv 322 me #lobby 4 :Welcome to the \x02lobby\x02",
+            ":srv 322 me #dev 2 :[+nt] builds and deploys",
+            ":srv 323 me :End of /LIST",
+        ],
+    );
+    app
+}
+
+#[test]
+fn list_shows_the_rooms_in_a_window_of_their_own_to_join_from() {
+    let mut app = with_room_list();
+    let rows = screen(&mut app, 80, 24);
+    let text = rows.join("\n");
+    let pane: Vec<&str> = rows.iter().map(|r| r.split('│').nth(1).unwrap_or("").trim_end()).collect();
+    assert!(rows[0].starts_with(" Rooms on this server: 3 rooms"), "{text}");
+    assert_eq!(pane[1], " Room   Users  Topic", "{text}");
+    assert_eq!(pane[2], " #lobby     4  Welcome to the lobby", "{text}");
+    assert_eq!(pane[3], " #dev       2  builds and deploys", "{text}");
+    assert_eq!(pane[4], " #quiet     0", "{text}");
+    assert!(pane[21].contains("Enter shows #lobby"), "{text}");
+    assert!(text.contains(" 3 room list"), "{text}");
+
+    // ↓ and Enter join the room chosen; its window is shown once the server confirms.
+    app.handle_key(key(KeyCode::Down));
+    let rows = screen(&mut app, 80, 24);
+    assert!(rows[21].contains("Enter joins #dev"), "{}", rows.join("\n"));
+    assert_eq!(app.handle_key(key(KeyCode::Enter)), Some(Action::Send(vec![Message::new("JOIN", &["#dev"])])));
+    feed(&mut app, &[":me!u@h JOIN #dev"]);
+    assert_eq!(app.window().name, "#dev");
+
+    // Typing filters the list; Enter joins the one room left, or creates the room typed.
+    app.handle_key(alt(KeyCode::Char('3')));
+    assert_eq!(app.window().kind, WindowKind::Rooms);
+    type_text(&mut app, "qui");
+    let rows = screen(&mut app, 80, 24);
+    assert!(rows.iter().any(|r| r.contains("#quiet")) && !rows.iter().any(|r| r.contains("#lobby     4")));
+    assert_eq!(app.handle_key(key(KeyCode::Enter)), Some(Action::Send(vec![Message::new("JOIN", &["#quiet"])])));
+    assert!(app.input.is_empty());
+    type_text(&mut app, "brandnew");
+    let rows = screen(&mut app, 80, 24);
+    assert!(rows[21].contains("Enter creates #brandnew"), "{}", rows.join("\n"));
+    assert_eq!(app.handle_key(key(KeyCode::Enter)), Some(Action::Send(vec![Message::new("JOIN", &["#brandnew"])])));
+    // /rooms asks again; /close closes the list.
+    assert_eq!(enter(&mut app, "/rooms"), ["LIST"]);
+    assert_eq!(enter(&mut app, "/close"), Vec::<String>::new());
+    assert!(app.windows.iter().all(|w| w.kind != WindowKind::Rooms));
+}
+
+#[test]
+fn history_loads_earlier_lines_into_the_window_page_by_page() {
+    let mut app = with_small_history_pages();
+    // Three lines in pages of at most two.
+    assert_eq!(enter(&mut app, "/history 3"), ["CHATHISTORY BEFORE #lobby msgid=m10 2"]);
+    let page = [
+        ":srv BATCH +b1 chathistory #lobby".to_string(),
+        in_batch("b1", &said("m8", 8, "eight")),
+        in_batch("b1", &said("m9", 9, "nine")),
+        ":srv BATCH -b1".to_string(),
+    ];
+    assert_eq!(
+        feed(&mut app, &page.iter().map(String::as_str).collect::<Vec<_>>()),
+        ["CHATHISTORY BEFORE #lobby msgid=m8 1"]
+    );
+    let page = [
+        ":srv BATCH +b2 chathistory #lobby".to_string(),
+        in_batch("b2", &said("m7", 7, "seven")),
+        ":srv BATCH -b2".to_string(),
+    ];
+    assert_eq!(feed(&mut app, &page.iter().map(String::as_str).collect::<Vec<_>>()), Vec::<String>::new());
+    let said: Vec<String> = app.windows[1].entries.iter().filter(|e| e.is_message()).map(|e| e.text.clone()).collect();
+    assert_eq!(said, ["seven", "eight", "nine", "ten", "eleven"]);
+    let text = screen(&mut app, 80, 24).join("\n");
+    assert!(text.contains("16:07 <alice> seven"), "{text}");
+
+    // Nothing earlier: the server sends an empty page, and then it is not asked again.
+    assert_eq!(enter(&mut app, "/history"), ["CHATHISTORY BEFORE #lobby msgid=m7 2"]);
+    feed(&mut app, &[":srv BATCH +b3 chathistory #lobby", ":srv BATCH -b3"]);
+    assert!(texts(&app, "#lobby").last().is_some_and(|l| l.starts_with("Nothing earlier")));
+    assert_eq!(enter(&mut app, "/history 5"), Vec::<String>::new());
+    assert_eq!(enter(&mut app, "/history lots"), Vec::<String>::new());
+    assert!(texts(&app, "#lobby").last().is_some_and(|l| l.starts_with("Usage: /history [N]")));
+    app.show(0);
+    assert_eq!(enter(&mut app, "/history"), Vec::<String>::new());
+    assert!(server_texts(&app).last().is_some_and(|l| l.contains("use it in its window")));
+}
+
+#[test]
+fn history_says_clearly_when_the_server_keeps_none() {
+    let mut app = new_app(&["#lobby"]);
+    app.connected();
+    feed(&mut app, &[":srv CAP * LS :sasl", ":srv 001 me :Welcome", ":me!u@h JOIN #lobby"]);
+    assert_eq!(enter(&mut app, "/history 10"), Vec::<String>::new());
+    let last = texts(&app, "#lobby").pop().unwrap_or_default();
+    assert!(last.starts_with("This server keeps no history") && last.contains("draft/chathistory"), "{last}");
 }

@@ -9,6 +9,9 @@
 //! └ input line ────────────────────────────────────────────────────────────────┘
 //! ```
 //!
+//! The room list's window (`/list`) shows a table of rooms in the message pane instead, the
+//! chosen one highlighted, with what Enter does at its foot.
+//!
 //! Columns are fixed while the terminal is wide enough (the window list from 50 columns, the
 //! member list from 70), so the message pane's width does not change when switching windows and
 //! [`App`] can count rows for scrolling with [`message_width`] and [`entry_rows`].
@@ -22,7 +25,7 @@ use time::UtcOffset;
 use unicode_width::UnicodeWidthChar;
 
 use super::app::{App, Link};
-use super::text::{clock, day, day_label, nick_colour, styled};
+use super::text::{clock, day, day_label, nick_colour, plain, styled};
 use super::window::{Entry, EntryKind, Window, WindowKind};
 
 /// Width of the window list, its border included.
@@ -79,8 +82,14 @@ pub fn draw(frame: &mut Frame, app: &App) {
     let buf = frame.buffer_mut();
     draw_topic(buf, areas.topic, app);
     draw_windows(buf, areas.windows, app);
-    draw_messages(buf, areas.messages, app.window(), app.config.utc_offset);
-    draw_members(buf, areas.members, app);
+    if app.window().kind == WindowKind::Rooms {
+        // No members to show: the topics get their column too.
+        let wide = Rect { width: areas.messages.width + areas.members.width, ..areas.messages };
+        draw_room_list(buf, wide, app);
+    } else {
+        draw_messages(buf, areas.messages, app.window(), app.config.utc_offset);
+        draw_members(buf, areas.members, app);
+    }
     draw_status(buf, areas.status, app);
     if let Some(cursor) = draw_input(buf, areas.input, app) {
         frame.set_cursor_position(cursor);
@@ -129,6 +138,11 @@ fn draw_topic(buf: &mut Buffer, area: Rect, app: &App) {
         WindowKind::Query => format!(" {} — private conversation", window.name),
         WindowKind::Room if !window.joined => format!(" {} (not joined)", window.name),
         WindowKind::Room => format!(" {}", window.name),
+        WindowKind::Rooms if window.list.loading => " Rooms on this server: loading…".to_string(),
+        WindowKind::Rooms => match window.list.rooms.len() {
+            1 => " Rooms on this server: 1 room".to_string(),
+            n => format!(" Rooms on this server: {n} rooms"),
+        },
     };
     let mut line = vec![Span::styled(head, BAR.add_modifier(Modifier::BOLD))];
     if let Some(topic) = window.topic.as_deref().filter(|_| window.kind == WindowKind::Room) {
@@ -308,6 +322,91 @@ fn draw_messages(buf: &mut Buffer, area: Rect, window: &Window, offset: UtcOffse
     }
 }
 
+/// The room list: a header, one row per room that matches what is typed (the chosen one in
+/// reverse), then the window's last message if any (an error of the list's own), and a line
+/// saying what Enter does.
+fn draw_room_list(buf: &mut Buffer, area: Rect, app: &App) {
+    if area.width == 0 || area.height == 0 {
+        return;
+    }
+    let window = app.window();
+    let list = &window.list;
+    let filter = app.input.text();
+    let filter = filter.trim();
+    let rooms = list.matching(filter);
+    let chosen = list.chosen(filter);
+    let width = area.width as usize;
+    let mut foot: Vec<Line> = Vec::new();
+    if let Some(last) = window.entries.last() {
+        foot.extend(entry_lines(Some(last), last, width, app.config.utc_offset).into_iter().take(2));
+    }
+    let hint = match chosen {
+        Some(room) if app.find(&room.name).is_some_and(|i| app.windows[i].joined) => {
+            format!("↑ ↓ choose · Enter shows {} · type to filter · /list refreshes", room.name)
+        }
+        Some(room) => format!("↑ ↓ choose · Enter joins {} · type to filter · /list refreshes", room.name),
+        None if !filter.is_empty() && !filter.contains(' ') => {
+            let name = if app.server.is_room(filter) { filter.to_string() } else { format!("#{filter}") };
+            format!("No room matches: Enter creates {name}")
+        }
+        None => "/list refreshes · /close closes this list".to_string(),
+    };
+    foot.push(Line::from(Span::styled(fit(&hint, width), DIM)));
+    let foot_y = (area.y + area.height).saturating_sub(foot.len() as u16).max(area.y);
+    for (row, line) in foot.iter().enumerate() {
+        put_line(buf, area, foot_y + row as u16, &line.spans, Style::default());
+    }
+    let rows = foot_y.saturating_sub(area.y) as usize;
+    if rows == 0 {
+        return;
+    }
+    let empty = if list.loading && list.rooms.is_empty() {
+        Some("Asking the server for its rooms…".to_string())
+    } else if list.rooms.is_empty() {
+        Some("No rooms on this server yet: type a name and press Enter to create one.".to_string())
+    } else if rooms.is_empty() {
+        Some(format!("No room's name or topic has \"{filter}\" in it."))
+    } else {
+        None
+    };
+    if let Some(text) = empty {
+        for (row, line) in wrap(&[(text, Style::default().fg(Color::Gray))], width, 0).iter().take(rows).enumerate() {
+            put_line(buf, area, area.y + row as u16, &line.spans, Style::default());
+        }
+        return;
+    }
+    // Names get the room they need, up to a third of the pane; the topic the rest.
+    let name_width = rooms.iter().map(|r| unicode_width::UnicodeWidthStr::width(r.name.as_str())).max().unwrap_or(0);
+    let name_width = name_width.clamp(4, (width / 3).max(4));
+    let header = format!(" {:<name_width$} Users  Topic", "Room");
+    let topic_width = width.saturating_sub(name_width + 9);
+    put_line(
+        buf,
+        area,
+        area.y,
+        &[Span::styled(fit(&header, width), DIM.add_modifier(Modifier::BOLD))],
+        Style::default(),
+    );
+    let shown = rows - 1;
+    let selected = list.selected.min(rooms.len() - 1);
+    let first = (selected + 1).saturating_sub(shown);
+    for (row, (i, room)) in rooms.iter().enumerate().skip(first).take(shown).enumerate() {
+        let name = fit(&room.name, name_width);
+        let pad = " ".repeat(name_width.saturating_sub(unicode_width::UnicodeWidthStr::width(name.as_str())));
+        let joined = app.find(&room.name).is_some_and(|w| app.windows[w].joined);
+        let name_style = if joined { Style::default().add_modifier(Modifier::BOLD) } else { Style::default() };
+        let line = [
+            Span::raw(" "),
+            Span::styled(name, name_style),
+            Span::raw(pad),
+            Span::styled(format!(" {:>5}  ", room.users), Style::default().fg(Color::Yellow)),
+            Span::raw(fit(&plain(&room.topic), topic_width)),
+        ];
+        let fill = if i == selected { Style::default().add_modifier(Modifier::REVERSED) } else { Style::default() };
+        put_line(buf, area, area.y + 1 + row as u16, &line, fill);
+    }
+}
+
 fn draw_members(buf: &mut Buffer, area: Rect, app: &App) {
     if area.width == 0 || area.height == 0 {
         return;
@@ -325,7 +424,7 @@ fn draw_members(buf: &mut Buffer, area: Rect, app: &App) {
             .map(|m| (m.prefixes.chars().next().map(String::from).unwrap_or_else(|| " ".into()), m.nick.clone()))
             .collect(),
         WindowKind::Query => vec![(" ".into(), window.name.clone()), (" ".into(), app.nick.clone())],
-        WindowKind::Server => Vec::new(),
+        WindowKind::Server | WindowKind::Rooms => Vec::new(),
     };
     if members.is_empty() {
         return;

@@ -1,8 +1,9 @@
-//! One window of the terminal client: the server window, a room or a private conversation.
+//! One window of the terminal client: the server window, a room, a private conversation or the
+//! room list.
 //!
 //! A window holds its [`Entry`]s in order, the msgids it has seen (so a message that arrives
-//! live and again in a history batch is shown once), its unread count, and for rooms the topic
-//! and the [`Members`].
+//! live and again in a history batch is shown once), its unread count, for rooms the topic
+//! and the [`Members`], and for the room list the [`RoomList`] that `/list` fetched.
 //!
 //! # Order
 //!
@@ -25,6 +26,54 @@ pub enum WindowKind {
     Room,
     /// A private conversation with one nick.
     Query,
+    /// The rooms on the server (`/list`), to pick one and join it.
+    Rooms,
+}
+
+/// The name of the room list's window: with a space, so no room or nick can have it.
+pub const ROOM_LIST: &str = "room list";
+
+/// One room of a `LIST` reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    pub users: usize,
+    /// Already sanitised, without the `[+modes]` some servers put in front.
+    pub topic: String,
+}
+
+/// The rooms the server listed, busiest first, and the one chosen with ↑ and ↓.
+#[derive(Debug, Clone, Default)]
+pub struct RoomList {
+    pub rooms: Vec<Listed>,
+    /// A `LIST` reply is arriving (between its start and its end).
+    pub loading: bool,
+    /// Index of the chosen room among those matching the filter.
+    pub selected: usize,
+}
+
+impl RoomList {
+    /// The rooms whose name or topic contains `filter`, case-insensitively.
+    pub fn matching(&self, filter: &str) -> Vec<&Listed> {
+        let filter = filter.trim().to_lowercase();
+        self.rooms
+            .iter()
+            .filter(|r| {
+                filter.is_empty() || r.name.to_lowercase().contains(&filter) || r.topic.to_lowercase().contains(&filter)
+            })
+            .collect()
+    }
+
+    /// The chosen room among those matching `filter`.
+    pub fn chosen(&self, filter: &str) -> Option<&Listed> {
+        let rooms = self.matching(filter);
+        rooms.get(self.selected.min(rooms.len().saturating_sub(1))).copied()
+    }
+
+    /// Orders the rooms busiest first, then by name.
+    pub fn sort(&mut self) {
+        self.rooms.sort_by(|a, b| b.users.cmp(&a.users).then_with(|| fold(&a.name).cmp(&fold(&b.name))));
+    }
 }
 
 /// What kind of line an entry is; decides how it is drawn.
@@ -159,6 +208,8 @@ pub struct Window {
     /// Rows scrolled up from the bottom of the message pane (0: following new lines).
     pub scroll: usize,
     pub history: HistoryState,
+    /// The rooms `/list` fetched (the room list's window only).
+    pub list: RoomList,
 }
 
 impl Window {
@@ -177,6 +228,7 @@ impl Window {
             rejoin: false,
             scroll: 0,
             history: HistoryState::default(),
+            list: RoomList::default(),
         }
     }
 

@@ -54,6 +54,16 @@ impl Hub {
         }
     }
 
+    /// Has the store redact the record `id` of `key` (a room name or a [`dm_key`]) for the
+    /// redaction `by`; history reads wait for it as for a message.
+    pub(super) fn record_redaction(&mut self, key: &str, id: MsgId, by: MsgId) -> Result<(), HubError> {
+        let Some(store) = &self.history.0 else { return Ok(()) };
+        store.redact(key, id, by).map_err(|e| HubError::History(e.to_string()))?;
+        self.last_recorded = by;
+        self.last_said = by;
+        Ok(())
+    }
+
     /// Saves a room's settings so they survive a restart; the room is kept from now on even
     /// when empty, like the history it has.
     pub(super) fn save_room(&mut self, key: &str) {

@@ -12,12 +12,19 @@
 //!
 //! The hub is used behind a `std::sync::Mutex` ([`SharedHub`]); every verb is quick and never
 //! awaits, so the lock is never held across an `.await`.
+//!
+//! Besides this file: `monitor` (who watches which nick), [`users`] (real names, the bot and
+//! wallops modes, WALLOPS), `redact` (who may take a message back), `history` (what is
+//! stored), [`modes`] and [`text`].
 
 pub mod event;
 mod history;
 pub mod modes;
+mod monitor;
 pub mod outbox;
+mod redact;
 pub mod text;
+pub mod users;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -27,6 +34,7 @@ pub use event::{Event, EventKind, MsgId, MsgKind, Source, Tags, Target};
 use event::{MsgIdGen, now_millis};
 pub use history::History;
 use modes::{ModeChange, RoomMode, RoomModes, flip};
+pub use monitor::{MONITOR_LIMIT, Monitored};
 pub use outbox::{Closed, Out, Outbox};
 use text::fold;
 
@@ -115,6 +123,10 @@ pub enum HubError {
     BadModeArg(char, String),
     #[error("the ban list of {0} is full ({MAX_BANS} entries); remove one with /unban first")]
     BanListFull(String),
+    #[error("a real name must be some text of at most {} bytes", text::REALNAME_LEN)]
+    BadRealname,
+    #[error("you may remove your own messages, and anyone's only in a room you are an operator of")]
+    NotYourMessage,
     #[error("the message was not sent: {0}")]
     History(String),
     #[error("the server is shutting down; try again in a moment")]
@@ -164,6 +176,13 @@ struct User {
     rooms: Vec<String>,
     away: Option<Box<str>>,
     oper: bool,
+    /// User mode `+w`: receives WALLOPS.
+    wallops: bool,
+    /// The nicks this user monitors (IRC `MONITOR`), as they were given.
+    monitoring: Vec<String>,
+    /// Tell this user of the away and real-name changes of the nicks it monitors, even when it
+    /// shares no room with them (IRC `extended-monitor`).
+    monitor_updates: bool,
     signon: u64,
     /// When the user took its current nick (private history is shown from then on).
     nick_since: MsgId,
@@ -246,6 +265,8 @@ pub struct UserInfo {
     pub realname: String,
     pub away: Option<String>,
     pub oper: bool,
+    /// User mode `+B`: the user says it is a bot.
+    pub bot: bool,
     pub protocol: &'static str,
     pub signon: u64,
     pub last_spoke: u64,
@@ -333,6 +354,8 @@ pub struct Hub {
     nicks: HashMap<Box<str>, ConnId>,
     rooms: HashMap<String, Room>,
     whowas: VecDeque<Departed>,
+    /// Folded nick → the users monitoring it.
+    watchers: HashMap<Box<str>, IdSet>,
     ids: MsgIdGen,
     next_conn: ConnId,
     next_guest: u64,
@@ -440,11 +463,14 @@ impl Hub {
         self.users.insert(
             id,
             Box::new(User {
-                source: Source { id, nick: nick.clone(), user: reg.user, host: reg.host },
-                realname: reg.realname.into(),
+                source: Source { id, nick: nick.clone(), user: reg.user, host: reg.host, bot: false },
+                realname: truncated(reg.realname, text::REALNAME_LEN).into(),
                 rooms: Vec::new(),
                 away: None,
                 oper: false,
+                wallops: false,
+                monitoring: Vec::new(),
+                monitor_updates: false,
                 signon: now,
                 nick_since: MsgId(now << 20),
                 last_spoke: now,
@@ -454,6 +480,7 @@ impl Hub {
         );
         self.max_users = self.max_users.max(self.users.len());
         crate::metrics::get().registrations.inc();
+        self.tell_watchers(id, &nick, true);
         Ok((id, nick))
     }
 
@@ -468,6 +495,9 @@ impl Hub {
         let event = self.event(EventKind::Quit { who: user.source.clone(), reason: text::sanitize(reason) });
         self.record_state(&event, &self.rooms_of(id));
         self.deliver(peers, &event);
+        let nick = self.user(id).source.nick.clone();
+        self.tell_watchers(id, &nick, false);
+        self.unmonitor_all(id);
         let user = *self.users.remove(&id).expect("checked above");
         for room in &user.rooms {
             self.leave_room(id, room);
@@ -520,6 +550,10 @@ impl Hub {
         let user = self.users.get_mut(&id).expect("registered");
         user.source.nick = new.into();
         user.nick_since = event.id;
+        if fold(&old) != fold(new) {
+            self.tell_watchers(id, &old, false);
+            self.tell_watchers(id, new, true);
+        }
         Ok(event)
     }
 
@@ -606,7 +640,37 @@ impl Hub {
         if text.is_empty() && kind != MsgKind::TagMsg {
             return Err(HubError::NoText);
         }
+        self.say_text(id, target, kind, text, tags, true)
+    }
+
+    /// Says several lines as ONE message (IRC `draft/multiline`): its text holds them joined by
+    /// line feeds, and each client shows it as its protocol can (a batch, or one line after the
+    /// other). Blank lines are kept between others; lines of nothing but blanks are refused.
+    pub fn say_lines(&mut self, id: ConnId, target: &str, lines: &[String], tags: Tags) -> Result<Said, HubError> {
+        let lines: Vec<String> = lines.iter().map(|line| text::sanitize(line)).collect();
+        if lines.iter().all(|line| line.trim().is_empty()) {
+            return Err(HubError::NoText);
+        }
+        self.say_text(id, target, MsgKind::Privmsg, lines.join("\n"), tags, false)
+    }
+
+    /// [`Hub::say`] of a sanitised text; `split`: a text too long for one IRC line is said as
+    /// several messages (a multiline message stays one).
+    fn say_text(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        kind: MsgKind,
+        text: String,
+        tags: Tags,
+        split: bool,
+    ) -> Result<Said, HubError> {
         let from = self.user(id).source.clone();
+        // `@#room` / `+#room` (STATUSMSG): to the room's operators / voiced members and operators.
+        let (status, target) = match target.split_at_checked(1) {
+            Some((prefix @ ("@" | "+"), room)) if room.starts_with('#') => (prefix.chars().next(), room),
+            _ => (None, target),
+        };
         let (target, recipients, away, room_key) = if target.starts_with('#') {
             let room = self.room(target)?;
             match room.status(id) {
@@ -621,9 +685,19 @@ impl Hub {
                 }
                 _ => {}
             }
-            let members = room.members.keys().copied().filter(|&m| m != id).collect::<Vec<_>>();
-            let key = (!room.persistent).then(|| fold(&room.name));
-            (Target::Room(room.name.clone()), members, None, key)
+            if let Some(prefix) = status {
+                let members = room
+                    .members
+                    .iter()
+                    .filter(|&(&m, s)| m != id && (s.op || (prefix == '+' && s.voice)))
+                    .map(|(&m, _)| m)
+                    .collect();
+                (Target::RoomStatus(prefix, room.name.clone()), members, None, None)
+            } else {
+                let members = room.members.keys().copied().filter(|&m| m != id).collect::<Vec<_>>();
+                let key = (!room.persistent).then(|| fold(&room.name));
+                (Target::Room(room.name.clone()), members, None, key)
+            }
         } else {
             let to = self.id_of(target)?;
             let user = self.user(to);
@@ -631,7 +705,7 @@ impl Hub {
             (Target::User(user.source.nick.clone()), vec![to], away, None)
         };
         let room = line_room(&from, &target, kind);
-        let mut pieces = if text.len() > room {
+        let mut pieces = if split && text.len() > room {
             text::split_to_fit(&text, room).into_iter().map(str::to_string).collect()
         } else {
             vec![text]
@@ -726,13 +800,19 @@ impl Hub {
         if room.members.contains_key(&target_id) {
             return Err(HubError::UserInRoom { nick: target_nick, room: room.name.clone() });
         }
+        // Besides the target, the members who may invite there themselves are told (IRC
+        // `invite-notify`): everyone in an open room, the operators in a `+i` one.
+        let invite_only = room.modes.invite_only;
+        let witnesses: Vec<ConnId> =
+            room.members.iter().filter(|&(&m, s)| m != id && (s.op || !invite_only)).map(|(&m, _)| m).collect();
         let event = self.event(EventKind::Invite {
             who: self.user(id).source.clone(),
             target: target_nick.clone(),
+            target_id,
             room: room.name.clone(),
         });
         self.room_mut(name).invited.insert(target_id);
-        self.deliver([target_id], &event);
+        self.deliver(std::iter::once(target_id).chain(witnesses), &event);
         Ok(target_nick)
     }
 
@@ -813,6 +893,12 @@ impl Hub {
     }
 }
 
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn truncated(mut text: String, max: usize) -> String {
+    text.truncate(floor_char_boundary(&text, max));
+    text
+}
+
 /// The largest index `<= max` that is a char boundary of `s`.
 pub fn floor_char_boundary(s: &str, max: usize) -> usize {
     (0..=max.min(s.len())).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
@@ -824,7 +910,7 @@ impl Hub {
     pub fn set_away(&mut self, id: ConnId, message: Option<&str>) -> bool {
         let away = message.map(text::sanitize).filter(|m| !m.is_empty());
         let event = self.event(EventKind::Away { who: self.user(id).source.clone(), message: away.clone() });
-        self.deliver(self.peers(id), &event);
+        self.deliver(self.peers_and_watchers(id), &event);
         let user = self.users.get_mut(&id).expect("registered");
         user.away = away.map(String::into_boxed_str);
         user.away.is_some()
@@ -922,6 +1008,7 @@ impl Hub {
             realname: user.realname.to_string(),
             away: user.away.as_deref().map(str::to_string),
             oper: user.oper,
+            bot: user.source.bot,
             protocol: user.protocol,
             signon: user.signon,
             last_spoke: user.last_spoke,
@@ -1002,6 +1089,7 @@ impl Hub {
 fn line_room(from: &Source, target: &Target, kind: MsgKind) -> usize {
     let target = match target {
         Target::Room(name) | Target::User(name) => name.len(),
+        Target::RoomStatus(_, name) => 1 + name.len(),
     };
     // `:nick!user@host PRIVMSG target :text\r\n`, and `\x01ACTION text\x01` for an action.
     let frame = 1 + from.nick.len() + 1 + from.user.len() + 1 + from.host.len() + " PRIVMSG ".len() + target + 4;

@@ -377,3 +377,49 @@ fn msgids_increase() {
     assert!(a.to_string() < b.to_string());
     assert_eq!(a.to_string().parse::<MsgId>().unwrap(), a);
 }
+
+#[test]
+fn a_watcher_that_leaves_is_forgotten_and_presence_follows_the_nick() {
+    let mut t = hub();
+    let (alice, ao) = t.add("alice");
+    let added = t.hub.monitor_add(alice, ["bob", "not a nick", "Bob"]);
+    assert_eq!((added.online.len(), added.offline), (0, vec!["bob".to_string()]));
+    let (bob, _) = t.add("bob");
+    assert!(matches!(&drain(&ao)[..], [EventKind::Presence { who, online: true }] if who.nick == "bob"));
+    t.hub.set_nick(bob, "robert").unwrap();
+    assert!(matches!(&drain(&ao)[..], [EventKind::Presence { who, online: false }] if who.nick == "bob"));
+    t.hub.quit(alice, "bye");
+    assert!(t.hub.watchers.is_empty(), "no one monitors anything any more");
+    t.hub.set_nick(bob, "bob").unwrap();
+}
+
+#[test]
+fn statusmsg_and_invites_go_to_those_the_room_allows() {
+    let mut t = hub();
+    let (op, oo) = t.add("op");
+    let (voiced, vo) = t.add("voiced");
+    let (member, mo) = t.add("member");
+    let (guest, go) = t.add("guest");
+    for id in [op, voiced, member] {
+        t.hub.join(id, "#r", None).unwrap();
+    }
+    t.hub.set_modes(op, "#r", parse("+v", &["voiced"]).changes).unwrap();
+    for o in [&oo, &vo, &mo] {
+        drain(o);
+    }
+    t.hub.say(member, "@#r", MsgKind::Privmsg, "to ops", Vec::new()).unwrap();
+    t.hub.say(member, "+#r", MsgKind::Privmsg, "to voiced", Vec::new()).unwrap();
+    assert_eq!(texts(&drain(&oo)), ["to ops", "to voiced"]);
+    assert_eq!(texts(&drain(&vo)), ["to voiced"]);
+    assert!(drain(&mo).is_empty());
+    // An open room: every member may invite, so every member is told; a +i room: its operators.
+    t.hub.invite(member, "guest", "#r").unwrap();
+    assert_eq!((drain(&oo).len(), drain(&vo).len(), drain(&go).len()), (1, 1, 1));
+    t.hub.set_modes(op, "#r", parse("+i", &[]).changes).unwrap();
+    drain(&vo);
+    drain(&mo);
+    t.hub.quit(guest, "");
+    let (_, go) = t.add("guest");
+    t.hub.invite(op, "guest", "#r").unwrap();
+    assert_eq!((drain(&vo).len(), drain(&mo).len(), drain(&go).len()), (0, 0, 1));
+}

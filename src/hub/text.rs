@@ -12,6 +12,8 @@ pub const NICK_LEN: usize = 30;
 pub const ROOM_LEN: usize = 50;
 /// Longest topic accepted (`TOPICLEN`).
 pub const TOPIC_LEN: usize = 390;
+/// Longest real name accepted by `SETNAME` (`NAMELEN`); a longer one given at registration is cut.
+pub const REALNAME_LEN: usize = 128;
 
 /// Characters IRC allows in nicks besides letters and digits.
 const NICK_SPECIALS: &str = "[]\\`_^{|}";

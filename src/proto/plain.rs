@@ -25,7 +25,7 @@ use crate::metrics::Speaks;
 use crate::net::{Conn, Input, Limits, Line, Render};
 use crate::proto::Shared;
 use crate::proto::irc::sniff::Late;
-use crate::store::{Include, Selector};
+use crate::store::{Include, RecordKind, Selector};
 
 /// The greeting of the original lab server, kept word for word.
 pub const WELCOME: &str = "Welcome to the chatroom!";
@@ -45,6 +45,7 @@ commands:
   /rooms                list rooms
   /who [#ROOM]          list who is in your room (or another)
   /history [N]          the last N lines of your room (default 20), with times (UTC)
+  /redact [REASON]      remove your last message in your room (from everyone's history)
   /msg NICK TEXT        private message
   /me TEXT              action (* you TEXT)
   /topic [TEXT]         show or set the room topic
@@ -54,6 +55,7 @@ commands:
   /ban MASK, /unban MASK, /op NICK, /deop NICK, /voice NICK, /devoice NICK
   /mode [+i|+m|+k KEY|+l N|...]  show or change room modes (operators)
   /oper NAME PASSWORD, /kill NICK [REASON]  server operators (see serve --oper)
+  /wallops TEXT         server operators: tell the IRC users who receive wallops (+w)
   /quit [REASON]        leave
   //TEXT                say a line that starts with /";
 
@@ -141,7 +143,7 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future
             };
             match input {
                 Input::Line(Line::Text(text)) => {
-                    if text.starts_with("/history") || text.starts_with("/join") {
+                    if text.starts_with("/history") || text.starts_with("/join") || text.starts_with("/redact") {
                         conn.writing_while(&render, pin!(shared.settled(Include::Messages))).await;
                     }
                     if let Some(reason) = session.handle(&text) {
@@ -242,6 +244,7 @@ impl Session<'_> {
                 _ if rest.is_empty() => self.history(DEFAULT_HISTORY, true),
                 _ => self.usage(&format!("/history [N], N from 1 to {MAX_HISTORY}")),
             },
+            "redact" => self.redact_last(rest),
             "msg" | "query" => match rest.split_once(' ') {
                 Some((to, text)) => self.say(to, MsgKind::Privmsg, text),
                 None => self.usage("/msg NICK TEXT"),
@@ -275,6 +278,11 @@ impl Session<'_> {
                     Err(e) => self.error(e),
                 },
                 _ => self.usage("/oper NAME PASSWORD"),
+            },
+            "wallops" if rest.is_empty() => self.usage("/wallops TEXT"),
+            "wallops" => match hub::lock(&self.shared.hub).wallops(self.id, rest) {
+                Ok(_) => self.reply("Wallops sent."),
+                Err(e) => self.error(e),
             },
             "kill" => match rest.split_once(' ').unwrap_or((rest, "")) {
                 ("", _) => self.usage("/kill NICK [REASON]"),
@@ -389,10 +397,18 @@ impl Session<'_> {
                 let lines: Vec<String> = records
                     .iter()
                     .filter_map(|record| {
-                        let line = render(&record.to_event());
-                        let line = String::from_utf8_lossy(&line);
-                        let line = line.trim_end();
-                        (!line.is_empty()).then(|| format!("[{}] {line}", clock(record.time(), today)))
+                        if record.redacted && record.kind != RecordKind::TagMsg {
+                            return Some(format!(
+                                "[{}] <{}> (message removed)",
+                                clock(record.time(), today),
+                                record.nick
+                            ));
+                        }
+                        let lines = render(&record.to_event());
+                        let lines = String::from_utf8_lossy(&lines);
+                        let time = clock(record.time(), today);
+                        let lines: Vec<String> = lines.lines().map(|line| format!("[{time}] {line}")).collect();
+                        (!lines.is_empty()).then(|| lines.join("\n"))
                     })
                     .collect();
                 if lines.is_empty() {
@@ -409,6 +425,30 @@ impl Session<'_> {
                 self.reply(text);
             }
             Err(e) => self.error(format!("history is unavailable: {e}")),
+        }
+    }
+
+    /// Redacts the user's last message in its room, if the store still has one said under its
+    /// nick since it took it.
+    fn redact_last(&self, reason: &str) {
+        let Some(room) = self.room() else { return self.error(format!("you are in no room; /join {LOBBY}")) };
+        let (nick, since) = {
+            let hub = hub::lock(&self.shared.hub);
+            (hub.nick(self.id).to_string(), hub.private_since(self.id))
+        };
+        let records = match self.shared.store.history(&room, &Selector::Latest(None), MAX_HISTORY, Include::Messages) {
+            Ok(records) => records,
+            Err(e) => return self.error(format!("history is unavailable: {e}")),
+        };
+        let last = records.iter().rev().find(|r| {
+            !r.redacted && r.kind != RecordKind::TagMsg && r.id >= since && r.nick.eq_ignore_ascii_case(&nick)
+        });
+        let Some(last) = last else {
+            return self.error(format!("you have said nothing in {room} lately that could be removed"));
+        };
+        match hub::lock(&self.shared.hub).redact(self.id, &room, last, reason) {
+            Ok(_) => self.reply(format!("Your last message in {room} was removed.")),
+            Err(e) => self.error(e),
         }
     }
 
@@ -574,6 +614,8 @@ impl Render for PlainRender {
         match &event.kind {
             // The session says "You are now in …" instead.
             EventKind::Join { who, .. } if who.id == self.me => Bytes::new(),
+            // Plain text has no use for invitations of others.
+            EventKind::Invite { target_id, .. } if *target_id != self.me => Bytes::new(),
             EventKind::Kick { who, room, target_id, reason, .. } if *target_id == self.me => {
                 let removed = with_reason(format!("* {} removed you from {room}", who.nick), reason);
                 Bytes::from(format!("{removed}; /join {LOBBY} to go on chatting\n"))
@@ -597,15 +639,31 @@ impl Render for PlainRender {
 /// removed control characters.
 fn render(event: &Event) -> Bytes {
     let line = match &event.kind {
-        EventKind::Message { kind: MsgKind::TagMsg, .. } | EventKind::Away { .. } => return Bytes::new(),
+        EventKind::Message { kind: MsgKind::TagMsg, .. }
+        | EventKind::Away { .. }
+        | EventKind::Presence { .. }
+        | EventKind::SetName { .. } => return Bytes::new(),
         EventKind::Message { text, .. } if text.starts_with('\x01') => return Bytes::new(),
         EventKind::Message { from, target, kind, text, .. } => {
             let text = strip_formatting(text);
-            let private = if matches!(target, Target::User(_)) { "[private] " } else { "" };
-            match kind {
+            let private = match target {
+                Target::User(_) => "[private] ",
+                Target::RoomStatus('@', _) => "[to operators] ",
+                Target::RoomStatus(..) => "[to voiced] ",
+                Target::Room(_) => "",
+            };
+            let line = |text: &str| match kind {
                 MsgKind::Action => format!("{private}* {} {text}", from.nick),
                 MsgKind::Notice => format!("{private}-{}- {text}", from.nick),
                 _ => format!("{private}<{}> {text}", from.nick),
+            };
+            if !text.contains('\n') {
+                line(&text)
+            } else {
+                // A message of several lines (IRC draft/multiline) is shown line by line, each
+                // with its sender; blank ones are left out.
+                let lines: Vec<String> = text.split('\n').filter(|l| !l.trim().is_empty()).map(line).collect();
+                lines.join("\n")
             }
         }
         EventKind::Join { who, room, .. } => format!("* {} joined {room}", who.nick),
@@ -625,6 +683,10 @@ fn render(event: &Event) -> Bytes {
             format!("* {} set mode {changes} on {room}", who.nick)
         }
         EventKind::Invite { who, room, .. } => format!("* {} invites you to {room}; /join {room} to accept", who.nick),
+        EventKind::Redact { who, author, reason, .. } => {
+            with_reason(format!("* {} removed a message of {author}", who.nick), reason)
+        }
+        EventKind::Wallops { who, text } => format!("* [wallops] {}: {}", who.nick, strip_formatting(text)),
     };
     Bytes::from(line + "\n")
 }

@@ -54,7 +54,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::hub::text::fold;
-use crate::hub::{Ban, Event, EventKind, MsgId, MsgKind, Source, Target, Topic};
+use crate::hub::{Ban, Event, EventKind, MsgId, MsgKind, Source, Tags, Target, Topic};
 pub use sqlite::SqliteStore;
 
 /// The history store: one writer, any number of readers. See the [module docs](self).
@@ -79,6 +79,15 @@ pub trait Store: Send + Sync {
     /// The newest record id the writer has committed. Records are committed in the order they
     /// were appended, so every record appended with an id up to this one can be read.
     fn committed(&self) -> MsgId;
+
+    /// Queues the redaction of the record `id` of `target`: its text and tags are removed and it
+    /// is marked [`Record::redacted`]. Nothing happens if `target` has no such record. `by` is
+    /// the redaction's own id: once it is written, [`Store::committed`] is at least `by`, so a
+    /// read that waits for it sees the record redacted.
+    fn redact(&self, target: &str, id: MsgId, by: MsgId) -> Result<(), StoreError>;
+
+    /// The record `id` of `target` (a room name or a [`dm_key`]), if it has one.
+    fn message(&self, target: &str, id: MsgId) -> Result<Option<Record>, StoreError>;
 
     /// Deletes what `policy` no longer keeps and resolves to the number of records deleted.
     /// The writer does this in small steps between batches of new records, so appends never
@@ -120,6 +129,8 @@ pub enum RecordKind {
     Notice,
     /// A `/me` line (CTCP ACTION).
     Action,
+    /// Tags alone worth keeping, such as a reaction (`+draft/react`); a typing notice is not kept.
+    TagMsg,
     Join,
     Part,
     Quit,
@@ -130,10 +141,11 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
-    const ALL: [RecordKind; 10] = [
+    const ALL: [RecordKind; 11] = [
         RecordKind::Privmsg,
         RecordKind::Notice,
         RecordKind::Action,
+        RecordKind::TagMsg,
         RecordKind::Join,
         RecordKind::Part,
         RecordKind::Quit,
@@ -149,6 +161,7 @@ impl RecordKind {
             RecordKind::Privmsg => "privmsg",
             RecordKind::Notice => "notice",
             RecordKind::Action => "action",
+            RecordKind::TagMsg => "tagmsg",
             RecordKind::Join => "join",
             RecordKind::Part => "part",
             RecordKind::Quit => "quit",
@@ -164,10 +177,10 @@ impl RecordKind {
         RecordKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 
-    /// A line someone said (as opposed to a change of state): what a client without
-    /// `event-playback` is shown.
+    /// A line someone said, or a reaction to one (as opposed to a change of state): what a
+    /// client without `event-playback` is shown.
     pub fn is_message(self) -> bool {
-        matches!(self, RecordKind::Privmsg | RecordKind::Notice | RecordKind::Action)
+        matches!(self, RecordKind::Privmsg | RecordKind::Notice | RecordKind::Action | RecordKind::TagMsg)
     }
 }
 
@@ -189,7 +202,15 @@ pub struct Record {
     pub text: String,
     /// The kicked nick, or the recipient of a private message; empty otherwise.
     pub extra: String,
+    /// The client-only tags a message was sent with (`+draft/reply`, `+draft/react`, …), but
+    /// never `+typing`, which is of no use later.
+    pub tags: Tags,
+    /// The message was redacted: its text and tags are gone.
+    pub redacted: bool,
 }
+
+/// The client-only tag that is relayed but never kept: a typing notice is stale at once.
+pub const TYPING_TAG: &str = "+typing";
 
 impl Record {
     /// When the record was made, in milliseconds since the Unix epoch.
@@ -197,23 +218,25 @@ impl Record {
         self.id.millis()
     }
 
-    /// The event this record keeps, as far as it was kept (client tags are not stored, and the
-    /// users' connection ids are gone). Replays render it like any live event, so a line reads
+    /// The event this record keeps, as far as it was kept (typing notices are not stored, and
+    /// the users' connection ids are gone). Replays render it like any live event, so a line reads
     /// the same whether it arrives live or from history.
     pub fn to_event(&self) -> Arc<Event> {
-        let who = Source { id: 0, nick: self.nick.clone(), user: self.user.clone(), host: self.host.clone() };
+        let who =
+            Source { id: 0, nick: self.nick.clone(), user: self.user.clone(), host: self.host.clone(), bot: false };
         let room = self.target.clone();
         let text = self.text.clone();
         let message = |kind| {
             // A private message is kept under the pair's key; on the wire it names its recipient.
             let target =
                 if room.starts_with('#') { Target::Room(room.clone()) } else { Target::User(self.extra.clone()) };
-            EventKind::Message { from: who.clone(), target, kind, text: text.clone(), tags: Vec::new() }
+            EventKind::Message { from: who.clone(), target, kind, text: text.clone(), tags: self.tags.clone() }
         };
         let kind = match self.kind {
             RecordKind::Privmsg => message(MsgKind::Privmsg),
             RecordKind::Notice => message(MsgKind::Notice),
             RecordKind::Action => message(MsgKind::Action),
+            RecordKind::TagMsg => message(MsgKind::TagMsg),
             RecordKind::Join => EventKind::Join { who, room, realname: text },
             RecordKind::Part => EventKind::Part { who, room, reason: text },
             RecordKind::Quit => EventKind::Quit { who, reason: text },
@@ -227,7 +250,8 @@ impl Record {
 
     /// The records that keep `event` in history: one for a message or a room event; for a quit
     /// or a nick change, which the hub announces once to everyone who shared a room with the
-    /// user, one per room in `rooms` (the rooms the user was in). Invites are not history.
+    /// user, one per room in `rooms` (the rooms the user was in). Invites, away and presence
+    /// changes, new real names, wallops and messages to a room's operators are not history.
     pub fn from_event<S: AsRef<str>>(event: &Event, rooms: impl IntoIterator<Item = S>) -> Vec<Record> {
         let record = |who: &Source, target: &str, kind, text: &str, extra: &str| Record {
             id: event.id,
@@ -238,23 +262,32 @@ impl Record {
             host: who.host.clone(),
             text: text.to_owned(),
             extra: extra.to_owned(),
+            tags: Vec::new(),
+            redacted: false,
         };
         let per_room = |kind, text: &str| {
             rooms.into_iter().map(|room| record(event.actor(), room.as_ref(), kind, text, "")).collect()
         };
         let one = match &event.kind {
-            EventKind::Message { from, target, kind, text, .. } => {
-                let kind = match kind {
-                    MsgKind::Privmsg => RecordKind::Privmsg,
-                    MsgKind::Notice => RecordKind::Notice,
-                    MsgKind::Action => RecordKind::Action,
-                    // Tags alone (typing indicators) are not history.
-                    MsgKind::TagMsg => return Vec::new(),
+            EventKind::Message { from, target, kind, text, tags } => {
+                let kept = || -> Tags { tags.iter().filter(|(key, _)| key != TYPING_TAG).cloned().collect() };
+                let (kind, tags) = match kind {
+                    MsgKind::Privmsg => (RecordKind::Privmsg, kept()),
+                    MsgKind::Notice => (RecordKind::Notice, kept()),
+                    MsgKind::Action => (RecordKind::Action, kept()),
+                    // Tags alone are history only with something besides a typing notice.
+                    MsgKind::TagMsg => match kept() {
+                        tags if tags.is_empty() => return Vec::new(),
+                        tags => (RecordKind::TagMsg, tags),
+                    },
                 };
-                match target {
+                let one = match target {
                     Target::Room(room) => record(from, room, kind, text, ""),
                     Target::User(to) => record(from, &dm_key(&from.nick, to), kind, text, to),
-                }
+                    // Said to a room's operators or voiced members: not for everyone's history.
+                    Target::RoomStatus(..) => return Vec::new(),
+                };
+                Record { tags, ..one }
             }
             EventKind::Join { who, room, realname } => record(who, room, RecordKind::Join, realname, ""),
             EventKind::Part { who, room, reason } => record(who, room, RecordKind::Part, reason, ""),
@@ -263,7 +296,13 @@ impl Record {
             EventKind::Mode { who, room, changes } => record(who, room, RecordKind::Mode, changes, ""),
             EventKind::Quit { reason, .. } => return per_room(RecordKind::Quit, reason),
             EventKind::Nick { new, .. } => return per_room(RecordKind::Nick, new),
-            EventKind::Invite { .. } | EventKind::Away { .. } => return Vec::new(),
+            EventKind::Invite { .. }
+            | EventKind::Away { .. }
+            | EventKind::Presence { .. }
+            | EventKind::SetName { .. }
+            | EventKind::Wallops { .. } => return Vec::new(),
+            // A redaction changes the record it names (see [`Store::redact`]).
+            EventKind::Redact { .. } => return Vec::new(),
         };
         vec![one]
     }

@@ -52,6 +52,8 @@ fn record(id: MsgId, target: &str, text: &str) -> Record {
         host: "127.0.0.1".into(),
         text: text.into(),
         extra: String::new(),
+        tags: Vec::new(),
+        redacted: false,
     }
 }
 
@@ -305,7 +307,7 @@ fn private(ms: u64, from: &str, to: &str, text: &str) -> Vec<Record> {
     let event = Event::new(
         id(ms, 0),
         EventKind::Message {
-            from: Source { id: 1, nick: from.into(), user: "u".into(), host: "h".into() },
+            from: Source { id: 1, nick: from.into(), user: "u".into(), host: "h".into(), bot: false },
             target: Target::User(to.into()),
             kind: MsgKind::Privmsg,
             text: text.into(),
@@ -553,7 +555,7 @@ fn the_schema_version_is_recorded_and_a_newer_one_refused() {
 
 #[test]
 fn events_become_records() {
-    let who = Source { id: 1, nick: "alice".into(), user: "a".into(), host: "h".into() };
+    let who = Source { id: 1, nick: "alice".into(), user: "a".into(), host: "h".into(), bot: false };
     let event = |kind| Event::new(id(T0, 0), kind);
     let quit = event(EventKind::Quit { who: who.clone(), reason: "bye".into() });
     let records = Record::from_event(&quit, ["#a", "#b"]);
@@ -574,7 +576,7 @@ fn events_become_records() {
         (records[0].target.as_str(), records[0].kind, records[0].text.as_str(), records[0].extra.as_str()),
         ("#a", RecordKind::Kick, "spam", "bob")
     );
-    let invite = event(EventKind::Invite { who, target: "bob".into(), room: "#a".into() });
+    let invite = event(EventKind::Invite { who, target: "bob".into(), target_id: 2, room: "#a".into() });
     assert!(Record::from_event(&invite, ["#a"]).is_empty());
     for kind in RecordKind::ALL {
         assert_eq!(RecordKind::from_name(kind.as_str()), Some(kind));
@@ -701,4 +703,61 @@ fn a_read_before_a_message_is_committed_does_not_make_its_target_known_silent() 
     assert!(store.history("#late", &Selector::Latest(None), 10, Include::Messages).unwrap().is_empty());
     store.flush().wait().unwrap();
     assert_eq!(ids(&store.history("#late", &Selector::Latest(None), 10, Include::Messages).unwrap()), [id(T0, 1)]);
+}
+
+#[test]
+fn client_tags_and_redactions_are_kept_across_a_reopen() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    let reply = vec![("+draft/reply".to_string(), Some("abc".to_string()))];
+    store.append(Record { tags: reply.clone(), ..record(id(T0, 0), "#a", "a reply; with spaces") }).unwrap();
+    let react = vec![("+draft/react".to_string(), Some("👍".to_string()))];
+    store.append(Record { kind: RecordKind::TagMsg, tags: react.clone(), ..record(id(T0, 1), "#a", "") }).unwrap();
+    store.append(record(id(T0, 2), "#a", "regrettable")).unwrap();
+    store.flush().wait().unwrap();
+    drop(store);
+
+    let store = scratch.open();
+    let all = store.history("#a", &Selector::Latest(None), 10, Include::Messages).unwrap();
+    assert_eq!(all.iter().map(|r| r.tags.clone()).collect::<Vec<_>>(), [reply, react, vec![]]);
+    assert_eq!(all[1].kind, RecordKind::TagMsg, "a reaction counts as a message");
+    // A redaction in another target changes nothing; in its own, the text goes.
+    store.redact("#b", id(T0, 2), id(T0, 3)).unwrap();
+    store.flush().wait().unwrap();
+    assert!(!store.message("#a", id(T0, 2)).unwrap().unwrap().redacted);
+    store.redact("#A", id(T0, 2), id(T0, 4)).unwrap();
+    store.flush().wait().unwrap();
+    assert!(store.committed() >= id(T0, 4), "a read waiting for the redaction sees it done");
+    drop(store);
+    let store = scratch.open();
+    let gone = store.message("#a", id(T0, 2)).unwrap().expect("still there, redacted");
+    assert!(gone.redacted && gone.text.is_empty(), "{gone:?}");
+    assert_eq!(store.message("#b", id(T0, 2)).unwrap(), None, "found only in its own target");
+}
+
+#[test]
+fn a_version_3_database_gains_tags_and_redactions() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    store.append(record(id(T0, 0), "#a", "from before")).unwrap();
+    store.flush().wait().unwrap();
+    drop(store);
+    // Take the database back to what version 3 wrote.
+    let conn = rusqlite::Connection::open(scratch.0.join(SqliteStore::FILE_NAME)).unwrap();
+    conn.execute_batch(
+        "DROP INDEX messages_said; ALTER TABLE messages DROP COLUMN tags; ALTER TABLE messages DROP COLUMN redacted;
+         CREATE INDEX messages_said ON messages (target_key, id) WHERE kind IN ('privmsg', 'notice', 'action');
+         PRAGMA user_version = 3;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = scratch.open();
+    let old = store.history("#a", &Selector::Latest(None), 10, Include::Messages).unwrap();
+    assert_eq!(
+        (old.len(), old[0].text.as_str(), old[0].tags.is_empty(), old[0].redacted),
+        (1, "from before", true, false)
+    );
+    store.redact("#a", id(T0, 0), id(T0, 1)).unwrap();
+    store.flush().wait().unwrap();
+    assert!(store.message("#a", id(T0, 0)).unwrap().unwrap().redacted);
 }

@@ -11,6 +11,7 @@ use super::numeric::*;
 use super::render;
 use super::session::Session;
 use super::{MAX_TARGETS, VERSION};
+use super::{help, monitor, multiline, redact, users};
 use crate::hub::event::now_millis;
 use crate::hub::modes::{self, ModeParseError};
 use crate::hub::text::{self, NICK_LEN, ROOM_LEN, TOPIC_LEN};
@@ -63,7 +64,18 @@ const COMMANDS: &[Command] = &[
     cmd("OPER", 2, true, oper),
     cmd("KILL", 2, true, kill),
     cmd("CHATHISTORY", 1, true, history::chathistory),
+    cmd("MONITOR", 1, true, monitor::monitor),
+    cmd("SETNAME", 1, true, users::setname),
+    cmd("WALLOPS", 1, true, users::wallops),
+    cmd("HELP", 0, true, help::help),
+    cmd("REDACT", 2, true, redact::redact),
+    cmd("BATCH", 1, true, multiline::batch),
 ];
+
+/// The names of every command, for HELP's index.
+pub fn command_names() -> impl Iterator<Item = &'static str> {
+    COMMANDS.iter().map(|c| c.name)
+}
 
 /// Finds the command's handler and runs it, or answers 421 / 451 / 461.
 pub fn dispatch(session: &mut Session, message: &Message) {
@@ -134,6 +146,7 @@ fn cap(session: &mut Session, message: &Message) {
                     for (cap, on) in changes {
                         session.caps.set(cap, on);
                     }
+                    monitor::caps_changed(session);
                     session.server_line("CAP", &[&nick, "ACK", wanted]);
                 }
                 None => session.server_line("CAP", &[&nick, "NAK", wanted]),
@@ -246,7 +259,9 @@ fn join(session: &mut Session, message: &Message) {
                 if let Some(topic) = &joined.topic {
                     topic_numerics(session, &joined.room, topic);
                 }
-                names_of(session, &joined.room);
+                if !session.caps.has(Cap::NoImplicitNames) {
+                    names_of(session, &joined.room);
+                }
                 history::replay_on_join(session, &joined.room);
             }
             Ok(None) => {}
@@ -405,6 +420,9 @@ fn who_flags(info: &hub::UserInfo, status: Option<Status>, all_prefixes: bool) -
     if let Some(status) = status {
         flags.push_str(status.prefixes(all_prefixes));
     }
+    if info.bot {
+        flags.push(users::BOT_MODE);
+    }
     flags
 }
 
@@ -502,6 +520,9 @@ fn whois(session: &mut Session, message: &Message) {
             if info.oper {
                 session.numeric(RPL_WHOISOPERATOR, &[&info.nick, "is an IRC operator"]);
             }
+            if info.bot {
+                session.numeric(RPL_WHOISBOT, &[&info.nick, "is a Bot on charla"]);
+            }
             if let Some(away) = &info.away {
                 session.numeric(RPL_AWAY, &[&info.nick, away]);
             }
@@ -543,22 +564,21 @@ fn mode(session: &mut Session, message: &Message) {
 
 fn user_mode(session: &mut Session, message: &Message, target: &str) {
     let id = me(session);
-    let (my_nick, oper) = {
+    let (my_nick, modes) = {
         let hub = hub::lock(&session.shared.hub);
-        (hub.nick(id).to_string(), hub.user_info(id, hub.nick(id)).map(|u| u.oper).unwrap_or(false))
+        (hub.nick(id).to_string(), hub.user_modes(id))
     };
     if !target.eq_ignore_ascii_case(&my_nick) {
         return session.numeric(ERR_USERSDONTMATCH, &["Cannot change mode for other users"]);
     }
     let Some(changes) = message.params.get(1) else {
-        let mut modes = String::from("+");
-        if session.invisible {
-            modes.push('i');
+        let mut shown = String::from("+");
+        for (on, letter) in [(modes.bot, 'B'), (session.invisible, 'i'), (modes.oper, 'o'), (modes.wallops, 'w')] {
+            if on {
+                shown.push(letter);
+            }
         }
-        if oper {
-            modes.push('o');
-        }
-        return session.numeric(RPL_UMODEIS, &[&modes]);
+        return session.numeric(RPL_UMODEIS, &[&shown]);
     };
     let mut add = true;
     let mut applied = String::new();
@@ -572,7 +592,15 @@ fn user_mode(session: &mut Session, message: &Message, target: &str) {
             }
             // Anyone may drop their own operator rights; only OPER grants them.
             'o' if !add && hub::lock(&session.shared.hub).unoper(id) => applied.push_str("-o"),
-            'i' | 'o' | 'w' => {}
+            users::BOT_MODE if hub::lock(&session.shared.hub).set_bot(id, add) => {
+                applied.push(if add { '+' } else { '-' });
+                applied.push(users::BOT_MODE);
+            }
+            'w' if hub::lock(&session.shared.hub).set_wallops(id, add) => {
+                applied.push(if add { '+' } else { '-' });
+                applied.push('w');
+            }
+            'i' | 'o' | 'w' | users::BOT_MODE => {}
             _ => session.numeric(ERR_UMODEUNKNOWNFLAG, &["Unknown MODE flag"]),
         }
     }
@@ -733,6 +761,7 @@ fn kill(session: &mut Session, message: &Message) {
 pub fn isupport(session: &mut Session) {
     let tokens = [
         "AWAYLEN=390".to_string(),
+        format!("BOT={}", users::BOT_MODE),
         "CASEMAPPING=ascii".into(),
         "CHANLIMIT=#:".into(),
         "CHANMODES=b,k,l,imnst".into(),
@@ -744,10 +773,12 @@ pub fn isupport(session: &mut Session) {
         format!("MAXLIST=b:{}", hub::MAX_BANS),
         format!("MAXTARGETS={MAX_TARGETS}"),
         "MODES=4".into(),
+        format!("MONITOR={}", hub::MONITOR_LIMIT),
+        format!("NAMELEN={}", text::REALNAME_LEN),
         "NETWORK=charla".into(),
         format!("NICKLEN={NICK_LEN}"),
         "PREFIX=(ov)@+".into(),
-        "STATUSMSG=".into(),
+        "STATUSMSG=@+".into(),
         format!("TARGMAX=JOIN:,KICK:,NAMES:,NOTICE:{MAX_TARGETS},PRIVMSG:{MAX_TARGETS},TAGMSG:{MAX_TARGETS},WHOIS:1"),
         format!("TOPICLEN={TOPIC_LEN}"),
         "USERLEN=17".into(),
@@ -757,7 +788,7 @@ pub fn isupport(session: &mut Session) {
         "MSGREFTYPES=msgid,timestamp".into(),
     ];
     for line in tokens.chunks(12) {
-        let mut params: Vec<&str> = line.iter().map(String::as_str).filter(|t| *t != "STATUSMSG=").collect();
+        let mut params: Vec<&str> = line.iter().map(String::as_str).collect();
         params.push("are supported by this server");
         session.numeric(RPL_ISUPPORT, &params);
     }

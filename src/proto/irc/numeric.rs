@@ -81,6 +81,17 @@ pub const ERR_UMODEUNKNOWNFLAG: &str = "501";
 pub const ERR_USERSDONTMATCH: &str = "502";
 pub const ERR_INVALIDMODEPARAM: &str = "696";
 pub const ERR_INVALIDCAPCMD: &str = "410";
+// IRCv3 and modern additions: bot mode, MONITOR, HELP.
+pub const RPL_WHOISBOT: &str = "335";
+pub const ERR_HELPNOTFOUND: &str = "524";
+pub const RPL_HELPSTART: &str = "704";
+pub const RPL_HELPTXT: &str = "705";
+pub const RPL_ENDOFHELP: &str = "706";
+pub const RPL_MONONLINE: &str = "730";
+pub const RPL_MONOFFLINE: &str = "731";
+pub const RPL_MONLIST: &str = "732";
+pub const RPL_ENDOFMONLIST: &str = "733";
+pub const ERR_MONLISTFULL: &str = "734";
 
 /// A hub error as an IRC numeric: the code and its parameters after the client's nick.
 /// `sending` tells apart refusals to speak (404) from refusals to join (474, 473, …).
@@ -110,6 +121,9 @@ pub fn from_hub(error: &HubError, sending: bool) -> (&'static str, Vec<String>) 
         HubError::BadModeArg(c, _) => (ERR_INVALIDMODEPARAM, vec!["*".into(), c.to_string(), "*".into()]),
         HubError::BanListFull(room) => (ERR_BANLISTFULL, vec![room.clone(), "b".into()]),
         HubError::History(_) => (ERR_UNKNOWNERROR, vec!["PRIVMSG".into()]),
+        // Answered as standard replies (`FAIL SETNAME …`, `FAIL REDACT …`) by their commands.
+        HubError::BadRealname => (ERR_UNKNOWNERROR, vec!["SETNAME".into()]),
+        HubError::NotYourMessage => (ERR_UNKNOWNERROR, vec!["REDACT".into()]),
         HubError::ShuttingDown => ("ERROR", vec![]),
     };
     params.push(text);

@@ -13,7 +13,7 @@ use super::caps::{Cap, CapSet};
 use super::message::{Message, ParseError};
 use super::numeric::*;
 use super::render::{self, IrcRender};
-use super::{VERSION, commands};
+use super::{VERSION, commands, multiline};
 use crate::hub::{self, ConnId, Event, HubError, Joined, Out, Outbox, Registration};
 use crate::net::{Conn, Input, Line};
 use crate::proto::Shared;
@@ -47,6 +47,8 @@ pub struct Session {
     open_batch: Option<String>,
     /// Set when the session should end, with the reason.
     pub quit: Option<String>,
+    /// The `draft/multiline` batch the client is sending, if any.
+    pub multiline: Option<Box<multiline::Collecting>>,
 }
 
 /// Runs an IRC session with the client at `peer` until it quits, times out or the server closes
@@ -67,6 +69,7 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future
         label: None,
         open_batch: None,
         quit: None,
+        multiline: None,
     };
     // An async block that owns `conn` and `session`, not an `async fn`: one would keep its
     // arguments twice in its future, and every connection waits in it.
@@ -77,7 +80,8 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future
         let connected = tokio::time::Instant::now();
         let mut pinged = false;
         while session.quit.is_none() {
-            let render = IrcRender { caps: &session.caps };
+            let me = session.id.unwrap_or_default();
+            let render = IrcRender { caps: &session.caps, me, server: &session.shared.server_name };
             let text = match tokio::time::timeout(session.ping_interval(), conn.next(&render)).await {
                 Ok(Input::Stopped) => {
                     session.quit = Some(match session.outbox.closed() {
@@ -129,7 +133,8 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future
             tracing::info!("{} ({nick}) left: {reason}", session.peer);
             hub::lock(&session.shared.hub).quit(id, &reason);
         }
-        conn.close(reason, &IrcRender { caps: &session.caps }).await;
+        let me = session.id.unwrap_or_default();
+        conn.close(reason, &IrcRender { caps: &session.caps, me, server: &session.shared.server_name }).await;
     }
 }
 
@@ -141,6 +146,9 @@ fn reads_history(line: &str) -> Option<Include> {
     let command = command.trim_start().split(' ').next().unwrap_or_default();
     if command.eq_ignore_ascii_case("CHATHISTORY") {
         Some(Include::Everything)
+    } else if command.eq_ignore_ascii_case("REDACT") {
+        // The message to redact may have been said a moment ago.
+        Some(Include::Messages)
     } else if command.eq_ignore_ascii_case("JOIN") {
         Some(Include::Messages)
     } else {
@@ -162,7 +170,9 @@ impl Session {
         match Message::parse(text) {
             Ok(message) => {
                 self.label = message.tag("label").flatten().map(str::to_string);
-                commands::dispatch(self, &message);
+                if !multiline::collect(self, &message) {
+                    commands::dispatch(self, &message);
+                }
             }
             Err(ParseError::Empty) => {}
             Err(ParseError::BodyTooLong | ParseError::TagsTooLong) => {
@@ -188,6 +198,18 @@ impl Session {
         match self.id {
             Some(id) => hub::lock(&self.shared.hub).nick(id).to_string(),
             None => self.pending_nick.clone().unwrap_or_else(|| "*".into()),
+        }
+    }
+
+    /// Takes the current command's label: its answer comes later, with another command's.
+    pub fn take_label(&mut self) -> Option<String> {
+        self.label.take()
+    }
+
+    /// Answers the current command under `label`, taken from an earlier one, if there is one.
+    pub fn relabel(&mut self, label: Option<String>) {
+        if label.is_some() {
+            self.label = label;
         }
     }
 
@@ -235,7 +257,7 @@ impl Session {
 
     /// Queues this client's own view of an event it caused (its JOIN, NICK, echoed PRIVMSG…).
     pub fn own_event(&mut self, event: &Event) {
-        if let Some(message) = render::message(event, self.caps.bits()) {
+        for message in render::messages(event, self.caps.bits()) {
             self.reply(message);
         }
     }
@@ -292,6 +314,8 @@ impl Session {
                     replies.push(ack.with_tag("label", Some(&label)));
                 }
                 1 => replies[0] = with_first_tag(replies[0].clone(), "label", &label),
+                // One batch (a multiline echo): the label goes on its opening line alone.
+                _ if one_batch(&replies) => replies[0] = with_first_tag(replies[0].clone(), "label", &label),
                 _ if self.caps.has(Cap::Batch) => {
                     let reference = batch_ref();
                     replies = self.wrap_batch(replies, &reference, "labeled-response", &[]);
@@ -369,7 +393,7 @@ impl Session {
         self.numeric(RPL_WELCOME, &[&format!("Welcome to the charla chat network, {mask}")]);
         self.numeric(RPL_YOURHOST, &[&format!("Your host is {server}, running version charla-{VERSION}")]);
         self.numeric(RPL_CREATED, &[&format!("This server was created {created}")]);
-        self.numeric(RPL_MYINFO, &[&server, &format!("charla-{VERSION}"), "io", "biklmnostv", "bklov"]);
+        self.numeric(RPL_MYINFO, &[&server, &format!("charla-{VERSION}"), "Biow", "biklmnostv", "bklov"]);
         commands::isupport(self);
         commands::lusers(self);
         commands::motd(self);
@@ -383,6 +407,18 @@ fn encode<'a>(messages: impl IntoIterator<Item = &'a Message>) -> Bytes {
         message.write_to(&mut buf);
     }
     Bytes::from(buf)
+}
+
+/// Are these lines exactly one batch, from its opening to its end?
+fn one_batch(lines: &[Message]) -> bool {
+    let (Some(first), Some(last)) = (lines.first(), lines.last()) else { return false };
+    let opening = first.params.first().and_then(|p| p.strip_prefix('+'));
+    let closing = last.params.first().and_then(|p| p.strip_prefix('-'));
+    first.command == "BATCH"
+        && last.command == "BATCH"
+        && opening.is_some()
+        && opening == closing
+        && lines[1..lines.len() - 1].iter().all(|m| m.tag("batch").flatten() == opening)
 }
 
 /// Tags a message as part of the batch `reference`; lines already inside a nested batch keep

@@ -70,14 +70,14 @@ use std::time::Duration;
 
 use rusqlite::config::DbConfig;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
-use rusqlite::{Connection, ErrorCode, OpenFlags, Row, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::oneshot;
 
 use super::{
     Bound, Include, Pending, Record, RecordKind, Retention, RoomState, Selector, Store, StoreError, TargetActivity,
 };
 use crate::hub::text::fold;
-use crate::hub::{Ban, MsgId, Topic};
+use crate::hub::{Ban, MsgId, Tags, Topic};
 use schema::Outcome;
 use writer::{Command, Writer};
 
@@ -269,6 +269,19 @@ impl Store for SqliteStore {
 
     fn forget_room(&self, name: &str) -> Result<(), StoreError> {
         self.send(Command::ForgetRoom(fold(name)))
+    }
+
+    fn redact(&self, target: &str, id: MsgId, by: MsgId) -> Result<(), StoreError> {
+        self.send(Command::Redact(fold(target), id, by))
+    }
+
+    fn message(&self, target: &str, id: MsgId) -> Result<Option<Record>, StoreError> {
+        let Some(id) = sql_id(id) else { return Ok(None) };
+        let conn = self.reader();
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM messages WHERE id = ?1 AND target_key = ?2");
+        conn.prepare_cached(&sql)
+            .and_then(|mut query| query.query_row(params![id, fold(target)], record).optional())
+            .map_err(self.fail())
     }
 
     fn flush(&self) -> Pending<()> {
@@ -508,20 +521,39 @@ impl Range<'_> {
         let sql = range_sql(self.include, order);
         self.conn
             .prepare_cached(&sql)?
-            .query_map(params![self.key, after, before, sql_limit(self.limit)], |row| {
-                Ok(Record {
-                    id: row.get(0)?,
-                    target: row.get(1)?,
-                    kind: row.get(2)?,
-                    nick: row.get(3)?,
-                    user: row.get(4)?,
-                    host: row.get(5)?,
-                    text: row.get(6)?,
-                    extra: row.get(7)?,
-                })
-            })?
+            .query_map(params![self.key, after, before, sql_limit(self.limit)], record)?
             .collect()
     }
+}
+
+/// The columns [`record`] reads, in its order.
+const RECORD_COLUMNS: &str = "id, target, kind, nick, user, host, text, extra, tags, redacted";
+
+/// A record from a row of [`RECORD_COLUMNS`].
+fn record(row: &Row<'_>) -> rusqlite::Result<Record> {
+    Ok(Record {
+        id: row.get(0)?,
+        target: row.get(1)?,
+        kind: row.get(2)?,
+        nick: row.get(3)?,
+        user: row.get(4)?,
+        host: row.get(5)?,
+        text: row.get(6)?,
+        extra: row.get(7)?,
+        tags: tags_from_sql(&row.get::<_, String>(8)?),
+        redacted: row.get(9)?,
+    })
+}
+
+/// Client tags as stored: a JSON array of `[key, value or null]`, or `''` for none (most
+/// messages), which costs nothing to write or read.
+pub(super) fn tags_to_sql(tags: &Tags) -> String {
+    if tags.is_empty() { String::new() } else { serde_json::to_string(tags).unwrap_or_default() }
+}
+
+/// The tags of [`tags_to_sql`] read back; what cannot be read (edited by hand) counts as none.
+fn tags_from_sql(text: &str) -> Tags {
+    if text.is_empty() { Tags::new() } else { serde_json::from_str(text).unwrap_or_default() }
 }
 
 /// The kinds of what people said ([`RecordKind::is_message`]) as an SQL list:
@@ -540,7 +572,7 @@ pub(super) fn range_sql(include: Include, order: &str) -> String {
         Include::Messages => format!("AND kind IN {}", said_kinds()),
     };
     format!(
-        "SELECT id, target, kind, nick, user, host, text, extra FROM messages \
+        "SELECT {RECORD_COLUMNS} FROM messages \
          WHERE target_key = ?1 AND id > ?2 AND id < ?3 {only} ORDER BY id {order} LIMIT ?4"
     )
 }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension, Params, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use super::{MAX_BATCH, RETAIN_CHUNK, classify, said_kinds, sql_int, sql_limit};
+use super::{MAX_BATCH, RETAIN_CHUNK, classify, said_kinds, sql_int, sql_limit, tags_to_sql};
+use crate::hub::MsgId;
 use crate::hub::event::now_millis;
 use crate::hub::text::fold;
 use crate::store::{Bound, Record, Retention, RoomState, StoreError, dm_parties};
@@ -22,6 +23,9 @@ pub(super) enum Command {
     SaveRoom(RoomState),
     /// Forget the room with this folded name.
     ForgetRoom(String),
+    /// Redact the record with this id of the target with this folded name; the last id is the
+    /// redaction's own, which counts as committed with it.
+    Redact(String, MsgId, MsgId),
     /// Answer once everything before this is committed.
     Flush(oneshot::Sender<Result<(), StoreError>>),
     Retain(Retention, oneshot::Sender<Result<usize, StoreError>>),
@@ -30,8 +34,10 @@ pub(super) enum Command {
 type Answer<T> = oneshot::Sender<Result<T, StoreError>>;
 
 const INSERT: &str = "INSERT OR IGNORE INTO messages \
-    (id, target_key, target, kind, nick, user, host, text, extra) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    (id, target_key, target, kind, nick, user, host, text, extra, tags) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+const REDACT: &str = "UPDATE messages SET text = '', tags = '', redacted = 1 WHERE id = ?1 AND target_key = ?2";
 
 const TOUCH_TARGET: &str = "INSERT INTO targets (owner, key, name, latest) VALUES (?1, ?2, ?3, ?4) \
     ON CONFLICT (owner, key) DO UPDATE SET name = excluded.name, latest = excluded.latest \
@@ -179,7 +185,10 @@ impl Writer {
             metrics.store_errors.inc();
         }
         if result.is_ok() {
-            let newest = self.batch.iter().filter_map(|c| if let Command::Append(r) = c { Some(r.id.0) } else { None });
+            let newest = self.batch.iter().filter_map(|c| match c {
+                Command::Append(Record { id, .. }) | Command::Redact(_, _, id) => Some(id.0),
+                _ => None,
+            });
             if let Some(newest) = newest.max() {
                 self.committed.fetch_max(newest, Ordering::Release);
             }
@@ -198,7 +207,7 @@ impl Writer {
                     flushed = true;
                 }
                 Command::Retain(policy, answer) => self.retains.push_back((policy, answer)),
-                Command::Append(_) | Command::SaveRoom(_) | Command::ForgetRoom(_) => {}
+                Command::Append(_) | Command::SaveRoom(_) | Command::ForgetRoom(_) | Command::Redact(..) => {}
             }
         }
         if flushed {
@@ -228,6 +237,7 @@ impl Writer {
                                 r.host,
                                 r.text,
                                 r.extra,
+                                tags_to_sql(&r.tags),
                             ])
                             .map_err(fail)?;
                         let slot = newest.entry(r.target.as_str()).or_insert(r);
@@ -236,6 +246,10 @@ impl Writer {
                         }
                     }
                     Command::SaveRoom(room) => save_room(&tx, room).map_err(fail)?,
+                    Command::Redact(key, id, _) => {
+                        let mut redact = tx.prepare_cached(REDACT).map_err(fail)?;
+                        redact.execute(params![sql_int(id.0), key]).map_err(fail)?;
+                    }
                     Command::ForgetRoom(key) => {
                         tx.prepare_cached(FORGET_ROOM).and_then(|mut forget| forget.execute([key])).map_err(fail)?;
                         tx.prepare_cached(FORGET_BANS).and_then(|mut forget| forget.execute([key])).map_err(fail)?;
