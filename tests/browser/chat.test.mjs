@@ -153,13 +153,29 @@ test("two pages and an nc client chat in #lobby, and pages talk privately", asyn
   await say(bob, "got it");
   await shows(alice, "got it");
 
-  // Mentions are highlighted.
   await alice.locator("#rooms .buffer", { hasText: "#lobby" }).click();
+  await bob.locator("#rooms .buffer", { hasText: "#lobby" }).click();
+
+  // A long paste goes as one message (draft/multiline): one message on the page, each line
+  // for nc.
+  await alice.fill("#input", "first pasted line\nsecond pasted line\nthird pasted line");
+  await alice.press("#input", "Enter");
+  const pasted = bob.locator("#log .msg", { hasText: "first pasted line" });
+  await pasted.waitFor({ timeout: WAIT });
+  assert.equal(await pasted.locator(".text").innerText(), "first pasted line\nsecond pasted line\nthird pasted line");
+  await plain.said("<alice> third pasted line");
+
+  // Reactions are sent and shown.
+  await pasted.hover();
+  await pasted.locator(".react-button").click();
+  await bob.locator(".picker button", { hasText: "🎉" }).click();
+  await alice.locator("#log .msg", { hasText: "first pasted line" }).locator(".reaction", { hasText: "🎉 1" }).waitFor({ timeout: WAIT });
+
+  // Mentions are highlighted.
   plain.send("alice: are you there?");
   await alice.locator("#log .msg.mention", { hasText: "are you there" }).waitFor({ timeout: WAIT });
 
   // Typing shows on the other page.
-  await bob.locator("#rooms .buffer", { hasText: "#lobby" }).click();
   await bob.fill("#input", "typing something");
   await bob.dispatchEvent("#input", "input");
   await alice.locator("#typing", { hasText: "bob is typing" }).waitFor({ timeout: WAIT });
@@ -225,17 +241,39 @@ test("a page reconnects after a server restart and catches up without gaps or du
 test("screenshots: desktop and phone", async () => {
   const erin = await person("erin");
   const frank = await person("frank", { width: 390, height: 844 });
+  await say(erin, "/join #release");
+  await erin.locator(".buffer.active", { hasText: "#release" }).waitFor({ timeout: WAIT });
+  await say(erin, "/topic Release 2.4 — freeze on Thursday, ship on Friday");
+  await say(frank, "/join #release");
+  await frank.locator(".buffer.active", { hasText: "#release" }).waitFor({ timeout: WAIT });
   await say(erin, "Good morning! The build is green again 🎉");
+  await say(erin, "Changelog draft: https://example.org/release-notes");
   await say(frank, "Nice. Is the release still planned for Friday?");
-  await say(erin, "Yes, see https://example.org/release-notes");
-  await say(erin, "/me brings coffee");
-  await shows(frank, "brings coffee");
+  await say(erin, "Yes. Remaining:\n- translations\n- the upgrade notes");
+  await say(frank, "/me brings coffee");
+  await shows(erin, "brings coffee");
+  const green = frank.locator("#log .msg", { hasText: "build is green" });
+  await green.hover();
+  await green.locator(".react-button").click();
+  await frank.locator(".picker button", { hasText: "👍" }).click();
+  await erin.locator("#log .reaction", { hasText: "👍 1" }).waitFor({ timeout: WAIT });
+  await say(frank, "/msg erin can you review my translation PR?");
+  await erin.locator("#dms .buffer .badge").waitFor({ timeout: WAIT });
+  // On a phone the rooms are in a drawer.
+  await frank.click("#open-sidebar");
+  await frank.locator("#rooms .buffer", { hasText: "#release" }).click();
+  await frank.locator(".app:not(.show-sidebar)").waitFor({ timeout: WAIT });
+  await erin.fill("#input", "On it");
+  await erin.dispatchEvent("#input", "input");
+  await frank.locator("#typing", { hasText: "erin is typing" }).waitFor({ timeout: WAIT });
   await erin.screenshot({ path: path.join(shots, "desktop-1280x800.png") });
   await frank.screenshot({ path: path.join(shots, "phone-390x844.png") });
   await frank.click("#open-sidebar");
   await frank.locator(".app.show-sidebar").waitFor({ timeout: WAIT });
   await frank.waitForTimeout(300);
   await frank.screenshot({ path: path.join(shots, "phone-390x844-sidebar.png") });
+  await erin.emulateMedia({ colorScheme: "dark" });
+  await erin.screenshot({ path: path.join(shots, "desktop-1280x800-dark.png") });
   await erin.context().close();
   await frank.context().close();
 });

@@ -168,6 +168,8 @@ function connect() {
   state.socket = socket;
   state.registered = false;
   state.caps = new Set();
+  state.capValues = {};
+  state.batches.clear();
   setStatus("connecting…", "");
   socket.onopen = () => {
     send("CAP LS 302");
@@ -214,8 +216,9 @@ const handlers = {
     if (sub === "LS") {
       const more = msg.params[2] === "*";
       for (const cap of msg.params[more ? 3 : 2].split(" ")) {
-        const [name, value] = cap.split("=");
-        if (name) state.capValues[name] = value || "";
+        const eq = cap.indexOf("=");
+        const name = eq < 0 ? cap : cap.slice(0, eq);
+        if (name) state.capValues[name] = eq < 0 ? "" : cap.slice(eq + 1);
       }
       if (!more) {
         const wanted = WANTED_CAPS.filter((c) => c in state.capValues);
@@ -267,7 +270,8 @@ const handlers = {
   BATCH(msg) {
     const ref = msg.params[0];
     if (ref.startsWith("+")) {
-      state.batches.set(ref.slice(1), { type: msg.params[1], params: msg.params.slice(2), tags: msg.tags, source: msg.source, lines: [] });
+      const parent = msg.tags.batch;
+      state.batches.set(ref.slice(1), { type: msg.params[1], params: msg.params.slice(2), tags: msg.tags, source: msg.source, parent, lines: [] });
     } else {
       const batch = state.batches.get(ref.slice(1));
       state.batches.delete(ref.slice(1));
@@ -466,7 +470,7 @@ function handleOther(msg) {
 
 function handle(msg) {
   const ref = msg.tags.batch;
-  if (ref && state.batches.has(ref)) {
+  if (msg.command !== "BATCH" && ref && state.batches.has(ref)) {
     state.batches.get(ref).lines.push(msg);
     return;
   }
@@ -494,7 +498,10 @@ function endBatch(batch) {
     const text = batch.lines.reduce((all, m, i) => all + (i && !("draft/multiline-concat" in m.tags) ? "\n" : "") + (m.params[1] || ""), "");
     const msg = { ...first, tags: { ...first.tags, ...batch.tags }, params: [batch.params[0], text], source: batch.source || first.source };
     msg.nick = msg.source.split("!")[0];
-    handle(msg);
+    // Inside history, it is one line of the history.
+    const parent = state.batches.get(batch.parent);
+    if (parent) parent.lines.push(msg);
+    else handle(msg);
   } else {
     for (const msg of batch.lines) handle(msg);
   }
