@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyper::header::{self, HeaderValue};
 use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode};
@@ -199,17 +199,33 @@ where
                 }
             }
             line = lines.next(&mut from_session) => {
-                let frame = match line {
-                    Ok(Some(Line::Text(text))) => match subprotocol {
-                        Subprotocol::Text => Message::text(text),
-                        Subprotocol::Binary => Message::binary(text),
-                    },
-                    Ok(Some(Line::TooLong)) => continue,
-                    // The session has ended and written its last words.
-                    Ok(None) | Err(_) => break Some((CloseCode::Normal, "")),
+                // Every line the session has written by now goes out in one write.
+                let mut line = line;
+                let ended = loop {
+                    match line {
+                        Ok(Some(Line::Text(text))) => {
+                            let frame = match subprotocol {
+                                Subprotocol::Text => Message::text(text),
+                                Subprotocol::Binary => Message::binary(text),
+                            };
+                            if frames_out.feed(frame).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(Some(Line::TooLong)) => {}
+                        // The session has ended and written its last words.
+                        Ok(None) | Err(_) => break true,
+                    }
+                    match lines.next(&mut from_session).now_or_never() {
+                        Some(next) => line = next,
+                        None => break false,
+                    }
                 };
-                if frames_out.send(frame).await.is_err() {
+                if frames_out.flush().await.is_err() {
                     return;
+                }
+                if ended {
+                    break Some((CloseCode::Normal, ""));
                 }
             }
             _ = ping.tick() => {
