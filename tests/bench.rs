@@ -1,5 +1,6 @@
-//! `charla bench` against a charla server started in this process: a tiny plain-text fanout
-//! delivers every message and says so in its JSON line, over WebSocket too; targets off this machine are refused.
+//! `charla bench` against a charla server started in this process: a tiny fanout (plain text, or
+//! IRC over WebSocket) delivers every message and says so in its JSON line; targets off this
+//! machine are refused.
 
 mod common;
 
