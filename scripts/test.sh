@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what the tests need beyond cargo when it is missing
 # (under CI=true a missing tool is installed or the run fails; nothing is skipped silently),
-# then runs every unit and integration test and the browser tests (tests/browser, headless
-# Chromium). Arguments go to `cargo test` and then choose what runs instead:
-# `scripts/test.sh --test irc_clients`, `scripts/test.sh --lib -- --nocapture`.
+# then runs every unit, integration and documentation test (`--all-targets` leaves out the
+# examples in doc comments, so they run second, with `--doc`) and the browser tests
+# (tests/browser, headless Chromium). Arguments go to `cargo test` and then choose what runs
+# instead: `scripts/test.sh --test irc_clients`, `scripts/test.sh --lib -- --nocapture`,
+# `scripts/test.sh --doc`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,10 +47,11 @@ if [[ ! -d tests/browser/node_modules/playwright-core ]]; then
     npm ci --prefix tests/browser --no-audit --no-fund --silent
 fi
 
-if [[ $# -eq 0 ]]; then
+if [[ $# -gt 0 ]]; then
+    cargo test --locked "$@"
+else
     cargo test --locked --all-targets
+    cargo test --locked --doc
     # The browser tests drive target/debug/charla, which cargo test has just built.
     npm test --prefix tests/browser --silent
-else
-    cargo test --locked "$@"
 fi

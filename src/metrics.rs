@@ -5,8 +5,8 @@
 //! without every layer carrying a handle to the others. A process serves one server; tests that
 //! run several in one process read differences, never absolute values.
 //!
-//! Gauges of the hub's state (rooms, users) and the uptime are read when scraped, by
-//! [`Metrics::encode`].
+//! Gauges of the hub's state (rooms, users), the uptime and the count of dropped log lines
+//! (kept by [`crate::logging`]) are read when scraped, by [`Metrics::encode`].
 
 use std::sync::LazyLock;
 use std::sync::atomic::AtomicU64;
@@ -67,6 +67,10 @@ pub struct Metrics {
     pub store_batch: Histogram,
     /// Batches the history writer failed to commit.
     pub store_errors: Counter,
+    /// Log lines dropped ([`crate::logging::dropped`]), brought up to date at each scrape.
+    log_lines_dropped: Counter,
+    /// One scrape at a time brings the counters read from elsewhere up to date.
+    scraping: std::sync::Mutex<()>,
     rooms: Gauge,
     users: Gauge,
     uptime: Gauge<f64, AtomicU64>,
@@ -101,6 +105,8 @@ impl Metrics {
             // 100 µs to about 3 s.
             store_batch: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 16)),
             store_errors: Counter::default(),
+            log_lines_dropped: Counter::default(),
+            scraping: std::sync::Mutex::new(()),
             rooms: Gauge::default(),
             users: Gauge::default(),
             uptime: Gauge::default(),
@@ -132,6 +138,11 @@ impl Metrics {
             metrics.store_batch.clone(),
         );
         registry.register("store_errors", "History batches that failed to commit", metrics.store_errors.clone());
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because standard error was slow or failed",
+            metrics.log_lines_dropped.clone(),
+        );
         registry.register("rooms", "Rooms that exist now", metrics.rooms.clone());
         registry.register("users", "Registered users connected now", metrics.users.clone());
         registry.register_with_unit("uptime", "Time since the server started", Unit::Seconds, metrics.uptime.clone());
@@ -148,6 +159,9 @@ impl Metrics {
 
     /// Every metric in the Prometheus text format, with the hub's state as of `now`.
     pub fn encode(&self, now: Snapshot) -> String {
+        let _scraping = self.scraping.lock().unwrap_or_else(|e| e.into_inner());
+        let dropped = crate::logging::dropped();
+        self.log_lines_dropped.inc_by(dropped.saturating_sub(self.log_lines_dropped.get()));
         self.rooms.set(now.rooms as i64);
         self.users.set(now.users as i64);
         self.uptime.set(now.uptime.as_secs_f64());

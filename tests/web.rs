@@ -218,6 +218,7 @@ async fn metrics_count_a_message_sent_and_its_delivery() {
     assert!(metric(server.addr, "charla_messages_delivered_total").await > delivered);
     assert!(metric(server.addr, "charla_rooms").await >= 1.0);
     assert!(metric(server.addr, "charla_uptime_seconds").await >= 0.0);
+    assert!(metric(server.addr, "charla_log_lines_dropped_total").await >= 0.0);
 }
 
 #[tokio::test]

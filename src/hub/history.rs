@@ -30,6 +30,21 @@ impl History {
 }
 
 impl Hub {
+    /// Continues guest numbers after `last`, the highest given out before a restart
+    /// ([`Store::last_guest`]): a new guest must not find history lines under its nick that
+    /// someone else wrote.
+    pub fn restore_guests(&mut self, last: u64) {
+        self.next_guest = self.next_guest.max(last);
+    }
+
+    /// Notes in the store that guest number `number` was given out.
+    pub(super) fn save_guest(&self, number: u64) {
+        let Some(store) = &self.history.0 else { return };
+        if let Err(e) = store.save_guest(number) {
+            tracing::warn!("history: guest number {number} not saved: {e}");
+        }
+    }
+
     /// Sends every record of `event` to the store. `rooms` are the rooms a quit or nick change
     /// is recorded in.
     /// History reads wait for the newest event or message recorded (see [`Hub::last_recorded`]

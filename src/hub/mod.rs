@@ -176,6 +176,8 @@ struct User {
     rooms: Vec<String>,
     away: Option<Box<str>>,
     oper: bool,
+    /// User mode `+i`: hidden from WHO and NAMES of those who share no room with the user.
+    invisible: bool,
     /// User mode `+w`: receives WALLOPS.
     wallops: bool,
     /// The nicks this user monitors (IRC `MONITOR`), as they were given.
@@ -265,6 +267,8 @@ pub struct UserInfo {
     pub realname: String,
     pub away: Option<String>,
     pub oper: bool,
+    /// User mode `+i`.
+    pub invisible: bool,
     /// User mode `+B`: the user says it is a bot.
     pub bot: bool,
     pub protocol: &'static str,
@@ -310,6 +314,17 @@ pub struct Departed {
     pub at: u64,
 }
 
+/// What [`Hub::say`] does with a text too long for one IRC line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Long {
+    /// Several messages, cut between words.
+    Split,
+    /// One message, its end cut off.
+    Cut,
+    /// One message as it is: its lines reach IRC clients one by one (`draft/multiline`).
+    Whole,
+}
+
 /// Result of a message: the event, and the target's away message when it was sent to an away user.
 #[derive(Debug)]
 pub struct Said {
@@ -338,10 +353,11 @@ pub struct HubConfig {
 /// The hub, shared by every connection.
 pub type SharedHub = Arc<Mutex<Hub>>;
 
-/// Locks the shared hub. A panic in another thread cannot leave the hub half-updated in a way
-/// that matters more than losing the whole server, so a poisoned lock is taken anyway.
+/// Locks the shared hub. A poisoned lock means a panic left the chat state half-changed
+/// (users in rooms they are not in, a nick held by no one): the process ends rather than serve
+/// from it ([`crate::panics`]).
 pub fn lock(hub: &SharedHub) -> MutexGuard<'_, Hub> {
-    hub.lock().unwrap_or_else(|e| e.into_inner())
+    hub.lock().unwrap_or_else(|_| crate::panics::fatal("a panic left the chat state half-changed"))
 }
 
 /// All chat state.
@@ -452,6 +468,7 @@ impl Hub {
                 self.next_guest += 1;
                 let nick = format!("guest-{}", self.next_guest);
                 if !self.nicks.contains_key(nick.as_str()) {
+                    self.save_guest(self.next_guest);
                     break nick;
                 }
             },
@@ -468,6 +485,7 @@ impl Hub {
                 rooms: Vec::new(),
                 away: None,
                 oper: false,
+                invisible: false,
                 wallops: false,
                 monitoring: Vec::new(),
                 monitor_updates: false,
@@ -613,7 +631,12 @@ impl Hub {
         // The joiner too: its own JOIN must be queued before any message said in the room
         // from now on, and only the hub, under its lock, can put it there in time.
         self.user(id).outbox.push(own(&event));
-        self.deliver(members, &event);
+        self.deliver(members.iter().copied(), &event);
+        // A joiner who is away is away for the room's members too (IRC `away-notify`).
+        if let Some(message) = self.user(id).away.as_deref().map(str::to_string) {
+            let away = self.event(EventKind::Away { who: self.user(id).source.clone(), message: Some(message) });
+            self.deliver(members, &away);
+        }
         Ok(Some(Joined { room: name, topic }))
     }
 
@@ -634,13 +657,45 @@ impl Hub {
 
     /// Sends a message to a room or a nick. The sender does not receive it (sessions that want
     /// an echo write the returned event to themselves). Text is sanitised here, once, for all;
-    /// client tags (`+typing`, …) are passed through as they are.
+    /// client tags (`+typing`, …) are passed through as they are. A text too long for one IRC
+    /// line with its sender, command and target is said as several messages, cut between words:
+    /// a person's long line (plain text) loses nothing.
     pub fn say(&mut self, id: ConnId, target: &str, kind: MsgKind, text: &str, tags: Tags) -> Result<Said, HubError> {
+        self.say_as(id, target, kind, text, tags, Long::Split)
+    }
+
+    /// [`Hub::say`] for a message an IRC client sent as one line: it stays one message. The
+    /// client fitted its line into 512 bytes, but relayed with its `nick!user@host` in front it
+    /// may no longer fit; then its end is cut off, on a character boundary, as InspIRCd and ergo
+    /// do. Refusing it (417) instead would refuse a line the client had every reason to think
+    /// valid, as no client knows for sure how its prefix looks to others; splitting it would
+    /// make one message two, which IRC clients (and bots reading commands) do not expect.
+    /// History keeps the text as it was relayed.
+    pub fn say_line(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        kind: MsgKind,
+        text: &str,
+        tags: Tags,
+    ) -> Result<Said, HubError> {
+        self.say_as(id, target, kind, text, tags, Long::Cut)
+    }
+
+    fn say_as(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        kind: MsgKind,
+        text: &str,
+        tags: Tags,
+        long: Long,
+    ) -> Result<Said, HubError> {
         let text = text::sanitize(text);
         if text.is_empty() && kind != MsgKind::TagMsg {
             return Err(HubError::NoText);
         }
-        self.say_text(id, target, kind, text, tags, true)
+        self.say_text(id, target, kind, text, tags, long)
     }
 
     /// Says several lines as ONE message (IRC `draft/multiline`): its text holds them joined by
@@ -651,11 +706,11 @@ impl Hub {
         if lines.iter().all(|line| line.trim().is_empty()) {
             return Err(HubError::NoText);
         }
-        self.say_text(id, target, MsgKind::Privmsg, lines.join("\n"), tags, false)
+        self.say_text(id, target, MsgKind::Privmsg, lines.join("\n"), tags, Long::Whole)
     }
 
-    /// [`Hub::say`] of a sanitised text; `split`: a text too long for one IRC line is said as
-    /// several messages (a multiline message stays one).
+    /// [`Hub::say`] of a sanitised text; `long` says what becomes of a text too long for one
+    /// IRC line.
     fn say_text(
         &mut self,
         id: ConnId,
@@ -663,7 +718,7 @@ impl Hub {
         kind: MsgKind,
         text: String,
         tags: Tags,
-        split: bool,
+        long: Long,
     ) -> Result<Said, HubError> {
         let from = self.user(id).source.clone();
         // `@#room` / `+#room` (STATUSMSG): to the room's operators / voiced members and operators.
@@ -705,10 +760,11 @@ impl Hub {
             (Target::User(user.source.nick.clone()), vec![to], away, None)
         };
         let room = line_room(&from, &target, kind);
-        let mut pieces = if split && text.len() > room {
-            text::split_to_fit(&text, room).into_iter().map(str::to_string).collect()
-        } else {
-            vec![text]
+        let mut pieces = match long {
+            Long::Whole => vec![text],
+            _ if text.len() <= room => vec![text],
+            Long::Split => text::split_to_fit(&text, room).into_iter().map(str::to_string).collect(),
+            Long::Cut => vec![text[..floor_char_boundary(&text, room)].to_string()],
         };
         let last = pieces.pop().expect("a text is at least one piece");
         let mut events = Vec::with_capacity(pieces.len() + 1);
@@ -906,11 +962,14 @@ pub fn floor_char_boundary(s: &str, max: usize) -> usize {
 
 impl Hub {
     /// Marks a user away with a message, or back (`None` or empty); the users sharing a room
-    /// are told (IRC `away-notify`). Returns whether the user is now away.
+    /// are told (IRC `away-notify`) when that changes anything. Returns whether the user is now
+    /// away.
     pub fn set_away(&mut self, id: ConnId, message: Option<&str>) -> bool {
         let away = message.map(text::sanitize).filter(|m| !m.is_empty());
-        let event = self.event(EventKind::Away { who: self.user(id).source.clone(), message: away.clone() });
-        self.deliver(self.peers_and_watchers(id), &event);
+        if self.user(id).away.as_deref() != away.as_deref() {
+            let event = self.event(EventKind::Away { who: self.user(id).source.clone(), message: away.clone() });
+            self.deliver(self.peers_and_watchers(id), &event);
+        }
         let user = self.users.get_mut(&id).expect("registered");
         user.away = away.map(String::into_boxed_str);
         user.away.is_some()
@@ -939,8 +998,9 @@ impl Hub {
             return Err(HubError::NotOper);
         }
         let target_id = self.id_of(target)?;
-        let reason = format!("Killed by {}: {}", self.user(id).source.nick, text::sanitize(reason));
-        self.user(target_id).outbox.close(reason);
+        let (by, nick) = (self.user(id).source.clone(), self.nick(target_id).to_string());
+        let killed = Closed::Killed { by, nick, reason: text::sanitize(reason) };
+        self.user(target_id).outbox.close_as(killed);
         Ok(())
     }
 
@@ -986,6 +1046,11 @@ impl Hub {
         (self.users.len(), self.rooms.len())
     }
 
+    /// Number of invisible (`+i`) users, for LUSERS.
+    pub fn invisible_count(&self) -> usize {
+        self.users.values().filter(|u| u.invisible).count()
+    }
+
     /// Number of server operators online.
     pub fn oper_count(&self) -> usize {
         self.users.values().filter(|u| u.oper).count()
@@ -1008,6 +1073,7 @@ impl Hub {
             realname: user.realname.to_string(),
             away: user.away.as_deref().map(str::to_string),
             oper: user.oper,
+            invisible: user.invisible,
             bot: user.source.bot,
             protocol: user.protocol,
             signon: user.signon,
@@ -1021,17 +1087,40 @@ impl Hub {
         Ok(self.info(self.id_of(nick)?, asker))
     }
 
-    /// Every user online, for WHO with a mask.
+    /// Every user online that `asker` may see: invisible users only when they share a room
+    /// with `asker`.
     pub fn all_users(&self, asker: ConnId) -> Vec<UserInfo> {
-        self.users.keys().map(|&id| self.info(id, asker)).collect()
+        self.users.keys().filter(|&&id| self.sees(asker, id)).map(|&id| self.info(id, asker)).collect()
     }
 
-    /// A room with its members, sorted by nick. Secret rooms are visible to members only.
+    /// The users `asker` finds with `mask` (WHO): a nick without wildcards finds that user, even
+    /// an invisible one (as InspIRCd answers); a mask with `*` or `?`, matched against nicks and
+    /// `nick!user@host`, finds only the users `asker` may see.
+    pub fn find_users(&self, asker: ConnId, mask: &str) -> Vec<UserInfo> {
+        if !mask.contains(['*', '?'])
+            && let Ok(user) = self.user_info(asker, mask)
+        {
+            return vec![user];
+        }
+        let matches = |u: &UserInfo| {
+            text::wildcard_match(mask, &u.nick)
+                || text::wildcard_match(mask, &format!("{}!{}@{}", u.nick, u.user, u.host))
+        };
+        self.all_users(asker).into_iter().filter(matches).collect()
+    }
+
+    /// A room with its members, sorted by nick. Secret rooms are visible to members only; to
+    /// others, the members listed are those they may see (invisible ones only when they share
+    /// another room).
     pub fn room_info(&self, asker: ConnId, name: &str) -> Result<RoomInfo, HubError> {
         let room = self.visible_room(asker, name)?;
         let is_member = room.members.contains_key(&asker);
-        let mut members: Vec<Member> =
-            room.members.iter().map(|(&id, &status)| Member { info: self.info(id, asker), status }).collect();
+        let mut members: Vec<Member> = room
+            .members
+            .iter()
+            .filter(|&(&id, _)| is_member || self.sees(asker, id))
+            .map(|(&id, &status)| Member { info: self.info(id, asker), status })
+            .collect();
         members.sort_by_cached_key(|m| fold(&m.info.nick));
         let mut modes = room.modes.clone();
         if !is_member {

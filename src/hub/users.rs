@@ -1,6 +1,6 @@
 //! What users change about themselves besides their nick and rooms: their real name, the user
-//! modes others see (`+B`, a bot) or that decide what they receive (`+w`, wallops), and the
-//! server operators' WALLOPS.
+//! modes others see (`+B`, a bot), that hide them (`+i`, invisible) or that decide what they
+//! receive (`+w`, wallops), and the server operators' WALLOPS.
 
 use std::sync::Arc;
 
@@ -11,6 +11,8 @@ use super::{ConnId, Event, EventKind, Hub, HubError, text};
 pub struct UserModes {
     /// `+B`: a bot.
     pub bot: bool,
+    /// `+i`: invisible (see [`Hub::set_invisible`]).
+    pub invisible: bool,
     /// `+o`: a server operator.
     pub oper: bool,
     /// `+w`: receives WALLOPS.
@@ -21,7 +23,7 @@ impl Hub {
     /// The modes of `id`.
     pub fn user_modes(&self, id: ConnId) -> UserModes {
         let user = self.user(id);
-        UserModes { bot: user.source.bot, oper: user.oper, wallops: user.wallops }
+        UserModes { bot: user.source.bot, invisible: user.invisible, oper: user.oper, wallops: user.wallops }
     }
 
     /// Marks `id` a bot or not; returns whether that changed anything. From now on what it
@@ -29,6 +31,21 @@ impl Hub {
     pub fn set_bot(&mut self, id: ConnId, on: bool) -> bool {
         let user = self.users.get_mut(&id).expect("registered");
         std::mem::replace(&mut user.source.bot, on) != on
+    }
+
+    /// Sets or clears user mode `+i` (invisible); returns whether that changed anything.
+    pub fn set_invisible(&mut self, id: ConnId, on: bool) -> bool {
+        let user = self.users.get_mut(&id).expect("registered");
+        std::mem::replace(&mut user.invisible, on) != on
+    }
+
+    /// May `asker` see `id` in WHO and NAMES? An invisible user (`+i`) shows only to those who
+    /// share a room with them, and to themselves.
+    pub(super) fn sees(&self, asker: ConnId, id: ConnId) -> bool {
+        let user = self.user(id);
+        !user.invisible
+            || asker == id
+            || user.rooms.iter().any(|r| self.rooms.get(r).is_some_and(|room| room.members.contains_key(&asker)))
     }
 
     /// Whether `id` receives WALLOPS; returns whether that changed anything.

@@ -37,6 +37,11 @@ impl Sessions {
         self.open.lock().unwrap_or_else(|e| e.into_inner()).0.remove(&key);
     }
 
+    /// How many connections are open (registered or not, every protocol).
+    pub fn count(&self) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).0.len()
+    }
+
     /// Closes every queue: each writer delivers what was queued, then tells its client `reason`.
     /// Sessions added later are closed as they come.
     pub fn close_all(&self, reason: &str) {

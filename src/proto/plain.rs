@@ -94,79 +94,75 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future
         conn.writing_while(&render, pin!(shared.settled(Include::Messages))).await;
         session.join(LOBBY, None);
 
-        // The first lines, while they may still be an IRC client's registration (see
-        // [`Late`]); `None` once the user has said something else.
-        let mut opening: Option<Vec<String>> = Some(Vec::new());
-        let reason = loop {
-            let input = match &opening {
-                Some(held) if !held.is_empty() => {
-                    // Boxed: a rare wait should not make every connection's future bigger.
-                    match Box::pin(tokio::time::timeout(REGISTRATION_PAIR_WAIT, conn.next(&render))).await {
-                        Ok(input) => input,
-                        Err(_) => {
-                            // Only half a registration came: it was a person's line after all.
-                            let held = opening.take().unwrap_or_default();
-                            match held.iter().find_map(|line| session.handle(line)) {
-                                Some(reason) => break reason,
-                                None => continue,
-                            }
-                        }
-                    }
+        let reason = 'session: {
+            let next = match opening(&mut conn, &render).await {
+                Opening::Irc(lines) => {
+                    tracing::info!("{peer} ({nick}) registers with IRC");
+                    hub::lock(&shared.hub).quit(id, "Switched to IRC");
+                    conn.reopen(crate::proto::irc::MAX_LINE, Speaks::Irc, &lines);
+                    drop(tokio::spawn(crate::panics::connection(crate::proto::irc::run(conn, shared, peer))));
+                    return;
                 }
-                _ => conn.next(&render).await,
+                Opening::Plain(lines, next) => {
+                    if let Some(reason) = lines.iter().find_map(|line| session.handle(line)) {
+                        break 'session reason;
+                    }
+                    next
+                }
             };
-            let input = match (input, &mut opening) {
-                (Input::Line(Line::Text(text)), Some(held)) => {
-                    held.push(text);
-                    let lines: Vec<&str> = held.iter().map(String::as_str).collect();
-                    match Late::judge(&lines) {
-                        Late::Undecided => continue,
-                        Late::Irc => {
-                            let held = opening.take().unwrap_or_default();
-                            tracing::info!("{peer} ({}) registers with IRC", hub::lock(&shared.hub).nick(id));
-                            hub::lock(&shared.hub).quit(id, "Switched to IRC");
-                            conn.reopen(crate::proto::irc::MAX_LINE, Speaks::Irc, &held);
-                            drop(tokio::spawn(crate::proto::irc::run(conn, shared, peer)));
-                            return;
-                        }
-                        Late::Plain => {
-                            let mut held = opening.take().unwrap_or_default();
-                            let last = held.pop().unwrap_or_default();
-                            if let Some(reason) = held.iter().find_map(|line| session.handle(line)) {
-                                break reason;
-                            }
-                            Input::Line(Line::Text(last))
-                        }
-                    }
-                }
-                (input, _) => input,
-            };
-            match input {
-                Input::Line(Line::Text(text)) => {
-                    if text.starts_with("/history") || text.starts_with("/join") || text.starts_with("/redact") {
-                        conn.writing_while(&render, pin!(shared.settled(Include::Messages))).await;
-                    }
-                    if let Some(reason) = session.handle(&text) {
-                        break reason;
-                    }
-                }
-                Input::Line(Line::TooLong) => session.error(format!(
-                    "line too long (over {} bytes); it was not sent. Split it into shorter lines.",
-                    shared.limits.max_line
-                )),
-                Input::Closed => break "Connection closed".into(),
-                Input::Stopped => {
-                    break match outbox.closed() {
-                        Some(Closed::Overflow) => "SendQ exceeded (not reading fast enough)".into(),
-                        Some(Closed::Done(reason)) => reason,
-                        None => "Connection lost".into(),
-                    };
+            if let Some(input) = next
+                && let Some(reason) = session.step(&mut conn, &render, input).await
+            {
+                break 'session reason;
+            }
+            loop {
+                let input = conn.next(&render).await;
+                if let Some(reason) = session.step(&mut conn, &render, input).await {
+                    break reason;
                 }
             }
         };
         tracing::info!("{peer} ({}) left: {reason}", hub::lock(&shared.hub).nick(id));
         hub::lock(&shared.hub).quit(id, &reason);
         conn.close(reason, &render).await;
+    }
+}
+
+/// How a greeted connection's first lines turned out (see [`Late`]).
+enum Opening {
+    /// An IRC client's registration: the lines go to its IRC session.
+    Irc(Vec<String>),
+    /// A person: the lines are said, then what came after them (if anything) is handled.
+    Plain(Vec<String>, Option<Input>),
+}
+
+/// Reads a greeted connection's first lines until they tell an IRC registration from a
+/// person's text. A separate future, not a variable of the session's loop: what it holds is
+/// gone once it has answered, and every connection's future stays as small as before.
+async fn opening(conn: &mut Conn, render: &PlainRender) -> Opening {
+    let mut held: Vec<String> = Vec::new();
+    loop {
+        let input = if held.is_empty() {
+            conn.next(render).await
+        } else {
+            // Boxed: a rare wait should not make every connection's future bigger.
+            match Box::pin(tokio::time::timeout(REGISTRATION_PAIR_WAIT, conn.next(render))).await {
+                Ok(input) => input,
+                // Only half a registration came: it was a person's line after all.
+                Err(_) => return Opening::Plain(held, None),
+            }
+        };
+        let Input::Line(Line::Text(text)) = input else { return Opening::Plain(held, Some(input)) };
+        held.push(text);
+        let lines: Vec<&str> = held.iter().map(String::as_str).collect();
+        match Late::judge(&lines) {
+            Late::Undecided => {}
+            Late::Irc => return Opening::Irc(held),
+            Late::Plain => {
+                let last = held.pop().map(|text| Input::Line(Line::Text(text)));
+                return Opening::Plain(held, last);
+            }
+        }
     }
 }
 
@@ -198,6 +194,31 @@ fn clock(millis: u64, today: u64) -> String {
 }
 
 impl Session<'_> {
+    /// Handles what the connection brought; returns the quit reason when the session ends.
+    async fn step(&self, conn: &mut Conn, render: &PlainRender, input: Input) -> Option<String> {
+        match input {
+            Input::Line(Line::Text(text)) => {
+                if text.starts_with("/history") || text.starts_with("/join") || text.starts_with("/redact") {
+                    conn.writing_while(render, pin!(self.shared.settled(Include::Messages))).await;
+                }
+                self.handle(&text)
+            }
+            Input::Line(Line::TooLong) => {
+                self.error(format!(
+                    "line too long (over {} bytes); it was not sent. Split it into shorter lines.",
+                    self.shared.limits.max_line
+                ));
+                None
+            }
+            Input::Closed => Some("Connection closed".into()),
+            Input::Stopped => Some(match self.outbox.closed() {
+                Some(Closed::Overflow) => "SendQ exceeded (not reading fast enough)".into(),
+                Some(closed) => closed.reason(),
+                None => "Connection lost".into(),
+            }),
+        }
+    }
+
     fn reply(&self, text: impl Into<String>) {
         let mut text = text.into();
         text.push('\n');
@@ -629,7 +650,7 @@ impl Render for PlainRender {
             Closed::Overflow => {
                 b"*** disconnected: you were not reading fast enough and your queue filled up\n".to_vec()
             }
-            Closed::Done(reason) => format!("*** disconnected: {reason}\n").into_bytes(),
+            closed => format!("*** disconnected: {}\n", closed.reason()).into_bytes(),
         }
     }
 }

@@ -5,9 +5,12 @@
 //! Shutdown follows mini-redis: the accept loops stop, the hub closes every client's queue with
 //! a reason (each connection delivers what was queued, then says goodbye), and [`Server::run`]
 //! returns once every connection task has finished, or after a grace period.
+//!
+//! Each connection's task runs inside [`panics::connection`], so that a bug in one connection
+//! ends that connection only; see [`crate::panics`] for what a bug anywhere else ends.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU8;
 use std::time::Duration;
@@ -19,6 +22,7 @@ use tokio::sync::mpsc;
 use crate::hub::{self, History, Hub, HubConfig};
 use crate::metrics::{self, Speaks};
 use crate::net::{Admission, BoxStream, Conn, ConnLimiter, Rewind, Sessions};
+use crate::panics;
 use crate::proto::{Protocol, Shared, Stage, classify};
 use crate::store::{Retention, SqliteStore, Store, StoreError};
 
@@ -40,17 +44,81 @@ pub struct Config {
     /// Origins (`https://chat.example.org`) whose pages may open a WebSocket; empty: only the
     /// server's own page.
     pub allowed_origins: Vec<String>,
+    /// The name the server goes by in IRC: the source of its own lines, 004, WHOIS, WHO,
+    /// LINKS, PONG and kill paths. [`host_name`] by default.
+    pub server_name: String,
+}
+
+/// This machine's host name, the server name unless `--server-name` says otherwise; `charla`
+/// when the system has none that could serve.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length, which is passed; gethostname writes at most
+    // that many bytes.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..len]).into_owned();
+    if ok && valid_server_name(&name) { name } else { "charla".into() }
+}
+
+/// Whether `name` can be an IRC server name: a host name (letters, digits, `-`, `.`, up to 63
+/// bytes), which no client can take for a nick (`nick!user@host`) or a parameter.
+pub fn valid_server_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !name.starts_with(['-', '.'])
 }
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr}: {source} (is another server using the port? try another with --listen)")]
+    #[error("cannot listen on {addr}: {source} ({})", bind_advice(addr, source))]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("cannot use data directory {dir}: {source} (pick a writable one with --data-dir)")]
     DataDir { dir: PathBuf, source: std::io::Error },
+    #[error("cannot use data directory {dir}: {file} is a file, not a directory (pick a directory with --data-dir)")]
+    NotADirectory { dir: PathBuf, file: PathBuf },
+    #[error(
+        "cannot create data directory {dir}: {parent} lets no directory be created in it ({source}); it is a virtual file system such as /proc or /sys, pick a directory on a disk with --data-dir"
+    )]
+    CannotCreate { dir: PathBuf, parent: PathBuf, source: std::io::Error },
     #[error("cannot open the history store: {0}")]
     Store(#[from] StoreError),
+}
+
+/// What to do about a listen address that cannot be bound, by the reason.
+fn bind_advice(addr: &SocketAddr, error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            format!("another program is using port {}: stop it, or pick another port with --listen", addr.port())
+        }
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "{} is not an address of this machine: listen on one it has (`ip -brief address` lists them), or on 0.0.0.0 for all of them",
+            addr.ip()
+        ),
+        std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
+            format!("ports below 1024 need root: pick a port from 1024 up, e.g. --listen {}:1313", addr.ip())
+        }
+        _ => "pick another address with --listen".into(),
+    }
+}
+
+/// Creates the data directory if it is missing, saying why it cannot be used when it cannot.
+fn create_data_dir(dir: &Path) -> Result<(), ServerError> {
+    if let Some(file) = dir.ancestors().find(|a| a.exists() && !a.is_dir()) {
+        return Err(ServerError::NotADirectory { dir: dir.to_owned(), file: file.to_owned() });
+    }
+    std::fs::create_dir_all(dir).map_err(|source| {
+        // "No such file or directory" while the parent is there: a file system that makes no
+        // directories, like /proc.
+        let existing = dir.ancestors().skip(1).find(|a| a.is_dir());
+        match existing {
+            Some(parent) if source.kind() == std::io::ErrorKind::NotFound => {
+                ServerError::CannotCreate { dir: dir.to_owned(), parent: parent.to_owned(), source }
+            }
+            _ => ServerError::DataDir { dir: dir.to_owned(), source },
+        }
+    })
 }
 
 /// A bound, not yet running server.
@@ -67,11 +135,11 @@ impl Server {
     /// Creates the data directory, opens the history store (restoring its rooms) and binds every
     /// listen address.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|source| ServerError::DataDir { dir: config.data_dir.clone(), source })?;
+        create_data_dir(&config.data_dir)?;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
         let mut hub = Hub::new(config.hub, History::new(store.clone()));
         hub.restore_rooms(store.rooms()?);
+        hub.restore_guests(store.last_guest()?);
         let mut listeners = Vec::new();
         let any = config.listen.iter().map(|a| (a, None));
         let irc = config.irc_listen.iter().map(|a| (a, Some(Protocol::Irc)));
@@ -85,7 +153,7 @@ impl Server {
             store,
             history: config.history,
             limits: config.limits,
-            server_name: "charla".into(),
+            server_name: config.server_name,
             started: std::time::SystemTime::now(),
             allowed_origins: config.allowed_origins,
             stage: AtomicU8::new(Stage::Starting as u8),
@@ -179,7 +247,7 @@ async fn accept_loop(
         // Once the server stops and every connection has gone, there is no one left to wait
         // for, and no one is let in.
         let Some(alive) = alive.upgrade() else { return };
-        tokio::spawn(handle(stream, peer, protocol, shared.clone(), limiter.clone(), alive));
+        tokio::spawn(panics::connection(handle(stream, peer, protocol, shared.clone(), limiter.clone(), alive)));
     }
 }
 
@@ -219,17 +287,33 @@ async fn handle(
         Protocol::Plain => {
             let setup = shared.line_setup(crate::proto::plain::max_line(&shared.limits));
             let conn = Conn::new(stream, &first, setup, shared.sessions.clone(), admit(Speaks::Plain));
-            drop(tokio::spawn(crate::proto::plain::run(conn, shared, peer)))
+            drop(tokio::spawn(panics::connection(crate::proto::plain::run(conn, shared, peer))))
         }
         Protocol::Irc => {
             let setup = shared.line_setup(crate::proto::irc::MAX_LINE);
             let conn = Conn::new(stream, &first, setup, shared.sessions.clone(), admit(Speaks::Irc));
-            drop(tokio::spawn(crate::proto::irc::run(conn, shared, peer)))
+            drop(tokio::spawn(panics::connection(crate::proto::irc::run(conn, shared, peer))))
         }
         Protocol::Http => {
             let stream = Box::new(Rewind::new(first, stream));
-            drop(tokio::spawn(crate::proto::http::serve(stream, peer, shared, admit(Speaks::Http))))
+            drop(tokio::spawn(panics::connection(crate::proto::http::serve(stream, peer, shared, admit(Speaks::Http)))))
         }
         Protocol::Tls => tracing::info!("{peer} started TLS, which is not enabled on this server; closed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_are_host_names() {
+        for name in ["irc.example.org", "vm", "node-1.chat.example"] {
+            assert!(valid_server_name(name), "{name}");
+        }
+        for name in ["", "bad name", "a!b", "x@y", ":irc", ".irc", "-irc", &"a".repeat(64)] {
+            assert!(!valid_server_name(name), "{name}");
+        }
+        assert!(valid_server_name(&host_name()));
     }
 }

@@ -72,6 +72,13 @@ pub trait Store: Send + Sync {
     /// Queues the removal of a room's persisted state (its history stays).
     fn forget_room(&self, name: &str) -> Result<(), StoreError>;
 
+    /// Queues a note that guest number `number` was given out, so that [`Store::last_guest`]
+    /// is at least `number` from now on, also after a restart.
+    fn save_guest(&self, number: u64) -> Result<(), StoreError>;
+
+    /// The highest guest number given out so far (0 if none).
+    fn last_guest(&self) -> Result<u64, StoreError>;
+
     /// Resolves once everything queued before this call is committed. Fails if any write since
     /// the previous flush failed, with that failure.
     fn flush(&self) -> Pending<()>;
@@ -423,6 +430,10 @@ pub enum StoreError {
         "history is not being written fast enough ({0} records are waiting), so this one was not stored; check that the disk is healthy and not full"
     )]
     Backlog(usize),
+    #[error("there is no history database at {path}; is the data directory right (--data-dir)?")]
+    NotFound { path: PathBuf },
+    #[error("cannot write the backup {path}: {reason}")]
+    Backup { path: PathBuf, reason: String },
     #[error("the history writer has stopped (the log says why); restart charla")]
     WriterGone,
     #[error("message id {0} is beyond what the store can keep (year 2248); check the system clock")]

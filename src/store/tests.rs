@@ -745,7 +745,8 @@ fn a_version_3_database_gains_tags_and_redactions() {
     // Take the database back to what version 3 wrote.
     let conn = rusqlite::Connection::open(scratch.0.join(SqliteStore::FILE_NAME)).unwrap();
     conn.execute_batch(
-        "DROP INDEX messages_said; ALTER TABLE messages DROP COLUMN tags; ALTER TABLE messages DROP COLUMN redacted;
+        "DROP TABLE counters;
+         DROP INDEX messages_said; ALTER TABLE messages DROP COLUMN tags; ALTER TABLE messages DROP COLUMN redacted;
          CREATE INDEX messages_said ON messages (target_key, id) WHERE kind IN ('privmsg', 'notice', 'action');
          PRAGMA user_version = 3;",
     )
@@ -760,4 +761,17 @@ fn a_version_3_database_gains_tags_and_redactions() {
     store.redact("#a", id(T0, 0), id(T0, 1)).unwrap();
     store.flush().wait().unwrap();
     assert!(store.message("#a", id(T0, 0)).unwrap().unwrap().redacted);
+}
+
+#[test]
+fn the_last_guest_number_only_grows_and_survives_reopening() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    assert_eq!(store.last_guest().unwrap(), 0);
+    store.save_guest(7).unwrap();
+    store.save_guest(3).unwrap();
+    store.flush().wait().unwrap();
+    assert_eq!(store.last_guest().unwrap(), 7);
+    drop(store);
+    assert_eq!(scratch.open().last_guest().unwrap(), 7);
 }

@@ -74,6 +74,7 @@ pub async fn start_at(data_dir: &std::path::Path, adjust: impl FnOnce(&mut Confi
         limits: test_limits(),
         hub: Default::default(),
         history: Default::default(),
+        server_name: "irc.test".into(),
         allowed_origins: Vec::new(),
     };
     adjust(&mut config);
@@ -251,6 +252,16 @@ impl Irc {
         loop {
             let message = self.next().await;
             if message.command == command {
+                return message;
+            }
+        }
+    }
+
+    /// Reads until a message with one of these commands arrives.
+    pub async fn expect_any(&mut self, commands: &[&str]) -> Message {
+        loop {
+            let message = self.next().await;
+            if commands.contains(&message.command.as_str()) {
                 return message;
             }
         }

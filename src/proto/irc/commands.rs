@@ -70,6 +70,9 @@ const COMMANDS: &[Command] = &[
     cmd("HELP", 0, true, help::help),
     cmd("REDACT", 2, true, redact::redact),
     cmd("BATCH", 1, true, multiline::batch),
+    cmd("LINKS", 0, true, links),
+    cmd("ADMIN", 0, true, admin),
+    cmd("INFO", 0, true, info),
 ];
 
 /// The names of every command, for HELP's index.
@@ -211,6 +214,9 @@ fn nick(session: &mut Session, message: &Message) {
 }
 
 fn user(session: &mut Session, message: &Message) {
+    if param(message, 3).is_empty() {
+        return session.numeric(ERR_NEEDMOREPARAMS, &["USER", "Not enough parameters"]);
+    }
     if session.id.is_some() {
         return session.numeric(ERR_ALREADYREGISTERED, &["You may not reregister"]);
     }
@@ -311,7 +317,7 @@ fn privmsg(session: &mut Session, message: &Message) {
     let tags: Tags = message.tags.iter().filter(|(k, _)| k.starts_with('+')).cloned().collect();
     let id = me(session);
     for target in targets.split(',').filter(|t| !t.is_empty()).take(MAX_TARGETS) {
-        let said = hub::lock(&session.shared.hub).say(id, target, kind, text, tags.clone());
+        let said = hub::lock(&session.shared.hub).say_line(id, target, kind, text, tags.clone());
         match said {
             Ok(said) => {
                 if let Some(away) = said.away {
@@ -402,7 +408,10 @@ fn list(session: &mut Session, message: &Message) {
         param(message, 0).split(',').filter(|r| r.starts_with('#')).map(|r| r.to_ascii_lowercase()).collect();
     let rooms = hub::lock(&session.shared.hub).list_rooms(me(session));
     session.numeric(RPL_LISTSTART, &["Channel", "Users  Name"]);
-    for room in rooms.iter().filter(|r| wanted.is_empty() || wanted.contains(&r.name.to_ascii_lowercase())) {
+    // A room nobody is in (kept for its history) is no room to IRC clients: they know only
+    // rooms with members, and one they joined would be created anew for them.
+    let listed = rooms.iter().filter(|r| r.members > 0);
+    for room in listed.filter(|r| wanted.is_empty() || wanted.contains(&r.name.to_ascii_lowercase())) {
         let topic = room.topic.clone().unwrap_or_default();
         session.numeric(RPL_LIST, &[&room.name, &room.members.to_string(), &topic]);
     }
@@ -442,12 +451,8 @@ fn who(session: &mut Session, message: &Message) {
             Err(_) => Vec::new(),
         }
     } else {
-        hub.all_users(id)
+        hub.find_users(id, mask)
             .into_iter()
-            .filter(|u| {
-                text::wildcard_match(mask, &u.nick)
-                    || text::wildcard_match(mask, &format!("{}!{}@{}", u.nick, u.user, u.host))
-            })
             .map(|u| {
                 // The first room shown, with the user's status there, as for `WHO #room`.
                 let (room, status) = u.rooms.first().map_or(("*".to_string(), None), |(r, s)| (r.clone(), Some(*s)));
@@ -540,7 +545,8 @@ fn whois(session: &mut Session, message: &Message) {
 
 fn whowas(session: &mut Session, message: &Message) {
     let nick = param(message, 0);
-    let count = param(message, 1).parse().ok().filter(|&c: &usize| c > 0).unwrap_or(8);
+    // No count, or one that is not above 0: every entry remembered (RFC 2812).
+    let count = param(message, 1).parse().ok().filter(|&c: &usize| c > 0).unwrap_or(usize::MAX);
     let departed = hub::lock(&session.shared.hub).whowas(nick, count);
     if departed.is_empty() {
         session.numeric(ERR_WASNOSUCHNICK, &[nick, "There was no such nickname"]);
@@ -569,11 +575,16 @@ fn user_mode(session: &mut Session, message: &Message, target: &str) {
         (hub.nick(id).to_string(), hub.user_modes(id))
     };
     if !target.eq_ignore_ascii_case(&my_nick) {
-        return session.numeric(ERR_USERSDONTMATCH, &["Cannot change mode for other users"]);
+        let online = hub::lock(&session.shared.hub).online(target).is_some();
+        return if online {
+            session.numeric(ERR_USERSDONTMATCH, &["Cannot change mode for other users"])
+        } else {
+            session.numeric(ERR_NOSUCHNICK, &[target, "No such nick"])
+        };
     }
     let Some(changes) = message.params.get(1) else {
         let mut shown = String::from("+");
-        for (on, letter) in [(modes.bot, 'B'), (session.invisible, 'i'), (modes.oper, 'o'), (modes.wallops, 'w')] {
+        for (on, letter) in [(modes.bot, 'B'), (modes.invisible, 'i'), (modes.oper, 'o'), (modes.wallops, 'w')] {
             if on {
                 shown.push(letter);
             }
@@ -585,8 +596,7 @@ fn user_mode(session: &mut Session, message: &Message, target: &str) {
     for c in changes.chars() {
         match c {
             '+' | '-' => add = c == '+',
-            'i' if session.invisible != add => {
-                session.invisible = add;
+            'i' if hub::lock(&session.shared.hub).set_invisible(id, add) => {
                 applied.push(if add { '+' } else { '-' });
                 applied.push('i');
             }
@@ -648,9 +658,9 @@ fn room_mode(session: &mut Session, message: &Message, room: &str) {
             ModeParseError::BadLimit(arg) => {
                 session.numeric(ERR_INVALIDMODEPARAM, &[room, "l", arg, "Invalid limit: give a number above 0"])
             }
-            ModeParseError::BadArg(c, _) => session.numeric(
+            ModeParseError::BadArg(c, arg) => session.numeric(
                 ERR_INVALIDMODEPARAM,
-                &[room, &c.to_string(), "*", "Invalid value: no spaces, commas or control characters"],
+                &[room, &c.to_string(), as_param(arg), "Invalid value: no spaces, commas or control characters"],
             ),
         }
     }
@@ -669,6 +679,13 @@ fn room_mode(session: &mut Session, message: &Message, room: &str) {
         }
         Err(error) => session.hub_error(&error, false),
     }
+}
+
+/// `text` as a middle parameter, or `*` where it cannot be one (empty, with a space or a
+/// control character, or starting with `:`).
+fn as_param(text: &str) -> &str {
+    let unfit = text.is_empty() || text.starts_with(':') || text.chars().any(|c| c == ' ' || c.is_control());
+    if unfit { "*" } else { text }
 }
 
 fn kick(session: &mut Session, message: &Message) {
@@ -794,14 +811,21 @@ pub fn isupport(session: &mut Session) {
     }
 }
 
+/// 251–255, 265 and 266. 251 counts visible and invisible users apart, 253 the connections
+/// that have not registered (yet).
 pub fn lusers(session: &mut Session) {
     let hub = hub::lock(&session.shared.hub);
     let (users, rooms) = hub.counts();
-    let (opers, max) = (hub.oper_count(), hub.max_users);
+    let (opers, max, invisible) = (hub.oper_count(), hub.max_users, hub.invisible_count());
     drop(hub);
+    let unknown = session.shared.sessions.count().saturating_sub(users);
+    let visible = users - invisible;
+    session.numeric(RPL_LUSERCLIENT, &[&format!("There are {visible} users and {invisible} invisible on 1 servers")]);
     let (users, max) = (users.to_string(), max.to_string());
-    session.numeric(RPL_LUSERCLIENT, &[&format!("There are {users} users and 0 invisible on 1 servers")]);
     session.numeric(RPL_LUSEROP, &[&opers.to_string(), "operator(s) online"]);
+    if unknown > 0 {
+        session.numeric(RPL_LUSERUNKNOWN, &[&unknown.to_string(), "unknown connection(s)"]);
+    }
     session.numeric(RPL_LUSERCHANNELS, &[&rooms.to_string(), "channels formed"]);
     session.numeric(RPL_LUSERME, &[&format!("I have {users} clients and 0 servers")]);
     session.numeric(RPL_LOCALUSERS, &[&users, &max, &format!("Current local users {users}, max {max}")]);
@@ -821,24 +845,85 @@ pub fn motd(session: &mut Session) {
     session.numeric(RPL_ENDOFMOTD, &["End of /MOTD command."]);
 }
 
-fn motd_command(session: &mut Session, _: &Message) {
-    motd(session);
+/// Whether parameter `i`, a server to ask, names another server: 402 then (there is only
+/// this one).
+fn elsewhere(session: &mut Session, message: &Message, i: usize) -> bool {
+    let Some(server) = message.params.get(i) else { return false };
+    if text::wildcard_match(server, &session.shared.server_name) {
+        return false;
+    }
+    session.numeric(ERR_NOSUCHSERVER, &[server, "No such server"]);
+    true
 }
 
-fn lusers_command(session: &mut Session, _: &Message) {
-    lusers(session);
+fn motd_command(session: &mut Session, message: &Message) {
+    if !elsewhere(session, message, 0) {
+        motd(session);
+    }
 }
 
-fn version(session: &mut Session, _: &Message) {
+fn lusers_command(session: &mut Session, message: &Message) {
+    if !elsewhere(session, message, 1) {
+        lusers(session);
+    }
+}
+
+fn version(session: &mut Session, message: &Message) {
+    if elsewhere(session, message, 0) {
+        return;
+    }
     let server = session.shared.server_name.clone();
     session.numeric(RPL_VERSION, &[&format!("charla-{VERSION}"), &server, "self-hosted group chat"]);
     isupport(session);
 }
 
-fn time(session: &mut Session, _: &Message) {
+fn time(session: &mut Session, message: &Message) {
+    if elsewhere(session, message, 0) {
+        return;
+    }
     let server = session.shared.server_name.clone();
     let now = now_millis();
     let mut text = render::iso_time(now);
     let _ = write!(text, " (UTC)");
     session.numeric(RPL_TIME, &[&server, &(now / 1000).to_string(), "0", &text]);
+}
+
+/// `LINKS`: this server alone (364, 365).
+fn links(session: &mut Session, _: &Message) {
+    let server = session.shared.server_name.clone();
+    session.numeric(RPL_LINKS, &[&server, &server, "0 charla: self-hosted group chat"]);
+    session.numeric(RPL_ENDOFLINKS, &["*", "End of /LINKS list"]);
+}
+
+/// `ADMIN`: who runs the server (256–259). charla knows no administrator's name or address,
+/// so it says where to look instead.
+fn admin(session: &mut Session, message: &Message) {
+    if elsewhere(session, message, 0) {
+        return;
+    }
+    let server = session.shared.server_name.clone();
+    session.numeric(RPL_ADMINME, &[&server, "Administrative info"]);
+    session.numeric(RPL_ADMINLOC1, &["This charla server is run by whoever started it"]);
+    session.numeric(RPL_ADMINLOC2, &["Server operators (OPER) can act on the server"]);
+    session.numeric(RPL_ADMINEMAIL, &["No contact address is configured"]);
+}
+
+/// `INFO`: what the server is (371 lines, 374).
+fn info(session: &mut Session, message: &Message) {
+    if elsewhere(session, message, 0) {
+        return;
+    }
+    for line in [
+        format!("charla {VERSION}: self-hosted group chat in one binary"),
+        "Plain-text (nc, telnet), IRC and charla connect clients share the same rooms.".into(),
+        format!(
+            "Up since {}",
+            render::iso_time(
+                session.shared.started.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            )
+        ),
+    ] {
+        session.numeric(RPL_INFO, &[&line]);
+    }
+    session.numeric(RPL_ENDOFINFO, &["End of /INFO list"]);
 }

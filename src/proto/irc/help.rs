@@ -8,6 +8,7 @@ use super::session::Session;
 
 /// Each command's usage line and what it does, in a few lines.
 const TOPICS: &[(&str, &[&str])] = &[
+    ("ADMIN", &["ADMIN [server]", "Says who runs the server."]),
     ("AWAY", &["AWAY [:message]", "Marks you away with a message; without one, back."]),
     (
         "BATCH",
@@ -26,11 +27,13 @@ const TOPICS: &[(&str, &[&str])] = &[
         ],
     ),
     ("HELP", &["HELP [command]", "Lists the commands, or explains one."]),
+    ("INFO", &["INFO [server]", "Says what the server is and since when it runs."]),
     ("INVITE", &["INVITE nick #room", "Invites someone into a room you are in (operators only in +i rooms)."]),
     ("ISON", &["ISON nick [nick ...]", "Says which of the nicks are online."]),
     ("JOIN", &["JOIN #room[,#room2] [key[,key2]] | JOIN 0", "Joins rooms (created if new); JOIN 0 leaves all."]),
     ("KICK", &["KICK #room nick[,nick2] [:reason]", "Removes someone from a room (room operators)."]),
     ("KILL", &["KILL nick :reason", "Disconnects a user (server operators)."]),
+    ("LINKS", &["LINKS", "Lists the servers of the network: this one alone."]),
     ("LIST", &["LIST [#room[,#room2]]", "Lists rooms with their member counts and topics."]),
     ("LUSERS", &["LUSERS", "Counts the users, operators and rooms."]),
     (

@@ -4,11 +4,12 @@
 
 use bytes::Bytes;
 
-use super::caps::{Cap, CapSet};
+use super::caps::Cap;
 use super::message::Message;
 use super::multiline;
 use super::numeric::{RPL_MONOFFLINE, RPL_MONONLINE};
-use crate::hub::{Closed, ConnId, Event, EventKind, MsgKind, Source};
+use super::session::Session;
+use crate::hub::{Closed, Event, EventKind, MsgKind, Source};
 use crate::net::Render;
 
 /// `nick!user@host`, as IRC shows a user.
@@ -153,26 +154,26 @@ pub fn presence(event: &Event, server: &str, caps: u32) -> Option<Message> {
     })
 }
 
-/// Writes events for one IRC client according to the capabilities it has enabled.
+/// Writes events for one IRC client as its session stands: the capabilities it has enabled,
+/// its connection (an invitation is always shown to its target, to others only with
+/// `invite-notify`) and the server's name (the source of what the server announces, the path
+/// of a KILL). One reference, not a copy of each: every idle connection's future holds it.
 pub struct IrcRender<'a> {
-    pub caps: &'a CapSet,
-    /// The client's connection (0 before it registers): an invitation is always shown to its
-    /// target, to others only with `invite-notify`.
-    pub me: ConnId,
-    /// The server's name, the source of what the server announces.
-    pub server: &'a str,
+    pub(super) session: &'a Session,
 }
 
 impl Render for IrcRender<'_> {
     fn event(&self, event: &Event) -> Bytes {
-        let caps = self.caps.bits();
+        let caps = self.session.caps.bits();
+        let me = self.session.id.unwrap_or_default();
+        let server = &self.session.shared.server_name;
         let without = |cap: Cap| caps & cap as u32 == 0;
         let shown = match &event.kind {
             EventKind::Message { .. } => true,
             EventKind::Away { .. } => !without(Cap::AwayNotify),
             EventKind::SetName { .. } => !without(Cap::Setname),
             EventKind::Redact { .. } => !without(Cap::MessageRedaction),
-            EventKind::Invite { target_id, .. } => *target_id == self.me || !without(Cap::InviteNotify),
+            EventKind::Invite { target_id, .. } => *target_id == me || !without(Cap::InviteNotify),
             _ => true,
         };
         if !shown {
@@ -180,20 +181,22 @@ impl Render for IrcRender<'_> {
         }
         event.encoded(format_of(caps, event), |event| {
             let mut line = Vec::new();
-            for message in messages(event, caps).into_iter().chain(presence(event, self.server, caps)) {
+            for message in messages(event, caps).into_iter().chain(presence(event, server, caps)) {
                 message.write_to(&mut line);
             }
             Bytes::from(line)
         })
     }
 
+    /// `ERROR :Closing link: reason`; after a kill, first the KILL itself, from the operator,
+    /// with its path (`server!operator`) and reason as servers write it.
     fn closing(&self, why: &Closed) -> Vec<u8> {
-        let reason = match why {
-            Closed::Overflow => "SendQ exceeded",
-            Closed::Done(reason) => reason,
-        };
         let mut out = Vec::new();
-        Message::new("ERROR", &[&format!("Closing link: {reason}")]).write_to(&mut out);
+        if let Closed::Killed { by, nick, reason } = why {
+            let path = format!("{}!{} ({reason})", self.session.shared.server_name, by.nick);
+            Message::new("KILL", &[nick, &path]).with_source(&mask(by)).with_trailing_colon().write_to(&mut out);
+        }
+        Message::new("ERROR", &[&format!("Closing link: {}", why.reason())]).write_to(&mut out);
         out
     }
 }

@@ -35,8 +35,6 @@ pub struct Session {
     pub pending_user: Option<Box<(String, String)>>,
     /// The client's address: its host as others see it, and the log.
     pub peer: SocketAddr,
-    /// User mode `+i`.
-    pub invisible: bool,
     /// Answers to the command being handled.
     replies: Vec<Message>,
     /// The `label` tag of the command being handled.
@@ -64,7 +62,6 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future
         pending_nick: None,
         pending_user: None,
         peer,
-        invisible: false,
         replies: Vec::new(),
         label: None,
         open_batch: None,
@@ -80,15 +77,11 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future
         let connected = tokio::time::Instant::now();
         let mut pinged = false;
         while session.quit.is_none() {
-            let me = session.id.unwrap_or_default();
-            let render = IrcRender { caps: &session.caps, me, server: &session.shared.server_name };
+            let render = IrcRender { session: &session };
             let text = match tokio::time::timeout(session.ping_interval(), conn.next(&render)).await {
                 Ok(Input::Stopped) => {
-                    session.quit = Some(match session.outbox.closed() {
-                        Some(hub::Closed::Overflow) => "SendQ exceeded".to_string(),
-                        Some(hub::Closed::Done(reason)) => reason,
-                        None => "Connection lost".to_string(),
-                    });
+                    session.quit =
+                        Some(session.outbox.closed().map_or_else(|| "Connection lost".into(), |c| c.reason()));
                     continue;
                 }
                 Err(_) if session.id.is_none() => {
@@ -125,7 +118,7 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future
             if let Some(include) = reads_history(&text) {
                 conn.writing_while(&render, pin!(session.shared.settled(include))).await;
             }
-            session.handle_line(&text);
+            session.handle_line(&text, conn.mangled());
         }
         let reason = session.quit.take().unwrap_or_default();
         if let Some(id) = session.id {
@@ -133,8 +126,7 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future
             tracing::info!("{} ({nick}) left: {reason}", session.peer);
             hub::lock(&session.shared.hub).quit(id, &reason);
         }
-        let me = session.id.unwrap_or_default();
-        conn.close(reason, &IrcRender { caps: &session.caps, me, server: &session.shared.server_name }).await;
+        conn.close(reason, &IrcRender { session: &session }).await;
     }
 }
 
@@ -156,6 +148,22 @@ fn reads_history(line: &str) -> Option<Include> {
     }
 }
 
+/// The most tag data (between `@` and the space) a client may send (IRCv3 message-tags: the
+/// other half of the 8191 bytes is the server's).
+const MAX_CLIENT_TAGS: usize = 4094;
+
+/// The length of a line's tag data, without its `@` and the space after it.
+fn client_tags_len(line: &str) -> usize {
+    line.strip_prefix('@').map_or(0, |rest| rest.find(' ').unwrap_or(rest.len()))
+}
+
+/// The `label` tag of a line that does not parse, read as leniently as it can be.
+fn label_of(line: &str) -> Option<String> {
+    let tags = line.strip_prefix('@')?.split(' ').next()?;
+    let value = tags.split(';').find_map(|tag| tag.strip_prefix("label="))?;
+    Some(super::message::unescape_tag_value(value)).filter(|v| !v.is_empty() && v.len() <= 64)
+}
+
 /// Numbers the batches a server opens (`BATCH +1 …`), unique per process.
 static NEXT_BATCH: AtomicU64 = AtomicU64::new(1);
 
@@ -165,9 +173,26 @@ pub fn batch_ref() -> String {
 }
 
 impl Session {
-    /// Parses and handles one line, then sends every reply it produced.
-    fn handle_line(&mut self, text: &str) {
+    /// Parses and handles one line, then sends every reply it produced. A `mangled` line had
+    /// invalid UTF-8, replaced before it was handled: the client is warned (`UTF8ONLY`).
+    fn handle_line(&mut self, text: &str, mangled: bool) {
+        if mangled {
+            let command = text.split(' ').find(|w| !w.starts_with(['@', ':']) && !w.is_empty()).unwrap_or("*");
+            let command = if command.bytes().all(|b| b.is_ascii_alphanumeric()) { command } else { "*" };
+            let command = command.to_ascii_uppercase();
+            self.standard_reply(
+                "WARN",
+                &command,
+                "INVALID_UTF8",
+                &[],
+                "Your message was not correctly encoded as UTF-8 and had to be modified",
+            );
+        }
         match Message::parse(text) {
+            Ok(message) if client_tags_len(text) > MAX_CLIENT_TAGS => {
+                self.label = message.tag("label").flatten().map(str::to_string);
+                self.numeric(ERR_INPUTTOOLONG, &["Input line was too long"]);
+            }
             Ok(message) => {
                 self.label = message.tag("label").flatten().map(str::to_string);
                 if !multiline::collect(self, &message) {
@@ -175,16 +200,27 @@ impl Session {
                 }
             }
             Err(ParseError::Empty) => {}
-            Err(ParseError::BodyTooLong | ParseError::TagsTooLong) => {
-                self.numeric(ERR_INPUTTOOLONG, &["Input line was too long"]);
+            Err(error) => {
+                // Refused as a whole, yet the answer still carries the label if one can be read.
+                self.label = label_of(text);
+                self.refuse(error);
             }
-            Err(ParseError::InvalidCommand(command)) => {
-                self.numeric(ERR_UNKNOWNCOMMAND, &[&command, "Unknown command"]);
-            }
-            Err(error @ ParseError::ControlChar) => self.numeric(ERR_UNKNOWNERROR, &["*", &error.to_string()]),
-            Err(ParseError::NoCommand) => {}
         }
         self.finish();
+    }
+
+    /// Answers a line that is no IRC message.
+    fn refuse(&mut self, error: ParseError) {
+        match error {
+            ParseError::Empty | ParseError::NoCommand => {}
+            ParseError::BodyTooLong | ParseError::TagsTooLong => {
+                self.numeric(ERR_INPUTTOOLONG, &["Input line was too long"]);
+            }
+            ParseError::InvalidCommand(command) => {
+                self.numeric(ERR_UNKNOWNCOMMAND, &[&command, "Unknown command"]);
+            }
+            error @ ParseError::ControlChar => self.numeric(ERR_UNKNOWNERROR, &["*", &error.to_string()]),
+        }
     }
 
     /// How long the client may be silent before it is pinged (and as long again before it is

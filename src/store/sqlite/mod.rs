@@ -34,7 +34,10 @@
 //!
 //! - A clean shutdown loses nothing: [`Store::flush`] resolves only once everything appended
 //!   before it is committed, and dropping the store lets the writer commit everything still
-//!   queued before its thread ends (the drop waits for it).
+//!   queued before its thread ends (the drop waits for it). The writer then checkpoints: it
+//!   moves the log into `charla.db` and empties it, so that after a clean stop `charla.db`
+//!   alone holds everything. While the server runs, [`SqliteStore::backup`] makes a
+//!   consistent copy.
 //! - `kill -9` of the server loses only what was not yet committed: the batch being written
 //!   and the records queued behind it. At chat rates the queue is empty and a record is
 //!   committed within a fraction of a millisecond of its `append` (at most [`GATHER`] and the
@@ -68,6 +71,7 @@ use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use rusqlite::backup::{Backup, StepResult};
 use rusqlite::config::DbConfig;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
@@ -189,6 +193,41 @@ impl SqliteStore {
         })
     }
 
+    /// Copies the history database of the data directory `dir` to the file `to` with SQLite's
+    /// online backup, and returns the copy's size in bytes. The copy is one consistent snapshot
+    /// even while a server writes to the database: all pages are copied in one step, inside one
+    /// read transaction, which in WAL mode holds up no writer. It is written next to `to` and
+    /// renamed over it only once complete and checked, so `to` is never half a backup.
+    pub fn backup(dir: &Path, to: &Path) -> Result<u64, StoreError> {
+        let path = dir.join(Self::FILE_NAME);
+        if !path.is_file() {
+            return Err(StoreError::NotFound { path });
+        }
+        // Read-write (the server may have left no `-shm` file for a read-only connection to
+        // use), but never created: a missing database is an error, not an empty backup.
+        let source = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .and_then(|source| source.busy_timeout(BUSY_TIMEOUT).map(|()| source))
+            .map_err(|e| classify(&path, e))?;
+        let cannot_write = |reason: String| StoreError::Backup { path: to.to_owned(), reason };
+        let mut partial = to.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&partial)
+            .map_err(|e| cannot_write(e.to_string()))?;
+        let copied = copy_database(&source, &partial).and_then(|()| {
+            fs::rename(&partial, to).map_err(|e| e.to_string())?;
+            fs::metadata(to).map(|m| m.len()).map_err(|e| e.to_string())
+        });
+        copied.map_err(|reason| {
+            let _ = fs::remove_file(&partial);
+            cannot_write(reason)
+        })
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -269,6 +308,19 @@ impl Store for SqliteStore {
 
     fn forget_room(&self, name: &str) -> Result<(), StoreError> {
         self.send(Command::ForgetRoom(fold(name)))
+    }
+
+    fn save_guest(&self, number: u64) -> Result<(), StoreError> {
+        self.send(Command::SaveGuest(number))
+    }
+
+    fn last_guest(&self) -> Result<u64, StoreError> {
+        let conn = self.reader();
+        let value: Option<i64> = conn
+            .query_row("SELECT value FROM counters WHERE name = 'guest'", [], |row| row.get(0))
+            .optional()
+            .map_err(self.fail())?;
+        Ok(value.map_or(0, from_sql_int))
     }
 
     fn redact(&self, target: &str, id: MsgId, by: MsgId) -> Result<(), StoreError> {
@@ -597,6 +649,29 @@ pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     reader.busy_timeout(BUSY_TIMEOUT)?;
     reader.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(reader)
+}
+
+/// Copies the database `source` into the (empty) file `to` in one backup step, and checks the
+/// copy.
+fn copy_database(source: &Connection, to: &Path) -> Result<(), String> {
+    let mut copy = Connection::open(to).map_err(|e| e.to_string())?;
+    {
+        let backup = Backup::new(source, &mut copy).map_err(|e| e.to_string())?;
+        let started = std::time::Instant::now();
+        // Busy or locked: the server is checkpointing, or its writer holds a lock; it lets go
+        // within a commit.
+        while backup.step(-1).map_err(|e| e.to_string())? != StepResult::Done {
+            if started.elapsed() > BUSY_TIMEOUT {
+                return Err(format!("the database stayed busy for {BUSY_TIMEOUT:?}; try again"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let check: String = copy.query_row("PRAGMA quick_check", [], |row| row.get(0)).map_err(|e| e.to_string())?;
+    if check != "ok" {
+        return Err(format!("the copy fails SQLite's check: {check}"));
+    }
+    Ok(())
 }
 
 /// Creates and removes a scratch file in `dir`: the one sure test that files can be made there

@@ -20,6 +20,8 @@
 //!   `[key, value or null]` pairs (`''` for none); `messages.redacted`, 1 once a message was
 //!   redacted (its text and tags are then emptied); and kept reactions (`tagmsg`) among the
 //!   kinds `messages_said` serves.
+//! - `counters`: numbers that must never repeat across restarts, by name: `guest`, the last
+//!   guest number given out (migration 5).
 //!
 //! [`MsgId`]: crate::hub::MsgId
 
@@ -80,6 +82,12 @@ ALTER TABLE messages ADD COLUMN tags TEXT NOT NULL DEFAULT '';
 ALTER TABLE messages ADD COLUMN redacted INTEGER NOT NULL DEFAULT 0;
 DROP INDEX messages_said;
 CREATE INDEX messages_said ON messages (target_key, id) WHERE kind IN ('privmsg', 'notice', 'action', 'tagmsg');
+",
+    "
+CREATE TABLE counters (
+    name        TEXT PRIMARY KEY,
+    value       INTEGER NOT NULL
+) WITHOUT ROWID;
 ",
 ];
 

@@ -23,6 +23,8 @@ pub(super) enum Command {
     SaveRoom(RoomState),
     /// Forget the room with this folded name.
     ForgetRoom(String),
+    /// Guest number this was given out.
+    SaveGuest(u64),
     /// Redact the record with this id of the target with this folded name; the last id is the
     /// redaction's own, which counts as committed with it.
     Redact(String, MsgId, MsgId),
@@ -45,6 +47,9 @@ const TOUCH_TARGET: &str = "INSERT INTO targets (owner, key, name, latest) VALUE
 
 const SAVE_ROOM: &str = "INSERT OR REPLACE INTO rooms \
     (key, name, created, topic, topic_by, topic_at, modes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+const SAVE_GUEST: &str = "INSERT INTO counters (name, value) VALUES ('guest', ?1) \
+    ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)";
 
 const FORGET_ROOM: &str = "DELETE FROM rooms WHERE key = ?1";
 
@@ -127,7 +132,8 @@ impl Writer {
         }
     }
 
-    /// Writes until the store closes the queue, then returns with everything committed.
+    /// Writes until the store closes the queue, then returns with everything committed and in
+    /// the database file itself ([`Writer::checkpoint`]).
     pub(super) fn run(mut self) {
         while let Ok(first) = self.commands.recv() {
             self.batch.push(first);
@@ -139,6 +145,24 @@ impl Writer {
                     tracing::error!("history retention failed: {e}");
                 }
                 let _ = answer.send(result);
+            }
+        }
+        self.checkpoint();
+    }
+
+    /// Copies every committed transaction from the write-ahead log into `charla.db` and empties
+    /// the log, so that after a clean stop the database file alone holds all history (a copy of
+    /// it is a complete backup). The readers' connection is still open, so SQLite would not do
+    /// this by itself when this connection closes.
+    fn checkpoint(&mut self) {
+        let done = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0));
+        match done {
+            Ok(0) => {}
+            Ok(_) => {
+                tracing::warn!(path = %self.path.display(), "history: the final checkpoint was blocked by a reader; the -wal file holds the newest history")
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), "history: the final checkpoint failed: {e}; the -wal file holds the newest history")
             }
         }
     }
@@ -207,7 +231,11 @@ impl Writer {
                     flushed = true;
                 }
                 Command::Retain(policy, answer) => self.retains.push_back((policy, answer)),
-                Command::Append(_) | Command::SaveRoom(_) | Command::ForgetRoom(_) | Command::Redact(..) => {}
+                Command::Append(_)
+                | Command::SaveRoom(_)
+                | Command::ForgetRoom(_)
+                | Command::SaveGuest(_)
+                | Command::Redact(..) => {}
             }
         }
         if flushed {
@@ -253,6 +281,11 @@ impl Writer {
                     Command::ForgetRoom(key) => {
                         tx.prepare_cached(FORGET_ROOM).and_then(|mut forget| forget.execute([key])).map_err(fail)?;
                         tx.prepare_cached(FORGET_BANS).and_then(|mut forget| forget.execute([key])).map_err(fail)?;
+                    }
+                    Command::SaveGuest(number) => {
+                        tx.prepare_cached(SAVE_GUEST)
+                            .and_then(|mut save| save.execute([sql_int(*number)]))
+                            .map_err(fail)?;
                     }
                     Command::Flush(_) | Command::Retain(..) => {}
                 }
