@@ -272,6 +272,12 @@ test("screenshots: desktop and phone", async () => {
   await frank.locator(".app.show-sidebar").waitFor({ timeout: WAIT });
   await frank.waitForTimeout(300);
   await frank.screenshot({ path: path.join(shots, "phone-390x844-sidebar.png") });
+  // A newcomer's first sight: the welcome dialog.
+  const newcomer = await (await browser.newContext({ viewport: { width: 390, height: 844 } })).newPage();
+  await newcomer.goto(`http://127.0.0.1:${port}/`);
+  await newcomer.locator("#welcome[open]").waitFor({ timeout: WAIT });
+  await newcomer.screenshot({ path: path.join(shots, "phone-390x844-welcome.png") });
+  await newcomer.context().close();
   await erin.emulateMedia({ colorScheme: "dark" });
   await erin.screenshot({ path: path.join(shots, "desktop-1280x800-dark.png") });
   await erin.context().close();
