@@ -135,6 +135,28 @@ async fn upgrades_on_root_and_ws_and_chats_with_a_plain_user() {
 }
 
 #[tokio::test]
+async fn a_client_closing_gets_the_close_answered_and_leaves() {
+    let server = start_server().await;
+    let mut irc = Irc::register(server.addr, "watcher", &[]).await;
+    irc.join("#lobby").await;
+    let (mut ws, _) = websocket(server.addr, "/", &[]).await.unwrap();
+    register(&mut ws, "leaver").await;
+    ws.send(Frame::text("JOIN #lobby")).await.unwrap();
+    expect(&mut ws, "JOIN").await;
+    ws.close(None).await.unwrap();
+    // Lines already on their way come first.
+    loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.expect("an answer in time") {
+            Some(Ok(Frame::Close(_))) => break,
+            Some(Ok(Frame::Text(_))) => {}
+            other => panic!("the close is answered with a close frame, not {other:?}"),
+        }
+    }
+    let quit = irc.expect("QUIT").await;
+    assert!(quit.source.as_deref().is_some_and(|s| s.starts_with("leaver!")), "{quit:?}");
+}
+
+#[tokio::test]
 async fn answers_in_the_subprotocol_asked_for() {
     let server = start_server().await;
     let (mut ws, protocol) =

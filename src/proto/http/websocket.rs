@@ -237,12 +237,15 @@ where
     };
     // The session sees the end of its input and quits, if it has not.
     drop(to_session);
-    if let Some((code, reason)) = close {
-        let frame = CloseFrame { code, reason: reason.into() };
-        if frames_out.send(Message::Close(Some(frame))).await.is_ok() {
-            // The client answers with its own close frame; then the connection ends.
-            let _ = tokio::time::timeout(CLOSE_WAIT, async { while let Some(Ok(_)) = frames_in.next().await {} }).await;
-        }
+    let Some((code, reason)) = close else {
+        // The client closed: its close frame is answered (tungstenite queued the answer).
+        let _ = tokio::time::timeout(CLOSE_WAIT, frames_out.close()).await;
+        return;
+    };
+    let frame = CloseFrame { code, reason: reason.into() };
+    if frames_out.send(Message::Close(Some(frame))).await.is_ok() {
+        // The client answers with its own close frame; then the connection ends.
+        let _ = tokio::time::timeout(CLOSE_WAIT, async { while let Some(Ok(_)) = frames_in.next().await {} }).await;
     }
 }
 
