@@ -126,6 +126,12 @@ struct ServeArgs {
     /// Keep messages for at most DAYS days (default: forever).
     #[arg(long, value_name = "DAYS")]
     retain_days: Option<u64>,
+    /// Acknowledge an IRC client's message (its echo-message echo, its labeled ACK) only once it
+    /// is written to history, so that a crash or kill -9 never loses a message its sender saw
+    /// accepted. Others receive it at once either way. Costs each sender about one disk commit
+    /// (around a millisecond) per message.
+    #[arg(long)]
+    ack_when_stored: bool,
     /// The name IRC clients see the server by (the source of its lines, WHOIS, WHO, LINKS),
     /// e.g. irc.example.org; default: this machine's host name.
     #[arg(long, value_name = "NAME", value_parser = parse_server_name)]
@@ -234,6 +240,7 @@ impl ServeArgs {
                 max_per_target: self.retain_count,
                 max_age: self.retain_days.map(|days| std::time::Duration::from_secs(days * 86_400)),
             },
+            ack_when_stored: self.ack_when_stored,
             ..HistoryConfig::default()
         };
         let server_name = self.server_name.unwrap_or_else(charla::server::host_name);

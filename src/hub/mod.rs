@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use event::{Event, EventKind, MsgId, MsgKind, Source, Tags, Target};
 use event::{MsgIdGen, now_millis};
-pub use history::History;
+pub use history::{History, HistoryNotice};
 use modes::{ModeChange, RoomMode, RoomModes, flip};
 pub use monitor::{MONITOR_LIMIT, Monitored};
 pub use outbox::{Closed, Out, Outbox};
@@ -189,6 +189,8 @@ struct User {
     /// When the user took its current nick (private history is shown from then on).
     nick_since: MsgId,
     last_spoke: u64,
+    /// Told that history is paused, and not yet that it is written again.
+    told_paused: bool,
     protocol: &'static str,
     outbox: Outbox,
 }
@@ -332,6 +334,8 @@ pub struct Said {
     /// line with its sender, command and target (512 bytes).
     pub events: Vec<Arc<Event>>,
     pub away: Option<String>,
+    /// Whether history is written has changed since the sender was last told: tell them.
+    pub history: Option<HistoryNotice>,
 }
 
 /// Result of a mode change: what was applied (and announced), and what was refused.
@@ -492,6 +496,7 @@ impl Hub {
                 signon: now,
                 nick_since: MsgId(now << 20),
                 last_spoke: now,
+                told_paused: false,
                 protocol: reg.protocol,
                 outbox: reg.outbox,
             }),
@@ -779,7 +784,8 @@ impl Hub {
         }
         self.users.get_mut(&id).expect("registered").last_spoke = now_millis();
         crate::metrics::get().messages_received.inc();
-        Ok(Said { events, away })
+        let history = self.history_notice(id);
+        Ok(Said { events, away, history })
     }
 
     /// Stores a message, then delivers it: no one receives a line that history will not have.

@@ -201,7 +201,9 @@ impl Session<'_> {
                 if text.starts_with("/history") || text.starts_with("/join") || text.starts_with("/redact") {
                     conn.writing_while(render, pin!(self.shared.settled(Include::Messages))).await;
                 }
-                self.handle(&text)
+                let quit = self.handle(&text);
+                conn.writing_while(render, pin!(self.shared.pace())).await;
+                quit
             }
             Input::Line(Line::TooLong) => {
                 self.error(format!(
@@ -355,6 +357,9 @@ impl Session<'_> {
                 if let Some(away) = said.away {
                     self.reply(format!("* {target} is away: {away}"));
                 }
+                if let Some(notice) = said.history {
+                    self.reply(format!("* {notice}"));
+                }
             }
             Err(e) => self.error(e),
         }
@@ -445,7 +450,10 @@ impl Session<'_> {
                 text.push_str("\n--- end of history ---");
                 self.reply(text);
             }
-            Err(e) => self.error(format!("history is unavailable: {e}")),
+            Err(e) => {
+                tracing::warn!("history: /history in {room} failed: {e}");
+                self.error(e.brief());
+            }
         }
     }
 

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use crate::hub::{self, SharedHub};
+use crate::hub::{self, MsgId, SharedHub};
 use crate::net::{Limits, Sessions, Setup};
+use crate::store::sqlite::RETRY_MAX;
 use crate::store::{Include, Retention, Store};
 
 /// What history is shown and kept.
@@ -19,11 +20,20 @@ pub struct HistoryConfig {
     pub retention: Retention,
     /// How often retention runs.
     pub retention_every: Duration,
+    /// Acknowledge an IRC client's message (its echo, a labeled `ACK`) only once the store has
+    /// committed it, so that no acknowledged message is lost even to `kill -9`. Others receive
+    /// it at once either way. Costs the sender one commit (about a millisecond) per message.
+    pub ack_when_stored: bool,
 }
 
 impl Default for HistoryConfig {
     fn default() -> Self {
-        HistoryConfig { join_replay: 20, retention: Retention::default(), retention_every: Duration::from_secs(600) }
+        HistoryConfig {
+            join_replay: 20,
+            retention: Retention::default(),
+            retention_every: Duration::from_secs(600),
+            ack_when_stored: false,
+        }
     }
 }
 
@@ -92,6 +102,30 @@ impl Shared {
             && let Err(e) = self.store.flush().await
         {
             tracing::warn!("history: {e}");
+        }
+    }
+}
+
+impl Shared {
+    /// Lets the store's writer catch up when it has fallen behind ([`Store::behind`]): a
+    /// client sending faster than history is written is slowed down (its next line is read
+    /// afterwards) instead of running ahead of the disk. Answers at once otherwise, and while
+    /// the store cannot write at all (its backlog bounds that case).
+    pub async fn pace(&self) {
+        if self.store.behind() {
+            let _ = self.store.flush().await;
+        }
+    }
+
+    /// Resolves once the store has committed the record `id`; while the store cannot write,
+    /// that is whenever it can again.
+    pub async fn stored(&self, id: MsgId) {
+        let mut retry = Duration::from_millis(10);
+        while self.store.committed() < id {
+            if self.store.flush().await.is_err() {
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(RETRY_MAX);
+            }
         }
     }
 }

@@ -31,7 +31,9 @@
 //! it is committed, and dropping a [`SqliteStore`] commits whatever is still queued before it
 //! returns. `kill -9` loses at most what was not yet committed, the last batch window: a
 //! fraction of a millisecond at chat rates (at most [`sqlite::GATHER`] and the time to write
-//! it). [`sqlite`] states the exact bounds.
+//! it), a few milliseconds under a burst ([`sqlite::COMMIT_WINDOW`]). A failing disk loses
+//! nothing either: records wait in memory and are retried until they are stored, and the store
+//! says it is [degraded](Store::degraded) meanwhile. [`sqlite`] states the exact bounds.
 //!
 //! # Message ids and time
 //!
@@ -79,9 +81,20 @@ pub trait Store: Send + Sync {
     /// The highest guest number given out so far (0 if none).
     fn last_guest(&self) -> Result<u64, StoreError>;
 
-    /// Resolves once everything queued before this call is committed. Fails if any write since
-    /// the previous flush failed, with that failure.
+    /// Resolves once everything queued before this call is committed. While writes fail (see
+    /// [`Store::degraded`]) it fails at once with [`StoreError::Paused`]: what was queued is
+    /// kept and retried, not lost.
     fn flush(&self) -> Pending<()>;
+
+    /// Whether history is not being written right now because writes fail (a full disk, say):
+    /// what is appended meanwhile waits in memory, within a bound, and is retried until it is
+    /// stored. For health checks, metrics and telling senders.
+    fn degraded(&self) -> bool;
+
+    /// Whether the writer has fallen more than [`sqlite::MAX_LAG`] behind what was appended:
+    /// the sessions then read their senders' next lines only once it has caught up
+    /// ([`Store::flush`]), so that what `kill -9` can lose stays a few milliseconds' worth.
+    fn behind(&self) -> bool;
 
     /// The newest record id the writer has committed. Records are committed in the order they
     /// were appended, so every record appended with an id up to this one can be read.
@@ -430,6 +443,10 @@ pub enum StoreError {
         "history is not being written fast enough ({0} records are waiting), so this one was not stored; check that the disk is healthy and not full"
     )]
     Backlog(usize),
+    #[error(
+        "history is not being written ({reason}); {waiting} records wait in memory and are retried until they are stored"
+    )]
+    Paused { waiting: usize, reason: String },
     #[error("there is no history database at {path}; is the data directory right (--data-dir)?")]
     NotFound { path: PathBuf },
     #[error("cannot write the backup {path}: {reason}")]
@@ -438,6 +455,21 @@ pub enum StoreError {
     WriterGone,
     #[error("message id {0} is beyond what the store can keep (year 2248); check the system clock")]
     IdOutOfRange(MsgId),
+}
+
+impl StoreError {
+    /// What a chat client is told of this failure: what happened, in a few words, without the
+    /// server's paths or SQLite's wording, which are for the operators' log.
+    pub fn brief(&self) -> &'static str {
+        match self {
+            StoreError::Backlog(_) | StoreError::Paused { .. } => {
+                "history cannot be written right now; the server's operators have been told"
+            }
+            StoreError::Corrupt { .. } => "the history database is damaged; the server's operators have the details",
+            StoreError::IdOutOfRange(_) => "the server's clock is wrong; the server's operators have the details",
+            _ => "history is unavailable right now; the server's operators have the details",
+        }
+    }
 }
 
 /// An answer the writer will give: `.await` it, or [`wait`](Pending::wait) for it.

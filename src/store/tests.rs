@@ -476,7 +476,7 @@ fn appends_go_through_while_retention_runs() {
 }
 
 #[test]
-fn a_failed_write_is_reported_by_the_next_flush_once() {
+fn a_failed_write_is_kept_and_retried_until_it_is_stored() {
     let scratch = Scratch::new();
     let store = scratch.open();
     let side = rusqlite::Connection::open(scratch.0.join(SqliteStore::FILE_NAME)).unwrap();
@@ -485,14 +485,43 @@ fn a_failed_write_is_reported_by_the_next_flush_once() {
          BEGIN SELECT RAISE(ABORT, 'refused by test'); END;",
     )
     .unwrap();
+    assert!(!store.degraded());
     store.append(record(id(T0, 0), "#lobby", "poison")).unwrap();
     let err = store.flush().wait().unwrap_err();
-    assert!(matches!(err, StoreError::Database { .. }), "{err:?}");
+    assert!(matches!(err, StoreError::Paused { waiting: 1, .. }), "{err:?}");
     assert!(err.to_string().contains("refused by test"), "{err}");
+    assert!(store.degraded());
+    // What comes meanwhile waits behind it.
     store.append(record(id(T0, 1), "#lobby", "fine")).unwrap();
-    store.flush().wait().unwrap();
-    let left = store.history("#lobby", &Selector::Latest(None), 10, Include::Everything).unwrap();
-    assert_eq!(left.len(), 1);
+    assert!(matches!(store.flush().wait(), Err(StoreError::Paused { waiting: 2, .. })));
+    assert_eq!(store.queued(), 2);
+    side.execute_batch("DROP TRIGGER refuse").unwrap();
+    // The writer tries again on its own, within [`RETRY_MAX`]; nothing tells when it has.
+    let deadline = std::time::Instant::now() + sqlite::RETRY_MAX * 5;
+    while store.flush().wait().is_err() {
+        assert!(std::time::Instant::now() < deadline, "writes did not resume");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!store.degraded());
+    assert_eq!(store.queued(), 0);
+    let stored = store.history("#lobby", &Selector::Latest(None), 10, Include::Everything).unwrap();
+    assert_eq!(stored.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(), ["poison", "fine"]);
+}
+
+#[test]
+fn a_clients_view_of_a_store_error_names_no_path() {
+    let path = PathBuf::from("/srv/secret/charla.db");
+    let errors = [
+        StoreError::Corrupt { path: path.clone(), reason: "database disk image is malformed".into() },
+        StoreError::Database { path: path.clone(), reason: "disk I/O error".into() },
+        StoreError::NotWritable { dir: path.clone(), reason: "read-only".into() },
+        StoreError::Paused { waiting: 3, reason: format!("{} is full", path.display()) },
+    ];
+    for error in errors {
+        assert!(error.to_string().contains("/srv/secret"), "the log's text has the details: {error}");
+        let brief = error.brief();
+        assert!(!brief.contains("/srv") && !brief.contains("disk image") && !brief.contains("I/O"), "{brief}");
+    }
 }
 
 #[test]

@@ -2,9 +2,13 @@
 //! WebSocket for the page and for web IRC clients (gamja, Kiwi IRC).
 //!
 //! - `GET /` (and its files): the page, embedded in the binary (`page`).
-//! - `GET /healthz`: `200 ok` while the server runs, `503` while it starts or stops.
+//! - `GET /healthz`: `200 ok` while the server runs, `503` while it starts or stops, and `503`
+//!   with a body starting `degraded` while history cannot be written ([`Store::degraded`]:
+//!   chat goes on, but a monitor that only reads the status should alert).
 //! - `GET /metrics`: every [`crate::metrics`] in the Prometheus text format.
 //! - a WebSocket upgrade on `/` or `/ws`: an IRC session (`websocket`).
+//!
+//! [`Store::degraded`]: crate::store::Store::degraded
 //!
 //! A connection serves requests until it has been idle for `IDLE`, and is closed gracefully
 //! at shutdown. An upgraded one becomes a WebSocket connection under the same admission (its
@@ -52,6 +56,10 @@ const MAX_HEAD: usize = 16 * 1024;
 /// How long a client may take to send a request's head, and how long an idle connection is
 /// kept open between requests.
 const IDLE: Duration = Duration::from_secs(30);
+
+/// What `/healthz` says while history cannot be written.
+const DEGRADED: &str = "degraded: history is not being written (is the disk full?); chat goes on, and what is \
+said meanwhile waits in memory; the server's log says more\n";
 
 /// How long a connection opened while the server stops may take to send its request.
 const STOPPING_IDLE: Duration = Duration::from_secs(1);
@@ -121,6 +129,7 @@ fn respond(
     }
     match path {
         "/healthz" => match shared.stage() {
+            Stage::Ready if shared.store.degraded() => text(StatusCode::SERVICE_UNAVAILABLE, DEGRADED),
             Stage::Ready => text(StatusCode::OK, "ok\n"),
             Stage::Starting => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
             Stage::Stopping => text(StatusCode::SERVICE_UNAVAILABLE, "stopping\n"),

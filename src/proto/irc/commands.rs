@@ -324,6 +324,15 @@ fn privmsg(session: &mut Session, message: &Message) {
                     let to = hub::lock(&session.shared.hub).online(target).unwrap_or(target).to_string();
                     session.numeric(RPL_AWAY, &[&to, &away]);
                 }
+                if let Some(notice) = said.history {
+                    let nick = session.nick();
+                    session.server_line("NOTICE", &[&nick, &notice.to_string()]);
+                }
+                if session.shared.history.ack_when_stored
+                    && let Some(last) = said.events.last()
+                {
+                    session.unstored = Some(last.id);
+                }
                 if session.caps.has(Cap::EchoMessage) {
                     for event in &said.events {
                         session.own_event(event);

@@ -73,7 +73,10 @@ pub fn chathistory(session: &mut Session, message: &Message) {
             records.retain(|r| !r.redacted && since.is_none_or(|since| r.id >= since));
             send_batch(session, target, &records, true);
         }
-        Err(e) => fail(session, "MESSAGE_ERROR", &[&sub, target], &e.to_string()),
+        Err(e) => {
+            tracing::warn!("history: CHATHISTORY {sub} {target} failed: {e}");
+            fail(session, "MESSAGE_ERROR", &[&sub, target], e.brief())
+        }
     }
 }
 
@@ -117,7 +120,10 @@ fn targets(session: &mut Session, from: &str, to: &str, limit: usize) {
                 .collect();
             push_batch(session, lines, "draft/chathistory-targets", &[]);
         }
-        Err(e) => session.standard_reply("FAIL", "CHATHISTORY", "MESSAGE_ERROR", &["TARGETS"], &e.to_string()),
+        Err(e) => {
+            tracing::warn!("history: CHATHISTORY TARGETS failed: {e}");
+            session.standard_reply("FAIL", "CHATHISTORY", "MESSAGE_ERROR", &["TARGETS"], e.brief())
+        }
     }
 }
 

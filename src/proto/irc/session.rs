@@ -14,7 +14,7 @@ use super::message::{Message, ParseError};
 use super::numeric::*;
 use super::render::{self, IrcRender};
 use super::{VERSION, commands, multiline};
-use crate::hub::{self, ConnId, Event, HubError, Joined, Out, Outbox, Registration};
+use crate::hub::{self, ConnId, Event, HubError, Joined, MsgId, Out, Outbox, Registration};
 use crate::net::{Conn, Input, Line};
 use crate::proto::Shared;
 use crate::store::Include;
@@ -45,6 +45,9 @@ pub struct Session {
     open_batch: Option<String>,
     /// Set when the session should end, with the reason.
     pub quit: Option<String>,
+    /// With `--ack-when-stored`: the newest message the command being handled sent. Its
+    /// answers (the echo, a labeled `ACK`) wait until the store has committed it.
+    pub unstored: Option<MsgId>,
     /// The `draft/multiline` batch the client is sending, if any.
     pub multiline: Option<Box<multiline::Collecting>>,
 }
@@ -66,6 +69,7 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future
         label: None,
         open_batch: None,
         quit: None,
+        unstored: None,
         multiline: None,
     };
     // An async block that owns `conn` and `session`, not an `async fn`: one would keep its
@@ -119,6 +123,11 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future
                 conn.writing_while(&render, pin!(session.shared.settled(include))).await;
             }
             session.handle_line(&text, conn.mangled());
+            if let Some(id) = session.unstored.take() {
+                conn.writing_while(&IrcRender { session: &session }, pin!(session.shared.stored(id))).await;
+                session.finish();
+            }
+            conn.writing_while(&IrcRender { session: &session }, pin!(session.shared.pace())).await;
         }
         let reason = session.quit.take().unwrap_or_default();
         if let Some(id) = session.id {
@@ -206,7 +215,9 @@ impl Session {
                 self.refuse(error);
             }
         }
-        self.finish();
+        if self.unstored.is_none() {
+            self.finish();
+        }
     }
 
     /// Answers a line that is no IRC message.
