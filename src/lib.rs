@@ -16,6 +16,9 @@
 //!
 //! - [`hub`]: users, nicks, rooms, membership and every chat rule (who may speak, bans, keys,
 //!   operators). Pure state, no sockets; emits [`hub::Event`]s into bounded [`hub::Outbox`]es.
+//! - [`accounts`]: registration and login (passwords hashed with argon2id, SASL PLAIN, the
+//!   NickServ service), throttled per address and account; what being logged in means (owned
+//!   nicks, the account others see) is the hub's, in [`hub::accounts`].
 //! - [`server`]: wiring only: configuration, listeners, admission, each connection to its
 //!   protocol's session, graceful shutdown.
 //! - [`net`]: the transport, which knows no protocol: the byte stream (TCP now, TLS later) as
@@ -39,6 +42,7 @@
 //! - [`bench`](mod@bench): `charla bench`, the load generator (scenarios, loss accounting, latency
 //!   percentiles, a summary table and a JSON line).
 
+pub mod accounts;
 pub mod bench;
 pub mod client;
 pub mod hub;

@@ -13,10 +13,13 @@
 //! The hub is used behind a `std::sync::Mutex` ([`SharedHub`]); every verb is quick and never
 //! awaits, so the lock is never held across an `.await`.
 //!
-//! Besides this file: `monitor` (who watches which nick), [`users`] (real names, the bot and
+//! Besides this file: [`accounts`] (who is logged in, the nicks accounts own), [`bans`] (server
+//! bans), `monitor` (who watches which nick), [`users`] (real names, the bot and
 //! wallops modes, WALLOPS), `redact` (who may take a message back), `history` (what is
 //! stored), [`modes`] and [`text`].
 
+pub mod accounts;
+pub mod bans;
 pub mod event;
 mod history;
 pub mod modes;
@@ -29,6 +32,7 @@ pub mod users;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 pub use event::{Event, EventKind, MsgId, MsgKind, Source, Tags, Target};
 use event::{MsgIdGen, now_millis};
@@ -107,13 +111,17 @@ pub enum HubError {
     BadKey(String),
     #[error("{0} is full (+l)")]
     RoomFull(String),
+    #[error(
+        "{0} is for registered users only (+R): log in first (/login NAME PASSWORD, or /register PASSWORD to make an account)"
+    )]
+    NeedAccount(String),
     #[error("nothing to send: type some text after the command")]
     NoText,
     #[error("that needs server operator rights (/oper NAME PASSWORD)")]
     NotOper,
     #[error("wrong operator name or password")]
     BadOperLogin,
-    #[error("the {0} mode is not known here; modes are +o +v +b +i +k +l +m +n +s +t")]
+    #[error("the {0} mode is not known here; modes are +o +v +b +i +k +l +m +n +s +t +R")]
     UnknownMode(char),
     #[error("the {0} mode needs an argument, e.g. +{0} VALUE")]
     ModeNeedsArg(char),
@@ -131,6 +139,8 @@ pub enum HubError {
     History(String),
     #[error("the server is shutting down; try again in a moment")]
     ShuttingDown,
+    #[error("you are banned from this server: {0}")]
+    ServerBanned(String),
 }
 
 /// A room's topic, who set it and when (milliseconds since the Unix epoch).
@@ -273,6 +283,8 @@ pub struct UserInfo {
     pub invisible: bool,
     /// User mode `+B`: the user says it is a bot.
     pub bot: bool,
+    /// The account the user is logged in to.
+    pub account: Option<String>,
     pub protocol: &'static str,
     pub signon: u64,
     pub last_spoke: u64,
@@ -348,10 +360,20 @@ pub struct ModesApplied {
 }
 
 /// Settings the hub's rules depend on.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HubConfig {
     /// Server operators: name → password.
     pub opers: HashMap<String, String>,
+    /// How long someone may keep a nick owned by an account without logging in to it.
+    pub nick_grace: Duration,
+    /// The server password (`serve --password`): a private server lets in only who gives it.
+    pub password: Option<String>,
+}
+
+impl Default for HubConfig {
+    fn default() -> HubConfig {
+        HubConfig { opers: HashMap::new(), nick_grace: Duration::from_secs(30), password: None }
+    }
 }
 
 /// The hub, shared by every connection.
@@ -389,11 +411,24 @@ pub struct Hub {
     last_said: MsgId,
     /// Most users ever connected at once, for LUSERS.
     pub max_users: usize,
+    /// Folded names of the registered accounts: the nicks they own.
+    registered: HashSet<Box<str>>,
+    /// Users holding a nick an account owns without being logged in to it.
+    claims: IdMap<accounts::Claim>,
+    /// The read markers of the accounts logged in: folded account → folded target → time.
+    read_markers: HashMap<Box<str>, HashMap<String, u64>>,
+    /// Server bans (`KLINE`).
+    server_bans: Vec<bans::ServerBan>,
 }
 
 impl Hub {
     pub fn new(config: HubConfig, history: History) -> Hub {
         Hub { config, history, ..Hub::default() }
+    }
+
+    /// The settings the hub was started with.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
     }
 
     fn event(&mut self, kind: EventKind) -> Arc<Event> {
@@ -451,7 +486,7 @@ impl Hub {
     pub fn check_nick(&self, nick: &str) -> Result<(), HubError> {
         if !text::valid_nick(nick) {
             Err(HubError::BadNick(nick.into()))
-        } else if self.nicks.contains_key(fold(nick).as_str()) {
+        } else if self.nicks.contains_key(fold(nick).as_str()) || accounts::is_service(nick) {
             Err(HubError::NickInUse(nick.into()))
         } else {
             Ok(())
@@ -463,19 +498,15 @@ impl Hub {
         if self.closing {
             return Err(HubError::ShuttingDown);
         }
+        if let Some(reason) = self.server_banned(reg.nick.as_deref().unwrap_or("*"), &reg.user, &reg.host) {
+            return Err(HubError::ServerBanned(reason));
+        }
         let nick = match reg.nick {
             Some(nick) => {
                 self.check_nick(&nick)?;
                 nick
             }
-            None => loop {
-                self.next_guest += 1;
-                let nick = format!("guest-{}", self.next_guest);
-                if !self.nicks.contains_key(nick.as_str()) {
-                    self.save_guest(self.next_guest);
-                    break nick;
-                }
-            },
+            None => self.guest_nick(),
         };
         self.next_conn += 1;
         let id = self.next_conn;
@@ -484,7 +515,7 @@ impl Hub {
         self.users.insert(
             id,
             Box::new(User {
-                source: Source { id, nick: nick.clone(), user: reg.user, host: reg.host, bot: false },
+                source: Source { id, nick: nick.clone(), user: reg.user, host: reg.host, bot: false, account: None },
                 realname: truncated(reg.realname, text::REALNAME_LEN).into(),
                 rooms: Vec::new(),
                 away: None,
@@ -504,7 +535,20 @@ impl Hub {
         self.max_users = self.max_users.max(self.users.len());
         crate::metrics::get().registrations.inc();
         self.tell_watchers(id, &nick, true);
+        self.claim(id);
         Ok((id, nick))
+    }
+
+    /// A free `guest-N` nick.
+    fn guest_nick(&mut self) -> String {
+        loop {
+            self.next_guest += 1;
+            let nick = format!("guest-{}", self.next_guest);
+            if !self.nicks.contains_key(nick.as_str()) {
+                self.save_guest(self.next_guest);
+                return nick;
+            }
+        }
     }
 
     /// Removes a user: tells everyone who shares a room, leaves every room, frees the nick.
@@ -521,6 +565,7 @@ impl Hub {
         let nick = self.user(id).source.nick.clone();
         self.tell_watchers(id, &nick, false);
         self.unmonitor_all(id);
+        self.claims.remove(&id);
         let user = *self.users.remove(&id).expect("checked above");
         for room in &user.rooms {
             self.leave_room(id, room);
@@ -530,6 +575,9 @@ impl Hub {
             room.invited.remove(&id);
         }
         self.nicks.remove(fold(&user.source.nick).as_str());
+        if let Some(account) = &user.source.account {
+            self.forget_read_markers(account);
+        }
         self.whowas.push_front(Departed {
             nick: user.source.nick,
             user: user.source.user,
@@ -576,6 +624,7 @@ impl Hub {
         if fold(&old) != fold(new) {
             self.tell_watchers(id, &old, false);
             self.tell_watchers(id, new, true);
+            self.claim(id);
         }
         Ok(event)
     }
@@ -617,6 +666,9 @@ impl Hub {
                 }
                 if room.modes.limit.is_some_and(|l| room.members.len() >= l) {
                     return Err(HubError::RoomFull(room.name.clone()));
+                }
+                if room.modes.registered_only && who.account.is_none() && !invited {
+                    return Err(HubError::NeedAccount(room.name.clone()));
                 }
             }
             None => {
@@ -1081,6 +1133,7 @@ impl Hub {
             oper: user.oper,
             invisible: user.invisible,
             bot: user.source.bot,
+            account: user.source.account.as_deref().map(str::to_string),
             protocol: user.protocol,
             signon: user.signon,
             last_spoke: user.last_spoke,

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::accounts::LoginLimit;
+
 /// Limits that protect the server and everyone on it from one client.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -27,6 +29,8 @@ pub struct Limits {
     /// How long an IRC client may be silent before it is pinged (and as long again before it
     /// is dropped).
     pub ping_interval: Duration,
+    /// Failed logins allowed per address and per account before further attempts wait.
+    pub logins: LoginLimit,
 }
 
 impl Default for Limits {
@@ -39,6 +43,7 @@ impl Default for Limits {
             sendq: 4096,
             sniff_timeout: Duration::from_millis(250),
             ping_interval: Duration::from_secs(90),
+            logins: LoginLimit::default(),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
+use crate::accounts::Accounts;
 use crate::hub::{self, MsgId, SharedHub};
 use crate::net::{Limits, Sessions, Setup};
 use crate::store::sqlite::RETRY_MAX;
@@ -44,6 +45,8 @@ pub struct Shared {
     pub sessions: Arc<Sessions>,
     /// History, for reading; the hub writes to it.
     pub store: Arc<dyn Store>,
+    /// Registration and login.
+    pub accounts: Accounts,
     pub history: HistoryConfig,
     pub limits: Limits,
     pub server_name: String,

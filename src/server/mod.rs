@@ -19,12 +19,13 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use crate::accounts::{self, Accounts};
 use crate::hub::{self, History, Hub, HubConfig};
 use crate::metrics::{self, Speaks};
 use crate::net::{Admission, BoxStream, Conn, ConnLimiter, Rewind, Sessions};
 use crate::panics;
 use crate::proto::{Protocol, Shared, Stage, classify};
-use crate::store::{Retention, SqliteStore, Store, StoreError};
+use crate::store::{AccountStore, Retention, SqliteAccounts, SqliteStore, Store, StoreError};
 
 // The parts of a `Config`, defined where they are used.
 pub use crate::net::{FloodLimit, Limits};
@@ -140,6 +141,10 @@ impl Server {
         let mut hub = Hub::new(config.hub, History::new(store.clone()));
         hub.restore_rooms(store.rooms()?);
         hub.restore_guests(store.last_guest()?);
+        let account_store: Arc<dyn AccountStore> = Arc::new(SqliteAccounts::open(&config.data_dir)?);
+        hub.restore_accounts(account_store.account_names()?);
+        hub.restore_server_bans(account_store.server_bans()?);
+        let hub = Arc::new(std::sync::Mutex::new(hub));
         let mut listeners = Vec::new();
         let any = config.listen.iter().map(|a| (a, None));
         let irc = config.irc_listen.iter().map(|a| (a, Some(Protocol::Irc)));
@@ -148,7 +153,8 @@ impl Server {
             listeners.push((listener, protocol));
         }
         let shared = Arc::new(Shared {
-            hub: Arc::new(std::sync::Mutex::new(hub)),
+            accounts: Accounts::new(account_store, hub.clone(), config.limits.logins),
+            hub,
             sessions: Arc::new(Sessions::default()),
             store,
             history: config.history,
@@ -184,9 +190,12 @@ impl Server {
         });
         let accepting: Vec<_> = accepting.collect();
         let retention = tokio::spawn(retain(self.shared.clone()));
+        let nicks = tokio::spawn(accounts::enforce_nicks(self.shared.hub.clone()));
         self.shared.set_stage(Stage::Ready);
         shutdown.await;
         retention.abort();
+        nicks.abort();
+        nicks.abort();
         tracing::info!("shutting down: closing {} connections", limiter.open());
         // Listeners stay open while clients are told goodbye: a load balancer asking
         // `/healthz` learns that this server is stopping, anyone else is turned away.

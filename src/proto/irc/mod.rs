@@ -5,6 +5,7 @@
 //! - [`caps`]: the capability table, from which `CAP LS` is produced.
 //! - [`numeric`]: numeric reply codes and the mapping from hub refusals.
 //! - `commands`: one handler per command, in one table.
+//! - `accounts`: SASL (`AUTHENTICATE`), `REGISTER`/`VERIFY`, the NickServ service.
 //! - `history`: `CHATHISTORY` and the replay of recent lines on join.
 //! - `monitor`: `MONITOR` (and `extended-monitor`).
 //! - `users`: `SETNAME`, `WALLOPS` and the user modes `+B` (bot) and `+w`.
@@ -15,6 +16,7 @@
 //! - `render`: events as IRC lines, encoded once per capability combination.
 //! - [`sniff`]: how an IRC client is recognised by its first lines.
 
+mod accounts;
 pub mod caps;
 mod commands;
 mod help;
