@@ -106,6 +106,10 @@ struct ServeArgs {
     /// Keep messages for at most DAYS days (default: forever).
     #[arg(long, value_name = "DAYS")]
     retain_days: Option<u64>,
+    /// Most rooms one user may be in at once (IRC `CHANLIMIT`; 0 = no cap). Joining one more is
+    /// refused with a message saying to leave one first.
+    #[arg(long, value_name = "N", default_value_t = charla::hub::limits::DEFAULT_MAX_ROOMS)]
+    max_rooms_per_user: usize,
     /// A server operator as NAME:PASSWORD (repeatable); operators may /kill.
     #[arg(long, value_name = "NAME:PASSWORD", value_parser = parse_oper)]
     oper: Vec<(String, String)>,
@@ -140,7 +144,13 @@ impl ServeArgs {
             sendq: self.sendq,
             ..Limits::default()
         };
-        let hub = charla::hub::HubConfig { opers: self.oper.into_iter().collect() };
+        let hub = charla::hub::HubConfig {
+            opers: self.oper.into_iter().collect(),
+            limits: charla::hub::limits::HubLimits {
+                max_rooms_per_user: self.max_rooms_per_user,
+                ..Default::default()
+            },
+        };
         let history = HistoryConfig {
             join_replay: self.join_replay,
             retention: Retention {

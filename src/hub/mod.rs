@@ -15,6 +15,7 @@
 
 pub mod event;
 mod history;
+pub mod limits;
 pub mod modes;
 pub mod outbox;
 pub mod text;
@@ -26,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub use event::{Event, EventKind, MsgId, MsgKind, Source, Tags, Target};
 use event::{MsgIdGen, now_millis};
 pub use history::History;
+use limits::{HubLimits, RoomCreation};
 use modes::{ModeChange, RoomMode, RoomModes, flip};
 pub use outbox::{Closed, Out, Outbox};
 use text::fold;
@@ -113,6 +115,10 @@ pub enum HubError {
     BadLimit(String),
     #[error("that cannot be a +{0} value: use no spaces, commas or control characters")]
     BadModeArg(char, String),
+    #[error("you are in {1} rooms, the most one may be in at once; /part one before joining {0}")]
+    TooManyRooms(String, usize),
+    #[error("you are creating rooms too fast; wait {1} s before creating {0}, or join an existing room")]
+    CreatingTooFast(String, u64),
     #[error("the ban list of {0} is full ({MAX_BANS} entries); remove one with /unban first")]
     BanListFull(String),
     #[error("the message was not sent: {0}")]
@@ -249,7 +255,8 @@ pub struct UserInfo {
     pub protocol: &'static str,
     pub signon: u64,
     pub last_spoke: u64,
-    /// Rooms with the user's status there; secret rooms only when the asker shares them.
+    /// Rooms with the user's status there; secret rooms only when the asker shares them. WHOIS
+    /// has them all, WHO with a mask the first, a room's member list none.
     pub rooms: Vec<(String, Status)>,
 }
 
@@ -312,6 +319,8 @@ pub struct ModesApplied {
 pub struct HubConfig {
     /// Server operators: name → password.
     pub opers: HashMap<String, String>,
+    /// What one user or address may take: rooms at once, rooms created over time.
+    pub limits: HubLimits,
 }
 
 /// The hub, shared by every connection.
@@ -346,11 +355,14 @@ pub struct Hub {
     last_said: MsgId,
     /// Most users ever connected at once, for LUSERS.
     pub max_users: usize,
+    /// Pacing of room creation per user and per address.
+    creation: RoomCreation,
 }
 
 impl Hub {
     pub fn new(config: HubConfig, history: History) -> Hub {
-        Hub { config, history, ..Hub::default() }
+        let creation = RoomCreation::new(config.limits.room_creation);
+        Hub { config, history, creation, ..Hub::default() }
     }
 
     fn event(&mut self, kind: EventKind) -> Arc<Event> {
@@ -468,6 +480,7 @@ impl Hub {
         self.record_state(&event, &self.rooms_of(id));
         self.deliver(peers, &event);
         let user = *self.users.remove(&id).expect("checked above");
+        self.creation.forget(id);
         for room in &user.rooms {
             self.leave_room(id, room);
         }
@@ -544,8 +557,12 @@ impl Hub {
         }
         let folded = fold(name);
         let who = self.user(id).source.clone();
+        let max = self.config.limits.max_rooms_per_user;
+        let full = max > 0 && self.user(id).rooms.len() >= max;
         match self.rooms.get(&folded) {
             Some(room) if room.members.contains_key(&id) => return Ok(None),
+            Some(room) if full => return Err(HubError::TooManyRooms(room.name.clone(), max)),
+            None if full => return Err(HubError::TooManyRooms(name.into(), max)),
             Some(room) => {
                 let invited = room.invited.contains(&id);
                 if room.banned(&who) && !invited {
@@ -562,6 +579,9 @@ impl Hub {
                 }
             }
             None => {
+                if let Err(wait) = self.creation.create(id, &who.host, std::time::Instant::now()) {
+                    return Err(HubError::CreatingTooFast(name.into(), wait.as_secs_f64().ceil() as u64));
+                }
                 self.rooms.insert(folded.clone(), Room::new(name, now_millis()));
             }
         }
@@ -855,6 +875,11 @@ impl Hub {
         Ok(())
     }
 
+    /// What one user or address may take (for ISUPPORT's `CHANLIMIT`).
+    pub fn limits(&self) -> &HubLimits {
+        &self.config.limits
+    }
+
     /// Refuses new users from now on (the server then closes every session).
     pub fn shutdown(&mut self) {
         self.closing = true;
@@ -902,13 +927,16 @@ impl Hub {
         self.users.values().filter(|u| u.oper).count()
     }
 
-    fn info(&self, id: ConnId, asker: ConnId) -> UserInfo {
+    /// What `asker` may know of user `id`, with at most `rooms` of its rooms: a list of members
+    /// asks for none, so that its cost does not grow with how many rooms each member is in.
+    fn info(&self, id: ConnId, asker: ConnId, rooms: usize) -> UserInfo {
         let user = self.user(id);
         let rooms = user
             .rooms
             .iter()
             .filter_map(|r| self.rooms.get(r))
             .filter(|r| r.visible_to(asker))
+            .take(rooms)
             .map(|r| (r.name.clone(), r.members[&id]))
             .collect();
         UserInfo {
@@ -928,12 +956,12 @@ impl Hub {
 
     /// WHOIS: what `asker` may know about `nick`.
     pub fn user_info(&self, asker: ConnId, nick: &str) -> Result<UserInfo, HubError> {
-        Ok(self.info(self.id_of(nick)?, asker))
+        Ok(self.info(self.id_of(nick)?, asker, usize::MAX))
     }
 
-    /// Every user online, for WHO with a mask.
+    /// Every user online, each with the first room `asker` may see them in, for WHO with a mask.
     pub fn all_users(&self, asker: ConnId) -> Vec<UserInfo> {
-        self.users.keys().map(|&id| self.info(id, asker)).collect()
+        self.users.keys().map(|&id| self.info(id, asker, 1)).collect()
     }
 
     /// A room with its members, sorted by nick. Secret rooms are visible to members only.
@@ -941,7 +969,7 @@ impl Hub {
         let room = self.visible_room(asker, name)?;
         let is_member = room.members.contains_key(&asker);
         let mut members: Vec<Member> =
-            room.members.iter().map(|(&id, &status)| Member { info: self.info(id, asker), status }).collect();
+            room.members.iter().map(|(&id, &status)| Member { info: self.info(id, asker, 0), status }).collect();
         members.sort_by_cached_key(|m| fold(&m.info.nick));
         let mut modes = room.modes.clone();
         if !is_member {

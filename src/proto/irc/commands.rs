@@ -734,7 +734,7 @@ pub fn isupport(session: &mut Session) {
     let tokens = [
         "AWAYLEN=390".to_string(),
         "CASEMAPPING=ascii".into(),
-        "CHANLIMIT=#:".into(),
+        format!("CHANLIMIT=#:{}", chanlimit(session)),
         "CHANMODES=b,k,l,imnst".into(),
         format!("CHANNELLEN={ROOM_LEN}"),
         "CHANTYPES=#".into(),
@@ -760,6 +760,14 @@ pub fn isupport(session: &mut Session) {
         let mut params: Vec<&str> = line.iter().map(String::as_str).filter(|t| *t != "STATUSMSG=").collect();
         params.push("are supported by this server");
         session.numeric(RPL_ISUPPORT, &params);
+    }
+}
+
+/// `CHANLIMIT`'s number: the most rooms a user may be in, or nothing for no cap.
+fn chanlimit(session: &Session) -> String {
+    match hub::lock(&session.shared.hub).limits().max_rooms_per_user {
+        0 => String::new(),
+        max => max.to_string(),
     }
 }
 
