@@ -61,3 +61,43 @@ async fn rooms_are_created_at_a_paced_rate_per_address() {
     other.send("JOIN #other").await;
     assert_eq!(other.expect("437").await.params[1], "#other");
 }
+
+/// Which of `rooms` exist: MODE answers 324 for a room, 403 for none.
+async fn existing(irc: &mut Irc, rooms: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for room in rooms {
+        irc.send(&format!("MODE {room}")).await;
+        let reply = irc.expect_any(&["324", "403"]).await;
+        if reply.command == "324" {
+            found.push(room.to_string());
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn an_empty_room_with_nothing_worth_keeping_is_forgotten_also_after_a_restart() {
+    let dir = TempDir::new();
+    let mut server = start_at(&dir.0, |_| {}).await;
+    let mut irc = Irc::register(server.addr, "owner", &[]).await;
+    // Settings changed and undone, a topic set and cleared: nothing left to keep.
+    irc.join("#fleeting").await;
+    irc.send("MODE #fleeting +m").await;
+    irc.send("MODE #fleeting -m").await;
+    irc.send("TOPIC #fleeting :for a moment").await;
+    irc.send("TOPIC #fleeting :").await;
+    // A room with a message, and one with a topic, are kept.
+    irc.join("#talked").await;
+    irc.send("PRIVMSG #talked :hello").await;
+    irc.join("#titled").await;
+    irc.send("TOPIC #titled :kept").await;
+    irc.send("PART #fleeting,#talked,#titled").await;
+    let rooms = ["#fleeting", "#talked", "#titled"];
+    assert_eq!(existing(&mut irc, &rooms).await, ["#talked", "#titled"]);
+    drop(irc);
+    server.stop().await;
+
+    let server = start_at(&dir.0, |_| {}).await;
+    let mut irc = Irc::register(server.addr, "owner", &[]).await;
+    assert_eq!(existing(&mut irc, &rooms).await, ["#talked", "#titled"], "after a restart");
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::modes::RoomModes;
 use super::text::fold;
 use super::{ConnId, Event, Hub, HubError, MsgId, Room};
-use crate::store::{Record, RoomState, Store, dm_key};
+use crate::store::{Include, Record, RoomState, Selector, Store, dm_key};
 
 /// The store the hub writes to, if any (unit tests run without one).
 #[derive(Clone, Default)]
@@ -54,11 +54,10 @@ impl Hub {
         }
     }
 
-    /// Saves a room's settings so they survive a restart; the room is kept from now on even
-    /// when empty, like the history it has.
+    /// Saves a room's settings so they survive a restart.
     pub(super) fn save_room(&mut self, key: &str) {
         let Some(room) = self.rooms.get_mut(key) else { return };
-        room.persistent = true;
+        room.saved = true;
         let Some(store) = &self.history.0 else { return };
         let state = RoomState {
             name: room.name.clone(),
@@ -72,15 +71,35 @@ impl Hub {
         }
     }
 
-    /// Brings back rooms saved before a restart: name, creation time, topic and modes.
+    /// Forgets the saved settings of a room that is gone (its history, if any, stays).
+    pub(super) fn forget_room(&mut self, key: &str) {
+        let Some(store) = &self.history.0 else { return };
+        if let Err(e) = store.forget_room(key) {
+            tracing::warn!("history: {key} was not forgotten: {e}");
+        }
+    }
+
+    /// Brings back rooms saved before a restart: name, creation time, topic and modes. A room
+    /// with nothing worth keeping (no history, no topic, default modes, no bans: saved by an
+    /// older version, or its settings were undone) is forgotten instead.
     pub fn restore_rooms(&mut self, rooms: Vec<RoomState>) {
         for state in rooms {
             let mut room = Room::new(&state.name, state.created);
             room.topic = state.topic;
             room.modes = RoomModes::from_rendered(&state.modes);
             room.bans = state.bans;
-            room.persistent = true;
-            self.rooms.insert(fold(&state.name), room);
+            room.saved = true;
+            room.has_history = self.history.0.as_ref().is_some_and(|store| {
+                store
+                    .history(&state.name, &Selector::Latest(None), 1, Include::Messages)
+                    .map_or(true, |found| !found.is_empty())
+            });
+            let key = fold(&state.name);
+            if room.worth_keeping() {
+                self.rooms.insert(key, room);
+            } else {
+                self.forget_room(&key);
+            }
         }
     }
 

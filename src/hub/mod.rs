@@ -187,8 +187,10 @@ struct Room {
     modes: RoomModes,
     bans: Vec<Ban>,
     invited: IdSet,
-    /// Kept when empty: it has history, or settings saved in the store.
-    persistent: bool,
+    /// Messages were said here: the room is kept when empty, for its history.
+    has_history: bool,
+    /// Its settings are in the store (to be forgotten there too when the room goes).
+    saved: bool,
 }
 
 impl Room {
@@ -201,7 +203,8 @@ impl Room {
             modes: RoomModes::default(),
             bans: Vec::new(),
             invited: IdSet::default(),
-            persistent: false,
+            has_history: false,
+            saved: false,
         }
     }
 
@@ -211,6 +214,13 @@ impl Room {
     /// May `asker` know this room exists? A secret (`+s`) room shows itself to members only.
     fn visible_to(&self, asker: ConnId) -> bool {
         !self.modes.secret || self.members.contains_key(&asker)
+    }
+
+    /// Is an empty room worth keeping? Only for its history or settings someone chose (a
+    /// topic, modes other than the defaults, bans); any other empty room is forgotten, so
+    /// that rooms made and left cost nothing.
+    fn worth_keeping(&self) -> bool {
+        self.has_history || self.topic.is_some() || self.modes != RoomModes::default() || !self.bans.is_empty()
     }
 
     fn is_op(&self, id: ConnId) -> bool {
@@ -499,13 +509,18 @@ impl Hub {
         self.whowas.truncate(WHOWAS_LEN);
     }
 
-    /// Takes `id` out of the room `key` (folded); an empty room disappears.
+    /// Takes `id` out of the room `key` (folded); an empty room not [worth
+    /// keeping](Room::worth_keeping) disappears.
     fn leave_room(&mut self, id: ConnId, key: &str) {
         if let Some(room) = self.rooms.get_mut(key) {
             room.members.remove(&id);
             room.invited.remove(&id);
-            if room.members.is_empty() && !room.persistent {
+            if room.members.is_empty() && !room.worth_keeping() {
+                let saved = room.saved;
                 self.rooms.remove(key);
+                if saved {
+                    self.forget_room(key);
+                }
             }
         }
         if let Some(user) = self.users.get_mut(&id) {
@@ -641,7 +656,7 @@ impl Hub {
                 _ => {}
             }
             let members = room.members.keys().copied().filter(|&m| m != id).collect::<Vec<_>>();
-            let key = (!room.persistent).then(|| fold(&room.name));
+            let key = (!room.has_history).then(|| fold(&room.name));
             (Target::Room(room.name.clone()), members, None, key)
         } else {
             let to = self.id_of(target)?;
@@ -664,6 +679,9 @@ impl Hub {
         events.push(self.deliver_message(EventKind::Message { from, target, kind, text: last, tags }, &recipients)?);
         if let Some(key) = room_key {
             // The room has history now: keep it, and its settings, across restarts.
+            if let Some(room) = self.rooms.get_mut(&key) {
+                room.has_history = true;
+            }
             self.save_room(&key);
         }
         self.users.get_mut(&id).expect("registered").last_spoke = now_millis();

@@ -338,3 +338,15 @@ pub async fn eventually<T>(mut check: impl AsyncFnMut() -> Result<T, String>) ->
         }
     }
 }
+
+impl Irc {
+    /// Reads until a message with one of these commands (or numerics) arrives.
+    pub async fn expect_any(&mut self, commands: &[&str]) -> Message {
+        loop {
+            let message = self.next().await;
+            if commands.contains(&message.command.as_str()) {
+                return message;
+            }
+        }
+    }
+}
