@@ -101,3 +101,123 @@ async fn an_empty_room_with_nothing_worth_keeping_is_forgotten_also_after_a_rest
     let mut irc = Irc::register(server.addr, "owner", &[]).await;
     assert_eq!(existing(&mut irc, &rooms).await, ["#talked", "#titled"], "after a restart");
 }
+
+#[tokio::test]
+async fn ban_masks_and_keys_are_bounded() {
+    let server = start_server().await;
+    let mut op = Irc::register(server.addr, "op", &[]).await;
+    op.join("#bans").await;
+    op.send(&format!("MODE #bans +b {}!*@*", "x".repeat(200))).await;
+    let refused = op.expect("696").await;
+    assert_eq!(refused.params[1..3], ["#bans", "b"], "{refused:?}");
+    op.send(&format!("MODE #bans +k {}", "k".repeat(24))).await;
+    assert_eq!(op.expect("696").await.params[2], "k");
+    for i in 0..100 {
+        op.send(&format!("MODE #bans +b mask{i}!*@*")).await;
+    }
+    op.send("MODE #bans +b onemore!*@*").await;
+    assert_eq!(op.expect("478").await.params[1], "#bans");
+    // Nothing too long was set: the list holds exactly the 100 masks.
+    op.send("MODE #bans +b").await;
+    let mut listed = 0;
+    while op.expect_any(&["367", "368"]).await.command == "367" {
+        listed += 1;
+    }
+    assert_eq!(listed, 100);
+}
+
+#[tokio::test]
+async fn a_ban_follows_a_member_who_changes_nick_and_lifts_when_removed() {
+    let server = start_server().await;
+    let mut op = Irc::register(server.addr, "op", &[]).await;
+    op.join("#room").await;
+    let mut bob = Irc::register(server.addr, "bob", &[]).await;
+    bob.join("#room").await;
+    bob.send("PRIVMSG #room :one").await;
+    op.expect("PRIVMSG").await;
+    op.send("MODE #room +b evil!*@*").await;
+    bob.send("PRIVMSG #room :two").await;
+    assert_eq!(op.expect("PRIVMSG").await.params[1], "two");
+    bob.send("NICK evil").await;
+    bob.expect("NICK").await;
+    bob.send("PRIVMSG #room :three").await;
+    assert_eq!(bob.expect("404").await.params[1], "#room", "banned under the new nick");
+    op.send("MODE #room -b evil!*@*").await;
+    op.expect("MODE").await;
+    bob.send("PRIVMSG #room :four").await;
+    assert_eq!(op.expect("PRIVMSG").await.params[1], "four", "the ban is lifted");
+}
+
+#[tokio::test]
+async fn room_names_must_read_as_what_they_are() {
+    let server = start_server().await;
+    let mut irc = Irc::register(server.addr, "namer", &[]).await;
+    irc.join("#lobby").await;
+    for name in ["#lobby\u{200b}", "#\u{202e}ybbol", "#l\u{43e}bby", "#a\u{a0}b"] {
+        irc.send(&format!("JOIN {name}")).await;
+        let refused = irc.expect("403").await;
+        assert_eq!(refused.params[1], name);
+    }
+    irc.send("JOIN #1obby").await;
+    let refused = irc.expect("403").await;
+    assert!(refused.params[2].contains("looks too much like the room #lobby"), "{refused:?}");
+    // Keys and masks too.
+    irc.send("MODE #lobby +k pass\u{202e}word").await;
+    assert_eq!(irc.expect("696").await.params[2], "k");
+    irc.send("MODE #lobby +b \u{202e}x!*@*").await;
+    assert_eq!(irc.expect("696").await.params[2], "b");
+    // Names of other alphabets are fine.
+    irc.join("#café").await;
+    irc.join("#чат").await;
+}
+
+#[tokio::test]
+async fn tag_values_reach_others_without_control_characters() {
+    let server = start_server().await;
+    let mut alice = Irc::register(server.addr, "alice", &["message-tags"]).await;
+    alice.join("#t").await;
+    let mut bob = Irc::register(server.addr, "bob", &["message-tags"]).await;
+    bob.join("#t").await;
+    bob.send("@+draft/react=ok\x07\x1b[2J\u{202e}x;+bad\x01key=1 PRIVMSG #t :hi").await;
+    let got = alice.expect("PRIVMSG").await;
+    assert_eq!(got.tag("+draft/react").flatten(), Some("okx"), "{got:?}");
+    assert!(got.tag("+bad\x01key").is_none(), "{got:?}");
+}
+
+#[tokio::test]
+async fn no_line_over_512_bytes_reaches_an_irc_client() {
+    let server = start_server().await;
+    let mut plain = Client::plain_as(server.addr, "longwinded").await;
+    plain.send("/join #long").await;
+    plain.expect_where(|l| l.starts_with("You are now in #long")).await;
+    let mut watcher = Irc::register(server.addr, "watcher", &["away-notify"]).await;
+    watcher.join("#long").await;
+    let long = "w".repeat(4000);
+    plain.send(&format!("/away {long}")).await;
+    plain.expect("You are marked away.").await;
+    plain.send(&format!("/topic {long}")).await;
+    plain.expect("Topic of #long set.").await;
+    for command in ["/ban", "/mode +k"] {
+        plain.send(&format!("{command} {long}")).await;
+        plain.expect_where(|l| l.starts_with("error: that cannot be")).await;
+    }
+    plain.send(&format!("/part {long}")).await;
+    plain.expect("You left #long.").await;
+    watcher.send("WHOIS longwinded").await;
+    watcher.send("TOPIC #long").await;
+    watcher.send("MODE #long +b").await;
+    watcher.send("PING :done").await;
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let line = watcher.client.line().await;
+        assert!(line.len() + 2 <= 512, "{} bytes: {line:.80}…", line.len() + 2);
+        let message = Message::parse(&line).unwrap();
+        seen.insert(message.command.clone());
+        if message.command == "PONG" {
+            break;
+        }
+    }
+    for command in ["AWAY", "TOPIC", "PART", "301", "332"] {
+        assert!(seen.contains(command), "{command} in {seen:?}");
+    }
+}

@@ -373,9 +373,15 @@ async fn mode_arguments_cannot_carry_escape_sequences() {
     let mut other = Client::plain_as(server.addr, "other").await;
     op.arrived("other").await;
     op.send("/mode +k \x1b]0;PWNED\x07\x1b[2J").await;
-    assert_eq!(op.line().await, "error: that cannot be a +k value: use no spaces, commas or control characters");
+    assert_eq!(
+        op.line().await,
+        "error: that cannot be a +k value: use no spaces, commas, control or invisible characters, and at most 23 bytes for a key, 113 for a ban mask"
+    );
     op.send("/ban \x1b[31mred").await;
-    assert_eq!(op.line().await, "error: that cannot be a +b value: use no spaces, commas or control characters");
+    assert_eq!(
+        op.line().await,
+        "error: that cannot be a +b value: use no spaces, commas, control or invisible characters, and at most 23 bytes for a key, 113 for a ban mask"
+    );
     op.send("/ban red").await;
     assert_eq!(op.line().await, "Mode +b red!*@* set on #lobby.");
     assert_eq!(other.line().await, "* op set mode +b red!*@* on #lobby");

@@ -80,7 +80,7 @@ impl Hub {
     }
 
     /// Brings back rooms saved before a restart: name, creation time, topic and modes. A room
-    /// with nothing worth keeping (no history, no topic, default modes, no bans: saved by an
+    /// whose name is not valid, or with nothing worth keeping (no history, no topic, default modes, no bans: saved by an
     /// older version, or its settings were undone) is forgotten instead.
     pub fn restore_rooms(&mut self, rooms: Vec<RoomState>) {
         for state in rooms {
@@ -95,7 +95,14 @@ impl Hub {
                     .map_or(true, |found| !found.is_empty())
             });
             let key = fold(&state.name);
-            if room.worth_keeping() {
+            if !super::text::valid_room(&state.name) {
+                // Saved before names were checked as they are now (an invisible character, a
+                // bidi override, mixed alphabets): not brought back, its history stays.
+                tracing::warn!("history: the room {:?} is not restored: its name is no longer valid", state.name);
+                self.forget_room(&key);
+            } else if room.worth_keeping() && !self.rooms.contains_key(&key) {
+                self.bans_total += room.bans.len();
+                self.lookalikes.insert(super::text::skeleton(&room.name), key.clone());
                 self.rooms.insert(key, room);
             } else {
                 self.forget_room(&key);

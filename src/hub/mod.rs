@@ -64,6 +64,9 @@ pub const LOBBY: &str = "#lobby";
 /// The longest ban list a room may have (`MAXLIST=b:100`).
 pub const MAX_BANS: usize = 100;
 
+/// The most ban masks all rooms together may have: with [`text::MASK_LEN`], at most a few MB.
+pub const MAX_SERVER_BANS: usize = 10_000;
+
 /// How many departed users `WHOWAS` remembers.
 const WHOWAS_LEN: usize = 256;
 
@@ -75,8 +78,12 @@ pub enum HubError {
     NickInUse(String),
     #[error("'{0}' is not a valid nick: use up to 30 letters, digits, - _ [ ] {{ }} \\ | ^ `, starting with a letter")]
     BadNick(String),
-    #[error("'{0}' is not a valid room name: start it with # and use no spaces or commas, e.g. #general")]
+    #[error(
+        "'{0}' is not a valid room name: start it with #, use up to 50 bytes, no spaces, commas or invisible characters, and the letters of one alphabet, e.g. #general"
+    )]
     BadRoom(String),
+    #[error("'{0}' looks too much like the room {1}; /join {1}, or choose a name that reads differently")]
+    LookalikeRoom(String, String),
     #[error("no one called '{0}' is online; /who lists who is here")]
     NoSuchNick(String),
     #[error("there is no room '{0}'; /rooms lists them, /join {0} creates it")]
@@ -113,7 +120,9 @@ pub enum HubError {
     ModeNeedsArg(char),
     #[error("'{0}' is not a valid limit: give a number above 0")]
     BadLimit(String),
-    #[error("that cannot be a +{0} value: use no spaces, commas or control characters")]
+    #[error(
+        "that cannot be a +{0} value: use no spaces, commas, control or invisible characters, and at most 23 bytes for a key, 113 for a ban mask"
+    )]
     BadModeArg(char, String),
     #[error("you are in {1} rooms, the most one may be in at once; /part one before joining {0}")]
     TooManyRooms(String, usize),
@@ -121,6 +130,8 @@ pub enum HubError {
     CreatingTooFast(String, u64),
     #[error("the ban list of {0} is full ({MAX_BANS} entries); remove one with /unban first")]
     BanListFull(String),
+    #[error("the server holds as many bans as it may ({MAX_SERVER_BANS}); remove some with /unban first")]
+    ServerBansFull,
     #[error("the message was not sent: {0}")]
     History(String),
     #[error("the server is shutting down; try again in a moment")]
@@ -186,6 +197,9 @@ struct Room {
     members: IdMap<Status>,
     modes: RoomModes,
     bans: Vec<Ban>,
+    /// Whether each member who has spoken since the ban list or their nick last changed is
+    /// banned: a message then costs one lookup, not a match against every mask.
+    banned_members: IdMap<bool>,
     invited: IdSet,
     /// Messages were said here: the room is kept when empty, for its history.
     has_history: bool,
@@ -202,6 +216,7 @@ impl Room {
             members: IdMap::default(),
             modes: RoomModes::default(),
             bans: Vec::new(),
+            banned_members: IdMap::default(),
             invited: IdSet::default(),
             has_history: false,
             saved: false,
@@ -227,8 +242,24 @@ impl Room {
         self.status(id).is_some_and(|s| s.op)
     }
     fn banned(&self, who: &Source) -> bool {
+        if self.bans.is_empty() {
+            return false;
+        }
         let mask = format!("{}!{}@{}", who.nick, who.user, who.host);
         self.bans.iter().any(|b| text::wildcard_match(&b.mask, &mask))
+    }
+
+    /// [`Room::banned`] for a member, remembered until the ban list or their nick changes.
+    fn member_banned(&mut self, who: &Source) -> bool {
+        if self.bans.is_empty() {
+            return false;
+        }
+        if let Some(&banned) = self.banned_members.get(&who.id) {
+            return banned;
+        }
+        let banned = self.banned(who);
+        self.banned_members.insert(who.id, banned);
+        banned
     }
 }
 
@@ -351,6 +382,11 @@ pub struct Hub {
     /// Folded nick → user.
     nicks: HashMap<Box<str>, ConnId>,
     rooms: HashMap<String, Room>,
+    /// The [skeleton](text::skeleton) of every room's name → the room's key: no new room may
+    /// look like one that exists.
+    lookalikes: HashMap<String, String>,
+    /// Ban masks in all rooms together (at most [`MAX_SERVER_BANS`]).
+    bans_total: usize,
     whowas: VecDeque<Departed>,
     ids: MsgIdGen,
     next_conn: ConnId,
@@ -463,7 +499,7 @@ impl Hub {
             id,
             Box::new(User {
                 source: Source { id, nick: nick.clone(), user: reg.user, host: reg.host },
-                realname: reg.realname.into(),
+                realname: text::clean(&reg.realname, text::REALNAME_LEN).into(),
                 rooms: Vec::new(),
                 away: None,
                 oper: false,
@@ -486,7 +522,8 @@ impl Hub {
         }
         let peers = self.peers(id);
         let user = self.user(id);
-        let event = self.event(EventKind::Quit { who: user.source.clone(), reason: text::sanitize(reason) });
+        let event =
+            self.event(EventKind::Quit { who: user.source.clone(), reason: text::clean(reason, text::QUIT_LEN) });
         self.record_state(&event, &self.rooms_of(id));
         self.deliver(peers, &event);
         let user = *self.users.remove(&id).expect("checked above");
@@ -514,9 +551,11 @@ impl Hub {
     fn leave_room(&mut self, id: ConnId, key: &str) {
         if let Some(room) = self.rooms.get_mut(key) {
             room.members.remove(&id);
+            room.banned_members.remove(&id);
             room.invited.remove(&id);
             if room.members.is_empty() && !room.worth_keeping() {
                 let saved = room.saved;
+                self.lookalikes.remove(&text::skeleton(&room.name));
                 self.rooms.remove(key);
                 if saved {
                     self.forget_room(key);
@@ -547,6 +586,11 @@ impl Hub {
         let user = self.users.get_mut(&id).expect("registered");
         user.source.nick = new.into();
         user.nick_since = event.id;
+        for key in &user.rooms {
+            if let Some(room) = self.rooms.get_mut(key) {
+                room.banned_members.remove(&id);
+            }
+        }
         Ok(event)
     }
 
@@ -594,9 +638,14 @@ impl Hub {
                 }
             }
             None => {
+                let skeleton = text::skeleton(name);
+                if let Some(other) = self.lookalikes.get(&skeleton).and_then(|key| self.rooms.get(key)) {
+                    return Err(HubError::LookalikeRoom(name.into(), other.name.clone()));
+                }
                 if let Err(wait) = self.creation.create(id, &who.host, std::time::Instant::now()) {
                     return Err(HubError::CreatingTooFast(name.into(), wait.as_secs_f64().ceil() as u64));
                 }
+                self.lookalikes.insert(skeleton, folded.clone());
                 self.rooms.insert(folded.clone(), Room::new(name, now_millis()));
             }
         }
@@ -624,7 +673,7 @@ impl Hub {
         let event = self.event(EventKind::Part {
             who: self.user(id).source.clone(),
             room: room.name.clone(),
-            reason: text::sanitize(reason),
+            reason: text::clean(reason, text::PART_LEN),
         });
         self.record_state(&event, &[]);
         self.deliver(members, &event);
@@ -637,12 +686,13 @@ impl Hub {
     /// client tags (`+typing`, …) are passed through as they are.
     pub fn say(&mut self, id: ConnId, target: &str, kind: MsgKind, text: &str, tags: Tags) -> Result<Said, HubError> {
         let text = text::sanitize(text);
+        let tags = text::clean_tags(tags);
         if text.is_empty() && kind != MsgKind::TagMsg {
             return Err(HubError::NoText);
         }
         let from = self.user(id).source.clone();
         let (target, recipients, away, room_key) = if target.starts_with('#') {
-            let room = self.room(target)?;
+            let room = self.rooms.get_mut(&fold(target)).ok_or_else(|| HubError::NoSuchRoom(target.into()))?;
             match room.status(id) {
                 None if room.modes.no_external => {
                     return Err(HubError::External(room.name.clone()));
@@ -650,7 +700,7 @@ impl Hub {
                 Some(s) if room.modes.moderated && !s.op && !s.voice => {
                     return Err(HubError::Moderated(room.name.clone()));
                 }
-                Some(s) if !s.op && !s.voice && room.banned(&from) => {
+                Some(s) if !s.op && !s.voice && room.member_banned(&from) => {
                     return Err(HubError::Banned(room.name.clone()));
                 }
                 _ => {}
@@ -711,8 +761,7 @@ impl Hub {
         if room.modes.topic_ops && !room.is_op(id) {
             return Err(HubError::NeedOps(room.name.clone()));
         }
-        let mut text = text::sanitize(text);
-        text.truncate(floor_char_boundary(&text, text::TOPIC_LEN));
+        let text = text::clean(text, text::TOPIC_LEN);
         let who = self.user(id).source.clone();
         let topic =
             (!text.is_empty()).then(|| Topic { text: text.clone(), set_by: who.nick.clone(), at: now_millis() });
@@ -742,7 +791,7 @@ impl Hub {
             room: room.name.clone(),
             target: self.user(target_id).source.nick.clone(),
             target_id,
-            reason: text::sanitize(reason),
+            reason: text::clean(reason, text::KICK_LEN),
         });
         self.record_state(&event, &[]);
         self.deliver(members, &event);
@@ -796,28 +845,39 @@ impl Hub {
                 },
                 _ => None,
             };
-            let room = self.room_mut(name);
+            let bans_total = &mut self.bans_total;
+            let room = self.rooms.get_mut(&fold(name)).expect("room checked before");
             let add = change.add;
             let changed = match (&change.mode, &member) {
                 (RoomMode::Op(_), Some((m, _))) => flip(&mut room.members.get_mut(m).expect("member").op, add),
                 (RoomMode::Voice(_), Some((m, _))) => flip(&mut room.members.get_mut(m).expect("member").voice, add),
                 (RoomMode::Ban(mask), _) => {
                     let present = room.bans.iter().position(|b| b.mask.eq_ignore_ascii_case(mask));
-                    match (add, present) {
+                    let changed = match (add, present) {
                         (true, None) if room.bans.len() >= MAX_BANS => {
                             result.errors.push(HubError::BanListFull(room.name.clone()));
                             false
                         }
+                        (true, None) if *bans_total >= MAX_SERVER_BANS => {
+                            result.errors.push(HubError::ServerBansFull);
+                            false
+                        }
                         (true, None) => {
                             room.bans.push(Ban { mask: mask.clone(), set_by: setter.clone(), at: now_millis() });
+                            *bans_total += 1;
                             true
                         }
                         (false, Some(i)) => {
                             room.bans.remove(i);
+                            *bans_total -= 1;
                             true
                         }
                         _ => false,
+                    };
+                    if changed {
+                        room.banned_members.clear();
                     }
+                    changed
                 }
                 (RoomMode::Op(_) | RoomMode::Voice(_), None) => false,
                 _ => room.modes.apply(&change),
@@ -848,16 +908,11 @@ impl Hub {
     }
 }
 
-/// The largest index `<= max` that is a char boundary of `s`.
-pub fn floor_char_boundary(s: &str, max: usize) -> usize {
-    (0..=max.min(s.len())).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
-}
-
 impl Hub {
     /// Marks a user away with a message, or back (`None` or empty); the users sharing a room
     /// are told (IRC `away-notify`). Returns whether the user is now away.
     pub fn set_away(&mut self, id: ConnId, message: Option<&str>) -> bool {
-        let away = message.map(text::sanitize).filter(|m| !m.is_empty());
+        let away = message.map(|m| text::clean(m, text::AWAY_LEN)).filter(|m| !m.is_empty());
         let event = self.event(EventKind::Away { who: self.user(id).source.clone(), message: away.clone() });
         self.deliver(self.peers(id), &event);
         let user = self.users.get_mut(&id).expect("registered");
@@ -888,7 +943,7 @@ impl Hub {
             return Err(HubError::NotOper);
         }
         let target_id = self.id_of(target)?;
-        let reason = format!("Killed by {}: {}", self.user(id).source.nick, text::sanitize(reason));
+        let reason = format!("Killed by {}: {}", self.user(id).source.nick, text::clean(reason, text::QUIT_LEN));
         self.user(target_id).outbox.close(reason);
         Ok(())
     }

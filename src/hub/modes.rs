@@ -168,14 +168,20 @@ pub enum ModeParseError {
     MissingArg(char),
     /// `+l` with something that is not a positive number.
     BadLimit(String),
-    /// A key or mask that could not travel safely: empty, with a space or control character,
-    /// or starting with `:`. (Such text would split IRC lines or reach terminals raw.)
+    /// A key or mask that could not travel safely: empty, too long (a key over
+    /// [`KEY_LEN`](super::text::KEY_LEN), a mask over [`MASK_LEN`](super::text::MASK_LEN)), not a
+    /// [`token`](super::text::token) (a space, a control or invisible character) or starting
+    /// with `:`. (Such text would split IRC lines, reach terminals raw or read as another.)
     BadArg(char, String),
 }
 
-/// Can `arg` be a key or ban mask?
-fn valid_arg(arg: &str) -> bool {
-    !arg.is_empty() && !arg.starts_with(':') && !arg.chars().any(|c| c == ' ' || c == ',' || c.is_control())
+/// Can `arg` be the key (`k`) or ban mask (`b`)?
+fn valid_arg(mode: char, arg: &str) -> bool {
+    let max = if mode == 'k' { super::text::KEY_LEN } else { super::text::MASK_LEN };
+    !arg.is_empty()
+        && !arg.starts_with(':')
+        && super::text::token(arg)
+        && if mode == 'b' { normalize_mask(arg).len() <= max } else { arg.len() <= max }
 }
 
 /// Parsed mode string: the changes, the errors, and whether the ban list was asked for
@@ -207,7 +213,7 @@ pub fn parse(modes: &str, args: &[&str]) -> ParsedModes {
             'n' => RoomMode::NoExternal,
             's' => RoomMode::Secret,
             't' => RoomMode::TopicOps,
-            'k' | 'b' if args.clone().next().is_some_and(|a| !valid_arg(a)) => {
+            'k' | 'b' if args.clone().next().is_some_and(|a| !valid_arg(c, a)) => {
                 let arg = args.next().unwrap_or_default();
                 parsed.errors.push(ModeParseError::BadArg(c, arg.into()));
                 continue;
@@ -314,6 +320,11 @@ mod tests {
         assert_eq!(parse("+k", &["\x1b]0;x\x07"]).errors, vec![ModeParseError::BadArg('k', "\x1b]0;x\x07".into())]);
         assert_eq!(parse("+b", &["a b"]).errors, vec![ModeParseError::BadArg('b', "a b".into())]);
         assert!(parse("+bk", &["\x1b[31m", ":x"]).changes.is_empty());
+        assert!(parse("+bk", &["\u{202e}x", "a\u{200b}"]).changes.is_empty(), "invisible characters");
+        assert!(parse("+k", &[&"k".repeat(24)]).changes.is_empty());
+        assert_eq!(parse("+k", &[&"k".repeat(23)]).changes.len(), 1);
+        assert!(parse("+b", &[&"b".repeat(110)]).changes.is_empty(), "with its !*@* it is too long");
+        assert_eq!(parse("+b", &[&"b".repeat(108)]).changes.len(), 1);
     }
 
     #[test]

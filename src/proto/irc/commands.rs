@@ -13,7 +13,7 @@ use super::session::Session;
 use super::{MAX_TARGETS, VERSION};
 use crate::hub::event::now_millis;
 use crate::hub::modes::{self, ModeParseError};
-use crate::hub::text::{self, NICK_LEN, ROOM_LEN, TOPIC_LEN};
+use crate::hub::text::{self, AWAY_LEN, KEY_LEN, KICK_LEN, MASK_LEN, NICK_LEN, ROOM_LEN, TOPIC_LEN};
 use crate::hub::{self, ConnId, HubError, MsgKind, Status, Tags};
 
 type Handler = fn(&mut Session, &Message);
@@ -622,7 +622,7 @@ fn room_mode(session: &mut Session, message: &Message, room: &str) {
             }
             ModeParseError::BadArg(c, _) => session.numeric(
                 ERR_INVALIDMODEPARAM,
-                &[room, &c.to_string(), "*", "Invalid value: no spaces, commas or control characters"],
+                &[room, &c.to_string(), "*", &format!("Invalid value: no spaces, commas, control or invisible characters; keys up to {KEY_LEN} bytes, masks up to {MASK_LEN}")],
             ),
         }
     }
@@ -732,7 +732,7 @@ fn kill(session: &mut Session, message: &Message) {
 /// The ISUPPORT tokens (005), at most 12 per line.
 pub fn isupport(session: &mut Session) {
     let tokens = [
-        "AWAYLEN=390".to_string(),
+        format!("AWAYLEN={AWAY_LEN}"),
         "CASEMAPPING=ascii".into(),
         format!("CHANLIMIT=#:{}", chanlimit(session)),
         "CHANMODES=b,k,l,imnst".into(),
@@ -740,7 +740,8 @@ pub fn isupport(session: &mut Session) {
         "CHANTYPES=#".into(),
         "ELIST=".into(),
         "HOSTLEN=64".into(),
-        "KICKLEN=390".into(),
+        format!("KEYLEN={KEY_LEN}"),
+        format!("KICKLEN={KICK_LEN}"),
         format!("MAXLIST=b:{}", hub::MAX_BANS),
         format!("MAXTARGETS={MAX_TARGETS}"),
         "MODES=4".into(),

@@ -91,7 +91,9 @@ pub fn from_hub(error: &HubError, sending: bool) -> (&'static str, Vec<String>) 
     let (code, mut params): (&str, Vec<String>) = match error {
         HubError::NickInUse(nick) => (ERR_NICKNAMEINUSE, vec![nick.clone()]),
         HubError::BadNick(nick) => (ERR_ERRONEUSNICKNAME, vec![nick.clone()]),
-        HubError::BadRoom(room) | HubError::NoSuchRoom(room) => (ERR_NOSUCHCHANNEL, vec![room.clone()]),
+        HubError::BadRoom(room) | HubError::NoSuchRoom(room) | HubError::LookalikeRoom(room, _) => {
+            (ERR_NOSUCHCHANNEL, vec![room.clone()])
+        }
         HubError::NoSuchNick(nick) => (ERR_NOSUCHNICK, vec![nick.clone()]),
         HubError::NotInRoom(room) => (ERR_NOTONCHANNEL, vec![room.clone()]),
         HubError::UserNotInRoom { nick, room } => (ERR_USERNOTINCHANNEL, vec![nick.clone(), room.clone()]),
@@ -113,6 +115,7 @@ pub fn from_hub(error: &HubError, sending: bool) -> (&'static str, Vec<String>) 
         HubError::TooManyRooms(room, _) => (ERR_TOOMANYCHANNELS, vec![room.clone()]),
         HubError::CreatingTooFast(room, _) => (ERR_UNAVAILRESOURCE, vec![room.clone()]),
         HubError::BanListFull(room) => (ERR_BANLISTFULL, vec![room.clone(), "b".into()]),
+        HubError::ServerBansFull => (ERR_BANLISTFULL, vec!["*".into(), "b".into()]),
         HubError::History(_) => (ERR_UNKNOWNERROR, vec!["PRIVMSG".into()]),
         HubError::ShuttingDown => ("ERROR", vec![]),
     };
