@@ -187,25 +187,32 @@ async fn tag_values_reach_others_without_control_characters() {
 #[tokio::test]
 async fn no_line_over_512_bytes_reaches_an_irc_client() {
     let server = start_server().await;
-    let mut plain = Client::plain_as(server.addr, "longwinded").await;
-    plain.send("/join #long").await;
-    plain.expect_where(|l| l.starts_with("You are now in #long")).await;
+    // The longest nick and room name there may be, so that every line is as long as it gets.
+    let nick = format!("long{}", "w".repeat(26));
+    let room = format!("#{}", "r".repeat(49));
+    let mut plain = Client::plain_as(server.addr, &nick).await;
+    plain.send(&format!("/join {room}")).await;
+    plain.expect_where(|l| l.starts_with("You are now in #")).await;
     let mut watcher = Irc::register(server.addr, "watcher", &["away-notify"]).await;
-    watcher.join("#long").await;
+    watcher.join(&room).await;
     let long = "w".repeat(4000);
     plain.send(&format!("/away {long}")).await;
     plain.expect("You are marked away.").await;
     plain.send(&format!("/topic {long}")).await;
-    plain.expect("Topic of #long set.").await;
+    plain.expect(&format!("Topic of {room} set.")).await;
     for command in ["/ban", "/mode +k"] {
         plain.send(&format!("{command} {long}")).await;
         plain.expect_where(|l| l.starts_with("error: that cannot be")).await;
     }
-    plain.send(&format!("/part {long}")).await;
-    plain.expect("You left #long.").await;
-    watcher.send("WHOIS longwinded").await;
-    watcher.send("TOPIC #long").await;
-    watcher.send("MODE #long +b").await;
+    // Four masks of the longest length, set at once: more than one line can say.
+    let masks: Vec<String> = (0..4).map(|i| format!("{i}{}", "m".repeat(104))).collect();
+    plain.send(&format!("/mode +bbbb {}", masks.join(" "))).await;
+    plain.expect_where(|l| l.starts_with("Mode +bbbb")).await;
+    plain.send(&format!("/kick watcher {long}")).await;
+    plain.expect_where(|l| l.starts_with("You removed watcher")).await;
+    watcher.send(&format!("WHOIS {nick}")).await;
+    watcher.send(&format!("TOPIC {room}")).await;
+    watcher.send(&format!("MODE {room} +b")).await;
     watcher.send("PING :done").await;
     let mut seen = std::collections::HashSet::new();
     loop {
@@ -217,7 +224,7 @@ async fn no_line_over_512_bytes_reaches_an_irc_client() {
             break;
         }
     }
-    for command in ["AWAY", "TOPIC", "PART", "301", "332"] {
+    for command in ["AWAY", "TOPIC", "MODE", "KICK", "301", "332", "367"] {
         assert!(seen.contains(command), "{command} in {seen:?}");
     }
 }

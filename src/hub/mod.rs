@@ -351,8 +351,9 @@ pub struct Said {
 pub struct ModesApplied {
     pub applied: Vec<ModeChange>,
     pub errors: Vec<HubError>,
-    /// The announcement of the applied changes, if any.
-    pub event: Option<Arc<Event>>,
+    /// The announcements of the applied changes (one, or several when their arguments are too
+    /// long for one line).
+    pub events: Vec<Arc<Event>>,
 }
 
 /// Settings the hub's rules depend on.
@@ -893,16 +894,18 @@ impl Hub {
             }
         }
         if !result.applied.is_empty() {
-            let event = self.event(EventKind::Mode {
-                who: self.user(id).source.clone(),
-                room: room_name,
-                changes: modes::render(&result.applied),
-            });
+            let who = self.user(id).source.clone();
             let members: Vec<ConnId> = self.room(name)?.members.keys().copied().filter(|&m| m != id).collect();
-            self.record_state(&event, &[]);
+            // `:nick!user@host MODE #room CHANGES\r\n` within 512 bytes: long masks go in
+            // several announcements.
+            let frame = 1 + who.nick.len() + 1 + who.user.len() + 1 + who.host.len() + " MODE ".len() + room_name.len();
+            for changes in modes::render_within(&result.applied, text::MAX_LINE - frame - 3) {
+                let event = self.event(EventKind::Mode { who: who.clone(), room: room_name.clone(), changes });
+                self.record_state(&event, &[]);
+                self.deliver(members.iter().copied(), &event);
+                result.events.push(event);
+            }
             self.save_room(&fold(name));
-            self.deliver(members, &event);
-            result.event = Some(event);
         }
         Ok(result)
     }

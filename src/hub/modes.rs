@@ -291,6 +291,21 @@ pub fn render(changes: &[ModeChange]) -> String {
     std::iter::once(flags).chain(args).collect::<Vec<_>>().join(" ")
 }
 
+/// [`render`]s changes as few strings as fit in `max` bytes each (one change is never cut).
+pub fn render_within(changes: &[ModeChange], max: usize) -> Vec<String> {
+    let mut rendered = Vec::new();
+    let mut start = 0;
+    while start < changes.len() {
+        let mut end = start + 1;
+        while end < changes.len() && render(&changes[start..=end]).len() <= max {
+            end += 1;
+        }
+        rendered.push(render(&changes[start..end]));
+        start = end;
+    }
+    rendered
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,5 +361,8 @@ mod tests {
         let modes = RoomModes { key: Some("pw".into()), limit: Some(5), ..RoomModes::default() };
         assert_eq!(modes.render(true), "+klnt pw 5");
         assert_eq!(modes.render(false), "+klnt * 5");
+        let parsed = parse("+bbm", &["a", "b"]);
+        assert_eq!(render_within(&parsed.changes, 100), ["+bbm a!*@* b!*@*"]);
+        assert_eq!(render_within(&parsed.changes, 12), ["+b a!*@*", "+bm b!*@*"]);
     }
 }

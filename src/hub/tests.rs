@@ -398,6 +398,6 @@ fn the_server_holds_at_most_max_server_bans() {
     assert_eq!(refused.errors, [HubError::ServerBansFull]);
     // Lifting one ban anywhere makes room for one.
     let lifted = parse("-b", &["m0"]).changes;
-    assert!(t.hub.set_modes(op, "#r0", lifted).unwrap().event.is_some());
+    assert!(t.hub.set_modes(op, "#r0", lifted).unwrap().events.len() == 1);
     assert!(t.hub.set_modes(op, "#one-more", ban(0)).unwrap().errors.is_empty());
 }

@@ -635,8 +635,8 @@ fn room_mode(session: &mut Session, message: &Message, room: &str) {
             for error in &result.errors {
                 session.hub_error(error, false);
             }
-            if let Some(event) = result.event {
-                session.own_event(&event);
+            for event in &result.events {
+                session.own_event(event);
             }
         }
         Err(error) => session.hub_error(&error, false),
