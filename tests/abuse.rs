@@ -228,3 +228,25 @@ async fn no_line_over_512_bytes_reaches_an_irc_client() {
         assert!(seen.contains(command), "{command} in {seen:?}");
     }
 }
+
+#[tokio::test]
+async fn a_message_goes_to_each_target_once_and_at_most_targmax_targets() {
+    let server = start_server().await;
+    let mut sender = Irc::register(server.addr, "sender", &[]).await;
+    let mut bob = Irc::register(server.addr, "bob", &[]).await;
+    let mut last = Irc::register(server.addr, "last", &[]).await;
+    // bob ten times over, nine unknown nicks, then `last`: the 11th distinct target.
+    let mut targets = vec!["bob"; 5];
+    targets.extend(["Bob"; 5]);
+    let unknown: Vec<String> = (0..9).map(|i| format!("nobody{i}")).collect();
+    targets.extend(unknown.iter().map(String::as_str));
+    targets.push("last");
+    sender.send(&format!("PRIVMSG {} :hello", targets.join(","))).await;
+    let refused = sender.expect("407").await;
+    assert_eq!(refused.params[1], "last", "{refused:?}");
+    sender.send("PRIVMSG bob :after").await;
+    assert_eq!(bob.expect("PRIVMSG").await.params[1], "hello");
+    assert_eq!(bob.expect("PRIVMSG").await.params[1], "after", "bob got hello once");
+    last.send("PING :x").await;
+    assert_eq!(last.next().await.command, "PONG", "last, past TARGMAX, got nothing");
+}

@@ -295,7 +295,21 @@ fn privmsg(session: &mut Session, message: &Message) {
     }
     let tags: Tags = message.tags.iter().filter(|(k, _)| k.starts_with('+')).cloned().collect();
     let id = me(session);
-    for target in targets.split(',').filter(|t| !t.is_empty()).take(MAX_TARGETS) {
+    // Each target once (`bob,Bob,bob` is one), at most MAX_TARGETS; the rest are refused.
+    let mut unique: Vec<&str> = Vec::new();
+    for target in targets.split(',').filter(|t| !t.is_empty()) {
+        if !unique.iter().any(|u| u.eq_ignore_ascii_case(target)) {
+            unique.push(target);
+        }
+    }
+    if let Some(first_refused) = unique.get(MAX_TARGETS)
+        && !notice
+    {
+        let text =
+            format!("Too many targets: sent to the first {MAX_TARGETS} only; send to the others in another message");
+        session.numeric(ERR_TOOMANYTARGETS, &[first_refused, &text]);
+    }
+    for target in unique.into_iter().take(MAX_TARGETS) {
         let said = hub::lock(&session.shared.hub).say(id, target, kind, text, tags.clone());
         match said {
             Ok(said) => {
