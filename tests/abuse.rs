@@ -250,3 +250,25 @@ async fn a_message_goes_to_each_target_once_and_at_most_targmax_targets() {
     last.send("PING :x").await;
     assert_eq!(last.next().await.command, "PONG", "last, past TARGMAX, got nothing");
 }
+
+#[tokio::test]
+async fn oper_guesses_are_paced_across_reconnections() {
+    let server = start_with(|config| {
+        config.hub.opers.insert("admin".into(), "secret".into());
+    })
+    .await;
+    let mut guesser = Irc::register(server.addr, "guesser", &[]).await;
+    for guess in ["123456", "password", "admin"] {
+        guesser.send(&format!("OPER admin {guess}")).await;
+        assert_eq!(guesser.expect("464").await.params[1], "wrong operator name or password");
+    }
+    guesser.send("OPER admin secret").await;
+    let refused = guesser.expect("464").await;
+    assert!(refused.params[1].starts_with("too many failed operator logins"), "{refused:?}");
+    drop(guesser);
+    // A new connection from the same address is no fresh start.
+    let mut again = Irc::register(server.addr, "again", &[]).await;
+    again.send("OPER admin secret").await;
+    let refused = again.expect_any(&["381", "464"]).await;
+    assert!(refused.params[1].starts_with("too many failed operator logins"), "{refused:?}");
+}

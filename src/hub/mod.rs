@@ -17,6 +17,7 @@ pub mod event;
 mod history;
 pub mod limits;
 pub mod modes;
+mod oper;
 pub mod outbox;
 pub mod text;
 
@@ -114,6 +115,8 @@ pub enum HubError {
     NotOper,
     #[error("wrong operator name or password")]
     BadOperLogin,
+    #[error("too many failed operator logins from your address or for that name; wait {0} s before trying again")]
+    OperThrottled(u64),
     #[error("the {0} mode is not known here; modes are +o +v +b +i +k +l +m +n +s +t")]
     UnknownMode(char),
     #[error("the {0} mode needs an argument, e.g. +{0} VALUE")]
@@ -404,6 +407,8 @@ pub struct Hub {
     pub max_users: usize,
     /// Pacing of room creation per user and per address.
     creation: RoomCreation,
+    /// Failed operator logins per address and per name.
+    oper_guard: oper::OperGuard,
 }
 
 impl Hub {
@@ -921,16 +926,6 @@ impl Hub {
         let user = self.users.get_mut(&id).expect("registered");
         user.away = away.map(String::into_boxed_str);
         user.away.is_some()
-    }
-
-    /// Grants server-operator rights if `name`/`password` match a configured operator.
-    pub fn oper(&mut self, id: ConnId, name: &str, password: &str) -> Result<(), HubError> {
-        if self.config.opers.get(name).is_some_and(|p| p == password) {
-            self.users.get_mut(&id).expect("registered").oper = true;
-            Ok(())
-        } else {
-            Err(HubError::BadOperLogin)
-        }
     }
 
     /// Gives up server-operator rights (`MODE nick -o`); `false` if `id` had none.

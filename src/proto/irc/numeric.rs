@@ -108,7 +108,7 @@ pub fn from_hub(error: &HubError, sending: bool) -> (&'static str, Vec<String>) 
         HubError::RoomFull(room) => (ERR_CHANNELISFULL, vec![room.clone()]),
         HubError::NoText => (ERR_NOTEXTTOSEND, vec![]),
         HubError::NotOper => (ERR_NOPRIVILEGES, vec![]),
-        HubError::BadOperLogin => (ERR_PASSWDMISMATCH, vec![]),
+        HubError::BadOperLogin | HubError::OperThrottled(_) => (ERR_PASSWDMISMATCH, vec![]),
         HubError::UnknownMode(c) => (ERR_UNKNOWNMODE, vec![c.to_string()]),
         HubError::ModeNeedsArg(_) => (ERR_NEEDMOREPARAMS, vec!["MODE".into()]),
         HubError::BadLimit(arg) => (ERR_INVALIDMODEPARAM, vec!["*".into(), "l".into(), arg.clone()]),
