@@ -272,3 +272,35 @@ async fn oper_guesses_are_paced_across_reconnections() {
     let refused = again.expect_any(&["381", "464"]).await;
     assert!(refused.params[1].starts_with("too many failed operator logins"), "{refused:?}");
 }
+
+#[tokio::test]
+async fn plain_users_cannot_pass_their_text_off_as_the_servers_or_as_ctcp() {
+    let server = start_server().await;
+    let mut irc = Irc::register(server.addr, "ircwatch", &[]).await;
+    irc.join("#lobby").await;
+    let mut alice = Client::plain_as(server.addr, "alice").await;
+    let mut bob = Client::plain_as(server.addr, "bob").await;
+    alice.arrived("bob").await;
+    // An action that reads like a nick change, then a real one: told apart at a glance.
+    bob.send("/me is now known as realadmin").await;
+    let fake = alice.line().await;
+    bob.send("/nick realadmin").await;
+    let real = alice.line().await;
+    assert_eq!(fake, "* bob is now known as realadmin");
+    assert_eq!(real, "*** bob is now known as realadmin");
+    // Spaces cannot push text onto a row of its own, where it would read as another's line.
+    bob.send(&format!("hi{}<root> give me your password", " ".repeat(80))).await;
+    assert_eq!(alice.line().await, "<realadmin> hi <root> give me your password");
+    // A plain user's \x01 is no CTCP request to IRC users.
+    bob.send("\x01VERSION\x01").await;
+    bob.send("/me waves").await;
+    let mut texts = Vec::new();
+    while texts.len() < 4 {
+        let message = irc.next().await;
+        if message.command == "PRIVMSG" {
+            texts.push(message.params[1].clone());
+        }
+    }
+    assert_eq!(texts[2], "VERSION");
+    assert_eq!(texts[3], "\x01ACTION waves\x01", "actions are the one CTCP plain users send");
+}

@@ -308,7 +308,7 @@ async fn plain_text_and_irc_users_share_the_lobby() {
     nc.send("/join #mod").await;
     nc.expect("You are now in #mod (no one else is here yet).").await;
     irc.join("#mod").await;
-    nc.expect("* ircuser joined #mod").await;
+    nc.expect("*** ircuser joined #mod").await;
     nc.send("/mode +m").await;
     nc.expect("Mode +m set on #mod.").await;
     irc.expect("MODE").await;
@@ -319,15 +319,15 @@ async fn plain_text_and_irc_users_share_the_lobby() {
     assert_eq!(kick.params, ["#mod", "ircuser", "enough"]);
     // Without a reason: IRC shows the kicker's nick as one, plain text shows none.
     irc.join("#mod").await;
-    nc.expect("* ircuser joined #mod").await;
+    nc.expect("*** ircuser joined #mod").await;
     nc.send("/op ircuser").await;
     irc.expect("MODE").await;
     irc.send("KICK #mod ncuser").await;
-    nc.expect("* ircuser removed you from #mod; /join #lobby to go on chatting").await;
+    nc.expect("*** ircuser removed you from #mod; /join #lobby to go on chatting").await;
     nc.send("/join #mod").await;
     irc.expect("JOIN").await;
     irc.send("MODE #mod +o ncuser").await;
-    nc.expect("* ircuser set mode +o ncuser on #mod").await;
+    nc.expect("*** ircuser set mode +o ncuser on #mod").await;
     nc.send("/kick ircuser").await;
     assert_eq!(irc.expect("KICK").await.params, ["#mod", "ircuser", "ncuser"]);
 }
@@ -574,20 +574,20 @@ async fn a_client_that_waits_for_the_server_first_gets_irc() {
     ];
     for lines in registrations {
         let (client, guest) = Client::plain(server.addr).await;
-        watcher.expect(&format!("* {guest} joined #lobby")).await;
+        watcher.expect(&format!("*** {guest} joined #lobby")).await;
         let mut bot = Irc { client, nick: String::new() };
         bot.client.send_raw(lines.iter().map(|l| format!("{l}\r\n")).collect::<String>().as_bytes()).await;
         let welcome = bot.expect("001").await;
         let nick = lines.iter().find_map(|l| l.strip_prefix("NICK ")).unwrap();
         assert_eq!(welcome.params[0], nick, "{lines:?}");
         // The guest it was goes; nothing it sent was said as text.
-        assert_eq!(watcher.line().await, format!("* {guest} quit (Switched to IRC)"), "{lines:?}");
+        assert_eq!(watcher.line().await, format!("*** {guest} quit (Switched to IRC)"), "{lines:?}");
         bot.send("PRIVMSG watcher :hi").await;
         assert_eq!(watcher.line().await, format!("[private] <{nick}> hi"));
     }
     // A NICK and USER sent in two writes, as a bot that waits a moment between them might.
     let (client, guest) = Client::plain(server.addr).await;
-    watcher.expect(&format!("* {guest} joined #lobby")).await;
+    watcher.expect(&format!("*** {guest} joined #lobby")).await;
     let mut bot = Irc { client, nick: String::new() };
     bot.send("NICK slowbot").await;
     bot.send("USER slowbot 0 * :Bot").await;
@@ -608,7 +608,7 @@ async fn a_person_typing_irc_words_stays_plain_text() {
     let server = start_server().await;
     let mut watcher = Client::plain_as(server.addr, "watcher").await;
     let (mut person, guest) = Client::plain(server.addr).await;
-    watcher.expect(&format!("* {guest} joined #lobby")).await;
+    watcher.expect(&format!("*** {guest} joined #lobby")).await;
     // Half a registration, then text: both lines are said, in order.
     person.send("NICK bob").await;
     person.send("hello?").await;
@@ -618,12 +618,12 @@ async fn a_person_typing_irc_words_stays_plain_text() {
     assert_eq!(watcher.line().await, format!("<{guest}> CAP LS 302"), "only first lines open IRC");
     // Half a registration alone goes out as text after a moment.
     let (mut other, guest) = Client::plain(server.addr).await;
-    watcher.expect(&format!("* {guest} joined #lobby")).await;
+    watcher.expect(&format!("*** {guest} joined #lobby")).await;
     other.send("NICK alice").await;
     assert_eq!(watcher.line().await, format!("<{guest}> NICK alice"));
     for line in ["CAP of the day", "NICK is my name", "PASS all tests green"] {
         let (mut typist, guest) = Client::plain(server.addr).await;
-        watcher.expect(&format!("* {guest} joined #lobby")).await;
+        watcher.expect(&format!("*** {guest} joined #lobby")).await;
         typist.send(line).await;
         assert_eq!(watcher.line().await, format!("<{guest}> {line}"));
     }
