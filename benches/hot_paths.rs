@@ -80,8 +80,9 @@ fn fan_out(c: &mut Criterion) {
     group.finish();
 }
 
-/// A hub with `members` users from different addresses, each in the rooms `#r0`..`#r{rooms}`
-/// (`#r0` first), and their queues.
+/// A hub with `members` users from different addresses, each in the rooms `#r0`..`#r{rooms}`,
+/// and their queues. User `r` creates room `#r{r}` (so user 0 is the operator of `#r0`), each
+/// user creating at most one room: `rooms` is at most `members`.
 fn crowded_hub(members: usize, rooms: usize) -> (Hub, Vec<u64>, Vec<Outbox>) {
     let mut hub = Hub::new(HubConfig::default(), History::default());
     let (mut ids, mut outboxes) = (Vec::new(), Vec::new());
@@ -97,11 +98,13 @@ fn crowded_hub(members: usize, rooms: usize) -> (Hub, Vec<u64>, Vec<Outbox>) {
                 outbox: outbox.clone(),
             })
             .expect("free nick");
-        for r in 0..rooms {
-            hub.join(id, &format!("#r{r}"), None).expect("joins");
-        }
         ids.push(id);
         outboxes.push(outbox);
+    }
+    for r in 0..rooms {
+        for i in (r..members).chain(0..r) {
+            hub.join(ids[i], &format!("#r{r}"), None).expect("joins");
+        }
     }
     (hub, ids, outboxes)
 }
