@@ -36,6 +36,8 @@ fn records() -> Vec<Record> {
             host: "203.0.113.7".into(),
             text: format!("message number {i}: the quick brown fox jumps over the lazy dog"),
             extra: String::new(),
+            tags: Vec::new(),
+            redacted: false,
         })
         .collect()
 }

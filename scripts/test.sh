@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what the tests need beyond cargo when it is missing
 # (under CI=true a missing tool is installed or the run fails; nothing is skipped silently),
-# then runs every unit and integration test. Arguments go to `cargo test` and then choose what
-# runs instead: `scripts/test.sh --test irc_clients`, `scripts/test.sh --lib -- --nocapture`.
+# then runs every unit, integration and documentation test (`--all-targets` leaves out the
+# examples in doc comments, so they run second, with `--doc`). Arguments go to `cargo test` and
+# then choose what runs instead: `scripts/test.sh --test irc_clients`,
+# `scripts/test.sh --lib -- --nocapture`, `scripts/test.sh --doc`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,5 +36,9 @@ need_apt tmux tmux                 # irssi runs in a tmux terminal
 need_apt irssi irssi
 need_apt weechat-headless weechat-headless weechat-plugins
 
-if [[ $# -eq 0 ]]; then set -- --all-targets; fi
-cargo test --locked "$@"
+if [[ $# -gt 0 ]]; then
+    cargo test --locked "$@"
+else
+    cargo test --locked --all-targets
+    cargo test --locked --doc
+fi

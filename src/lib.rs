@@ -23,12 +23,17 @@
 //! - [`client`]: `charla connect`: a full-screen IRC client on a terminal (state in
 //!   [`client::app`], drawing in [`client::ui`], the connection in [`client::irc`]), line mode
 //!   in a pipe.
+//! - [`logging`]: the server's log on standard error, which never stops or stalls it (failed
+//!   writes are dropped and counted).
+//! - [`panics`]: what a bug ends: its one connection, or else the whole process.
 //! - [`bench`](mod@bench): `charla bench`, the load generator (scenarios, loss accounting, latency
 //!   percentiles, a summary table and a JSON line).
 
 pub mod bench;
 pub mod client;
 pub mod hub;
+pub mod logging;
+pub mod panics;
 pub mod proto;
 pub mod server;
 pub mod store;

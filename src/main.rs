@@ -1,5 +1,5 @@
-//! The `charla` command: `serve`, `connect`, `bench`. An error becomes a message on standard
-//! error (each cause said once) and exit code 1.
+//! The `charla` command: `serve`, `connect`, `backup`, `bench`. An error becomes a message on
+//! standard error (each cause said once) and exit code 1.
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -28,6 +28,7 @@ enum Command {
     /// Run a chat server (default: every interface, port 1313, data in ./charla-data).
     ///
     /// Join it with `nc HOST 1313`, `charla connect HOST 1313`, or the original lab client.
+    #[command(override_usage = "charla serve [HOST] [PORT] [OPTIONS]")]
     Serve(ServeArgs),
     /// Join a chat server: a full-screen chat client on a terminal, line mode in a pipe.
     ///
@@ -40,6 +41,12 @@ enum Command {
     /// everything the server says. At the end of input it stops sending and exits once the
     /// server has closed the connection; it also ends, quietly, when its output is closed.
     Connect(ConnectArgs),
+    /// Copy the history (rooms, messages) to FILE: a consistent copy, also while the server
+    /// runs.
+    ///
+    /// To restore it, stop the server, remove charla.db-wal and charla.db-shm from the data
+    /// directory if they are there, and copy FILE over DATA_DIR/charla.db.
+    Backup(BackupArgs),
     // Its help text is the doc comment of `charla::bench::Args`.
     Bench(charla::bench::Args),
 }
@@ -66,11 +73,24 @@ struct ConnectArgs {
 }
 
 #[derive(clap::Args)]
+struct BackupArgs {
+    /// Where to write the copy (replaced if it exists, only once the copy is complete).
+    file: PathBuf,
+    /// The data directory of the server to back up.
+    #[arg(long, value_name = "DIR", default_value = "charla-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(clap::Args)]
 struct ServeArgs {
     /// Address to listen on, as in the original `c_server.py 0.0.0.0 1313`.
     host: Option<IpAddr>,
     /// Port to listen on.
+    #[arg(value_parser = parse_port)]
     port: Option<u16>,
+    /// The same as PORT.
+    #[arg(long = "port", value_name = "PORT", value_parser = parse_port, conflicts_with = "port")]
+    port_flag: Option<u16>,
     /// Listen on ADDR:PORT instead of 0.0.0.0:1313 (repeatable; IPv6 as [::]:1313); with HOST or
     /// PORT given, in addition to HOST:PORT.
     #[arg(long = "listen", value_name = "ADDR:PORT")]
@@ -110,16 +130,47 @@ struct ServeArgs {
     /// refused with a message saying to leave one first.
     #[arg(long, value_name = "N", default_value_t = charla::hub::limits::DEFAULT_MAX_ROOMS)]
     max_rooms_per_user: usize,
-    /// A server operator as NAME:PASSWORD (repeatable); operators may /kill.
+    /// Acknowledge an IRC client's message (its echo-message echo, its labeled ACK) only once it
+    /// is written to history, so that a crash or kill -9 never loses a message its sender saw
+    /// accepted. Others receive it at once either way. Costs each sender about one disk commit
+    /// (around a millisecond) per message.
+    #[arg(long)]
+    ack_when_stored: bool,
+    /// The name IRC clients see the server by (the source of its lines, WHOIS, WHO, LINKS),
+    /// e.g. irc.example.org; default: this machine's host name.
+    #[arg(long, value_name = "NAME", value_parser = parse_server_name)]
+    server_name: Option<String>,
+    /// A server operator as NAME:PASSWORD (repeatable); operators may /kill. Anyone on this
+    /// machine can read it with `ps`: prefer --oper-file, or the environment variable
+    /// CHARLA_OPER (NAME:PASSWORD, several separated by spaces).
     #[arg(long, value_name = "NAME:PASSWORD", value_parser = parse_oper)]
     oper: Vec<(String, String)>,
+    /// Server operators from FILE, one NAME:PASSWORD a line (`#` starts a comment line);
+    /// keep it readable only by the user running charla.
+    #[arg(long, value_name = "FILE")]
+    oper_file: Option<PathBuf>,
 }
+
+/// The environment variable that names server operators, as --oper does.
+const OPER_ENV: &str = "CHARLA_OPER";
 
 #[derive(Clone, Copy)]
 struct Flood(Option<FloodLimit>);
 
 fn parse_flood(s: &str) -> Result<Flood, String> {
     if s.eq_ignore_ascii_case("off") { Ok(Flood(None)) } else { s.parse().map(|l| Flood(Some(l))) }
+}
+
+fn parse_server_name(s: &str) -> Result<String, String> {
+    if charla::server::valid_server_name(s) {
+        Ok(s.into())
+    } else {
+        Err(format!("'{s}' is not a host name: use letters, digits, '-' and '.', e.g. irc.example.org"))
+    }
+}
+
+fn parse_port(s: &str) -> Result<u16, String> {
+    s.parse().map_err(|_| format!("a port is a number from 1 to 65535 (0: any free port), not '{s}'"))
 }
 
 fn parse_oper(s: &str) -> Result<(String, String), String> {
@@ -129,12 +180,49 @@ fn parse_oper(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// The operators among `items`, one NAME:PASSWORD each (empty items and `#` comments skipped).
+/// A bad item is named by its position, never shown: it may hold a password.
+fn opers_in<'a>(
+    items: impl Iterator<Item = &'a str>,
+    origin: impl Fn(usize) -> String,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut opers = Vec::new();
+    for (n, item) in items.enumerate() {
+        let item = item.trim();
+        if item.is_empty() || item.starts_with('#') {
+            continue;
+        }
+        match parse_oper(item) {
+            Ok(oper) => opers.push(oper),
+            Err(_) => anyhow::bail!("{} is not NAME:PASSWORD", origin(n + 1)),
+        }
+    }
+    Ok(opers)
+}
+
 impl ServeArgs {
-    fn config(self) -> Config {
+    /// Every server operator: from --oper, --oper-file and CHARLA_OPER.
+    fn opers(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let mut opers = self.oper.clone();
+        if let Some(file) = &self.oper_file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the --oper-file {}", file.display()))?;
+            opers.extend(opers_in(text.lines(), |n| format!("line {n} of the --oper-file {}", file.display()))?);
+        }
+        if let Some(value) = std::env::var_os(OPER_ENV) {
+            let value = value.into_string().map_err(|_| anyhow::anyhow!("{OPER_ENV} is not valid UTF-8"))?;
+            opers.extend(opers_in(value.split_whitespace(), |n| format!("item {n} of {OPER_ENV}"))?);
+        }
+        Ok(opers)
+    }
+
+    fn config(self) -> anyhow::Result<Config> {
+        let opers = self.opers()?;
         let mut listen = self.listen;
-        if listen.is_empty() || self.host.is_some() || self.port.is_some() {
+        let port = self.port.or(self.port_flag);
+        if listen.is_empty() || self.host.is_some() || port.is_some() {
             let host = self.host.unwrap_or(IpAddr::from([0, 0, 0, 0]));
-            listen.insert(0, SocketAddr::new(host, self.port.unwrap_or(1313)));
+            listen.insert(0, SocketAddr::new(host, port.unwrap_or(1313)));
         }
         let limits = Limits {
             max_line: self.max_line,
@@ -145,7 +233,7 @@ impl ServeArgs {
             ..Limits::default()
         };
         let hub = charla::hub::HubConfig {
-            opers: self.oper.into_iter().collect(),
+            opers: opers.into_iter().collect(),
             limits: charla::hub::limits::HubLimits {
                 max_rooms_per_user: self.max_rooms_per_user,
                 ..Default::default()
@@ -157,9 +245,11 @@ impl ServeArgs {
                 max_per_target: self.retain_count,
                 max_age: self.retain_days.map(|days| std::time::Duration::from_secs(days * 86_400)),
             },
+            ack_when_stored: self.ack_when_stored,
             ..HistoryConfig::default()
         };
-        Config { listen, irc_listen: self.irc_listen, data_dir: self.data_dir, limits, hub, history }
+        let server_name = self.server_name.unwrap_or_else(charla::server::host_name);
+        Ok(Config { listen, irc_listen: self.irc_listen, data_dir: self.data_dir, limits, hub, history, server_name })
     }
 }
 
@@ -192,14 +282,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match cli.command {
         Command::Serve(args) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-                )
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .init();
-            runtime.block_on(serve(args.config()))
+            let config = args.config()?;
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+            let _log = charla::logging::init(filter);
+            charla::panics::install();
+            runtime.block_on(serve(config))
         }
         Command::Connect(args) => {
             let options = charla::client::Options {
@@ -217,6 +304,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(result?)
         }
         Command::Bench(args) => Ok(runtime.block_on(charla::bench::run(args))?),
+        Command::Backup(args) => {
+            let bytes = charla::store::SqliteStore::backup(&args.data_dir, &args.file)?;
+            say(format_args!(
+                "backed up {} to {} ({} KiB)",
+                args.data_dir.join(charla::store::SqliteStore::FILE_NAME).display(),
+                args.file.display(),
+                bytes.div_ceil(1024)
+            ));
+            Ok(())
+        }
     }
 }
 
@@ -224,6 +321,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Before the banner: whoever reads it may stop the server at once.
     let shutdown = shutdown_signal()?;
     let server = Server::bind(config).await?;
+    let charla = own_command();
     for (addr, protocol) in server.listeners() {
         let shown = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };
         let (host, port) = (shown.ip(), shown.port());
@@ -237,7 +335,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             _ => {
                 say(format_args!("charla listening on {addr}"));
                 say(format_args!(
-                    "  join with:  nc {host} {port}   |   charla connect {host} {port}   |   any IRC client: {host}/{port}"
+                    "  join with:  nc {host} {port}   |   {charla} connect {host} {port}   |   any IRC client: {host}/{port}"
                 ));
             }
         }
@@ -245,6 +343,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     server.run(shutdown).await;
     say(format_args!("charla stopped"));
     Ok(())
+}
+
+/// How to run this very program from a shell here: `charla` when that is what PATH finds,
+/// else its path (after `cargo run`, `./target/release/charla`).
+fn own_command() -> String {
+    let Some(me) = std::env::current_exe().ok().and_then(|me| me.canonicalize().ok()) else { return "charla".into() };
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).map(|dir| dir.join("charla")).find(|candidate| candidate.is_file())
+    });
+    if on_path.and_then(|found| found.canonicalize().ok()).is_some_and(|found| found == me) {
+        return "charla".into();
+    }
+    let shown = match std::env::current_dir().ok().and_then(|here| me.strip_prefix(here).ok().map(PathBuf::from)) {
+        Some(inside) => format!("./{}", inside.display()),
+        None => me.display().to_string(),
+    };
+    if shown.contains(|c: char| c.is_whitespace() || c == '\'') {
+        format!("'{}'", shown.replace('\'', r"'\''"))
+    } else {
+        shown
+    }
 }
 
 /// Prints a line of the server's own output. Standard output may be a pipe whose reader is

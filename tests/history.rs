@@ -295,7 +295,8 @@ async fn unusable_data_directories_are_clear_errors_at_start() {
     std::fs::write(&file, "x").unwrap();
     let error = start_error(&file).await;
     assert!(error.starts_with("Error: cannot use data directory") && error.contains("--data-dir"), "{error}");
-    assert_eq!(error.matches("File exists").count(), 1, "the cause once: {error}");
+    assert_eq!(error.matches("is a file, not a directory").count(), 1, "the cause once: {error}");
+    assert!(!error.contains("File exists"), "{error}");
     // A directory no one can write to, not even root.
     let error = start_error(std::path::Path::new("/proc/charla-data")).await;
     assert!(error.contains("--data-dir"), "{error}");
@@ -356,4 +357,27 @@ async fn a_replay_on_join_shows_the_message_said_just_before() {
         late.send("QUIT").await;
         late.expect("ERROR").await;
     }
+}
+
+#[tokio::test]
+async fn guest_nicks_do_not_repeat_after_a_restart() {
+    let dir = TempDir::new();
+    let mut server = start_at(&dir.0, |_| {}).await;
+    let (mut first, first_nick) = Client::plain(server.addr).await;
+    let (mut second, second_nick) = Client::plain(server.addr).await;
+    first.expect(&format!("*** {second_nick} joined #lobby")).await;
+    first.send("a line of the first guest").await;
+    second.expect(&format!("<{first_nick}> a line of the first guest")).await;
+    server.stop().await;
+
+    let mut server = start_at(&dir.0, |_| {}).await;
+    let (mut newcomer, nick) = Client::plain(server.addr).await;
+    assert_ne!(nick, first_nick);
+    assert_ne!(nick, second_nick);
+    // What the newcomer is shown of history is under others' nicks, not its own.
+    newcomer.send("/history").await;
+    let shown = newcomer.expect("--- end of history ---").await;
+    assert!(shown.iter().any(|line| line.ends_with(&format!("<{first_nick}> a line of the first guest"))), "{shown:?}");
+    assert!(!shown.iter().any(|line| line.contains(&format!("<{nick}>"))), "{shown:?}");
+    server.stop().await;
 }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use tokio::io::AsyncWriteExt;
 
 #[tokio::test]
 async fn registration_and_welcome_numerics() {
@@ -13,12 +14,20 @@ async fn registration_and_welcome_numerics() {
     let luserclient = irc.expect("251").await;
     assert!(luserclient.params[1].contains("1 users"), "{luserclient:?}");
     irc.send("VERSION").await;
+    irc.send("PING :isupport-done").await;
     irc.expect("351").await;
-    let isupport = irc.expect("005").await;
-    assert!(isupport.params.iter().any(|p| p == "CASEMAPPING=ascii"), "{isupport:?}");
-    let isupport = irc.expect("005").await;
-    for token in ["NICKLEN=30", "PREFIX=(ov)@+", "WHOX"] {
-        assert!(isupport.params.iter().any(|p| p == token), "{token} in {isupport:?}");
+    // Every ISUPPORT token, from however many 005 lines they take.
+    let mut isupport = Vec::new();
+    loop {
+        let message = irc.next().await;
+        match message.command.as_str() {
+            "005" => isupport.extend(message.params[1..message.params.len() - 1].iter().cloned()),
+            "PONG" => break,
+            _ => {}
+        }
+    }
+    for token in ["CASEMAPPING=ascii", "NICKLEN=30", "PREFIX=(ov)@+", "WHOX", "CHANLIMIT=#:50", "KEYLEN=23"] {
+        assert!(isupport.iter().any(|p| p == token), "{token} in {isupport:?}");
     }
     // Re-registering is refused.
     irc.send("USER again 0 * :x").await;
@@ -352,17 +361,21 @@ async fn long_texts_reach_irc_clients_in_lines_of_512_bytes() {
     listener.join("#lobby").await;
     let mut plain = Client::plain_as(server.addr, "plainwriter").await;
     let long_nick = "L".repeat(30);
-    let mut irc = Irc::register(server.addr, &long_nick, &[]).await;
+    let mut irc = Irc::register(server.addr, &long_nick, &["echo-message"]).await;
     irc.join("#lobby").await;
     let words: Vec<String> = (0..500).map(|i| format!("word{i}")).collect();
     let plain_text = words.join(" ");
     assert!(plain_text.len() < 4096 && plain_text.len() > 3500);
-    let irc_text = "x".repeat(494); // with `PRIVMSG #lobby :`, the longest line a client may send
+    // With `PRIVMSG #lobby :`, the longest line a client may send; two-byte characters, so that
+    // a cut can fall inside one.
+    let irc_text = format!("x{}", "é".repeat(246));
+    assert_eq!(irc_text.len(), 493);
     plain.send(&plain_text).await;
     irc.send(&format!("PRIVMSG #lobby :{irc_text}")).await;
     irc.send("PRIVMSG #lobby :done").await;
     let mut by_sender: Vec<(String, String)> = Vec::new();
     loop {
+        // `line` fails the test unless the line is UTF-8: no character was cut in two.
         let line = listener.client.line().await;
         assert!(line.len() + 2 <= 512, "{} bytes: {line}", line.len() + 2);
         let message = charla::proto::irc::message::Message::parse(&line).unwrap();
@@ -375,11 +388,21 @@ async fn long_texts_reach_irc_clients_in_lines_of_512_bytes() {
         let nick = message.source.unwrap_or_default().split('!').next().unwrap_or_default().to_string();
         by_sender.push((nick, message.params[1].clone()));
     }
-    let said_by = |nick: &str, glue: &str| {
-        by_sender.iter().filter(|(n, _)| n == nick).map(|(_, t)| t.as_str()).collect::<Vec<_>>().join(glue)
+    let said_by = |nick: &str| by_sender.iter().filter(|(n, _)| n == nick).map(|(_, t)| t.clone()).collect::<Vec<_>>();
+    assert_eq!(said_by("plainwriter").join(" "), plain_text, "a plain-text line is split between words, nothing lost");
+    // An IRC client's line stays one message: its end is cut off to fit the relayed line.
+    let relayed = said_by(&long_nick);
+    assert_eq!(relayed.len(), 1, "one message, not {}: {relayed:?}", relayed.len());
+    assert!(irc_text.starts_with(&relayed[0]) && relayed[0].len() < irc_text.len(), "{}", relayed[0]);
+    assert!(relayed[0].len() > 400, "only what did not fit is cut: {} bytes left", relayed[0].len());
+    // The sender's echo and history say the same as everyone saw.
+    let echo = loop {
+        let message = irc.expect("PRIVMSG").await;
+        if message.source.as_deref().is_some_and(|s| s.starts_with(&format!("{long_nick}!"))) {
+            break message;
+        }
     };
-    assert_eq!(said_by("plainwriter", " "), plain_text, "split between words, nothing lost");
-    assert_eq!(said_by(&long_nick, ""), irc_text, "a long source's line is split too");
+    assert_eq!(echo.params[1], relayed[0]);
 }
 
 #[tokio::test]
@@ -621,6 +644,12 @@ async fn a_person_typing_irc_words_stays_plain_text() {
     watcher.expect(&format!("*** {guest} joined #lobby")).await;
     other.send("NICK alice").await;
     assert_eq!(watcher.line().await, format!("<{guest}> NICK alice"));
+    // Nor is it lost when the connection closes.
+    let (mut leaving, guest) = Client::plain(server.addr).await;
+    watcher.expect(&format!("*** {guest} joined #lobby")).await;
+    leaving.send("NICK carol").await;
+    leaving.writer.shutdown().await.unwrap();
+    assert_eq!(watcher.line().await, format!("<{guest}> NICK carol"));
     for line in ["CAP of the day", "NICK is my name", "PASS all tests green"] {
         let (mut typist, guest) = Client::plain(server.addr).await;
         watcher.expect(&format!("*** {guest} joined #lobby")).await;

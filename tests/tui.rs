@@ -393,7 +393,7 @@ async fn the_server_window_the_room_list_and_help_read_as_a_person_expects() {
 
     // The server window: what a person reads, no raw numerics.
     tmux.run(&["send-keys", "-t", "t", "M-1"]).await;
-    let screen = tmux.wait_for("the server window", |s| s.contains("charla Message of the day")).await;
+    let screen = tmux.wait_for("the server window", |s| s.contains("irc.test Message of the day")).await;
     for raw in ["biklmnostv", "bklov", "2 2 Current", "End of /MOTD", "- Welcome to charla"] {
         assert!(!screen.contains(raw), "{raw:?} on\n{screen}");
     }

@@ -57,10 +57,14 @@ pub struct Connection {
 /// Opens a TCP connection to `addr`, giving up after [`CONNECT_TIMEOUT`].
 pub async fn connect(addr: &str) -> Result<TcpStream, ClientError> {
     let connect = |source| ClientError::Connect { addr: addr.to_string(), source };
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+    let resolve_and_connect = async {
+        let found = tokio::net::lookup_host(addr).await;
+        let found: Vec<_> = found.map_err(|source| ClientError::Resolve { addr: addr.to_string(), source })?.collect();
+        TcpStream::connect(&found[..]).await.map_err(connect)
+    };
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, resolve_and_connect)
         .await
-        .map_err(|_| connect(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out")))?
-        .map_err(connect)?;
+        .map_err(|_| connect(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out")))??;
     stream.set_nodelay(true)?;
     Ok(stream)
 }
@@ -110,6 +114,7 @@ async fn run(addr: String, first: TcpStream, events: mpsc::Sender<NetEvent>, mut
             }
             // The status line has room for "connection refused", not for the whole story.
             Err(ClientError::Connect { source, .. }) => Ended::Lost(source.kind().to_string()),
+            Err(ClientError::Resolve { .. }) => Ended::Lost("the name does not resolve".into()),
             Err(error) => Ended::Lost(error.to_string()),
         };
         let reason = match ended {

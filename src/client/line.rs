@@ -13,7 +13,6 @@ use std::io::ErrorKind;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::oneshot;
 
@@ -27,9 +26,7 @@ const GREETING_WAIT: Duration = Duration::from_secs(5);
 /// stdin → server and server → stdout until either side ends.
 pub async fn run(host: &str, port: u16, nick: Option<&str>, room: Option<&str>) -> Result<(), ClientError> {
     let addr = super::address(host, port);
-    let stream =
-        TcpStream::connect(&addr).await.map_err(|source| ClientError::Connect { addr: addr.clone(), source })?;
-    stream.set_nodelay(true)?;
+    let stream = super::irc::connect(&addr).await?;
     let (reader, mut writer) = stream.into_split();
     let (greeted, greeting) = oneshot::channel();
     let mut printing = tokio::spawn(print(reader, greeted));

@@ -38,6 +38,10 @@ use time::UtcOffset;
 pub enum ClientError {
     #[error("cannot connect to {addr}: {source} (is `charla serve` running there?)")]
     Connect { addr: String, source: std::io::Error },
+    #[error(
+        "cannot find the server {addr}: its name does not resolve ({source}); check the spelling, or give its IP address"
+    )]
+    Resolve { addr: String, source: std::io::Error },
     #[error("connection to the server failed: {0}")]
     Io(#[from] std::io::Error),
     #[error("cannot use the terminal: {0} (try --plain for line mode)")]

@@ -63,6 +63,8 @@ pub struct Source {
     pub nick: String,
     pub user: String,
     pub host: String,
+    /// The user marked itself a bot (user mode `+B`): IRC clients see a `bot` tag on what it does.
+    pub bot: bool,
 }
 
 /// What a message is: a normal line, a notice (never answered automatically), an action
@@ -84,6 +86,20 @@ pub type Tags = Vec<(String, Option<String>)>;
 pub enum Target {
     Room(String),
     User(String),
+    /// The members of a room with at least a status (IRC `STATUSMSG`): `@` its operators, `+`
+    /// those with voice and its operators. Such a message is not kept in the room's history,
+    /// which every member may read.
+    RoomStatus(char, String),
+}
+
+impl Target {
+    /// The target as IRC writes it: `#room`, `nick`, `@#room`.
+    pub fn name(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Target::Room(name) | Target::User(name) => name.as_str().into(),
+            Target::RoomStatus(prefix, room) => format!("{prefix}{room}").into(),
+        }
+    }
 }
 
 /// Something that happened, from the point of view of everyone who is told about it.
@@ -134,15 +150,42 @@ pub enum EventKind {
         room: String,
         changes: String,
     },
+    /// `who` invited `target` (connection `target_id`) into `room`; told to the target and to
+    /// the members who may invite there themselves.
     Invite {
         who: Source,
         target: String,
+        target_id: ConnId,
         room: String,
     },
     /// `who` went away (with a message) or came back (`None`).
     Away {
         who: Source,
         message: Option<String>,
+    },
+    /// A nick someone monitors came online (`who` took it) or went offline (`who` left it):
+    /// told to the users monitoring that nick.
+    Presence {
+        who: Source,
+        online: bool,
+    },
+    /// `who` changed its real name (IRC `SETNAME`).
+    SetName {
+        who: Source,
+        realname: String,
+    },
+    /// A server operator's message to the users who receive such messages (user mode `+w`).
+    Wallops {
+        who: Source,
+        text: String,
+    },
+    /// `who` redacted the message `msgid` that `author` had said to `target` (IRC `REDACT`).
+    Redact {
+        who: Source,
+        target: Target,
+        msgid: MsgId,
+        author: String,
+        reason: String,
     },
 }
 
@@ -176,7 +219,11 @@ impl Event {
             | EventKind::Kick { who, .. }
             | EventKind::Mode { who, .. }
             | EventKind::Invite { who, .. }
-            | EventKind::Away { who, .. } => who,
+            | EventKind::Away { who, .. }
+            | EventKind::Presence { who, .. }
+            | EventKind::SetName { who, .. }
+            | EventKind::Wallops { who, .. }
+            | EventKind::Redact { who, .. } => who,
         }
     }
 

@@ -5,13 +5,36 @@
 //! A message is stored *before* anyone receives it: if the store refuses it (its writer has
 //! fallen behind), the sender gets an error and no one sees a line that history will not have.
 //! State events (joins, parts, topics, …) are stored after the fact; a refusal there is logged.
+//!
+//! While the store cannot write (a full disk), messages still go through and wait in the
+//! store's memory; each sender is told once that history is paused ([`HistoryNotice`]), and
+//! once more, when they next speak, that it is written again.
 
 use std::sync::Arc;
 
 use super::modes::RoomModes;
 use super::text::fold;
 use super::{ConnId, Event, Hub, HubError, MsgId, Room};
-use crate::store::{Include, Record, RoomState, Selector, Store, dm_key};
+use crate::store::{Include, Record, RoomState, Selector, Store, StoreError, dm_key};
+
+/// What a sender is told when whether history is written has changed since they last spoke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryNotice {
+    Paused,
+    Resumed,
+}
+
+impl std::fmt::Display for HistoryNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HistoryNotice::Paused => {
+                "History is paused: the server cannot write to its disk right now. Your messages are still \
+                 delivered, and kept in memory to be stored when it can; the operators have been told."
+            }
+            HistoryNotice::Resumed => "History is being written again: what you said meanwhile is stored.",
+        })
+    }
+}
 
 /// The store the hub writes to, if any (unit tests run without one).
 #[derive(Clone, Default)]
@@ -30,6 +53,21 @@ impl History {
 }
 
 impl Hub {
+    /// Continues guest numbers after `last`, the highest given out before a restart
+    /// ([`Store::last_guest`]): a new guest must not find history lines under its nick that
+    /// someone else wrote.
+    pub fn restore_guests(&mut self, last: u64) {
+        self.next_guest = self.next_guest.max(last);
+    }
+
+    /// Notes in the store that guest number `number` was given out.
+    pub(super) fn save_guest(&self, number: u64) {
+        let Some(store) = &self.history.0 else { return };
+        if let Err(e) = store.save_guest(number) {
+            tracing::warn!("history: guest number {number} not saved: {e}");
+        }
+    }
+
     /// Sends every record of `event` to the store. `rooms` are the rooms a quit or nick change
     /// is recorded in.
     /// History reads wait for the newest event or message recorded (see [`Hub::last_recorded`]
@@ -38,7 +76,14 @@ impl Hub {
         let Some(store) = &self.history.0 else { return Ok(()) };
         for record in Record::from_event(event, rooms) {
             let said = record.kind.is_message();
-            store.append(record).map_err(|e| HubError::History(e.to_string()))?;
+            store.append(record).map_err(|e| {
+                // The client hears what happened in a few words; the log gets the details (a
+                // backlog comes from a pause or an overload the writer reports itself).
+                if !matches!(e, StoreError::Backlog(_)) {
+                    tracing::warn!("history: a record was refused: {e}");
+                }
+                HubError::History(e.brief().to_string())
+            })?;
             self.last_recorded = event.id;
             if said {
                 self.last_said = event.id;
@@ -47,11 +92,31 @@ impl Hub {
         Ok(())
     }
 
-    /// Records a state event; a failure is logged, not returned: the change has happened.
+    /// Records a state event; a failure is not returned: the change has happened.
     pub(super) fn record_state(&mut self, event: &Event, rooms: &[String]) {
-        if let Err(e) = self.record(event, rooms) {
-            tracing::warn!("history: {e}");
+        let _ = self.record(event, rooms);
+    }
+
+    /// What `id`, who just spoke, is to be told about history, if it has been paused or has
+    /// resumed since they were last told: one notice per sender and change, not per message.
+    pub(super) fn history_notice(&mut self, id: ConnId) -> Option<HistoryNotice> {
+        let paused = self.history.0.as_ref().is_some_and(|store| store.degraded());
+        let user = self.users.get_mut(&id)?;
+        if user.told_paused == paused {
+            return None;
         }
+        user.told_paused = paused;
+        Some(if paused { HistoryNotice::Paused } else { HistoryNotice::Resumed })
+    }
+
+    /// Has the store redact the record `id` of `key` (a room name or a [`dm_key`]) for the
+    /// redaction `by`; history reads wait for it as for a message.
+    pub(super) fn record_redaction(&mut self, key: &str, id: MsgId, by: MsgId) -> Result<(), HubError> {
+        let Some(store) = &self.history.0 else { return Ok(()) };
+        store.redact(key, id, by).map_err(|e| HubError::History(e.to_string()))?;
+        self.last_recorded = by;
+        self.last_said = by;
+        Ok(())
     }
 
     /// Saves a room's settings so they survive a restart.

@@ -12,14 +12,21 @@
 //!
 //! The hub is used behind a `std::sync::Mutex` ([`SharedHub`]); every verb is quick and never
 //! awaits, so the lock is never held across an `.await`.
+//!
+//! Besides this file: `monitor` (who watches which nick), [`users`] (real names, the bot and
+//! wallops modes, WALLOPS), `redact` (who may take a message back), `history` (what is
+//! stored), [`modes`] and [`text`].
 
 pub mod event;
 mod history;
 pub mod limits;
 pub mod modes;
+mod monitor;
 mod oper;
 pub mod outbox;
+mod redact;
 pub mod text;
+pub mod users;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -27,9 +34,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use event::{Event, EventKind, MsgId, MsgKind, Source, Tags, Target};
 use event::{MsgIdGen, now_millis};
-pub use history::History;
+pub use history::{History, HistoryNotice};
 use limits::{HubLimits, RoomCreation};
 use modes::{ModeChange, RoomMode, RoomModes, flip};
+pub use monitor::{MONITOR_LIMIT, Monitored};
 pub use outbox::{Closed, Out, Outbox};
 use text::fold;
 
@@ -135,6 +143,10 @@ pub enum HubError {
     BanListFull(String),
     #[error("the server holds as many bans as it may ({MAX_SERVER_BANS}); remove some with /unban first")]
     ServerBansFull,
+    #[error("a real name must be some text of at most {} bytes", text::REALNAME_LEN)]
+    BadRealname,
+    #[error("you may remove your own messages, and anyone's only in a room you are an operator of")]
+    NotYourMessage,
     #[error("the message was not sent: {0}")]
     History(String),
     #[error("the server is shutting down; try again in a moment")]
@@ -184,10 +196,21 @@ struct User {
     rooms: Vec<String>,
     away: Option<Box<str>>,
     oper: bool,
+    /// User mode `+i`: hidden from WHO and NAMES of those who share no room with the user.
+    invisible: bool,
+    /// User mode `+w`: receives WALLOPS.
+    wallops: bool,
+    /// The nicks this user monitors (IRC `MONITOR`), as they were given.
+    monitoring: Vec<String>,
+    /// Tell this user of the away and real-name changes of the nicks it monitors, even when it
+    /// shares no room with them (IRC `extended-monitor`).
+    monitor_updates: bool,
     signon: u64,
     /// When the user took its current nick (private history is shown from then on).
     nick_since: MsgId,
     last_spoke: u64,
+    /// Told that history is paused, and not yet that it is written again.
+    told_paused: bool,
     protocol: &'static str,
     outbox: Outbox,
 }
@@ -234,11 +257,15 @@ impl Room {
         !self.modes.secret || self.members.contains_key(&asker)
     }
 
-    /// Is an empty room worth keeping? Only for its history or settings someone chose (a
-    /// topic, modes other than the defaults, bans); any other empty room is forgotten, so
-    /// that rooms made and left cost nothing.
+    /// Is an empty room worth keeping? [`LOBBY`], where everyone lands, always; any other for
+    /// its history or settings someone chose (a topic, modes other than the defaults, bans);
+    /// any other empty room is forgotten, so that rooms made and left cost nothing.
     fn worth_keeping(&self) -> bool {
-        self.has_history || self.topic.is_some() || self.modes != RoomModes::default() || !self.bans.is_empty()
+        self.has_history
+            || self.topic.is_some()
+            || self.modes != RoomModes::default()
+            || !self.bans.is_empty()
+            || self.name.eq_ignore_ascii_case(LOBBY)
     }
 
     fn is_op(&self, id: ConnId) -> bool {
@@ -296,6 +323,10 @@ pub struct UserInfo {
     pub realname: String,
     pub away: Option<String>,
     pub oper: bool,
+    /// User mode `+i`.
+    pub invisible: bool,
+    /// User mode `+B`: the user says it is a bot.
+    pub bot: bool,
     pub protocol: &'static str,
     pub signon: u64,
     pub last_spoke: u64,
@@ -340,6 +371,17 @@ pub struct Departed {
     pub at: u64,
 }
 
+/// What [`Hub::say`] does with a text too long for one IRC line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Long {
+    /// Several messages, cut between words.
+    Split,
+    /// One message, its end cut off.
+    Cut,
+    /// One message as it is: its lines reach IRC clients one by one (`draft/multiline`).
+    Whole,
+}
+
 /// Result of a message: the event, and the target's away message when it was sent to an away user.
 #[derive(Debug)]
 pub struct Said {
@@ -347,6 +389,8 @@ pub struct Said {
     /// line with its sender, command and target (512 bytes).
     pub events: Vec<Arc<Event>>,
     pub away: Option<String>,
+    /// Whether history is written has changed since the sender was last told: tell them.
+    pub history: Option<HistoryNotice>,
 }
 
 /// Result of a mode change: what was applied (and announced), and what was refused.
@@ -371,10 +415,11 @@ pub struct HubConfig {
 /// The hub, shared by every connection.
 pub type SharedHub = Arc<Mutex<Hub>>;
 
-/// Locks the shared hub. A panic in another thread cannot leave the hub half-updated in a way
-/// that matters more than losing the whole server, so a poisoned lock is taken anyway.
+/// Locks the shared hub. A poisoned lock means a panic left the chat state half-changed
+/// (users in rooms they are not in, a nick held by no one): the process ends rather than serve
+/// from it ([`crate::panics`]).
 pub fn lock(hub: &SharedHub) -> MutexGuard<'_, Hub> {
-    hub.lock().unwrap_or_else(|e| e.into_inner())
+    hub.lock().unwrap_or_else(|_| crate::panics::fatal("a panic left the chat state half-changed"))
 }
 
 /// All chat state.
@@ -392,6 +437,8 @@ pub struct Hub {
     /// Ban masks in all rooms together (at most [`MAX_SERVER_BANS`]).
     bans_total: usize,
     whowas: VecDeque<Departed>,
+    /// Folded nick → the users monitoring it.
+    watchers: HashMap<Box<str>, IdSet>,
     ids: MsgIdGen,
     next_conn: ConnId,
     next_guest: u64,
@@ -493,6 +540,7 @@ impl Hub {
                 self.next_guest += 1;
                 let nick = format!("guest-{}", self.next_guest);
                 if !self.nicks.contains_key(nick.as_str()) {
+                    self.save_guest(self.next_guest);
                     break nick;
                 }
             },
@@ -504,19 +552,25 @@ impl Hub {
         self.users.insert(
             id,
             Box::new(User {
-                source: Source { id, nick: nick.clone(), user: reg.user, host: reg.host },
+                source: Source { id, nick: nick.clone(), user: reg.user, host: reg.host, bot: false },
                 realname: text::clean(&reg.realname, text::REALNAME_LEN).into(),
                 rooms: Vec::new(),
                 away: None,
                 oper: false,
+                invisible: false,
+                wallops: false,
+                monitoring: Vec::new(),
+                monitor_updates: false,
                 signon: now,
                 nick_since: MsgId(now << 20),
                 last_spoke: now,
+                told_paused: false,
                 protocol: reg.protocol,
                 outbox: reg.outbox,
             }),
         );
         self.max_users = self.max_users.max(self.users.len());
+        self.tell_watchers(id, &nick, true);
         Ok((id, nick))
     }
 
@@ -532,6 +586,9 @@ impl Hub {
             self.event(EventKind::Quit { who: user.source.clone(), reason: text::clean(reason, text::QUIT_LEN) });
         self.record_state(&event, &self.rooms_of(id));
         self.deliver(peers, &event);
+        let nick = self.user(id).source.nick.clone();
+        self.tell_watchers(id, &nick, false);
+        self.unmonitor_all(id);
         let user = *self.users.remove(&id).expect("checked above");
         self.creation.forget(id);
         for room in &user.rooms {
@@ -597,6 +654,10 @@ impl Hub {
                 room.banned_members.remove(&id);
             }
         }
+        if fold(&old) != fold(new) {
+            self.tell_watchers(id, &old, false);
+            self.tell_watchers(id, new, true);
+        }
         Ok(event)
     }
 
@@ -648,7 +709,10 @@ impl Hub {
                 if let Some(other) = self.lookalikes.get(&skeleton).and_then(|key| self.rooms.get(key)) {
                     return Err(HubError::LookalikeRoom(name.into(), other.name.clone()));
                 }
-                if let Err(wait) = self.creation.create(id, &who.host, std::time::Instant::now()) {
+                // Everyone lands in the lobby: bringing it into being is no one's doing.
+                if folded != LOBBY
+                    && let Err(wait) = self.creation.create(id, &who.host, std::time::Instant::now())
+                {
                     return Err(HubError::CreatingTooFast(name.into(), wait.as_secs_f64().ceil() as u64));
                 }
                 self.lookalikes.insert(skeleton, folded.clone());
@@ -668,7 +732,12 @@ impl Hub {
         // The joiner too: its own JOIN must be queued before any message said in the room
         // from now on, and only the hub, under its lock, can put it there in time.
         self.user(id).outbox.push(own(&event));
-        self.deliver(members, &event);
+        self.deliver(members.iter().copied(), &event);
+        // A joiner who is away is away for the room's members too (IRC `away-notify`).
+        if let Some(message) = self.user(id).away.as_deref().map(str::to_string) {
+            let away = self.event(EventKind::Away { who: self.user(id).source.clone(), message: Some(message) });
+            self.deliver(members, &away);
+        }
         Ok(Some(Joined { room: name, topic }))
     }
 
@@ -689,14 +758,76 @@ impl Hub {
 
     /// Sends a message to a room or a nick. The sender does not receive it (sessions that want
     /// an echo write the returned event to themselves). Text is sanitised here, once, for all;
-    /// client tags (`+typing`, …) are passed through as they are.
+    /// client tags (`+typing`, …) are passed through as they are. A text too long for one IRC
+    /// line with its sender, command and target is said as several messages, cut between words:
+    /// a person's long line (plain text) loses nothing.
     pub fn say(&mut self, id: ConnId, target: &str, kind: MsgKind, text: &str, tags: Tags) -> Result<Said, HubError> {
+        self.say_as(id, target, kind, text, tags, Long::Split)
+    }
+
+    /// [`Hub::say`] for a message an IRC client sent as one line: it stays one message. The
+    /// client fitted its line into 512 bytes, but relayed with its `nick!user@host` in front it
+    /// may no longer fit; then its end is cut off, on a character boundary, as InspIRCd and ergo
+    /// do. Refusing it (417) instead would refuse a line the client had every reason to think
+    /// valid, as no client knows for sure how its prefix looks to others; splitting it would
+    /// make one message two, which IRC clients (and bots reading commands) do not expect.
+    /// History keeps the text as it was relayed.
+    pub fn say_line(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        kind: MsgKind,
+        text: &str,
+        tags: Tags,
+    ) -> Result<Said, HubError> {
+        self.say_as(id, target, kind, text, tags, Long::Cut)
+    }
+
+    fn say_as(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        kind: MsgKind,
+        text: &str,
+        tags: Tags,
+        long: Long,
+    ) -> Result<Said, HubError> {
         let text = text::sanitize(text);
         let tags = text::clean_tags(tags);
         if text.is_empty() && kind != MsgKind::TagMsg {
             return Err(HubError::NoText);
         }
+        self.say_text(id, target, kind, text, tags, long)
+    }
+
+    /// Says several lines as ONE message (IRC `draft/multiline`): its text holds them joined by
+    /// line feeds, and each client shows it as its protocol can (a batch, or one line after the
+    /// other). Blank lines are kept between others; lines of nothing but blanks are refused.
+    pub fn say_lines(&mut self, id: ConnId, target: &str, lines: &[String], tags: Tags) -> Result<Said, HubError> {
+        let lines: Vec<String> = lines.iter().map(|line| text::sanitize(line)).collect();
+        if lines.iter().all(|line| line.trim().is_empty()) {
+            return Err(HubError::NoText);
+        }
+        self.say_text(id, target, MsgKind::Privmsg, lines.join("\n"), tags, Long::Whole)
+    }
+
+    /// [`Hub::say`] of a sanitised text; `long` says what becomes of a text too long for one
+    /// IRC line.
+    fn say_text(
+        &mut self,
+        id: ConnId,
+        target: &str,
+        kind: MsgKind,
+        text: String,
+        tags: Tags,
+        long: Long,
+    ) -> Result<Said, HubError> {
         let from = self.user(id).source.clone();
+        // `@#room` / `+#room` (STATUSMSG): to the room's operators / voiced members and operators.
+        let (status, target) = match target.split_at_checked(1) {
+            Some((prefix @ ("@" | "+"), room)) if room.starts_with('#') => (prefix.chars().next(), room),
+            _ => (None, target),
+        };
         let (target, recipients, away, room_key) = if target.starts_with('#') {
             let room = self.rooms.get_mut(&fold(target)).ok_or_else(|| HubError::NoSuchRoom(target.into()))?;
             match room.status(id) {
@@ -711,9 +842,19 @@ impl Hub {
                 }
                 _ => {}
             }
-            let members = room.members.keys().copied().filter(|&m| m != id).collect::<Vec<_>>();
-            let key = (!room.has_history).then(|| fold(&room.name));
-            (Target::Room(room.name.clone()), members, None, key)
+            if let Some(prefix) = status {
+                let members = room
+                    .members
+                    .iter()
+                    .filter(|&(&m, s)| m != id && (s.op || (prefix == '+' && s.voice)))
+                    .map(|(&m, _)| m)
+                    .collect();
+                (Target::RoomStatus(prefix, room.name.clone()), members, None, None)
+            } else {
+                let members = room.members.keys().copied().filter(|&m| m != id).collect::<Vec<_>>();
+                let key = (!room.has_history).then(|| fold(&room.name));
+                (Target::Room(room.name.clone()), members, None, key)
+            }
         } else {
             let to = self.id_of(target)?;
             let user = self.user(to);
@@ -721,10 +862,11 @@ impl Hub {
             (Target::User(user.source.nick.clone()), vec![to], away, None)
         };
         let room = line_room(&from, &target, kind);
-        let mut pieces = if text.len() > room {
-            text::split_to_fit(&text, room).into_iter().map(str::to_string).collect()
-        } else {
-            vec![text]
+        let mut pieces = match long {
+            Long::Whole => vec![text],
+            _ if text.len() <= room => vec![text],
+            Long::Split => text::split_to_fit(&text, room).into_iter().map(str::to_string).collect(),
+            Long::Cut => vec![text[..floor_char_boundary(&text, room)].to_string()],
         };
         let last = pieces.pop().expect("a text is at least one piece");
         let mut events = Vec::with_capacity(pieces.len() + 1);
@@ -741,7 +883,8 @@ impl Hub {
             self.save_room(&key);
         }
         self.users.get_mut(&id).expect("registered").last_spoke = now_millis();
-        Ok(Said { events, away })
+        let history = self.history_notice(id);
+        Ok(Said { events, away, history })
     }
 
     /// Stores a message, then delivers it: no one receives a line that history will not have.
@@ -816,13 +959,19 @@ impl Hub {
         if room.members.contains_key(&target_id) {
             return Err(HubError::UserInRoom { nick: target_nick, room: room.name.clone() });
         }
+        // Besides the target, the members who may invite there themselves are told (IRC
+        // `invite-notify`): everyone in an open room, the operators in a `+i` one.
+        let invite_only = room.modes.invite_only;
+        let witnesses: Vec<ConnId> =
+            room.members.iter().filter(|&(&m, s)| m != id && (s.op || !invite_only)).map(|(&m, _)| m).collect();
         let event = self.event(EventKind::Invite {
             who: self.user(id).source.clone(),
             target: target_nick.clone(),
+            target_id,
             room: room.name.clone(),
         });
         self.room_mut(name).invited.insert(target_id);
-        self.deliver([target_id], &event);
+        self.deliver(std::iter::once(target_id).chain(witnesses), &event);
         Ok(target_nick)
     }
 
@@ -916,13 +1065,21 @@ impl Hub {
     }
 }
 
+/// The largest index `<= max` that is a char boundary of `s`.
+pub fn floor_char_boundary(s: &str, max: usize) -> usize {
+    (0..=max.min(s.len())).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
+}
+
 impl Hub {
     /// Marks a user away with a message, or back (`None` or empty); the users sharing a room
-    /// are told (IRC `away-notify`). Returns whether the user is now away.
+    /// are told (IRC `away-notify`) when that changes anything. Returns whether the user is now
+    /// away.
     pub fn set_away(&mut self, id: ConnId, message: Option<&str>) -> bool {
         let away = message.map(|m| text::clean(m, text::AWAY_LEN)).filter(|m| !m.is_empty());
-        let event = self.event(EventKind::Away { who: self.user(id).source.clone(), message: away.clone() });
-        self.deliver(self.peers(id), &event);
+        if self.user(id).away.as_deref() != away.as_deref() {
+            let event = self.event(EventKind::Away { who: self.user(id).source.clone(), message: away.clone() });
+            self.deliver(self.peers_and_watchers(id), &event);
+        }
         let user = self.users.get_mut(&id).expect("registered");
         user.away = away.map(String::into_boxed_str);
         user.away.is_some()
@@ -941,8 +1098,9 @@ impl Hub {
             return Err(HubError::NotOper);
         }
         let target_id = self.id_of(target)?;
-        let reason = format!("Killed by {}: {}", self.user(id).source.nick, text::clean(reason, text::QUIT_LEN));
-        self.user(target_id).outbox.close(reason);
+        let (by, nick) = (self.user(id).source.clone(), self.nick(target_id).to_string());
+        let killed = Closed::Killed { by, nick, reason: text::clean(reason, text::QUIT_LEN) };
+        self.user(target_id).outbox.close_as(killed);
         Ok(())
     }
 
@@ -993,6 +1151,11 @@ impl Hub {
         (self.users.len(), self.rooms.len())
     }
 
+    /// Number of invisible (`+i`) users, for LUSERS.
+    pub fn invisible_count(&self) -> usize {
+        self.users.values().filter(|u| u.invisible).count()
+    }
+
     /// Number of server operators online.
     pub fn oper_count(&self) -> usize {
         self.users.values().filter(|u| u.oper).count()
@@ -1018,6 +1181,8 @@ impl Hub {
             realname: user.realname.to_string(),
             away: user.away.as_deref().map(str::to_string),
             oper: user.oper,
+            invisible: user.invisible,
+            bot: user.source.bot,
             protocol: user.protocol,
             signon: user.signon,
             last_spoke: user.last_spoke,
@@ -1030,17 +1195,40 @@ impl Hub {
         Ok(self.info(self.id_of(nick)?, asker, usize::MAX))
     }
 
-    /// Every user online, each with the first room `asker` may see them in, for WHO with a mask.
+    /// Every user online that `asker` may see (invisible users only when they share a room
+    /// with `asker`), each with the first room `asker` may see them in, for WHO with a mask.
     pub fn all_users(&self, asker: ConnId) -> Vec<UserInfo> {
-        self.users.keys().map(|&id| self.info(id, asker, 1)).collect()
+        self.users.keys().filter(|&&id| self.sees(asker, id)).map(|&id| self.info(id, asker, 1)).collect()
     }
 
-    /// A room with its members, sorted by nick. Secret rooms are visible to members only.
+    /// The users `asker` finds with `mask` (WHO): a nick without wildcards finds that user, even
+    /// an invisible one (as InspIRCd answers); a mask with `*` or `?`, matched against nicks and
+    /// `nick!user@host`, finds only the users `asker` may see.
+    pub fn find_users(&self, asker: ConnId, mask: &str) -> Vec<UserInfo> {
+        if !mask.contains(['*', '?'])
+            && let Ok(user) = self.user_info(asker, mask)
+        {
+            return vec![user];
+        }
+        let matches = |u: &UserInfo| {
+            text::wildcard_match(mask, &u.nick)
+                || text::wildcard_match(mask, &format!("{}!{}@{}", u.nick, u.user, u.host))
+        };
+        self.all_users(asker).into_iter().filter(matches).collect()
+    }
+
+    /// A room with its members, sorted by nick. Secret rooms are visible to members only; to
+    /// others, the members listed are those they may see (invisible ones only when they share
+    /// another room).
     pub fn room_info(&self, asker: ConnId, name: &str) -> Result<RoomInfo, HubError> {
         let room = self.visible_room(asker, name)?;
         let is_member = room.members.contains_key(&asker);
-        let mut members: Vec<Member> =
-            room.members.iter().map(|(&id, &status)| Member { info: self.info(id, asker, 0), status }).collect();
+        let mut members: Vec<Member> = room
+            .members
+            .iter()
+            .filter(|&(&id, _)| is_member || self.sees(asker, id))
+            .map(|(&id, &status)| Member { info: self.info(id, asker, 0), status })
+            .collect();
         members.sort_by_cached_key(|m| fold(&m.info.nick));
         let mut modes = room.modes.clone();
         if !is_member {
@@ -1098,6 +1286,7 @@ impl Hub {
 fn line_room(from: &Source, target: &Target, kind: MsgKind) -> usize {
     let target = match target {
         Target::Room(name) | Target::User(name) => name.len(),
+        Target::RoomStatus(_, name) => 1 + name.len(),
     };
     // `:nick!user@host PRIVMSG target :text\r\n`, and `\x01ACTION text\x01` for an action.
     let frame = 1 + from.nick.len() + 1 + from.user.len() + 1 + from.host.len() + " PRIVMSG ".len() + target + 4;

@@ -19,7 +19,7 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 
-use super::event::Event;
+use super::event::{Event, Source};
 
 /// One item for a connection: a shared event, or a line already encoded for this connection.
 #[derive(Debug, Clone)]
@@ -36,6 +36,19 @@ pub enum Closed {
     /// The connection is being closed on purpose (quit, kill, shutdown); what was queued before
     /// is still delivered, then the reason is shown.
     Done(String),
+    /// A server operator (`by`) disconnected the user (`nick`); delivered like [`Closed::Done`].
+    Killed { by: Source, nick: String, reason: String },
+}
+
+impl Closed {
+    /// Why the connection ended, in words: the quit reason others see.
+    pub fn reason(&self) -> String {
+        match self {
+            Closed::Overflow => "SendQ exceeded".into(),
+            Closed::Done(reason) => reason.clone(),
+            Closed::Killed { by, reason, .. } => format!("Killed by {}: {reason}", by.nick),
+        }
+    }
 }
 
 /// The byte budget of a queue, per item of its capacity.
@@ -127,9 +140,14 @@ impl Outbox {
     /// Stops accepting items; the writer delivers what is queued, then closes with `reason`.
     /// Has no effect on a queue that is already closed.
     pub fn close(&self, reason: impl Into<String>) {
+        self.close_as(Closed::Done(reason.into()));
+    }
+
+    /// [`Outbox::close`], saying why as `closed`.
+    pub fn close_as(&self, closed: Closed) {
         let mut state = self.state();
         if state.closed.is_none() {
-            state.closed = Some(Closed::Done(reason.into()));
+            state.closed = Some(closed);
         }
         let waker = state.waker.take();
         drop(state);

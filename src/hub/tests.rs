@@ -333,7 +333,7 @@ fn away_opers_and_kills() {
     assert_eq!(t.hub.oper(a, "admin", "wrong").unwrap_err(), HubError::BadOperLogin);
     t.hub.oper(a, "admin", "secret").unwrap();
     t.hub.kill(a, "bob", "spam").unwrap();
-    assert_eq!(bo.closed(), Some(Closed::Done("Killed by alice: spam".into())));
+    assert_eq!(bo.closed().map(|closed| closed.reason()), Some("Killed by alice: spam".into()));
     // The killed user's session quits it, as it would on any disconnect.
     assert!(t.hub.online("bob").is_some());
     t.hub.quit(b, "Killed by alice: spam");
@@ -376,6 +376,116 @@ fn msgids_increase() {
     assert!(b > a);
     assert!(a.to_string() < b.to_string());
     assert_eq!(a.to_string().parse::<MsgId>().unwrap(), a);
+}
+
+#[test]
+fn invisible_users_show_only_to_those_who_share_a_room() {
+    let mut t = hub();
+    let (shy, _) = t.add("shy");
+    let (friend, _) = t.add("friend");
+    let (stranger, _) = t.add("stranger");
+    assert!(t.hub.set_invisible(shy, true));
+    assert!(!t.hub.set_invisible(shy, true), "no change the second time");
+    t.hub.join(shy, "#den", None).unwrap();
+    t.hub.join(friend, "#den", None).unwrap();
+    let nicks = |users: Vec<UserInfo>| {
+        let mut nicks: Vec<String> = users.into_iter().map(|u| u.nick).collect();
+        nicks.sort();
+        nicks
+    };
+    assert_eq!(nicks(t.hub.all_users(stranger)), ["friend", "stranger"]);
+    assert_eq!(nicks(t.hub.all_users(friend)), ["friend", "shy", "stranger"]);
+    assert_eq!(nicks(t.hub.all_users(shy)), ["friend", "shy", "stranger"]);
+    assert_eq!(nicks(t.hub.find_users(stranger, "SHY")), ["shy"], "a nick finds the user");
+    assert_eq!(nicks(t.hub.find_users(stranger, "s*")), ["stranger"], "a mask finds those one may see");
+    assert_eq!(nicks(t.hub.find_users(friend, "*!u@127.0.0.1")), ["friend", "shy", "stranger"]);
+    let members = |info: RoomInfo| info.members.into_iter().map(|m| m.info.nick).collect::<Vec<_>>();
+    assert_eq!(members(t.hub.room_info(stranger, "#den").unwrap()), ["friend"]);
+    assert_eq!(members(t.hub.room_info(friend, "#den").unwrap()), ["friend", "shy"]);
+    assert_eq!(t.hub.invisible_count(), 1);
+    assert!(t.hub.user_info(stranger, "shy").unwrap().invisible, "WHOIS still finds the user");
+}
+
+#[test]
+fn away_changes_only_are_told_and_an_away_joiner_is_announced() {
+    let mut t = hub();
+    let (a, ao) = t.add("alice");
+    let (b, bo) = t.add("bob");
+    t.hub.join(a, "#r", None).unwrap();
+    t.hub.join(b, "#r", None).unwrap();
+    drain(&ao);
+    assert!(!t.hub.set_away(b, None));
+    assert!(t.hub.set_away(b, Some("lunch")));
+    assert!(t.hub.set_away(b, Some("lunch")));
+    assert!(matches!(&drain(&ao)[..], [EventKind::Away { message: Some(m), .. }] if m == "lunch"), "once");
+    t.hub.part(b, "#r", "").unwrap();
+    drain(&ao);
+    t.hub.join(b, "#r", None).unwrap();
+    assert!(
+        matches!(&drain(&ao)[..], [EventKind::Join { .. }, EventKind::Away { message: Some(m), .. }] if m == "lunch")
+    );
+    assert!(matches!(&drain(&bo)[..], [.., EventKind::Join { .. }]), "the joiner is not told its own away");
+}
+
+#[test]
+fn a_line_said_whole_is_cut_to_fit_and_split_otherwise() {
+    let mut t = hub();
+    let (a, _) = t.add("alice");
+    let (_, bo) = t.add("bob");
+    let text = "é".repeat(400);
+    let said = t.hub.say_line(a, "bob", MsgKind::Privmsg, &text, Vec::new()).unwrap();
+    assert_eq!(said.events.len(), 1);
+    let cut = texts(&drain(&bo)).remove(0);
+    assert!(text.starts_with(&cut) && cut.len() < text.len() && cut.len() > 400);
+    let said = t.hub.say(a, "bob", MsgKind::Privmsg, &text, Vec::new()).unwrap();
+    assert_eq!(said.events.len(), 2);
+    assert_eq!(texts(&drain(&bo)).concat(), text, "split, nothing lost");
+}
+
+#[test]
+fn a_watcher_that_leaves_is_forgotten_and_presence_follows_the_nick() {
+    let mut t = hub();
+    let (alice, ao) = t.add("alice");
+    let added = t.hub.monitor_add(alice, ["bob", "not a nick", "Bob"]);
+    assert_eq!((added.online.len(), added.offline), (0, vec!["bob".to_string()]));
+    let (bob, _) = t.add("bob");
+    assert!(matches!(&drain(&ao)[..], [EventKind::Presence { who, online: true }] if who.nick == "bob"));
+    t.hub.set_nick(bob, "robert").unwrap();
+    assert!(matches!(&drain(&ao)[..], [EventKind::Presence { who, online: false }] if who.nick == "bob"));
+    t.hub.quit(alice, "bye");
+    assert!(t.hub.watchers.is_empty(), "no one monitors anything any more");
+    t.hub.set_nick(bob, "bob").unwrap();
+}
+
+#[test]
+fn statusmsg_and_invites_go_to_those_the_room_allows() {
+    let mut t = hub();
+    let (op, oo) = t.add("op");
+    let (voiced, vo) = t.add("voiced");
+    let (member, mo) = t.add("member");
+    let (guest, go) = t.add("guest");
+    for id in [op, voiced, member] {
+        t.hub.join(id, "#r", None).unwrap();
+    }
+    t.hub.set_modes(op, "#r", parse("+v", &["voiced"]).changes).unwrap();
+    for o in [&oo, &vo, &mo] {
+        drain(o);
+    }
+    t.hub.say(member, "@#r", MsgKind::Privmsg, "to ops", Vec::new()).unwrap();
+    t.hub.say(member, "+#r", MsgKind::Privmsg, "to voiced", Vec::new()).unwrap();
+    assert_eq!(texts(&drain(&oo)), ["to ops", "to voiced"]);
+    assert_eq!(texts(&drain(&vo)), ["to voiced"]);
+    assert!(drain(&mo).is_empty());
+    // An open room: every member may invite, so every member is told; a +i room: its operators.
+    t.hub.invite(member, "guest", "#r").unwrap();
+    assert_eq!((drain(&oo).len(), drain(&vo).len(), drain(&go).len()), (1, 1, 1));
+    t.hub.set_modes(op, "#r", parse("+i", &[]).changes).unwrap();
+    drain(&vo);
+    drain(&mo);
+    t.hub.quit(guest, "");
+    let (_, go) = t.add("guest");
+    t.hub.invite(op, "guest", "#r").unwrap();
+    assert_eq!((drain(&vo).len(), drain(&mo).len(), drain(&go).len()), (0, 0, 1));
 }
 
 #[test]

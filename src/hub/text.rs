@@ -24,8 +24,8 @@ pub const AWAY_LEN: usize = 390;
 pub const PART_LEN: usize = 350;
 /// Longest quit reason, `Quit: ` included: `:SOURCE QUIT :REASON`.
 pub const QUIT_LEN: usize = 390;
-/// Longest real name: `311` carries it after nick, user and host.
-pub const REALNAME_LEN: usize = 150;
+/// Longest real name accepted by `SETNAME` (`NAMELEN`); a longer one given at registration is cut.
+pub const REALNAME_LEN: usize = 128;
 /// Longest room key (`KEYLEN`), as most IRC servers have it.
 pub const KEY_LEN: usize = 23;
 /// Longest ban mask: all a `nick!user@host` mask can match (30 + 1 + 17 + 1 + 64).

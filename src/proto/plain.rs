@@ -24,7 +24,7 @@ use crate::hub::{self, Closed, ConnId, Event, EventKind, HubError, LOBBY, MsgKin
 use crate::server::Shared;
 use crate::server::conn::{Conn, Input, Late, Protocol, Render};
 use crate::server::lines::Line;
-use crate::store::{Include, Selector};
+use crate::store::{Include, RecordKind, Selector};
 
 /// The greeting of the original lab server, kept word for word.
 pub const WELCOME: &str = "Welcome to the chatroom!";
@@ -44,6 +44,7 @@ commands:
   /rooms                list rooms
   /who [#ROOM]          list who is in your room (or another)
   /history [N]          the last N lines of your room (default 20), with times (UTC)
+  /redact [REASON]      remove your last message in your room (from everyone's history)
   /msg NICK TEXT        private message
   /me TEXT              action (* you TEXT)
   /topic [TEXT]         show or set the room topic
@@ -53,6 +54,7 @@ commands:
   /ban MASK, /unban MASK, /op NICK, /deop NICK, /voice NICK, /devoice NICK
   /mode [+i|+m|+k KEY|+l N|...]  show or change room modes (operators)
   /oper NAME PASSWORD, /kill NICK [REASON]  server operators (see serve --oper)
+  /wallops TEXT         server operators: tell the IRC users who receive wallops (+w)
   /quit [REASON]        leave
   //TEXT                say a line that starts with /";
 
@@ -87,79 +89,75 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
         conn.writing_while(&render, pin!(shared.settled(Include::Messages))).await;
         session.join(LOBBY, None);
 
-        // The first lines, while they may still be an IRC client's registration (see
-        // [`Late`]); `None` once the user has said something else.
-        let mut opening: Option<Vec<String>> = Some(Vec::new());
-        let reason = loop {
-            let input = match &opening {
-                Some(held) if !held.is_empty() => {
-                    // Boxed: a rare wait should not make every connection's future bigger.
-                    match Box::pin(tokio::time::timeout(REGISTRATION_PAIR_WAIT, conn.next(&render))).await {
-                        Ok(input) => input,
-                        Err(_) => {
-                            // Only half a registration came: it was a person's line after all.
-                            let held = opening.take().unwrap_or_default();
-                            match held.iter().find_map(|line| session.handle(line)) {
-                                Some(reason) => break reason,
-                                None => continue,
-                            }
-                        }
-                    }
+        let reason = 'session: {
+            let next = match opening(&mut conn, &render).await {
+                Opening::Irc(lines) => {
+                    tracing::info!("{peer} ({nick}) registers with IRC");
+                    hub::lock(&shared.hub).quit(id, "Switched to IRC");
+                    conn.reopen(Protocol::Irc, &lines);
+                    crate::server::start(Protocol::Irc, conn, peer);
+                    return;
                 }
-                _ => conn.next(&render).await,
+                Opening::Plain(lines, next) => {
+                    if let Some(reason) = lines.iter().find_map(|line| session.handle(line)) {
+                        break 'session reason;
+                    }
+                    next
+                }
             };
-            let input = match (input, &mut opening) {
-                (Input::Line(Line::Text(text)), Some(held)) => {
-                    held.push(text);
-                    let lines: Vec<&str> = held.iter().map(String::as_str).collect();
-                    match Late::judge(&lines) {
-                        Late::Undecided => continue,
-                        Late::Irc => {
-                            let held = opening.take().unwrap_or_default();
-                            tracing::info!("{peer} ({}) registers with IRC", hub::lock(&shared.hub).nick(id));
-                            hub::lock(&shared.hub).quit(id, "Switched to IRC");
-                            conn.reopen(Protocol::Irc, &held);
-                            crate::server::start(Protocol::Irc, conn, peer);
-                            return;
-                        }
-                        Late::Plain => {
-                            let mut held = opening.take().unwrap_or_default();
-                            let last = held.pop().unwrap_or_default();
-                            if let Some(reason) = held.iter().find_map(|line| session.handle(line)) {
-                                break reason;
-                            }
-                            Input::Line(Line::Text(last))
-                        }
-                    }
-                }
-                (input, _) => input,
-            };
-            match input {
-                Input::Line(Line::Text(text)) => {
-                    if text.starts_with("/history") || text.starts_with("/join") {
-                        conn.writing_while(&render, pin!(shared.settled(Include::Messages))).await;
-                    }
-                    if let Some(reason) = session.handle(&text) {
-                        break reason;
-                    }
-                }
-                Input::Line(Line::TooLong) => session.error(format!(
-                    "line too long (over {} bytes); it was not sent. Split it into shorter lines.",
-                    shared.limits.max_line
-                )),
-                Input::Closed => break "Connection closed".into(),
-                Input::Stopped => {
-                    break match outbox.closed() {
-                        Some(Closed::Overflow) => "SendQ exceeded (not reading fast enough)".into(),
-                        Some(Closed::Done(reason)) => reason,
-                        None => "Connection lost".into(),
-                    };
+            if let Some(input) = next
+                && let Some(reason) = session.step(&mut conn, &render, input).await
+            {
+                break 'session reason;
+            }
+            loop {
+                let input = conn.next(&render).await;
+                if let Some(reason) = session.step(&mut conn, &render, input).await {
+                    break reason;
                 }
             }
         };
         tracing::info!("{peer} ({}) left: {reason}", hub::lock(&shared.hub).nick(id));
         hub::lock(&shared.hub).quit(id, &reason);
         conn.close(reason, &render).await;
+    }
+}
+
+/// How a greeted connection's first lines turned out (see [`Late`]).
+enum Opening {
+    /// An IRC client's registration: the lines go to its IRC session.
+    Irc(Vec<String>),
+    /// A person: the lines are said, then what came after them (if anything) is handled.
+    Plain(Vec<String>, Option<Input>),
+}
+
+/// Reads a greeted connection's first lines until they tell an IRC registration from a
+/// person's text. A separate future, not a variable of the session's loop: what it holds is
+/// gone once it has answered, and every connection's future stays as small as before.
+async fn opening(conn: &mut Conn, render: &PlainRender) -> Opening {
+    let mut held: Vec<String> = Vec::new();
+    loop {
+        let input = if held.is_empty() {
+            conn.next(render).await
+        } else {
+            // Boxed: a rare wait should not make every connection's future bigger.
+            match Box::pin(tokio::time::timeout(REGISTRATION_PAIR_WAIT, conn.next(render))).await {
+                Ok(input) => input,
+                // Only half a registration came: it was a person's line after all.
+                Err(_) => return Opening::Plain(held, None),
+            }
+        };
+        let Input::Line(Line::Text(text)) = input else { return Opening::Plain(held, Some(input)) };
+        held.push(text);
+        let lines: Vec<&str> = held.iter().map(String::as_str).collect();
+        match Late::judge(&lines) {
+            Late::Undecided => {}
+            Late::Irc => return Opening::Irc(held),
+            Late::Plain => {
+                let last = held.pop().map(|text| Input::Line(Line::Text(text)));
+                return Opening::Plain(held, last);
+            }
+        }
     }
 }
 
@@ -191,6 +189,33 @@ fn clock(millis: u64, today: u64) -> String {
 }
 
 impl Session<'_> {
+    /// Handles what the connection brought; returns the quit reason when the session ends.
+    async fn step(&self, conn: &mut Conn, render: &PlainRender, input: Input) -> Option<String> {
+        match input {
+            Input::Line(Line::Text(text)) => {
+                if text.starts_with("/history") || text.starts_with("/join") || text.starts_with("/redact") {
+                    conn.writing_while(render, pin!(self.shared.settled(Include::Messages))).await;
+                }
+                let quit = self.handle(&text);
+                conn.writing_while(render, pin!(self.shared.pace())).await;
+                quit
+            }
+            Input::Line(Line::TooLong) => {
+                self.error(format!(
+                    "line too long (over {} bytes); it was not sent. Split it into shorter lines.",
+                    self.shared.limits.max_line
+                ));
+                None
+            }
+            Input::Closed => Some("Connection closed".into()),
+            Input::Stopped => Some(match self.outbox.closed() {
+                Some(Closed::Overflow) => "SendQ exceeded (not reading fast enough)".into(),
+                Some(closed) => closed.reason(),
+                None => "Connection lost".into(),
+            }),
+        }
+    }
+
     fn reply(&self, text: impl Into<String>) {
         let mut text = text.into();
         text.push('\n');
@@ -237,6 +262,7 @@ impl Session<'_> {
                 _ if rest.is_empty() => self.history(DEFAULT_HISTORY, true),
                 _ => self.usage(&format!("/history [N], N from 1 to {MAX_HISTORY}")),
             },
+            "redact" => self.redact_last(rest),
             "msg" | "query" => match rest.split_once(' ') {
                 Some((to, text)) => self.say(to, MsgKind::Privmsg, text),
                 None => self.usage("/msg NICK TEXT"),
@@ -270,6 +296,11 @@ impl Session<'_> {
                     Err(e) => self.error(e),
                 },
                 _ => self.usage("/oper NAME PASSWORD"),
+            },
+            "wallops" if rest.is_empty() => self.usage("/wallops TEXT"),
+            "wallops" => match hub::lock(&self.shared.hub).wallops(self.id, rest) {
+                Ok(_) => self.reply("Wallops sent."),
+                Err(e) => self.error(e),
             },
             "kill" => match rest.split_once(' ').unwrap_or((rest, "")) {
                 ("", _) => self.usage("/kill NICK [REASON]"),
@@ -323,6 +354,9 @@ impl Session<'_> {
                 }
                 if let Some(away) = said.away {
                     self.reply(format!("*** {target} is away: {away}"));
+                }
+                if let Some(notice) = said.history {
+                    self.reply(format!("*** {notice}"));
                 }
             }
             Err(e) => self.error(e),
@@ -387,10 +421,18 @@ impl Session<'_> {
                 let lines: Vec<String> = records
                     .iter()
                     .filter_map(|record| {
-                        let line = render(&record.to_event());
-                        let line = String::from_utf8_lossy(&line);
-                        let line = line.trim_end();
-                        (!line.is_empty()).then(|| format!("[{}] {line}", clock(record.time(), today)))
+                        if record.redacted && record.kind != RecordKind::TagMsg {
+                            return Some(format!(
+                                "[{}] <{}> (message removed)",
+                                clock(record.time(), today),
+                                record.nick
+                            ));
+                        }
+                        let lines = render(&record.to_event());
+                        let lines = String::from_utf8_lossy(&lines);
+                        let time = clock(record.time(), today);
+                        let lines: Vec<String> = lines.lines().map(|line| format!("[{time}] {line}")).collect();
+                        (!lines.is_empty()).then(|| lines.join("\n"))
                     })
                     .collect();
                 if lines.is_empty() {
@@ -406,7 +448,34 @@ impl Session<'_> {
                 text.push_str("\n--- end of history ---");
                 self.reply(text);
             }
-            Err(e) => self.error(format!("history is unavailable: {e}")),
+            Err(e) => {
+                tracing::warn!("history: /history in {room} failed: {e}");
+                self.error(e.brief());
+            }
+        }
+    }
+
+    /// Redacts the user's last message in its room, if the store still has one said under its
+    /// nick since it took it.
+    fn redact_last(&self, reason: &str) {
+        let Some(room) = self.room() else { return self.error(format!("you are in no room; /join {LOBBY}")) };
+        let (nick, since) = {
+            let hub = hub::lock(&self.shared.hub);
+            (hub.nick(self.id).to_string(), hub.private_since(self.id))
+        };
+        let records = match self.shared.store.history(&room, &Selector::Latest(None), MAX_HISTORY, Include::Messages) {
+            Ok(records) => records,
+            Err(e) => return self.error(format!("history is unavailable: {e}")),
+        };
+        let last = records.iter().rev().find(|r| {
+            !r.redacted && r.kind != RecordKind::TagMsg && r.id >= since && r.nick.eq_ignore_ascii_case(&nick)
+        });
+        let Some(last) = last else {
+            return self.error(format!("you have said nothing in {room} lately that could be removed"));
+        };
+        match hub::lock(&self.shared.hub).redact(self.id, &room, last, reason) {
+            Ok(_) => self.reply(format!("Your last message in {room} was removed.")),
+            Err(e) => self.error(e),
         }
     }
 
@@ -572,6 +641,8 @@ impl Render for PlainRender {
         match &event.kind {
             // The session says "You are now in …" instead.
             EventKind::Join { who, .. } if who.id == self.me => Bytes::new(),
+            // Plain text has no use for invitations of others.
+            EventKind::Invite { target_id, .. } if *target_id != self.me => Bytes::new(),
             EventKind::Kick { who, room, target_id, reason, .. } if *target_id == self.me => {
                 let removed = with_reason(format!("*** {} removed you from {room}", who.nick), reason);
                 Bytes::from(format!("{removed}; /join {LOBBY} to go on chatting\n"))
@@ -585,7 +656,7 @@ impl Render for PlainRender {
             Closed::Overflow => {
                 b"*** disconnected: you were not reading fast enough and your queue filled up\n".to_vec()
             }
-            Closed::Done(reason) => format!("*** disconnected: {reason}\n").into_bytes(),
+            closed => format!("*** disconnected: {}\n", closed.reason()).into_bytes(),
         }
     }
 }
@@ -595,15 +666,34 @@ impl Render for PlainRender {
 /// removed control characters.
 fn render(event: &Event) -> Bytes {
     let line = match &event.kind {
-        EventKind::Message { kind: MsgKind::TagMsg, .. } | EventKind::Away { .. } => return Bytes::new(),
+        EventKind::Message { kind: MsgKind::TagMsg, .. }
+        | EventKind::Away { .. }
+        | EventKind::Presence { .. }
+        | EventKind::SetName { .. } => return Bytes::new(),
         EventKind::Message { text, .. } if text.starts_with('\x01') => return Bytes::new(),
         EventKind::Message { from, target, kind, text, .. } => {
-            let text = readable(text);
-            let private = if matches!(target, Target::User(_)) { "[private] " } else { "" };
-            match kind {
-                MsgKind::Action => format!("{private}* {} {text}", from.nick),
-                MsgKind::Notice => format!("{private}-{}- {text}", from.nick),
-                _ => format!("{private}<{}> {text}", from.nick),
+            let private = match target {
+                Target::User(_) => "[private] ",
+                Target::RoomStatus('@', _) => "[to operators] ",
+                Target::RoomStatus(..) => "[to voiced] ",
+                Target::Room(_) => "",
+            };
+            // Each line made readable on its own: a multiline message keeps its lines.
+            let line = |text: &str| {
+                let text = readable(text);
+                match kind {
+                    MsgKind::Action => format!("{private}* {} {text}", from.nick),
+                    MsgKind::Notice => format!("{private}-{}- {text}", from.nick),
+                    _ => format!("{private}<{}> {text}", from.nick),
+                }
+            };
+            if !text.contains('\n') {
+                line(text)
+            } else {
+                // A message of several lines (IRC draft/multiline) is shown line by line, each
+                // with its sender; blank ones are left out.
+                let lines: Vec<String> = text.split('\n').filter(|l| !l.trim().is_empty()).map(line).collect();
+                lines.join("\n")
             }
         }
         EventKind::Join { who, room, .. } => format!("*** {} joined {room}", who.nick),
@@ -625,6 +715,10 @@ fn render(event: &Event) -> Bytes {
         EventKind::Invite { who, room, .. } => {
             format!("*** {} invites you to {room}; /join {room} to accept", who.nick)
         }
+        EventKind::Redact { who, author, reason, .. } => {
+            with_reason(format!("*** {} removed a message of {author}", who.nick), reason)
+        }
+        EventKind::Wallops { who, text } => format!("*** [wallops] {}: {}", who.nick, readable(text)),
     };
     Bytes::from(line + "\n")
 }

@@ -33,19 +33,27 @@ pub struct LineReader {
     max: usize,
     /// Inside an over-long line: drop everything up to the next newline.
     discarding: bool,
+    /// The last line returned was not valid UTF-8 (see [`LineReader::mangled`]).
+    mangled: bool,
 }
 
 impl LineReader {
     /// A reader that starts with bytes already read (while sniffing the protocol).
     pub fn new(max: usize, already_read: &[u8]) -> LineReader {
-        LineReader { buf: BytesMut::from(already_read), max, discarding: false }
+        LineReader { buf: BytesMut::from(already_read), max, discarding: false, mangled: false }
     }
 
     /// Starts over with a new limit, reading `replay` first, then what is buffered.
     pub fn restart(&mut self, max: usize, replay: &[u8]) {
         let mut buf = BytesMut::from(replay);
         buf.extend_from_slice(&self.buf);
-        *self = LineReader { buf, max, discarding: false };
+        *self = LineReader { buf, max, discarding: false, mangled: false };
+    }
+
+    /// Whether the last line returned had invalid UTF-8 in it (replaced with U+FFFD), for
+    /// protocols that tell their clients so.
+    pub fn mangled(&self) -> bool {
+        self.mangled
     }
 
     /// The next line, `None` at end of stream, or pending until a line is complete.
@@ -65,7 +73,7 @@ impl LineReader {
             if chunk.filled().is_empty() {
                 // End of stream: a last line without newline still counts.
                 let rest = std::mem::take(&mut self.buf);
-                return Poll::Ready(Ok((!rest.is_empty() && !self.discarding).then(|| Line::Text(text(&rest)))));
+                return Poll::Ready(Ok((!rest.is_empty() && !self.discarding).then(|| self.text(&rest))));
             }
             self.buf.extend_from_slice(chunk.filled());
         }
@@ -95,7 +103,7 @@ impl LineReader {
                     if line.len() > self.max {
                         return Some(Line::TooLong);
                     }
-                    return Some(Line::Text(text(line)));
+                    return Some(self.text(line));
                 }
                 None if self.buf.len() > self.max => {
                     self.buf.advance(self.buf.len());
@@ -113,8 +121,13 @@ fn memchr(buf: &[u8]) -> Option<usize> {
     buf.iter().position(|&b| b == b'\n')
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+impl LineReader {
+    /// A line's text, invalid UTF-8 replaced.
+    fn text(&mut self, bytes: &[u8]) -> Line {
+        let text = String::from_utf8_lossy(bytes);
+        self.mangled = matches!(text, std::borrow::Cow::Owned(_));
+        Line::Text(text.into_owned())
+    }
 }
 
 #[cfg(test)]
@@ -151,6 +164,12 @@ mod tests {
     #[tokio::test]
     async fn invalid_utf8_is_replaced() {
         assert_eq!(lines(100, b"caf\xe9 \xff\n").await, [t("caf\u{fffd} \u{fffd}")]);
+        let mut reader = LineReader::new(100, b"");
+        let mut input: &[u8] = b"caf\xe9\ncaf\xc3\xa9\n";
+        reader.next(&mut input).await.unwrap();
+        assert!(reader.mangled());
+        assert_eq!(reader.next(&mut input).await.unwrap(), Some(t("café")));
+        assert!(!reader.mangled());
     }
 
     #[tokio::test]

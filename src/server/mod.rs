@@ -4,6 +4,9 @@
 //! Shutdown follows mini-redis: the accept loops stop, the hub closes every client's queue with
 //! a reason (each connection delivers what was queued, then says goodbye), and [`Server::run`]
 //! returns once every connection task has finished, or after a grace period.
+//!
+//! Each connection's task runs inside [`panics::connection`], so that a bug in one connection
+//! ends that connection only; see [`crate::panics`] for what a bug anywhere else ends.
 
 pub mod conn;
 pub mod limits;
@@ -11,7 +14,7 @@ pub mod lines;
 pub mod sessions;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +22,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use crate::hub::MsgId;
 use crate::hub::{self, History, Hub, HubConfig, SharedHub};
+use crate::panics;
+use crate::store::sqlite::RETRY_MAX;
 use crate::store::{Include, Retention, SqliteStore, Store, StoreError};
 use conn::{Conn, Protocol};
 use limits::{ConnLimiter, FloodLimit};
@@ -69,6 +75,29 @@ pub struct Config {
     pub limits: Limits,
     pub hub: HubConfig,
     pub history: HistoryConfig,
+    /// The name the server goes by in IRC: the source of its own lines, 004, WHOIS, WHO,
+    /// LINKS, PONG and kill paths. [`host_name`] by default.
+    pub server_name: String,
+}
+
+/// This machine's host name, the server name unless `--server-name` says otherwise; `charla`
+/// when the system has none that could serve.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length, which is passed; gethostname writes at most
+    // that many bytes.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..len]).into_owned();
+    if ok && valid_server_name(&name) { name } else { "charla".into() }
+}
+
+/// Whether `name` can be an IRC server name: a host name (letters, digits, `-`, `.`, up to 63
+/// bytes), which no client can take for a nick (`nick!user@host`) or a parameter.
+pub fn valid_server_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !name.starts_with(['-', '.'])
 }
 
 /// What history is shown and kept.
@@ -81,23 +110,73 @@ pub struct HistoryConfig {
     pub retention: Retention,
     /// How often retention runs.
     pub retention_every: Duration,
+    /// Acknowledge an IRC client's message (its echo, a labeled `ACK`) only once the store has
+    /// committed it, so that no acknowledged message is lost even to `kill -9`. Others receive
+    /// it at once either way. Costs the sender one commit (about a millisecond) per message.
+    pub ack_when_stored: bool,
 }
 
 impl Default for HistoryConfig {
     fn default() -> Self {
-        HistoryConfig { join_replay: 20, retention: Retention::default(), retention_every: Duration::from_secs(600) }
+        HistoryConfig {
+            join_replay: 20,
+            retention: Retention::default(),
+            retention_every: Duration::from_secs(600),
+            ack_when_stored: false,
+        }
     }
 }
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr}: {source} (is another server using the port? try another with --listen)")]
+    #[error("cannot listen on {addr}: {source} ({})", bind_advice(addr, source))]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("cannot use data directory {dir}: {source} (pick a writable one with --data-dir)")]
     DataDir { dir: PathBuf, source: std::io::Error },
+    #[error("cannot use data directory {dir}: {file} is a file, not a directory (pick a directory with --data-dir)")]
+    NotADirectory { dir: PathBuf, file: PathBuf },
+    #[error(
+        "cannot create data directory {dir}: {parent} lets no directory be created in it ({source}); it is a virtual file system such as /proc or /sys, pick a directory on a disk with --data-dir"
+    )]
+    CannotCreate { dir: PathBuf, parent: PathBuf, source: std::io::Error },
     #[error("cannot open the history store: {0}")]
     Store(#[from] StoreError),
+}
+
+/// What to do about a listen address that cannot be bound, by the reason.
+fn bind_advice(addr: &SocketAddr, error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            format!("another program is using port {}: stop it, or pick another port with --listen", addr.port())
+        }
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "{} is not an address of this machine: listen on one it has (`ip -brief address` lists them), or on 0.0.0.0 for all of them",
+            addr.ip()
+        ),
+        std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
+            format!("ports below 1024 need root: pick a port from 1024 up, e.g. --listen {}:1313", addr.ip())
+        }
+        _ => "pick another address with --listen".into(),
+    }
+}
+
+/// Creates the data directory if it is missing, saying why it cannot be used when it cannot.
+fn create_data_dir(dir: &Path) -> Result<(), ServerError> {
+    if let Some(file) = dir.ancestors().find(|a| a.exists() && !a.is_dir()) {
+        return Err(ServerError::NotADirectory { dir: dir.to_owned(), file: file.to_owned() });
+    }
+    std::fs::create_dir_all(dir).map_err(|source| {
+        // "No such file or directory" while the parent is there: a file system that makes no
+        // directories, like /proc.
+        let existing = dir.ancestors().skip(1).find(|a| a.is_dir());
+        match existing {
+            Some(parent) if source.kind() == std::io::ErrorKind::NotFound => {
+                ServerError::CannotCreate { dir: dir.to_owned(), parent: parent.to_owned(), source }
+            }
+            _ => ServerError::DataDir { dir: dir.to_owned(), source },
+        }
+    })
 }
 
 /// State every connection task shares.
@@ -135,6 +214,30 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Lets the store's writer catch up when it has fallen behind ([`Store::behind`]): a
+    /// client sending faster than history is written is slowed down (its next line is read
+    /// afterwards) instead of running ahead of the disk. Answers at once otherwise, and while
+    /// the store cannot write at all (its backlog bounds that case).
+    pub async fn pace(&self) {
+        if self.store.behind() {
+            let _ = self.store.flush().await;
+        }
+    }
+
+    /// Resolves once the store has committed the record `id`; while the store cannot write,
+    /// that is whenever it can again.
+    pub async fn stored(&self, id: MsgId) {
+        let mut retry = Duration::from_millis(10);
+        while self.store.committed() < id {
+            if self.store.flush().await.is_err() {
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}
+
 /// A bound, not yet running server.
 pub struct Server {
     /// Each listener, with the protocol it is reserved for (`None`: sniff).
@@ -149,11 +252,11 @@ impl Server {
     /// Creates the data directory, opens the history store (restoring its rooms) and binds every
     /// listen address.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|source| ServerError::DataDir { dir: config.data_dir.clone(), source })?;
+        create_data_dir(&config.data_dir)?;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
         let mut hub = Hub::new(config.hub, History::new(store.clone()));
         hub.restore_rooms(store.rooms()?);
+        hub.restore_guests(store.last_guest()?);
         let mut listeners = Vec::new();
         let any = config.listen.iter().map(|a| (a, None));
         let irc = config.irc_listen.iter().map(|a| (a, Some(Protocol::Irc)));
@@ -167,7 +270,7 @@ impl Server {
             store,
             history: config.history,
             limits: config.limits,
-            server_name: "charla".into(),
+            server_name: config.server_name,
             started: std::time::SystemTime::now(),
         });
         Ok(Server { listeners, shared })
@@ -253,7 +356,14 @@ async fn accept_loop(
                 continue;
             }
         };
-        tokio::spawn(handle(stream, peer, protocol, shared.clone(), limiter.clone(), alive.clone()));
+        tokio::spawn(panics::connection(handle(
+            stream,
+            peer,
+            protocol,
+            shared.clone(),
+            limiter.clone(),
+            alive.clone(),
+        )));
     }
 }
 
@@ -289,9 +399,25 @@ async fn handle(
 /// connection hands the connection on through here too.
 pub fn start(protocol: Protocol, conn: Conn, peer: SocketAddr) {
     match protocol {
-        Protocol::Plain => drop(tokio::spawn(crate::proto::plain::run(conn, peer))),
-        Protocol::Irc => drop(tokio::spawn(crate::proto::irc::run(conn, peer))),
-        Protocol::Http => drop(tokio::spawn(crate::web::run(conn))),
+        Protocol::Plain => drop(tokio::spawn(panics::connection(crate::proto::plain::run(conn, peer)))),
+        Protocol::Irc => drop(tokio::spawn(panics::connection(crate::proto::irc::run(conn, peer)))),
+        Protocol::Http => drop(tokio::spawn(panics::connection(crate::web::run(conn)))),
         Protocol::Tls => tracing::info!("{peer} started TLS, which is not enabled on this server; closed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_are_host_names() {
+        for name in ["irc.example.org", "vm", "node-1.chat.example"] {
+            assert!(valid_server_name(name), "{name}");
+        }
+        for name in ["", "bad name", "a!b", "x@y", ":irc", ".irc", "-irc", &"a".repeat(64)] {
+            assert!(!valid_server_name(name), "{name}");
+        }
+        assert!(valid_server_name(&host_name()));
     }
 }

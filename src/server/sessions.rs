@@ -28,6 +28,11 @@ impl Sessions {
         self.open.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
     }
 
+    /// How many connections are open (registered or not, every protocol).
+    pub fn count(&self) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// Closes every queue: each writer delivers what was queued, then tells its client `reason`.
     pub fn close_all(&self, reason: &str) {
         for outbox in self.open.lock().unwrap_or_else(|e| e.into_inner()).values() {

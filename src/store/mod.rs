@@ -31,7 +31,9 @@
 //! it is committed, and dropping a [`SqliteStore`] commits whatever is still queued before it
 //! returns. `kill -9` loses at most what was not yet committed, the last batch window: a
 //! fraction of a millisecond at chat rates (at most [`sqlite::GATHER`] and the time to write
-//! it). [`sqlite`] states the exact bounds.
+//! it), a few milliseconds under a burst ([`sqlite::COMMIT_WINDOW`]). A failing disk loses
+//! nothing either: records wait in memory and are retried until they are stored, and the store
+//! says it is [degraded](Store::degraded) meanwhile. [`sqlite`] states the exact bounds.
 //!
 //! # Message ids and time
 //!
@@ -54,7 +56,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::hub::text::fold;
-use crate::hub::{Ban, Event, EventKind, MsgId, MsgKind, Source, Target, Topic};
+use crate::hub::{Ban, Event, EventKind, MsgId, MsgKind, Source, Tags, Target, Topic};
 pub use sqlite::SqliteStore;
 
 /// The history store: one writer, any number of readers. See the [module docs](self).
@@ -72,13 +74,40 @@ pub trait Store: Send + Sync {
     /// Queues the removal of a room's persisted state (its history stays).
     fn forget_room(&self, name: &str) -> Result<(), StoreError>;
 
-    /// Resolves once everything queued before this call is committed. Fails if any write since
-    /// the previous flush failed, with that failure.
+    /// Queues a note that guest number `number` was given out, so that [`Store::last_guest`]
+    /// is at least `number` from now on, also after a restart.
+    fn save_guest(&self, number: u64) -> Result<(), StoreError>;
+
+    /// The highest guest number given out so far (0 if none).
+    fn last_guest(&self) -> Result<u64, StoreError>;
+
+    /// Resolves once everything queued before this call is committed. While writes fail (see
+    /// [`Store::degraded`]) it fails at once with [`StoreError::Paused`]: what was queued is
+    /// kept and retried, not lost.
     fn flush(&self) -> Pending<()>;
+
+    /// Whether history is not being written right now because writes fail (a full disk, say):
+    /// what is appended meanwhile waits in memory, within a bound, and is retried until it is
+    /// stored. For health checks, metrics and telling senders.
+    fn degraded(&self) -> bool;
+
+    /// Whether the writer has fallen more than [`sqlite::MAX_LAG`] behind what was appended:
+    /// the sessions then read their senders' next lines only once it has caught up
+    /// ([`Store::flush`]), so that what `kill -9` can lose stays a few milliseconds' worth.
+    fn behind(&self) -> bool;
 
     /// The newest record id the writer has committed. Records are committed in the order they
     /// were appended, so every record appended with an id up to this one can be read.
     fn committed(&self) -> MsgId;
+
+    /// Queues the redaction of the record `id` of `target`: its text and tags are removed and it
+    /// is marked [`Record::redacted`]. Nothing happens if `target` has no such record. `by` is
+    /// the redaction's own id: once it is written, [`Store::committed`] is at least `by`, so a
+    /// read that waits for it sees the record redacted.
+    fn redact(&self, target: &str, id: MsgId, by: MsgId) -> Result<(), StoreError>;
+
+    /// The record `id` of `target` (a room name or a [`dm_key`]), if it has one.
+    fn message(&self, target: &str, id: MsgId) -> Result<Option<Record>, StoreError>;
 
     /// Deletes what `policy` no longer keeps and resolves to the number of records deleted.
     /// The writer does this in small steps between batches of new records, so appends never
@@ -120,6 +149,8 @@ pub enum RecordKind {
     Notice,
     /// A `/me` line (CTCP ACTION).
     Action,
+    /// Tags alone worth keeping, such as a reaction (`+draft/react`); a typing notice is not kept.
+    TagMsg,
     Join,
     Part,
     Quit,
@@ -130,10 +161,11 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
-    const ALL: [RecordKind; 10] = [
+    const ALL: [RecordKind; 11] = [
         RecordKind::Privmsg,
         RecordKind::Notice,
         RecordKind::Action,
+        RecordKind::TagMsg,
         RecordKind::Join,
         RecordKind::Part,
         RecordKind::Quit,
@@ -149,6 +181,7 @@ impl RecordKind {
             RecordKind::Privmsg => "privmsg",
             RecordKind::Notice => "notice",
             RecordKind::Action => "action",
+            RecordKind::TagMsg => "tagmsg",
             RecordKind::Join => "join",
             RecordKind::Part => "part",
             RecordKind::Quit => "quit",
@@ -164,10 +197,10 @@ impl RecordKind {
         RecordKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 
-    /// A line someone said (as opposed to a change of state): what a client without
-    /// `event-playback` is shown.
+    /// A line someone said, or a reaction to one (as opposed to a change of state): what a
+    /// client without `event-playback` is shown.
     pub fn is_message(self) -> bool {
-        matches!(self, RecordKind::Privmsg | RecordKind::Notice | RecordKind::Action)
+        matches!(self, RecordKind::Privmsg | RecordKind::Notice | RecordKind::Action | RecordKind::TagMsg)
     }
 }
 
@@ -189,7 +222,15 @@ pub struct Record {
     pub text: String,
     /// The kicked nick, or the recipient of a private message; empty otherwise.
     pub extra: String,
+    /// The client-only tags a message was sent with (`+draft/reply`, `+draft/react`, …), but
+    /// never `+typing`, which is of no use later.
+    pub tags: Tags,
+    /// The message was redacted: its text and tags are gone.
+    pub redacted: bool,
 }
+
+/// The client-only tag that is relayed but never kept: a typing notice is stale at once.
+pub const TYPING_TAG: &str = "+typing";
 
 impl Record {
     /// When the record was made, in milliseconds since the Unix epoch.
@@ -197,23 +238,25 @@ impl Record {
         self.id.millis()
     }
 
-    /// The event this record keeps, as far as it was kept (client tags are not stored, and the
-    /// users' connection ids are gone). Replays render it like any live event, so a line reads
+    /// The event this record keeps, as far as it was kept (typing notices are not stored, and
+    /// the users' connection ids are gone). Replays render it like any live event, so a line reads
     /// the same whether it arrives live or from history.
     pub fn to_event(&self) -> Arc<Event> {
-        let who = Source { id: 0, nick: self.nick.clone(), user: self.user.clone(), host: self.host.clone() };
+        let who =
+            Source { id: 0, nick: self.nick.clone(), user: self.user.clone(), host: self.host.clone(), bot: false };
         let room = self.target.clone();
         let text = self.text.clone();
         let message = |kind| {
             // A private message is kept under the pair's key; on the wire it names its recipient.
             let target =
                 if room.starts_with('#') { Target::Room(room.clone()) } else { Target::User(self.extra.clone()) };
-            EventKind::Message { from: who.clone(), target, kind, text: text.clone(), tags: Vec::new() }
+            EventKind::Message { from: who.clone(), target, kind, text: text.clone(), tags: self.tags.clone() }
         };
         let kind = match self.kind {
             RecordKind::Privmsg => message(MsgKind::Privmsg),
             RecordKind::Notice => message(MsgKind::Notice),
             RecordKind::Action => message(MsgKind::Action),
+            RecordKind::TagMsg => message(MsgKind::TagMsg),
             RecordKind::Join => EventKind::Join { who, room, realname: text },
             RecordKind::Part => EventKind::Part { who, room, reason: text },
             RecordKind::Quit => EventKind::Quit { who, reason: text },
@@ -227,7 +270,8 @@ impl Record {
 
     /// The records that keep `event` in history: one for a message or a room event; for a quit
     /// or a nick change, which the hub announces once to everyone who shared a room with the
-    /// user, one per room in `rooms` (the rooms the user was in). Invites are not history.
+    /// user, one per room in `rooms` (the rooms the user was in). Invites, away and presence
+    /// changes, new real names, wallops and messages to a room's operators are not history.
     pub fn from_event<S: AsRef<str>>(event: &Event, rooms: impl IntoIterator<Item = S>) -> Vec<Record> {
         let record = |who: &Source, target: &str, kind, text: &str, extra: &str| Record {
             id: event.id,
@@ -238,23 +282,32 @@ impl Record {
             host: who.host.clone(),
             text: text.to_owned(),
             extra: extra.to_owned(),
+            tags: Vec::new(),
+            redacted: false,
         };
         let per_room = |kind, text: &str| {
             rooms.into_iter().map(|room| record(event.actor(), room.as_ref(), kind, text, "")).collect()
         };
         let one = match &event.kind {
-            EventKind::Message { from, target, kind, text, .. } => {
-                let kind = match kind {
-                    MsgKind::Privmsg => RecordKind::Privmsg,
-                    MsgKind::Notice => RecordKind::Notice,
-                    MsgKind::Action => RecordKind::Action,
-                    // Tags alone (typing indicators) are not history.
-                    MsgKind::TagMsg => return Vec::new(),
+            EventKind::Message { from, target, kind, text, tags } => {
+                let kept = || -> Tags { tags.iter().filter(|(key, _)| key != TYPING_TAG).cloned().collect() };
+                let (kind, tags) = match kind {
+                    MsgKind::Privmsg => (RecordKind::Privmsg, kept()),
+                    MsgKind::Notice => (RecordKind::Notice, kept()),
+                    MsgKind::Action => (RecordKind::Action, kept()),
+                    // Tags alone are history only with something besides a typing notice.
+                    MsgKind::TagMsg => match kept() {
+                        tags if tags.is_empty() => return Vec::new(),
+                        tags => (RecordKind::TagMsg, tags),
+                    },
                 };
-                match target {
+                let one = match target {
                     Target::Room(room) => record(from, room, kind, text, ""),
                     Target::User(to) => record(from, &dm_key(&from.nick, to), kind, text, to),
-                }
+                    // Said to a room's operators or voiced members: not for everyone's history.
+                    Target::RoomStatus(..) => return Vec::new(),
+                };
+                Record { tags, ..one }
             }
             EventKind::Join { who, room, realname } => record(who, room, RecordKind::Join, realname, ""),
             EventKind::Part { who, room, reason } => record(who, room, RecordKind::Part, reason, ""),
@@ -263,7 +316,13 @@ impl Record {
             EventKind::Mode { who, room, changes } => record(who, room, RecordKind::Mode, changes, ""),
             EventKind::Quit { reason, .. } => return per_room(RecordKind::Quit, reason),
             EventKind::Nick { new, .. } => return per_room(RecordKind::Nick, new),
-            EventKind::Invite { .. } | EventKind::Away { .. } => return Vec::new(),
+            EventKind::Invite { .. }
+            | EventKind::Away { .. }
+            | EventKind::Presence { .. }
+            | EventKind::SetName { .. }
+            | EventKind::Wallops { .. } => return Vec::new(),
+            // A redaction changes the record it names (see [`Store::redact`]).
+            EventKind::Redact { .. } => return Vec::new(),
         };
         vec![one]
     }
@@ -384,10 +443,33 @@ pub enum StoreError {
         "history is not being written fast enough ({0} records are waiting), so this one was not stored; check that the disk is healthy and not full"
     )]
     Backlog(usize),
+    #[error(
+        "history is not being written ({reason}); {waiting} records wait in memory and are retried until they are stored"
+    )]
+    Paused { waiting: usize, reason: String },
+    #[error("there is no history database at {path}; is the data directory right (--data-dir)?")]
+    NotFound { path: PathBuf },
+    #[error("cannot write the backup {path}: {reason}")]
+    Backup { path: PathBuf, reason: String },
     #[error("the history writer has stopped (the log says why); restart charla")]
     WriterGone,
     #[error("message id {0} is beyond what the store can keep (year 2248); check the system clock")]
     IdOutOfRange(MsgId),
+}
+
+impl StoreError {
+    /// What a chat client is told of this failure: what happened, in a few words, without the
+    /// server's paths or SQLite's wording, which are for the operators' log.
+    pub fn brief(&self) -> &'static str {
+        match self {
+            StoreError::Backlog(_) | StoreError::Paused { .. } => {
+                "history cannot be written right now; the server's operators have been told"
+            }
+            StoreError::Corrupt { .. } => "the history database is damaged; the server's operators have the details",
+            StoreError::IdOutOfRange(_) => "the server's clock is wrong; the server's operators have the details",
+            _ => "history is unavailable right now; the server's operators have the details",
+        }
+    }
 }
 
 /// An answer the writer will give: `.await` it, or [`wait`](Pending::wait) for it.

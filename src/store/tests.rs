@@ -52,6 +52,8 @@ fn record(id: MsgId, target: &str, text: &str) -> Record {
         host: "127.0.0.1".into(),
         text: text.into(),
         extra: String::new(),
+        tags: Vec::new(),
+        redacted: false,
     }
 }
 
@@ -305,7 +307,7 @@ fn private(ms: u64, from: &str, to: &str, text: &str) -> Vec<Record> {
     let event = Event::new(
         id(ms, 0),
         EventKind::Message {
-            from: Source { id: 1, nick: from.into(), user: "u".into(), host: "h".into() },
+            from: Source { id: 1, nick: from.into(), user: "u".into(), host: "h".into(), bot: false },
             target: Target::User(to.into()),
             kind: MsgKind::Privmsg,
             text: text.into(),
@@ -474,7 +476,7 @@ fn appends_go_through_while_retention_runs() {
 }
 
 #[test]
-fn a_failed_write_is_reported_by_the_next_flush_once() {
+fn a_failed_write_is_kept_and_retried_until_it_is_stored() {
     let scratch = Scratch::new();
     let store = scratch.open();
     let side = rusqlite::Connection::open(scratch.0.join(SqliteStore::FILE_NAME)).unwrap();
@@ -483,14 +485,43 @@ fn a_failed_write_is_reported_by_the_next_flush_once() {
          BEGIN SELECT RAISE(ABORT, 'refused by test'); END;",
     )
     .unwrap();
+    assert!(!store.degraded());
     store.append(record(id(T0, 0), "#lobby", "poison")).unwrap();
     let err = store.flush().wait().unwrap_err();
-    assert!(matches!(err, StoreError::Database { .. }), "{err:?}");
+    assert!(matches!(err, StoreError::Paused { waiting: 1, .. }), "{err:?}");
     assert!(err.to_string().contains("refused by test"), "{err}");
+    assert!(store.degraded());
+    // What comes meanwhile waits behind it.
     store.append(record(id(T0, 1), "#lobby", "fine")).unwrap();
-    store.flush().wait().unwrap();
-    let left = store.history("#lobby", &Selector::Latest(None), 10, Include::Everything).unwrap();
-    assert_eq!(left.len(), 1);
+    assert!(matches!(store.flush().wait(), Err(StoreError::Paused { waiting: 2, .. })));
+    assert_eq!(store.queued(), 2);
+    side.execute_batch("DROP TRIGGER refuse").unwrap();
+    // The writer tries again on its own, within [`RETRY_MAX`]; nothing tells when it has.
+    let deadline = std::time::Instant::now() + sqlite::RETRY_MAX * 5;
+    while store.flush().wait().is_err() {
+        assert!(std::time::Instant::now() < deadline, "writes did not resume");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!store.degraded());
+    assert_eq!(store.queued(), 0);
+    let stored = store.history("#lobby", &Selector::Latest(None), 10, Include::Everything).unwrap();
+    assert_eq!(stored.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(), ["poison", "fine"]);
+}
+
+#[test]
+fn a_clients_view_of_a_store_error_names_no_path() {
+    let path = PathBuf::from("/srv/secret/charla.db");
+    let errors = [
+        StoreError::Corrupt { path: path.clone(), reason: "database disk image is malformed".into() },
+        StoreError::Database { path: path.clone(), reason: "disk I/O error".into() },
+        StoreError::NotWritable { dir: path.clone(), reason: "read-only".into() },
+        StoreError::Paused { waiting: 3, reason: format!("{} is full", path.display()) },
+    ];
+    for error in errors {
+        assert!(error.to_string().contains("/srv/secret"), "the log's text has the details: {error}");
+        let brief = error.brief();
+        assert!(!brief.contains("/srv") && !brief.contains("disk image") && !brief.contains("I/O"), "{brief}");
+    }
 }
 
 #[test]
@@ -553,7 +584,7 @@ fn the_schema_version_is_recorded_and_a_newer_one_refused() {
 
 #[test]
 fn events_become_records() {
-    let who = Source { id: 1, nick: "alice".into(), user: "a".into(), host: "h".into() };
+    let who = Source { id: 1, nick: "alice".into(), user: "a".into(), host: "h".into(), bot: false };
     let event = |kind| Event::new(id(T0, 0), kind);
     let quit = event(EventKind::Quit { who: who.clone(), reason: "bye".into() });
     let records = Record::from_event(&quit, ["#a", "#b"]);
@@ -574,7 +605,7 @@ fn events_become_records() {
         (records[0].target.as_str(), records[0].kind, records[0].text.as_str(), records[0].extra.as_str()),
         ("#a", RecordKind::Kick, "spam", "bob")
     );
-    let invite = event(EventKind::Invite { who, target: "bob".into(), room: "#a".into() });
+    let invite = event(EventKind::Invite { who, target: "bob".into(), target_id: 2, room: "#a".into() });
     assert!(Record::from_event(&invite, ["#a"]).is_empty());
     for kind in RecordKind::ALL {
         assert_eq!(RecordKind::from_name(kind.as_str()), Some(kind));
@@ -701,4 +732,75 @@ fn a_read_before_a_message_is_committed_does_not_make_its_target_known_silent() 
     assert!(store.history("#late", &Selector::Latest(None), 10, Include::Messages).unwrap().is_empty());
     store.flush().wait().unwrap();
     assert_eq!(ids(&store.history("#late", &Selector::Latest(None), 10, Include::Messages).unwrap()), [id(T0, 1)]);
+}
+
+#[test]
+fn client_tags_and_redactions_are_kept_across_a_reopen() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    let reply = vec![("+draft/reply".to_string(), Some("abc".to_string()))];
+    store.append(Record { tags: reply.clone(), ..record(id(T0, 0), "#a", "a reply; with spaces") }).unwrap();
+    let react = vec![("+draft/react".to_string(), Some("👍".to_string()))];
+    store.append(Record { kind: RecordKind::TagMsg, tags: react.clone(), ..record(id(T0, 1), "#a", "") }).unwrap();
+    store.append(record(id(T0, 2), "#a", "regrettable")).unwrap();
+    store.flush().wait().unwrap();
+    drop(store);
+
+    let store = scratch.open();
+    let all = store.history("#a", &Selector::Latest(None), 10, Include::Messages).unwrap();
+    assert_eq!(all.iter().map(|r| r.tags.clone()).collect::<Vec<_>>(), [reply, react, vec![]]);
+    assert_eq!(all[1].kind, RecordKind::TagMsg, "a reaction counts as a message");
+    // A redaction in another target changes nothing; in its own, the text goes.
+    store.redact("#b", id(T0, 2), id(T0, 3)).unwrap();
+    store.flush().wait().unwrap();
+    assert!(!store.message("#a", id(T0, 2)).unwrap().unwrap().redacted);
+    store.redact("#A", id(T0, 2), id(T0, 4)).unwrap();
+    store.flush().wait().unwrap();
+    assert!(store.committed() >= id(T0, 4), "a read waiting for the redaction sees it done");
+    drop(store);
+    let store = scratch.open();
+    let gone = store.message("#a", id(T0, 2)).unwrap().expect("still there, redacted");
+    assert!(gone.redacted && gone.text.is_empty(), "{gone:?}");
+    assert_eq!(store.message("#b", id(T0, 2)).unwrap(), None, "found only in its own target");
+}
+
+#[test]
+fn a_version_3_database_gains_tags_and_redactions() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    store.append(record(id(T0, 0), "#a", "from before")).unwrap();
+    store.flush().wait().unwrap();
+    drop(store);
+    // Take the database back to what version 3 wrote.
+    let conn = rusqlite::Connection::open(scratch.0.join(SqliteStore::FILE_NAME)).unwrap();
+    conn.execute_batch(
+        "DROP TABLE counters;
+         DROP INDEX messages_said; ALTER TABLE messages DROP COLUMN tags; ALTER TABLE messages DROP COLUMN redacted;
+         CREATE INDEX messages_said ON messages (target_key, id) WHERE kind IN ('privmsg', 'notice', 'action');
+         PRAGMA user_version = 3;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = scratch.open();
+    let old = store.history("#a", &Selector::Latest(None), 10, Include::Messages).unwrap();
+    assert_eq!(
+        (old.len(), old[0].text.as_str(), old[0].tags.is_empty(), old[0].redacted),
+        (1, "from before", true, false)
+    );
+    store.redact("#a", id(T0, 0), id(T0, 1)).unwrap();
+    store.flush().wait().unwrap();
+    assert!(store.message("#a", id(T0, 0)).unwrap().unwrap().redacted);
+}
+
+#[test]
+fn the_last_guest_number_only_grows_and_survives_reopening() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    assert_eq!(store.last_guest().unwrap(), 0);
+    store.save_guest(7).unwrap();
+    store.save_guest(3).unwrap();
+    store.flush().wait().unwrap();
+    assert_eq!(store.last_guest().unwrap(), 7);
+    drop(store);
+    assert_eq!(scratch.open().last_guest().unwrap(), 7);
 }

@@ -1,5 +1,9 @@
 //! HTTP on the chat port. A browser pointed at the server gets a short page saying how to join;
-//! monitors get `GET /healthz` → `ok`. Each request is answered once and the connection closed.
+//! monitors get `GET /healthz` → `ok`, or `503` with a body starting `degraded` while history
+//! cannot be written ([`Store::degraded`]: chat goes on, but a monitor that only reads the
+//! status should alert). Each request is answered once and the connection closed.
+//!
+//! [`Store::degraded`]: crate::store::Store::degraded
 
 use std::time::Duration;
 
@@ -19,6 +23,9 @@ Join the chat on this same address and port with:
   charla connect HOST PORT      charla's own client
   any IRC client                server HOST, port PORT, no TLS
 ";
+
+const DEGRADED: &str = "degraded: history is not being written (is the disk full?); chat goes on, and what is \
+said meanwhile waits in memory; the server's log says more\n";
 
 /// How long a client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,6 +47,7 @@ pub async fn run(mut conn: Conn) {
     let mut words = request.split(' ');
     let (method, path) = (words.next().unwrap_or_default(), words.next().unwrap_or("/"));
     let (status, body) = match path {
+        "/healthz" if conn.shared.store.degraded() => ("503 Service Unavailable", DEGRADED),
         "/healthz" => ("200 OK", "ok\n"),
         "/" => ("200 OK", PAGE),
         _ => ("404 Not Found", "not found\n"),

@@ -74,6 +74,7 @@ pub async fn start_at(data_dir: &std::path::Path, adjust: impl FnOnce(&mut Confi
         limits: test_limits(),
         hub: Default::default(),
         history: Default::default(),
+        server_name: "irc.test".into(),
     };
     adjust(&mut config);
     let server = Server::bind(config).await.expect("server binds");
@@ -255,6 +256,16 @@ impl Irc {
         }
     }
 
+    /// Reads until a message with one of these commands arrives.
+    pub async fn expect_any(&mut self, commands: &[&str]) -> Message {
+        loop {
+            let message = self.next().await;
+            if commands.contains(&message.command.as_str()) {
+                return message;
+            }
+        }
+    }
+
     /// Joins a room and reads through the names list.
     pub async fn join(&mut self, room: &str) {
         self.send(&format!("JOIN {room}")).await;
@@ -334,18 +345,6 @@ pub async fn eventually<T>(mut check: impl AsyncFnMut() -> Result<T, String>) ->
             Err(last) => {
                 assert!(tokio::time::Instant::now() < deadline, "gave up waiting: {last}");
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        }
-    }
-}
-
-impl Irc {
-    /// Reads until a message with one of these commands (or numerics) arrives.
-    pub async fn expect_any(&mut self, commands: &[&str]) -> Message {
-        loop {
-            let message = self.next().await;
-            if commands.contains(&message.command.as_str()) {
-                return message;
             }
         }
     }

@@ -20,6 +20,12 @@ pub enum Cap {
     StandardReplies = 1 << 10,
     Chathistory = 1 << 11,
     EventPlayback = 1 << 12,
+    InviteNotify = 1 << 13,
+    Setname = 1 << 14,
+    ExtendedMonitor = 1 << 15,
+    NoImplicitNames = 1 << 16,
+    MessageRedaction = 1 << 17,
+    Multiline = 1 << 18,
 }
 
 /// Every capability: its name in `CAP LS`, and its value for `CAP LS 302` clients.
@@ -31,13 +37,26 @@ pub const CAPS: &[(Cap, &str, Option<&str>)] = &[
     (Cap::EchoMessage, "echo-message", None),
     (Cap::EventPlayback, "draft/event-playback", None),
     (Cap::ExtendedJoin, "extended-join", None),
+    (Cap::ExtendedMonitor, "extended-monitor", None),
+    (Cap::InviteNotify, "invite-notify", None),
     (Cap::LabeledResponse, "labeled-response", None),
+    (Cap::MessageRedaction, "draft/message-redaction", None),
     (Cap::MessageTags, "message-tags", None),
+    (Cap::Multiline, "draft/multiline", Some(MULTILINE_LIMITS)),
     (Cap::MultiPrefix, "multi-prefix", None),
+    (Cap::NoImplicitNames, "no-implicit-names", None),
     (Cap::ServerTime, "server-time", None),
+    (Cap::Setname, "setname", None),
     (Cap::StandardReplies, "standard-replies", None),
     (Cap::UserhostInNames, "userhost-in-names", None),
 ];
+
+/// The limits of one `draft/multiline` message, as its capability value says them.
+pub const MULTILINE_LIMITS: &str = "max-bytes=4096,max-lines=100";
+/// The most bytes of text one multiline message holds (its line feeds included).
+pub const MULTILINE_MAX_BYTES: usize = 4096;
+/// The most lines one multiline message holds.
+pub const MULTILINE_MAX_LINES: usize = 100;
 
 /// Looks a capability up by name.
 pub fn by_name(name: &str) -> Option<Cap> {

@@ -11,6 +11,7 @@ use super::numeric::*;
 use super::render;
 use super::session::Session;
 use super::{MAX_TARGETS, VERSION};
+use super::{help, monitor, multiline, redact, users};
 use crate::hub::event::now_millis;
 use crate::hub::modes::{self, ModeParseError};
 use crate::hub::text::{self, AWAY_LEN, KEY_LEN, KICK_LEN, MASK_LEN, NICK_LEN, ROOM_LEN, TOPIC_LEN};
@@ -63,7 +64,21 @@ const COMMANDS: &[Command] = &[
     cmd("OPER", 2, true, oper),
     cmd("KILL", 2, true, kill),
     cmd("CHATHISTORY", 1, true, history::chathistory),
+    cmd("MONITOR", 1, true, monitor::monitor),
+    cmd("SETNAME", 1, true, users::setname),
+    cmd("WALLOPS", 1, true, users::wallops),
+    cmd("HELP", 0, true, help::help),
+    cmd("REDACT", 2, true, redact::redact),
+    cmd("BATCH", 1, true, multiline::batch),
+    cmd("LINKS", 0, true, links),
+    cmd("ADMIN", 0, true, admin),
+    cmd("INFO", 0, true, info),
 ];
+
+/// The names of every command, for HELP's index.
+pub fn command_names() -> impl Iterator<Item = &'static str> {
+    COMMANDS.iter().map(|c| c.name)
+}
 
 /// Finds the command's handler and runs it, or answers 421 / 451 / 461.
 pub fn dispatch(session: &mut Session, message: &Message) {
@@ -134,6 +149,7 @@ fn cap(session: &mut Session, message: &Message) {
                     for (cap, on) in changes {
                         session.caps.set(cap, on);
                     }
+                    monitor::caps_changed(session);
                     session.server_line("CAP", &[&nick, "ACK", wanted]);
                 }
                 None => session.server_line("CAP", &[&nick, "NAK", wanted]),
@@ -198,6 +214,9 @@ fn nick(session: &mut Session, message: &Message) {
 }
 
 fn user(session: &mut Session, message: &Message) {
+    if param(message, 3).is_empty() {
+        return session.numeric(ERR_NEEDMOREPARAMS, &["USER", "Not enough parameters"]);
+    }
     if session.id.is_some() {
         return session.numeric(ERR_ALREADYREGISTERED, &["You may not reregister"]);
     }
@@ -246,7 +265,9 @@ fn join(session: &mut Session, message: &Message) {
                 if let Some(topic) = &joined.topic {
                     topic_numerics(session, &joined.room, topic);
                 }
-                names_of(session, &joined.room);
+                if !session.caps.has(Cap::NoImplicitNames) {
+                    names_of(session, &joined.room);
+                }
                 history::replay_on_join(session, &joined.room);
             }
             Ok(None) => {}
@@ -310,12 +331,21 @@ fn privmsg(session: &mut Session, message: &Message) {
         session.numeric(ERR_TOOMANYTARGETS, &[first_refused, &text]);
     }
     for target in unique.into_iter().take(MAX_TARGETS) {
-        let said = hub::lock(&session.shared.hub).say(id, target, kind, text, tags.clone());
+        let said = hub::lock(&session.shared.hub).say_line(id, target, kind, text, tags.clone());
         match said {
             Ok(said) => {
                 if let Some(away) = said.away {
                     let to = hub::lock(&session.shared.hub).online(target).unwrap_or(target).to_string();
                     session.numeric(RPL_AWAY, &[&to, &away]);
+                }
+                if let Some(notice) = said.history {
+                    let nick = session.nick();
+                    session.server_line("NOTICE", &[&nick, &notice.to_string()]);
+                }
+                if session.shared.history.ack_when_stored
+                    && let Some(last) = said.events.last()
+                {
+                    session.unstored = Some(last.id);
                 }
                 if session.caps.has(Cap::EchoMessage) {
                     for event in &said.events {
@@ -401,7 +431,10 @@ fn list(session: &mut Session, message: &Message) {
         param(message, 0).split(',').filter(|r| r.starts_with('#')).map(|r| r.to_ascii_lowercase()).collect();
     let rooms = hub::lock(&session.shared.hub).list_rooms(me(session));
     session.numeric(RPL_LISTSTART, &["Channel", "Users  Name"]);
-    for room in rooms.iter().filter(|r| wanted.is_empty() || wanted.contains(&r.name.to_ascii_lowercase())) {
+    // A room nobody is in (kept for its history) is no room to IRC clients: they know only
+    // rooms with members, and one they joined would be created anew for them.
+    let listed = rooms.iter().filter(|r| r.members > 0);
+    for room in listed.filter(|r| wanted.is_empty() || wanted.contains(&r.name.to_ascii_lowercase())) {
         let topic = room.topic.clone().unwrap_or_default();
         session.numeric(RPL_LIST, &[&room.name, &room.members.to_string(), &topic]);
     }
@@ -418,6 +451,9 @@ fn who_flags(info: &hub::UserInfo, status: Option<Status>, all_prefixes: bool) -
     }
     if let Some(status) = status {
         flags.push_str(status.prefixes(all_prefixes));
+    }
+    if info.bot {
+        flags.push(users::BOT_MODE);
     }
     flags
 }
@@ -438,12 +474,8 @@ fn who(session: &mut Session, message: &Message) {
             Err(_) => Vec::new(),
         }
     } else {
-        hub.all_users(id)
+        hub.find_users(id, mask)
             .into_iter()
-            .filter(|u| {
-                text::wildcard_match(mask, &u.nick)
-                    || text::wildcard_match(mask, &format!("{}!{}@{}", u.nick, u.user, u.host))
-            })
             .map(|u| {
                 // The first room shown, with the user's status there, as for `WHO #room`.
                 let (room, status) = u.rooms.first().map_or(("*".to_string(), None), |(r, s)| (r.clone(), Some(*s)));
@@ -516,6 +548,9 @@ fn whois(session: &mut Session, message: &Message) {
             if info.oper {
                 session.numeric(RPL_WHOISOPERATOR, &[&info.nick, "is an IRC operator"]);
             }
+            if info.bot {
+                session.numeric(RPL_WHOISBOT, &[&info.nick, "is a Bot on charla"]);
+            }
             if let Some(away) = &info.away {
                 session.numeric(RPL_AWAY, &[&info.nick, away]);
             }
@@ -533,7 +568,8 @@ fn whois(session: &mut Session, message: &Message) {
 
 fn whowas(session: &mut Session, message: &Message) {
     let nick = param(message, 0);
-    let count = param(message, 1).parse().ok().filter(|&c: &usize| c > 0).unwrap_or(8);
+    // No count, or one that is not above 0: every entry remembered (RFC 2812).
+    let count = param(message, 1).parse().ok().filter(|&c: &usize| c > 0).unwrap_or(usize::MAX);
     let departed = hub::lock(&session.shared.hub).whowas(nick, count);
     if departed.is_empty() {
         session.numeric(ERR_WASNOSUCHNICK, &[nick, "There was no such nickname"]);
@@ -557,36 +593,47 @@ fn mode(session: &mut Session, message: &Message) {
 
 fn user_mode(session: &mut Session, message: &Message, target: &str) {
     let id = me(session);
-    let (my_nick, oper) = {
+    let (my_nick, modes) = {
         let hub = hub::lock(&session.shared.hub);
-        (hub.nick(id).to_string(), hub.user_info(id, hub.nick(id)).map(|u| u.oper).unwrap_or(false))
+        (hub.nick(id).to_string(), hub.user_modes(id))
     };
     if !target.eq_ignore_ascii_case(&my_nick) {
-        return session.numeric(ERR_USERSDONTMATCH, &["Cannot change mode for other users"]);
+        let online = hub::lock(&session.shared.hub).online(target).is_some();
+        return if online {
+            session.numeric(ERR_USERSDONTMATCH, &["Cannot change mode for other users"])
+        } else {
+            session.numeric(ERR_NOSUCHNICK, &[target, "No such nick"])
+        };
     }
     let Some(changes) = message.params.get(1) else {
-        let mut modes = String::from("+");
-        if session.invisible {
-            modes.push('i');
+        let mut shown = String::from("+");
+        for (on, letter) in [(modes.bot, 'B'), (modes.invisible, 'i'), (modes.oper, 'o'), (modes.wallops, 'w')] {
+            if on {
+                shown.push(letter);
+            }
         }
-        if oper {
-            modes.push('o');
-        }
-        return session.numeric(RPL_UMODEIS, &[&modes]);
+        return session.numeric(RPL_UMODEIS, &[&shown]);
     };
     let mut add = true;
     let mut applied = String::new();
     for c in changes.chars() {
         match c {
             '+' | '-' => add = c == '+',
-            'i' if session.invisible != add => {
-                session.invisible = add;
+            'i' if hub::lock(&session.shared.hub).set_invisible(id, add) => {
                 applied.push(if add { '+' } else { '-' });
                 applied.push('i');
             }
             // Anyone may drop their own operator rights; only OPER grants them.
             'o' if !add && hub::lock(&session.shared.hub).unoper(id) => applied.push_str("-o"),
-            'i' | 'o' | 'w' => {}
+            users::BOT_MODE if hub::lock(&session.shared.hub).set_bot(id, add) => {
+                applied.push(if add { '+' } else { '-' });
+                applied.push(users::BOT_MODE);
+            }
+            'w' if hub::lock(&session.shared.hub).set_wallops(id, add) => {
+                applied.push(if add { '+' } else { '-' });
+                applied.push('w');
+            }
+            'i' | 'o' | 'w' | users::BOT_MODE => {}
             _ => session.numeric(ERR_UMODEUNKNOWNFLAG, &["Unknown MODE flag"]),
         }
     }
@@ -634,9 +681,9 @@ fn room_mode(session: &mut Session, message: &Message, room: &str) {
             ModeParseError::BadLimit(arg) => {
                 session.numeric(ERR_INVALIDMODEPARAM, &[room, "l", arg, "Invalid limit: give a number above 0"])
             }
-            ModeParseError::BadArg(c, _) => session.numeric(
+            ModeParseError::BadArg(c, arg) => session.numeric(
                 ERR_INVALIDMODEPARAM,
-                &[room, &c.to_string(), "*", &format!("Invalid value: no spaces, commas, control or invisible characters; keys up to {KEY_LEN} bytes, masks up to {MASK_LEN}")],
+                &[room, &c.to_string(), as_param(arg), &format!("Invalid value: no spaces, commas, control or invisible characters; keys up to {KEY_LEN} bytes, masks up to {MASK_LEN}")],
             ),
         }
     }
@@ -655,6 +702,17 @@ fn room_mode(session: &mut Session, message: &Message, room: &str) {
         }
         Err(error) => session.hub_error(&error, false),
     }
+}
+
+/// `text` as a middle parameter, or `*` where it cannot be one or is too long to echo (empty,
+/// with a space, a control or [hidden](text::hidden) character, over [`MASK_LEN`] bytes, or
+/// starting with `:`).
+fn as_param(text: &str) -> &str {
+    let unfit = text.is_empty()
+        || text.starts_with(':')
+        || text.len() > MASK_LEN
+        || text.chars().any(|c| c.is_whitespace() || c.is_control() || text::hidden(c));
+    if unfit { "*" } else { text }
 }
 
 fn kick(session: &mut Session, message: &Message) {
@@ -747,6 +805,7 @@ fn kill(session: &mut Session, message: &Message) {
 pub fn isupport(session: &mut Session) {
     let tokens = [
         format!("AWAYLEN={AWAY_LEN}"),
+        format!("BOT={}", users::BOT_MODE),
         "CASEMAPPING=ascii".into(),
         format!("CHANLIMIT=#:{}", chanlimit(session)),
         "CHANMODES=b,k,l,imnst".into(),
@@ -759,10 +818,12 @@ pub fn isupport(session: &mut Session) {
         format!("MAXLIST=b:{}", hub::MAX_BANS),
         format!("MAXTARGETS={MAX_TARGETS}"),
         "MODES=4".into(),
+        format!("MONITOR={}", hub::MONITOR_LIMIT),
+        format!("NAMELEN={}", text::REALNAME_LEN),
         "NETWORK=charla".into(),
         format!("NICKLEN={NICK_LEN}"),
         "PREFIX=(ov)@+".into(),
-        "STATUSMSG=".into(),
+        "STATUSMSG=@+".into(),
         format!("TARGMAX=JOIN:,KICK:,NAMES:,NOTICE:{MAX_TARGETS},PRIVMSG:{MAX_TARGETS},TAGMSG:{MAX_TARGETS},WHOIS:1"),
         format!("TOPICLEN={TOPIC_LEN}"),
         "USERLEN=17".into(),
@@ -772,7 +833,7 @@ pub fn isupport(session: &mut Session) {
         "MSGREFTYPES=msgid,timestamp".into(),
     ];
     for line in tokens.chunks(12) {
-        let mut params: Vec<&str> = line.iter().map(String::as_str).filter(|t| *t != "STATUSMSG=").collect();
+        let mut params: Vec<&str> = line.iter().map(String::as_str).collect();
         params.push("are supported by this server");
         session.numeric(RPL_ISUPPORT, &params);
     }
@@ -786,14 +847,21 @@ fn chanlimit(session: &Session) -> String {
     }
 }
 
+/// 251–255, 265 and 266. 251 counts visible and invisible users apart, 253 the connections
+/// that have not registered (yet).
 pub fn lusers(session: &mut Session) {
     let hub = hub::lock(&session.shared.hub);
     let (users, rooms) = hub.counts();
-    let (opers, max) = (hub.oper_count(), hub.max_users);
+    let (opers, max, invisible) = (hub.oper_count(), hub.max_users, hub.invisible_count());
     drop(hub);
+    let unknown = session.shared.sessions.count().saturating_sub(users);
+    let visible = users - invisible;
+    session.numeric(RPL_LUSERCLIENT, &[&format!("There are {visible} users and {invisible} invisible on 1 servers")]);
     let (users, max) = (users.to_string(), max.to_string());
-    session.numeric(RPL_LUSERCLIENT, &[&format!("There are {users} users and 0 invisible on 1 servers")]);
     session.numeric(RPL_LUSEROP, &[&opers.to_string(), "operator(s) online"]);
+    if unknown > 0 {
+        session.numeric(RPL_LUSERUNKNOWN, &[&unknown.to_string(), "unknown connection(s)"]);
+    }
     session.numeric(RPL_LUSERCHANNELS, &[&rooms.to_string(), "channels formed"]);
     session.numeric(RPL_LUSERME, &[&format!("I have {users} clients and 0 servers")]);
     session.numeric(RPL_LOCALUSERS, &[&users, &max, &format!("Current local users {users}, max {max}")]);
@@ -813,24 +881,85 @@ pub fn motd(session: &mut Session) {
     session.numeric(RPL_ENDOFMOTD, &["End of /MOTD command."]);
 }
 
-fn motd_command(session: &mut Session, _: &Message) {
-    motd(session);
+/// Whether parameter `i`, a server to ask, names another server: 402 then (there is only
+/// this one).
+fn elsewhere(session: &mut Session, message: &Message, i: usize) -> bool {
+    let Some(server) = message.params.get(i) else { return false };
+    if text::wildcard_match(server, &session.shared.server_name) {
+        return false;
+    }
+    session.numeric(ERR_NOSUCHSERVER, &[server, "No such server"]);
+    true
 }
 
-fn lusers_command(session: &mut Session, _: &Message) {
-    lusers(session);
+fn motd_command(session: &mut Session, message: &Message) {
+    if !elsewhere(session, message, 0) {
+        motd(session);
+    }
 }
 
-fn version(session: &mut Session, _: &Message) {
+fn lusers_command(session: &mut Session, message: &Message) {
+    if !elsewhere(session, message, 1) {
+        lusers(session);
+    }
+}
+
+fn version(session: &mut Session, message: &Message) {
+    if elsewhere(session, message, 0) {
+        return;
+    }
     let server = session.shared.server_name.clone();
     session.numeric(RPL_VERSION, &[&format!("charla-{VERSION}"), &server, "self-hosted group chat"]);
     isupport(session);
 }
 
-fn time(session: &mut Session, _: &Message) {
+fn time(session: &mut Session, message: &Message) {
+    if elsewhere(session, message, 0) {
+        return;
+    }
     let server = session.shared.server_name.clone();
     let now = now_millis();
     let mut text = render::iso_time(now);
     let _ = write!(text, " (UTC)");
     session.numeric(RPL_TIME, &[&server, &(now / 1000).to_string(), "0", &text]);
+}
+
+/// `LINKS`: this server alone (364, 365).
+fn links(session: &mut Session, _: &Message) {
+    let server = session.shared.server_name.clone();
+    session.numeric(RPL_LINKS, &[&server, &server, "0 charla: self-hosted group chat"]);
+    session.numeric(RPL_ENDOFLINKS, &["*", "End of /LINKS list"]);
+}
+
+/// `ADMIN`: who runs the server (256–259). charla knows no administrator's name or address,
+/// so it says where to look instead.
+fn admin(session: &mut Session, message: &Message) {
+    if elsewhere(session, message, 0) {
+        return;
+    }
+    let server = session.shared.server_name.clone();
+    session.numeric(RPL_ADMINME, &[&server, "Administrative info"]);
+    session.numeric(RPL_ADMINLOC1, &["This charla server is run by whoever started it"]);
+    session.numeric(RPL_ADMINLOC2, &["Server operators (OPER) can act on the server"]);
+    session.numeric(RPL_ADMINEMAIL, &["No contact address is configured"]);
+}
+
+/// `INFO`: what the server is (371 lines, 374).
+fn info(session: &mut Session, message: &Message) {
+    if elsewhere(session, message, 0) {
+        return;
+    }
+    for line in [
+        format!("charla {VERSION}: self-hosted group chat in one binary"),
+        "Plain-text (nc, telnet), IRC and charla connect clients share the same rooms.".into(),
+        format!(
+            "Up since {}",
+            render::iso_time(
+                session.shared.started.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            )
+        ),
+    ] {
+        session.numeric(RPL_INFO, &[&line]);
+    }
+    session.numeric(RPL_ENDOFINFO, &["End of /INFO list"]);
 }

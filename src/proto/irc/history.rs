@@ -69,10 +69,14 @@ pub fn chathistory(session: &mut Session, message: &Message) {
     let include = if session.caps.has(Cap::EventPlayback) { Include::Everything } else { Include::Messages };
     match session.shared.store.history(&key, &selector, limit, include) {
         Ok(mut records) => {
-            records.retain(|r| since.is_none_or(|since| r.id >= since));
+            // Redacted messages are left out, as the message-redaction spec allows.
+            records.retain(|r| !r.redacted && since.is_none_or(|since| r.id >= since));
             send_batch(session, target, &records, true);
         }
-        Err(e) => fail(session, "MESSAGE_ERROR", &[&sub, target], &e.to_string()),
+        Err(e) => {
+            tracing::warn!("history: CHATHISTORY {sub} {target} failed: {e}");
+            fail(session, "MESSAGE_ERROR", &[&sub, target], e.brief())
+        }
     }
 }
 
@@ -116,7 +120,10 @@ fn targets(session: &mut Session, from: &str, to: &str, limit: usize) {
                 .collect();
             push_batch(session, lines, "draft/chathistory-targets", &[]);
         }
-        Err(e) => session.standard_reply("FAIL", "CHATHISTORY", "MESSAGE_ERROR", &["TARGETS"], &e.to_string()),
+        Err(e) => {
+            tracing::warn!("history: CHATHISTORY TARGETS failed: {e}");
+            session.standard_reply("FAIL", "CHATHISTORY", "MESSAGE_ERROR", &["TARGETS"], e.brief())
+        }
     }
 }
 
@@ -130,7 +137,7 @@ pub fn replay_on_join(session: &mut Session, room: &str) {
         Ok(mut records) => {
             // A replay arrives as live lines: an old CTCP request (VERSION, PING, …) would be
             // answered again by every client that joins. `/me` actions are not requests.
-            records.retain(|r| !r.text.starts_with('\x01'));
+            records.retain(|r| !r.redacted && !r.text.starts_with('\x01'));
             if !records.is_empty() {
                 send_batch(session, room, &records, false);
             }
@@ -147,7 +154,7 @@ fn send_batch(session: &mut Session, target: &str, records: &[Record], asked: bo
     if asked {
         caps |= Cap::ServerTime as u32 | Cap::MessageTags as u32;
     }
-    let lines = records.iter().filter_map(|r| render::message(&r.to_event(), caps)).collect();
+    let lines = records.iter().flat_map(|r| render::messages(&r.to_event(), caps)).collect();
     push_batch(session, lines, "chathistory", &[target]);
 }
 

@@ -6,16 +6,26 @@
 //! - [`numeric`]: numeric reply codes and the mapping from hub refusals.
 //! - `commands`: one handler per command, in one table.
 //! - `history`: `CHATHISTORY` and the replay of recent lines on join.
+//! - `monitor`: `MONITOR` (and `extended-monitor`).
+//! - `users`: `SETNAME`, `WALLOPS` and the user modes `+B` (bot) and `+w`.
+//! - `multiline`: `BATCH` from clients and `draft/multiline` messages out.
+//! - `redact`: `REDACT` (`draft/message-redaction`).
+//! - `help`: `HELP`, with a text for every command.
 //! - `session`: registration, keep-alive, labeled responses.
 //! - `render`: events as IRC lines, encoded once per capability combination.
 
 pub mod caps;
 mod commands;
+mod help;
 mod history;
 pub mod message;
+mod monitor;
+mod multiline;
 pub mod numeric;
+mod redact;
 pub mod render;
 mod session;
+mod users;
 
 pub use message::MAX_LINE;
 pub use session::run;

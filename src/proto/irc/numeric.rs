@@ -10,8 +10,13 @@ pub const RPL_ISUPPORT: &str = "005";
 pub const RPL_UMODEIS: &str = "221";
 pub const RPL_LUSERCLIENT: &str = "251";
 pub const RPL_LUSEROP: &str = "252";
+pub const RPL_LUSERUNKNOWN: &str = "253";
 pub const RPL_LUSERCHANNELS: &str = "254";
 pub const RPL_LUSERME: &str = "255";
+pub const RPL_ADMINME: &str = "256";
+pub const RPL_ADMINLOC1: &str = "257";
+pub const RPL_ADMINLOC2: &str = "258";
+pub const RPL_ADMINEMAIL: &str = "259";
 pub const RPL_LOCALUSERS: &str = "265";
 pub const RPL_GLOBALUSERS: &str = "266";
 pub const RPL_AWAY: &str = "301";
@@ -42,9 +47,13 @@ pub const RPL_NAMREPLY: &str = "353";
 pub const RPL_WHOSPCRPL: &str = "354";
 pub const RPL_ENDOFNAMES: &str = "366";
 pub const RPL_BANLIST: &str = "367";
+pub const RPL_LINKS: &str = "364";
+pub const RPL_ENDOFLINKS: &str = "365";
 pub const RPL_ENDOFBANLIST: &str = "368";
 pub const RPL_ENDOFWHOWAS: &str = "369";
+pub const RPL_INFO: &str = "371";
 pub const RPL_MOTD: &str = "372";
+pub const RPL_ENDOFINFO: &str = "374";
 pub const RPL_MOTDSTART: &str = "375";
 pub const RPL_ENDOFMOTD: &str = "376";
 pub const RPL_YOUREOPER: &str = "381";
@@ -52,6 +61,7 @@ pub const RPL_TIME: &str = "391";
 pub const ERR_BANLISTFULL: &str = "478";
 pub const ERR_UNKNOWNERROR: &str = "400";
 pub const ERR_NOSUCHNICK: &str = "401";
+pub const ERR_NOSUCHSERVER: &str = "402";
 pub const ERR_NOSUCHCHANNEL: &str = "403";
 pub const ERR_CANNOTSENDTOCHAN: &str = "404";
 pub const ERR_TOOMANYCHANNELS: &str = "405";
@@ -84,6 +94,17 @@ pub const ERR_UMODEUNKNOWNFLAG: &str = "501";
 pub const ERR_USERSDONTMATCH: &str = "502";
 pub const ERR_INVALIDMODEPARAM: &str = "696";
 pub const ERR_INVALIDCAPCMD: &str = "410";
+// IRCv3 and modern additions: bot mode, MONITOR, HELP.
+pub const RPL_WHOISBOT: &str = "335";
+pub const ERR_HELPNOTFOUND: &str = "524";
+pub const RPL_HELPSTART: &str = "704";
+pub const RPL_HELPTXT: &str = "705";
+pub const RPL_ENDOFHELP: &str = "706";
+pub const RPL_MONONLINE: &str = "730";
+pub const RPL_MONOFFLINE: &str = "731";
+pub const RPL_MONLIST: &str = "732";
+pub const RPL_ENDOFMONLIST: &str = "733";
+pub const ERR_MONLISTFULL: &str = "734";
 
 /// A hub error as an IRC numeric: the code and its parameters after the client's nick.
 /// `sending` tells apart refusals to speak (404) from refusals to join (474, 473, …).
@@ -118,6 +139,9 @@ pub fn from_hub(error: &HubError, sending: bool) -> (&'static str, Vec<String>) 
         HubError::BanListFull(room) => (ERR_BANLISTFULL, vec![room.clone(), "b".into()]),
         HubError::ServerBansFull => (ERR_BANLISTFULL, vec!["*".into(), "b".into()]),
         HubError::History(_) => (ERR_UNKNOWNERROR, vec!["PRIVMSG".into()]),
+        // Answered as standard replies (`FAIL SETNAME …`, `FAIL REDACT …`) by their commands.
+        HubError::BadRealname => (ERR_UNKNOWNERROR, vec!["SETNAME".into()]),
+        HubError::NotYourMessage => (ERR_UNKNOWNERROR, vec!["REDACT".into()]),
         HubError::ShuttingDown => ("ERROR", vec![]),
     };
     params.push(text);

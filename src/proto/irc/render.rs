@@ -4,9 +4,12 @@
 
 use bytes::Bytes;
 
-use super::caps::{Cap, CapSet};
+use super::caps::Cap;
 use super::message::Message;
-use crate::hub::{Closed, Event, EventKind, MsgKind, Source, Target};
+use super::multiline;
+use super::numeric::{RPL_MONOFFLINE, RPL_MONONLINE};
+use super::session::Session;
+use crate::hub::{Closed, Event, EventKind, MsgKind, Source};
 use crate::server::conn::Render;
 
 /// `nick!user@host`, as IRC shows a user.
@@ -28,15 +31,33 @@ pub fn parse_time(text: &str) -> Option<u64> {
     u64::try_from(time.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
-/// The capability bits that change how an event is written, as an index into its cache.
-fn format_of(caps: u32) -> usize {
+/// The capability bits that change how an event is written, as an index into its cache. The
+/// third bit is extended-join for a join and draft/multiline (with batch) for a message: no
+/// event depends on both, so eight slots serve every combination.
+fn format_of(caps: u32, event: &Event) -> usize {
+    let third = match event.kind {
+        EventKind::Join { .. } => Cap::ExtendedJoin as u32,
+        _ => Cap::Multiline as u32 | Cap::Batch as u32,
+    };
     let mut format = 0;
-    for (i, cap) in [Cap::ServerTime, Cap::MessageTags, Cap::ExtendedJoin].into_iter().enumerate() {
-        if caps & cap as u32 != 0 {
+    for (i, bits) in [Cap::ServerTime as u32, Cap::MessageTags as u32, third].into_iter().enumerate() {
+        if caps & bits == bits {
             format |= 1 << i;
         }
     }
     format
+}
+
+/// An event as the IRC lines a client with `caps` receives: one line, none, or for a message of
+/// several lines, or too long for one, a `draft/multiline` batch (one PRIVMSG per line for
+/// clients without it).
+pub fn messages(event: &Event, caps: u32) -> Vec<Message> {
+    match &event.kind {
+        EventKind::Message { from, target, text, .. } if multiline::needed(from, target, text) => {
+            multiline::render(event, caps)
+        }
+        _ => message(event, caps).into_iter().collect(),
+    }
 }
 
 /// The tags the server adds to an event line for a client with `caps`.
@@ -45,6 +66,9 @@ pub fn add_tags(mut message: Message, event: &Event, caps: u32) -> Message {
         message = message.with_tag("time", Some(&iso_time(event.time)));
     }
     if caps & Cap::MessageTags as u32 != 0 {
+        if event.actor().bot {
+            message = message.with_tag("bot", None);
+        }
         message = message.with_tag("msgid", Some(&event.id.to_string()));
         if let EventKind::Message { tags, .. } = &event.kind {
             for (key, value) in tags {
@@ -56,7 +80,8 @@ pub fn add_tags(mut message: Message, event: &Event, caps: u32) -> Message {
 }
 
 /// An event as the IRC message a client with `caps` receives, or `None` if such a client does
-/// not receive it at all (TAGMSG without message-tags).
+/// not receive it at all (TAGMSG without message-tags) or it is no user's doing (a
+/// [`presence`] change, which the server announces).
 pub fn message(event: &Event, caps: u32) -> Option<Message> {
     let source = match &event.kind {
         EventKind::Message { from, .. } => from,
@@ -64,9 +89,8 @@ pub fn message(event: &Event, caps: u32) -> Option<Message> {
     };
     let message = match &event.kind {
         EventKind::Message { target, kind, text, .. } => {
-            let target = match target {
-                Target::Room(name) | Target::User(name) => name.as_str(),
-            };
+            let target = target.name();
+            let target = target.as_ref();
             match kind {
                 MsgKind::Privmsg => Message::new("PRIVMSG", &[target, text]).with_trailing_colon(),
                 MsgKind::Notice => Message::new("NOTICE", &[target, text]).with_trailing_colon(),
@@ -98,37 +122,81 @@ pub fn message(event: &Event, caps: u32) -> Option<Message> {
         EventKind::Invite { target, room, .. } => Message::new("INVITE", &[target, room]),
         EventKind::Away { message: Some(text), .. } => Message::new("AWAY", &[text]).with_trailing_colon(),
         EventKind::Away { message: None, .. } => Message::new("AWAY", &[]),
+        EventKind::SetName { realname, .. } => Message::new("SETNAME", &[realname]).with_trailing_colon(),
+        EventKind::Wallops { text, .. } => Message::new("WALLOPS", &[text]).with_trailing_colon(),
+        EventKind::Redact { target, msgid, reason, .. } => {
+            let (target, msgid) = (target.name(), msgid.to_string());
+            if reason.is_empty() {
+                Message::new("REDACT", &[&target, &msgid])
+            } else {
+                Message::new("REDACT", &[&target, &msgid, reason]).with_trailing_colon()
+            }
+        }
+        EventKind::Presence { .. } => return None,
     };
     Some(add_tags(message.with_source(&mask(source)), event, caps))
 }
 
-/// Writes events for one IRC client according to the capabilities it has enabled.
+/// A monitored nick's coming or going as the server announces it to every watcher alike
+/// (`730 *` / `731 *`, the MONITOR spec's shared form).
+pub fn presence(event: &Event, server: &str, caps: u32) -> Option<Message> {
+    let EventKind::Presence { who, online } = &event.kind else { return None };
+    let message = if *online {
+        Message::new(RPL_MONONLINE, &["*", &mask(who)])
+    } else {
+        Message::new(RPL_MONOFFLINE, &["*", &who.nick])
+    };
+    let message = message.with_source(server).with_trailing_colon();
+    Some(if caps & Cap::ServerTime as u32 != 0 {
+        message.with_tag("time", Some(&iso_time(event.time)))
+    } else {
+        message
+    })
+}
+
+/// Writes events for one IRC client as its session stands: the capabilities it has enabled,
+/// its connection (an invitation is always shown to its target, to others only with
+/// `invite-notify`) and the server's name (the source of what the server announces, the path
+/// of a KILL). One reference, not a copy of each: every idle connection's future holds it.
 pub struct IrcRender<'a> {
-    pub caps: &'a CapSet,
+    pub(super) session: &'a Session,
 }
 
 impl Render for IrcRender<'_> {
     fn event(&self, event: &Event) -> Bytes {
-        let caps = self.caps.bits();
-        if matches!(event.kind, EventKind::Away { .. }) && caps & Cap::AwayNotify as u32 == 0 {
+        let caps = self.session.caps.bits();
+        let me = self.session.id.unwrap_or_default();
+        let server = &self.session.shared.server_name;
+        let without = |cap: Cap| caps & cap as u32 == 0;
+        let shown = match &event.kind {
+            EventKind::Message { .. } => true,
+            EventKind::Away { .. } => !without(Cap::AwayNotify),
+            EventKind::SetName { .. } => !without(Cap::Setname),
+            EventKind::Redact { .. } => !without(Cap::MessageRedaction),
+            EventKind::Invite { target_id, .. } => *target_id == me || !without(Cap::InviteNotify),
+            _ => true,
+        };
+        if !shown {
             return Bytes::new();
         }
-        event.encoded(format_of(caps), |event| {
+        event.encoded(format_of(caps, event), |event| {
             let mut line = Vec::new();
-            if let Some(message) = message(event, caps) {
+            for message in messages(event, caps).into_iter().chain(presence(event, server, caps)) {
                 message.write_to(&mut line);
             }
             Bytes::from(line)
         })
     }
 
+    /// `ERROR :Closing link: reason`; after a kill, first the KILL itself, from the operator,
+    /// with its path (`server!operator`) and reason as servers write it.
     fn closing(&self, why: &Closed) -> Vec<u8> {
-        let reason = match why {
-            Closed::Overflow => "SendQ exceeded",
-            Closed::Done(reason) => reason,
-        };
         let mut out = Vec::new();
-        Message::new("ERROR", &[&format!("Closing link: {reason}")]).write_to(&mut out);
+        if let Closed::Killed { by, nick, reason } = why {
+            let path = format!("{}!{} ({reason})", self.session.shared.server_name, by.nick);
+            Message::new("KILL", &[nick, &path]).with_source(&mask(by)).with_trailing_colon().write_to(&mut out);
+        }
+        Message::new("ERROR", &[&format!("Closing link: {}", why.reason())]).write_to(&mut out);
         out
     }
 }

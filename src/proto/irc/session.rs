@@ -13,8 +13,8 @@ use super::caps::{Cap, CapSet};
 use super::message::{Message, ParseError};
 use super::numeric::*;
 use super::render::{self, IrcRender};
-use super::{VERSION, commands};
-use crate::hub::{self, ConnId, Event, HubError, Joined, Out, Outbox, Registration};
+use super::{VERSION, commands, multiline};
+use crate::hub::{self, ConnId, Event, HubError, Joined, MsgId, Out, Outbox, Registration};
 use crate::server::Shared;
 use crate::server::conn::{Conn, Input};
 use crate::server::lines::Line;
@@ -36,8 +36,6 @@ pub struct Session {
     pub pending_user: Option<Box<(String, String)>>,
     /// The client's address: its host as others see it, and the log.
     pub peer: SocketAddr,
-    /// User mode `+i`.
-    pub invisible: bool,
     /// Answers to the command being handled.
     replies: Vec<Message>,
     /// The `label` tag of the command being handled.
@@ -48,6 +46,11 @@ pub struct Session {
     open_batch: Option<String>,
     /// Set when the session should end, with the reason.
     pub quit: Option<String>,
+    /// With `--ack-when-stored`: the newest message the command being handled sent. Its
+    /// answers (the echo, a labeled `ACK`) wait until the store has committed it.
+    pub unstored: Option<MsgId>,
+    /// The `draft/multiline` batch the client is sending, if any.
+    pub multiline: Option<Box<multiline::Collecting>>,
 }
 
 /// Runs an IRC session with the client at `peer` until it quits, times out or the server closes
@@ -63,11 +66,12 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
         pending_nick: None,
         pending_user: None,
         peer,
-        invisible: false,
         replies: Vec::new(),
         label: None,
         open_batch: None,
         quit: None,
+        unstored: None,
+        multiline: None,
     };
     // An async block that owns `conn` and `session`, not an `async fn`: one would keep its
     // arguments twice in its future, and every connection waits in it.
@@ -78,14 +82,11 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
         let connected = tokio::time::Instant::now();
         let mut pinged = false;
         while session.quit.is_none() {
-            let render = IrcRender { caps: &session.caps };
+            let render = IrcRender { session: &session };
             let text = match tokio::time::timeout(session.ping_interval(), conn.next(&render)).await {
                 Ok(Input::Stopped) => {
-                    session.quit = Some(match session.outbox.closed() {
-                        Some(hub::Closed::Overflow) => "SendQ exceeded".to_string(),
-                        Some(hub::Closed::Done(reason)) => reason,
-                        None => "Connection lost".to_string(),
-                    });
+                    session.quit =
+                        Some(session.outbox.closed().map_or_else(|| "Connection lost".into(), |c| c.reason()));
                     continue;
                 }
                 Err(_) if session.id.is_none() => {
@@ -122,7 +123,12 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
             if let Some(include) = reads_history(&text) {
                 conn.writing_while(&render, pin!(session.shared.settled(include))).await;
             }
-            session.handle_line(&text);
+            session.handle_line(&text, conn.mangled());
+            if let Some(id) = session.unstored.take() {
+                conn.writing_while(&IrcRender { session: &session }, pin!(session.shared.stored(id))).await;
+                session.finish();
+            }
+            conn.writing_while(&IrcRender { session: &session }, pin!(session.shared.pace())).await;
         }
         let reason = session.quit.take().unwrap_or_default();
         if let Some(id) = session.id {
@@ -130,7 +136,7 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
             tracing::info!("{} ({nick}) left: {reason}", session.peer);
             hub::lock(&session.shared.hub).quit(id, &reason);
         }
-        conn.close(reason, &IrcRender { caps: &session.caps }).await;
+        conn.close(reason, &IrcRender { session: &session }).await;
     }
 }
 
@@ -142,11 +148,30 @@ fn reads_history(line: &str) -> Option<Include> {
     let command = command.trim_start().split(' ').next().unwrap_or_default();
     if command.eq_ignore_ascii_case("CHATHISTORY") {
         Some(Include::Everything)
+    } else if command.eq_ignore_ascii_case("REDACT") {
+        // The message to redact may have been said a moment ago.
+        Some(Include::Messages)
     } else if command.eq_ignore_ascii_case("JOIN") {
         Some(Include::Messages)
     } else {
         None
     }
+}
+
+/// The most tag data (between `@` and the space) a client may send (IRCv3 message-tags: the
+/// other half of the 8191 bytes is the server's).
+const MAX_CLIENT_TAGS: usize = 4094;
+
+/// The length of a line's tag data, without its `@` and the space after it.
+fn client_tags_len(line: &str) -> usize {
+    line.strip_prefix('@').map_or(0, |rest| rest.find(' ').unwrap_or(rest.len()))
+}
+
+/// The `label` tag of a line that does not parse, read as leniently as it can be.
+fn label_of(line: &str) -> Option<String> {
+    let tags = line.strip_prefix('@')?.split(' ').next()?;
+    let value = tags.split(';').find_map(|tag| tag.strip_prefix("label="))?;
+    Some(super::message::unescape_tag_value(value)).filter(|v| !v.is_empty() && v.len() <= 64)
 }
 
 /// Numbers the batches a server opens (`BATCH +1 …`), unique per process.
@@ -158,24 +183,56 @@ pub fn batch_ref() -> String {
 }
 
 impl Session {
-    /// Parses and handles one line, then sends every reply it produced.
-    fn handle_line(&mut self, text: &str) {
+    /// Parses and handles one line, then sends every reply it produced. A `mangled` line had
+    /// invalid UTF-8, replaced before it was handled: the client is warned (`UTF8ONLY`).
+    fn handle_line(&mut self, text: &str, mangled: bool) {
+        if mangled {
+            let command = text.split(' ').find(|w| !w.starts_with(['@', ':']) && !w.is_empty()).unwrap_or("*");
+            let command = if command.bytes().all(|b| b.is_ascii_alphanumeric()) { command } else { "*" };
+            let command = command.to_ascii_uppercase();
+            self.standard_reply(
+                "WARN",
+                &command,
+                "INVALID_UTF8",
+                &[],
+                "Your message was not correctly encoded as UTF-8 and had to be modified",
+            );
+        }
         match Message::parse(text) {
-            Ok(message) => {
+            Ok(message) if client_tags_len(text) > MAX_CLIENT_TAGS => {
                 self.label = message.tag("label").flatten().map(str::to_string);
-                commands::dispatch(self, &message);
-            }
-            Err(ParseError::Empty) => {}
-            Err(ParseError::BodyTooLong | ParseError::TagsTooLong) => {
                 self.numeric(ERR_INPUTTOOLONG, &["Input line was too long"]);
             }
-            Err(ParseError::InvalidCommand(command)) => {
+            Ok(message) => {
+                self.label = message.tag("label").flatten().map(str::to_string);
+                if !multiline::collect(self, &message) {
+                    commands::dispatch(self, &message);
+                }
+            }
+            Err(ParseError::Empty) => {}
+            Err(error) => {
+                // Refused as a whole, yet the answer still carries the label if one can be read.
+                self.label = label_of(text);
+                self.refuse(error);
+            }
+        }
+        if self.unstored.is_none() {
+            self.finish();
+        }
+    }
+
+    /// Answers a line that is no IRC message.
+    fn refuse(&mut self, error: ParseError) {
+        match error {
+            ParseError::Empty | ParseError::NoCommand => {}
+            ParseError::BodyTooLong | ParseError::TagsTooLong => {
+                self.numeric(ERR_INPUTTOOLONG, &["Input line was too long"]);
+            }
+            ParseError::InvalidCommand(command) => {
                 self.numeric(ERR_UNKNOWNCOMMAND, &[&command, "Unknown command"]);
             }
-            Err(error @ ParseError::ControlChar) => self.numeric(ERR_UNKNOWNERROR, &["*", &error.to_string()]),
-            Err(ParseError::NoCommand) => {}
+            error @ ParseError::ControlChar => self.numeric(ERR_UNKNOWNERROR, &["*", &error.to_string()]),
         }
-        self.finish();
     }
 
     /// How long the client may be silent before it is pinged (and as long again before it is
@@ -189,6 +246,18 @@ impl Session {
         match self.id {
             Some(id) => hub::lock(&self.shared.hub).nick(id).to_string(),
             None => self.pending_nick.clone().unwrap_or_else(|| "*".into()),
+        }
+    }
+
+    /// Takes the current command's label: its answer comes later, with another command's.
+    pub fn take_label(&mut self) -> Option<String> {
+        self.label.take()
+    }
+
+    /// Answers the current command under `label`, taken from an earlier one, if there is one.
+    pub fn relabel(&mut self, label: Option<String>) {
+        if label.is_some() {
+            self.label = label;
         }
     }
 
@@ -236,7 +305,7 @@ impl Session {
 
     /// Queues this client's own view of an event it caused (its JOIN, NICK, echoed PRIVMSG…).
     pub fn own_event(&mut self, event: &Event) {
-        if let Some(message) = render::message(event, self.caps.bits()) {
+        for message in render::messages(event, self.caps.bits()) {
             self.reply(message);
         }
     }
@@ -293,6 +362,8 @@ impl Session {
                     replies.push(ack.with_tag("label", Some(&label)));
                 }
                 1 => replies[0] = with_first_tag(replies[0].clone(), "label", &label),
+                // One batch (a multiline echo): the label goes on its opening line alone.
+                _ if one_batch(&replies) => replies[0] = with_first_tag(replies[0].clone(), "label", &label),
                 _ if self.caps.has(Cap::Batch) => {
                     let reference = batch_ref();
                     replies = self.wrap_batch(replies, &reference, "labeled-response", &[]);
@@ -370,7 +441,7 @@ impl Session {
         self.numeric(RPL_WELCOME, &[&format!("Welcome to the charla chat network, {mask}")]);
         self.numeric(RPL_YOURHOST, &[&format!("Your host is {server}, running version charla-{VERSION}")]);
         self.numeric(RPL_CREATED, &[&format!("This server was created {created}")]);
-        self.numeric(RPL_MYINFO, &[&server, &format!("charla-{VERSION}"), "io", "biklmnostv", "bklov"]);
+        self.numeric(RPL_MYINFO, &[&server, &format!("charla-{VERSION}"), "Biow", "biklmnostv", "bklov"]);
         commands::isupport(self);
         commands::lusers(self);
         commands::motd(self);
@@ -384,6 +455,18 @@ fn encode<'a>(messages: impl IntoIterator<Item = &'a Message>) -> Bytes {
         message.write_to(&mut buf);
     }
     Bytes::from(buf)
+}
+
+/// Are these lines exactly one batch, from its opening to its end?
+fn one_batch(lines: &[Message]) -> bool {
+    let (Some(first), Some(last)) = (lines.first(), lines.last()) else { return false };
+    let opening = first.params.first().and_then(|p| p.strip_prefix('+'));
+    let closing = last.params.first().and_then(|p| p.strip_prefix('-'));
+    first.command == "BATCH"
+        && last.command == "BATCH"
+        && opening.is_some()
+        && opening == closing
+        && lines[1..lines.len() - 1].iter().all(|m| m.tag("batch").flatten() == opening)
 }
 
 /// Tags a message as part of the batch `reference`; lines already inside a nested batch keep

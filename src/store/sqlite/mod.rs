@@ -4,10 +4,11 @@
 //!
 //! One OS thread (`charla-store`) owns the only writing [`Connection`]. Everything that changes
 //! the database travels to it over a channel, so writers never contend for SQLite's write lock.
-//! The thread sleeps until something arrives, then takes everything queued (up to
-//! [`MAX_BATCH`] commands), writes it with cached prepared statements in ONE transaction and
-//! commits: under load, batches grow by themselves and the cost of a commit is shared by
-//! thousands of records. A record that arrives [`GATHER`] (half a millisecond) or more after
+//! The thread sleeps until something arrives, then takes everything queued, writes it with
+//! cached prepared statements in ONE transaction, and goes on taking what queues up meanwhile
+//! for at most [`COMMIT_WINDOW`] before it commits: under load, batches grow by themselves and
+//! the cost of a commit is shared by hundreds of records, yet a commit comes every few
+//! milliseconds however many records wait. A record that arrives [`GATHER`] (half a millisecond) or more after
 //! the last commit began is committed at once; one that arrives sooner waits, with whatever
 //! else arrives meanwhile, until that time has passed. The thread waits parked, where new
 //! records do not wake it, so a steady stream of single records (joins and quits under
@@ -26,6 +27,18 @@
 //! The queue counts the records it holds; past [`QUEUE_LIMIT`], [`Store::append`] refuses
 //! ([`StoreError::Backlog`]) rather than let a slow disk grow memory without bound.
 //!
+//! # A failing disk
+//!
+//! A batch that fails to commit (a full disk, say) is rolled back and kept: its records and
+//! room changes stay in memory, in order, and are tried again after 50 ms, then after twice as
+//! long each time, up to [`RETRY_MAX`]; whatever arrives meanwhile waits behind them, within
+//! [`QUEUE_LIMIT`]. Before each try the writer checkpoints the write-ahead log and truncates it
+//! (`wal_checkpoint(TRUNCATE)`), so the space the log took goes back to the database; it does
+//! so again once a try succeeds. The first failure is logged once as an error and the store
+//! reports itself [degraded](Store::degraded) until a try succeeds, which is logged once too.
+//! Meanwhile [`Store::flush`] answers at once with [`StoreError::Paused`]: nothing it waits for
+//! can be written yet, and nothing is lost either.
+//!
 //! # Durability
 //!
 //! The database runs in WAL mode with `synchronous=NORMAL`: a commit is complete once its
@@ -34,21 +47,27 @@
 //!
 //! - A clean shutdown loses nothing: [`Store::flush`] resolves only once everything appended
 //!   before it is committed, and dropping the store lets the writer commit everything still
-//!   queued before its thread ends (the drop waits for it).
+//!   queued before its thread ends (the drop waits for it). The writer then checkpoints: it
+//!   moves the log into `charla.db` and empties it, so that after a clean stop `charla.db`
+//!   alone holds everything. While the server runs, [`SqliteStore::backup`] makes a
+//!   consistent copy.
 //! - `kill -9` of the server loses only what was not yet committed: the batch being written
 //!   and the records queued behind it. At chat rates the queue is empty and a record is
 //!   committed within a fraction of a millisecond of its `append` (at most [`GATHER`] and the
-//!   time to write it), so that is all that can be lost. Under a burst that saturates the
-//!   writer, a batch is at most [`MAX_BATCH`] records
-//!   (about 30 ms of writing at the ~350,000 records/s measured by `benches/store.rs` on two
-//!   cores) and the queue at most [`QUEUE_LIMIT`] records (under a quarter of a second).
+//!   time to write it), so that is all that can be lost. Under a burst, a transaction takes new
+//!   records for at most [`COMMIT_WINDOW`], so what can be lost is what arrived in the last few
+//!   milliseconds; and when the writer falls more than [`MAX_LAG`] behind what was appended,
+//!   [`Store::behind`] says so and the sessions read their senders' next lines only once it
+//!   has caught up, so the queue behind the transaction stays a few milliseconds long too. The
+//!   README gives the figures measured with `kill -9` during a burst. `serve --ack-when-stored` goes further: an IRC client's message is
+//!   acknowledged (echoed, or its labeled `ACK` sent) only once it is committed.
 //!   Committed transactions survive: they are in the operating system's file cache.
 //! - A power failure or kernel crash may also lose the transactions committed since the last
 //!   checkpoint's `fsync` (`synchronous=FULL` would prevent that at a large cost in throughput);
 //!   the database itself stays consistent.
 //!
-//! A batch that fails to commit (a full disk, say) is rolled back, logged and dropped; the next
-//! [`Store::flush`] reports the failure, so a clean shutdown knows it lost something.
+//! While writes fail (see above), what waits in memory is lost if the server is killed; a
+//! clean shutdown tries once more and logs how many records it could not write.
 //!
 //! # Errors at start-up
 //!
@@ -63,30 +82,40 @@ mod writer;
 use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use rusqlite::backup::{Backup, StepResult};
 use rusqlite::config::DbConfig;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
-use rusqlite::{Connection, ErrorCode, OpenFlags, Row, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::oneshot;
 
 use super::{
     Bound, Include, Pending, Record, RecordKind, Retention, RoomState, Selector, Store, StoreError, TargetActivity,
 };
 use crate::hub::text::fold;
-use crate::hub::{Ban, MsgId, Topic};
+use crate::hub::{Ban, MsgId, Tags, Topic};
 use schema::Outcome;
 use writer::{Command, Writer};
 
-/// Most commands the writer puts in one transaction.
-pub const MAX_BATCH: usize = 10_000;
+/// Longest time one transaction takes in new records before it commits: under a burst, a
+/// commit comes at least this often (plus the time the commit itself takes).
+pub const COMMIT_WINDOW: Duration = Duration::from_millis(2);
 
 /// Least time between the starts of two commits, unless a flush is waiting: what arrives
 /// meanwhile shares the next commit. An idle writer commits at once.
 pub const GATHER: Duration = Duration::from_micros(500);
+
+/// How far behind what is appended the writer may fall before [`Store::behind`] says so and
+/// the sessions make their senders wait: with [`COMMIT_WINDOW`], what `kill -9` can lose.
+pub const MAX_LAG: Duration = Duration::from_millis(5);
+
+/// The longest wait between two tries while writes fail: how long history may stay paused
+/// after the disk has room again.
+pub const RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// Most records waiting for the writer before [`Store::append`] refuses more.
 pub const QUEUE_LIMIT: usize = 65_536;
@@ -107,10 +136,26 @@ pub struct SqliteStore {
     backlog: Arc<AtomicUsize>,
     /// The newest record id committed by the writer.
     committed: Arc<AtomicU64>,
+    /// Set by the writer while writes fail.
+    degraded: Arc<AtomicBool>,
+    /// The newest record id appended.
+    appended: AtomicU64,
+    /// The first record appended since the queue was last empty.
+    behind_from: AtomicU64,
     reader: Mutex<Connection>,
     /// Targets known to hold no messages.
     silent: Mutex<Silent>,
     writer: Option<JoinHandle<()>>,
+}
+
+/// What the store and its writer thread share.
+struct WriterShared {
+    /// Records queued and not yet written.
+    backlog: Arc<AtomicUsize>,
+    /// The newest record id committed.
+    committed: Arc<AtomicU64>,
+    /// Set while writes fail.
+    degraded: Arc<AtomicBool>,
 }
 
 /// Targets known to hold no messages, so that reading their messages (the replay when someone
@@ -173,7 +218,10 @@ impl SqliteStore {
         let (queue, commands) = mpsc::channel();
         let backlog = Arc::new(AtomicUsize::new(0));
         let committed = Arc::new(AtomicU64::new(0));
-        let writer = Writer::new(conn, commands, backlog.clone(), committed.clone(), path.clone(), gather);
+        let degraded = Arc::new(AtomicBool::new(false));
+        let shared =
+            WriterShared { backlog: backlog.clone(), committed: committed.clone(), degraded: degraded.clone() };
+        let writer = Writer::new(conn, commands, shared, path.clone(), gather);
         let writer =
             std::thread::Builder::new().name("charla-store".into()).spawn(move || writer.run()).map_err(|e| {
                 StoreError::Database { path: path.clone(), reason: format!("cannot start the writer thread: {e}") }
@@ -183,9 +231,47 @@ impl SqliteStore {
             queue: Some(queue),
             backlog,
             committed,
+            degraded,
+            appended: AtomicU64::new(0),
+            behind_from: AtomicU64::new(0),
             reader: Mutex::new(reader),
             silent: Mutex::default(),
             writer: Some(writer),
+        })
+    }
+
+    /// Copies the history database of the data directory `dir` to the file `to` with SQLite's
+    /// online backup, and returns the copy's size in bytes. The copy is one consistent snapshot
+    /// even while a server writes to the database: all pages are copied in one step, inside one
+    /// read transaction, which in WAL mode holds up no writer. It is written next to `to` and
+    /// renamed over it only once complete and checked, so `to` is never half a backup.
+    pub fn backup(dir: &Path, to: &Path) -> Result<u64, StoreError> {
+        let path = dir.join(Self::FILE_NAME);
+        if !path.is_file() {
+            return Err(StoreError::NotFound { path });
+        }
+        // Read-write (the server may have left no `-shm` file for a read-only connection to
+        // use), but never created: a missing database is an error, not an empty backup.
+        let source = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .and_then(|source| source.busy_timeout(BUSY_TIMEOUT).map(|()| source))
+            .map_err(|e| classify(&path, e))?;
+        let cannot_write = |reason: String| StoreError::Backup { path: to.to_owned(), reason };
+        let mut partial = to.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&partial)
+            .map_err(|e| cannot_write(e.to_string()))?;
+        let copied = copy_database(&source, &partial).and_then(|()| {
+            fs::rename(&partial, to).map_err(|e| e.to_string())?;
+            fs::metadata(to).map(|m| m.len()).map_err(|e| e.to_string())
+        });
+        copied.map_err(|reason| {
+            let _ = fs::remove_file(&partial);
+            cannot_write(reason)
         })
     }
 
@@ -253,6 +339,10 @@ impl Store for SqliteStore {
             self.backlog.fetch_sub(1, Ordering::Relaxed);
             return Err(StoreError::Backlog(waiting));
         }
+        self.appended.fetch_max(record.id.0, Ordering::Relaxed);
+        if waiting == 0 {
+            self.behind_from.store(record.id.0, Ordering::Relaxed);
+        }
         if record.kind.is_message() {
             let mut silent = self.silent();
             silent.newest = silent.newest.max(record.id);
@@ -271,6 +361,32 @@ impl Store for SqliteStore {
         self.send(Command::ForgetRoom(fold(name)))
     }
 
+    fn save_guest(&self, number: u64) -> Result<(), StoreError> {
+        self.send(Command::SaveGuest(number))
+    }
+
+    fn last_guest(&self) -> Result<u64, StoreError> {
+        let conn = self.reader();
+        let value: Option<i64> = conn
+            .query_row("SELECT value FROM counters WHERE name = 'guest'", [], |row| row.get(0))
+            .optional()
+            .map_err(self.fail())?;
+        Ok(value.map_or(0, from_sql_int))
+    }
+
+    fn redact(&self, target: &str, id: MsgId, by: MsgId) -> Result<(), StoreError> {
+        self.send(Command::Redact(fold(target), id, by))
+    }
+
+    fn message(&self, target: &str, id: MsgId) -> Result<Option<Record>, StoreError> {
+        let Some(id) = sql_id(id) else { return Ok(None) };
+        let conn = self.reader();
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM messages WHERE id = ?1 AND target_key = ?2");
+        conn.prepare_cached(&sql)
+            .and_then(|mut query| query.query_row(params![id, fold(target)], record).optional())
+            .map_err(self.fail())
+    }
+
     fn flush(&self) -> Pending<()> {
         let answer = self.ask(Command::Flush);
         // The writer may be letting a batch gather: the flush is not to wait for that.
@@ -282,6 +398,21 @@ impl Store for SqliteStore {
 
     fn committed(&self) -> MsgId {
         MsgId(self.committed.load(Ordering::Acquire))
+    }
+
+    fn degraded(&self) -> bool {
+        self.degraded.load(Ordering::Acquire)
+    }
+
+    /// The time between the newest record appended and the newest committed, or if the queue
+    /// was empty since, the first record appended after that: how far the writer is behind.
+    fn behind(&self) -> bool {
+        if self.backlog.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let since = self.committed().max(MsgId(self.behind_from.load(Ordering::Relaxed)));
+        let lag = MsgId(self.appended.load(Ordering::Relaxed)).millis().saturating_sub(since.millis());
+        lag > MAX_LAG.as_millis() as u64
     }
 
     fn retain(&self, policy: Retention) -> Pending<usize> {
@@ -508,20 +639,39 @@ impl Range<'_> {
         let sql = range_sql(self.include, order);
         self.conn
             .prepare_cached(&sql)?
-            .query_map(params![self.key, after, before, sql_limit(self.limit)], |row| {
-                Ok(Record {
-                    id: row.get(0)?,
-                    target: row.get(1)?,
-                    kind: row.get(2)?,
-                    nick: row.get(3)?,
-                    user: row.get(4)?,
-                    host: row.get(5)?,
-                    text: row.get(6)?,
-                    extra: row.get(7)?,
-                })
-            })?
+            .query_map(params![self.key, after, before, sql_limit(self.limit)], record)?
             .collect()
     }
+}
+
+/// The columns [`record`] reads, in its order.
+const RECORD_COLUMNS: &str = "id, target, kind, nick, user, host, text, extra, tags, redacted";
+
+/// A record from a row of [`RECORD_COLUMNS`].
+fn record(row: &Row<'_>) -> rusqlite::Result<Record> {
+    Ok(Record {
+        id: row.get(0)?,
+        target: row.get(1)?,
+        kind: row.get(2)?,
+        nick: row.get(3)?,
+        user: row.get(4)?,
+        host: row.get(5)?,
+        text: row.get(6)?,
+        extra: row.get(7)?,
+        tags: tags_from_sql(&row.get::<_, String>(8)?),
+        redacted: row.get(9)?,
+    })
+}
+
+/// Client tags as stored: a JSON array of `[key, value or null]`, or `''` for none (most
+/// messages), which costs nothing to write or read.
+pub(super) fn tags_to_sql(tags: &Tags) -> String {
+    if tags.is_empty() { String::new() } else { serde_json::to_string(tags).unwrap_or_default() }
+}
+
+/// The tags of [`tags_to_sql`] read back; what cannot be read (edited by hand) counts as none.
+fn tags_from_sql(text: &str) -> Tags {
+    if text.is_empty() { Tags::new() } else { serde_json::from_str(text).unwrap_or_default() }
 }
 
 /// The kinds of what people said ([`RecordKind::is_message`]) as an SQL list:
@@ -540,7 +690,7 @@ pub(super) fn range_sql(include: Include, order: &str) -> String {
         Include::Messages => format!("AND kind IN {}", said_kinds()),
     };
     format!(
-        "SELECT id, target, kind, nick, user, host, text, extra FROM messages \
+        "SELECT {RECORD_COLUMNS} FROM messages \
          WHERE target_key = ?1 AND id > ?2 AND id < ?3 {only} ORDER BY id {order} LIMIT ?4"
     )
 }
@@ -565,6 +715,29 @@ pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     reader.busy_timeout(BUSY_TIMEOUT)?;
     reader.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(reader)
+}
+
+/// Copies the database `source` into the (empty) file `to` in one backup step, and checks the
+/// copy.
+fn copy_database(source: &Connection, to: &Path) -> Result<(), String> {
+    let mut copy = Connection::open(to).map_err(|e| e.to_string())?;
+    {
+        let backup = Backup::new(source, &mut copy).map_err(|e| e.to_string())?;
+        let started = std::time::Instant::now();
+        // Busy or locked: the server is checkpointing, or its writer holds a lock; it lets go
+        // within a commit.
+        while backup.step(-1).map_err(|e| e.to_string())? != StepResult::Done {
+            if started.elapsed() > BUSY_TIMEOUT {
+                return Err(format!("the database stayed busy for {BUSY_TIMEOUT:?}; try again"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let check: String = copy.query_row("PRAGMA quick_check", [], |row| row.get(0)).map_err(|e| e.to_string())?;
+    if check != "ok" {
+        return Err(format!("the copy fails SQLite's check: {check}"));
+    }
+    Ok(())
 }
 
 /// Creates and removes a scratch file in `dir`: the one sure test that files can be made there

@@ -16,6 +16,12 @@
 //!   `CHATHISTORY TARGETS` reads a handful of rows instead of scanning history.
 //! - `rooms`: persisted room state, keyed by folded name.
 //! - `room_bans`: each persisted room's ban list, in the order the bans were set (migration 3).
+//! - Migration 4: `messages.tags`, a message's client-only tags as a JSON array of
+//!   `[key, value or null]` pairs (`''` for none); `messages.redacted`, 1 once a message was
+//!   redacted (its text and tags are then emptied); and kept reactions (`tagmsg`) among the
+//!   kinds `messages_said` serves.
+//! - `counters`: numbers that must never repeat across restarts, by name: `guest`, the last
+//!   guest number given out (migration 5).
 //!
 //! [`MsgId`]: crate::hub::MsgId
 
@@ -69,6 +75,18 @@ CREATE TABLE room_bans (
     set_by      TEXT NOT NULL,
     set_at      INTEGER NOT NULL,
     PRIMARY KEY (room_key, position)
+) WITHOUT ROWID;
+",
+    "
+ALTER TABLE messages ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN redacted INTEGER NOT NULL DEFAULT 0;
+DROP INDEX messages_said;
+CREATE INDEX messages_said ON messages (target_key, id) WHERE kind IN ('privmsg', 'notice', 'action', 'tagmsg');
+",
+    "
+CREATE TABLE counters (
+    name        TEXT PRIMARY KEY,
+    value       INTEGER NOT NULL
 ) WITHOUT ROWID;
 ",
 ];

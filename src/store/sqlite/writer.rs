@@ -4,14 +4,17 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, TryRecvError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, Params, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use super::{MAX_BATCH, RETAIN_CHUNK, classify, said_kinds, sql_int, sql_limit};
+use super::{
+    COMMIT_WINDOW, QUEUE_LIMIT, RETAIN_CHUNK, RETRY_MAX, classify, said_kinds, sql_int, sql_limit, tags_to_sql,
+};
+use crate::hub::MsgId;
 use crate::hub::event::now_millis;
 use crate::hub::text::fold;
 use crate::store::{Bound, Record, Retention, RoomState, StoreError, dm_parties};
@@ -22,6 +25,11 @@ pub(super) enum Command {
     SaveRoom(RoomState),
     /// Forget the room with this folded name.
     ForgetRoom(String),
+    /// Guest number this was given out.
+    SaveGuest(u64),
+    /// Redact the record with this id of the target with this folded name; the last id is the
+    /// redaction's own, which counts as committed with it.
+    Redact(String, MsgId, MsgId),
     /// Answer once everything before this is committed.
     Flush(oneshot::Sender<Result<(), StoreError>>),
     Retain(Retention, oneshot::Sender<Result<usize, StoreError>>),
@@ -30,8 +38,10 @@ pub(super) enum Command {
 type Answer<T> = oneshot::Sender<Result<T, StoreError>>;
 
 const INSERT: &str = "INSERT OR IGNORE INTO messages \
-    (id, target_key, target, kind, nick, user, host, text, extra) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    (id, target_key, target, kind, nick, user, host, text, extra, tags) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+const REDACT: &str = "UPDATE messages SET text = '', tags = '', redacted = 1 WHERE id = ?1 AND target_key = ?2";
 
 const TOUCH_TARGET: &str = "INSERT INTO targets (owner, key, name, latest) VALUES (?1, ?2, ?3, ?4) \
     ON CONFLICT (owner, key) DO UPDATE SET name = excluded.name, latest = excluded.latest \
@@ -39,6 +49,9 @@ const TOUCH_TARGET: &str = "INSERT INTO targets (owner, key, name, latest) VALUE
 
 const SAVE_ROOM: &str = "INSERT OR REPLACE INTO rooms \
     (key, name, created, topic, topic_by, topic_at, modes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+const SAVE_GUEST: &str = "INSERT INTO counters (name, value) VALUES ('guest', ?1) \
+    ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)";
 
 const FORGET_ROOM: &str = "DELETE FROM rooms WHERE key = ?1";
 
@@ -83,13 +96,17 @@ pub(super) struct Writer {
     ///
     /// [`Store::committed`]: crate::store::Store::committed
     committed: Arc<AtomicU64>,
+    /// Set while writes fail; shared with the store ([`Store::degraded`]).
+    ///
+    /// [`Store::degraded`]: crate::store::Store::degraded
+    degraded: Arc<AtomicBool>,
     path: PathBuf,
-    /// The commands being written; kept to reuse its allocation.
+    /// The commands being written, and while writes fail, those waiting to be retried.
     batch: Vec<Command>,
     /// Retention requests, run one at a time between batches.
     retains: VecDeque<(Retention, Answer<usize>)>,
-    /// The first write failure since the last flush, which that flush reports.
-    failed: Option<StoreError>,
+    /// Why writing is paused, since when, and when to try again; `None` while writes succeed.
+    paused: Option<Paused>,
     /// When the last batch began to be written.
     last_commit: Option<Instant>,
     /// How long after that the next batch may gather ([`GATHER`]).
@@ -98,57 +115,165 @@ pub(super) struct Writer {
     gather: Duration,
 }
 
+/// A failing disk, as the writer sees it.
+struct Paused {
+    /// The last failure.
+    error: StoreError,
+    since: Instant,
+    /// The wait before the next try: doubles after each failure, up to [`RETRY_MAX`].
+    delay: Duration,
+    next_try: Instant,
+}
+
+/// What the writer does next.
+enum Next {
+    Command(Command),
+    /// Try again to write what waits.
+    Retry,
+    /// The store is closing.
+    Closed,
+}
+
+/// The first wait before writing again after a failure.
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+
+/// The write-ahead log's size in pages (of 4 KB) past which each commit checkpoints it, once
+/// the disk has been full: SQLite's default, 1,000 pages, can be more than a small disk has.
+const TIGHT_CHECKPOINT_PAGES: i64 = 64;
+
+/// How many commands the writer takes from its queue at a time while a transaction is open,
+/// between two looks at the clock.
+const CHUNK: usize = 128;
+
 impl Writer {
     pub(super) fn new(
         conn: Connection,
         commands: mpsc::Receiver<Command>,
-        backlog: Arc<AtomicUsize>,
-        committed: Arc<AtomicU64>,
+        shared: super::WriterShared,
         path: PathBuf,
         gather: Duration,
     ) -> Writer {
         Writer {
             conn,
             commands,
-            backlog,
-            committed,
+            backlog: shared.backlog,
+            committed: shared.committed,
+            degraded: shared.degraded,
             path,
             batch: Vec::new(),
             retains: VecDeque::new(),
-            failed: None,
+            paused: None,
             last_commit: None,
             gather,
         }
     }
 
-    /// Writes until the store closes the queue, then returns with everything committed.
+    /// Writes until the store closes the queue, then returns with everything committed and in
+    /// the database file itself ([`Writer::checkpoint`]); or, if the disk still fails then, with
+    /// what is lost logged.
     pub(super) fn run(mut self) {
-        while let Ok(first) = self.commands.recv() {
-            self.batch.push(first);
-            self.gather();
-            self.write_queued();
-            while let Some((policy, answer)) = self.retains.pop_front() {
-                let result = self.retain(&policy);
-                if let Err(e) = &result {
-                    tracing::error!("history retention failed: {e}");
+        loop {
+            match self.next() {
+                Next::Command(command) if self.paused.is_some() => {
+                    self.hold(command);
+                    continue;
                 }
-                let _ = answer.send(result);
+                Next::Command(command) => {
+                    self.batch.push(command);
+                    self.gather();
+                }
+                Next::Retry => {}
+                Next::Closed => break,
+            }
+            self.write_queued();
+            if self.paused.is_none() {
+                self.run_retains();
+            }
+        }
+        if self.paused.is_some() {
+            self.write_queued();
+        }
+        if let Some(paused) = &self.paused {
+            let lost = self.records_waiting();
+            tracing::error!(
+                "history: {lost} records could not be written before the store closed and are lost: {}",
+                paused.error
+            );
+        }
+        self.checkpoint();
+    }
+
+    /// The next command, or when writes have been failing and it is time, a retry.
+    fn next(&self) -> Next {
+        let Some(paused) = &self.paused else {
+            return self.commands.recv().map_or(Next::Closed, Next::Command);
+        };
+        let wait = paused.next_try.saturating_duration_since(Instant::now());
+        if wait.is_zero() {
+            return Next::Retry;
+        }
+        match self.commands.recv_timeout(wait) {
+            Ok(command) => Next::Command(command),
+            Err(RecvTimeoutError::Timeout) => Next::Retry,
+            Err(RecvTimeoutError::Disconnected) => Next::Closed,
+        }
+    }
+
+    /// Keeps a command that arrives while writes fail: records and room changes wait in the
+    /// batch, in order, for the next try; a flush is answered at once (nothing it waits for can
+    /// be written now); retention waits until writing works again.
+    fn hold(&mut self, command: Command) {
+        match command {
+            Command::Flush(answer) => {
+                let _ = answer.send(Err(self.paused_error()));
+            }
+            Command::Retain(policy, answer) => self.retains.push_back((policy, answer)),
+            data @ (Command::Append(_)
+            | Command::SaveRoom(_)
+            | Command::ForgetRoom(_)
+            | Command::SaveGuest(_)
+            | Command::Redact(..)) => self.batch.push(data),
+        }
+    }
+
+    fn run_retains(&mut self) {
+        while let Some((policy, answer)) = self.retains.pop_front() {
+            let result = self.retain(&policy);
+            if let Err(e) = &result {
+                tracing::error!("history retention failed: {e}");
+            }
+            let _ = answer.send(result);
+        }
+    }
+
+    /// Copies every committed transaction from the write-ahead log into `charla.db` and empties
+    /// the log, so that after a clean stop the database file alone holds all history (a copy of
+    /// it is a complete backup). The readers' connection is still open, so SQLite would not do
+    /// this by itself when this connection closes.
+    fn checkpoint(&mut self) {
+        let done = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0));
+        match done {
+            Ok(0) => {}
+            Ok(_) => {
+                tracing::warn!(path = %self.path.display(), "history: the final checkpoint was blocked by a reader; the -wal file holds the newest history")
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), "history: the final checkpoint failed: {e}; the -wal file holds the newest history")
             }
         }
     }
 
     /// Lets commands gather in the batch until [`GATHER`] after the last batch began: a writer
     /// that committed that recently is busy, and what arrives meanwhile shares the next commit.
-    /// Ends early for a flush (someone waits for its answer), a full batch or a closing store;
-    /// [`SqliteStore`] wakes the thread for the first and the last. Parked, the writer is not
-    /// woken by each new record.
+    /// Ends early for a flush (someone waits for its answer) or a closing store; [`SqliteStore`]
+    /// wakes the thread for both. Parked, the writer is not woken by each new record.
     ///
     /// [`GATHER`]: super::GATHER
     /// [`SqliteStore`]: super::SqliteStore
     fn gather(&mut self) {
         let Some(until) = self.last_commit.map(|last| last + self.gather) else { return };
         let mut urgent = matches!(self.batch.last(), Some(Command::Flush(_)));
-        while !urgent && self.batch.len() < MAX_BATCH {
+        while !urgent {
             match self.commands.try_recv() {
                 Ok(command) => {
                     urgent = matches!(command, Command::Flush(_));
@@ -166,79 +291,193 @@ impl Writer {
         }
     }
 
-    /// Adds what else is queued to the batch (up to [`MAX_BATCH`] commands), commits it in one
-    /// transaction, then answers its flushes.
+    /// Commits the batch and what else queues up while it is written, for at most
+    /// [`COMMIT_WINDOW`], in one transaction; then answers its flushes. When the commit fails,
+    /// every record and room change stays in the batch, in order, to be tried again.
+    ///
+    /// [`COMMIT_WINDOW`]: super::COMMIT_WINDOW
     fn write_queued(&mut self) {
-        self.batch.extend(self.commands.try_iter().take(MAX_BATCH.saturating_sub(self.batch.len())));
-        self.last_commit = Some(Instant::now());
-        let result = self.commit_batch();
-        if result.is_ok() {
-            let newest = self.batch.iter().filter_map(|c| if let Command::Append(r) = c { Some(r.id.0) } else { None });
-            if let Some(newest) = newest.max() {
-                self.committed.fetch_max(newest, Ordering::Release);
-            }
+        let began = Instant::now();
+        self.last_commit = Some(began);
+        if self.paused.is_some() {
+            // Give the space the log holds back to the database before trying again.
+            let _ = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         }
-        let records = self.batch.iter().filter(|c| matches!(c, Command::Append(_))).count();
-        self.backlog.fetch_sub(records, Ordering::Relaxed);
-        if let Err(e) = result {
-            tracing::error!("{records} history records were not stored: {e}");
-            self.failed.get_or_insert(e);
-        }
-        let mut flushed = false;
-        for command in self.batch.drain(..) {
-            match command {
-                Command::Flush(answer) => {
-                    let _ = answer.send(self.failed.clone().map_or(Ok(()), Err));
-                    flushed = true;
+        match self.commit_batch(began) {
+            Ok(()) => {
+                let mut records = 0;
+                let mut newest = None;
+                for command in self.batch.drain(..) {
+                    match command {
+                        Command::Append(Record { id, .. }) => {
+                            records += 1;
+                            newest = newest.max(Some(id.0));
+                        }
+                        // A redaction's own id counts as committed with it.
+                        Command::Redact(_, _, id) => newest = newest.max(Some(id.0)),
+                        Command::Flush(answer) => {
+                            let _ = answer.send(Ok(()));
+                        }
+                        Command::Retain(policy, answer) => self.retains.push_back((policy, answer)),
+                        Command::SaveRoom(_) | Command::ForgetRoom(_) | Command::SaveGuest(_) => {}
+                    }
                 }
-                Command::Retain(policy, answer) => self.retains.push_back((policy, answer)),
-                Command::Append(_) | Command::SaveRoom(_) | Command::ForgetRoom(_) => {}
+                if let Some(newest) = newest {
+                    self.committed.fetch_max(newest, Ordering::Release);
+                }
+                self.backlog.fetch_sub(records, Ordering::Relaxed);
+                if let Some(paused) = self.paused.take() {
+                    self.resume(&paused, records);
+                }
             }
-        }
-        if flushed {
-            self.failed = None;
+            Err(error) => {
+                for command in std::mem::take(&mut self.batch) {
+                    self.hold_failed(command, &error);
+                }
+                self.pause(error);
+            }
         }
     }
 
-    /// Writes the batch's records and room changes in one transaction.
-    fn commit_batch(&mut self) -> Result<(), StoreError> {
-        let fail = |e| classify(&self.path, e);
+    /// Keeps a command of a batch that failed to commit ([`Writer::hold`], with the failure).
+    fn hold_failed(&mut self, command: Command, error: &StoreError) {
+        match command {
+            Command::Flush(answer) => {
+                let waiting = self.records_waiting();
+                let _ = answer.send(Err(StoreError::Paused { waiting, reason: error.to_string() }));
+            }
+            other => self.hold(other),
+        }
+    }
+
+    /// Records in the batch: while writes fail, those waiting to be retried.
+    fn records_waiting(&self) -> usize {
+        self.batch.iter().filter(|c| matches!(c, Command::Append(_))).count()
+    }
+
+    /// The answer to a flush while writes fail.
+    fn paused_error(&self) -> StoreError {
+        let reason = self.paused.as_ref().map_or_else(String::new, |p| p.error.to_string());
+        StoreError::Paused { waiting: self.records_waiting(), reason }
+    }
+
+    /// Notes a failed commit: the first one pauses history (logged, and shown by
+    /// [`Store::degraded`]); each one doubles the wait before the next try.
+    ///
+    /// [`Store::degraded`]: crate::store::Store::degraded
+    fn pause(&mut self, error: StoreError) {
+        let now = Instant::now();
+        match &mut self.paused {
+            Some(paused) => {
+                paused.delay = (paused.delay * 2).min(RETRY_MAX);
+                paused.next_try = now + paused.delay;
+                paused.error = error;
+            }
+            None => {
+                tracing::error!(
+                    "history is paused: {error}. The {} records not written are kept in memory \
+                     (up to {QUEUE_LIMIT}; messages beyond that are refused) and retried until they are stored",
+                    self.records_waiting()
+                );
+                self.degraded.store(true, Ordering::Release);
+                // A disk that filled up once is tight: checkpoint the log into the database
+                // every 256 KB from now on, not every 4 MB, lest the log take all the room.
+                let _ = self.conn.pragma_update(None, "wal_autocheckpoint", TIGHT_CHECKPOINT_PAGES);
+                self.paused = Some(Paused { error, since: now, delay: RETRY_FIRST, next_try: now + RETRY_FIRST });
+            }
+        }
+    }
+
+    /// Writing works again: says so, and empties the write-ahead log, which may have grown
+    /// into whatever space the disk had left.
+    fn resume(&mut self, paused: &Paused, records: usize) {
+        self.degraded.store(false, Ordering::Release);
+        tracing::info!(
+            "history is being written again after {:.1} s; the {records} records kept meanwhile are stored",
+            paused.since.elapsed().as_secs_f64()
+        );
+        if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+            tracing::warn!("history: could not empty the write-ahead log after the pause: {e}");
+        }
+    }
+
+    /// Writes the batch's records and room changes in one transaction, adding what queues up
+    /// meanwhile until [`COMMIT_WINDOW`] has passed since `began` (not while retrying, when
+    /// the batch is whatever waited).
+    ///
+    /// [`COMMIT_WINDOW`]: super::COMMIT_WINDOW
+    fn commit_batch(&mut self, began: Instant) -> Result<(), StoreError> {
+        let path = &self.path;
+        let fail = |e| classify(path, e);
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(fail)?;
         {
             let mut insert = tx.prepare_cached(INSERT).map_err(fail)?;
-            // The newest record of each target in this batch, by target as written.
-            let mut newest: HashMap<&str, &Record> = HashMap::new();
-            for command in &self.batch {
-                match command {
-                    Command::Append(r) => {
-                        insert
-                            .execute(params![
-                                sql_int(r.id.0),
-                                fold(&r.target),
-                                r.target,
-                                r.kind.as_str(),
-                                r.nick,
-                                r.user,
-                                r.host,
-                                r.text,
-                                r.extra,
-                            ])
-                            .map_err(fail)?;
-                        let slot = newest.entry(r.target.as_str()).or_insert(r);
-                        if r.id > slot.id {
-                            *slot = r;
+            // The newest record of each target in this transaction (by target as written), by
+            // its place in the batch.
+            let mut newest: HashMap<String, usize> = HashMap::new();
+            let mut written = 0;
+            loop {
+                for (at, command) in self.batch.iter().enumerate().skip(written) {
+                    match command {
+                        Command::Append(r) => {
+                            insert
+                                .execute(params![
+                                    sql_int(r.id.0),
+                                    fold(&r.target),
+                                    r.target,
+                                    r.kind.as_str(),
+                                    r.nick,
+                                    r.user,
+                                    r.host,
+                                    r.text,
+                                    r.extra,
+                                    tags_to_sql(&r.tags),
+                                ])
+                                .map_err(fail)?;
+                            match newest.get_mut(r.target.as_str()) {
+                                Some(slot) => {
+                                    if matches!(&self.batch[*slot], Command::Append(old) if r.id > old.id) {
+                                        *slot = at;
+                                    }
+                                }
+                                None => {
+                                    newest.insert(r.target.clone(), at);
+                                }
+                            }
                         }
+                        Command::SaveRoom(room) => save_room(&tx, room).map_err(fail)?,
+                        Command::Redact(key, id, _) => {
+                            let mut redact = tx.prepare_cached(REDACT).map_err(fail)?;
+                            redact.execute(params![sql_int(id.0), key]).map_err(fail)?;
+                        }
+                        Command::ForgetRoom(key) => {
+                            tx.prepare_cached(FORGET_ROOM)
+                                .and_then(|mut forget| forget.execute([key]))
+                                .map_err(fail)?;
+                            tx.prepare_cached(FORGET_BANS)
+                                .and_then(|mut forget| forget.execute([key]))
+                                .map_err(fail)?;
+                        }
+                        Command::SaveGuest(number) => {
+                            tx.prepare_cached(SAVE_GUEST)
+                                .and_then(|mut save| save.execute([sql_int(*number)]))
+                                .map_err(fail)?;
+                        }
+                        Command::Flush(_) | Command::Retain(..) => {}
                     }
-                    Command::SaveRoom(room) => save_room(&tx, room).map_err(fail)?,
-                    Command::ForgetRoom(key) => {
-                        tx.prepare_cached(FORGET_ROOM).and_then(|mut forget| forget.execute([key])).map_err(fail)?;
-                        tx.prepare_cached(FORGET_BANS).and_then(|mut forget| forget.execute([key])).map_err(fail)?;
-                    }
-                    Command::Flush(_) | Command::Retain(..) => {}
+                }
+                written = self.batch.len();
+                if self.paused.is_some() || began.elapsed() >= COMMIT_WINDOW {
+                    break;
+                }
+                self.batch.extend(self.commands.try_iter().take(CHUNK));
+                if self.batch.len() == written {
+                    break;
                 }
             }
             let mut touch = tx.prepare_cached(TOUCH_TARGET).map_err(fail)?;
-            for (target, record) in newest {
+            for (target, &at) in &newest {
+                let Command::Append(record) = &self.batch[at] else { continue };
                 let key = fold(target);
                 let id = sql_int(record.id.0);
                 match dm_parties(&key) {

@@ -1,0 +1,84 @@
+//! What users change about themselves besides their nick and rooms: their real name, the user
+//! modes others see (`+B`, a bot), that hide them (`+i`, invisible) or that decide what they
+//! receive (`+w`, wallops), and the server operators' WALLOPS.
+
+use std::sync::Arc;
+
+use super::{ConnId, Event, EventKind, Hub, HubError, text};
+
+/// A user's own modes, as `MODE nick` shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserModes {
+    /// `+B`: a bot.
+    pub bot: bool,
+    /// `+i`: invisible (see [`Hub::set_invisible`]).
+    pub invisible: bool,
+    /// `+o`: a server operator.
+    pub oper: bool,
+    /// `+w`: receives WALLOPS.
+    pub wallops: bool,
+}
+
+impl Hub {
+    /// The modes of `id`.
+    pub fn user_modes(&self, id: ConnId) -> UserModes {
+        let user = self.user(id);
+        UserModes { bot: user.source.bot, invisible: user.invisible, oper: user.oper, wallops: user.wallops }
+    }
+
+    /// Marks `id` a bot or not; returns whether that changed anything. From now on what it
+    /// says and does carries the mark (IRC clients see the `bot` tag).
+    pub fn set_bot(&mut self, id: ConnId, on: bool) -> bool {
+        let user = self.users.get_mut(&id).expect("registered");
+        std::mem::replace(&mut user.source.bot, on) != on
+    }
+
+    /// Sets or clears user mode `+i` (invisible); returns whether that changed anything.
+    pub fn set_invisible(&mut self, id: ConnId, on: bool) -> bool {
+        let user = self.users.get_mut(&id).expect("registered");
+        std::mem::replace(&mut user.invisible, on) != on
+    }
+
+    /// May `asker` see `id` in WHO and NAMES? An invisible user (`+i`) shows only to those who
+    /// share a room with them, and to themselves.
+    pub(super) fn sees(&self, asker: ConnId, id: ConnId) -> bool {
+        let user = self.user(id);
+        !user.invisible
+            || asker == id
+            || user.rooms.iter().any(|r| self.rooms.get(r).is_some_and(|room| room.members.contains_key(&asker)))
+    }
+
+    /// Whether `id` receives WALLOPS; returns whether that changed anything.
+    pub fn set_wallops(&mut self, id: ConnId, on: bool) -> bool {
+        let user = self.users.get_mut(&id).expect("registered");
+        std::mem::replace(&mut user.wallops, on) != on
+    }
+
+    /// A server operator's message to every user who receives WALLOPS (`+w`), the sender aside.
+    pub fn wallops(&mut self, id: ConnId, message: &str) -> Result<Arc<Event>, HubError> {
+        if !self.user(id).oper {
+            return Err(HubError::NotOper);
+        }
+        let message = text::sanitize(message);
+        if message.is_empty() {
+            return Err(HubError::NoText);
+        }
+        let event = self.event(EventKind::Wallops { who: self.user(id).source.clone(), text: message });
+        let to: Vec<ConnId> = self.users.iter().filter(|(m, u)| **m != id && u.wallops).map(|(m, _)| *m).collect();
+        self.deliver(to, &event);
+        Ok(event)
+    }
+
+    /// Changes the real name of `id` (IRC `SETNAME`); the users sharing a room with it, and
+    /// those monitoring it who asked for such updates, are told.
+    pub fn set_realname(&mut self, id: ConnId, realname: &str) -> Result<Arc<Event>, HubError> {
+        let realname = text::sanitize(realname);
+        if realname.trim().is_empty() || realname.len() > text::REALNAME_LEN {
+            return Err(HubError::BadRealname);
+        }
+        let event = self.event(EventKind::SetName { who: self.user(id).source.clone(), realname: realname.clone() });
+        self.deliver(self.peers_and_watchers(id), &event);
+        self.users.get_mut(&id).expect("registered").realname = realname.into();
+        Ok(event)
+    }
+}

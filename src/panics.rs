@@ -1,0 +1,48 @@
+//! What a panic (a bug) ends in `charla serve`: the one connection it happened in, or else the
+//! whole process, never a server left half-alive.
+//!
+//! A panic in the code of one connection (sniffing it, its session, its writer) ends that
+//! connection's task, and so closes that client's socket; everyone else goes on. Those tasks
+//! run inside [`connection`]. A panic anywhere else (an accept loop, the history writer thread,
+//! the runtime, `main`) or one that leaves the shared chat state half-changed (a poisoned hub
+//! lock, see [`fatal`]) would leave a server that accepts connections but no longer serves
+//! them: it ends the process instead, with a message on standard error and exit code 101, so
+//! that a supervisor (systemd, a container runtime) restarts it.
+
+use std::io::Write;
+
+tokio::task_local! {
+    /// Set while one connection's task runs.
+    static CONNECTION: ();
+}
+
+/// Exit code after a panic outside a connection: Rust's own for a panicking program.
+pub const EXIT_CODE: i32 = 101;
+
+/// Runs `task`, the work of one connection, so that a panic in it ends only that connection.
+pub fn connection<F: Future>(task: F) -> impl Future<Output = F::Output> {
+    CONNECTION.scope((), task)
+}
+
+/// Installs the policy of the [module docs](self) as the process's panic hook.
+pub fn install() {
+    std::panic::set_hook(Box::new(|info| {
+        if CONNECTION.try_with(|()| ()).is_ok() {
+            // The runtime catches it and ends the task; the connection closes with it.
+            tracing::error!("a bug ended a connection: {info}");
+            return;
+        }
+        let thread = std::thread::current();
+        fatal(&format!("a bug in thread '{}': {info}", thread.name().unwrap_or("unnamed")));
+    }));
+}
+
+/// Ends the process at once with [`EXIT_CODE`], saying why on standard error (if it is still
+/// there): for a state the server cannot go on from.
+pub fn fatal(why: &str) -> ! {
+    let _ = writeln!(
+        std::io::stderr(),
+        "charla: stopping: {why}\ncharla: this is a bug; please report it. Exit code {EXIT_CODE}: a supervisor may restart the server."
+    );
+    std::process::exit(EXIT_CODE)
+}
