@@ -16,7 +16,14 @@ fn event() -> std::sync::Arc<Event> {
     Event::new(
         MsgId(1_764_000_000_000 << 20),
         EventKind::Message {
-            from: Source { id: 1, nick: "alice".into(), user: "~alice".into(), host: "127.0.0.1".into(), bot: false },
+            from: Source {
+                id: 1,
+                nick: "alice".into(),
+                user: "~alice".into(),
+                host: "127.0.0.1".into(),
+                bot: false,
+                account: None,
+            },
             target: Target::Room("#lobby".into()),
             kind: MsgKind::Privmsg,
             text: "hello everyone, this is a line of ordinary chat of about a hundred bytes".into(),

@@ -13,6 +13,9 @@
 //!
 //! - [`hub`]: users, nicks, rooms, membership and every chat rule (who may speak, bans, keys,
 //!   operators). Pure state, no sockets; emits [`hub::Event`]s into bounded [`hub::Outbox`]es.
+//! - [`accounts`]: registration and login (passwords hashed with argon2id, SASL PLAIN, the
+//!   NickServ service), throttled per address and account; what being logged in means (owned
+//!   nicks, the account others see) is the hub's, in [`hub::accounts`].
 //! - [`server`]: listeners, protocol sniffing, connection lifecycle (one task per connection
 //!   that reads lines and writes its queue, limits), graceful shutdown.
 //! - [`proto`]: translation between bytes and hub verbs/events, one module per protocol:
@@ -29,6 +32,7 @@
 //! - [`bench`](mod@bench): `charla bench`, the load generator (scenarios, loss accounting, latency
 //!   percentiles, a summary table and a JSON line).
 
+pub mod accounts;
 pub mod bench;
 pub mod client;
 pub mod hub;

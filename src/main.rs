@@ -149,10 +149,21 @@ struct ServeArgs {
     /// keep it readable only by the user running charla.
     #[arg(long, value_name = "FILE")]
     oper_file: Option<PathBuf>,
+    /// Make the server private: IRC clients must send this password (PASS), plain-text users
+    /// type /pass PASSWORD before anything else. Visible to `ps`: prefer --password-file or the
+    /// environment variable CHARLA_PASSWORD.
+    #[arg(long, value_name = "PASSWORD")]
+    password: Option<String>,
+    /// The server password from the first line of FILE (see --password).
+    #[arg(long, value_name = "FILE", conflicts_with = "password")]
+    password_file: Option<PathBuf>,
 }
 
 /// The environment variable that names server operators, as --oper does.
 const OPER_ENV: &str = "CHARLA_OPER";
+
+/// The environment variable that holds the server password, as --password does.
+const PASSWORD_ENV: &str = "CHARLA_PASSWORD";
 
 #[derive(Clone, Copy)]
 struct Flood(Option<FloodLimit>);
@@ -216,8 +227,31 @@ impl ServeArgs {
         Ok(opers)
     }
 
+    /// The server password: from --password, --password-file or CHARLA_PASSWORD.
+    fn password(&self) -> anyhow::Result<Option<String>> {
+        let password = if let Some(file) = &self.password_file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the --password-file {}", file.display()))?;
+            Some(text.lines().next().unwrap_or_default().trim().to_string())
+        } else if let Some(password) = &self.password {
+            Some(password.clone())
+        } else {
+            match std::env::var_os(PASSWORD_ENV) {
+                Some(value) => {
+                    Some(value.into_string().map_err(|_| anyhow::anyhow!("{PASSWORD_ENV} is not valid UTF-8"))?)
+                }
+                None => None,
+            }
+        };
+        if password.as_deref().is_some_and(|p| p.is_empty() || p.contains(' ')) {
+            anyhow::bail!("the server password must be one word, not empty");
+        }
+        Ok(password)
+    }
+
     fn config(self) -> anyhow::Result<Config> {
         let opers = self.opers()?;
+        let password = self.password()?;
         let mut listen = self.listen;
         let port = self.port.or(self.port_flag);
         if listen.is_empty() || self.host.is_some() || port.is_some() {
@@ -234,10 +268,12 @@ impl ServeArgs {
         };
         let hub = charla::hub::HubConfig {
             opers: opers.into_iter().collect(),
+            password,
             limits: charla::hub::limits::HubLimits {
                 max_rooms_per_user: self.max_rooms_per_user,
                 ..Default::default()
             },
+            ..Default::default()
         };
         let history = HistoryConfig {
             join_replay: self.join_replay,

@@ -403,3 +403,33 @@ async fn weechat_and_a_plain_text_user_share_the_lobby() {
     ann.expect("*** wee2 quit (Quit: see you)").await;
     ann.assert_quiet().await;
 }
+
+#[tokio::test]
+async fn irssi_logs_in_with_sasl_and_others_see_its_account() {
+    require("irssi", &["--version"], "the Debian package irssi").await;
+    let server = start_server().await;
+    let password = "irssi-sasl-password";
+    let mut owner = Client::plain_as(server.addr, "saslivy").await;
+    owner.send(&format!("/register {password}")).await;
+    owner.expect_where(|l| l.starts_with("Account saslivy registered")).await;
+    owner.send("/quit").await;
+    owner.until_closed().await;
+
+    let home = irssi_home();
+    let network = format!(
+        r#"chatnets = {{ charla = {{ type = "IRC"; sasl_mechanism = "PLAIN"; sasl_username = "saslivy"; sasl_password = "{password}"; }}; }};
+servers = ( {{ address = "127.0.0.1"; port = "{}"; chatnet = "charla"; use_tls = "no"; autoconnect = "no"; }} );
+"#,
+        server.addr.port()
+    );
+    let mut config = std::fs::read_to_string(home.0.join("config")).unwrap();
+    config.push_str(&network);
+    std::fs::write(home.0.join("config"), config).unwrap();
+    let irssi = Tmux::start(&format!("irssi --home={} -n saslivy -c charla", home.0.display())).await;
+    irssi.wait_for("You are now logged in as saslivy").await;
+    irssi.wait_for("End of /MOTD command").await;
+
+    let mut bob = Irc::register(server.addr, "bob", &[]).await;
+    bob.send("WHOIS saslivy").await;
+    assert_eq!(bob.expect("330").await.params[1..3], ["saslivy", "saslivy"]);
+}

@@ -51,10 +51,9 @@ async fn isupport_advertises_the_new_features() {
     for token in ["BOT=B", "MONITOR=100", "STATUSMSG=@+", "NAMELEN=128"] {
         assert!(tokens.iter().any(|t| t == token), "{token} in {tokens:?}");
     }
-    alice.send("CAP LS 302").await;
-    let ls = alice.expect("CAP").await;
+    let ls = alice.cap_ls().await;
     for cap in ["extended-monitor", "invite-notify", "no-implicit-names", "setname"] {
-        assert!(ls.params[2].split(' ').any(|c| c == cap), "{cap} in {ls:?}");
+        assert!(ls.iter().any(|c| c == cap), "{cap} in {ls:?}");
     }
 }
 
@@ -502,9 +501,8 @@ async fn multiline_messages_as_a_batch_or_line_by_line() {
     let mut bob = Irc::register(server.addr, "bob", &["batch", "draft/multiline", "message-tags"]).await;
     let mut old = Irc::register(server.addr, "old", &[]).await;
     let mut plain = Client::plain_as(server.addr, "plainy").await;
-    alice.send("CAP LS 302").await;
-    let ls = alice.expect("CAP").await;
-    assert!(ls.params[2].split(' ').any(|c| c == "draft/multiline=max-bytes=4096,max-lines=100"), "{ls:?}");
+    let ls = alice.cap_ls().await;
+    assert!(ls.iter().any(|c| c == "draft/multiline=max-bytes=4096,max-lines=100"), "{ls:?}");
     for irc in [&mut alice, &mut bob, &mut old] {
         irc.join("#lobby").await;
     }

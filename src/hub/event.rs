@@ -65,6 +65,8 @@ pub struct Source {
     pub host: String,
     /// The user marked itself a bot (user mode `+B`): IRC clients see a `bot` tag on what it does.
     pub bot: bool,
+    /// The account the user is logged in to: IRC clients see it in an `account` tag.
+    pub account: Option<Arc<str>>,
 }
 
 /// What a message is: a normal line, a notice (never answered automatically), an action
@@ -179,6 +181,19 @@ pub enum EventKind {
         who: Source,
         text: String,
     },
+    /// `who` logged in to an account (`who.account`) or out of one (`None`); told to the users
+    /// sharing a room (IRC `account-notify`).
+    Account {
+        who: Source,
+    },
+    /// `who` has read `target` up to `at` (milliseconds since the Unix epoch): told to the
+    /// other connections logged in to the same account, never to anyone else (IRC
+    /// `draft/read-marker`).
+    ReadMarker {
+        who: Source,
+        target: String,
+        at: u64,
+    },
     /// `who` redacted the message `msgid` that `author` had said to `target` (IRC `REDACT`).
     Redact {
         who: Source,
@@ -200,7 +215,7 @@ pub struct Event {
 }
 
 /// How many distinct wire formats an event can be cached in (see [`Event::encoded`]).
-pub const FORMATS: usize = 9;
+pub const FORMATS: usize = 17;
 
 impl Event {
     pub fn new(id: MsgId, kind: EventKind) -> Arc<Event> {
@@ -223,7 +238,9 @@ impl Event {
             | EventKind::Presence { who, .. }
             | EventKind::SetName { who, .. }
             | EventKind::Wallops { who, .. }
-            | EventKind::Redact { who, .. } => who,
+            | EventKind::Redact { who, .. }
+            | EventKind::Account { who }
+            | EventKind::ReadMarker { who, .. } => who,
         }
     }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::modes::RoomModes;
 use super::text::fold;
-use super::{ConnId, Event, Hub, HubError, MsgId, Room};
+use super::{ConnId, Event, EventKind, Hub, HubError, MsgId, Room, Target};
 use crate::store::{Include, Record, RoomState, Selector, Store, StoreError, dm_key};
 
 /// What a sender is told when whether history is written has changed since they last spoke.
@@ -74,7 +74,23 @@ impl Hub {
     /// and [`Hub::last_said`]).
     pub(super) fn record(&mut self, event: &Event, rooms: &[String]) -> Result<(), HubError> {
         let Some(store) = &self.history.0 else { return Ok(()) };
-        for record in Record::from_event(event, rooms) {
+        // A private message is kept under its parties: accounts where logged in (see
+        // [`Hub::party`]), so that it follows them.
+        let private = match &event.kind {
+            EventKind::Message { from, target: Target::User(to), .. } => {
+                let from = match &from.account {
+                    Some(account) => format!("~{account}"),
+                    None => from.nick.clone(),
+                };
+                let to = self.id_of(to).map_or_else(|_| to.clone(), |id| self.party(id));
+                Some(dm_key(&from, &to))
+            }
+            _ => None,
+        };
+        for mut record in Record::from_event(event, rooms) {
+            if let Some(key) = &private {
+                record.target.clone_from(key);
+            }
             let said = record.kind.is_message();
             store.append(record).map_err(|e| {
                 // The client hears what happened in a few words; the log gets the details (a
@@ -176,16 +192,26 @@ impl Hub {
     }
 
     /// Where `id` may read the history of `target`: a room they are in (its name, all of its
-    /// history), or their private conversation with the nick `target` (the pair's key, from
-    /// [`Hub::private_since`] on).
+    /// history), or their private conversation with `target` (the key of the two parties, see
+    /// [`Hub::party`]; all of it for a logged-in user, else from [`Hub::private_since`] on).
     pub fn history_target(&self, id: ConnId, target: &str) -> Result<(String, Option<MsgId>), HubError> {
         if target.starts_with('#') {
             Ok((self.member_room(id, target)?.name.clone(), None))
         } else if super::text::valid_nick(target) {
-            Ok((dm_key(self.nick(id), target), Some(self.private_since(id))))
+            let (me, since) = self.history_owner(id);
+            Ok((dm_key(&me, &self.party_named(target)), since))
         } else {
             Err(HubError::NoSuchNick(target.into()))
         }
+    }
+
+    /// Whose private conversations `id` may read, as the store names their owner (see
+    /// [`Hub::party`]), and from when on: all of an account's, a nick's only from the moment
+    /// this connection took it.
+    pub fn history_owner(&self, id: ConnId) -> (String, Option<MsgId>) {
+        let party = self.party(id);
+        let since = self.user(id).source.account.is_none().then(|| self.private_since(id));
+        (party, since)
     }
 
     /// The oldest private message `id` may read: none from before it took its nick. Without

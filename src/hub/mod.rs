@@ -13,10 +13,13 @@
 //! The hub is used behind a `std::sync::Mutex` ([`SharedHub`]); every verb is quick and never
 //! awaits, so the lock is never held across an `.await`.
 //!
-//! Besides this file: `monitor` (who watches which nick), [`users`] (real names, the bot and
+//! Besides this file: [`accounts`] (who is logged in, the nicks accounts own), [`bans`] (server
+//! bans), `monitor` (who watches which nick), [`users`] (real names, the bot and
 //! wallops modes, WALLOPS), `redact` (who may take a message back), `history` (what is
 //! stored), [`modes`] and [`text`].
 
+pub mod accounts;
+pub mod bans;
 pub mod event;
 mod history;
 pub mod limits;
@@ -31,6 +34,7 @@ pub mod users;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 pub use event::{Event, EventKind, MsgId, MsgKind, Source, Tags, Target};
 use event::{MsgIdGen, now_millis};
@@ -117,6 +121,10 @@ pub enum HubError {
     BadKey(String),
     #[error("{0} is full (+l)")]
     RoomFull(String),
+    #[error(
+        "{0} is for registered users only (+R): log in first (/login NAME PASSWORD, or /register PASSWORD to make an account)"
+    )]
+    NeedAccount(String),
     #[error("nothing to send: type some text after the command")]
     NoText,
     #[error("that needs server operator rights (/oper NAME PASSWORD)")]
@@ -125,7 +133,7 @@ pub enum HubError {
     BadOperLogin,
     #[error("too many failed operator logins from your address or for that name; wait {0} s before trying again")]
     OperThrottled(u64),
-    #[error("the {0} mode is not known here; modes are +o +v +b +i +k +l +m +n +s +t")]
+    #[error("the {0} mode is not known here; modes are +o +v +b +i +k +l +m +n +s +t +R")]
     UnknownMode(char),
     #[error("the {0} mode needs an argument, e.g. +{0} VALUE")]
     ModeNeedsArg(char),
@@ -151,6 +159,8 @@ pub enum HubError {
     History(String),
     #[error("the server is shutting down; try again in a moment")]
     ShuttingDown,
+    #[error("you are banned from this server: {0}")]
+    ServerBanned(String),
 }
 
 /// A room's topic, who set it and when (milliseconds since the Unix epoch).
@@ -327,6 +337,8 @@ pub struct UserInfo {
     pub invisible: bool,
     /// User mode `+B`: the user says it is a bot.
     pub bot: bool,
+    /// The account the user is logged in to.
+    pub account: Option<String>,
     pub protocol: &'static str,
     pub signon: u64,
     pub last_spoke: u64,
@@ -404,12 +416,27 @@ pub struct ModesApplied {
 }
 
 /// Settings the hub's rules depend on.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HubConfig {
     /// Server operators: name → password.
     pub opers: HashMap<String, String>,
     /// What one user or address may take: rooms at once, rooms created over time.
     pub limits: HubLimits,
+    /// How long someone may keep a nick owned by an account without logging in to it.
+    pub nick_grace: Duration,
+    /// The server password (`serve --password`): a private server lets in only who gives it.
+    pub password: Option<String>,
+}
+
+impl Default for HubConfig {
+    fn default() -> HubConfig {
+        HubConfig {
+            opers: HashMap::new(),
+            nick_grace: Duration::from_secs(30),
+            password: None,
+            limits: HubLimits::default(),
+        }
+    }
 }
 
 /// The hub, shared by every connection.
@@ -456,12 +483,25 @@ pub struct Hub {
     creation: RoomCreation,
     /// Failed operator logins per address and per name.
     oper_guard: oper::OperGuard,
+    /// Folded names of the registered accounts: the nicks they own.
+    registered: HashSet<Box<str>>,
+    /// Users holding a nick an account owns without being logged in to it.
+    claims: IdMap<accounts::Claim>,
+    /// The read markers of the accounts logged in: folded account → folded target → time.
+    read_markers: HashMap<Box<str>, HashMap<String, u64>>,
+    /// Server bans (`KLINE`).
+    server_bans: Vec<bans::ServerBan>,
 }
 
 impl Hub {
     pub fn new(config: HubConfig, history: History) -> Hub {
         let creation = RoomCreation::new(config.limits.room_creation);
         Hub { config, history, creation, ..Hub::default() }
+    }
+
+    /// The settings the hub was started with.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
     }
 
     fn event(&mut self, kind: EventKind) -> Arc<Event> {
@@ -519,7 +559,7 @@ impl Hub {
     pub fn check_nick(&self, nick: &str) -> Result<(), HubError> {
         if !text::valid_nick(nick) {
             Err(HubError::BadNick(nick.into()))
-        } else if self.nicks.contains_key(fold(nick).as_str()) {
+        } else if self.nicks.contains_key(fold(nick).as_str()) || accounts::is_service(nick) {
             Err(HubError::NickInUse(nick.into()))
         } else {
             Ok(())
@@ -531,19 +571,15 @@ impl Hub {
         if self.closing {
             return Err(HubError::ShuttingDown);
         }
+        if let Some(reason) = self.server_banned(reg.nick.as_deref().unwrap_or("*"), &reg.user, &reg.host) {
+            return Err(HubError::ServerBanned(reason));
+        }
         let nick = match reg.nick {
             Some(nick) => {
                 self.check_nick(&nick)?;
                 nick
             }
-            None => loop {
-                self.next_guest += 1;
-                let nick = format!("guest-{}", self.next_guest);
-                if !self.nicks.contains_key(nick.as_str()) {
-                    self.save_guest(self.next_guest);
-                    break nick;
-                }
-            },
+            None => self.guest_nick(),
         };
         self.next_conn += 1;
         let id = self.next_conn;
@@ -552,7 +588,7 @@ impl Hub {
         self.users.insert(
             id,
             Box::new(User {
-                source: Source { id, nick: nick.clone(), user: reg.user, host: reg.host, bot: false },
+                source: Source { id, nick: nick.clone(), user: reg.user, host: reg.host, bot: false, account: None },
                 realname: text::clean(&reg.realname, text::REALNAME_LEN).into(),
                 rooms: Vec::new(),
                 away: None,
@@ -571,7 +607,20 @@ impl Hub {
         );
         self.max_users = self.max_users.max(self.users.len());
         self.tell_watchers(id, &nick, true);
+        self.claim(id);
         Ok((id, nick))
+    }
+
+    /// A free `guest-N` nick.
+    fn guest_nick(&mut self) -> String {
+        loop {
+            self.next_guest += 1;
+            let nick = format!("guest-{}", self.next_guest);
+            if !self.nicks.contains_key(nick.as_str()) {
+                self.save_guest(self.next_guest);
+                return nick;
+            }
+        }
     }
 
     /// Removes a user: tells everyone who shares a room, leaves every room, frees the nick.
@@ -589,6 +638,7 @@ impl Hub {
         let nick = self.user(id).source.nick.clone();
         self.tell_watchers(id, &nick, false);
         self.unmonitor_all(id);
+        self.claims.remove(&id);
         let user = *self.users.remove(&id).expect("checked above");
         self.creation.forget(id);
         for room in &user.rooms {
@@ -599,6 +649,9 @@ impl Hub {
             room.invited.remove(&id);
         }
         self.nicks.remove(fold(&user.source.nick).as_str());
+        if let Some(account) = &user.source.account {
+            self.forget_read_markers(account);
+        }
         self.whowas.push_front(Departed {
             nick: user.source.nick,
             user: user.source.user,
@@ -657,6 +710,7 @@ impl Hub {
         if fold(&old) != fold(new) {
             self.tell_watchers(id, &old, false);
             self.tell_watchers(id, new, true);
+            self.claim(id);
         }
         Ok(event)
     }
@@ -702,6 +756,9 @@ impl Hub {
                 }
                 if room.modes.limit.is_some_and(|l| room.members.len() >= l) {
                     return Err(HubError::RoomFull(room.name.clone()));
+                }
+                if room.modes.registered_only && who.account.is_none() && !invited {
+                    return Err(HubError::NeedAccount(room.name.clone()));
                 }
             }
             None => {
@@ -1183,6 +1240,7 @@ impl Hub {
             oper: user.oper,
             invisible: user.invisible,
             bot: user.source.bot,
+            account: user.source.account.as_deref().map(str::to_string),
             protocol: user.protocol,
             signon: user.signon,
             last_spoke: user.last_spoke,

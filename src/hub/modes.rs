@@ -18,6 +18,8 @@ pub struct RoomModes {
     pub key: Option<String>,
     /// `+l`: the most members the room takes.
     pub limit: Option<usize>,
+    /// `+R`: only users logged in to an account may join.
+    pub registered_only: bool,
 }
 
 impl Default for RoomModes {
@@ -30,6 +32,7 @@ impl Default for RoomModes {
             topic_ops: true,
             key: None,
             limit: None,
+            registered_only: false,
         }
     }
 }
@@ -47,6 +50,7 @@ impl RoomModes {
             (self.no_external, 'n'),
             (self.secret, 's'),
             (self.topic_ops, 't'),
+            (self.registered_only, 'R'),
         ] {
             if on {
                 flags.push(c);
@@ -73,6 +77,7 @@ impl RoomModes {
             RoomMode::NoExternal => flip(&mut self.no_external, add),
             RoomMode::Secret => flip(&mut self.secret, add),
             RoomMode::TopicOps => flip(&mut self.topic_ops, add),
+            RoomMode::RegisteredOnly => flip(&mut self.registered_only, add),
             RoomMode::Key(key) => {
                 let new = (add && !key.is_empty()).then(|| key.clone());
                 std::mem::replace(&mut self.key, new) != self.key
@@ -99,6 +104,7 @@ impl RoomModes {
             topic_ops: false,
             key: None,
             limit: None,
+            registered_only: false,
         };
         for change in parse(flags, &args).changes {
             modes.apply(&change);
@@ -125,6 +131,7 @@ pub enum RoomMode {
     NoExternal,
     Secret,
     TopicOps,
+    RegisteredOnly,
 }
 
 impl RoomMode {
@@ -140,6 +147,7 @@ impl RoomMode {
             RoomMode::NoExternal => 'n',
             RoomMode::Secret => 's',
             RoomMode::TopicOps => 't',
+            RoomMode::RegisteredOnly => 'R',
         }
     }
 
@@ -213,6 +221,7 @@ pub fn parse(modes: &str, args: &[&str]) -> ParsedModes {
             'n' => RoomMode::NoExternal,
             's' => RoomMode::Secret,
             't' => RoomMode::TopicOps,
+            'R' => RoomMode::RegisteredOnly,
             'k' | 'b' if args.clone().next().is_some_and(|a| !valid_arg(c, a)) => {
                 let arg = args.next().unwrap_or_default();
                 parsed.errors.push(ModeParseError::BadArg(c, arg.into()));

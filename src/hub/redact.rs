@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::text::fold;
 use super::{ConnId, Event, EventKind, Hub, HubError, Target};
-use crate::store::{Record, dm_key};
+use crate::store::Record;
 
 impl Hub {
     /// Redacts `message`, a record of `target` (a room `id` is in, or the nick of the other party
@@ -28,7 +28,7 @@ impl Hub {
                 return Err(HubError::NotYourMessage);
             }
             let other = self.id_of(target).ok().into_iter().collect();
-            (Target::User(target.to_string()), other, dm_key(&me.source.nick, target))
+            (Target::User(target.to_string()), other, self.history_target(id, target)?.0)
         };
         let event = self.event(EventKind::Redact {
             who: self.user(id).source.clone(),

@@ -10,6 +10,9 @@
 //! some IRC clients wait for the server to speak first: when the first lines such a client
 //! sends are an IRC registration ([`Late`]), its guest quits and the connection goes on as IRC.
 
+mod accounts;
+mod gate;
+
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -53,7 +56,11 @@ commands:
   /kick NICK [REASON]   remove someone (room operators)
   /ban MASK, /unban MASK, /op NICK, /deop NICK, /voice NICK, /devoice NICK
   /mode [+i|+m|+k KEY|+l N|...]  show or change room modes (operators)
+  /register PASSWORD    register your nick as an account (then it is yours alone)
+  /login NAME PASSWORD  log in to your account (also /msg NickServ IDENTIFY NAME PASSWORD)
+  /logout               log out of your account
   /oper NAME PASSWORD, /kill NICK [REASON]  server operators (see serve --oper)
+  /kline [MINUTES] MASK [REASON], /unkline MASK  server operators: ban from the server
   /wallops TEXT         server operators: tell the IRC users who receive wallops (+w)
   /quit [REASON]        leave
   //TEXT                say a line that starts with /";
@@ -65,6 +72,22 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
     // An async block that owns `conn`, not an `async fn`: one would keep its arguments twice in
     // its future, and every connection waits in it.
     async move {
+        // A private server greets first and lets in only those who give its password.
+        let private = !hub::lock(&shared.hub).admits(None);
+        if private {
+            outbox.push(Out::Line(Bytes::from(format!("{WELCOME}\n"))));
+            // Boxed: only private servers wait here, and every connection's future would carry it.
+            match Box::pin(gate::wait(&mut conn)).await {
+                gate::Door::Open => {}
+                gate::Door::Gone => return conn.close("Closed".into(), &PlainRender { me: 0 }).await,
+                gate::Door::Irc(held) => {
+                    tracing::info!("{peer} registers with IRC");
+                    conn.reopen(Protocol::Irc, &held);
+                    crate::server::start(Protocol::Irc, conn, peer);
+                    return;
+                }
+            }
+        }
         let registration = Registration {
             nick: None,
             user: "plain".into(),
@@ -85,7 +108,8 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
         tracing::info!("{peer} connected as {nick}");
         let render = PlainRender { me: id };
         let session = Session { id, shared: &shared, outbox: &outbox };
-        session.reply(format!("{WELCOME}\nYou are {nick} in {LOBBY}. Type to talk; /help lists commands."));
+        let welcome = if private { "Welcome in." } else { WELCOME };
+        session.reply(format!("{welcome}\nYou are {nick} in {LOBBY}. Type to talk; /help lists commands."));
         conn.writing_while(&render, pin!(shared.settled(Include::Messages))).await;
         session.join(LOBBY, None);
 
@@ -192,6 +216,21 @@ impl Session<'_> {
     /// Handles what the connection brought; returns the quit reason when the session ends.
     async fn step(&self, conn: &mut Conn, render: &PlainRender, input: Input) -> Option<String> {
         match input {
+            Input::Line(Line::Text(text)) if let Some(command) = accounts::parse(&text) => {
+                match command {
+                    Ok(command) => {
+                        // The address the user connected from, as the hub shows it: logins are
+                        // throttled per address.
+                        let ip = hub::lock(&self.shared.hub).source(self.id).host.parse();
+                        let ip = ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+                        let answer =
+                            conn.writing_while(render, pin!(command.run(&self.shared.accounts, self.id, ip))).await;
+                        self.reply(answer);
+                    }
+                    Err(usage) => self.usage(usage),
+                }
+                None
+            }
             Input::Line(Line::Text(text)) => {
                 if text.starts_with("/history") || text.starts_with("/join") || text.starts_with("/redact") {
                     conn.writing_while(render, pin!(self.shared.settled(Include::Messages))).await;
@@ -641,6 +680,11 @@ impl Render for PlainRender {
         match &event.kind {
             // The session says "You are now in …" instead.
             EventKind::Join { who, .. } if who.id == self.me => Bytes::new(),
+            // Renamed by the server: the nick belongs to an account.
+            EventKind::Nick { who, new } if who.id == self.me => Bytes::from(format!(
+                "*** You are now known as {new}: {} belongs to a registered account; /login {} PASSWORD if it is yours\n",
+                who.nick, who.nick
+            )),
             // Plain text has no use for invitations of others.
             EventKind::Invite { target_id, .. } if *target_id != self.me => Bytes::new(),
             EventKind::Kick { who, room, target_id, reason, .. } if *target_id == self.me => {
@@ -669,7 +713,9 @@ fn render(event: &Event) -> Bytes {
         EventKind::Message { kind: MsgKind::TagMsg, .. }
         | EventKind::Away { .. }
         | EventKind::Presence { .. }
-        | EventKind::SetName { .. } => return Bytes::new(),
+        | EventKind::SetName { .. }
+        | EventKind::Account { .. }
+        | EventKind::ReadMarker { .. } => return Bytes::new(),
         EventKind::Message { text, .. } if text.starts_with('\x01') => return Bytes::new(),
         EventKind::Message { from, target, kind, text, .. } => {
             let private = match target {

@@ -22,11 +22,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use crate::accounts::{self, Accounts, LoginLimit};
 use crate::hub::MsgId;
 use crate::hub::{self, History, Hub, HubConfig, SharedHub};
 use crate::panics;
 use crate::store::sqlite::RETRY_MAX;
-use crate::store::{Include, Retention, SqliteStore, Store, StoreError};
+use crate::store::{AccountStore, Include, Retention, SqliteAccounts, SqliteStore, Store, StoreError};
 use conn::{Conn, Protocol};
 use limits::{ConnLimiter, FloodLimit};
 
@@ -48,6 +49,8 @@ pub struct Limits {
     /// How long an IRC client may be silent before it is pinged (and as long again before it
     /// is dropped).
     pub ping_interval: Duration,
+    /// Failed logins allowed per address and per account before further attempts wait.
+    pub logins: LoginLimit,
 }
 
 impl Default for Limits {
@@ -60,6 +63,7 @@ impl Default for Limits {
             sendq: 4096,
             sniff_timeout: Duration::from_millis(250),
             ping_interval: Duration::from_secs(90),
+            logins: LoginLimit::default(),
         }
     }
 }
@@ -186,6 +190,8 @@ pub struct Shared {
     pub sessions: sessions::Sessions,
     /// History, for reading; the hub writes to it.
     pub store: Arc<dyn Store>,
+    /// Registration and login.
+    pub accounts: Accounts,
     pub history: HistoryConfig,
     pub limits: Limits,
     pub server_name: String,
@@ -257,6 +263,10 @@ impl Server {
         let mut hub = Hub::new(config.hub, History::new(store.clone()));
         hub.restore_rooms(store.rooms()?);
         hub.restore_guests(store.last_guest()?);
+        let account_store: Arc<dyn AccountStore> = Arc::new(SqliteAccounts::open(&config.data_dir)?);
+        hub.restore_accounts(account_store.account_names()?);
+        hub.restore_server_bans(account_store.server_bans()?);
+        let hub = Arc::new(std::sync::Mutex::new(hub));
         let mut listeners = Vec::new();
         let any = config.listen.iter().map(|a| (a, None));
         let irc = config.irc_listen.iter().map(|a| (a, Some(Protocol::Irc)));
@@ -265,7 +275,8 @@ impl Server {
             listeners.push((listener, protocol));
         }
         let shared = Arc::new(Shared {
-            hub: Arc::new(std::sync::Mutex::new(hub)),
+            accounts: Accounts::new(account_store, hub.clone(), config.limits.logins),
+            hub,
             sessions: sessions::Sessions::default(),
             store,
             history: config.history,
@@ -301,8 +312,10 @@ impl Server {
         let accepting: Vec<_> = accepting.collect();
         drop(alive);
         let retention = tokio::spawn(retain(self.shared.clone()));
+        let nicks = tokio::spawn(accounts::enforce_nicks(self.shared.hub.clone()));
         shutdown.await;
         retention.abort();
+        nicks.abort();
         tracing::info!("shutting down: closing {} connections", limiter.open());
         for task in &accepting {
             task.abort();

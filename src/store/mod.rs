@@ -42,6 +42,7 @@
 //! record at a page border, even when many records share one millisecond, and a timestamp bound
 //! is simply the range of ids made in that millisecond.
 
+pub mod accounts;
 pub mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -57,7 +58,8 @@ use tokio::sync::oneshot;
 
 use crate::hub::text::fold;
 use crate::hub::{Ban, Event, EventKind, MsgId, MsgKind, Source, Tags, Target, Topic};
-pub use sqlite::SqliteStore;
+pub use accounts::{AccountStore, StoredAccount};
+pub use sqlite::{SqliteAccounts, SqliteStore};
 
 /// The history store: one writer, any number of readers. See the [module docs](self).
 pub trait Store: Send + Sync {
@@ -242,8 +244,14 @@ impl Record {
     /// the users' connection ids are gone). Replays render it like any live event, so a line reads
     /// the same whether it arrives live or from history.
     pub fn to_event(&self) -> Arc<Event> {
-        let who =
-            Source { id: 0, nick: self.nick.clone(), user: self.user.clone(), host: self.host.clone(), bot: false };
+        let who = Source {
+            id: 0,
+            nick: self.nick.clone(),
+            user: self.user.clone(),
+            host: self.host.clone(),
+            bot: false,
+            account: None,
+        };
         let room = self.target.clone();
         let text = self.text.clone();
         let message = |kind| {
@@ -320,7 +328,9 @@ impl Record {
             | EventKind::Away { .. }
             | EventKind::Presence { .. }
             | EventKind::SetName { .. }
-            | EventKind::Wallops { .. } => return Vec::new(),
+            | EventKind::Wallops { .. }
+            | EventKind::Account { .. }
+            | EventKind::ReadMarker { .. } => return Vec::new(),
             // A redaction changes the record it names (see [`Store::redact`]).
             EventKind::Redact { .. } => return Vec::new(),
         };

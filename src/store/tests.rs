@@ -307,7 +307,7 @@ fn private(ms: u64, from: &str, to: &str, text: &str) -> Vec<Record> {
     let event = Event::new(
         id(ms, 0),
         EventKind::Message {
-            from: Source { id: 1, nick: from.into(), user: "u".into(), host: "h".into(), bot: false },
+            from: Source { id: 1, nick: from.into(), user: "u".into(), host: "h".into(), bot: false, account: None },
             target: Target::User(to.into()),
             kind: MsgKind::Privmsg,
             text: text.into(),
@@ -584,7 +584,7 @@ fn the_schema_version_is_recorded_and_a_newer_one_refused() {
 
 #[test]
 fn events_become_records() {
-    let who = Source { id: 1, nick: "alice".into(), user: "a".into(), host: "h".into(), bot: false };
+    let who = Source { id: 1, nick: "alice".into(), user: "a".into(), host: "h".into(), bot: false, account: None };
     let event = |kind| Event::new(id(T0, 0), kind);
     let quit = event(EventKind::Quit { who: who.clone(), reason: "bye".into() });
     let records = Record::from_event(&quit, ["#a", "#b"]);
@@ -777,6 +777,7 @@ fn a_version_3_database_gains_tags_and_redactions() {
         "DROP TABLE counters;
          DROP INDEX messages_said; ALTER TABLE messages DROP COLUMN tags; ALTER TABLE messages DROP COLUMN redacted;
          CREATE INDEX messages_said ON messages (target_key, id) WHERE kind IN ('privmsg', 'notice', 'action');
+         DROP TABLE accounts; DROP TABLE read_markers; DROP TABLE server_bans;
          PRAGMA user_version = 3;",
     )
     .unwrap();

@@ -256,6 +256,20 @@ impl Irc {
         }
     }
 
+    /// Sends `CAP LS 302` and gathers the capabilities offered, over every line of the answer.
+    pub async fn cap_ls(&mut self) -> Vec<String> {
+        self.send("CAP LS 302").await;
+        let mut offered = Vec::new();
+        loop {
+            let ls = self.expect("CAP").await;
+            assert_eq!(ls.params[1], "LS", "{ls:?}");
+            offered.extend(ls.params.last().unwrap().split(' ').map(str::to_string));
+            if ls.params[2] != "*" {
+                return offered;
+            }
+        }
+    }
+
     /// Reads until a message with one of these commands arrives.
     pub async fn expect_any(&mut self, commands: &[&str]) -> Message {
         loop {

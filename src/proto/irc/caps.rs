@@ -26,10 +26,18 @@ pub enum Cap {
     NoImplicitNames = 1 << 16,
     MessageRedaction = 1 << 17,
     Multiline = 1 << 18,
+    Sasl = 1 << 19,
+    AccountTag = 1 << 20,
+    AccountNotify = 1 << 21,
+    AccountRegistration = 1 << 22,
+    ReadMarker = 1 << 23,
 }
 
 /// Every capability: its name in `CAP LS`, and its value for `CAP LS 302` clients.
 pub const CAPS: &[(Cap, &str, Option<&str>)] = &[
+    (Cap::AccountNotify, "account-notify", None),
+    (Cap::AccountRegistration, "draft/account-registration", Some("custom-account-name")),
+    (Cap::AccountTag, "account-tag", None),
     (Cap::AwayNotify, "away-notify", None),
     (Cap::Batch, "batch", None),
     (Cap::CapNotify, "cap-notify", None),
@@ -45,6 +53,8 @@ pub const CAPS: &[(Cap, &str, Option<&str>)] = &[
     (Cap::Multiline, "draft/multiline", Some(MULTILINE_LIMITS)),
     (Cap::MultiPrefix, "multi-prefix", None),
     (Cap::NoImplicitNames, "no-implicit-names", None),
+    (Cap::ReadMarker, "draft/read-marker", None),
+    (Cap::Sasl, "sasl", Some(crate::accounts::sasl::MECHANISMS)),
     (Cap::ServerTime, "server-time", None),
     (Cap::Setname, "setname", None),
     (Cap::StandardReplies, "standard-replies", None),
@@ -110,7 +120,8 @@ mod tests {
             assert_eq!(by_name(name), Some(*cap));
         }
         assert_eq!(by_name("SERVER-TIME"), Some(Cap::ServerTime));
-        assert_eq!(by_name("sasl"), None);
+        assert_eq!(by_name("sasl"), Some(Cap::Sasl));
+        assert_eq!(by_name("sts"), None);
     }
 
     #[test]

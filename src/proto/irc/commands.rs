@@ -11,7 +11,7 @@ use super::numeric::*;
 use super::render;
 use super::session::Session;
 use super::{MAX_TARGETS, VERSION};
-use super::{help, monitor, multiline, redact, users};
+use super::{accounts, help, monitor, multiline, redact, users};
 use crate::hub::event::now_millis;
 use crate::hub::modes::{self, ModeParseError};
 use crate::hub::text::{self, AWAY_LEN, KEY_LEN, KICK_LEN, MASK_LEN, NICK_LEN, ROOM_LEN, TOPIC_LEN};
@@ -40,6 +40,9 @@ const COMMANDS: &[Command] = &[
     cmd("PING", 0, false, ping),
     cmd("PONG", 0, false, |_, _| {}),
     cmd("QUIT", 0, false, quit),
+    cmd("AUTHENTICATE", 1, false, accounts::authenticate),
+    cmd("REGISTER", 3, false, accounts::register),
+    cmd("VERIFY", 2, false, accounts::verify),
     cmd("JOIN", 1, true, join),
     cmd("PART", 1, true, part),
     cmd("PRIVMSG", 0, true, privmsg),
@@ -69,6 +72,9 @@ const COMMANDS: &[Command] = &[
     cmd("WALLOPS", 1, true, users::wallops),
     cmd("HELP", 0, true, help::help),
     cmd("REDACT", 2, true, redact::redact),
+    cmd("MARKREAD", 1, true, accounts::markread),
+    cmd("KLINE", 1, true, accounts::kline),
+    cmd("UNKLINE", 1, true, accounts::unkline),
     cmd("BATCH", 1, true, multiline::batch),
     cmd("LINKS", 0, true, links),
     cmd("ADMIN", 0, true, admin),
@@ -180,10 +186,13 @@ fn chunk_words(words: &[String], max: usize) -> Vec<String> {
     chunks
 }
 
-fn pass(session: &mut Session, _: &Message) {
-    // No server password is configured: any PASS before registration is accepted.
+/// `PASS password`: kept until registration, which checks it against the server password
+/// (if there is none, any is accepted).
+fn pass(session: &mut Session, message: &Message) {
     if session.id.is_some() {
         session.numeric(ERR_ALREADYREGISTERED, &["You may not reregister"]);
+    } else {
+        session.login().password = Some(param(message, 0).to_string());
     }
 }
 
@@ -265,6 +274,7 @@ fn join(session: &mut Session, message: &Message) {
                 if let Some(topic) = &joined.topic {
                     topic_numerics(session, &joined.room, topic);
                 }
+                accounts::read_marker_on_join(session, &joined.room);
                 if !session.caps.has(Cap::NoImplicitNames) {
                     names_of(session, &joined.room);
                 }
@@ -331,6 +341,10 @@ fn privmsg(session: &mut Session, message: &Message) {
         session.numeric(ERR_TOOMANYTARGETS, &[first_refused, &text]);
     }
     for target in unique.into_iter().take(MAX_TARGETS) {
+        if hub::accounts::is_service(target) {
+            accounts::service(session, text);
+            continue;
+        }
         let said = hub::lock(&session.shared.hub).say_line(id, target, kind, text, tags.clone());
         match said {
             Ok(said) => {
@@ -503,7 +517,7 @@ fn who(session: &mut Session, message: &Message) {
                         'f' => flags.clone(),
                         'd' => "0".into(),
                         'l' => idle_secs(&info),
-                        'a' => "0".into(),
+                        'a' => info.account.clone().unwrap_or_else(|| "0".into()),
                         'o' => "n/a".into(),
                         _ => info.realname.clone(),
                     });
@@ -547,6 +561,9 @@ fn whois(session: &mut Session, message: &Message) {
             session.numeric(RPL_WHOISSERVER, &[&info.nick, &server, &format!("charla ({} client)", info.protocol)]);
             if info.oper {
                 session.numeric(RPL_WHOISOPERATOR, &[&info.nick, "is an IRC operator"]);
+            }
+            if let Some(account) = &info.account {
+                session.numeric(RPL_WHOISACCOUNT, &[&info.nick, account, "is logged in as"]);
             }
             if info.bot {
                 session.numeric(RPL_WHOISBOT, &[&info.nick, "is a Bot on charla"]);
@@ -808,7 +825,7 @@ pub fn isupport(session: &mut Session) {
         format!("BOT={}", users::BOT_MODE),
         "CASEMAPPING=ascii".into(),
         format!("CHANLIMIT=#:{}", chanlimit(session)),
-        "CHANMODES=b,k,l,imnst".into(),
+        "CHANMODES=b,k,l,imnRst".into(),
         format!("CHANNELLEN={ROOM_LEN}"),
         "CHANTYPES=#".into(),
         "ELIST=".into(),

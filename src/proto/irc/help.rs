@@ -9,6 +9,13 @@ use super::session::Session;
 /// Each command's usage line and what it does, in a few lines.
 const TOPICS: &[(&str, &[&str])] = &[
     ("ADMIN", &["ADMIN [server]", "Says who runs the server."]),
+    (
+        "AUTHENTICATE",
+        &[
+            "AUTHENTICATE PLAIN, then AUTHENTICATE base64(\\0account\\0password)",
+            "Logs in to your account with SASL PLAIN (CAP REQ sasl first); AUTHENTICATE * aborts.",
+        ],
+    ),
     ("AWAY", &["AWAY [:message]", "Marks you away with a message; without one, back."]),
     (
         "BATCH",
@@ -74,10 +81,34 @@ const TOPICS: &[(&str, &[&str])] = &[
             "Removes a message: your own, or anyone's in a room you are an operator of.",
         ],
     ),
+    (
+        "KLINE",
+        &[
+            "KLINE [minutes] mask :reason",
+            "Server operators: bans nick!user@host, user@host or an address from the server (0 or none: for good).",
+        ],
+    ),
+    (
+        "MARKREAD",
+        &[
+            "MARKREAD target [timestamp=YYYY-MM-DDThh:mm:ss.sssZ]",
+            "Shows or moves how far your account has read a room or conversation (draft/read-marker).",
+        ],
+    ),
     ("QUIT", &["QUIT [:reason]", "Disconnects."]),
+    (
+        "REGISTER",
+        &[
+            "REGISTER <account|*> <email|*> <password>",
+            "Registers an account (* = your nick) and logs you in; the nick is then yours alone.",
+            "Also: /msg NickServ REGISTER password, and IDENTIFY [account] password to log in.",
+        ],
+    ),
     ("SETNAME", &["SETNAME :new real name", "Changes your real name (up to NAMELEN bytes)."]),
     ("TAGMSG", &["TAGMSG target", "Sends message tags alone, such as +typing (needs message-tags)."]),
     ("TIME", &["TIME", "Shows the server's time."]),
+    ("UNKLINE", &["UNKLINE mask", "Server operators: lifts a server ban."]),
+    ("VERIFY", &["VERIFY <account> <code>", "Accounts here need no verification code: REGISTER is enough."]),
     ("TOPIC", &["TOPIC #room [:new topic]", "Shows a room's topic, or sets it (+t: operators only)."]),
     ("USER", &["USER username 0 * :real name", "Registers your connection, with NICK."]),
     ("USERHOST", &["USERHOST nick [nick ...]", "Shows the user@host of up to five nicks."]),

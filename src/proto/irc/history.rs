@@ -101,15 +101,21 @@ fn targets(session: &mut Session, from: &str, to: &str, limit: usize) {
         );
     };
     let id = session.id.expect("registered");
-    let (nick, rooms, since) = {
+    let ((owner, since), rooms) = {
         let hub = hub::lock(&session.shared.hub);
-        (hub.nick(id).to_string(), hub.rooms_of(id), hub.private_since(id))
+        (hub.history_owner(id), hub.rooms_of(id))
     };
     let rooms: Vec<&str> = rooms.iter().map(String::as_str).collect();
-    match session.shared.store.targets(&nick, &rooms, from, to, limit) {
+    match session.shared.store.targets(&owner, &rooms, from, to, limit) {
         Ok(mut found) => {
-            // Private conversations only if they went on since this connection took its nick.
-            found.retain(|t| t.name.starts_with('#') || t.latest >= since);
+            // Without an account, private conversations only if they went on since this
+            // connection took its nick; the other party is named by its nick.
+            found.retain(|t| t.name.starts_with('#') || since.is_none_or(|since| t.latest >= since));
+            for t in &mut found {
+                if let Some(account) = t.name.strip_prefix('~') {
+                    t.name = account.to_string();
+                }
+            }
             let server = session.shared.server_name.clone();
             let lines = found
                 .iter()

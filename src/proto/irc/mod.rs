@@ -5,6 +5,7 @@
 //! - [`caps`]: the capability table, from which `CAP LS` is produced.
 //! - [`numeric`]: numeric reply codes and the mapping from hub refusals.
 //! - `commands`: one handler per command, in one table.
+//! - `accounts`: SASL (`AUTHENTICATE`), `REGISTER`/`VERIFY`, the NickServ service.
 //! - `history`: `CHATHISTORY` and the replay of recent lines on join.
 //! - `monitor`: `MONITOR` (and `extended-monitor`).
 //! - `users`: `SETNAME`, `WALLOPS` and the user modes `+B` (bot) and `+w`.
@@ -14,6 +15,7 @@
 //! - `session`: registration, keep-alive, labeled responses.
 //! - `render`: events as IRC lines, encoded once per capability combination.
 
+mod accounts;
 pub mod caps;
 mod commands;
 mod help;

@@ -83,11 +83,13 @@ pub const ERR_NOTREGISTERED: &str = "451";
 pub const ERR_NEEDMOREPARAMS: &str = "461";
 pub const ERR_ALREADYREGISTERED: &str = "462";
 pub const ERR_PASSWDMISMATCH: &str = "464";
+pub const ERR_YOUREBANNEDCREEP: &str = "465";
 pub const ERR_CHANNELISFULL: &str = "471";
 pub const ERR_UNKNOWNMODE: &str = "472";
 pub const ERR_INVITEONLYCHAN: &str = "473";
 pub const ERR_BANNEDFROMCHAN: &str = "474";
 pub const ERR_BADCHANNELKEY: &str = "475";
+pub const ERR_NEEDREGGEDNICK: &str = "477";
 pub const ERR_NOPRIVILEGES: &str = "481";
 pub const ERR_CHANOPRIVSNEEDED: &str = "482";
 pub const ERR_UMODEUNKNOWNFLAG: &str = "501";
@@ -105,6 +107,16 @@ pub const RPL_MONOFFLINE: &str = "731";
 pub const RPL_MONLIST: &str = "732";
 pub const RPL_ENDOFMONLIST: &str = "733";
 pub const ERR_MONLISTFULL: &str = "734";
+// Accounts: WHOIS's account line and SASL.
+pub const RPL_WHOISACCOUNT: &str = "330";
+pub const RPL_LOGGEDIN: &str = "900";
+pub const RPL_LOGGEDOUT: &str = "901";
+pub const RPL_SASLSUCCESS: &str = "903";
+pub const ERR_SASLFAIL: &str = "904";
+pub const ERR_SASLTOOLONG: &str = "905";
+pub const ERR_SASLABORTED: &str = "906";
+pub const ERR_SASLALREADY: &str = "907";
+pub const RPL_SASLMECHS: &str = "908";
 
 /// A hub error as an IRC numeric: the code and its parameters after the client's nick.
 /// `sending` tells apart refusals to speak (404) from refusals to join (474, 473, …).
@@ -127,6 +139,7 @@ pub fn from_hub(error: &HubError, sending: bool) -> (&'static str, Vec<String>) 
         HubError::InviteOnly(room) => (ERR_INVITEONLYCHAN, vec![room.clone()]),
         HubError::BadKey(room) => (ERR_BADCHANNELKEY, vec![room.clone()]),
         HubError::RoomFull(room) => (ERR_CHANNELISFULL, vec![room.clone()]),
+        HubError::NeedAccount(room) => (ERR_NEEDREGGEDNICK, vec![room.clone()]),
         HubError::NoText => (ERR_NOTEXTTOSEND, vec![]),
         HubError::NotOper => (ERR_NOPRIVILEGES, vec![]),
         HubError::BadOperLogin | HubError::OperThrottled(_) => (ERR_PASSWDMISMATCH, vec![]),
@@ -143,6 +156,7 @@ pub fn from_hub(error: &HubError, sending: bool) -> (&'static str, Vec<String>) 
         HubError::BadRealname => (ERR_UNKNOWNERROR, vec!["SETNAME".into()]),
         HubError::NotYourMessage => (ERR_UNKNOWNERROR, vec!["REDACT".into()]),
         HubError::ShuttingDown => ("ERROR", vec![]),
+        HubError::ServerBanned(_) => (ERR_YOUREBANNEDCREEP, vec![]),
     };
     params.push(text);
     (code, params)

@@ -33,8 +33,14 @@ pub fn parse_time(text: &str) -> Option<u64> {
 
 /// The capability bits that change how an event is written, as an index into its cache. The
 /// third bit is extended-join for a join and draft/multiline (with batch) for a message: no
-/// event depends on both, so eight slots serve every combination.
+/// event depends on both, so eight slots serve every combination; the fourth, account-tag,
+/// matters only for what a logged-in user does.
 fn format_of(caps: u32, event: &Event) -> usize {
+    let tagged = caps & Cap::AccountTag as u32 != 0 && event.actor().account.is_some();
+    format_without_account(caps, event) | if tagged { 8 } else { 0 }
+}
+
+fn format_without_account(caps: u32, event: &Event) -> usize {
     let third = match event.kind {
         EventKind::Join { .. } => Cap::ExtendedJoin as u32,
         _ => Cap::Multiline as u32 | Cap::Batch as u32,
@@ -64,6 +70,11 @@ pub fn messages(event: &Event, caps: u32) -> Vec<Message> {
 pub fn add_tags(mut message: Message, event: &Event, caps: u32) -> Message {
     if caps & Cap::ServerTime as u32 != 0 {
         message = message.with_tag("time", Some(&iso_time(event.time)));
+    }
+    if caps & Cap::AccountTag as u32 != 0
+        && let Some(account) = &event.actor().account
+    {
+        message = message.with_tag("account", Some(account));
     }
     if caps & Cap::MessageTags as u32 != 0 {
         if event.actor().bot {
@@ -101,8 +112,8 @@ pub fn message(event: &Event, caps: u32) -> Option<Message> {
                 MsgKind::TagMsg => return None,
             }
         }
-        EventKind::Join { room, realname, .. } if caps & Cap::ExtendedJoin as u32 != 0 => {
-            Message::new("JOIN", &[room, "*", realname])
+        EventKind::Join { who, room, realname } if caps & Cap::ExtendedJoin as u32 != 0 => {
+            Message::new("JOIN", &[room, who.account.as_deref().unwrap_or("*"), realname])
         }
         EventKind::Join { room, .. } => Message::new("JOIN", &[room]),
         EventKind::Part { room, reason, .. } if reason.is_empty() => Message::new("PART", &[room]),
@@ -132,7 +143,8 @@ pub fn message(event: &Event, caps: u32) -> Option<Message> {
                 Message::new("REDACT", &[&target, &msgid, reason]).with_trailing_colon()
             }
         }
-        EventKind::Presence { .. } => return None,
+        EventKind::Account { who } => Message::new("ACCOUNT", &[who.account.as_deref().unwrap_or("*")]),
+        EventKind::Presence { .. } | EventKind::ReadMarker { .. } => return None,
     };
     Some(add_tags(message.with_source(&mask(source)), event, caps))
 }
@@ -154,6 +166,12 @@ pub fn presence(event: &Event, server: &str, caps: u32) -> Option<Message> {
     })
 }
 
+/// `:server MARKREAD target timestamp=…`, or `*` for a target never read.
+pub fn read_marker(server: &str, target: &str, at: Option<u64>) -> Message {
+    let at = at.map_or_else(|| "*".to_string(), |at| format!("timestamp={}", iso_time(at)));
+    Message::new("MARKREAD", &[target, &at]).with_source(server)
+}
+
 /// Writes events for one IRC client as its session stands: the capabilities it has enabled,
 /// its connection (an invitation is always shown to its target, to others only with
 /// `invite-notify`) and the server's name (the source of what the server announces, the path
@@ -173,6 +191,14 @@ impl Render for IrcRender<'_> {
             EventKind::Away { .. } => !without(Cap::AwayNotify),
             EventKind::SetName { .. } => !without(Cap::Setname),
             EventKind::Redact { .. } => !without(Cap::MessageRedaction),
+            EventKind::Account { .. } => !without(Cap::AccountNotify),
+            // The server's word, for this client alone: not shared, so not cached.
+            EventKind::ReadMarker { target, at, .. } if !without(Cap::ReadMarker) => {
+                let mut line = Vec::new();
+                read_marker(server, target, Some(*at)).write_to(&mut line);
+                return Bytes::from(line);
+            }
+            EventKind::ReadMarker { .. } => false,
             EventKind::Invite { target_id, .. } => *target_id == me || !without(Cap::InviteNotify),
             _ => true,
         };

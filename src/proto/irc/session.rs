@@ -3,7 +3,7 @@
 //! can label it (one line), wrap it in a batch (several) or acknowledge it (none).
 
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -14,6 +14,7 @@ use super::message::{Message, ParseError};
 use super::numeric::*;
 use super::render::{self, IrcRender};
 use super::{VERSION, commands, multiline};
+use crate::accounts::sasl::Response;
 use crate::hub::{self, ConnId, Event, HubError, Joined, MsgId, Out, Outbox, Registration};
 use crate::server::Shared;
 use crate::server::conn::{Conn, Input};
@@ -51,6 +52,30 @@ pub struct Session {
     pub unstored: Option<MsgId>,
     /// The `draft/multiline` batch the client is sending, if any.
     pub multiline: Option<Box<multiline::Collecting>>,
+    /// Logging in: boxed, as most connections never do (every idle one carries this field).
+    pub login: Option<Box<Login>>,
+    /// Work a command left to finish (a password check), run before the next line is read.
+    deferred: Option<Box<Deferred>>,
+}
+
+/// What a session knows of its client's logging in.
+#[derive(Default)]
+pub struct Login {
+    /// The SASL response being received, if any.
+    pub sasl: Option<Response>,
+    /// The account logged in to by SASL before registration, to apply once registered.
+    pub account: Option<String>,
+    /// The `PASS` given before registration.
+    pub password: Option<String>,
+}
+
+/// What a deferred command does to the session once its work is done.
+pub type Then = Box<dyn FnOnce(&mut Session) + Send>;
+
+/// A command's work that must not hold up the connection's task (see [`Session::defer`]).
+struct Deferred {
+    work: Pin<Box<dyn Future<Output = Then> + Send + Sync>>,
+    label: Option<String>,
 }
 
 /// Runs an IRC session with the client at `peer` until it quits, times out or the server closes
@@ -72,6 +97,8 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
         quit: None,
         unstored: None,
         multiline: None,
+        login: None,
+        deferred: None,
     };
     // An async block that owns `conn` and `session`, not an `async fn`: one would keep its
     // arguments twice in its future, and every connection waits in it.
@@ -124,6 +151,13 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
                 conn.writing_while(&render, pin!(session.shared.settled(include))).await;
             }
             session.handle_line(&text, conn.mangled());
+            if let Some(mut deferred) = session.deferred.take() {
+                let render = IrcRender { session: &session };
+                let then = conn.writing_while(&render, Pin::new(&mut deferred.work)).await;
+                session.relabel(deferred.label);
+                then(&mut session);
+                session.finish();
+            }
             if let Some(id) = session.unstored.take() {
                 conn.writing_while(&IrcRender { session: &session }, pin!(session.shared.stored(id))).await;
                 session.finish();
@@ -218,6 +252,29 @@ impl Session {
         }
         if self.unstored.is_none() {
             self.finish();
+        }
+    }
+
+    /// Leaves `work` (a password check) to run once this command's other replies are sent; the
+    /// session writes the client's queue meanwhile, reads no further line, and answers, under
+    /// this command's label, with what the work returns. One command defers at most once.
+    pub fn defer(&mut self, work: impl Future<Output = Then> + Send + Sync + 'static) {
+        if self.deferred.is_none() {
+            let label = self.take_label();
+            self.deferred = Some(Box::new(Deferred { work: Box::pin(work), label }));
+        }
+    }
+
+    /// The client's login state, created when first needed.
+    pub fn login(&mut self) -> &mut Login {
+        self.login.get_or_insert_with(Box::default)
+    }
+
+    /// The account this client is logged in to, if any.
+    pub fn account(&self) -> Option<String> {
+        match self.id {
+            Some(id) => hub::lock(&self.shared.hub).account(id).map(str::to_string),
+            None => self.login.as_ref().and_then(|l| l.account.clone()),
         }
     }
 
@@ -406,6 +463,13 @@ impl Session {
         else {
             return;
         };
+        let password = self.login.as_ref().and_then(|l| l.password.as_deref());
+        if !hub::lock(&self.shared.hub).admits(password) {
+            tracing::warn!("{} gave a wrong or no server password", self.peer);
+            self.numeric(ERR_PASSWDMISMATCH, &["Password incorrect: this server is private (PASS password)"]);
+            self.quit = Some("Bad password".into());
+            return;
+        }
         let registration = Registration {
             nick: Some(nick),
             user: format!("~{user}"),
@@ -414,7 +478,16 @@ impl Session {
             protocol: "irc",
             outbox: self.outbox.clone(),
         };
-        let registered = hub::lock(&self.shared.hub).register(registration);
+        // Logged in by SASL already: the account comes with the nick, under one lock, so that
+        // the nick is never for a moment held without its account.
+        let registered = {
+            let mut hub = hub::lock(&self.shared.hub);
+            let registered = hub.register(registration);
+            if let (Ok((id, _)), Some(account)) = (&registered, self.login.as_mut().and_then(|l| l.account.take())) {
+                hub.log_in(*id, &account);
+            }
+            registered
+        };
         match registered {
             Ok((id, nick)) => {
                 self.id = Some(id);
@@ -423,6 +496,11 @@ impl Session {
                 self.welcome();
             }
             Err(HubError::ShuttingDown) => self.quit = Some("Server shutting down".into()),
+            Err(error @ HubError::ServerBanned(_)) => {
+                tracing::info!("{} refused: {error}", self.peer);
+                self.hub_error(&error, false);
+                self.quit = Some(error.to_string());
+            }
             Err(error) => {
                 self.pending_nick = None;
                 self.hub_error(&error, false);
@@ -441,7 +519,7 @@ impl Session {
         self.numeric(RPL_WELCOME, &[&format!("Welcome to the charla chat network, {mask}")]);
         self.numeric(RPL_YOURHOST, &[&format!("Your host is {server}, running version charla-{VERSION}")]);
         self.numeric(RPL_CREATED, &[&format!("This server was created {created}")]);
-        self.numeric(RPL_MYINFO, &[&server, &format!("charla-{VERSION}"), "Biow", "biklmnostv", "bklov"]);
+        self.numeric(RPL_MYINFO, &[&server, &format!("charla-{VERSION}"), "Biow", "biklmnoRstv", "bklov"]);
         commands::isupport(self);
         commands::lusers(self);
         commands::motd(self);

@@ -76,8 +76,11 @@
 //! instead of SQLite's vague "unable to open database file". A file that is not an SQLite
 //! database is [`StoreError::Corrupt`]; one from a newer charla is [`StoreError::TooNew`].
 
+mod accounts;
 mod schema;
 mod writer;
+
+pub use accounts::SqliteAccounts;
 
 use std::collections::HashSet;
 use std::fs::{self, OpenOptions};

@@ -22,6 +22,10 @@
 //!   kinds `messages_said` serves.
 //! - `counters`: numbers that must never repeat across restarts, by name: `guest`, the last
 //!   guest number given out (migration 5).
+//! - Migration 6, accounts ([`crate::store::accounts`]): `accounts`, keyed by the folded name, with
+//!   the name as registered and its argon2id hash (a PHC string; never the password); and
+//!   `read_markers`, how far each account has read each target (`draft/read-marker`); and
+//!   `server_bans`, the operators' `KLINE`s, keyed by the folded mask.
 //!
 //! [`MsgId`]: crate::hub::MsgId
 
@@ -87,6 +91,30 @@ CREATE INDEX messages_said ON messages (target_key, id) WHERE kind IN ('privmsg'
 CREATE TABLE counters (
     name        TEXT PRIMARY KEY,
     value       INTEGER NOT NULL
+) WITHOUT ROWID;
+",
+    "
+CREATE TABLE accounts (
+    key         TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    hash        TEXT NOT NULL,
+    created     INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE read_markers (
+    account_key TEXT NOT NULL,
+    target_key  TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    PRIMARY KEY (account_key, target_key)
+) WITHOUT ROWID;
+
+CREATE TABLE server_bans (
+    mask_key    TEXT PRIMARY KEY,
+    mask        TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    set_by      TEXT NOT NULL,
+    set_at      INTEGER NOT NULL,
+    until       INTEGER
 ) WITHOUT ROWID;
 ",
 ];

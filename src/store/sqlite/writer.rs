@@ -307,6 +307,7 @@ impl Writer {
             Ok(()) => {
                 let mut records = 0;
                 let mut newest = None;
+                let mut flushes = Vec::new();
                 for command in self.batch.drain(..) {
                     match command {
                         Command::Append(Record { id, .. }) => {
@@ -315,15 +316,17 @@ impl Writer {
                         }
                         // A redaction's own id counts as committed with it.
                         Command::Redact(_, _, id) => newest = newest.max(Some(id.0)),
-                        Command::Flush(answer) => {
-                            let _ = answer.send(Ok(()));
-                        }
+                        Command::Flush(answer) => flushes.push(answer),
                         Command::Retain(policy, answer) => self.retains.push_back((policy, answer)),
                         Command::SaveRoom(_) | Command::ForgetRoom(_) | Command::SaveGuest(_) => {}
                     }
                 }
                 if let Some(newest) = newest {
                     self.committed.fetch_max(newest, Ordering::Release);
+                }
+                // Only now: whoever a flush wakes must find everything before it committed.
+                for answer in flushes {
+                    let _ = answer.send(Ok(()));
                 }
                 self.backlog.fetch_sub(records, Ordering::Relaxed);
                 if let Some(paused) = self.paused.take() {
