@@ -126,6 +126,10 @@ struct ServeArgs {
     /// Keep messages for at most DAYS days (default: forever).
     #[arg(long, value_name = "DAYS")]
     retain_days: Option<u64>,
+    /// Most rooms one user may be in at once (IRC `CHANLIMIT`; 0 = no cap). Joining one more is
+    /// refused with a message saying to leave one first.
+    #[arg(long, value_name = "N", default_value_t = charla::hub::limits::DEFAULT_MAX_ROOMS)]
+    max_rooms_per_user: usize,
     /// Acknowledge an IRC client's message (its echo-message echo, its labeled ACK) only once it
     /// is written to history, so that a crash or kill -9 never loses a message its sender saw
     /// accepted. Others receive it at once either way. Costs each sender about one disk commit
@@ -267,7 +271,15 @@ impl ServeArgs {
             sendq: self.sendq,
             ..Limits::default()
         };
-        let hub = charla::hub::HubConfig { opers: opers.into_iter().collect(), password, ..Default::default() };
+        let hub = charla::hub::HubConfig {
+            opers: opers.into_iter().collect(),
+            password,
+            limits: charla::hub::limits::HubLimits {
+                max_rooms_per_user: self.max_rooms_per_user,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         let history = HistoryConfig {
             join_replay: self.join_replay,
             retention: Retention {
