@@ -3,10 +3,11 @@
 # (under CI=true a missing tool is installed or the run fails; nothing is skipped silently),
 # then runs every unit, integration and documentation test (`--all-targets` leaves out the
 # examples in doc comments, so they run second, with `--doc`), the soak test (tests/soak.rs,
-# CHARLA_SOAK_SECS) among them, and then each fuzz target for a while (scripts/fuzz.sh,
-# CHARLA_FUZZ_SECS seconds each, 30 by default). Arguments go to `cargo test` and
-# then choose what runs instead: `scripts/test.sh --test irc_clients`,
-# `scripts/test.sh --lib -- --nocapture`, `scripts/test.sh --doc`.
+# CHARLA_SOAK_SECS) among them, the browser tests (tests/browser, headless Chromium), and then
+# each fuzz target for a while (scripts/fuzz.sh, CHARLA_FUZZ_SECS seconds each, 30 by
+# default). Arguments go to `cargo test` and then choose what runs instead:
+# `scripts/test.sh --test irc_clients`, `scripts/test.sh --lib -- --nocapture`,
+# `scripts/test.sh --doc`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,12 +38,24 @@ need_pip irc.client irc            # tests/irc_lib_client.py
 need_apt tmux tmux                 # irssi runs in a tmux terminal
 need_apt irssi irssi
 need_apt weechat-headless weechat-headless weechat-plugins
+need_apt nc netcat-openbsd         # the browser tests' plain-text user
+need_apt chromium chromium         # the browser tests (headless)
+need_apt node nodejs
+need_apt npm npm
+# The screenshots show emoji as people see them.
+[[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]] || apt_install fonts-noto-color-emoji
+if [[ ! -d tests/browser/node_modules/playwright-core ]]; then
+    echo "test.sh: installing playwright-core from npm (for tests/browser)"
+    npm ci --prefix tests/browser --no-audit --no-fund --silent
+fi
 
 if [[ $# -gt 0 ]]; then
     cargo test --locked "$@"
 else
     cargo test --locked --all-targets
     cargo test --locked --doc
+    # The browser tests drive target/debug/charla, which cargo test has just built.
+    npm test --prefix tests/browser --silent
     # Every fuzz target for CHARLA_FUZZ_SECS seconds (30 by default); 0 leaves fuzzing out.
     fuzz_secs=${CHARLA_FUZZ_SECS:-30}
     if [[ $fuzz_secs == 0 ]]; then

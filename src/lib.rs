@@ -1,13 +1,16 @@
 //! # charla — self-hosted group chat
 //!
-//! One binary, one port, every kind of client: `nc` and the original lab client (plain text)
-//! and IRC clients meet in the same rooms.
+//! One binary, one port, every kind of client: `nc` and the original lab client (plain text),
+//! IRC clients and a browser (the page the server serves, IRC over WebSocket) meet in the same
+//! rooms.
 //!
-//! A line's way through: [`server`] accepts and sniffs the connection, the protocol session
-//! turns the line into a hub verb (`say`, `join`, …), the [`hub`] applies the rules and delivers
-//! one shared [`hub::Event`] to each recipient's queue, and each connection (one task, in
-//! [`server::conn`]) renders it for its protocol and writes it while it waits for its client's
-//! next line.
+//! A line's way through: [`server`] accepts the connection and reads its first bytes
+//! ([`net::sniff`]), the protocol table ([`proto::classify`]) tells whose they are, the
+//! protocol's session turns each line into a hub verb (`say`, `join`, …), the [`hub`] applies
+//! the rules and delivers one shared [`hub::Event`] to each recipient's queue, and each
+//! connection (one task, a [`net::Conn`]) renders it for its protocol and writes it while it
+//! waits for its client's next line. A browser's lines come as WebSocket frames
+//! ([`proto::http`]) into the same IRC session.
 //!
 //! # Layout
 //!
@@ -16,13 +19,20 @@
 //! - [`accounts`]: registration and login (passwords hashed with argon2id, SASL PLAIN, the
 //!   NickServ service), throttled per address and account; what being logged in means (owned
 //!   nicks, the account others see) is the hub's, in [`hub::accounts`].
-//! - [`server`]: listeners, protocol sniffing, connection lifecycle (one task per connection
-//!   that reads lines and writes its queue, limits), graceful shutdown.
-//! - [`proto`]: translation between bytes and hub verbs/events, one module per protocol:
-//!   [`proto::plain`] for text lines and `/commands`, [`proto::irc`] for IRC and IRCv3.
+//! - [`server`]: wiring only: configuration, listeners, admission, each connection to its
+//!   protocol's session, graceful shutdown.
+//! - [`net`]: the transport, which knows no protocol: the byte stream (TCP now, TLS later) as
+//!   a trait object, reading the first bytes, limits, the line reader, a line-based connection
+//!   (lines in, its bounded queue out, one task).
+//! - [`proto`]: the protocol table (who recognises which first bytes) and [`proto::Shared`]
+//!   (what sessions work with), then translation between bytes and hub verbs/events, one module
+//!   per protocol:
+//!   [`proto::plain`] for text lines and `/commands`, [`proto::irc`] for IRC and IRCv3,
+//!   [`proto::http`] for HTTP on hyper: the chat page, `/healthz`, `/metrics` and IRC over
+//!   WebSocket (an IRC session fed by frames).
 //! - [`store`]: history that survives restarts: the [`store::Store`] trait and its SQLite
 //!   implementation, one batching writer thread, `draft/chathistory` queries, room state.
-//! - [`web`]: HTTP on the chat port: a page saying how to join, and `/healthz`.
+//! - [`metrics`]: what the server counts, for `/metrics` (Prometheus text format).
 //! - [`client`]: `charla connect`: a full-screen IRC client on a terminal (state in
 //!   [`client::app`], drawing in [`client::ui`], the connection in [`client::irc`]), line mode
 //!   in a pipe.
@@ -37,8 +47,9 @@ pub mod bench;
 pub mod client;
 pub mod hub;
 pub mod logging;
+pub mod metrics;
+pub mod net;
 pub mod panics;
 pub mod proto;
 pub mod server;
 pub mod store;
-pub mod web;

@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use charla::server::conn::Protocol;
-use charla::server::limits::FloodLimit;
-use charla::server::{Config, HistoryConfig, Limits, Server};
+use charla::net::{FloodLimit, Limits};
+use charla::proto::{HistoryConfig, Protocol};
+use charla::server::{Config, Server};
 use charla::store::Retention;
 
 /// Self-hosted group chat. One server, one port; nc, the original lab client and charla connect
@@ -126,6 +126,10 @@ struct ServeArgs {
     /// Keep messages for at most DAYS days (default: forever).
     #[arg(long, value_name = "DAYS")]
     retain_days: Option<u64>,
+    /// Most rooms one user may be in at once (IRC `CHANLIMIT`; 0 = no cap). Joining one more is
+    /// refused with a message saying to leave one first.
+    #[arg(long, value_name = "N", default_value_t = charla::hub::limits::DEFAULT_MAX_ROOMS)]
+    max_rooms_per_user: usize,
     /// Acknowledge an IRC client's message (its echo-message echo, its labeled ACK) only once it
     /// is written to history, so that a crash or kill -9 never loses a message its sender saw
     /// accepted. Others receive it at once either way. Costs each sender about one disk commit
@@ -153,6 +157,11 @@ struct ServeArgs {
     /// The server password from the first line of FILE (see --password).
     #[arg(long, value_name = "FILE", conflicts_with = "password")]
     password_file: Option<PathBuf>,
+    /// Let pages from ORIGIN (scheme://host[:port], e.g. https://chat.example.org) open IRC
+    /// WebSocket connections (repeatable; `*` for any). The server's own page is always allowed;
+    /// other sites' pages are refused unless listed here.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    allowed_origin: Vec<String>,
 }
 
 /// The environment variable that names server operators, as --oper does.
@@ -262,7 +271,15 @@ impl ServeArgs {
             sendq: self.sendq,
             ..Limits::default()
         };
-        let hub = charla::hub::HubConfig { opers: opers.into_iter().collect(), password, ..Default::default() };
+        let hub = charla::hub::HubConfig {
+            opers: opers.into_iter().collect(),
+            password,
+            limits: charla::hub::limits::HubLimits {
+                max_rooms_per_user: self.max_rooms_per_user,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         let history = HistoryConfig {
             join_replay: self.join_replay,
             retention: Retention {
@@ -273,7 +290,16 @@ impl ServeArgs {
             ..HistoryConfig::default()
         };
         let server_name = self.server_name.unwrap_or_else(charla::server::host_name);
-        Ok(Config { listen, irc_listen: self.irc_listen, data_dir: self.data_dir, limits, hub, history, server_name })
+        Ok(Config {
+            listen,
+            irc_listen: self.irc_listen,
+            data_dir: self.data_dir,
+            limits,
+            hub,
+            history,
+            server_name,
+            allowed_origins: self.allowed_origin,
+        })
     }
 }
 
@@ -361,6 +387,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 say(format_args!(
                     "  join with:  nc {host} {port}   |   {charla} connect {host} {port}   |   any IRC client: {host}/{port}"
                 ));
+                let url_host = if host.is_ipv6() { format!("[{host}]") } else { host.to_string() };
+                say(format_args!("  or open in a browser:  http://{url_host}:{port}/"));
             }
         }
     }

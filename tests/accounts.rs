@@ -183,7 +183,7 @@ async fn a_registered_nick_taken_by_someone_else_is_renamed_after_the_grace_peri
     // A plain-text user taking it is renamed too, unless it logs in in time.
     let mut plain = Client::plain_as(server.addr, "grace").await;
     plain.expect_where(|l| l.starts_with("[private] -NickServ- grace belongs to a registered account")).await;
-    plain.expect_where(|l| l.starts_with("* You are now known as guest-")).await;
+    plain.expect_where(|l| l.starts_with("*** You are now known as guest-")).await;
     plain.send("/nick grace").await;
     plain.send(&format!("/login grace {PASSWORD}")).await;
     plain.expect("You are now logged in as grace.").await;

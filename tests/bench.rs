@@ -1,5 +1,6 @@
-//! `charla bench` against a charla server started in this process: a tiny plain-text fanout
-//! delivers every message and says so in its JSON line; targets off this machine are refused.
+//! `charla bench` against a charla server started in this process: a tiny fanout (plain text, or
+//! IRC over WebSocket) delivers every message and says so in its JSON line; targets off this
+//! machine are refused.
 
 mod common;
 
@@ -8,6 +9,34 @@ use common::*;
 
 fn args(list: &[&str]) -> charla::bench::Args {
     charla::bench::Args::try_parse_from(std::iter::once("bench").chain(list.iter().copied())).expect("arguments parse")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiny_websocket_fanout_loses_nothing() {
+    let mut server = start_server_with(test_limits()).await;
+    let target = server.addr.to_string();
+    let report = charla::bench::execute(args(&[
+        "fanout",
+        "--target",
+        &target,
+        "--proto",
+        "ws",
+        "--clients",
+        "5",
+        "--messages",
+        "200",
+        "--timeout",
+        "20",
+    ]))
+    .await
+    .expect("the bench runs");
+    let json: serde_json::Value = serde_json::from_str(&report.json_line()).expect("valid JSON");
+    assert_eq!(json["proto"], "ws");
+    assert_eq!(json["target"], target.as_str(), "the server's address, not the relay's");
+    assert_eq!(json["registered"], 5);
+    assert_eq!(json["deliveries"], 800, "{json}");
+    assert_eq!(json["lost"], 0);
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

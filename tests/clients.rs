@@ -84,7 +84,7 @@ async fn lab_client_charla_connect_and_nc_chat_together() {
     drop(connect.stdin);
     let status = tokio::time::timeout(WAIT, connect.child.wait()).await.unwrap().unwrap();
     assert!(status.success());
-    nc.expect("* cli quit (Connection closed)").await;
+    nc.expect("*** cli quit (Connection closed)").await;
 }
 
 #[tokio::test]
@@ -133,10 +133,10 @@ async fn charla_connect_pipes_lines_and_exits_when_input_ends() {
     // All of standard input is there, and ended, before the server has greeted.
     let connect = connect_piped(server.addr.port(), &[], b"a\nb\n");
     let joined = nc.line().await;
-    let nick = joined.strip_prefix("* ").and_then(|l| l.strip_suffix(" joined #lobby")).expect(&joined).to_string();
+    let nick = joined.strip_prefix("*** ").and_then(|l| l.strip_suffix(" joined #lobby")).expect(&joined).to_string();
     assert_eq!(nc.line().await, format!("<{nick}> a"));
     assert_eq!(nc.line().await, format!("<{nick}> b"));
-    assert_eq!(nc.line().await, format!("* {nick} quit (Connection closed)"));
+    assert_eq!(nc.line().await, format!("*** {nick} quit (Connection closed)"));
     let output = tokio::time::timeout(WAIT, connect.wait_with_output()).await.unwrap().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
@@ -153,10 +153,10 @@ async fn charla_connect_line_mode_takes_nick_and_room_and_is_never_taken_for_irc
         &["--nick", "deploy", "--join", "#ops"],
         b"USER accounts migrated ok\nNICK here\n",
     );
-    assert_eq!(watcher.line().await, "* deploy joined #ops");
+    assert_eq!(watcher.line().await, "*** deploy joined #ops");
     assert_eq!(watcher.line().await, "<deploy> USER accounts migrated ok");
     assert_eq!(watcher.line().await, "<deploy> NICK here");
-    assert_eq!(watcher.line().await, "* deploy quit (Connection closed)");
+    assert_eq!(watcher.line().await, "*** deploy quit (Connection closed)");
     let output = tokio::time::timeout(WAIT, connect.wait_with_output()).await.unwrap().unwrap();
     assert!(output.status.success());
     assert_eq!(String::from_utf8_lossy(&output.stderr), "", "no warning about the flags");

@@ -104,7 +104,7 @@ async fn say(alice: &mut Client, bob: &mut Client, text: &str) -> Vec<String> {
 /// The status line and the body of `GET /healthz`.
 async fn healthz(addr: std::net::SocketAddr) -> (String, String) {
     let mut http = Client::connect(addr).await;
-    http.send_raw(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+    http.send_raw(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await;
     let response = http.until_closed().await;
     (response.first().cloned().unwrap_or_default(), response.last().cloned().unwrap_or_default())
 }

@@ -365,7 +365,7 @@ async fn guest_nicks_do_not_repeat_after_a_restart() {
     let mut server = start_at(&dir.0, |_| {}).await;
     let (mut first, first_nick) = Client::plain(server.addr).await;
     let (mut second, second_nick) = Client::plain(server.addr).await;
-    first.expect(&format!("* {second_nick} joined #lobby")).await;
+    first.expect(&format!("*** {second_nick} joined #lobby")).await;
     first.send("a line of the first guest").await;
     second.expect(&format!("<{first_nick}> a line of the first guest")).await;
     server.stop().await;

@@ -14,12 +14,20 @@ async fn registration_and_welcome_numerics() {
     let luserclient = irc.expect("251").await;
     assert!(luserclient.params[1].contains("1 users"), "{luserclient:?}");
     irc.send("VERSION").await;
+    irc.send("PING :isupport-done").await;
     irc.expect("351").await;
-    let isupport = irc.expect("005").await;
-    assert!(isupport.params.iter().any(|p| p == "CASEMAPPING=ascii"), "{isupport:?}");
-    let isupport = irc.expect("005").await;
-    for token in ["NICKLEN=30", "PREFIX=(ov)@+", "WHOX"] {
-        assert!(isupport.params.iter().any(|p| p == token), "{token} in {isupport:?}");
+    // Every ISUPPORT token, from however many 005 lines they take.
+    let mut isupport = Vec::new();
+    loop {
+        let message = irc.next().await;
+        match message.command.as_str() {
+            "005" => isupport.extend(message.params[1..message.params.len() - 1].iter().cloned()),
+            "PONG" => break,
+            _ => {}
+        }
+    }
+    for token in ["CASEMAPPING=ascii", "NICKLEN=30", "PREFIX=(ov)@+", "WHOX", "CHANLIMIT=#:50", "KEYLEN=23"] {
+        assert!(isupport.iter().any(|p| p == token), "{token} in {isupport:?}");
     }
     // Re-registering is refused.
     irc.send("USER again 0 * :x").await;
@@ -309,7 +317,7 @@ async fn plain_text_and_irc_users_share_the_lobby() {
     nc.send("/join #mod").await;
     nc.expect("You are now in #mod (no one else is here yet).").await;
     irc.join("#mod").await;
-    nc.expect("* ircuser joined #mod").await;
+    nc.expect("*** ircuser joined #mod").await;
     nc.send("/mode +m").await;
     nc.expect("Mode +m set on #mod.").await;
     irc.expect("MODE").await;
@@ -320,15 +328,15 @@ async fn plain_text_and_irc_users_share_the_lobby() {
     assert_eq!(kick.params, ["#mod", "ircuser", "enough"]);
     // Without a reason: IRC shows the kicker's nick as one, plain text shows none.
     irc.join("#mod").await;
-    nc.expect("* ircuser joined #mod").await;
+    nc.expect("*** ircuser joined #mod").await;
     nc.send("/op ircuser").await;
     irc.expect("MODE").await;
     irc.send("KICK #mod ncuser").await;
-    nc.expect("* ircuser removed you from #mod; /join #lobby to go on chatting").await;
+    nc.expect("*** ircuser removed you from #mod; /join #lobby to go on chatting").await;
     nc.send("/join #mod").await;
     irc.expect("JOIN").await;
     irc.send("MODE #mod +o ncuser").await;
-    nc.expect("* ircuser set mode +o ncuser on #mod").await;
+    nc.expect("*** ircuser set mode +o ncuser on #mod").await;
     nc.send("/kick ircuser").await;
     assert_eq!(irc.expect("KICK").await.params, ["#mod", "ircuser", "ncuser"]);
 }
@@ -597,20 +605,20 @@ async fn a_client_that_waits_for_the_server_first_gets_irc() {
     ];
     for lines in registrations {
         let (client, guest) = Client::plain(server.addr).await;
-        watcher.expect(&format!("* {guest} joined #lobby")).await;
+        watcher.expect(&format!("*** {guest} joined #lobby")).await;
         let mut bot = Irc { client, nick: String::new() };
         bot.client.send_raw(lines.iter().map(|l| format!("{l}\r\n")).collect::<String>().as_bytes()).await;
         let welcome = bot.expect("001").await;
         let nick = lines.iter().find_map(|l| l.strip_prefix("NICK ")).unwrap();
         assert_eq!(welcome.params[0], nick, "{lines:?}");
         // The guest it was goes; nothing it sent was said as text.
-        assert_eq!(watcher.line().await, format!("* {guest} quit (Switched to IRC)"), "{lines:?}");
+        assert_eq!(watcher.line().await, format!("*** {guest} quit (Switched to IRC)"), "{lines:?}");
         bot.send("PRIVMSG watcher :hi").await;
         assert_eq!(watcher.line().await, format!("[private] <{nick}> hi"));
     }
     // A NICK and USER sent in two writes, as a bot that waits a moment between them might.
     let (client, guest) = Client::plain(server.addr).await;
-    watcher.expect(&format!("* {guest} joined #lobby")).await;
+    watcher.expect(&format!("*** {guest} joined #lobby")).await;
     let mut bot = Irc { client, nick: String::new() };
     bot.send("NICK slowbot").await;
     bot.send("USER slowbot 0 * :Bot").await;
@@ -631,7 +639,7 @@ async fn a_person_typing_irc_words_stays_plain_text() {
     let server = start_server().await;
     let mut watcher = Client::plain_as(server.addr, "watcher").await;
     let (mut person, guest) = Client::plain(server.addr).await;
-    watcher.expect(&format!("* {guest} joined #lobby")).await;
+    watcher.expect(&format!("*** {guest} joined #lobby")).await;
     // Half a registration, then text: both lines are said, in order.
     person.send("NICK bob").await;
     person.send("hello?").await;
@@ -641,18 +649,18 @@ async fn a_person_typing_irc_words_stays_plain_text() {
     assert_eq!(watcher.line().await, format!("<{guest}> CAP LS 302"), "only first lines open IRC");
     // Half a registration alone goes out as text after a moment.
     let (mut other, guest) = Client::plain(server.addr).await;
-    watcher.expect(&format!("* {guest} joined #lobby")).await;
+    watcher.expect(&format!("*** {guest} joined #lobby")).await;
     other.send("NICK alice").await;
     assert_eq!(watcher.line().await, format!("<{guest}> NICK alice"));
     // Nor is it lost when the connection closes.
     let (mut leaving, guest) = Client::plain(server.addr).await;
-    watcher.expect(&format!("* {guest} joined #lobby")).await;
+    watcher.expect(&format!("*** {guest} joined #lobby")).await;
     leaving.send("NICK carol").await;
     leaving.writer.shutdown().await.unwrap();
     assert_eq!(watcher.line().await, format!("<{guest}> NICK carol"));
     for line in ["CAP of the day", "NICK is my name", "PASS all tests green"] {
         let (mut typist, guest) = Client::plain(server.addr).await;
-        watcher.expect(&format!("* {guest} joined #lobby")).await;
+        watcher.expect(&format!("*** {guest} joined #lobby")).await;
         typist.send(line).await;
         assert_eq!(watcher.line().await, format!("<{guest}> {line}"));
     }

@@ -126,7 +126,7 @@ async fn irc_library_and_a_plain_text_user_share_the_lobby() {
 
     lib.command("join #lobby").await;
     lib.expect("join pybot #lobby").await;
-    alice.expect("* pybot joined #lobby").await;
+    alice.expect("*** pybot joined #lobby").await;
 
     alice.send("hello from plain text").await;
     lib.expect("pubmsg alice #lobby hello from plain text").await;
@@ -145,13 +145,13 @@ async fn irc_library_and_a_plain_text_user_share_the_lobby() {
 
     lib.command("nick pysnake").await;
     lib.expect("nick pybot pysnake").await;
-    alice.expect("* pybot is now known as pysnake").await;
+    alice.expect("*** pybot is now known as pysnake").await;
     alice.send("/nick alicia").await;
     alice.expect("You are now known as alicia.").await;
     lib.expect("nick alice alicia").await;
 
     lib.quit("see you").await;
-    alice.expect("* pysnake quit (Quit: see you)").await;
+    alice.expect("*** pysnake quit (Quit: see you)").await;
     alice.assert_quiet().await;
 }
 
@@ -277,7 +277,7 @@ async fn irssi_and_a_plain_text_user_share_the_lobby() {
     irssi.wait_for("End of /MOTD command").await;
 
     irssi.type_line("/join #lobby").await;
-    ann.expect("* ivy joined #lobby").await;
+    ann.expect("*** ivy joined #lobby").await;
     irssi.wait_for("#lobby: Total of 2 nicks").await;
 
     irssi.type_line("hello from irssi").await;
@@ -290,7 +290,7 @@ async fn irssi_and_a_plain_text_user_share_the_lobby() {
     irssi.wait_for("* ann waves back").await;
 
     irssi.type_line("/nick ivy2").await;
-    ann.expect("* ivy is now known as ivy2").await;
+    ann.expect("*** ivy is now known as ivy2").await;
     irssi.wait_for("You're now known as ivy2").await;
     ann.send("/nick annie").await;
     irssi.wait_for("ann is now known as annie").await;
@@ -302,7 +302,7 @@ async fn irssi_and_a_plain_text_user_share_the_lobby() {
     irssi.wait_for("annie> and just for you").await;
 
     irssi.type_line("/quit see you").await;
-    ann.expect("* ivy2 quit (Quit: see you)").await;
+    ann.expect("*** ivy2 quit (Quit: see you)").await;
     ann.assert_quiet().await;
 }
 
@@ -381,7 +381,7 @@ async fn weechat_and_a_plain_text_user_share_the_lobby() {
     let weechat = WeeChat::start(&server, "wee").await;
 
     weechat.input("irc.server.charla", "/join #lobby").await;
-    ann.expect("* wee joined #lobby").await;
+    ann.expect("*** wee joined #lobby").await;
     weechat.wait_for("irc.charla.#lobby", "Channel #lobby: 2 nicks").await;
 
     weechat.input("irc.charla.#lobby", "hello from weechat").await;
@@ -390,7 +390,7 @@ async fn weechat_and_a_plain_text_user_share_the_lobby() {
     weechat.wait_for("irc.charla.#lobby", "ann\thello from plain text").await;
 
     weechat.input("irc.server.charla", "/nick wee2").await;
-    ann.expect("* wee is now known as wee2").await;
+    ann.expect("*** wee is now known as wee2").await;
     ann.send("/nick annie").await;
     weechat.wait_for("irc.charla.#lobby", "ann is now known as annie").await;
 
@@ -400,7 +400,7 @@ async fn weechat_and_a_plain_text_user_share_the_lobby() {
     weechat.wait_for("irc.charla.annie", "annie\tand just for you").await;
 
     weechat.quit("see you").await;
-    ann.expect("* wee2 quit (Quit: see you)").await;
+    ann.expect("*** wee2 quit (Quit: see you)").await;
     ann.assert_quiet().await;
 }
 

@@ -435,7 +435,7 @@ async fn redaction_by_the_sender_and_by_a_room_operator() {
     assert_eq!(echo.params, ["#r", example.as_str(), "bad example"]);
     let seen = op.expect("REDACT").await;
     assert_eq!((seen.source.as_deref(), seen.params.as_slice()), (Some("bob!~bob@127.0.0.1"), echo.params.as_slice()));
-    plain.expect("* bob removed a message of bob (bad example)").await;
+    plain.expect("*** bob removed a message of bob (bad example)").await;
     assert_none(&mut old, "REDACT").await;
 
     // Someone else's message: only a room operator may.

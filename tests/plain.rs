@@ -14,10 +14,10 @@ async fn three_clients_chat_like_the_original_lab() {
     // The greeting arrives without the client sending anything.
     let (mut a, a_nick) = Client::plain(server.addr).await;
     let (mut b, b_nick) = Client::plain(server.addr).await;
-    a.expect(&format!("* {b_nick} joined #lobby")).await;
+    a.expect(&format!("*** {b_nick} joined #lobby")).await;
     let (mut c, c_nick) = Client::plain(server.addr).await;
-    a.expect(&format!("* {c_nick} joined #lobby")).await;
-    b.expect(&format!("* {c_nick} joined #lobby")).await;
+    a.expect(&format!("*** {c_nick} joined #lobby")).await;
+    b.expect(&format!("*** {c_nick} joined #lobby")).await;
     assert_ne!(a_nick, b_nick);
 
     // Raw `text\n` writes, as the original client does.
@@ -50,7 +50,7 @@ async fn nick_changes_and_collisions() {
     let server = start_server().await;
     let mut alice = Client::plain_as(server.addr, "alice").await;
     let (mut other, nick) = Client::plain(server.addr).await;
-    alice.expect(&format!("* {nick} joined #lobby")).await;
+    alice.expect(&format!("*** {nick} joined #lobby")).await;
 
     other.send("/nick ALICE").await;
     assert_eq!(other.line().await, "error: nick 'ALICE' is taken, try /nick ALICE_");
@@ -60,7 +60,7 @@ async fn nick_changes_and_collisions() {
     assert_eq!(other.line().await, "error: usage: /nick NAME");
     other.send("/nick bob").await;
     assert_eq!(other.line().await, "You are now known as bob.");
-    assert_eq!(alice.line().await, format!("* {nick} is now known as bob"));
+    assert_eq!(alice.line().await, format!("*** {nick} is now known as bob"));
     other.send("hello").await;
     assert_eq!(alice.line().await, "<bob> hello");
 }
@@ -76,10 +76,10 @@ async fn rooms_and_private_messages_are_isolated() {
     bob.expect("You are now in #rust (no one else is here yet).").await;
     carol.send("/join #rust").await;
     carol.expect("You are now in #rust with bob.").await;
-    bob.expect("* carol joined #rust").await;
+    bob.expect("*** carol joined #rust").await;
     alice.arrived("carol").await;
-    alice.expect("* bob left #lobby (moved to #rust)").await;
-    alice.expect("* carol left #lobby (moved to #rust)").await;
+    alice.expect("*** bob left #lobby (moved to #rust)").await;
+    alice.expect("*** carol left #lobby (moved to #rust)").await;
 
     carol.send("only for rust").await;
     assert_eq!(bob.line().await, "<carol> only for rust");
@@ -170,7 +170,7 @@ async fn a_slow_reader_is_dropped_and_the_room_keeps_chatting() {
         }
         for i in 0..20 {
             let mut got = reader.line().await;
-            if got.starts_with("* slow quit") {
+            if got.starts_with("*** slow quit") {
                 slow_quit.push(got);
                 got = reader.line().await;
             }
@@ -181,8 +181,8 @@ async fn a_slow_reader_is_dropped_and_the_room_keeps_chatting() {
             );
         }
     }
-    assert_eq!(slow_quit, ["* slow quit (SendQ exceeded (not reading fast enough))"]);
-    sender.expect("* slow quit (SendQ exceeded (not reading fast enough))").await;
+    assert_eq!(slow_quit, ["*** slow quit (SendQ exceeded (not reading fast enough))"]);
+    sender.expect("*** slow quit (SendQ exceeded (not reading fast enough))").await;
     reader.send("/who").await;
     assert_eq!(reader.line().await, "2 in #lobby: reader, @sender");
     drop(slow);
@@ -330,13 +330,13 @@ async fn graceful_shutdown_tells_every_client() {
 async fn browsers_and_monitors_get_http_and_tls_is_refused() {
     let server = start_server().await;
     let mut http = Client::connect(server.addr).await;
-    http.send_raw(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+    http.send_raw(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await;
     let response = http.until_closed().await;
     assert_eq!(response.first().map(String::as_str), Some("HTTP/1.1 200 OK"));
     assert_eq!(response.last().map(String::as_str), Some("ok"));
     let mut page = Client::connect(server.addr).await;
-    page.send_raw(b"GET / HTTP/1.1\r\n\r\n").await;
-    assert!(page.until_closed().await.iter().any(|l| l.contains("nc HOST PORT")));
+    page.send_raw(b"GET / HTTP/1.1\r\nHost: localhost:1313\r\nConnection: close\r\n\r\n").await;
+    assert!(page.until_closed().await.iter().any(|l| l.contains("nc localhost 1313")));
 
     let mut tls = Client::connect(server.addr).await;
     tls.send_raw(&[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5]).await;
@@ -373,12 +373,18 @@ async fn mode_arguments_cannot_carry_escape_sequences() {
     let mut other = Client::plain_as(server.addr, "other").await;
     op.arrived("other").await;
     op.send("/mode +k \x1b]0;PWNED\x07\x1b[2J").await;
-    assert_eq!(op.line().await, "error: that cannot be a +k value: use no spaces, commas or control characters");
+    assert_eq!(
+        op.line().await,
+        "error: that cannot be a +k value: use no spaces, commas, control or invisible characters, and at most 23 bytes for a key, 113 for a ban mask"
+    );
     op.send("/ban \x1b[31mred").await;
-    assert_eq!(op.line().await, "error: that cannot be a +b value: use no spaces, commas or control characters");
+    assert_eq!(
+        op.line().await,
+        "error: that cannot be a +b value: use no spaces, commas, control or invisible characters, and at most 23 bytes for a key, 113 for a ban mask"
+    );
     op.send("/ban red").await;
     assert_eq!(op.line().await, "Mode +b red!*@* set on #lobby.");
-    assert_eq!(other.line().await, "* op set mode +b red!*@* on #lobby");
+    assert_eq!(other.line().await, "*** op set mode +b red!*@* on #lobby");
 }
 
 /// `charla serve ARGS… --data-dir DIR` as its own process, standard output piped.
@@ -446,12 +452,13 @@ async fn listen_alone_replaces_the_default_address() {
 #[tokio::test]
 async fn the_banner_says_an_irc_only_port_is_for_irc_clients() {
     let printed = serve_output(&["127.0.0.1", "0", "--irc-listen", "127.0.0.1:0"]).await;
-    let [any, any_join, irc, irc_join, stopped] = &printed[..] else { panic!("{printed:?}") };
+    let [any, any_join, browser, irc, irc_join, stopped] = &printed[..] else { panic!("{printed:?}") };
     let port = |line: &str| line.rsplit(':').next().unwrap().split(' ').next().unwrap().to_string();
     let (any_port, irc_port) = (port(any), port(irc));
     assert_eq!(any, &format!("charla listening on 127.0.0.1:{any_port}"));
     assert!(any_join.contains(&format!("nc 127.0.0.1 {any_port}")), "{any_join}");
     assert!(any_join.contains(&format!("charla connect 127.0.0.1 {any_port}")), "{any_join}");
+    assert!(browser.ends_with(&format!("open in a browser:  http://127.0.0.1:{any_port}/")), "{browser}");
     assert_eq!(irc, &format!("charla listening on 127.0.0.1:{irc_port} for IRC clients only"));
     assert!(irc_join.contains(&format!("irssi -c 127.0.0.1 -p {irc_port}")), "{irc_join}");
     assert!(!irc_join.contains("nc 127.0.0.1") && !irc_join.contains("| charla connect"), "{irc_join}");

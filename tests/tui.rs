@@ -95,7 +95,7 @@ async fn the_full_screen_client_chats_with_a_plain_text_user() {
         .await;
     assert!(screen.lines().next().is_some_and(|top| top.trim_start().starts_with("#lobby")), "{screen}");
     assert!(screen.contains("2 users") && screen.contains("[tuiuser] [2:#lobby]"), "{screen}");
-    plain.expect("* tuiuser joined #lobby").await;
+    plain.expect("*** tuiuser joined #lobby").await;
     // The room's history (asked for on joining) holds our own join too: it is shown once.
     let screen = tmux.wait_for("the room's history", |s| s.contains("is now known as plainuser")).await;
     assert_eq!(screen.matches("joined #lobby").count(), 2, "plainuser's guest nick and us:\n{screen}");
@@ -114,7 +114,7 @@ async fn the_full_screen_client_chats_with_a_plain_text_user() {
 
     // /quit leaves the room, and the terminal is back to normal (the alternate screen is gone).
     tmux.type_line("/quit see you").await;
-    plain.expect("* tuiuser quit (Quit: see you)").await;
+    plain.expect("*** tuiuser quit (Quit: see you)").await;
     let screen = tmux.wait_for("the client to exit", |s| s.contains("[exited with 0]")).await;
     assert!(!screen.contains("plainuser"), "{screen}");
 }
@@ -265,7 +265,7 @@ async fn a_server_restart_is_caught_up_from_its_history_without_gap_or_duplicate
     let mut plain = Client::plain_as(addr, "plainuser").await;
     let tmux = tui_at(addr, "tuiuser").await;
     tmux.wait_for("the client to join #lobby", |s| s.contains("You joined #lobby") && s.contains("plainuser")).await;
-    plain.expect("* tuiuser joined #lobby").await;
+    plain.expect("*** tuiuser joined #lobby").await;
     tmux.type_line("tui before the restart").await;
     plain.expect("<tuiuser> tui before the restart").await;
     plain.send("plain before the restart").await;
@@ -297,7 +297,7 @@ async fn a_server_restart_is_caught_up_from_its_history_without_gap_or_duplicate
     // The catch-up holds the rejoin as well: each join is shown once.
     assert_eq!(screen.matches("You joined #lobby").count(), 2, "{screen}");
     assert!(!screen.contains("tuiuser joined"), "{screen}");
-    plain.expect("* tuiuser joined #lobby").await;
+    plain.expect("*** tuiuser joined #lobby").await;
     plain.send("live after the catch-up").await;
     let screen = tmux.wait_for("a live line after the catch-up", |s| s.contains("live after the catch-up")).await;
     let said =
@@ -407,7 +407,7 @@ async fn the_server_window_the_room_list_and_help_read_as_a_person_expects() {
     assert!(dev.contains(" 1  builds and deploys"), "{screen}");
     tmux.type_line("dev").await;
     tmux.wait_for("the join of #dev", |s| s.contains("You joined #dev") && s.contains("[tuiuser] [4:#dev]")).await;
-    plain.expect("* tuiuser joined #dev").await;
+    plain.expect("*** tuiuser joined #dev").await;
 
     // /help shows in the server window and says how to get back.
     tmux.type_line("/help").await;

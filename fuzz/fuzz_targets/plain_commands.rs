@@ -14,14 +14,15 @@
 #![no_main]
 
 use std::collections::VecDeque;
+use std::sync::atomic::AtomicU8;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use charla::accounts::Accounts;
 use charla::hub::{ConnId, History, Hub, HubConfig, Out, Outbox, Registration};
+use charla::net::{Limits, Render, Sessions};
 use charla::proto::plain::{PlainRender, handle_line};
-use charla::server::conn::Render;
-use charla::server::{HistoryConfig, Limits, Shared, sessions::Sessions};
+use charla::proto::{HistoryConfig, Shared, Stage};
 use charla::store::{AccountStore, SqliteAccounts, SqliteStore, Store};
 use libfuzzer_sys::fuzz_target;
 
@@ -52,12 +53,14 @@ fn shared() -> Shared {
     Shared {
         accounts: Accounts::new(account_store, hub.clone(), limits.logins),
         hub,
-        sessions: Sessions::default(),
+        sessions: Arc::new(Sessions::default()),
         store,
         history: HistoryConfig::default(),
         limits,
         server_name: "charla".into(),
         started: std::time::SystemTime::now(),
+        allowed_origins: Vec::new(),
+        stage: AtomicU8::new(Stage::Ready as u8),
     }
 }
 

@@ -14,8 +14,9 @@
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use charla::server::conn::{Late, Opening, Protocol, classify, registration_line};
-use charla::server::lines::{Line, LineReader};
+use charla::net::lines::{Line, LineReader};
+use charla::proto::irc::sniff::{Late, Opening, registration_line};
+use charla::proto::{Protocol, classify};
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncRead, ReadBuf};
 

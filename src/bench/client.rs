@@ -143,7 +143,7 @@ impl Conn {
     /// `channel`, joins it and waits until the server confirms.
     pub async fn register(&self, lines: &mut Lines, nick: &str, channel: Option<&str>) -> Result<(), ClientError> {
         match self.proto {
-            Proto::Irc => {
+            Proto::Irc | Proto::Ws => {
                 self.send(format!("NICK {nick}\r\nUSER {nick} 0 * :charla bench\r\n").as_bytes()).await?;
                 self.await_reply(lines, |line| irc_reply(line, Stage::Welcome)).await?;
                 if let Some(channel) = channel {
@@ -173,7 +173,7 @@ impl Conn {
     /// Says goodbye and waits until the server closes the connection.
     pub async fn quit(&self, lines: &mut Lines) -> Result<(), ClientError> {
         let bye: &[u8] = match self.proto {
-            Proto::Irc => b"QUIT :bench done\r\n",
+            Proto::Irc | Proto::Ws => b"QUIT :bench done\r\n",
             Proto::Plain => b"/quit\n",
         };
         self.send(bye).await?;
@@ -271,7 +271,7 @@ pub fn pong(params: &[u8]) -> Vec<u8> {
 /// Tells what a received line is, without copying it.
 pub fn classify(proto: Proto, line: &[u8]) -> Incoming<'_> {
     match proto {
-        Proto::Irc => {
+        Proto::Irc | Proto::Ws => {
             let msg = IrcLine::parse(line);
             match msg.command {
                 b"PRIVMSG" => Incoming::Message(msg.trailing()),
@@ -297,7 +297,7 @@ pub fn classify(proto: Proto, line: &[u8]) -> Incoming<'_> {
 /// The bytes around a payload when it is sent to `channel`.
 pub fn framing(proto: Proto, channel: &str) -> (Vec<u8>, &'static [u8]) {
     match proto {
-        Proto::Irc => (format!("PRIVMSG {channel} :").into_bytes(), b"\r\n"),
+        Proto::Irc | Proto::Ws => (format!("PRIVMSG {channel} :").into_bytes(), b"\r\n"),
         Proto::Plain => (Vec::new(), b"\n"),
     }
 }

@@ -14,6 +14,7 @@
 //! - [`scenario`]: the runs: messages (fanout, crowd, latency), idle, churn.
 //! - [`report`]: the summary table, the final JSON line, the progress bar.
 //! - [`sys`]: open-file limit, this process's CPU time, the server's RSS and CPU from `/proc`.
+//! - [`ws`]: `--proto ws`, the relay that carries the load connections' IRC over WebSocket.
 
 pub mod client;
 pub mod payload;
@@ -21,6 +22,7 @@ pub mod report;
 pub mod scenario;
 pub mod sys;
 pub mod target;
+pub mod ws;
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -115,6 +117,8 @@ pub enum Proto {
     Irc,
     /// charla's plain text: a line is said to the room, /join moves rooms.
     Plain,
+    /// IRC over WebSocket, as the web page speaks it (through a relay in this process).
+    Ws,
 }
 
 impl Scenario {
@@ -134,6 +138,7 @@ impl Proto {
         match self {
             Proto::Irc => "irc",
             Proto::Plain => "plain",
+            Proto::Ws => "ws",
         }
     }
 }
@@ -151,6 +156,8 @@ pub enum BenchError {
     Args(String),
     #[error("cannot read process {pid} in /proc ({source}); is --server-pid the server's pid?")]
     ServerPid { pid: u32, source: std::io::Error },
+    #[error("cannot start the WebSocket relay on loopback: {0}")]
+    Relay(std::io::Error),
     #[error("no client could register with {target}: {reason}; is the server running there?")]
     NothingConnected { target: String, reason: String },
 }
@@ -186,7 +193,7 @@ pub struct Plan {
 /// command around the text; charla's plain text takes 4 KiB lines by default.
 fn max_size(proto: Proto) -> usize {
     match proto {
-        Proto::Irc => 400,
+        Proto::Irc | Proto::Ws => 400,
         Proto::Plain => 4000,
     }
 }
@@ -307,7 +314,16 @@ impl Plan {
 
 /// Runs a scenario and returns its report without printing it.
 pub async fn execute(args: Args) -> Result<Report, BenchError> {
-    let plan = Plan::new(args)?;
+    let mut plan = Plan::new(args)?;
+    // Kept until the run ends: the load connections go through it.
+    let _relay = match plan.proto {
+        Proto::Ws => {
+            let relay = ws::Relay::start(plan.target).await.map_err(BenchError::Relay)?;
+            plan.target = relay.addr;
+            Some(relay)
+        }
+        _ => None,
+    };
     let wanted = plan.clients.max(plan.workers) as u64 + 256;
     let limit = sys::raise_open_files(wanted);
     if limit < wanted {

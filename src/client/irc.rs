@@ -18,10 +18,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::ClientError;
+use crate::net::{Line, LineReader};
 use crate::proto::irc::MAX_LINE;
 use crate::proto::irc::message::Message;
 use crate::proto::irc::numeric::RPL_WELCOME;
-use crate::server::lines::{Line, LineReader};
 
 /// How long a connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::modes::RoomModes;
 use super::text::fold;
 use super::{ConnId, Event, EventKind, Hub, HubError, MsgId, Room, Target};
-use crate::store::{Record, RoomState, Store, StoreError, dm_key};
+use crate::store::{Include, Record, RoomState, Selector, Store, StoreError, dm_key};
 
 /// What a sender is told when whether history is written has changed since they last spoke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,11 +135,10 @@ impl Hub {
         Ok(())
     }
 
-    /// Saves a room's settings so they survive a restart; the room is kept from now on even
-    /// when empty, like the history it has.
+    /// Saves a room's settings so they survive a restart.
     pub(super) fn save_room(&mut self, key: &str) {
         let Some(room) = self.rooms.get_mut(key) else { return };
-        room.persistent = true;
+        room.saved = true;
         let Some(store) = &self.history.0 else { return };
         let state = RoomState {
             name: room.name.clone(),
@@ -153,15 +152,42 @@ impl Hub {
         }
     }
 
-    /// Brings back rooms saved before a restart: name, creation time, topic and modes.
+    /// Forgets the saved settings of a room that is gone (its history, if any, stays).
+    pub(super) fn forget_room(&mut self, key: &str) {
+        let Some(store) = &self.history.0 else { return };
+        if let Err(e) = store.forget_room(key) {
+            tracing::warn!("history: {key} was not forgotten: {e}");
+        }
+    }
+
+    /// Brings back rooms saved before a restart: name, creation time, topic and modes. A room
+    /// whose name is not valid, or with nothing worth keeping (no history, no topic, default modes, no bans: saved by an
+    /// older version, or its settings were undone) is forgotten instead.
     pub fn restore_rooms(&mut self, rooms: Vec<RoomState>) {
         for state in rooms {
             let mut room = Room::new(&state.name, state.created);
             room.topic = state.topic;
             room.modes = RoomModes::from_rendered(&state.modes);
             room.bans = state.bans;
-            room.persistent = true;
-            self.rooms.insert(fold(&state.name), room);
+            room.saved = true;
+            room.has_history = self.history.0.as_ref().is_some_and(|store| {
+                store
+                    .history(&state.name, &Selector::Latest(None), 1, Include::Messages)
+                    .map_or(true, |found| !found.is_empty())
+            });
+            let key = fold(&state.name);
+            if !super::text::valid_room(&state.name) {
+                // Saved before names were checked as they are now (an invisible character, a
+                // bidi override, mixed alphabets): not brought back, its history stays.
+                tracing::warn!("history: the room {:?} is not restored: its name is no longer valid", state.name);
+                self.forget_room(&key);
+            } else if room.worth_keeping() && !self.rooms.contains_key(&key) {
+                self.bans_total += room.bans.len();
+                self.lookalikes.insert(super::text::skeleton(&room.name), key.clone());
+                self.rooms.insert(key, room);
+            } else {
+                self.forget_room(&key);
+            }
         }
     }
 

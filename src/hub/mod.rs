@@ -22,8 +22,10 @@ pub mod accounts;
 pub mod bans;
 pub mod event;
 mod history;
+pub mod limits;
 pub mod modes;
 mod monitor;
+mod oper;
 pub mod outbox;
 mod redact;
 pub mod text;
@@ -37,6 +39,7 @@ use std::time::Duration;
 pub use event::{Event, EventKind, MsgId, MsgKind, Source, Tags, Target};
 use event::{MsgIdGen, now_millis};
 pub use history::{History, HistoryNotice};
+use limits::{HubLimits, RoomCreation};
 use modes::{ModeChange, RoomMode, RoomModes, flip};
 pub use monitor::{MONITOR_LIMIT, Monitored};
 pub use outbox::{Closed, Out, Outbox};
@@ -74,6 +77,9 @@ pub const LOBBY: &str = "#lobby";
 /// The longest ban list a room may have (`MAXLIST=b:100`).
 pub const MAX_BANS: usize = 100;
 
+/// The most ban masks all rooms together may have: with [`text::MASK_LEN`], at most a few MB.
+pub const MAX_SERVER_BANS: usize = 10_000;
+
 /// How many departed users `WHOWAS` remembers.
 const WHOWAS_LEN: usize = 256;
 
@@ -85,8 +91,12 @@ pub enum HubError {
     NickInUse(String),
     #[error("'{0}' is not a valid nick: use up to 30 letters, digits, - _ [ ] {{ }} \\ | ^ `, starting with a letter")]
     BadNick(String),
-    #[error("'{0}' is not a valid room name: start it with # and use no spaces or commas, e.g. #general")]
+    #[error(
+        "'{0}' is not a valid room name: start it with #, use up to 50 bytes, no spaces, commas or invisible characters, and the letters of one alphabet, e.g. #general"
+    )]
     BadRoom(String),
+    #[error("'{0}' looks too much like the room {1}; /join {1}, or choose a name that reads differently")]
+    LookalikeRoom(String, String),
     #[error("no one called '{0}' is online; /who lists who is here")]
     NoSuchNick(String),
     #[error("there is no room '{0}'; /rooms lists them, /join {0} creates it")]
@@ -121,16 +131,26 @@ pub enum HubError {
     NotOper,
     #[error("wrong operator name or password")]
     BadOperLogin,
+    #[error("too many failed operator logins from your address or for that name; wait {0} s before trying again")]
+    OperThrottled(u64),
     #[error("the {0} mode is not known here; modes are +o +v +b +i +k +l +m +n +s +t +R")]
     UnknownMode(char),
     #[error("the {0} mode needs an argument, e.g. +{0} VALUE")]
     ModeNeedsArg(char),
     #[error("'{0}' is not a valid limit: give a number above 0")]
     BadLimit(String),
-    #[error("that cannot be a +{0} value: use no spaces, commas or control characters")]
+    #[error(
+        "that cannot be a +{0} value: use no spaces, commas, control or invisible characters, and at most 23 bytes for a key, 113 for a ban mask"
+    )]
     BadModeArg(char, String),
+    #[error("you are in {1} rooms, the most one may be in at once; /part one before joining {0}")]
+    TooManyRooms(String, usize),
+    #[error("you are creating rooms too fast; wait {1} s before creating {0}, or join an existing room")]
+    CreatingTooFast(String, u64),
     #[error("the ban list of {0} is full ({MAX_BANS} entries); remove one with /unban first")]
     BanListFull(String),
+    #[error("the server holds as many bans as it may ({MAX_SERVER_BANS}); remove some with /unban first")]
+    ServerBansFull,
     #[error("a real name must be some text of at most {} bytes", text::REALNAME_LEN)]
     BadRealname,
     #[error("you may remove your own messages, and anyone's only in a room you are an operator of")]
@@ -213,9 +233,14 @@ struct Room {
     members: IdMap<Status>,
     modes: RoomModes,
     bans: Vec<Ban>,
+    /// Whether each member who has spoken since the ban list or their nick last changed is
+    /// banned: a message then costs one lookup, not a match against every mask.
+    banned_members: IdMap<bool>,
     invited: IdSet,
-    /// Kept when empty: it has history, or settings saved in the store.
-    persistent: bool,
+    /// Messages were said here: the room is kept when empty, for its history.
+    has_history: bool,
+    /// Its settings are in the store (to be forgotten there too when the room goes).
+    saved: bool,
 }
 
 impl Room {
@@ -227,8 +252,10 @@ impl Room {
             members: IdMap::default(),
             modes: RoomModes::default(),
             bans: Vec::new(),
+            banned_members: IdMap::default(),
             invited: IdSet::default(),
-            persistent: false,
+            has_history: false,
+            saved: false,
         }
     }
 
@@ -240,12 +267,39 @@ impl Room {
         !self.modes.secret || self.members.contains_key(&asker)
     }
 
+    /// Is an empty room worth keeping? [`LOBBY`], where everyone lands, always; any other for
+    /// its history or settings someone chose (a topic, modes other than the defaults, bans);
+    /// any other empty room is forgotten, so that rooms made and left cost nothing.
+    fn worth_keeping(&self) -> bool {
+        self.has_history
+            || self.topic.is_some()
+            || self.modes != RoomModes::default()
+            || !self.bans.is_empty()
+            || self.name.eq_ignore_ascii_case(LOBBY)
+    }
+
     fn is_op(&self, id: ConnId) -> bool {
         self.status(id).is_some_and(|s| s.op)
     }
     fn banned(&self, who: &Source) -> bool {
+        if self.bans.is_empty() {
+            return false;
+        }
         let mask = format!("{}!{}@{}", who.nick, who.user, who.host);
         self.bans.iter().any(|b| text::wildcard_match(&b.mask, &mask))
+    }
+
+    /// [`Room::banned`] for a member, remembered until the ban list or their nick changes.
+    fn member_banned(&mut self, who: &Source) -> bool {
+        if self.bans.is_empty() {
+            return false;
+        }
+        if let Some(&banned) = self.banned_members.get(&who.id) {
+            return banned;
+        }
+        let banned = self.banned(who);
+        self.banned_members.insert(who.id, banned);
+        banned
     }
 }
 
@@ -288,7 +342,8 @@ pub struct UserInfo {
     pub protocol: &'static str,
     pub signon: u64,
     pub last_spoke: u64,
-    /// Rooms with the user's status there; secret rooms only when the asker shares them.
+    /// Rooms with the user's status there; secret rooms only when the asker shares them. WHOIS
+    /// has them all, WHO with a mask the first, a room's member list none.
     pub rooms: Vec<(String, Status)>,
 }
 
@@ -355,8 +410,9 @@ pub struct Said {
 pub struct ModesApplied {
     pub applied: Vec<ModeChange>,
     pub errors: Vec<HubError>,
-    /// The announcement of the applied changes, if any.
-    pub event: Option<Arc<Event>>,
+    /// The announcements of the applied changes (one, or several when their arguments are too
+    /// long for one line).
+    pub events: Vec<Arc<Event>>,
 }
 
 /// Settings the hub's rules depend on.
@@ -364,6 +420,8 @@ pub struct ModesApplied {
 pub struct HubConfig {
     /// Server operators: name → password.
     pub opers: HashMap<String, String>,
+    /// What one user or address may take: rooms at once, rooms created over time.
+    pub limits: HubLimits,
     /// How long someone may keep a nick owned by an account without logging in to it.
     pub nick_grace: Duration,
     /// The server password (`serve --password`): a private server lets in only who gives it.
@@ -372,7 +430,12 @@ pub struct HubConfig {
 
 impl Default for HubConfig {
     fn default() -> HubConfig {
-        HubConfig { opers: HashMap::new(), nick_grace: Duration::from_secs(30), password: None }
+        HubConfig {
+            opers: HashMap::new(),
+            nick_grace: Duration::from_secs(30),
+            password: None,
+            limits: HubLimits::default(),
+        }
     }
 }
 
@@ -395,6 +458,11 @@ pub struct Hub {
     /// Folded nick → user.
     nicks: HashMap<Box<str>, ConnId>,
     rooms: HashMap<String, Room>,
+    /// The [skeleton](text::skeleton) of every room's name → the room's key: no new room may
+    /// look like one that exists.
+    lookalikes: HashMap<String, String>,
+    /// Ban masks in all rooms together (at most [`MAX_SERVER_BANS`]).
+    bans_total: usize,
     whowas: VecDeque<Departed>,
     /// Folded nick → the users monitoring it.
     watchers: HashMap<Box<str>, IdSet>,
@@ -411,6 +479,10 @@ pub struct Hub {
     last_said: MsgId,
     /// Most users ever connected at once, for LUSERS.
     pub max_users: usize,
+    /// Pacing of room creation per user and per address.
+    creation: RoomCreation,
+    /// Failed operator logins per address and per name.
+    oper_guard: oper::OperGuard,
     /// Folded names of the registered accounts: the nicks they own.
     registered: HashSet<Box<str>>,
     /// Users holding a nick an account owns without being logged in to it.
@@ -423,7 +495,8 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(config: HubConfig, history: History) -> Hub {
-        Hub { config, history, ..Hub::default() }
+        let creation = RoomCreation::new(config.limits.room_creation);
+        Hub { config, history, creation, ..Hub::default() }
     }
 
     /// The settings the hub was started with.
@@ -516,7 +589,7 @@ impl Hub {
             id,
             Box::new(User {
                 source: Source { id, nick: nick.clone(), user: reg.user, host: reg.host, bot: false, account: None },
-                realname: truncated(reg.realname, text::REALNAME_LEN).into(),
+                realname: text::clean(&reg.realname, text::REALNAME_LEN).into(),
                 rooms: Vec::new(),
                 away: None,
                 oper: false,
@@ -533,6 +606,7 @@ impl Hub {
             }),
         );
         self.max_users = self.max_users.max(self.users.len());
+        crate::metrics::get().registrations.inc();
         self.tell_watchers(id, &nick, true);
         self.claim(id);
         Ok((id, nick))
@@ -558,7 +632,8 @@ impl Hub {
         }
         let peers = self.peers(id);
         let user = self.user(id);
-        let event = self.event(EventKind::Quit { who: user.source.clone(), reason: text::sanitize(reason) });
+        let event =
+            self.event(EventKind::Quit { who: user.source.clone(), reason: text::clean(reason, text::QUIT_LEN) });
         self.record_state(&event, &self.rooms_of(id));
         self.deliver(peers, &event);
         let nick = self.user(id).source.nick.clone();
@@ -566,6 +641,7 @@ impl Hub {
         self.unmonitor_all(id);
         self.claims.remove(&id);
         let user = *self.users.remove(&id).expect("checked above");
+        self.creation.forget(id);
         for room in &user.rooms {
             self.leave_room(id, room);
         }
@@ -587,13 +663,20 @@ impl Hub {
         self.whowas.truncate(WHOWAS_LEN);
     }
 
-    /// Takes `id` out of the room `key` (folded); an empty room disappears.
+    /// Takes `id` out of the room `key` (folded); an empty room not [worth
+    /// keeping](Room::worth_keeping) disappears.
     fn leave_room(&mut self, id: ConnId, key: &str) {
         if let Some(room) = self.rooms.get_mut(key) {
             room.members.remove(&id);
+            room.banned_members.remove(&id);
             room.invited.remove(&id);
-            if room.members.is_empty() && !room.persistent {
+            if room.members.is_empty() && !room.worth_keeping() {
+                let saved = room.saved;
+                self.lookalikes.remove(&text::skeleton(&room.name));
                 self.rooms.remove(key);
+                if saved {
+                    self.forget_room(key);
+                }
             }
         }
         if let Some(user) = self.users.get_mut(&id) {
@@ -620,6 +703,11 @@ impl Hub {
         let user = self.users.get_mut(&id).expect("registered");
         user.source.nick = new.into();
         user.nick_since = event.id;
+        for key in &user.rooms {
+            if let Some(room) = self.rooms.get_mut(key) {
+                room.banned_members.remove(&id);
+            }
+        }
         if fold(&old) != fold(new) {
             self.tell_watchers(id, &old, false);
             self.tell_watchers(id, new, true);
@@ -650,8 +738,12 @@ impl Hub {
         }
         let folded = fold(name);
         let who = self.user(id).source.clone();
+        let max = self.config.limits.max_rooms_per_user;
+        let full = max > 0 && self.user(id).rooms.len() >= max;
         match self.rooms.get(&folded) {
             Some(room) if room.members.contains_key(&id) => return Ok(None),
+            Some(room) if full => return Err(HubError::TooManyRooms(room.name.clone(), max)),
+            None if full => return Err(HubError::TooManyRooms(name.into(), max)),
             Some(room) => {
                 let invited = room.invited.contains(&id);
                 if room.banned(&who) && !invited {
@@ -671,6 +763,17 @@ impl Hub {
                 }
             }
             None => {
+                let skeleton = text::skeleton(name);
+                if let Some(other) = self.lookalikes.get(&skeleton).and_then(|key| self.rooms.get(key)) {
+                    return Err(HubError::LookalikeRoom(name.into(), other.name.clone()));
+                }
+                // Everyone lands in the lobby: bringing it into being is no one's doing.
+                if folded != LOBBY
+                    && let Err(wait) = self.creation.create(id, &who.host, std::time::Instant::now())
+                {
+                    return Err(HubError::CreatingTooFast(name.into(), wait.as_secs_f64().ceil() as u64));
+                }
+                self.lookalikes.insert(skeleton, folded.clone());
                 self.rooms.insert(folded.clone(), Room::new(name, now_millis()));
             }
         }
@@ -703,7 +806,7 @@ impl Hub {
         let event = self.event(EventKind::Part {
             who: self.user(id).source.clone(),
             room: room.name.clone(),
-            reason: text::sanitize(reason),
+            reason: text::clean(reason, text::PART_LEN),
         });
         self.record_state(&event, &[]);
         self.deliver(members, &event);
@@ -748,6 +851,7 @@ impl Hub {
         long: Long,
     ) -> Result<Said, HubError> {
         let text = text::sanitize(text);
+        let tags = text::clean_tags(tags);
         if text.is_empty() && kind != MsgKind::TagMsg {
             return Err(HubError::NoText);
         }
@@ -783,7 +887,7 @@ impl Hub {
             _ => (None, target),
         };
         let (target, recipients, away, room_key) = if target.starts_with('#') {
-            let room = self.room(target)?;
+            let room = self.rooms.get_mut(&fold(target)).ok_or_else(|| HubError::NoSuchRoom(target.into()))?;
             match room.status(id) {
                 None if room.modes.no_external => {
                     return Err(HubError::External(room.name.clone()));
@@ -791,7 +895,7 @@ impl Hub {
                 Some(s) if room.modes.moderated && !s.op && !s.voice => {
                     return Err(HubError::Moderated(room.name.clone()));
                 }
-                Some(s) if !s.op && !s.voice && room.banned(&from) => {
+                Some(s) if !s.op && !s.voice && room.member_banned(&from) => {
                     return Err(HubError::Banned(room.name.clone()));
                 }
                 _ => {}
@@ -806,7 +910,7 @@ impl Hub {
                 (Target::RoomStatus(prefix, room.name.clone()), members, None, None)
             } else {
                 let members = room.members.keys().copied().filter(|&m| m != id).collect::<Vec<_>>();
-                let key = (!room.persistent).then(|| fold(&room.name));
+                let key = (!room.has_history).then(|| fold(&room.name));
                 (Target::Room(room.name.clone()), members, None, key)
             }
         } else {
@@ -831,9 +935,13 @@ impl Hub {
         events.push(self.deliver_message(EventKind::Message { from, target, kind, text: last, tags }, &recipients)?);
         if let Some(key) = room_key {
             // The room has history now: keep it, and its settings, across restarts.
+            if let Some(room) = self.rooms.get_mut(&key) {
+                room.has_history = true;
+            }
             self.save_room(&key);
         }
         self.users.get_mut(&id).expect("registered").last_spoke = now_millis();
+        crate::metrics::get().messages_received.inc();
         let history = self.history_notice(id);
         Ok(Said { events, away, history })
     }
@@ -843,6 +951,7 @@ impl Hub {
         let event = self.event(message);
         self.record(&event, &[])?;
         self.deliver(to.iter().copied(), &event);
+        crate::metrics::get().messages_delivered.inc_by(to.len() as u64);
         Ok(event)
     }
 
@@ -861,8 +970,7 @@ impl Hub {
         if room.modes.topic_ops && !room.is_op(id) {
             return Err(HubError::NeedOps(room.name.clone()));
         }
-        let mut text = text::sanitize(text);
-        text.truncate(floor_char_boundary(&text, text::TOPIC_LEN));
+        let text = text::clean(text, text::TOPIC_LEN);
         let who = self.user(id).source.clone();
         let topic =
             (!text.is_empty()).then(|| Topic { text: text.clone(), set_by: who.nick.clone(), at: now_millis() });
@@ -892,7 +1000,7 @@ impl Hub {
             room: room.name.clone(),
             target: self.user(target_id).source.nick.clone(),
             target_id,
-            reason: text::sanitize(reason),
+            reason: text::clean(reason, text::KICK_LEN),
         });
         self.record_state(&event, &[]);
         self.deliver(members, &event);
@@ -952,28 +1060,39 @@ impl Hub {
                 },
                 _ => None,
             };
-            let room = self.room_mut(name);
+            let bans_total = &mut self.bans_total;
+            let room = self.rooms.get_mut(&fold(name)).expect("room checked before");
             let add = change.add;
             let changed = match (&change.mode, &member) {
                 (RoomMode::Op(_), Some((m, _))) => flip(&mut room.members.get_mut(m).expect("member").op, add),
                 (RoomMode::Voice(_), Some((m, _))) => flip(&mut room.members.get_mut(m).expect("member").voice, add),
                 (RoomMode::Ban(mask), _) => {
                     let present = room.bans.iter().position(|b| b.mask.eq_ignore_ascii_case(mask));
-                    match (add, present) {
+                    let changed = match (add, present) {
                         (true, None) if room.bans.len() >= MAX_BANS => {
                             result.errors.push(HubError::BanListFull(room.name.clone()));
                             false
                         }
+                        (true, None) if *bans_total >= MAX_SERVER_BANS => {
+                            result.errors.push(HubError::ServerBansFull);
+                            false
+                        }
                         (true, None) => {
                             room.bans.push(Ban { mask: mask.clone(), set_by: setter.clone(), at: now_millis() });
+                            *bans_total += 1;
                             true
                         }
                         (false, Some(i)) => {
                             room.bans.remove(i);
+                            *bans_total -= 1;
                             true
                         }
                         _ => false,
+                    };
+                    if changed {
+                        room.banned_members.clear();
                     }
+                    changed
                 }
                 (RoomMode::Op(_) | RoomMode::Voice(_), None) => false,
                 _ => room.modes.apply(&change),
@@ -989,25 +1108,21 @@ impl Hub {
             }
         }
         if !result.applied.is_empty() {
-            let event = self.event(EventKind::Mode {
-                who: self.user(id).source.clone(),
-                room: room_name,
-                changes: modes::render(&result.applied),
-            });
+            let who = self.user(id).source.clone();
             let members: Vec<ConnId> = self.room(name)?.members.keys().copied().filter(|&m| m != id).collect();
-            self.record_state(&event, &[]);
+            // `:nick!user@host MODE #room CHANGES\r\n` within 512 bytes: long masks go in
+            // several announcements.
+            let frame = 1 + who.nick.len() + 1 + who.user.len() + 1 + who.host.len() + " MODE ".len() + room_name.len();
+            for changes in modes::render_within(&result.applied, text::MAX_LINE - frame - 3) {
+                let event = self.event(EventKind::Mode { who: who.clone(), room: room_name.clone(), changes });
+                self.record_state(&event, &[]);
+                self.deliver(members.iter().copied(), &event);
+                result.events.push(event);
+            }
             self.save_room(&fold(name));
-            self.deliver(members, &event);
-            result.event = Some(event);
         }
         Ok(result)
     }
-}
-
-/// `text` cut to at most `max` bytes, on a character boundary.
-fn truncated(mut text: String, max: usize) -> String {
-    text.truncate(floor_char_boundary(&text, max));
-    text
 }
 
 /// The largest index `<= max` that is a char boundary of `s`.
@@ -1020,7 +1135,7 @@ impl Hub {
     /// are told (IRC `away-notify`) when that changes anything. Returns whether the user is now
     /// away.
     pub fn set_away(&mut self, id: ConnId, message: Option<&str>) -> bool {
-        let away = message.map(text::sanitize).filter(|m| !m.is_empty());
+        let away = message.map(|m| text::clean(m, text::AWAY_LEN)).filter(|m| !m.is_empty());
         if self.user(id).away.as_deref() != away.as_deref() {
             let event = self.event(EventKind::Away { who: self.user(id).source.clone(), message: away.clone() });
             self.deliver(self.peers_and_watchers(id), &event);
@@ -1028,16 +1143,6 @@ impl Hub {
         let user = self.users.get_mut(&id).expect("registered");
         user.away = away.map(String::into_boxed_str);
         user.away.is_some()
-    }
-
-    /// Grants server-operator rights if `name`/`password` match a configured operator.
-    pub fn oper(&mut self, id: ConnId, name: &str, password: &str) -> Result<(), HubError> {
-        if self.config.opers.get(name).is_some_and(|p| p == password) {
-            self.users.get_mut(&id).expect("registered").oper = true;
-            Ok(())
-        } else {
-            Err(HubError::BadOperLogin)
-        }
     }
 
     /// Gives up server-operator rights (`MODE nick -o`); `false` if `id` had none.
@@ -1054,9 +1159,14 @@ impl Hub {
         }
         let target_id = self.id_of(target)?;
         let (by, nick) = (self.user(id).source.clone(), self.nick(target_id).to_string());
-        let killed = Closed::Killed { by, nick, reason: text::sanitize(reason) };
+        let killed = Closed::Killed { by, nick, reason: text::clean(reason, text::QUIT_LEN) };
         self.user(target_id).outbox.close_as(killed);
         Ok(())
+    }
+
+    /// What one user or address may take (for ISUPPORT's `CHANLIMIT`).
+    pub fn limits(&self) -> &HubLimits {
+        &self.config.limits
     }
 
     /// Refuses new users from now on (the server then closes every session).
@@ -1111,13 +1221,16 @@ impl Hub {
         self.users.values().filter(|u| u.oper).count()
     }
 
-    fn info(&self, id: ConnId, asker: ConnId) -> UserInfo {
+    /// What `asker` may know of user `id`, with at most `rooms` of its rooms: a list of members
+    /// asks for none, so that its cost does not grow with how many rooms each member is in.
+    fn info(&self, id: ConnId, asker: ConnId, rooms: usize) -> UserInfo {
         let user = self.user(id);
         let rooms = user
             .rooms
             .iter()
             .filter_map(|r| self.rooms.get(r))
             .filter(|r| r.visible_to(asker))
+            .take(rooms)
             .map(|r| (r.name.clone(), r.members[&id]))
             .collect();
         UserInfo {
@@ -1140,13 +1253,13 @@ impl Hub {
 
     /// WHOIS: what `asker` may know about `nick`.
     pub fn user_info(&self, asker: ConnId, nick: &str) -> Result<UserInfo, HubError> {
-        Ok(self.info(self.id_of(nick)?, asker))
+        Ok(self.info(self.id_of(nick)?, asker, usize::MAX))
     }
 
-    /// Every user online that `asker` may see: invisible users only when they share a room
-    /// with `asker`.
+    /// Every user online that `asker` may see (invisible users only when they share a room
+    /// with `asker`), each with the first room `asker` may see them in, for WHO with a mask.
     pub fn all_users(&self, asker: ConnId) -> Vec<UserInfo> {
-        self.users.keys().filter(|&&id| self.sees(asker, id)).map(|&id| self.info(id, asker)).collect()
+        self.users.keys().filter(|&&id| self.sees(asker, id)).map(|&id| self.info(id, asker, 1)).collect()
     }
 
     /// The users `asker` finds with `mask` (WHO): a nick without wildcards finds that user, even
@@ -1175,7 +1288,7 @@ impl Hub {
             .members
             .iter()
             .filter(|&(&id, _)| is_member || self.sees(asker, id))
-            .map(|(&id, &status)| Member { info: self.info(id, asker), status })
+            .map(|(&id, &status)| Member { info: self.info(id, asker, 0), status })
             .collect();
         members.sort_by_cached_key(|m| fold(&m.info.nick));
         let mut modes = room.modes.clone();

@@ -176,14 +176,20 @@ pub enum ModeParseError {
     MissingArg(char),
     /// `+l` with something that is not a positive number.
     BadLimit(String),
-    /// A key or mask that could not travel safely: empty, with a space or control character,
-    /// or starting with `:`. (Such text would split IRC lines or reach terminals raw.)
+    /// A key or mask that could not travel safely: empty, too long (a key over
+    /// [`KEY_LEN`](super::text::KEY_LEN), a mask over [`MASK_LEN`](super::text::MASK_LEN)), not a
+    /// [`token`](super::text::token) (a space, a control or invisible character) or starting
+    /// with `:`. (Such text would split IRC lines, reach terminals raw or read as another.)
     BadArg(char, String),
 }
 
-/// Can `arg` be a key or ban mask?
-fn valid_arg(arg: &str) -> bool {
-    !arg.is_empty() && !arg.starts_with(':') && !arg.chars().any(|c| c == ' ' || c == ',' || c.is_control())
+/// Can `arg` be the key (`k`) or ban mask (`b`)?
+fn valid_arg(mode: char, arg: &str) -> bool {
+    let max = if mode == 'k' { super::text::KEY_LEN } else { super::text::MASK_LEN };
+    !arg.is_empty()
+        && !arg.starts_with(':')
+        && super::text::token(arg)
+        && if mode == 'b' { normalize_mask(arg).len() <= max } else { arg.len() <= max }
 }
 
 /// Parsed mode string: the changes, the errors, and whether the ban list was asked for
@@ -216,7 +222,7 @@ pub fn parse(modes: &str, args: &[&str]) -> ParsedModes {
             's' => RoomMode::Secret,
             't' => RoomMode::TopicOps,
             'R' => RoomMode::RegisteredOnly,
-            'k' | 'b' if args.clone().next().is_some_and(|a| !valid_arg(a)) => {
+            'k' | 'b' if args.clone().next().is_some_and(|a| !valid_arg(c, a)) => {
                 let arg = args.next().unwrap_or_default();
                 parsed.errors.push(ModeParseError::BadArg(c, arg.into()));
                 continue;
@@ -294,6 +300,21 @@ pub fn render(changes: &[ModeChange]) -> String {
     std::iter::once(flags).chain(args).collect::<Vec<_>>().join(" ")
 }
 
+/// [`render`]s changes as few strings as fit in `max` bytes each (one change is never cut).
+pub fn render_within(changes: &[ModeChange], max: usize) -> Vec<String> {
+    let mut rendered = Vec::new();
+    let mut start = 0;
+    while start < changes.len() {
+        let mut end = start + 1;
+        while end < changes.len() && render(&changes[start..=end]).len() <= max {
+            end += 1;
+        }
+        rendered.push(render(&changes[start..end]));
+        start = end;
+    }
+    rendered
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,6 +344,11 @@ mod tests {
         assert_eq!(parse("+k", &["\x1b]0;x\x07"]).errors, vec![ModeParseError::BadArg('k', "\x1b]0;x\x07".into())]);
         assert_eq!(parse("+b", &["a b"]).errors, vec![ModeParseError::BadArg('b', "a b".into())]);
         assert!(parse("+bk", &["\x1b[31m", ":x"]).changes.is_empty());
+        assert!(parse("+bk", &["\u{202e}x", "a\u{200b}"]).changes.is_empty(), "invisible characters");
+        assert!(parse("+k", &[&"k".repeat(24)]).changes.is_empty());
+        assert_eq!(parse("+k", &[&"k".repeat(23)]).changes.len(), 1);
+        assert!(parse("+b", &[&"b".repeat(110)]).changes.is_empty(), "with its !*@* it is too long");
+        assert_eq!(parse("+b", &[&"b".repeat(108)]).changes.len(), 1);
     }
 
     #[test]
@@ -344,5 +370,8 @@ mod tests {
         let modes = RoomModes { key: Some("pw".into()), limit: Some(5), ..RoomModes::default() };
         assert_eq!(modes.render(true), "+klnt pw 5");
         assert_eq!(modes.render(false), "+klnt * 5");
+        let parsed = parse("+bbm", &["a", "b"]);
+        assert_eq!(render_within(&parsed.changes, 100), ["+bbm a!*@* b!*@*"]);
+        assert_eq!(render_within(&parsed.changes, 12), ["+b a!*@*", "+bm b!*@*"]);
     }
 }

@@ -111,6 +111,11 @@ impl Outbox {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The most items the queue holds.
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity
+    }
+
     /// Queues one item. Returns false if the queue was closed or has just overflowed.
     pub fn push(&self, out: Out) -> bool {
         let mut state = self.state();
@@ -125,6 +130,7 @@ impl Outbox {
         if state.queue.len() >= self.inner.capacity || state.bytes > self.inner.capacity * BYTES_PER_ITEM {
             state.queue = VecDeque::new();
             state.closed = Some(Closed::Overflow);
+            crate::metrics::get().slow_consumers.inc();
             let waker = state.waker.take();
             drop(state);
             wake(waker);

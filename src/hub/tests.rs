@@ -487,3 +487,27 @@ fn statusmsg_and_invites_go_to_those_the_room_allows() {
     t.hub.invite(op, "guest", "#r").unwrap();
     assert_eq!((drain(&vo).len(), drain(&mo).len(), drain(&go).len()), (0, 0, 1));
 }
+
+#[test]
+fn the_server_holds_at_most_max_server_bans() {
+    let mut config = HubConfig::default();
+    config.limits.room_creation = None;
+    config.limits.max_rooms_per_user = 0;
+    let mut t = Tester { hub: Hub::new(config, History::default()) };
+    let (op, _) = t.add("op");
+    let ban = |i: usize| parse("+b", &[&format!("m{i}")]).changes;
+    for r in 0..MAX_SERVER_BANS / MAX_BANS {
+        let room = format!("#r{r}");
+        t.hub.join(op, &room, None).unwrap();
+        for i in 0..MAX_BANS {
+            assert!(t.hub.set_modes(op, &room, ban(i)).unwrap().errors.is_empty());
+        }
+    }
+    t.hub.join(op, "#one-more", None).unwrap();
+    let refused = t.hub.set_modes(op, "#one-more", ban(0)).unwrap();
+    assert_eq!(refused.errors, [HubError::ServerBansFull]);
+    // Lifting one ban anywhere makes room for one.
+    let lifted = parse("-b", &["m0"]).changes;
+    assert!(t.hub.set_modes(op, "#r0", lifted).unwrap().events.len() == 1);
+    assert!(t.hub.set_modes(op, "#one-more", ban(0)).unwrap().errors.is_empty());
+}

@@ -11,9 +11,25 @@ pub const NICK_LEN: usize = 30;
 /// Longest room name accepted, `#` included (`CHANNELLEN`).
 pub const ROOM_LEN: usize = 50;
 /// Longest topic accepted (`TOPICLEN`).
-pub const TOPIC_LEN: usize = 390;
+///
+/// This and the other text lengths below are chosen so that the longest line carrying them
+/// still fits IRC's 512 bytes with the longest source a user can have here (nick 30, user 17,
+/// host 39: an IPv6 address) and the longest room name: `:SOURCE TOPIC #ROOM :TEXT`.
+pub const TOPIC_LEN: usize = 350;
+/// Longest kick reason (`KICKLEN`): `:SOURCE KICK #ROOM NICK :REASON`.
+pub const KICK_LEN: usize = 320;
+/// Longest away message (`AWAYLEN`): `:SOURCE AWAY :TEXT` and `301`.
+pub const AWAY_LEN: usize = 390;
+/// Longest part reason: `:SOURCE PART #ROOM :REASON`.
+pub const PART_LEN: usize = 350;
+/// Longest quit reason, `Quit: ` included: `:SOURCE QUIT :REASON`.
+pub const QUIT_LEN: usize = 390;
 /// Longest real name accepted by `SETNAME` (`NAMELEN`); a longer one given at registration is cut.
 pub const REALNAME_LEN: usize = 128;
+/// Longest room key (`KEYLEN`), as most IRC servers have it.
+pub const KEY_LEN: usize = 23;
+/// Longest ban mask: all a `nick!user@host` mask can match (30 + 1 + 17 + 1 + 64).
+pub const MASK_LEN: usize = 113;
 
 /// Characters IRC allows in nicks besides letters and digits.
 const NICK_SPECIALS: &str = "[]\\`_^{|}";
@@ -30,13 +46,77 @@ pub fn valid_nick(nick: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || NICK_SPECIALS.contains(c))
 }
 
-/// A room name starts with `#`, is at most 50 bytes, and has no space, comma, colon-free
-/// restrictions beyond IRC's: no space, no comma, no BEL, no control characters.
+/// A room name starts with `#`, is at most 50 bytes, and is a [`token`] that reads as what
+/// it is: its letters come from one script (with Japanese, Korean and Chinese counted as one
+/// each), so `#lоbby` with a Cyrillic `о` is no second `#lobby`.
 pub fn valid_room(name: &str) -> bool {
-    name.len() > 1
-        && name.len() <= ROOM_LEN
-        && name.starts_with('#')
-        && !name.chars().any(|c| c == ' ' || c == ',' || c.is_control())
+    use unicode_security::MixedScript;
+    name.len() > 1 && name.len() <= ROOM_LEN && name.starts_with('#') && token(name) && name.is_single_script()
+}
+
+/// What two room names that look alike have in common (Unicode's confusable skeleton, case
+/// folded): `#lobby`, `#LOBBY` and `#1obby` share one. A new room may not look like another.
+pub fn skeleton(name: &str) -> String {
+    unicode_security::skeleton(&name.to_lowercase()).collect::<String>().to_lowercase()
+}
+
+/// Can `word` be a name, key or mask others will see and type: no spaces or commas, no
+/// control characters, nothing [hidden](hidden).
+pub fn token(word: &str) -> bool {
+    !word.chars().any(|c| c == ',' || c.is_whitespace() || c.is_control() || hidden(c))
+}
+
+/// Characters that show as nothing, or change how the text around them reads: bidirectional
+/// embeddings, overrides, isolates and marks, zero-width spaces and joiners, fillers, soft
+/// hyphens, variation selectors, tags. Fine inside a sentence (an emoji needs its joiner), but
+/// a name holding one is not the name it looks like.
+pub fn hidden(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{34f}'
+            | '\u{61c}'
+            | '\u{115f}'
+            | '\u{1160}'
+            | '\u{17b4}'
+            | '\u{17b5}'
+            | '\u{180b}'..='\u{180f}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{3164}'
+            | '\u{fe00}'..='\u{fe0f}'
+            | '\u{feff}'
+            | '\u{ffa0}'
+            | '\u{fff0}'..='\u{fff8}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0000}'..='\u{e0fff}'
+    )
+}
+
+/// [`sanitize`]s a text and cuts it to at most `max` bytes, between characters.
+pub fn clean(text: &str, max: usize) -> String {
+    let mut text = sanitize(text);
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text
+}
+
+/// Client tags (`+typing`, `+draft/reply`) as others may receive them: a key of letters,
+/// digits, `-`, `.` and `/` after its `+`, and a [`sanitize`]d value of at most 4 KiB (a
+/// tag section is 8 KiB).
+pub fn clean_tags(tags: Vec<(String, Option<String>)>) -> Vec<(String, Option<String>)> {
+    tags.into_iter()
+        .filter(|(key, _)| {
+            key.strip_prefix('+')
+                .is_some_and(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-./".contains(c)))
+        })
+        .map(|(key, value)| (key, value.map(|v| clean(&v, 4096)).filter(|v| !v.is_empty())))
+        .collect()
 }
 
 /// The longest line any client must accept: IRC's 512 bytes, CR LF included, tags aside.
@@ -222,6 +302,31 @@ mod tests {
         assert!(!valid_room("#a,b"));
         assert!(!valid_room("#a b"));
         assert!(!valid_room("#a\x07"));
+        assert!(valid_room("#café"));
+        assert!(valid_room("#日本語チャット"));
+        assert!(valid_room("#c++"));
+        assert!(!valid_room("#lobby\u{200b}"), "invisible");
+        assert!(!valid_room("#\u{202e}ybbol"), "bidi override");
+        assert!(!valid_room("#a\u{a0}b"), "no-break space");
+        assert!(!valid_room("#l\u{43e}bby"), "Latin with a Cyrillic o");
+        assert_eq!(skeleton("#LOBBY"), skeleton("#lobby"));
+        assert_eq!(skeleton("#1obby"), skeleton("#lobby"));
+        assert_ne!(skeleton("#lobby2"), skeleton("#lobby"));
+    }
+
+    #[test]
+    fn tags_are_cleaned() {
+        let tags = vec![
+            ("+typing".to_string(), Some("active".to_string())),
+            ("+draft/reply".into(), Some("a\x1b[2Jb\u{202e}c".into())),
+            ("+bad key".into(), Some("x".into())),
+            ("label".into(), Some("x".into())),
+        ];
+        assert_eq!(
+            clean_tags(tags),
+            [("+typing".to_string(), Some("active".to_string())), ("+draft/reply".into(), Some("abc".into()))]
+        );
+        assert_eq!(clean(&"é".repeat(10), 5), "éé");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The plain-text protocol: what `nc`, `telnet` and the original lab client speak.
 //!
 //! A line is said to the user's room; a line starting with `/` is a command (`//` sends a line
-//! that starts with `/`). Output is for a human at a terminal: `<nick> text`, `* notices`,
-//! `error: …` with a hint. A plain-text user is in one room at a time (`/join` moves them), so
+//! that starts with `/`). Output is for a human at a terminal: `<nick> text`, `* nick action`
+//! and `-nick- notice` from users, `*** …` from the server (which no user's text can begin
+//! with), `error: …` with a hint. A plain-text user is in one room at a time (`/join` moves them), so
 //! every line they see belongs to the room they are typing into.
 //!
 //! A client that stays silent while the server sniffs is greeted as plain text, but bots and
@@ -15,6 +16,7 @@ mod gate;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -23,9 +25,10 @@ use crate::hub::event::now_millis;
 use crate::hub::modes::{self, ModeChange};
 use crate::hub::text::strip_formatting;
 use crate::hub::{self, Closed, ConnId, Event, EventKind, HubError, LOBBY, MsgKind, Out, Outbox, Registration, Target};
-use crate::server::Shared;
-use crate::server::conn::{Conn, Input, Late, Protocol, Render};
-use crate::server::lines::Line;
+use crate::metrics::Speaks;
+use crate::net::{Conn, Input, Limits, Line, Render};
+use crate::proto::Shared;
+use crate::proto::irc::sniff::Late;
 use crate::store::{Include, RecordKind, Selector};
 
 /// The greeting of the original lab server, kept word for word.
@@ -64,9 +67,13 @@ commands:
   /quit [REASON]        leave
   //TEXT                say a line that starts with /";
 
+/// The longest line a plain-text client may send: `--max-line`.
+pub fn max_line(limits: &Limits) -> usize {
+    limits.max_line
+}
+
 /// Runs a plain-text session with the client at `peer` until it leaves or the server closes it.
-pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send {
-    let shared = conn.shared.clone();
+pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future<Output = ()> + Send {
     let outbox = conn.outbox().clone();
     // An async block that owns `conn`, not an `async fn`: one would keep its arguments twice in
     // its future, and every connection waits in it.
@@ -76,13 +83,13 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
         if private {
             outbox.push(Out::Line(Bytes::from(format!("{WELCOME}\n"))));
             // Boxed: only private servers wait here, and every connection's future would carry it.
-            match Box::pin(gate::wait(&mut conn)).await {
+            match Box::pin(gate::wait(&mut conn, &shared)).await {
                 gate::Door::Open => {}
                 gate::Door::Gone => return conn.close("Closed".into(), &PlainRender { me: 0 }).await,
                 gate::Door::Irc(held) => {
                     tracing::info!("{peer} registers with IRC");
-                    conn.reopen(Protocol::Irc, &held);
-                    crate::server::start(Protocol::Irc, conn, peer);
+                    conn.reopen(crate::proto::irc::MAX_LINE, Speaks::Irc, &held);
+                    drop(tokio::spawn(crate::panics::connection(crate::proto::irc::run(conn, shared, peer))));
                     return;
                 }
             }
@@ -117,8 +124,8 @@ pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send 
                 Opening::Irc(lines) => {
                     tracing::info!("{peer} ({nick}) registers with IRC");
                     hub::lock(&shared.hub).quit(id, "Switched to IRC");
-                    conn.reopen(Protocol::Irc, &lines);
-                    crate::server::start(Protocol::Irc, conn, peer);
+                    conn.reopen(crate::proto::irc::MAX_LINE, Speaks::Irc, &lines);
+                    drop(tokio::spawn(crate::panics::connection(crate::proto::irc::run(conn, shared, peer))));
                     return;
                 }
                 Opening::Plain(lines, next) => {
@@ -386,19 +393,22 @@ impl Session<'_> {
     }
 
     fn say(&self, target: &str, kind: MsgKind, text: &str) {
-        let said = hub::lock(&self.shared.hub).say(self.id, target, kind, text, Vec::new());
+        // Plain text has no CTCP: a \x01 typed (or piped) here is no request to IRC clients.
+        // (An action is `/me`, which the IRC side frames itself.)
+        let text = text.replace('\x01', "");
+        let said = hub::lock(&self.shared.hub).say(self.id, target, kind, &text, Vec::new());
         match said {
             Ok(said) => {
                 for event in &said.events {
                     if let EventKind::Message { target: Target::User(nick), text, .. } = &event.kind {
-                        self.reply(format!("[private] to {nick}: {}", strip_formatting(text)));
+                        self.reply(format!("[private] to {nick}: {}", readable(text)));
                     }
                 }
                 if let Some(away) = said.away {
-                    self.reply(format!("* {target} is away: {away}"));
+                    self.reply(format!("*** {target} is away: {away}"));
                 }
                 if let Some(notice) = said.history {
-                    self.reply(format!("* {notice}"));
+                    self.reply(format!("*** {notice}"));
                 }
             }
             Err(e) => self.error(e),
@@ -439,7 +449,7 @@ impl Session<'_> {
                     }
                 }
                 if let Some(topic) = joined.topic {
-                    let _ = write!(text, "\nTopic: {}", strip_formatting(&topic.text));
+                    let _ = write!(text, "\nTopic: {}", readable(&topic.text));
                 }
                 self.reply(text);
                 self.history(self.shared.history.join_replay, false);
@@ -541,7 +551,7 @@ impl Session<'_> {
         for room in rooms {
             let _ = write!(text, "\n  {} ({} here)", room.name, room.members);
             if let Some(topic) = room.topic {
-                let _ = write!(text, ": {}", strip_formatting(&topic));
+                let _ = write!(text, ": {}", readable(&topic));
             }
         }
         self.reply(text);
@@ -577,7 +587,7 @@ impl Session<'_> {
         if text.is_empty() {
             match hub::lock(&self.shared.hub).topic(self.id, &room) {
                 Ok(Some(topic)) => {
-                    self.reply(format!("Topic of {room}: {} (set by {})", strip_formatting(&topic.text), topic.set_by));
+                    self.reply(format!("Topic of {room}: {} (set by {})", readable(&topic.text), topic.set_by));
                 }
                 Ok(None) => self.reply(format!("{room} has no topic; /topic TEXT sets one.")),
                 Err(e) => self.error(e),
@@ -685,13 +695,13 @@ impl Render for PlainRender {
             EventKind::Join { who, .. } if who.id == self.me => Bytes::new(),
             // Renamed by the server: the nick belongs to an account.
             EventKind::Nick { who, new } if who.id == self.me => Bytes::from(format!(
-                "* You are now known as {new}: {} belongs to a registered account; /login {} PASSWORD if it is yours\n",
+                "*** You are now known as {new}: {} belongs to a registered account; /login {} PASSWORD if it is yours\n",
                 who.nick, who.nick
             )),
             // Plain text has no use for invitations of others.
             EventKind::Invite { target_id, .. } if *target_id != self.me => Bytes::new(),
             EventKind::Kick { who, room, target_id, reason, .. } if *target_id == self.me => {
-                let removed = with_reason(format!("* {} removed you from {room}", who.nick), reason);
+                let removed = with_reason(format!("*** {} removed you from {room}", who.nick), reason);
                 Bytes::from(format!("{removed}; /join {LOBBY} to go on chatting\n"))
             }
             _ => event.encoded(FORMAT, render),
@@ -721,20 +731,23 @@ fn render(event: &Event) -> Bytes {
         | EventKind::ReadMarker { .. } => return Bytes::new(),
         EventKind::Message { text, .. } if text.starts_with('\x01') => return Bytes::new(),
         EventKind::Message { from, target, kind, text, .. } => {
-            let text = strip_formatting(text);
             let private = match target {
                 Target::User(_) => "[private] ",
                 Target::RoomStatus('@', _) => "[to operators] ",
                 Target::RoomStatus(..) => "[to voiced] ",
                 Target::Room(_) => "",
             };
-            let line = |text: &str| match kind {
-                MsgKind::Action => format!("{private}* {} {text}", from.nick),
-                MsgKind::Notice => format!("{private}-{}- {text}", from.nick),
-                _ => format!("{private}<{}> {text}", from.nick),
+            // Each line made readable on its own: a multiline message keeps its lines.
+            let line = |text: &str| {
+                let text = readable(text);
+                match kind {
+                    MsgKind::Action => format!("{private}* {} {text}", from.nick),
+                    MsgKind::Notice => format!("{private}-{}- {text}", from.nick),
+                    _ => format!("{private}<{}> {text}", from.nick),
+                }
             };
             if !text.contains('\n') {
-                line(&text)
+                line(text)
             } else {
                 // A message of several lines (IRC draft/multiline) is shown line by line, each
                 // with its sender; blank ones are left out.
@@ -742,34 +755,54 @@ fn render(event: &Event) -> Bytes {
                 lines.join("\n")
             }
         }
-        EventKind::Join { who, room, .. } => format!("* {} joined {room}", who.nick),
-        EventKind::Part { who, room, reason } => with_reason(format!("* {} left {room}", who.nick), reason),
-        EventKind::Quit { who, reason } => with_reason(format!("* {} quit", who.nick), reason),
-        EventKind::Nick { who, new } => format!("* {} is now known as {new}", who.nick),
+        EventKind::Join { who, room, .. } => format!("*** {} joined {room}", who.nick),
+        EventKind::Part { who, room, reason } => with_reason(format!("*** {} left {room}", who.nick), reason),
+        EventKind::Quit { who, reason } => with_reason(format!("*** {} quit", who.nick), reason),
+        EventKind::Nick { who, new } => format!("*** {} is now known as {new}", who.nick),
         EventKind::Topic { who, room, text } if text.is_empty() => {
-            format!("* {} cleared the topic of {room}", who.nick)
+            format!("*** {} cleared the topic of {room}", who.nick)
         }
         EventKind::Topic { who, room, text } => {
-            format!("* {} set the topic of {room}: {}", who.nick, strip_formatting(text))
+            format!("*** {} set the topic of {room}: {}", who.nick, readable(text))
         }
         EventKind::Kick { who, room, target, reason, .. } => {
-            with_reason(format!("* {} removed {target} from {room}", who.nick), reason)
+            with_reason(format!("*** {} removed {target} from {room}", who.nick), reason)
         }
         EventKind::Mode { who, room, changes } => {
-            format!("* {} set mode {changes} on {room}", who.nick)
+            format!("*** {} set mode {changes} on {room}", who.nick)
         }
-        EventKind::Invite { who, room, .. } => format!("* {} invites you to {room}; /join {room} to accept", who.nick),
+        EventKind::Invite { who, room, .. } => {
+            format!("*** {} invites you to {room}; /join {room} to accept", who.nick)
+        }
         EventKind::Redact { who, author, reason, .. } => {
-            with_reason(format!("* {} removed a message of {author}", who.nick), reason)
+            with_reason(format!("*** {} removed a message of {author}", who.nick), reason)
         }
-        EventKind::Wallops { who, text } => format!("* [wallops] {}: {}", who.nick, strip_formatting(text)),
+        EventKind::Wallops { who, text } => format!("*** [wallops] {}: {}", who.nick, readable(text)),
     };
     Bytes::from(line + "\n")
 }
 
+/// Another user's text as a terminal line may show it: IRC formatting dropped, and every run
+/// of blank characters (spaces, and those that look like them) made one space, without one at
+/// the start. Otherwise spaces could push the rest of a line onto a row of its own, where it
+/// would read as another line (`<admin> …`) under the terminal's wrap.
+fn readable(text: &str) -> String {
+    let blank =
+        |c: char| c.is_whitespace() || matches!(c, '\u{115f}' | '\u{1160}' | '\u{2800}' | '\u{3164}' | '\u{ffa0}');
+    let mut out = String::with_capacity(text.len());
+    for c in strip_formatting(text).chars() {
+        if !blank(c) {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with(' ') {
+            out.push(' ');
+        }
+    }
+    out
+}
+
 fn with_reason(mut line: String, reason: &str) -> String {
     if !reason.is_empty() {
-        let _ = write!(line, " ({})", strip_formatting(reason));
+        let _ = write!(line, " ({})", readable(reason));
     }
     line
 }

@@ -1,5 +1,6 @@
-//! The server: binds the listeners, admits connections under the limits, hands each one to its
-//! protocol session, and shuts everything down in order on request.
+//! The server, wiring only: binds the listeners, admits connections under the limits
+//! ([`crate::net`]), tells each one's protocol from the table in [`crate::proto`] and starts
+//! that protocol's session, and shuts everything down in order on request.
 //!
 //! Shutdown follows mini-redis: the accept loops stop, the hub closes every client's queue with
 //! a reason (each connection delivers what was queued, then says goodbye), and [`Server::run`]
@@ -8,65 +9,27 @@
 //! Each connection's task runs inside [`panics::connection`], so that a bug in one connection
 //! ends that connection only; see [`crate::panics`] for what a bug anywhere else ends.
 
-pub mod conn;
-pub mod limits;
-pub mod lines;
-pub mod sessions;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU8;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::accounts::{self, Accounts, LoginLimit};
-use crate::hub::MsgId;
-use crate::hub::{self, History, Hub, HubConfig, SharedHub};
+use crate::accounts::{self, Accounts};
+use crate::hub::{self, History, Hub, HubConfig};
+use crate::metrics::{self, Speaks};
+use crate::net::{Admission, BoxStream, Conn, ConnLimiter, Rewind, Sessions};
 use crate::panics;
-use crate::store::sqlite::RETRY_MAX;
-use crate::store::{AccountStore, Include, Retention, SqliteAccounts, SqliteStore, Store, StoreError};
-use conn::{Conn, Protocol};
-use limits::{ConnLimiter, FloodLimit};
+use crate::proto::{Protocol, Shared, Stage, classify};
+use crate::store::{AccountStore, Retention, SqliteAccounts, SqliteStore, Store, StoreError};
 
-/// Limits that protect the server and everyone on it from one client.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Longest plain-text line accepted, in bytes.
-    pub max_line: usize,
-    /// Most connections open at once (0: no cap).
-    pub max_conns: usize,
-    /// Most connections from one IP address (0: no cap).
-    pub max_conns_per_ip: usize,
-    /// Lines per second a client may send; `None` turns flood control off.
-    pub flood: Option<FloodLimit>,
-    /// Items a client's outbound queue holds before the client is dropped as too slow.
-    pub sendq: usize,
-    /// How long a silent new client is given before it is taken for a plain-text client.
-    pub sniff_timeout: Duration,
-    /// How long an IRC client may be silent before it is pinged (and as long again before it
-    /// is dropped).
-    pub ping_interval: Duration,
-    /// Failed logins allowed per address and per account before further attempts wait.
-    pub logins: LoginLimit,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_line: 4096,
-            max_conns: 16_384,
-            max_conns_per_ip: 64,
-            flood: Some(FloodLimit { per_second: 10.0, burst: 30.0 }),
-            sendq: 4096,
-            sniff_timeout: Duration::from_millis(250),
-            ping_interval: Duration::from_secs(90),
-            logins: LoginLimit::default(),
-        }
-    }
-}
+// The parts of a `Config`, defined where they are used.
+pub use crate::net::{FloodLimit, Limits};
+pub use crate::proto::HistoryConfig;
 
 /// Everything `charla serve` is told.
 #[derive(Debug, Clone)]
@@ -79,6 +42,9 @@ pub struct Config {
     pub limits: Limits,
     pub hub: HubConfig,
     pub history: HistoryConfig,
+    /// Origins (`https://chat.example.org`) whose pages may open a WebSocket; empty: only the
+    /// server's own page.
+    pub allowed_origins: Vec<String>,
     /// The name the server goes by in IRC: the source of its own lines, 004, WHOIS, WHO,
     /// LINKS, PONG and kill paths. [`host_name`] by default.
     pub server_name: String,
@@ -102,33 +68,6 @@ pub fn valid_server_name(name: &str) -> bool {
     (1..=63).contains(&name.len())
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
         && !name.starts_with(['-', '.'])
-}
-
-/// What history is shown and kept.
-#[derive(Debug, Clone)]
-pub struct HistoryConfig {
-    /// Recent lines shown on join to clients that cannot ask for history themselves
-    /// (plain text, IRC without `draft/chathistory`); 0 turns it off.
-    pub join_replay: usize,
-    /// What the store keeps; enforced in the background.
-    pub retention: Retention,
-    /// How often retention runs.
-    pub retention_every: Duration,
-    /// Acknowledge an IRC client's message (its echo, a labeled `ACK`) only once the store has
-    /// committed it, so that no acknowledged message is lost even to `kill -9`. Others receive
-    /// it at once either way. Costs the sender one commit (about a millisecond) per message.
-    pub ack_when_stored: bool,
-}
-
-impl Default for HistoryConfig {
-    fn default() -> Self {
-        HistoryConfig {
-            join_replay: 20,
-            retention: Retention::default(),
-            retention_every: Duration::from_secs(600),
-            ack_when_stored: false,
-        }
-    }
 }
 
 /// Why the server could not start.
@@ -183,67 +122,6 @@ fn create_data_dir(dir: &Path) -> Result<(), ServerError> {
     })
 }
 
-/// State every connection task shares.
-pub struct Shared {
-    pub hub: SharedHub,
-    /// Every open session's queue, for shutdown.
-    pub sessions: sessions::Sessions,
-    /// History, for reading; the hub writes to it.
-    pub store: Arc<dyn Store>,
-    /// Registration and login.
-    pub accounts: Accounts,
-    pub history: HistoryConfig,
-    pub limits: Limits,
-    pub server_name: String,
-    pub started: std::time::SystemTime,
-}
-
-impl Shared {
-    /// Waits until everything a history read of `include` may show is in the store, so that the
-    /// read sees all of it (a client catching up after a reconnect must miss nothing): every
-    /// message for [`Include::Messages`], every message and room event for
-    /// [`Include::Everything`]. Answers at once when the newest of them is already committed,
-    /// as it nearly always is; so a replay on join never waits for other users' joins and quits.
-    pub async fn settled(&self, include: Include) {
-        let newest = {
-            let hub = hub::lock(&self.hub);
-            match include {
-                Include::Messages => hub.last_said(),
-                Include::Everything => hub.last_recorded(),
-            }
-        };
-        if self.store.committed() < newest
-            && let Err(e) = self.store.flush().await
-        {
-            tracing::warn!("history: {e}");
-        }
-    }
-}
-
-impl Shared {
-    /// Lets the store's writer catch up when it has fallen behind ([`Store::behind`]): a
-    /// client sending faster than history is written is slowed down (its next line is read
-    /// afterwards) instead of running ahead of the disk. Answers at once otherwise, and while
-    /// the store cannot write at all (its backlog bounds that case).
-    pub async fn pace(&self) {
-        if self.store.behind() {
-            let _ = self.store.flush().await;
-        }
-    }
-
-    /// Resolves once the store has committed the record `id`; while the store cannot write,
-    /// that is whenever it can again.
-    pub async fn stored(&self, id: MsgId) {
-        let mut retry = Duration::from_millis(10);
-        while self.store.committed() < id {
-            if self.store.flush().await.is_err() {
-                tokio::time::sleep(retry).await;
-                retry = (retry * 2).min(RETRY_MAX);
-            }
-        }
-    }
-}
-
 /// A bound, not yet running server.
 pub struct Server {
     /// Each listener, with the protocol it is reserved for (`None`: sniff).
@@ -277,12 +155,14 @@ impl Server {
         let shared = Arc::new(Shared {
             accounts: Accounts::new(account_store, hub.clone(), config.limits.logins),
             hub,
-            sessions: sessions::Sessions::default(),
+            sessions: Arc::new(Sessions::default()),
             store,
             history: config.history,
             limits: config.limits,
             server_name: config.server_name,
             started: std::time::SystemTime::now(),
+            allowed_origins: config.allowed_origins,
+            stage: AtomicU8::new(Stage::Starting as u8),
         });
         Ok(Server { listeners, shared })
     }
@@ -306,27 +186,31 @@ impl Server {
         let accepting = self.listeners.into_iter().map(|(listener, protocol)| {
             let shared = self.shared.clone();
             let limiter = limiter.clone();
-            let alive = alive.clone();
-            tokio::spawn(accept_loop(listener, protocol, shared, limiter, alive))
+            tokio::spawn(accept_loop(listener, protocol, shared, limiter, alive.downgrade()))
         });
         let accepting: Vec<_> = accepting.collect();
-        drop(alive);
         let retention = tokio::spawn(retain(self.shared.clone()));
         let nicks = tokio::spawn(accounts::enforce_nicks(self.shared.hub.clone()));
+        self.shared.set_stage(Stage::Ready);
         shutdown.await;
         retention.abort();
         nicks.abort();
+        nicks.abort();
         tracing::info!("shutting down: closing {} connections", limiter.open());
+        // Listeners stay open while clients are told goodbye: a load balancer asking
+        // `/healthz` learns that this server is stopping, anyone else is turned away.
+        self.shared.set_stage(Stage::Stopping);
+        drop(alive);
+        hub::lock(&self.shared.hub).shutdown();
+        self.shared.sessions.close_all("Server shutting down");
+        if tokio::time::timeout(SHUTDOWN_GRACE, all_done.recv()).await.is_err() {
+            tracing::warn!("some connections did not close within {SHUTDOWN_GRACE:?}; exiting anyway");
+        }
         for task in &accepting {
             task.abort();
         }
         for task in accepting {
             let _ = task.await;
-        }
-        hub::lock(&self.shared.hub).shutdown();
-        self.shared.sessions.close_all("Server shutting down");
-        if tokio::time::timeout(SHUTDOWN_GRACE, all_done.recv()).await.is_err() {
-            tracing::warn!("some connections did not close within {SHUTDOWN_GRACE:?}; exiting anyway");
         }
         // Everything a sender saw accepted is in the store before `run` returns.
         if let Err(e) = self.shared.store.flush().await {
@@ -357,7 +241,7 @@ async fn accept_loop(
     protocol: Option<Protocol>,
     shared: Arc<Shared>,
     limiter: Arc<ConnLimiter>,
-    alive: mpsc::Sender<()>,
+    alive: mpsc::WeakSender<()>,
 ) {
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -369,14 +253,10 @@ async fn accept_loop(
                 continue;
             }
         };
-        tokio::spawn(panics::connection(handle(
-            stream,
-            peer,
-            protocol,
-            shared.clone(),
-            limiter.clone(),
-            alive.clone(),
-        )));
+        // Once the server stops and every connection has gone, there is no one left to wait
+        // for, and no one is let in.
+        let Some(alive) = alive.upgrade() else { return };
+        tokio::spawn(panics::connection(handle(stream, peer, protocol, shared.clone(), limiter.clone(), alive)));
     }
 }
 
@@ -399,22 +279,34 @@ async fn handle(
         }
     };
     let _ = stream.set_nodelay(true);
-    let Ok((protocol, conn)) = Conn::open(stream, protocol, shared, (permit, alive)).await else {
-        return;
+    let mut stream: BoxStream = Box::new(stream);
+    let first = match protocol {
+        Some(_) => Vec::new(),
+        None => match crate::net::sniff(&mut stream, shared.limits.sniff_timeout).await {
+            Ok(first) => first,
+            Err(_) => return,
+        },
     };
-    start(protocol, conn, peer);
-}
-
-/// Starts the session of `protocol` on a connection. Each session becomes a task of its own,
-/// its future spawned as it is, and the caller goes on or ends: a connection then costs the
-/// memory of the one session it runs and nothing more (idle connections are counted in bytes).
-/// The `Conn` it owns holds `alive`. A plain-text session that finds an IRC client behind its
-/// connection hands the connection on through here too.
-pub fn start(protocol: Protocol, conn: Conn, peer: SocketAddr) {
+    let protocol = protocol.unwrap_or_else(|| classify(&first));
+    let admit = |speaks| Admission { permit, alive, open: metrics::get().opened(speaks) };
+    // Each session becomes a task of its own, its future spawned as it is, and this one ends:
+    // a connection then costs the memory of the one session it runs and nothing more (idle
+    // connections are counted in bytes). The `Conn` it owns holds the admission.
     match protocol {
-        Protocol::Plain => drop(tokio::spawn(panics::connection(crate::proto::plain::run(conn, peer)))),
-        Protocol::Irc => drop(tokio::spawn(panics::connection(crate::proto::irc::run(conn, peer)))),
-        Protocol::Http => drop(tokio::spawn(panics::connection(crate::web::run(conn)))),
+        Protocol::Plain => {
+            let setup = shared.line_setup(crate::proto::plain::max_line(&shared.limits));
+            let conn = Conn::new(stream, &first, setup, shared.sessions.clone(), admit(Speaks::Plain));
+            drop(tokio::spawn(panics::connection(crate::proto::plain::run(conn, shared, peer))))
+        }
+        Protocol::Irc => {
+            let setup = shared.line_setup(crate::proto::irc::MAX_LINE);
+            let conn = Conn::new(stream, &first, setup, shared.sessions.clone(), admit(Speaks::Irc));
+            drop(tokio::spawn(panics::connection(crate::proto::irc::run(conn, shared, peer))))
+        }
+        Protocol::Http => {
+            let stream = Box::new(Rewind::new(first, stream));
+            drop(tokio::spawn(panics::connection(crate::proto::http::serve(stream, peer, shared, admit(Speaks::Http)))))
+        }
         Protocol::Tls => tracing::info!("{peer} started TLS, which is not enabled on this server; closed"),
     }
 }

@@ -14,7 +14,7 @@ use super::{MAX_TARGETS, VERSION};
 use super::{accounts, help, monitor, multiline, redact, users};
 use crate::hub::event::now_millis;
 use crate::hub::modes::{self, ModeParseError};
-use crate::hub::text::{self, NICK_LEN, ROOM_LEN, TOPIC_LEN};
+use crate::hub::text::{self, AWAY_LEN, KEY_LEN, KICK_LEN, MASK_LEN, NICK_LEN, ROOM_LEN, TOPIC_LEN};
 use crate::hub::{self, ConnId, HubError, MsgKind, Status, Tags};
 
 type Handler = fn(&mut Session, &Message);
@@ -326,7 +326,21 @@ fn privmsg(session: &mut Session, message: &Message) {
     }
     let tags: Tags = message.tags.iter().filter(|(k, _)| k.starts_with('+')).cloned().collect();
     let id = me(session);
-    for target in targets.split(',').filter(|t| !t.is_empty()).take(MAX_TARGETS) {
+    // Each target once (`bob,Bob,bob` is one), at most MAX_TARGETS; the rest are refused.
+    let mut unique: Vec<&str> = Vec::new();
+    for target in targets.split(',').filter(|t| !t.is_empty()) {
+        if !unique.iter().any(|u| u.eq_ignore_ascii_case(target)) {
+            unique.push(target);
+        }
+    }
+    if let Some(first_refused) = unique.get(MAX_TARGETS)
+        && !notice
+    {
+        let text =
+            format!("Too many targets: sent to the first {MAX_TARGETS} only; send to the others in another message");
+        session.numeric(ERR_TOOMANYTARGETS, &[first_refused, &text]);
+    }
+    for target in unique.into_iter().take(MAX_TARGETS) {
         if hub::accounts::is_service(target) {
             accounts::service(session, text);
             continue;
@@ -686,7 +700,7 @@ fn room_mode(session: &mut Session, message: &Message, room: &str) {
             }
             ModeParseError::BadArg(c, arg) => session.numeric(
                 ERR_INVALIDMODEPARAM,
-                &[room, &c.to_string(), as_param(arg), "Invalid value: no spaces, commas or control characters"],
+                &[room, &c.to_string(), as_param(arg), &format!("Invalid value: no spaces, commas, control or invisible characters; keys up to {KEY_LEN} bytes, masks up to {MASK_LEN}")],
             ),
         }
     }
@@ -699,18 +713,22 @@ fn room_mode(session: &mut Session, message: &Message, room: &str) {
             for error in &result.errors {
                 session.hub_error(error, false);
             }
-            if let Some(event) = result.event {
-                session.own_event(&event);
+            for event in &result.events {
+                session.own_event(event);
             }
         }
         Err(error) => session.hub_error(&error, false),
     }
 }
 
-/// `text` as a middle parameter, or `*` where it cannot be one (empty, with a space or a
-/// control character, or starting with `:`).
+/// `text` as a middle parameter, or `*` where it cannot be one or is too long to echo (empty,
+/// with a space, a control or [hidden](text::hidden) character, over [`MASK_LEN`] bytes, or
+/// starting with `:`).
 fn as_param(text: &str) -> &str {
-    let unfit = text.is_empty() || text.starts_with(':') || text.chars().any(|c| c == ' ' || c.is_control());
+    let unfit = text.is_empty()
+        || text.starts_with(':')
+        || text.len() > MASK_LEN
+        || text.chars().any(|c| c.is_whitespace() || c.is_control() || text::hidden(c));
     if unfit { "*" } else { text }
 }
 
@@ -803,16 +821,17 @@ fn kill(session: &mut Session, message: &Message) {
 /// The ISUPPORT tokens (005), at most 12 per line.
 pub fn isupport(session: &mut Session) {
     let tokens = [
-        "AWAYLEN=390".to_string(),
+        format!("AWAYLEN={AWAY_LEN}"),
         format!("BOT={}", users::BOT_MODE),
         "CASEMAPPING=ascii".into(),
-        "CHANLIMIT=#:".into(),
+        format!("CHANLIMIT=#:{}", chanlimit(session)),
         "CHANMODES=b,k,l,imnRst".into(),
         format!("CHANNELLEN={ROOM_LEN}"),
         "CHANTYPES=#".into(),
         "ELIST=".into(),
         "HOSTLEN=64".into(),
-        "KICKLEN=390".into(),
+        format!("KEYLEN={KEY_LEN}"),
+        format!("KICKLEN={KICK_LEN}"),
         format!("MAXLIST=b:{}", hub::MAX_BANS),
         format!("MAXTARGETS={MAX_TARGETS}"),
         "MODES=4".into(),
@@ -834,6 +853,14 @@ pub fn isupport(session: &mut Session) {
         let mut params: Vec<&str> = line.iter().map(String::as_str).collect();
         params.push("are supported by this server");
         session.numeric(RPL_ISUPPORT, &params);
+    }
+}
+
+/// `CHANLIMIT`'s number: the most rooms a user may be in, or nothing for no cap.
+fn chanlimit(session: &Session) -> String {
+    match hub::lock(&session.shared.hub).limits().max_rooms_per_user {
+        0 => String::new(),
+        max => max.to_string(),
     }
 }
 

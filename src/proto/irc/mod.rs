@@ -14,6 +14,7 @@
 //! - `help`: `HELP`, with a text for every command.
 //! - `session`: registration, keep-alive, labeled responses.
 //! - `render`: events as IRC lines, encoded once per capability combination.
+//! - [`sniff`]: how an IRC client is recognised by its first lines.
 
 mod accounts;
 pub mod caps;
@@ -27,6 +28,7 @@ pub mod numeric;
 mod redact;
 pub mod render;
 mod session;
+pub mod sniff;
 mod users;
 
 pub use message::MAX_LINE;

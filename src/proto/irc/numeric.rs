@@ -64,7 +64,9 @@ pub const ERR_NOSUCHNICK: &str = "401";
 pub const ERR_NOSUCHSERVER: &str = "402";
 pub const ERR_NOSUCHCHANNEL: &str = "403";
 pub const ERR_CANNOTSENDTOCHAN: &str = "404";
+pub const ERR_TOOMANYCHANNELS: &str = "405";
 pub const ERR_WASNOSUCHNICK: &str = "406";
+pub const ERR_TOOMANYTARGETS: &str = "407";
 pub const ERR_NOORIGIN: &str = "409";
 pub const ERR_NORECIPIENT: &str = "411";
 pub const ERR_NOTEXTTOSEND: &str = "412";
@@ -73,6 +75,7 @@ pub const ERR_UNKNOWNCOMMAND: &str = "421";
 pub const ERR_NONICKNAMEGIVEN: &str = "431";
 pub const ERR_ERRONEUSNICKNAME: &str = "432";
 pub const ERR_NICKNAMEINUSE: &str = "433";
+pub const ERR_UNAVAILRESOURCE: &str = "437";
 pub const ERR_USERNOTINCHANNEL: &str = "441";
 pub const ERR_NOTONCHANNEL: &str = "442";
 pub const ERR_USERONCHANNEL: &str = "443";
@@ -122,7 +125,9 @@ pub fn from_hub(error: &HubError, sending: bool) -> (&'static str, Vec<String>) 
     let (code, mut params): (&str, Vec<String>) = match error {
         HubError::NickInUse(nick) => (ERR_NICKNAMEINUSE, vec![nick.clone()]),
         HubError::BadNick(nick) => (ERR_ERRONEUSNICKNAME, vec![nick.clone()]),
-        HubError::BadRoom(room) | HubError::NoSuchRoom(room) => (ERR_NOSUCHCHANNEL, vec![room.clone()]),
+        HubError::BadRoom(room) | HubError::NoSuchRoom(room) | HubError::LookalikeRoom(room, _) => {
+            (ERR_NOSUCHCHANNEL, vec![room.clone()])
+        }
         HubError::NoSuchNick(nick) => (ERR_NOSUCHNICK, vec![nick.clone()]),
         HubError::NotInRoom(room) => (ERR_NOTONCHANNEL, vec![room.clone()]),
         HubError::UserNotInRoom { nick, room } => (ERR_USERNOTINCHANNEL, vec![nick.clone(), room.clone()]),
@@ -137,12 +142,15 @@ pub fn from_hub(error: &HubError, sending: bool) -> (&'static str, Vec<String>) 
         HubError::NeedAccount(room) => (ERR_NEEDREGGEDNICK, vec![room.clone()]),
         HubError::NoText => (ERR_NOTEXTTOSEND, vec![]),
         HubError::NotOper => (ERR_NOPRIVILEGES, vec![]),
-        HubError::BadOperLogin => (ERR_PASSWDMISMATCH, vec![]),
+        HubError::BadOperLogin | HubError::OperThrottled(_) => (ERR_PASSWDMISMATCH, vec![]),
         HubError::UnknownMode(c) => (ERR_UNKNOWNMODE, vec![c.to_string()]),
         HubError::ModeNeedsArg(_) => (ERR_NEEDMOREPARAMS, vec!["MODE".into()]),
         HubError::BadLimit(arg) => (ERR_INVALIDMODEPARAM, vec!["*".into(), "l".into(), arg.clone()]),
         HubError::BadModeArg(c, _) => (ERR_INVALIDMODEPARAM, vec!["*".into(), c.to_string(), "*".into()]),
+        HubError::TooManyRooms(room, _) => (ERR_TOOMANYCHANNELS, vec![room.clone()]),
+        HubError::CreatingTooFast(room, _) => (ERR_UNAVAILRESOURCE, vec![room.clone()]),
         HubError::BanListFull(room) => (ERR_BANLISTFULL, vec![room.clone(), "b".into()]),
+        HubError::ServerBansFull => (ERR_BANLISTFULL, vec!["*".into(), "b".into()]),
         HubError::History(_) => (ERR_UNKNOWNERROR, vec!["PRIVMSG".into()]),
         // Answered as standard replies (`FAIL SETNAME …`, `FAIL REDACT …`) by their commands.
         HubError::BadRealname => (ERR_UNKNOWNERROR, vec!["SETNAME".into()]),

@@ -10,7 +10,7 @@ use super::multiline;
 use super::numeric::{RPL_MONOFFLINE, RPL_MONONLINE};
 use super::session::Session;
 use crate::hub::{Closed, Event, EventKind, MsgKind, Source};
-use crate::server::conn::Render;
+use crate::net::Render;
 
 /// `nick!user@host`, as IRC shows a user.
 pub fn mask(source: &Source) -> String {

@@ -16,9 +16,8 @@ use super::render::{self, IrcRender};
 use super::{VERSION, commands, multiline};
 use crate::accounts::sasl::Response;
 use crate::hub::{self, ConnId, Event, HubError, Joined, MsgId, Out, Outbox, Registration};
-use crate::server::Shared;
-use crate::server::conn::{Conn, Input};
-use crate::server::lines::Line;
+use crate::net::{Conn, Input, Line};
+use crate::proto::Shared;
 use crate::store::Include;
 
 /// What a session knows about its client.
@@ -80,9 +79,9 @@ struct Deferred {
 
 /// Runs an IRC session with the client at `peer` until it quits, times out or the server closes
 /// it.
-pub fn run(mut conn: Conn, peer: SocketAddr) -> impl Future<Output = ()> + Send {
+pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future<Output = ()> + Send {
     let mut session = Session {
-        shared: conn.shared.clone(),
+        shared,
         outbox: conn.outbox().clone(),
         caps: CapSet::default(),
         cap_version: 0,

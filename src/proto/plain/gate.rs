@@ -6,8 +6,9 @@ use bytes::Bytes;
 
 use super::PlainRender;
 use crate::hub::{self, Out};
-use crate::server::conn::{Conn, Input, Late};
-use crate::server::lines::Line;
+use crate::net::{Conn, Input, Line};
+use crate::proto::Shared;
+use crate::proto::irc::sniff::Late;
 
 /// How the wait at the door ended.
 pub enum Door {
@@ -20,7 +21,7 @@ pub enum Door {
 }
 
 /// Asks for the server password until it is given.
-pub async fn wait(conn: &mut Conn) -> Door {
+pub async fn wait(conn: &mut Conn, shared: &Shared) -> Door {
     let say = |conn: &Conn, text: &str| {
         conn.outbox().push(Out::Line(Bytes::from(format!("{text}\n"))));
     };
@@ -43,7 +44,7 @@ pub async fn wait(conn: &mut Conn) -> Door {
             }
         }
         match text.strip_prefix("/pass ").map(str::trim) {
-            Some(given) if hub::lock(&conn.shared.hub).admits(Some(given)) => return Door::Open,
+            Some(given) if hub::lock(&shared.hub).admits(Some(given)) => return Door::Open,
             Some(_) => {
                 tracing::warn!("a plain-text client gave a wrong server password");
                 say(conn, "error: wrong password; type /pass PASSWORD again (ask the server's owner for it)");

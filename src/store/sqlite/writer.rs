@@ -303,7 +303,13 @@ impl Writer {
             // Give the space the log holds back to the database before trying again.
             let _ = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         }
-        match self.commit_batch(began) {
+        let result = self.commit_batch(began);
+        let metrics = crate::metrics::get();
+        metrics.store_batch.observe(began.elapsed().as_secs_f64());
+        if result.is_err() {
+            metrics.store_errors.inc();
+        }
+        match result {
             Ok(()) => {
                 let mut records = 0;
                 let mut newest = None;

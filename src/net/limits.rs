@@ -1,5 +1,6 @@
-//! Connection and flood limits: per-IP and total connection caps, and the per-connection token
-//! bucket that paces a client sending faster than `--flood-limit`.
+//! Connection and flood limits: the [`Limits`] a server is given, per-IP and total connection
+//! caps, and the per-connection token bucket that paces a client sending faster than
+//! `--flood-limit`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -7,6 +8,45 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::accounts::LoginLimit;
+
+/// Limits that protect the server and everyone on it from one client.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest plain-text line accepted, in bytes.
+    pub max_line: usize,
+    /// Most connections open at once (0: no cap).
+    pub max_conns: usize,
+    /// Most connections from one IP address (0: no cap).
+    pub max_conns_per_ip: usize,
+    /// Lines per second a client may send; `None` turns flood control off.
+    pub flood: Option<FloodLimit>,
+    /// Items a client's outbound queue holds before the client is dropped as too slow.
+    pub sendq: usize,
+    /// How long a silent new client is given before it is taken for a plain-text client.
+    pub sniff_timeout: Duration,
+    /// How long an IRC client may be silent before it is pinged (and as long again before it
+    /// is dropped).
+    pub ping_interval: Duration,
+    /// Failed logins allowed per address and per account before further attempts wait.
+    pub logins: LoginLimit,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line: 4096,
+            max_conns: 16_384,
+            max_conns_per_ip: 64,
+            flood: Some(FloodLimit { per_second: 10.0, burst: 30.0 }),
+            sendq: 4096,
+            sniff_timeout: Duration::from_millis(250),
+            ping_interval: Duration::from_secs(90),
+            logins: LoginLimit::default(),
+        }
+    }
+}
 
 /// A flood limit: sustained lines per second and the burst allowed above it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -102,6 +142,16 @@ impl ConnLimiter {
     pub fn open(&self) -> usize {
         self.open.lock().unwrap_or_else(|e| e.into_inner()).0
     }
+}
+
+/// An admitted connection's place: under the connection limits, in the server's count of live
+/// connections (shutdown waits for every `alive` to be dropped) and in the metrics. All are
+/// given back when it is dropped, with the connection.
+#[derive(Debug)]
+pub struct Admission {
+    pub permit: ConnPermit,
+    pub alive: tokio::sync::mpsc::Sender<()>,
+    pub open: crate::metrics::OpenConn,
 }
 
 impl Drop for ConnPermit {

@@ -1,0 +1,338 @@
+//! One client connection of a line-based protocol, in one task: reading its lines under the
+//! length and flood limits, and writing its [`Outbox`] to the stream. Knows no protocol: the
+//! session tells it the line limit and renders what is queued ([`Render`]).
+//!
+//! Reading and writing share the task without holding each other up: every wait for the
+//! client's next line also writes what is queued for it, and a write the client does not take
+//! never stops its lines from being read. A connection thus costs one task and its one future.
+//!
+//! Idle connections are counted in bytes, and tokio rounds a task up to a multiple of 128: a
+//! session's future (this `Conn`, the session's state and its biggest wait) is now 648 bytes
+//! for plain text and for IRC, each task 768, and little more future would make it 896
+//! (futures of 672 and 680 bytes did). The stream is boxed (a trait object: TCP now, TLS or a
+//! WebSocket's pipe too), which made the `Conn` smaller, not bigger. `RUSTFLAGS=-Zprint-type-sizes
+//! cargo +nightly build --release --lib` shows the layout (`{async block@src/proto/…}`).
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use tokio::io::{AsyncReadExt, AsyncWrite};
+use tokio::time::Sleep;
+
+use super::BoxStream;
+use super::limits::{Admission, FloodLimit, TokenBucket};
+use super::lines::{Line, LineReader};
+use super::sessions::Sessions;
+use crate::hub::outbox::SMALL_BATCH;
+use crate::hub::{Closed, Event, Out, Outbox};
+use crate::metrics::Speaks;
+
+/// How much of a first line sniffing reads at most: an IRC client's first line is short.
+const SNIFF_LEN: usize = 512;
+
+/// Reads a new client's first bytes: until its first line is complete, `SNIFF_LEN` bytes
+/// have come, or `timeout` has passed (a silent client's are none). An error if the client
+/// closed the connection before saying anything.
+pub async fn sniff(stream: &mut BoxStream, timeout: Duration) -> std::io::Result<Vec<u8>> {
+    let mut first = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while first.len() < SNIFF_LEN && !first.contains(&b'\n') {
+        first.reserve(SNIFF_LEN);
+        match tokio::time::timeout_at(deadline, stream.read_buf(&mut first)).await {
+            Ok(Ok(0)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(first)
+}
+
+/// How a protocol turns queued events into bytes for one connection. The session passes its
+/// renderer each time it waits, so the renderer sees the session's state as it is then.
+pub trait Render {
+    /// `event` as this connection should see it (possibly nothing): usually the event's
+    /// shared encoding, cloned without a copy.
+    fn event(&self, event: &Event) -> Bytes;
+    /// The last words before the connection closes.
+    fn closing(&self, why: &Closed) -> Vec<u8>;
+}
+
+/// What a connection is opened with, besides its stream.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    /// The protocol's longest line.
+    pub max_line: usize,
+    /// Lines per second the client may send; `None`: no limit.
+    pub flood: Option<FloodLimit>,
+    /// Items the outbound queue holds before the client is dropped as too slow.
+    pub sendq: usize,
+}
+
+/// What a session waits for: its client's next line, while the connection writes its queue.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Input {
+    Line(Line),
+    /// The client closed the connection (or it failed).
+    Closed,
+    /// The writer has stopped: the queue was closed and its last words written, the queue
+    /// overflowed while the client was not reading, or a write failed. [`Outbox::closed`] says
+    /// which.
+    Stopped,
+}
+
+/// A connection after sniffing: the socket, its line reader and its queue.
+pub struct Conn {
+    /// Where the queue is known to the server (for shutdown) while the connection is open.
+    sessions: Arc<Sessions>,
+    stream: BoxStream,
+    lines: LineReader,
+    flood: Option<TokenBucket>,
+    /// A line held back by the flood limit: ready with it when it may be handled. Boxed: a
+    /// rare wait should not make every connection bigger.
+    throttled: Option<Pin<Box<dyn Future<Output = Line> + Send>>>,
+    outbox: Outbox,
+    writer: Writer,
+    /// This connection's key in [`Shared::sessions`](super::Shared).
+    key: u64,
+    /// The connection's place under the connection limits and in the server's count of live
+    /// sessions: given back when the session drops its `Conn`.
+    _admission: Admission,
+}
+
+/// The writing half of a connection's state.
+#[derive(Default)]
+struct Writer {
+    /// Where the queue's items are swapped to be rendered (see [`Outbox::poll_batch`]).
+    batch: VecDeque<Out>,
+    /// Rendered bytes not yet written.
+    pending: Bytes,
+    state: WriteState,
+}
+
+enum WriteState {
+    /// Writing the queue as it fills; once the queue is closed while the client is not taking
+    /// what is written, with a deadline for what was queued before the close.
+    Open(Option<Deadline>),
+    /// Writing the last words, if any, then shutting the socket's sending side; given up when
+    /// the deadline, if any, passes.
+    Closing(Option<Deadline>),
+    Done,
+}
+
+impl Default for WriteState {
+    fn default() -> WriteState {
+        WriteState::Open(None)
+    }
+}
+
+/// When a closing connection stops trying to write. Boxed: it happens once, and every
+/// connection would otherwise carry its size.
+type Deadline = Pin<Box<Sleep>>;
+
+fn closing_deadline() -> Deadline {
+    Box::pin(tokio::time::sleep(CLOSING_TIMEOUT))
+}
+
+impl Conn {
+    /// A connection for a line-based protocol's session over `stream`, whose first bytes
+    /// (read while sniffing) were `first`. The connection's queue is in `sessions` until the
+    /// connection ends, so that shutdown can close it.
+    pub fn new(stream: BoxStream, first: &[u8], setup: Setup, sessions: Arc<Sessions>, admission: Admission) -> Conn {
+        let key = sessions.key();
+        let outbox = Outbox::new(setup.sendq);
+        sessions.add(key, outbox.clone());
+        Conn {
+            key,
+            lines: LineReader::new(setup.max_line, first),
+            flood: setup.flood.map(TokenBucket::new),
+            throttled: None,
+            stream,
+            outbox,
+            writer: Writer::default(),
+            _admission: admission,
+            sessions,
+        }
+    }
+
+    /// Hands the connection over to another protocol (a client greeted as plain text turned
+    /// out to be an IRC client): `replay`, lines the first session read but left to the next,
+    /// is read again, the line limit becomes the new protocol's, and the queue is a fresh one,
+    /// so that nothing queued for the first session is rendered for the next. What was already
+    /// rendered is still written first, whole lines only. `max_line` is the new protocol's
+    /// line limit.
+    pub fn reopen(&mut self, max_line: usize, speaks: Speaks, replay: &[String]) {
+        let mut bytes = Vec::new();
+        for line in replay {
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.extend_from_slice(b"\r\n");
+        }
+        self.lines.restart(max_line, &bytes);
+        self._admission.open.became(speaks);
+        self.outbox = Outbox::new(self.outbox.capacity());
+        self.sessions.add(self.key, self.outbox.clone());
+    }
+
+    /// The connection's outbound queue.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// Whether the line just read had invalid UTF-8 in it (replaced with U+FFFD).
+    pub fn mangled(&self) -> bool {
+        self.lines.mangled()
+    }
+
+    /// The client's next line, writing what is queued while waiting for it.
+    pub fn next(&mut self, render: &impl Render) -> impl Future<Output = Input> {
+        // A bare `poll_fn`, not an `async fn`, which would keep its arguments twice: every idle
+        // connection waits here.
+        poll_fn(|cx| {
+            if self.poll_write(cx, render).is_ready() {
+                return Poll::Ready(Input::Stopped);
+            }
+            self.poll_line(cx).map(|line| line.map_or(Input::Closed, Input::Line))
+        })
+    }
+
+    /// Runs `work` (a wait for the history store, say) while writing what is queued.
+    pub fn writing_while<T>(
+        &mut self,
+        render: &impl Render,
+        mut work: Pin<&mut impl Future<Output = T>>,
+    ) -> impl Future<Output = T> {
+        poll_fn(move |cx| {
+            let _ = self.poll_write(cx, render);
+            work.as_mut().poll(cx)
+        })
+    }
+
+    /// Closes the queue with `reason` (if it is still open), then writes what was queued before
+    /// and the last words, and shuts the socket's sending side.
+    pub async fn close(&mut self, reason: String, render: &impl Render) {
+        self.outbox.close(reason);
+        poll_fn(|cx| self.poll_write(cx, render)).await
+    }
+
+    /// The next line, once the flood limit lets it through.
+    fn poll_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<Line>> {
+        if let Some(throttled) = &mut self.throttled {
+            let line = ready!(throttled.as_mut().poll(cx));
+            self.throttled = None;
+            return Poll::Ready(Some(line));
+        }
+        let Ok(Some(line)) = ready!(self.lines.poll_next(cx, &mut self.stream)) else { return Poll::Ready(None) };
+        if let Some(bucket) = &mut self.flood {
+            let wait = bucket.take();
+            if !wait.is_zero() {
+                crate::metrics::get().flood_delays.inc();
+                self.throttled = Some(Box::pin(async move {
+                    tokio::time::sleep(wait).await;
+                    line
+                }));
+                return self.poll_line(cx);
+            }
+        }
+        Poll::Ready(Some(line))
+    }
+
+    /// Writes the queue: everything queued is rendered into one buffer and written with one
+    /// call. Ready once the writer has stopped: when the queue closes (after writing the
+    /// reason), on a write error, at once when the queue overflows while a write to a client
+    /// that does not read is pending, and at the latest [`CLOSING_TIMEOUT`] after the queue
+    /// closed (a kill, a ping timeout, shutdown) while such a write is pending.
+    fn poll_write(&mut self, cx: &mut Context<'_>, render: &impl Render) -> Poll<()> {
+        let writer = &mut self.writer;
+        loop {
+            if let WriteState::Open(Some(deadline)) | WriteState::Closing(Some(deadline)) = &mut writer.state
+                && deadline.as_mut().poll(cx).is_ready()
+            {
+                writer.state = WriteState::Done;
+            }
+            match writer.state {
+                WriteState::Done => return Poll::Ready(()),
+                _ if !writer.pending.is_empty() => match Pin::new(&mut self.stream).poll_write(cx, &writer.pending) {
+                    Poll::Ready(Ok(written)) if written > 0 => {
+                        writer.pending.advance(written);
+                        if writer.pending.is_empty() {
+                            // Let go of the written buffer (an emptied `Bytes` still holds it).
+                            writer.pending = Bytes::new();
+                        }
+                    }
+                    Poll::Ready(_) => writer.state = WriteState::Done,
+                    // The socket is full: is the client reading at all?
+                    Poll::Pending => match (&writer.state, self.outbox.poll_closed(cx)) {
+                        // The queue is full too: it is not.
+                        (WriteState::Open(_), Poll::Ready(Closed::Overflow)) => {
+                            writer.pending = Bytes::new();
+                            writer.state = WriteState::Closing(None);
+                        }
+                        // The connection is closing: what is left may take so long, no longer.
+                        (WriteState::Open(None), Poll::Ready(_)) => {
+                            writer.state = WriteState::Open(Some(closing_deadline()))
+                        }
+                        _ => return Poll::Pending,
+                    },
+                },
+                WriteState::Open(_) => match ready!(self.outbox.poll_batch(cx, &mut writer.batch)) {
+                    None => {
+                        let count = writer.batch.len();
+                        writer.pending = rendered(&mut writer.batch, render);
+                        // After a small batch, give the memory back: an idle connection holds none.
+                        if count <= SMALL_BATCH {
+                            writer.batch = VecDeque::new();
+                        }
+                    }
+                    Some(why) => {
+                        writer.pending = render.closing(&why).into();
+                        let deadline = match &mut writer.state {
+                            WriteState::Open(deadline) => deadline.take(),
+                            _ => None,
+                        };
+                        writer.state = WriteState::Closing(Some(deadline.unwrap_or_else(closing_deadline)));
+                    }
+                },
+                WriteState::Closing(_) => {
+                    let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
+                    writer.state = WriteState::Done;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.sessions.remove(self.key);
+    }
+}
+
+/// How long the last words of a closing connection may take to write.
+const CLOSING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A batch of queued items as the bytes to write: one item (the common case at chat rates) as
+/// its shared bytes are, several gathered into one buffer.
+fn rendered(batch: &mut VecDeque<Out>, render: &impl Render) -> Bytes {
+    let count = batch.len();
+    let mut rendered = batch.drain(..).map(|out| match out {
+        Out::Line(bytes) => bytes,
+        Out::Event(event) => render.event(&event),
+    });
+    match (rendered.next(), rendered.next()) {
+        (None, _) => Bytes::new(),
+        (Some(one), None) => one,
+        (Some(first), Some(second)) => {
+            // Lines are alike in size: the first one's, times the count, is close.
+            let mut buf = Vec::with_capacity(first.len().max(second.len()) * count + 256);
+            for bytes in [first, second].into_iter().chain(rendered) {
+                buf.extend_from_slice(&bytes);
+            }
+            Bytes::from(buf)
+        }
+    }
+}

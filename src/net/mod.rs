@@ -1,0 +1,24 @@
+//! The transport, below every protocol; it knows none of them.
+//!
+//! - [`BoxStream`]: any connected byte stream (TCP now, TLS inside it later), as a trait object,
+//!   so that every protocol works over any of them; [`Rewind`] puts bytes read while sniffing
+//!   back in front.
+//! - [`sniff`]: reading a new client's first bytes, for the protocol table to judge.
+//! - [`limits`]: the server's [`Limits`], connection caps ([`ConnLimiter`], [`Admission`]) and
+//!   flood control.
+//! - [`lines`]: a line reader with a hard length limit.
+//! - [`conn`]: a line-based connection: its lines in, its bounded queue ([`crate::hub::Outbox`])
+//!   out, written by the same task.
+//! - [`sessions`]: every open connection's queue, so that shutdown can close them all.
+
+pub mod conn;
+pub mod limits;
+pub mod lines;
+pub mod sessions;
+mod stream;
+
+pub use conn::{Conn, Input, Render, Setup, sniff};
+pub use limits::{Admission, ConnLimiter, FloodLimit, Limits};
+pub use lines::{Line, LineReader};
+pub use sessions::Sessions;
+pub use stream::{BoxStream, Rewind, Stream};

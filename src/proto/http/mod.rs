@@ -1,0 +1,164 @@
+//! HTTP on the chat port, on hyper: the chat page, `/healthz`, `/metrics`, and IRC over
+//! WebSocket for the page and for web IRC clients (gamja, Kiwi IRC).
+//!
+//! - `GET /` (and its files): the page, embedded in the binary (`page`).
+//! - `GET /healthz`: `200 ok` while the server runs, `503` while it starts or stops, and `503`
+//!   with a body starting `degraded` while history cannot be written ([`Store::degraded`]:
+//!   chat goes on, but a monitor that only reads the status should alert).
+//! - `GET /metrics`: every [`crate::metrics`] in the Prometheus text format.
+//! - a WebSocket upgrade on `/` or `/ws`: an IRC session (`websocket`).
+//!
+//! [`Store::degraded`]: crate::store::Store::degraded
+//!
+//! A connection serves requests until it has been idle for `IDLE`, and is closed gracefully
+//! at shutdown. An upgraded one becomes a WebSocket connection under the same admission (its
+//! place under the connection limits), in the same task.
+
+mod page;
+mod websocket;
+
+use std::convert::Infallible;
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::mpsc;
+
+use crate::hub::{self, Outbox};
+use crate::metrics::{self, Snapshot};
+use crate::net::{Admission, BoxStream};
+use crate::proto::{Shared, Stage};
+
+/// Whether a client's first line is an HTTP request's: `GET /path HTTP/1.1` (or `HEAD`); a
+/// line cut short by the sniffing deadline (`complete` false) needs at least `GET /`. Only
+/// these: a person's `GET the build from CI` is text.
+pub fn recognises(line: &str, complete: bool) -> bool {
+    match line.split_once(' ') {
+        Some(("GET" | "HEAD", rest)) if complete => {
+            rest.starts_with('/') && rest.split(' ').nth(1).is_some_and(|version| version.starts_with("HTTP/"))
+        }
+        Some(("GET" | "HEAD", rest)) => rest.starts_with('/'),
+        _ => false,
+    }
+}
+
+/// The longest request head read (request line and headers), in bytes.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// How long a client may take to send a request's head, and how long an idle connection is
+/// kept open between requests.
+const IDLE: Duration = Duration::from_secs(30);
+
+/// What `/healthz` says while history cannot be written.
+const DEGRADED: &str = "degraded: history is not being written (is the disk full?); chat goes on, and what is \
+said meanwhile waits in memory; the server's log says more\n";
+
+/// How long a connection opened while the server stops may take to send its request.
+const STOPPING_IDLE: Duration = Duration::from_secs(1);
+
+type Body = Full<Bytes>;
+
+/// Serves HTTP on `stream` until the client closes it, it idles, or the server stops; then,
+/// if a request upgraded it, runs its WebSocket session.
+pub async fn serve(stream: BoxStream, peer: SocketAddr, shared: Arc<Shared>, mut admission: Admission) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(IDLE).max_buf_size(MAX_HEAD);
+    // Known to the server like a session's queue, so that shutdown can close the connection
+    // once its request in progress is answered. One opened while the server stops (a load
+    // balancer's health check) is answered once, quickly, then closed.
+    let key = shared.sessions.key();
+    let stopping = Outbox::new(1);
+    if shared.stage() == Stage::Stopping {
+        http.keep_alive(false).header_read_timeout(STOPPING_IDLE);
+    } else {
+        shared.sessions.add(key, stopping.clone());
+    }
+    let (upgraded, mut upgrade) = mpsc::channel(1);
+    let service = {
+        let shared = shared.clone();
+        hyper::service::service_fn(move |request| {
+            let answer = respond(request, &shared, &upgraded);
+            async move { Ok::<_, Infallible>(answer) }
+        })
+    };
+    let connection = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
+    let mut connection = pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = poll_fn(|cx| stopping.poll_closed(cx)) => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+    shared.sessions.remove(key);
+    if let Ok(accepted) = upgrade.try_recv() {
+        admission.open.became(metrics::Speaks::WebSocket);
+        websocket::run(accepted, peer, shared, admission).await;
+    }
+}
+
+/// The answer to one request; a WebSocket upgrade is also sent to `upgraded`.
+fn respond(
+    mut request: Request<Incoming>,
+    shared: &Arc<Shared>,
+    upgraded: &mpsc::Sender<websocket::Accepted>,
+) -> Response<Body> {
+    let path = request.uri().path();
+    if matches!(path, "/" | "/ws") && websocket::is_upgrade(&request) {
+        return match websocket::accept(&mut request, shared) {
+            Ok((response, accepted)) => {
+                let _ = upgraded.try_send(accepted);
+                response
+            }
+            Err(refused) => text(refused.status(), &format!("{refused}\n")),
+        };
+    }
+    // hyper leaves out the body of an answer to HEAD.
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are served here\n");
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    match path {
+        "/healthz" => match shared.stage() {
+            Stage::Ready if shared.store.degraded() => text(StatusCode::SERVICE_UNAVAILABLE, DEGRADED),
+            Stage::Ready => text(StatusCode::OK, "ok\n"),
+            Stage::Starting => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
+            Stage::Stopping => text(StatusCode::SERVICE_UNAVAILABLE, "stopping\n"),
+        },
+        "/metrics" => {
+            let snapshot = {
+                let hub = hub::lock(&shared.hub);
+                let (users, rooms) = hub.counts();
+                Snapshot { rooms, users, uptime: shared.started.elapsed().unwrap_or_default() }
+            };
+            let mut response = text(StatusCode::OK, &metrics::get().encode(snapshot));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            );
+            response
+        }
+        _ => match page::file(path, &page::Address::of(&request, shared)) {
+            Some(response) => response,
+            None => text(StatusCode::NOT_FOUND, "not found\n"),
+        },
+    }
+}
+
+/// A plain-text answer.
+fn text(status: StatusCode, body: &str) -> Response<Body> {
+    let mut response = Response::new(Body::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

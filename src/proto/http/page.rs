@@ -1,0 +1,91 @@
+//! The chat page: HTML, CSS and JavaScript embedded in the binary (no build step), served as
+//! they are, except for the address the page shows for other clients (`nc HOST PORT`), which is
+//! the one the browser used.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::Request;
+use hyper::header::{self, HeaderValue};
+
+use super::Body;
+use crate::proto::Shared;
+
+/// Each file: its path, content type and content.
+const FILES: &[(&str, &str, &str)] = &[
+    ("/", "text/html; charset=utf-8", include_str!("page/index.html")),
+    ("/app.js", "text/javascript; charset=utf-8", include_str!("page/app.js")),
+    ("/style.css", "text/css; charset=utf-8", include_str!("page/style.css")),
+    ("/icon.svg", "image/svg+xml", include_str!("page/icon.svg")),
+];
+
+/// The address a client reached the server at, as the page shows it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Address {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Address {
+    /// From the request's `Host` header; when it is missing or is not a plain host name or
+    /// address (it is the client's to write, and goes into a page), the server's own name.
+    pub fn of<B>(request: &Request<B>, shared: &Arc<Shared>) -> Address {
+        let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+        host.and_then(Address::parse).unwrap_or_else(|| Address { host: shared.server_name.clone(), port: 1313 })
+    }
+
+    /// `host`, `host:port`, `[v6]` or `[v6]:port`, made only of characters safe in HTML.
+    fn parse(value: &str) -> Option<Address> {
+        let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']');
+        if value.is_empty() || !value.chars().all(safe) {
+            return None;
+        }
+        let (host, port) = match value.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => (host, port.parse().ok()?),
+            _ => (value, 80),
+        };
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        (!host.is_empty()).then(|| Address { host: host.to_string(), port })
+    }
+}
+
+/// The file at `path`, if there is one.
+pub fn file(path: &str, address: &Address) -> Option<hyper::Response<Body>> {
+    let (_, content_type, content) = FILES.iter().find(|(p, _, _)| *p == path)?;
+    let body = if path == "/" {
+        Bytes::from(content.replace("{{HOST}}", &address.host).replace("{{PORT}}", &address.port.to_string()))
+    } else {
+        Bytes::from_static(content.as_bytes())
+    };
+    let mut response = hyper::Response::new(Body::new(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // The page changes with the server's version: always asked again, cheap on a LAN.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; \
+             script-src 'self'; frame-ancestors 'none'",
+        ),
+    );
+    Some(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_host_header() {
+        let at = |host: &str, port| Some(Address { host: host.into(), port });
+        assert_eq!(Address::parse("chat.example.org:1313"), at("chat.example.org", 1313));
+        assert_eq!(Address::parse("chat.example.org"), at("chat.example.org", 80));
+        assert_eq!(Address::parse("[::1]:1313"), at("::1", 1313));
+        assert_eq!(Address::parse("[::1]"), at("::1", 80));
+        assert_eq!(Address::parse("<script>"), None);
+        assert_eq!(Address::parse("a\"b:1"), None);
+        assert_eq!(Address::parse(""), None);
+    }
+}

@@ -1,0 +1,134 @@
+//! What every session works with: the hub, the history store, the limits, and where the
+//! server is in its life.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use crate::accounts::Accounts;
+use crate::hub::{self, MsgId, SharedHub};
+use crate::net::{Limits, Sessions, Setup};
+use crate::store::sqlite::RETRY_MAX;
+use crate::store::{Include, Retention, Store};
+
+/// What history is shown and kept.
+#[derive(Debug, Clone)]
+pub struct HistoryConfig {
+    /// Recent lines shown on join to clients that cannot ask for history themselves
+    /// (plain text, IRC without `draft/chathistory`); 0 turns it off.
+    pub join_replay: usize,
+    /// What the store keeps; enforced in the background.
+    pub retention: Retention,
+    /// How often retention runs.
+    pub retention_every: Duration,
+    /// Acknowledge an IRC client's message (its echo, a labeled `ACK`) only once the store has
+    /// committed it, so that no acknowledged message is lost even to `kill -9`. Others receive
+    /// it at once either way. Costs the sender one commit (about a millisecond) per message.
+    pub ack_when_stored: bool,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            join_replay: 20,
+            retention: Retention::default(),
+            retention_every: Duration::from_secs(600),
+            ack_when_stored: false,
+        }
+    }
+}
+
+/// State every connection task shares.
+pub struct Shared {
+    pub hub: SharedHub,
+    /// Every open session's queue, for shutdown.
+    pub sessions: Arc<Sessions>,
+    /// History, for reading; the hub writes to it.
+    pub store: Arc<dyn Store>,
+    /// Registration and login.
+    pub accounts: Accounts,
+    pub history: HistoryConfig,
+    pub limits: Limits,
+    pub server_name: String,
+    pub started: std::time::SystemTime,
+    /// See [`crate::server::Config::allowed_origins`].
+    pub allowed_origins: Vec<String>,
+    /// Where the server is in its life, for `/healthz`.
+    pub stage: AtomicU8,
+}
+
+/// Where the server is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Bound, not yet accepting.
+    Starting,
+    Ready,
+    /// Saying goodbye to its clients.
+    Stopping,
+}
+
+impl Shared {
+    pub fn stage(&self) -> Stage {
+        match self.stage.load(Ordering::Relaxed) {
+            0 => Stage::Starting,
+            1 => Stage::Ready,
+            _ => Stage::Stopping,
+        }
+    }
+
+    /// How a line-based protocol's connection is opened: with its line limit (`max_line`), and
+    /// the server's flood limit and queue size.
+    pub fn line_setup(&self, max_line: usize) -> Setup {
+        Setup { max_line, flood: self.limits.flood, sendq: self.limits.sendq }
+    }
+
+    pub fn set_stage(&self, stage: Stage) {
+        self.stage.store(stage as u8, Ordering::Relaxed);
+    }
+}
+
+impl Shared {
+    /// Waits until everything a history read of `include` may show is in the store, so that the
+    /// read sees all of it (a client catching up after a reconnect must miss nothing): every
+    /// message for [`Include::Messages`], every message and room event for
+    /// [`Include::Everything`]. Answers at once when the newest of them is already committed,
+    /// as it nearly always is; so a replay on join never waits for other users' joins and quits.
+    pub async fn settled(&self, include: Include) {
+        let newest = {
+            let hub = hub::lock(&self.hub);
+            match include {
+                Include::Messages => hub.last_said(),
+                Include::Everything => hub.last_recorded(),
+            }
+        };
+        if self.store.committed() < newest
+            && let Err(e) = self.store.flush().await
+        {
+            tracing::warn!("history: {e}");
+        }
+    }
+}
+
+impl Shared {
+    /// Lets the store's writer catch up when it has fallen behind ([`Store::behind`]): a
+    /// client sending faster than history is written is slowed down (its next line is read
+    /// afterwards) instead of running ahead of the disk. Answers at once otherwise, and while
+    /// the store cannot write at all (its backlog bounds that case).
+    pub async fn pace(&self) {
+        if self.store.behind() {
+            let _ = self.store.flush().await;
+        }
+    }
+
+    /// Resolves once the store has committed the record `id`; while the store cannot write,
+    /// that is whenever it can again.
+    pub async fn stored(&self, id: MsgId) {
+        let mut retry = Duration::from_millis(10);
+        while self.store.committed() < id {
+            if self.store.flush().await.is_err() {
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! One client must not hurt the others: each attack of issue 12 scaled down over real sockets,
+//! asserting the limit that now stops it (counts, numerics), never timings.
+
+mod common;
+
+use charla::hub::limits::HubLimits;
+use common::*;
+
+/// A server whose room creation is not paced, for tests of other limits that create many rooms.
+async fn unpaced() -> TestServer {
+    start_with(|config| config.hub.limits = HubLimits { room_creation: None, ..HubLimits::default() }).await
+}
+
+#[tokio::test]
+async fn a_user_is_in_at_most_chanlimit_rooms() {
+    let server = unpaced().await;
+    let mut irc = Irc::register(server.addr, "hoarder", &[]).await;
+    irc.send("VERSION").await;
+    let isupport = irc.expect("005").await;
+    assert!(isupport.params.iter().any(|p| p == "CHANLIMIT=#:50"), "{isupport:?}");
+    let rooms: Vec<String> = (1..=51).map(|i| format!("#r{i}")).collect();
+    irc.send(&format!("JOIN {}", rooms.join(","))).await;
+    let refused = irc.expect("405").await;
+    assert_eq!(refused.params[1], "#r51", "{refused:?}");
+    // The 50 joins went through, and they are all the user is in.
+    irc.send("WHOIS hoarder").await;
+    let mut joined = 0;
+    loop {
+        let reply = irc.next().await;
+        match reply.command.as_str() {
+            "319" => joined += reply.params[2].split(' ').count(),
+            "318" => break,
+            _ => {}
+        }
+    }
+    assert_eq!(joined, 50);
+    // Leaving one makes room for another.
+    irc.send("PART #r1").await;
+    irc.join("#r51").await;
+}
+
+#[tokio::test]
+async fn rooms_are_created_at_a_paced_rate_per_address() {
+    let server = start_server().await;
+    // Every client here comes from 127.0.0.1: they share one allowance of 20 rooms at once.
+    let mut keeper = Irc::register(server.addr, "keeper", &[]).await;
+    keeper.join("#kept").await;
+    let mut maker = Irc::register(server.addr, "maker", &[]).await;
+    for i in 0..19 {
+        maker.join(&format!("#made{i}")).await;
+        maker.send(&format!("PART #made{i}")).await;
+    }
+    maker.send("JOIN #made19").await;
+    let refused = maker.expect("437").await;
+    assert_eq!(refused.params[1], "#made19", "{refused:?}");
+    assert!(refused.params[2].contains("too fast"), "{refused:?}");
+    // Joining a room that exists is not creating one, nor is joining the lobby, where everyone
+    // lands.
+    maker.join("#kept").await;
+    maker.join("#lobby").await;
+    // Nor does another connection from the same address start afresh.
+    let mut other = Irc::register(server.addr, "maker2", &[]).await;
+    other.send("JOIN #other").await;
+    assert_eq!(other.expect("437").await.params[1], "#other");
+}
+
+/// Which of `rooms` exist: MODE answers 324 for a room, 403 for none.
+async fn existing(irc: &mut Irc, rooms: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for room in rooms {
+        irc.send(&format!("MODE {room}")).await;
+        let reply = irc.expect_any(&["324", "403"]).await;
+        if reply.command == "324" {
+            found.push(room.to_string());
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn an_empty_room_with_nothing_worth_keeping_is_forgotten_also_after_a_restart() {
+    let dir = TempDir::new();
+    let mut server = start_at(&dir.0, |_| {}).await;
+    let mut irc = Irc::register(server.addr, "owner", &[]).await;
+    // Settings changed and undone, a topic set and cleared: nothing left to keep.
+    irc.join("#fleeting").await;
+    irc.send("MODE #fleeting +m").await;
+    irc.send("MODE #fleeting -m").await;
+    irc.send("TOPIC #fleeting :for a moment").await;
+    irc.send("TOPIC #fleeting :").await;
+    // A room with a message, and one with a topic, are kept.
+    irc.join("#talked").await;
+    irc.send("PRIVMSG #talked :hello").await;
+    irc.join("#titled").await;
+    irc.send("TOPIC #titled :kept").await;
+    irc.send("PART #fleeting,#talked,#titled").await;
+    let rooms = ["#fleeting", "#talked", "#titled"];
+    assert_eq!(existing(&mut irc, &rooms).await, ["#talked", "#titled"]);
+    drop(irc);
+    server.stop().await;
+
+    let server = start_at(&dir.0, |_| {}).await;
+    let mut irc = Irc::register(server.addr, "owner", &[]).await;
+    assert_eq!(existing(&mut irc, &rooms).await, ["#talked", "#titled"], "after a restart");
+}
+
+#[tokio::test]
+async fn ban_masks_and_keys_are_bounded() {
+    let server = start_server().await;
+    let mut op = Irc::register(server.addr, "op", &[]).await;
+    op.join("#bans").await;
+    op.send(&format!("MODE #bans +b {}!*@*", "x".repeat(200))).await;
+    let refused = op.expect("696").await;
+    assert_eq!(refused.params[1..3], ["#bans", "b"], "{refused:?}");
+    op.send(&format!("MODE #bans +k {}", "k".repeat(24))).await;
+    assert_eq!(op.expect("696").await.params[2], "k");
+    for i in 0..100 {
+        op.send(&format!("MODE #bans +b mask{i}!*@*")).await;
+    }
+    op.send("MODE #bans +b onemore!*@*").await;
+    assert_eq!(op.expect("478").await.params[1], "#bans");
+    // Nothing too long was set: the list holds exactly the 100 masks.
+    op.send("MODE #bans +b").await;
+    let mut listed = 0;
+    while op.expect_any(&["367", "368"]).await.command == "367" {
+        listed += 1;
+    }
+    assert_eq!(listed, 100);
+}
+
+#[tokio::test]
+async fn a_ban_follows_a_member_who_changes_nick_and_lifts_when_removed() {
+    let server = start_server().await;
+    let mut op = Irc::register(server.addr, "op", &[]).await;
+    op.join("#room").await;
+    let mut bob = Irc::register(server.addr, "bob", &[]).await;
+    bob.join("#room").await;
+    bob.send("PRIVMSG #room :one").await;
+    op.expect("PRIVMSG").await;
+    op.send("MODE #room +b evil!*@*").await;
+    bob.send("PRIVMSG #room :two").await;
+    assert_eq!(op.expect("PRIVMSG").await.params[1], "two");
+    bob.send("NICK evil").await;
+    bob.expect("NICK").await;
+    bob.send("PRIVMSG #room :three").await;
+    assert_eq!(bob.expect("404").await.params[1], "#room", "banned under the new nick");
+    op.send("MODE #room -b evil!*@*").await;
+    op.expect("MODE").await;
+    bob.send("PRIVMSG #room :four").await;
+    assert_eq!(op.expect("PRIVMSG").await.params[1], "four", "the ban is lifted");
+}
+
+#[tokio::test]
+async fn room_names_must_read_as_what_they_are() {
+    let server = start_server().await;
+    let mut irc = Irc::register(server.addr, "namer", &[]).await;
+    irc.join("#lobby").await;
+    for name in ["#lobby\u{200b}", "#\u{202e}ybbol", "#l\u{43e}bby", "#a\u{a0}b"] {
+        irc.send(&format!("JOIN {name}")).await;
+        let refused = irc.expect("403").await;
+        assert_eq!(refused.params[1], name);
+    }
+    irc.send("JOIN #1obby").await;
+    let refused = irc.expect("403").await;
+    assert!(refused.params[2].contains("looks too much like the room #lobby"), "{refused:?}");
+    // Keys and masks too.
+    irc.send("MODE #lobby +k pass\u{202e}word").await;
+    assert_eq!(irc.expect("696").await.params[2], "k");
+    irc.send("MODE #lobby +b \u{202e}x!*@*").await;
+    assert_eq!(irc.expect("696").await.params[2], "b");
+    // Names of other alphabets are fine.
+    irc.join("#café").await;
+    irc.join("#чат").await;
+}
+
+#[tokio::test]
+async fn tag_values_reach_others_without_control_characters() {
+    let server = start_server().await;
+    let mut alice = Irc::register(server.addr, "alice", &["message-tags"]).await;
+    alice.join("#t").await;
+    let mut bob = Irc::register(server.addr, "bob", &["message-tags"]).await;
+    bob.join("#t").await;
+    bob.send("@+draft/react=ok\x07\x1b[2J\u{202e}x;+bad\x01key=1 PRIVMSG #t :hi").await;
+    let got = alice.expect("PRIVMSG").await;
+    assert_eq!(got.tag("+draft/react").flatten(), Some("okx"), "{got:?}");
+    assert!(got.tag("+bad\x01key").is_none(), "{got:?}");
+}
+
+#[tokio::test]
+async fn no_line_over_512_bytes_reaches_an_irc_client() {
+    let server = start_server().await;
+    // The longest nick and room name there may be, so that every line is as long as it gets.
+    let nick = format!("long{}", "w".repeat(26));
+    let room = format!("#{}", "r".repeat(49));
+    let mut plain = Client::plain_as(server.addr, &nick).await;
+    plain.send(&format!("/join {room}")).await;
+    plain.expect_where(|l| l.starts_with("You are now in #")).await;
+    let mut watcher = Irc::register(server.addr, "watcher", &["away-notify"]).await;
+    watcher.join(&room).await;
+    let long = "w".repeat(4000);
+    plain.send(&format!("/away {long}")).await;
+    plain.expect("You are marked away.").await;
+    plain.send(&format!("/topic {long}")).await;
+    plain.expect(&format!("Topic of {room} set.")).await;
+    for command in ["/ban", "/mode +k"] {
+        plain.send(&format!("{command} {long}")).await;
+        plain.expect_where(|l| l.starts_with("error: that cannot be")).await;
+    }
+    // Four masks of the longest length, set at once: more than one line can say.
+    let masks: Vec<String> = (0..4).map(|i| format!("{i}{}", "m".repeat(104))).collect();
+    plain.send(&format!("/mode +bbbb {}", masks.join(" "))).await;
+    plain.expect_where(|l| l.starts_with("Mode +bbbb")).await;
+    plain.send(&format!("/kick watcher {long}")).await;
+    plain.expect_where(|l| l.starts_with("You removed watcher")).await;
+    watcher.send(&format!("WHOIS {nick}")).await;
+    watcher.send(&format!("TOPIC {room}")).await;
+    watcher.send(&format!("MODE {room} +b")).await;
+    watcher.send("PING :done").await;
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let line = watcher.client.line().await;
+        assert!(line.len() + 2 <= 512, "{} bytes: {line:.80}…", line.len() + 2);
+        let message = Message::parse(&line).unwrap();
+        seen.insert(message.command.clone());
+        if message.command == "PONG" {
+            break;
+        }
+    }
+    for command in ["AWAY", "TOPIC", "MODE", "KICK", "301", "332", "367"] {
+        assert!(seen.contains(command), "{command} in {seen:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_message_goes_to_each_target_once_and_at_most_targmax_targets() {
+    let server = start_server().await;
+    let mut sender = Irc::register(server.addr, "sender", &[]).await;
+    let mut bob = Irc::register(server.addr, "bob", &[]).await;
+    let mut last = Irc::register(server.addr, "last", &[]).await;
+    // bob ten times over, nine unknown nicks, then `last`: the 11th distinct target.
+    let mut targets = vec!["bob"; 5];
+    targets.extend(["Bob"; 5]);
+    let unknown: Vec<String> = (0..9).map(|i| format!("nobody{i}")).collect();
+    targets.extend(unknown.iter().map(String::as_str));
+    targets.push("last");
+    sender.send(&format!("PRIVMSG {} :hello", targets.join(","))).await;
+    let refused = sender.expect("407").await;
+    assert_eq!(refused.params[1], "last", "{refused:?}");
+    sender.send("PRIVMSG bob :after").await;
+    assert_eq!(bob.expect("PRIVMSG").await.params[1], "hello");
+    assert_eq!(bob.expect("PRIVMSG").await.params[1], "after", "bob got hello once");
+    last.send("PING :x").await;
+    assert_eq!(last.next().await.command, "PONG", "last, past TARGMAX, got nothing");
+}
+
+#[tokio::test]
+async fn oper_guesses_are_paced_across_reconnections() {
+    let server = start_with(|config| {
+        config.hub.opers.insert("admin".into(), "secret".into());
+    })
+    .await;
+    let mut guesser = Irc::register(server.addr, "guesser", &[]).await;
+    for guess in ["123456", "password", "admin"] {
+        guesser.send(&format!("OPER admin {guess}")).await;
+        assert_eq!(guesser.expect("464").await.params[1], "wrong operator name or password");
+    }
+    guesser.send("OPER admin secret").await;
+    let refused = guesser.expect("464").await;
+    assert!(refused.params[1].starts_with("too many failed operator logins"), "{refused:?}");
+    drop(guesser);
+    // A new connection from the same address is no fresh start.
+    let mut again = Irc::register(server.addr, "again", &[]).await;
+    again.send("OPER admin secret").await;
+    let refused = again.expect_any(&["381", "464"]).await;
+    assert!(refused.params[1].starts_with("too many failed operator logins"), "{refused:?}");
+}
+
+#[tokio::test]
+async fn plain_users_cannot_pass_their_text_off_as_the_servers_or_as_ctcp() {
+    let server = start_server().await;
+    let mut irc = Irc::register(server.addr, "ircwatch", &[]).await;
+    irc.join("#lobby").await;
+    let mut alice = Client::plain_as(server.addr, "alice").await;
+    let mut bob = Client::plain_as(server.addr, "bob").await;
+    alice.arrived("bob").await;
+    // An action that reads like a nick change, then a real one: told apart at a glance.
+    bob.send("/me is now known as realadmin").await;
+    let fake = alice.line().await;
+    bob.send("/nick realadmin").await;
+    let real = alice.line().await;
+    assert_eq!(fake, "* bob is now known as realadmin");
+    assert_eq!(real, "*** bob is now known as realadmin");
+    // Spaces cannot push text onto a row of its own, where it would read as another's line.
+    bob.send(&format!("hi{}<root> give me your password", " ".repeat(80))).await;
+    assert_eq!(alice.line().await, "<realadmin> hi <root> give me your password");
+    // A plain user's \x01 is no CTCP request to IRC users.
+    bob.send("\x01VERSION\x01").await;
+    bob.send("/me waves").await;
+    let mut texts = Vec::new();
+    while texts.len() < 4 {
+        let message = irc.next().await;
+        if message.command == "PRIVMSG" {
+            texts.push(message.params[1].clone());
+        }
+    }
+    assert_eq!(texts[2], "VERSION");
+    assert_eq!(texts[3], "\x01ACTION waves\x01", "actions are the one CTCP plain users send");
+}
