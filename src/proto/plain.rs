@@ -124,6 +124,7 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future
                 Opening::Irc(lines) => {
                     tracing::info!("{peer} ({nick}) registers with IRC");
                     hub::lock(&shared.hub).quit(id, "Switched to IRC");
+                    drop(session);
                     conn.reopen(crate::proto::irc::MAX_LINE, Speaks::Irc, &lines);
                     drop(tokio::spawn(crate::panics::connection(crate::proto::irc::run(conn, shared, peer))));
                     return;
@@ -203,6 +204,15 @@ struct Session<'a> {
     id: ConnId,
     shared: &'a Shared,
     outbox: &'a Outbox,
+}
+
+/// A session that ends without saying why (its task panicked: see [`crate::panics`]) still
+/// takes its user out of the hub, so no one is left talking to a nick whose connection is
+/// gone; after a session's own quit this finds no user and does nothing.
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        hub::lock(&self.shared.hub).quit(self.id, "Connection lost");
+    }
 }
 
 /// How many others a join names; the rest are counted (a big room's list would flood the screen).

@@ -195,7 +195,6 @@ impl Server {
         shutdown.await;
         retention.abort();
         nicks.abort();
-        nicks.abort();
         tracing::info!("shutting down: closing {} connections", limiter.open());
         // Listeners stay open while clients are told goodbye: a load balancer asking
         // `/healthz` learns that this server is stopping, anyone else is turned away.

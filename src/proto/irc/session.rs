@@ -57,6 +57,17 @@ pub struct Session {
     deferred: Option<Box<Deferred>>,
 }
 
+/// A session that ends without saying why (its task panicked: see [`crate::panics`]) still
+/// takes its user out of the hub, so no one is left talking to a nick whose connection is
+/// gone; after a session's own quit this finds no user and does nothing.
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            hub::lock(&self.shared.hub).quit(id, "Connection lost");
+        }
+    }
+}
+
 /// What a session knows of its client's logging in.
 #[derive(Default)]
 pub struct Login {
