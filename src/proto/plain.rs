@@ -158,7 +158,8 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future
 /// does once the connection is open; returns the quit reason when the line ends the session.
 /// Without a connection, so that the commands can be fuzzed (`fuzz/`).
 pub fn handle_line(shared: &Shared, id: ConnId, outbox: &Outbox, line: &str) -> Option<String> {
-    Session { id, shared, outbox }.handle(line)
+    // Not dropped: dropping a session quits its user, who stays after one line.
+    std::mem::ManuallyDrop::new(Session { id, shared, outbox }).handle(line)
 }
 
 /// How a greeted connection's first lines turned out (see [`Late`]).
