@@ -46,8 +46,10 @@ async fn rooms_are_created_at_a_paced_rate_per_address() {
     let mut keeper = Irc::register(server.addr, "keeper", &[]).await;
     keeper.join("#kept").await;
     let mut maker = Irc::register(server.addr, "maker", &[]).await;
+    // Rooms that stay after their maker leaves (something was said there) count.
     for i in 0..19 {
         maker.join(&format!("#made{i}")).await;
+        maker.send(&format!("PRIVMSG #made{i} :kept for its history")).await;
         maker.send(&format!("PART #made{i}")).await;
     }
     maker.send("JOIN #made19").await;
@@ -62,6 +64,23 @@ async fn rooms_are_created_at_a_paced_rate_per_address() {
     let mut other = Irc::register(server.addr, "maker2", &[]).await;
     other.send("JOIN #other").await;
     assert_eq!(other.expect("437").await.params[1], "#other");
+}
+
+#[tokio::test]
+async fn rooms_made_and_left_empty_are_not_counted() {
+    // A bot that comes and goes through a room of its own, or a class behind one address
+    // trying rooms out: the rooms are forgotten when left, and so is what they cost.
+    let server = start_server().await;
+    for round in 0..3 {
+        let mut visitor = Irc::register(server.addr, &format!("visitor{round}"), &[]).await;
+        for i in 0..15 {
+            visitor.join(&format!("#passing{i}")).await;
+            visitor.send(&format!("PART #passing{i}")).await;
+        }
+        visitor.send("QUIT").await;
+    }
+    let mut last = Irc::register(server.addr, "last", &[]).await;
+    last.join("#passing0").await;
 }
 
 /// Which of `rooms` exist: MODE answers 324 for a room, 403 for none.

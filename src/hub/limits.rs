@@ -73,6 +73,14 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
         self.buckets.insert(key.clone(), (tokens, now));
     }
 
+    /// Gives `key` back a token it took: what it paid for did not last.
+    pub fn refund(&mut self, key: &K, now: Instant) {
+        if let Some(bucket) = self.buckets.get_mut(key) {
+            let tokens = (refill(self.rate, bucket.0, bucket.1, now) + 1.0).min(f64::from(self.rate.burst));
+            *bucket = (tokens, now);
+        }
+    }
+
     fn tokens(&self, key: &K, now: Instant) -> f64 {
         self.buckets.get(key).map_or(f64::from(self.rate.burst), |&(t, at)| refill(self.rate, t, at, now))
     }
@@ -98,6 +106,17 @@ impl RoomCreation {
                 hosts.take(&host, now);
                 Ok(())
             }
+        }
+    }
+
+    /// Gives back what creating a room cost its creator and their address, when the room is
+    /// forgotten (empty, with nothing worth keeping): a room made and left costs nothing once
+    /// it is gone, so only rooms that stay are paced, and people who come and go through a
+    /// room of their own (a bot, a class behind one address) are never refused.
+    pub fn refund(&mut self, user: super::ConnId, host: &str, now: Instant) {
+        if let Some((users, hosts)) = &mut self.0 {
+            users.refund(&user, now);
+            hosts.refund(&host.into(), now);
         }
     }
 
@@ -130,5 +149,18 @@ mod tests {
         assert_eq!(throttle.wait(&"b", t0), None, "another key has its own bucket");
         assert_eq!(throttle.wait(&"a", t0 + Duration::from_secs(4)), Some(Duration::from_secs(6)));
         assert_eq!(throttle.wait(&"a", t0 + Duration::from_secs(10)), None);
+    }
+
+    #[test]
+    fn a_refund_gives_a_token_back_up_to_the_burst() {
+        let mut throttle = Throttle::new(Rate { burst: 1, every: Duration::from_secs(10) });
+        let t0 = Instant::now();
+        throttle.take(&"a", t0);
+        assert!(throttle.wait(&"a", t0).is_some());
+        throttle.refund(&"a", t0);
+        assert_eq!(throttle.wait(&"a", t0), None);
+        throttle.refund(&"a", t0);
+        throttle.take(&"a", t0);
+        assert!(throttle.wait(&"a", t0).is_some(), "no more than the burst is given back");
     }
 }

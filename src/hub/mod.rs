@@ -241,6 +241,10 @@ struct Room {
     has_history: bool,
     /// Its settings are in the store (to be forgotten there too when the room goes).
     saved: bool,
+    /// Who created it and from where, paid for by [`RoomCreation`] and given back if the room
+    /// is forgotten (`None` for rooms restored at start and the lobby). Boxed: most rooms of a
+    /// busy server are old.
+    creator: Option<Box<(ConnId, String)>>,
 }
 
 impl Room {
@@ -256,6 +260,7 @@ impl Room {
             invited: IdSet::default(),
             has_history: false,
             saved: false,
+            creator: None,
         }
     }
 
@@ -672,6 +677,9 @@ impl Hub {
             room.invited.remove(&id);
             if room.members.is_empty() && !room.worth_keeping() {
                 let saved = room.saved;
+                if let Some(creator) = room.creator.take() {
+                    self.creation.refund(creator.0, &creator.1, std::time::Instant::now());
+                }
                 self.lookalikes.remove(&text::skeleton(&room.name));
                 self.rooms.remove(key);
                 if saved {
@@ -774,7 +782,11 @@ impl Hub {
                     return Err(HubError::CreatingTooFast(name.into(), wait.as_secs_f64().ceil() as u64));
                 }
                 self.lookalikes.insert(skeleton, folded.clone());
-                self.rooms.insert(folded.clone(), Room::new(name, now_millis()));
+                let mut room = Room::new(name, now_millis());
+                if folded != LOBBY {
+                    room.creator = Some(Box::new((id, who.host.clone())));
+                }
+                self.rooms.insert(folded.clone(), room);
             }
         }
         let room = self.rooms.get_mut(&folded).expect("exists now");
