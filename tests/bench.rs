@@ -11,8 +11,9 @@ fn args(list: &[&str]) -> charla::bench::Args {
     charla::bench::Args::try_parse_from(std::iter::once("bench").chain(list.iter().copied())).expect("arguments parse")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tiny_websocket_fanout_loses_nothing() {
+/// A fanout of 5 clients and 200 messages in `proto` against a fresh server: its JSON line (one
+/// line, checked), the report and the server's address.
+async fn tiny_fanout(proto: &str) -> (serde_json::Value, charla::bench::Report, String) {
     let mut server = start_server_with(test_limits()).await;
     let target = server.addr.to_string();
     let report = charla::bench::execute(args(&[
@@ -20,7 +21,7 @@ async fn tiny_websocket_fanout_loses_nothing() {
         "--target",
         &target,
         "--proto",
-        "ws",
+        proto,
         "--clients",
         "5",
         "--messages",
@@ -30,38 +31,25 @@ async fn tiny_websocket_fanout_loses_nothing() {
     ]))
     .await
     .expect("the bench runs");
-    let json: serde_json::Value = serde_json::from_str(&report.json_line()).expect("valid JSON");
+    server.stop().await;
+    let line = report.json_line();
+    assert!(!line.contains('\n'), "one line: {line}");
+    (serde_json::from_str(&line).expect("valid JSON"), report, target)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiny_websocket_fanout_loses_nothing() {
+    let (json, _, target) = tiny_fanout("ws").await;
     assert_eq!(json["proto"], "ws");
     assert_eq!(json["target"], target.as_str(), "the server's address, not the relay's");
     assert_eq!(json["registered"], 5);
     assert_eq!(json["deliveries"], 800, "{json}");
     assert_eq!(json["lost"], 0);
-    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tiny_plain_fanout_loses_nothing() {
-    let mut server = start_server_with(test_limits()).await;
-    let target = server.addr.to_string();
-    let report = charla::bench::execute(args(&[
-        "fanout",
-        "--target",
-        &target,
-        "--proto",
-        "plain",
-        "--clients",
-        "5",
-        "--messages",
-        "200",
-        "--timeout",
-        "20",
-    ]))
-    .await
-    .expect("the bench runs");
-
-    let line = report.json_line();
-    assert!(!line.contains('\n'), "one line: {line}");
-    let json: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+    let (json, report, target) = tiny_fanout("plain").await;
     assert_eq!(json["scenario"], "fanout");
     assert_eq!(json["target"], target.as_str());
     assert_eq!(json["proto"], "plain");
@@ -82,7 +70,6 @@ async fn tiny_plain_fanout_loses_nothing() {
     assert!(json["p99_listeners_us"].is_u64());
     assert!(json["generator_cpu_secs"].is_number());
     assert!(report.table().contains("lost 0"));
-    server.stop().await;
 }
 
 #[tokio::test]
