@@ -113,6 +113,7 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future
         };
         tracing::info!("{peer} connected as {nick}");
         let render = PlainRender { me: id };
+        let present = Present { id, shared: &shared };
         let session = Session { id, shared: &shared, outbox: &outbox };
         let welcome = if private { "Welcome in." } else { WELCOME };
         session.reply(format!("{welcome}\nYou are {nick} in {LOBBY}. Type to talk; /help lists commands."));
@@ -124,7 +125,7 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future
                 Opening::Irc(lines) => {
                     tracing::info!("{peer} ({nick}) registers with IRC");
                     hub::lock(&shared.hub).quit(id, "Switched to IRC");
-                    drop(session);
+                    drop(present);
                     conn.reopen(crate::proto::irc::MAX_LINE, Speaks::Irc, &lines);
                     drop(tokio::spawn(crate::panics::connection(crate::proto::irc::run(conn, shared, peer))));
                     return;
@@ -158,8 +159,7 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future
 /// does once the connection is open; returns the quit reason when the line ends the session.
 /// Without a connection, so that the commands can be fuzzed (`fuzz/`).
 pub fn handle_line(shared: &Shared, id: ConnId, outbox: &Outbox, line: &str) -> Option<String> {
-    // Not dropped: dropping a session quits its user, who stays after one line.
-    std::mem::ManuallyDrop::new(Session { id, shared, outbox }).handle(line)
+    Session { id, shared, outbox }.handle(line)
 }
 
 /// How a greeted connection's first lines turned out (see [`Late`]).
@@ -207,10 +207,15 @@ struct Session<'a> {
     outbox: &'a Outbox,
 }
 
-/// A session that ends without saying why (its task panicked: see [`crate::panics`]) still
-/// takes its user out of the hub, so no one is left talking to a nick whose connection is
-/// gone; after a session's own quit this finds no user and does nothing.
-impl Drop for Session<'_> {
+/// The user of a running session, taken out of the hub when the session ends without saying
+/// why (its task panicked: see [`crate::panics`]), so no one is left talking to a nick whose
+/// connection is gone; after the session's own quit it finds no user and does nothing.
+struct Present<'a> {
+    id: ConnId,
+    shared: &'a Shared,
+}
+
+impl Drop for Present<'_> {
     fn drop(&mut self) {
         hub::lock(&self.shared.hub).quit(self.id, "Connection lost");
     }
