@@ -31,7 +31,10 @@
 //!   [`proto::http`] for HTTP on hyper: the chat page, `/healthz`, `/metrics` and IRC over
 //!   WebSocket (an IRC session fed by frames).
 //! - [`store`]: history that survives restarts: the [`store::Store`] trait and its SQLite
-//!   implementation, one batching writer thread, `draft/chathistory` queries, room state.
+//!   implementation, one batching writer thread, `draft/chathistory` queries, room state. A
+//!   layer below the hub: it knows records, not events (the hub turns one into the other).
+//! - [`chat`]: the vocabulary the hub and the store share, below both: message ids and the
+//!   clock, names and text (folding, validation, the sanitiser), topics and bans.
 //! - [`metrics`]: what the server counts, for `/metrics` (Prometheus text format).
 //! - [`client`]: `charla connect`: a full-screen IRC client on a terminal (state in
 //!   [`client::app`], drawing in [`client::ui`], the connection in [`client::irc`]), line mode
@@ -44,6 +47,7 @@
 
 pub mod accounts;
 pub mod bench;
+pub mod chat;
 pub mod client;
 pub mod hub;
 pub mod logging;

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use crate::hub::event::now_millis;
+use crate::chat::now_millis;
 use crate::hub::{self, ConnId, SharedHub, text};
 use crate::store::{AccountStore, StoreError, StoredAccount};
 pub use throttle::LoginLimit;

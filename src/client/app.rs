@@ -32,7 +32,7 @@ use super::replies::{self, ERR_NOMOTD};
 use super::text::{clean, mentions, plain};
 use super::ui;
 use super::window::{Entry, EntryKind, Listed, ROOM_LIST, Window, WindowKind, fold};
-use crate::hub::event::now_millis;
+use crate::chat::now_millis;
 use crate::hub::text::split_to_fit;
 use crate::proto::irc::caps::{self, CAPS, Cap};
 use crate::proto::irc::message::Message;

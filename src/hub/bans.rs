@@ -4,28 +4,10 @@
 //! anyone it matches is refused when connecting. [`crate::accounts`] keeps the bans in the
 //! store so that they survive restarts.
 
-use super::event::now_millis;
 use super::outbox::Closed;
 use super::{ConnId, Hub, HubError, text};
-
-/// One server ban.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerBan {
-    /// `nick!user@host`, wildcards allowed.
-    pub mask: String,
-    pub reason: String,
-    pub set_by: String,
-    /// When it was set, in milliseconds since the Unix epoch.
-    pub at: u64,
-    /// When it ends (milliseconds since the Unix epoch); `None`: never.
-    pub until: Option<u64>,
-}
-
-impl ServerBan {
-    fn active(&self, now: u64) -> bool {
-        self.until.is_none_or(|until| now < until)
-    }
-}
+pub use crate::chat::ServerBan;
+use crate::chat::now_millis;
 
 /// A mask as typed, in full: `1.2.3.4` → `*!*@1.2.3.4`, `user@host` → `*!user@host`.
 pub fn full_mask(mask: &str) -> String {

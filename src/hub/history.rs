@@ -9,13 +9,119 @@
 //! While the store cannot write (a full disk), messages still go through and wait in the
 //! store's memory; each sender is told once that history is paused ([`HistoryNotice`]), and
 //! once more, when they next speak, that it is written again.
+//!
+//! The store knows nothing of events: [`Event::records`] turns an event into the records that
+//! keep it, and [`Event::from_record`] turns a record back into an event for replay.
 
 use std::sync::Arc;
 
 use super::modes::RoomModes;
 use super::text::fold;
-use super::{ConnId, Event, EventKind, Hub, HubError, MsgId, Room, Target};
-use crate::store::{Include, Record, RoomState, Selector, Store, StoreError, dm_key};
+use super::{ConnId, Event, EventKind, Hub, HubError, MsgId, MsgKind, Room, Source, Tags, Target};
+use crate::store::{Include, Record, RecordKind, RoomState, Selector, Store, StoreError, dm_key};
+
+/// The client-only tag that is relayed but never kept: a typing notice is stale at once.
+pub const TYPING_TAG: &str = "+typing";
+
+impl Event {
+    /// The event `record` keeps, as far as it was kept (typing notices are not stored, and the
+    /// users' connection ids are gone). Replays render it like any live event, so a line reads
+    /// the same whether it arrives live or from history.
+    pub fn from_record(record: &Record) -> Arc<Event> {
+        let who = Source {
+            id: 0,
+            nick: record.nick.clone(),
+            user: record.user.clone(),
+            host: record.host.clone(),
+            bot: false,
+            account: None,
+        };
+        let room = record.target.clone();
+        let text = record.text.clone();
+        let message = |kind| {
+            // A private message is kept under the pair's key; on the wire it names its recipient.
+            let target =
+                if room.starts_with('#') { Target::Room(room.clone()) } else { Target::User(record.extra.clone()) };
+            EventKind::Message { from: who.clone(), target, kind, text: text.clone(), tags: record.tags.clone() }
+        };
+        let kind = match record.kind {
+            RecordKind::Privmsg => message(MsgKind::Privmsg),
+            RecordKind::Notice => message(MsgKind::Notice),
+            RecordKind::Action => message(MsgKind::Action),
+            RecordKind::TagMsg => message(MsgKind::TagMsg),
+            RecordKind::Join => EventKind::Join { who, room, realname: text },
+            RecordKind::Part => EventKind::Part { who, room, reason: text },
+            RecordKind::Quit => EventKind::Quit { who, reason: text },
+            RecordKind::Nick => EventKind::Nick { who, new: text },
+            RecordKind::Topic => EventKind::Topic { who, room, text },
+            RecordKind::Kick => EventKind::Kick { who, room, target: record.extra.clone(), target_id: 0, reason: text },
+            RecordKind::Mode => EventKind::Mode { who, room, changes: text },
+        };
+        Event::new(record.id, kind)
+    }
+
+    /// The records that keep this event in history: one for a message or a room event; for a
+    /// quit or a nick change, which the hub announces once to everyone who shared a room with
+    /// the user, one per room in `rooms` (the rooms the user was in). Invites, away and presence
+    /// changes, new real names, wallops and messages to a room's operators are not history. A
+    /// private message is kept under [`dm_key`] of its sender's and recipient's nicks.
+    pub fn records<S: AsRef<str>>(&self, rooms: impl IntoIterator<Item = S>) -> Vec<Record> {
+        let record = |who: &Source, target: &str, kind, text: &str, extra: &str| Record {
+            id: self.id,
+            target: target.to_owned(),
+            kind,
+            nick: who.nick.clone(),
+            user: who.user.clone(),
+            host: who.host.clone(),
+            text: text.to_owned(),
+            extra: extra.to_owned(),
+            tags: Vec::new(),
+            redacted: false,
+        };
+        let per_room = |kind, text: &str| {
+            rooms.into_iter().map(|room| record(self.actor(), room.as_ref(), kind, text, "")).collect()
+        };
+        let one = match &self.kind {
+            EventKind::Message { from, target, kind, text, tags } => {
+                let kept = || -> Tags { tags.iter().filter(|(key, _)| key != TYPING_TAG).cloned().collect() };
+                let (kind, tags) = match kind {
+                    MsgKind::Privmsg => (RecordKind::Privmsg, kept()),
+                    MsgKind::Notice => (RecordKind::Notice, kept()),
+                    MsgKind::Action => (RecordKind::Action, kept()),
+                    // Tags alone are history only with something besides a typing notice.
+                    MsgKind::TagMsg => match kept() {
+                        tags if tags.is_empty() => return Vec::new(),
+                        tags => (RecordKind::TagMsg, tags),
+                    },
+                };
+                let one = match target {
+                    Target::Room(room) => record(from, room, kind, text, ""),
+                    Target::User(to) => record(from, &dm_key(&from.nick, to), kind, text, to),
+                    // Said to a room's operators or voiced members: not for everyone's history.
+                    Target::RoomStatus(..) => return Vec::new(),
+                };
+                Record { tags, ..one }
+            }
+            EventKind::Join { who, room, realname } => record(who, room, RecordKind::Join, realname, ""),
+            EventKind::Part { who, room, reason } => record(who, room, RecordKind::Part, reason, ""),
+            EventKind::Topic { who, room, text } => record(who, room, RecordKind::Topic, text, ""),
+            EventKind::Kick { who, room, target, reason, .. } => record(who, room, RecordKind::Kick, reason, target),
+            EventKind::Mode { who, room, changes } => record(who, room, RecordKind::Mode, changes, ""),
+            EventKind::Quit { reason, .. } => return per_room(RecordKind::Quit, reason),
+            EventKind::Nick { new, .. } => return per_room(RecordKind::Nick, new),
+            EventKind::Invite { .. }
+            | EventKind::Away { .. }
+            | EventKind::Presence { .. }
+            | EventKind::SetName { .. }
+            | EventKind::Wallops { .. }
+            | EventKind::Account { .. }
+            | EventKind::ReadMarker { .. } => return Vec::new(),
+            // A redaction changes the record it names (see [`Store::redact`]).
+            EventKind::Redact { .. } => return Vec::new(),
+        };
+        vec![one]
+    }
+}
 
 /// What a sender is told when whether history is written has changed since they last spoke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +193,7 @@ impl Hub {
             }
             _ => None,
         };
-        for mut record in Record::from_event(event, rooms) {
+        for mut record in event.records(rooms) {
             if let Some(key) = &private {
                 record.target.clone_from(key);
             }
@@ -219,5 +325,68 @@ impl Hub {
     /// under it is shown only from the moment this connection took it.
     pub fn private_since(&self, id: ConnId) -> MsgId {
         self.user(id).nick_since
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The id of the first event made in some millisecond of 2023.
+    const ID: MsgId = MsgId(1_700_000_000_000 << 20);
+
+    fn alice() -> Source {
+        Source { id: 1, nick: "alice".into(), user: "a".into(), host: "h".into(), bot: false, account: None }
+    }
+
+    #[test]
+    fn events_become_records() {
+        let event = |kind| Event::new(ID, kind);
+        let quit = event(EventKind::Quit { who: alice(), reason: "bye".into() });
+        let records = quit.records(["#a", "#b"]);
+        assert_eq!(
+            records.iter().map(|r| (r.target.as_str(), r.kind, r.text.as_str())).collect::<Vec<_>>(),
+            [("#a", RecordKind::Quit, "bye"), ("#b", RecordKind::Quit, "bye")]
+        );
+        let kick = event(EventKind::Kick {
+            who: alice(),
+            room: "#a".into(),
+            target: "bob".into(),
+            target_id: 2,
+            reason: "spam".into(),
+        });
+        let records = kick.records(["#ignored"]);
+        assert_eq!(records.len(), 1);
+        assert_eq!(
+            (records[0].target.as_str(), records[0].kind, records[0].text.as_str(), records[0].extra.as_str()),
+            ("#a", RecordKind::Kick, "spam", "bob")
+        );
+        let invite = event(EventKind::Invite { who: alice(), target: "bob".into(), target_id: 2, room: "#a".into() });
+        assert!(invite.records(["#a"]).is_empty());
+    }
+
+    #[test]
+    fn a_private_message_is_kept_under_its_pair_and_replayed_to_its_recipient() {
+        let tags = vec![("+typing".to_string(), Some("active".to_string())), ("+draft/reply".into(), Some("x".into()))];
+        let said = Event::new(
+            ID,
+            EventKind::Message {
+                from: alice(),
+                target: Target::User("Bob".into()),
+                kind: MsgKind::Privmsg,
+                text: "hi".into(),
+                tags,
+            },
+        );
+        let records = said.records([] as [&str; 0]);
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].target, dm_key("bob", "alice"));
+        assert_eq!(records[0].tags, [("+draft/reply".to_string(), Some("x".to_string()))], "typing is not kept");
+        let replayed = Event::from_record(&records[0]);
+        assert_eq!(replayed.id, ID);
+        assert!(
+            matches!(&replayed.kind, EventKind::Message { target: Target::User(to), text, .. } if to == "Bob" && text == "hi"),
+            "{replayed:?}"
+        );
     }
 }

@@ -16,7 +16,9 @@
 //! Besides this file: [`accounts`] (who is logged in, the nicks accounts own), [`bans`] (server
 //! bans), `monitor` (who watches which nick), [`users`] (real names, the bot and
 //! wallops modes, WALLOPS), `redact` (who may take a message back), `history` (what is
-//! stored), [`modes`] and [`text`].
+//! stored, and how an event becomes records and a record an event again), [`modes`]. Names and
+//! text ([`text`]), ids, topics and bans are the [`crate::chat`] vocabulary, shared with the
+//! store.
 
 pub mod accounts;
 pub mod bans;
@@ -28,7 +30,6 @@ mod monitor;
 mod oper;
 pub mod outbox;
 mod redact;
-pub mod text;
 pub mod users;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -36,8 +37,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+pub use crate::chat::text;
+pub use crate::chat::{Ban, Topic};
+use crate::chat::{MsgIdGen, now_millis};
 pub use event::{Event, EventKind, MsgId, MsgKind, Source, Tags, Target};
-use event::{MsgIdGen, now_millis};
 pub use history::{History, HistoryNotice};
 use limits::{HubLimits, RoomCreation};
 use modes::{ModeChange, RoomMode, RoomModes, flip};
@@ -161,22 +164,6 @@ pub enum HubError {
     ShuttingDown,
     #[error("you are banned from this server: {0}")]
     ServerBanned(String),
-}
-
-/// A room's topic, who set it and when (milliseconds since the Unix epoch).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Topic {
-    pub text: String,
-    pub set_by: String,
-    pub at: u64,
-}
-
-/// An entry of a room's ban list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ban {
-    pub mask: String,
-    pub set_by: String,
-    pub at: u64,
 }
 
 /// A member's status in one room.

@@ -370,7 +370,7 @@ fn a_full_outbox_does_not_stop_delivery_to_others() {
 
 #[test]
 fn msgids_increase() {
-    let mut ids = event::MsgIdGen::default();
+    let mut ids = crate::chat::MsgIdGen::default();
     let a = ids.next_id();
     let b = ids.next_id();
     assert!(b > a);

@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::chat::now_millis;
 use crate::hub::event::FORMATS;
-use crate::hub::event::now_millis;
 use crate::hub::modes::{self, ModeChange};
 use crate::hub::text::strip_formatting;
 use crate::hub::{self, Closed, ConnId, Event, EventKind, HubError, LOBBY, MsgKind, Out, Outbox, Registration, Target};
@@ -496,7 +496,7 @@ impl Session<'_> {
                                 record.nick
                             ));
                         }
-                        let lines = render(&record.to_event());
+                        let lines = render(&Event::from_record(record));
                         let lines = String::from_utf8_lossy(&lines);
                         let time = clock(record.time(), today);
                         let lines: Vec<String> = lines.lines().map(|line| format!("[{time}] {line}")).collect();

@@ -9,7 +9,7 @@
 //! and keeps a connection of its own.
 
 use super::StoreError;
-use crate::hub::bans::ServerBan;
+use crate::chat::ServerBan;
 
 /// One registered account.
 #[derive(Clone, PartialEq, Eq)]

@@ -50,14 +50,13 @@ mod tests;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::hub::text::fold;
-use crate::hub::{Ban, Event, EventKind, MsgId, MsgKind, Source, Tags, Target, Topic};
+use crate::chat::text::fold;
+use crate::chat::{Ban, MsgId, Tags, Topic};
 pub use accounts::{AccountStore, StoredAccount};
 pub use sqlite::{SqliteAccounts, SqliteStore};
 
@@ -231,110 +230,10 @@ pub struct Record {
     pub redacted: bool,
 }
 
-/// The client-only tag that is relayed but never kept: a typing notice is stale at once.
-pub const TYPING_TAG: &str = "+typing";
-
 impl Record {
     /// When the record was made, in milliseconds since the Unix epoch.
     pub fn time(&self) -> u64 {
         self.id.millis()
-    }
-
-    /// The event this record keeps, as far as it was kept (typing notices are not stored, and
-    /// the users' connection ids are gone). Replays render it like any live event, so a line reads
-    /// the same whether it arrives live or from history.
-    pub fn to_event(&self) -> Arc<Event> {
-        let who = Source {
-            id: 0,
-            nick: self.nick.clone(),
-            user: self.user.clone(),
-            host: self.host.clone(),
-            bot: false,
-            account: None,
-        };
-        let room = self.target.clone();
-        let text = self.text.clone();
-        let message = |kind| {
-            // A private message is kept under the pair's key; on the wire it names its recipient.
-            let target =
-                if room.starts_with('#') { Target::Room(room.clone()) } else { Target::User(self.extra.clone()) };
-            EventKind::Message { from: who.clone(), target, kind, text: text.clone(), tags: self.tags.clone() }
-        };
-        let kind = match self.kind {
-            RecordKind::Privmsg => message(MsgKind::Privmsg),
-            RecordKind::Notice => message(MsgKind::Notice),
-            RecordKind::Action => message(MsgKind::Action),
-            RecordKind::TagMsg => message(MsgKind::TagMsg),
-            RecordKind::Join => EventKind::Join { who, room, realname: text },
-            RecordKind::Part => EventKind::Part { who, room, reason: text },
-            RecordKind::Quit => EventKind::Quit { who, reason: text },
-            RecordKind::Nick => EventKind::Nick { who, new: text },
-            RecordKind::Topic => EventKind::Topic { who, room, text },
-            RecordKind::Kick => EventKind::Kick { who, room, target: self.extra.clone(), target_id: 0, reason: text },
-            RecordKind::Mode => EventKind::Mode { who, room, changes: text },
-        };
-        Event::new(self.id, kind)
-    }
-
-    /// The records that keep `event` in history: one for a message or a room event; for a quit
-    /// or a nick change, which the hub announces once to everyone who shared a room with the
-    /// user, one per room in `rooms` (the rooms the user was in). Invites, away and presence
-    /// changes, new real names, wallops and messages to a room's operators are not history.
-    pub fn from_event<S: AsRef<str>>(event: &Event, rooms: impl IntoIterator<Item = S>) -> Vec<Record> {
-        let record = |who: &Source, target: &str, kind, text: &str, extra: &str| Record {
-            id: event.id,
-            target: target.to_owned(),
-            kind,
-            nick: who.nick.clone(),
-            user: who.user.clone(),
-            host: who.host.clone(),
-            text: text.to_owned(),
-            extra: extra.to_owned(),
-            tags: Vec::new(),
-            redacted: false,
-        };
-        let per_room = |kind, text: &str| {
-            rooms.into_iter().map(|room| record(event.actor(), room.as_ref(), kind, text, "")).collect()
-        };
-        let one = match &event.kind {
-            EventKind::Message { from, target, kind, text, tags } => {
-                let kept = || -> Tags { tags.iter().filter(|(key, _)| key != TYPING_TAG).cloned().collect() };
-                let (kind, tags) = match kind {
-                    MsgKind::Privmsg => (RecordKind::Privmsg, kept()),
-                    MsgKind::Notice => (RecordKind::Notice, kept()),
-                    MsgKind::Action => (RecordKind::Action, kept()),
-                    // Tags alone are history only with something besides a typing notice.
-                    MsgKind::TagMsg => match kept() {
-                        tags if tags.is_empty() => return Vec::new(),
-                        tags => (RecordKind::TagMsg, tags),
-                    },
-                };
-                let one = match target {
-                    Target::Room(room) => record(from, room, kind, text, ""),
-                    Target::User(to) => record(from, &dm_key(&from.nick, to), kind, text, to),
-                    // Said to a room's operators or voiced members: not for everyone's history.
-                    Target::RoomStatus(..) => return Vec::new(),
-                };
-                Record { tags, ..one }
-            }
-            EventKind::Join { who, room, realname } => record(who, room, RecordKind::Join, realname, ""),
-            EventKind::Part { who, room, reason } => record(who, room, RecordKind::Part, reason, ""),
-            EventKind::Topic { who, room, text } => record(who, room, RecordKind::Topic, text, ""),
-            EventKind::Kick { who, room, target, reason, .. } => record(who, room, RecordKind::Kick, reason, target),
-            EventKind::Mode { who, room, changes } => record(who, room, RecordKind::Mode, changes, ""),
-            EventKind::Quit { reason, .. } => return per_room(RecordKind::Quit, reason),
-            EventKind::Nick { new, .. } => return per_room(RecordKind::Nick, new),
-            EventKind::Invite { .. }
-            | EventKind::Away { .. }
-            | EventKind::Presence { .. }
-            | EventKind::SetName { .. }
-            | EventKind::Wallops { .. }
-            | EventKind::Account { .. }
-            | EventKind::ReadMarker { .. } => return Vec::new(),
-            // A redaction changes the record it names (see [`Store::redact`]).
-            EventKind::Redact { .. } => return Vec::new(),
-        };
-        vec![one]
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::*;
-use crate::hub::event::now_millis;
+use crate::chat::now_millis;
 
 /// A fresh directory, removed with everything in it when dropped.
 struct Scratch(PathBuf);
@@ -302,19 +302,17 @@ fn messages_only_skips_events_without_shrinking_pages() {
     assert_eq!(everything.first().map(Record::time), Some(T0 + 290));
 }
 
-/// A private message from `from` to `to` in millisecond `ms`, made the way the hub reports it.
+/// A private message from `from` to `to` in millisecond `ms`, recorded the way the hub records
+/// it: under the pair's key, naming its recipient.
 fn private(ms: u64, from: &str, to: &str, text: &str) -> Vec<Record> {
-    let event = Event::new(
-        id(ms, 0),
-        EventKind::Message {
-            from: Source { id: 1, nick: from.into(), user: "u".into(), host: "h".into(), bot: false, account: None },
-            target: Target::User(to.into()),
-            kind: MsgKind::Privmsg,
-            text: text.into(),
-            tags: Vec::new(),
-        },
-    );
-    Record::from_event(&event, [] as [&str; 0])
+    let message = Record {
+        nick: from.into(),
+        user: "u".into(),
+        host: "h".into(),
+        extra: to.into(),
+        ..record(id(ms, 0), &dm_key(from, to), text)
+    };
+    vec![message]
 }
 
 #[test]
@@ -583,30 +581,7 @@ fn the_schema_version_is_recorded_and_a_newer_one_refused() {
 }
 
 #[test]
-fn events_become_records() {
-    let who = Source { id: 1, nick: "alice".into(), user: "a".into(), host: "h".into(), bot: false, account: None };
-    let event = |kind| Event::new(id(T0, 0), kind);
-    let quit = event(EventKind::Quit { who: who.clone(), reason: "bye".into() });
-    let records = Record::from_event(&quit, ["#a", "#b"]);
-    assert_eq!(
-        records.iter().map(|r| (r.target.as_str(), r.kind, r.text.as_str())).collect::<Vec<_>>(),
-        [("#a", RecordKind::Quit, "bye"), ("#b", RecordKind::Quit, "bye")]
-    );
-    let kick = event(EventKind::Kick {
-        who: who.clone(),
-        room: "#a".into(),
-        target: "bob".into(),
-        target_id: 2,
-        reason: "spam".into(),
-    });
-    let records = Record::from_event(&kick, ["#ignored"]);
-    assert_eq!(records.len(), 1);
-    assert_eq!(
-        (records[0].target.as_str(), records[0].kind, records[0].text.as_str(), records[0].extra.as_str()),
-        ("#a", RecordKind::Kick, "spam", "bob")
-    );
-    let invite = event(EventKind::Invite { who, target: "bob".into(), target_id: 2, room: "#a".into() });
-    assert!(Record::from_event(&invite, ["#a"]).is_empty());
+fn record_kinds_have_names() {
     for kind in RecordKind::ALL {
         assert_eq!(RecordKind::from_name(kind.as_str()), Some(kind));
     }

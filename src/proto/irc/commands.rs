@@ -12,7 +12,7 @@ use super::render;
 use super::session::Session;
 use super::{MAX_TARGETS, VERSION};
 use super::{accounts, help, monitor, multiline, redact, users};
-use crate::hub::event::now_millis;
+use crate::chat::now_millis;
 use crate::hub::modes::{self, ModeParseError};
 use crate::hub::text::{self, AWAY_LEN, KEY_LEN, KICK_LEN, MASK_LEN, NICK_LEN, ROOM_LEN, TOPIC_LEN};
 use crate::hub::{self, ConnId, HubError, MsgKind, Status, Tags};

@@ -5,7 +5,7 @@ use super::caps::Cap;
 use super::message::Message;
 use super::render::{self, iso_time};
 use super::session::{Session, batch_ref};
-use crate::hub::{self, MsgId};
+use crate::hub::{self, Event, MsgId};
 use crate::store::{Bound, Include, Record, Selector};
 
 /// The most messages one `CHATHISTORY` answer holds (`CHATHISTORY=100` in ISUPPORT).
@@ -166,7 +166,7 @@ fn send_batch(session: &mut Session, target: &str, records: &[Record], asked: bo
     if asked {
         caps |= Cap::ServerTime as u32 | Cap::MessageTags as u32;
     }
-    let lines = records.iter().flat_map(|r| render::messages(&r.to_event(), caps)).collect();
+    let lines = records.iter().flat_map(|r| render::messages(&Event::from_record(r), caps)).collect();
     push_batch(session, lines, "chathistory", &[target]);
 }
 

@@ -8,8 +8,8 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{BUSY_TIMEOUT, SqliteStore, classify, from_sql_int, sql_int};
-use crate::hub::bans::ServerBan;
-use crate::hub::text::fold;
+use crate::chat::ServerBan;
+use crate::chat::text::fold;
 use crate::store::StoreError;
 use crate::store::accounts::{AccountStore, StoredAccount};
 

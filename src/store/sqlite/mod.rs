@@ -99,8 +99,8 @@ use tokio::sync::oneshot;
 use super::{
     Bound, Include, Pending, Record, RecordKind, Retention, RoomState, Selector, Store, StoreError, TargetActivity,
 };
-use crate::hub::text::fold;
-use crate::hub::{Ban, MsgId, Tags, Topic};
+use crate::chat::text::fold;
+use crate::chat::{Ban, MsgId, Tags, Topic};
 use schema::Outcome;
 use writer::{Command, Writer};
 

@@ -27,7 +27,7 @@
 //!   `read_markers`, how far each account has read each target (`draft/read-marker`); and
 //!   `server_bans`, the operators' `KLINE`s, keyed by the folded mask.
 //!
-//! [`MsgId`]: crate::hub::MsgId
+//! [`MsgId`]: crate::chat::MsgId
 
 use rusqlite::Connection;
 

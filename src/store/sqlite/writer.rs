@@ -14,9 +14,9 @@ use tokio::sync::oneshot;
 use super::{
     COMMIT_WINDOW, QUEUE_LIMIT, RETAIN_CHUNK, RETRY_MAX, classify, said_kinds, sql_int, sql_limit, tags_to_sql,
 };
-use crate::hub::MsgId;
-use crate::hub::event::now_millis;
-use crate::hub::text::fold;
+use crate::chat::MsgId;
+use crate::chat::now_millis;
+use crate::chat::text::fold;
 use crate::store::{Bound, Record, Retention, RoomState, StoreError, dm_parties};
 
 /// What the store asks of its writer.
