@@ -192,7 +192,10 @@ async fn a_full_disk_pauses_history_says_so_and_loses_nothing() {
     let resumed = log.matches("history is being written again").count();
     assert!(paused >= 1 && paused == resumed, "{paused} pauses, {resumed} resumptions logged: {log}");
     assert!(paused >= notices.len() / 2, "{notices:?}: {log}");
-    assert!(paused <= 10, "a handful of changes, not one per message: {log}");
+    // A nearly full disk may let a retry through and refuse the next commit a few times
+    // before the test fills it again (more often on a loaded machine): a change now and then,
+    // never one per message.
+    assert!(paused * 4 <= said.len(), "{paused} changes for {} messages: {log}", said.len());
 }
 
 /// A database whose message pages are overwritten with noise, its schema and rooms intact.
