@@ -49,6 +49,14 @@ if [[ ! -d tests/browser/node_modules/playwright-core ]]; then
     npm ci --prefix tests/browser --no-audit --no-fund --silent
 fi
 
+# A CI machine builds once from a clean clone on a small disk: incremental build files (about
+# 1 GB) and full debug info (about half of the 3 GB of test binaries) only cost space there;
+# line numbers stay in backtraces. (Locally these would rebuild everything that `cargo test`
+# built, so they are for CI only.)
+if [[ ${CI:-} == true ]]; then
+    export CARGO_INCREMENTAL=0 CARGO_PROFILE_DEV_DEBUG=line-tables-only
+fi
+
 if [[ $# -gt 0 ]]; then
     cargo test --locked "$@"
 else

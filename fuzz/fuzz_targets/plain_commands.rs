@@ -14,8 +14,9 @@
 #![no_main]
 
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicU8;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use charla::accounts::Accounts;
@@ -26,20 +27,41 @@ use charla::proto::{HistoryConfig, Shared, Stage};
 use charla::store::{AccountStore, SqliteAccounts, SqliteStore, Store};
 use libfuzzer_sys::fuzz_target;
 
-/// One history store and one account store for the whole run: opening one costs a writer
-/// thread and a database file.
+/// How many inputs share one history store and one account store. Opening stores costs a
+/// writer thread and a database file, so they are shared; but every input stores its joins and
+/// lines, and one store for a whole run grew by hundreds of megabytes a minute (a CI machine's
+/// disk filled up), so they are renewed now and then, the old files removed.
+const INPUTS_PER_STORE: u32 = 5_000;
+
+struct Stores {
+    dir: PathBuf,
+    store: Arc<dyn Store>,
+    accounts: Arc<dyn AccountStore>,
+    inputs: u32,
+}
+
 fn stores() -> (Arc<dyn Store>, Arc<dyn AccountStore>) {
-    static STORES: OnceLock<(Arc<dyn Store>, Arc<dyn AccountStore>)> = OnceLock::new();
-    STORES
-        .get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("charla-fuzz-plain-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).expect("a temporary directory");
-            let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir).expect("a store"));
-            let accounts: Arc<dyn AccountStore> = Arc::new(SqliteAccounts::open(&dir).expect("an account store"));
-            (store, accounts)
-        })
-        .clone()
+    static STORES: Mutex<Option<Stores>> = Mutex::new(None);
+    static OPENED: AtomicU32 = AtomicU32::new(0);
+    let mut stores = STORES.lock().expect("the stores' lock");
+    if stores.as_ref().is_some_and(|s| s.inputs >= INPUTS_PER_STORE) {
+        // Last input's hub is gone: these are the stores' last owners, and dropping the history
+        // store waits for its writer.
+        let old = stores.take().expect("stores");
+        drop((old.store, old.accounts));
+        let _ = std::fs::remove_dir_all(&old.dir);
+    }
+    let current = stores.get_or_insert_with(|| {
+        let n = OPENED.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("charla-fuzz-plain-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir).expect("a store"));
+        let accounts: Arc<dyn AccountStore> = Arc::new(SqliteAccounts::open(&dir).expect("an account store"));
+        Stores { dir, store, accounts, inputs: 0 }
+    });
+    current.inputs += 1;
+    (current.store.clone(), current.accounts.clone())
 }
 
 /// What every session shares, around a fresh hub. (Where `Shared` and its parts live is the
