@@ -253,7 +253,7 @@ async fn private_history_follows_the_account_and_reaches_no_one_else() {
 }
 
 #[tokio::test]
-async fn read_markers_are_shared_by_an_accounts_connections_alone() {
+async fn read_markers_are_shared_by_an_accounts_connections_alone_and_guests_keep_their_own() {
     let server = start_with(|_| {}).await;
     for name in ["dora", "eve"] {
         drop(plain_registered(server.addr, name).await);
@@ -295,9 +295,23 @@ async fn read_markers_are_shared_by_an_accounts_connections_alone() {
     eve.send("JOIN #room").await;
     assert_eq!(eve.expect("MARKREAD").await.params, ["#room", "*"]);
 
+    // A guest (web clients such as gamja send MARKREAD logged in or not) has a marker of its
+    // own for as long as its connection lasts, and hears nothing of the accounts'.
     let mut anonymous = Irc::register(server.addr, "anon", &caps).await;
+    anonymous.send("JOIN #room").await;
+    assert_eq!(anonymous.expect("MARKREAD").await.params, ["#room", "*"]);
+    let guest_read = "timestamp=2026-03-04T05:06:07.890Z";
+    anonymous.send(&format!("MARKREAD #room {guest_read}")).await;
+    assert_eq!(anonymous.expect("MARKREAD").await.params, ["#room", guest_read]);
+    anonymous.send("MARKREAD #room timestamp=2025-01-01T00:00:00.000Z").await;
+    assert_eq!(anonymous.expect("MARKREAD").await.params, ["#room", guest_read]);
     anonymous.send("MARKREAD #room").await;
-    assert_eq!(anonymous.expect("FAIL").await.params[..2], ["MARKREAD", "INTERNAL_ERROR"]);
+    assert_eq!(anonymous.expect("MARKREAD").await.params, ["#room", guest_read]);
+    laptop.send("MARKREAD #room").await;
+    assert_eq!(laptop.expect("MARKREAD").await.params, ["#room", read]);
+    let mut other_guest = Irc::register(server.addr, "anon2", &caps).await;
+    other_guest.send("MARKREAD #room").await;
+    assert_eq!(other_guest.expect("MARKREAD").await.params, ["#room", "*"]);
 }
 
 #[tokio::test]

@@ -155,11 +155,14 @@ impl Hub {
         self.read_markers.insert(fold(account).into(), markers.into_iter().collect());
     }
 
-    /// How far the account of `id` has read `target`: `None` when `id` is not logged in,
-    /// `Some(None)` for a target it never read.
-    pub fn read_marker(&self, id: ConnId, target: &str) -> Option<Option<u64>> {
-        let account = self.user(id).source.account.as_deref()?;
-        Some(self.read_markers.get(fold(account).as_str()).and_then(|m| m.get(&fold(target)).copied()))
+    /// How far `id` has read `target` (its account's marker, or its own as a guest): `None`
+    /// for a target it never read.
+    pub fn read_marker(&self, id: ConnId, target: &str) -> Option<u64> {
+        let markers = match self.user(id).source.account.as_deref() {
+            Some(account) => self.read_markers.get(fold(account).as_str()),
+            None => self.guest_read_markers.get(&id),
+        };
+        markers.and_then(|m| m.get(&fold(target)).copied())
     }
 
     /// Forgets the read markers of `account` if none of its connections is left.
@@ -186,6 +189,21 @@ impl Hub {
         let event =
             self.event(EventKind::ReadMarker { who: self.user(id).source.clone(), target: target.to_string(), at });
         self.deliver(devices, &event);
+    }
+
+    /// A guest's read marker on `target` (`draft/read-marker` lets a server keep one for a client
+    /// that is not logged in, for its connection's life): moved forward to `at` if given (it
+    /// never moves back), then returned; `None` for a target never read.
+    pub fn guest_read_marker(&mut self, id: ConnId, target: &str, at: Option<u64>) -> Option<u64> {
+        let markers = self.guest_read_markers.entry(id).or_default();
+        match at {
+            Some(at) => {
+                let stored = markers.entry(fold(target)).or_insert(at);
+                *stored = (*stored).max(at);
+                Some(*stored)
+            }
+            None => markers.get(&fold(target)).copied(),
+        }
     }
 
     /// The party `id` is in a private conversation: its account if it is logged in (so that

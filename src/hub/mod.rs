@@ -481,6 +481,8 @@ pub struct Hub {
     claims: IdMap<accounts::Claim>,
     /// The read markers of the accounts logged in: folded account → folded target → time.
     read_markers: HashMap<Box<str>, HashMap<String, u64>>,
+    /// The read markers of guests (users not logged in), for as long as their connection lasts.
+    guest_read_markers: IdMap<HashMap<String, u64>>,
     /// Server bans (`KLINE`).
     server_bans: Vec<bans::ServerBan>,
 }
@@ -645,6 +647,7 @@ impl Hub {
         if let Some(account) = &user.source.account {
             self.forget_read_markers(account);
         }
+        self.guest_read_markers.remove(&id);
         self.whowas.push_front(Departed {
             nick: user.source.nick,
             user: user.source.user,

@@ -151,21 +151,13 @@ pub fn service(session: &mut Session, text: &str) {
 }
 
 /// `MARKREAD target [timestamp=…]` (`draft/read-marker`): how far the account has read a room
-/// or a conversation, kept per account and shared by its connections alone.
+/// or a conversation, kept per account and shared by its connections alone; a guest's is kept
+/// for its connection only (web clients such as gamja send MARKREAD whether logged in or not).
 pub fn markread(session: &mut Session, message: &Message) {
     let target = param(message, 0).to_string();
     if !(target.starts_with('#') || crate::hub::text::valid_nick(&target)) {
         return session.standard_reply("FAIL", "MARKREAD", "INVALID_PARAMS", &[&target], "Name a room or a nick");
     }
-    let Some(account) = session.account() else {
-        return session.standard_reply(
-            "FAIL",
-            "MARKREAD",
-            "INTERNAL_ERROR",
-            &[&target],
-            "Read markers are kept per account: log in first",
-        );
-    };
     let at = match message.params.get(1) {
         None => None,
         Some(at) => match at.strip_prefix("timestamp=").and_then(render::parse_time) {
@@ -181,7 +173,13 @@ pub fn markread(session: &mut Session, message: &Message) {
             }
         },
     };
-    let (shared, id) = (session.shared.clone(), session.id.expect("registered"));
+    let id = session.id.expect("registered");
+    let Some(account) = session.account() else {
+        let stored = hub::lock(&session.shared.hub).guest_read_marker(id, &target, at);
+        let server = session.shared.server_name.clone();
+        return session.reply(render::read_marker(&server, &target, stored));
+    };
+    let shared = session.shared.clone();
     session.defer(async move {
         let result = match at {
             Some(at) => shared.accounts.set_read_marker(&account, &target, at).await.map(Some),
@@ -201,17 +199,15 @@ pub fn markread(session: &mut Session, message: &Message) {
     });
 }
 
-/// After a JOIN, for a logged-in client with `draft/read-marker`: how far its account has read
-/// the room (before the end of NAMES, as the spec asks).
+/// After a JOIN, for a client with `draft/read-marker`: how far it (its account, or itself as a
+/// guest) has read the room, `*` if never (before the end of NAMES, as the spec asks).
 pub fn read_marker_on_join(session: &mut Session, room: &str) {
     if !session.caps.has(crate::proto::irc::caps::Cap::ReadMarker) {
         return;
     }
     let marker = hub::lock(&session.shared.hub).read_marker(session.id.expect("registered"), room);
-    if let Some(at) = marker {
-        let server = session.shared.server_name.clone();
-        session.reply(render::read_marker(&server, room, at));
-    }
+    let server = session.shared.server_name.clone();
+    session.reply(render::read_marker(&server, room, marker));
 }
 
 /// `KLINE [minutes] mask :reason` (server operators): bans a mask from the server.
