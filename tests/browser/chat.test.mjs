@@ -34,10 +34,10 @@ function freePort() {
   });
 }
 
-/** Starts `charla serve`; resolves once it prints its URL. */
-function startServer() {
+/** Starts `charla serve` (on `at`, with `dir`, and `extra` flags); resolves once it prints its URL. */
+function startServer(extra = [], at = port, dir = dataDir) {
   return new Promise((resolve, reject) => {
-    const child = spawn(binary, ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir, "--flood-limit", "off"], {
+    const child = spawn(binary, ["serve", "--listen", `127.0.0.1:${at}`, "--data-dir", dir, "--flood-limit", "off", ...extra], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -81,13 +81,21 @@ function nc() {
   return client;
 }
 
-/** A new person: a page of their own (own storage), nick chosen in the welcome dialog. */
-async function person(nick, viewport = { width: 1280, height: 800 }) {
+/**
+ * A new person: a page of their own (own storage), nick chosen in the welcome dialog, and
+ * with `account`, a password to log in (`mode` "login") or to create the account ("register").
+ */
+async function person(nick, viewport = { width: 1280, height: 800 }, account = null) {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   page.on("pageerror", (e) => assert.fail(`${nick}'s page threw: ${e.message}`));
   await page.goto(`http://127.0.0.1:${port}/`);
   await page.fill("#nick-input", nick);
+  if (account) {
+    await page.click("#account-details summary");
+    await page.fill("#password-input", account.password);
+    await page.check(`input[name=account-mode][value=${account.mode}]`);
+  }
   await page.press("#nick-input", "Enter");
   await page.locator("#status.online").waitFor({ timeout: WAIT });
   await page.locator(".buffer.active", { hasText: "#lobby" }).waitFor({ timeout: WAIT });
@@ -185,6 +193,65 @@ test("two pages and an nc client chat in #lobby, and pages talk privately", asyn
   plain.close();
   await alice.context().close();
   await bob.context().close();
+});
+
+test("an account made on the page keeps the nick, and another device finds its private conversations", async () => {
+  const gina = await person("gina", undefined, { password: "gina's secret", mode: "register" });
+  await gina.locator("#me-nick.account").waitFor({ timeout: WAIT });
+  await shows(gina, "Account gina created");
+  const plain = nc();
+  await plain.said("Welcome to the chatroom!");
+  plain.send("/msg gina are you on your phone yet?");
+  await gina.locator("#dms .buffer", { hasText: "guest" }).waitFor({ timeout: WAIT });
+
+  // Her phone: a new device with nothing stored; the nick is in use, so it gets another, but
+  // logs in to the same account and finds the conversation (CHATHISTORY TARGETS).
+  const phone = await person("gina", { width: 390, height: 844 }, { password: "gina's secret", mode: "login" });
+  await phone.locator("#me-nick.account").waitFor({ timeout: WAIT });
+  assert.equal(await phone.locator("#me-nick").getAttribute("title"), "Logged in as gina");
+  const dm = phone.locator("#dms .buffer", { hasText: "guest" });
+  await dm.waitFor({ timeout: WAIT });
+  await phone.click("#open-sidebar");
+  await dm.click();
+  await shows(phone, "are you on your phone yet?");
+
+  // A wrong password: told so, and the chat goes on as a guest.
+  const impostor = await person("gina", undefined, { password: "guess", mode: "login" });
+  await shows(impostor, "Login failed");
+  assert.equal(await impostor.locator("#me-nick.account").count(), 0, "not logged in");
+  assert.equal(await impostor.evaluate(() => localStorage.getItem("charla.login") ?? sessionStorage.getItem("charla.login")), null, "the wrong password is not kept");
+
+  plain.close();
+  for (const page of [gina, phone, impostor]) await page.context().close();
+});
+
+test("a private server asks for its password before anything else", async () => {
+  const privatePort = await freePort();
+  const privateDir = mkdtempSync(path.join(tmpdir(), "charla-browser-private-"));
+  const privateServer = await startServer(["--password", "clubhouse"], privatePort, privateDir);
+  try {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    page.on("pageerror", (e) => assert.fail(`the page threw: ${e.message}`));
+    await page.goto(`http://127.0.0.1:${privatePort}/`);
+    await page.fill("#nick-input", "ivan");
+    await page.press("#nick-input", "Enter");
+    await page.locator("#welcome[open] #server-password-input").waitFor({ timeout: WAIT });
+    assert.match(await page.locator("#welcome-error").innerText(), /private/);
+    await page.fill("#server-password-input", "wrong");
+    await page.press("#server-password-input", "Enter");
+    await page.locator("#welcome-error", { hasText: "not right" }).waitFor({ timeout: WAIT });
+    await page.fill("#server-password-input", "clubhouse");
+    await page.press("#server-password-input", "Enter");
+    await page.locator("#status.online").waitFor({ timeout: WAIT });
+    await page.locator(".buffer.active", { hasText: "#lobby" }).waitFor({ timeout: WAIT });
+    await say(page, "made it in");
+    await shows(page, "made it in");
+    await context.close();
+  } finally {
+    await stopServer(privateServer);
+    rmSync(privateDir, { recursive: true, force: true });
+  }
 });
 
 test("history after a reload, and scrolling back reaches the first message", async () => {

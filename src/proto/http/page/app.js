@@ -28,6 +28,7 @@ const HELP = [
   "/who [#room] — who is here",
   "/whois nick — about someone",
   "/away [message] — mark yourself away (no message: back)",
+  "/register password — create an account for your nick; /login [account] password; /logout",
   "/list — rooms on this server",
   "/invite nick, /kick nick [reason], /op nick, /deop nick, /voice nick, /ban mask, /mode …",
   "/quote LINE — send a raw IRC line",
@@ -120,6 +121,14 @@ const state = {
   typingSent: 0,
   everConnected: false,
   history: new Map(), // sent lines, for ↑
+  // Logging in: { account, password, mode: "login" | "register" }, and a private server's
+  // password. Kept for this tab, and on this device when asked to remember them.
+  login: kept("charla.login"),
+  serverPassword: kept("charla.server-password"),
+  needServerPassword: false,
+  account: null,
+  halted: false, // no reconnecting until the welcome dialog is answered again
+  started: false,
 };
 
 function buffer(name, kind) {
@@ -141,9 +150,26 @@ function buffer(name, kind) {
 
 function saveBuffers() {
   const rooms = [...state.buffers.values()].filter((b) => b.kind === "room").map((b) => b.name);
-  const dms = [...state.buffers.values()].filter((b) => b.kind === "dm").map((b) => b.name);
   localStorage.setItem("charla.rooms", JSON.stringify(rooms));
-  localStorage.setItem("charla.dms", JSON.stringify(dms));
+}
+
+function kept(key) {
+  try {
+    return JSON.parse(sessionStorage.getItem(key) ?? localStorage.getItem(key) ?? "null");
+  } catch {
+    return null;
+  }
+}
+
+function keep(key, value, remember) {
+  sessionStorage.setItem(key, JSON.stringify(value));
+  if (remember) localStorage.setItem(key, JSON.stringify(value));
+  else localStorage.removeItem(key);
+}
+
+function forget(key) {
+  sessionStorage.removeItem(key);
+  localStorage.removeItem(key);
 }
 
 function savedList(key) {
@@ -172,6 +198,7 @@ function connect() {
   state.batches.clear();
   setStatus("connecting…", "");
   socket.onopen = () => {
+    if (state.serverPassword) send(buildLine("PASS", [state.serverPassword]));
     send("CAP LS 302");
     send(buildLine("NICK", [state.nick]));
     send(buildLine("USER", [state.nick, "0", "*", "charla web"]));
@@ -182,6 +209,12 @@ function connect() {
   socket.onclose = () => {
     if (state.socket !== socket) return;
     state.socket = null;
+    state.account = null;
+    renderMe();
+    if (state.halted) {
+      setStatus("offline", "offline");
+      return;
+    }
     for (const b of state.buffers.values()) {
       b.joined = false;
       b.loading = false;
@@ -194,6 +227,14 @@ function connect() {
     state.reconnectTimer = setTimeout(connect, delay);
     renderTyping();
   };
+}
+
+// A failed login: the stored password goes, the chat goes on as a guest.
+function loginFailed(msg) {
+  state.login = null;
+  forget("charla.login");
+  serverNote(`Login failed: ${msg.params[msg.params.length - 1]}. You are chatting as a guest; /login NAME PASSWORD to try again.`, "error", true);
+  if (!state.registered) send("CAP END");
 }
 
 function setStatus(text, cls) {
@@ -222,12 +263,16 @@ const handlers = {
       }
       if (!more) {
         const wanted = WANTED_CAPS.filter((c) => c in state.capValues);
+        if (state.login?.mode === "login" && "sasl" in state.capValues) wanted.push("sasl");
         if (wanted.length) send(buildLine("CAP", ["REQ", wanted.join(" ")]));
         else send("CAP END");
       }
     } else if (sub === "ACK") {
       for (const cap of msg.params[2].split(" ")) if (cap) state.caps.add(cap.replace(/^-/, ""));
-      send("CAP END");
+      if (state.registered) return;
+      // Logged in before registration ends (SASL PLAIN); the server's answer ends it.
+      if (state.login?.mode === "login" && state.caps.has("sasl")) send("AUTHENTICATE PLAIN");
+      else send("CAP END");
     } else if (sub === "NAK") {
       send("CAP END");
     }
@@ -236,14 +281,19 @@ const handlers = {
     state.registered = true;
     state.retry = 0;
     setNick(msg.params[0]);
+    if (state.login?.mode === "register") send(buildLine("REGISTER", [state.login.account, "*", state.login.password]));
     setStatus("online", "online");
     showBanner("");
     const rooms = new Set([LOBBY, ...savedList("charla.rooms")].map(fold));
     for (const b of state.buffers.values()) if (b.kind === "room") rooms.add(b.key);
     const names = [...rooms].map((key) => state.buffers.get(key)?.name || savedList("charla.rooms").find((n) => fold(n) === key) || key);
     send(buildLine("JOIN", [names.join(",")]));
-    for (const name of savedList("charla.dms")) buffer(name, "dm");
     for (const b of state.buffers.values()) if (b.kind === "dm") catchUp(b);
+    // The private conversations of this nick or account, whichever device they were held on.
+    if (state.caps.has("draft/chathistory")) {
+      const now = new Date(Date.now() + 60_000).toISOString();
+      send(buildLine("CHATHISTORY", ["TARGETS", `timestamp=${now}`, "timestamp=1970-01-01T00:00:00.000Z", "100"]));
+    }
     if (!state.active) activate(fold(LOBBY));
     state.everConnected = true;
   },
@@ -260,6 +310,48 @@ const handlers = {
   "432"(msg) {
     serverNote(`${msg.params[1]} is not a valid nick: ${msg.params[2]}`, "error", true);
     if (!state.registered) send(buildLine("NICK", ["guest" + Math.floor(Math.random() * 10000)]));
+  },
+  "464"(msg) {
+    if (state.registered) return handleOther(msg);
+    // A private server: nothing more until its password is given.
+    const wrong = Boolean(state.serverPassword);
+    state.halted = true;
+    state.needServerPassword = true;
+    state.serverPassword = null;
+    forget("charla.server-password");
+    openWelcome(wrong ? "That server password is not right. Try again." : "This server is private: enter its password.");
+  },
+  AUTHENTICATE(msg) {
+    if (msg.params[0] !== "+" || !state.login) return;
+    const { account, password } = state.login;
+    const bytes = new TextEncoder().encode(`${account}\0${account}\0${password}`);
+    send(buildLine("AUTHENTICATE", [btoa(String.fromCharCode(...bytes))]));
+  },
+  "900"(msg) {
+    state.account = msg.params[2];
+    serverNote(`You are logged in as ${state.account}.`, "info");
+    renderMe();
+  },
+  "901"() {
+    state.account = null;
+    renderMe();
+  },
+  "903"() {
+    if (!state.registered) send("CAP END");
+  },
+  "904": (msg) => loginFailed(msg),
+  "902": (msg) => loginFailed(msg),
+  "905": (msg) => loginFailed(msg),
+  "906": (msg) => loginFailed(msg),
+  "907"() {},
+  "908"() {},
+  REGISTER(msg) {
+    if (msg.params[0] !== "SUCCESS" || !state.login) return;
+    state.login = { ...state.login, account: msg.params[1], mode: "login" };
+    keep("charla.login", state.login, localStorage.getItem("charla.login") !== null);
+    state.account = msg.params[1];
+    serverNote(`Account ${msg.params[1]} created: you are logged in, and the nick is yours.`, "info", true);
+    renderMe();
   },
   PING(msg) {
     send(buildLine("PONG", msg.params));
@@ -448,6 +540,12 @@ const handlers = {
     note(`Invited ${msg.params[1]} to ${msg.params[2]}.`);
   },
   FAIL(msg) {
+    if (msg.params[0] === "REGISTER" && state.login?.mode === "register") {
+      state.login = null;
+      forget("charla.login");
+      serverNote(`The account was not created: ${msg.params[msg.params.length - 1]} You are chatting as a guest.`, "error", true);
+      return;
+    }
     note(`${msg.params[0]}: ${msg.params[msg.params.length - 1]}`, "error");
   },
   WARN(msg) {
@@ -492,6 +590,12 @@ function endBatch(batch) {
     if (request.kind !== "after" && batch.lines.length < request.limit) b.reachedStart = true;
     if (request.kind === "after" && batch.lines.length >= request.limit) catchUp(b);
     if (b.key === state.active) renderLog(request.kind === "before");
+  } else if (batch.type === "draft/chathistory-targets") {
+    for (const msg of batch.lines) {
+      const name = msg.params[1];
+      if (!name || isRoom(name) || fold(name) === fold(state.nick)) continue;
+      catchUp(buffer(name, "dm"));
+    }
   } else if (batch.type === "draft/multiline") {
     const first = batch.lines[0];
     if (!first) return;
@@ -949,6 +1053,13 @@ function setNick(nick) {
   const me = $("me-avatar");
   me.textContent = [...nick][0] || "?";
   me.style.setProperty("--hue", hue(nick));
+  renderMe();
+}
+
+function renderMe() {
+  const nick = $("me-nick");
+  nick.classList.toggle("account", Boolean(state.account));
+  nick.title = state.account ? `Logged in as ${state.account}` : "Guest (not logged in)";
 }
 
 // ---------------------------------------------------------------- notifications
@@ -1072,6 +1183,22 @@ function command(text) {
       return;
     case "mode":
       return send(buildLine("MODE", words[0]?.startsWith("#") ? words : [here || state.nick, ...words]));
+    case "login": {
+      const [account, password] = words.length > 1 ? words : [state.nick, words[0]];
+      if (!password) return note("Usage: /login [account] password", "error");
+      state.login = { account, password, mode: "login" };
+      keep("charla.login", state.login, false);
+      return send("AUTHENTICATE PLAIN");
+    }
+    case "register":
+      if (!rest || words.length > 1) return note("Usage: /register password (creates an account for your nick)", "error");
+      state.login = { account: state.nick, password: rest, mode: "register" };
+      keep("charla.login", state.login, false);
+      return send(buildLine("REGISTER", [state.nick, "*", rest]));
+    case "logout":
+      state.login = null;
+      forget("charla.login");
+      return send(buildLine("PRIVMSG", ["NickServ", "LOGOUT"]));
     case "quote":
     case "raw":
       return send(rest);
@@ -1142,6 +1269,7 @@ function completeNick(input) {
 // ---------------------------------------------------------------- wiring
 
 function start(nick) {
+  state.started = true;
   setNick(nick);
   buffer("*", "server");
   for (const name of [LOBBY, ...savedList("charla.rooms")]) buffer(name, "room");
@@ -1229,25 +1357,56 @@ document.addEventListener("DOMContentLoaded", () => {
     if (picker && !picker.contains(e.target) && !e.target.classList.contains("react-button")) picker.remove();
   });
 
-  const welcome = $("welcome");
   const nickInput = $("nick-input");
-  if (state.nick && validNick(state.nick)) {
-    start(state.nick);
-  } else {
-    nickInput.value = "";
-    welcome.addEventListener("cancel", (e) => e.preventDefault());
-    $("welcome-form").addEventListener("submit", (e) => {
-      const nick = nickInput.value.trim();
-      if (!validNick(nick)) {
-        e.preventDefault();
-        nickInput.setCustomValidity("Letters, digits and _ - [ ] { } ^ ` |, not starting with a digit or -, at most 30.");
-        nickInput.reportValidity();
-        return;
-      }
+  $("welcome").addEventListener("cancel", (e) => e.preventDefault());
+  $("welcome-form").addEventListener("submit", (e) => {
+    const nick = nickInput.value.trim();
+    if (!validNick(nick)) {
+      e.preventDefault();
+      nickInput.setCustomValidity("Letters, digits and _ - [ ] { } ^ ` |, not starting with a digit or -, at most 30.");
+      nickInput.reportValidity();
+      return;
+    }
+    const remember = $("remember-input").checked;
+    const password = $("password-input").value;
+    if (password) {
+      const mode = document.querySelector("input[name=account-mode]:checked").value;
+      state.login = { account: nick, password, mode };
+      keep("charla.login", state.login, remember);
+    }
+    if (state.needServerPassword) {
+      state.serverPassword = $("server-password-input").value;
+      keep("charla.server-password", state.serverPassword, remember);
+    }
+    $("password-input").value = "";
+    $("server-password-input").value = "";
+    if (state.started) {
+      setNick(nick);
+      const old = state.socket;
+      state.socket = null;
+      old?.close();
+      state.halted = false;
+      state.retry = 0;
+      connect();
+    } else {
       start(nick);
-    });
-    nickInput.addEventListener("input", () => nickInput.setCustomValidity(""));
-    welcome.showModal();
-    nickInput.focus();
-  }
+    }
+  });
+  nickInput.addEventListener("input", () => nickInput.setCustomValidity(""));
+  $("me-nick").addEventListener("click", () => openWelcome(""));
+  if (state.nick && validNick(state.nick)) start(state.nick);
+  else openWelcome("");
 });
+
+// The welcome dialog: the nick, optionally an account, and a private server's password when
+// the server asked for one. `error`: why it is shown again.
+function openWelcome(error) {
+  const welcome = $("welcome");
+  $("nick-input").value = state.nick || "";
+  $("server-password-field").hidden = !state.needServerPassword;
+  const shown = $("welcome-error");
+  shown.textContent = error;
+  shown.hidden = !error;
+  if (!welcome.open) welcome.showModal();
+  (state.needServerPassword ? $("server-password-input") : $("nick-input")).focus();
+}
