@@ -330,6 +330,8 @@ test("screenshots: desktop and phone", async () => {
   await frank.click("#open-sidebar");
   await frank.locator("#rooms .buffer", { hasText: "#release" }).click();
   await frank.locator(".app:not(.show-sidebar)").waitFor({ timeout: WAIT });
+  // The drawer slides away: the screenshot waits until it is out of sight.
+  await frank.waitForFunction(() => document.getElementById("sidebar").getBoundingClientRect().right <= 0, null, { timeout: WAIT });
   await erin.fill("#input", "On it");
   await erin.dispatchEvent("#input", "input");
   await frank.locator("#typing", { hasText: "erin is typing" }).waitFor({ timeout: WAIT });
