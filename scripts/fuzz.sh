@@ -6,7 +6,7 @@
 #   scripts/fuzz.sh all 3600           every target for an hour each
 #
 # Targets (fuzz/fuzz_targets/, docs/RELIABILITY.md says what each checks): irc_message,
-# plain_commands, sniff, chathistory. Each starts from its committed seeds (fuzz/seeds/TARGET)
+# plain_commands, sniff, chathistory, websocket. Each starts from its committed seeds (fuzz/seeds/TARGET)
 # and the corpus earlier runs grew (fuzz/corpus/TARGET, not committed). An input that fails is
 # saved under fuzz/artifacts/TARGET/ and the script fails; `cargo fuzz run TARGET FILE` (with
 # RUSTC_BOOTSTRAP=1, from fuzz/) replays it. Make it a regression test in the normal suite.
@@ -23,7 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=(irc_message plain_commands sniff chathistory)
+targets=(irc_message plain_commands sniff chathistory websocket)
 target=${1:-all}
 seconds=${2:-30}
 sanitizer=${CHARLA_FUZZ_SANITIZER:-none}
