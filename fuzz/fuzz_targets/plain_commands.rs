@@ -20,7 +20,7 @@ use std::task::{Context, Poll, Waker};
 
 use charla::accounts::Accounts;
 use charla::hub::{ConnId, History, Hub, HubConfig, Out, Outbox, Registration};
-use charla::net::{Limits, Render, Sessions};
+use charla::net::{ConnLimiter, Limits, Render, Sessions};
 use charla::proto::plain::{PlainRender, handle_line};
 use charla::proto::{HistoryConfig, Shared, Stage};
 use charla::store::{AccountStore, SqliteAccounts, SqliteStore, Store};
@@ -56,7 +56,9 @@ fn shared() -> Shared {
         sessions: Arc::new(Sessions::default()),
         store,
         history: HistoryConfig::default(),
-        limits,
+        limiter: ConnLimiter::new(limits.max_conns, limits.max_conns_per_ip),
+        limits: limits.into(),
+        motd: Default::default(),
         server_name: "charla".into(),
         started: std::time::SystemTime::now(),
         allowed_origins: Vec::new(),

@@ -1168,6 +1168,18 @@ impl Hub {
         &self.config.limits
     }
 
+    /// A new cap on rooms per user (a reload): joins from now on are held to it, no one is
+    /// made to leave a room.
+    pub fn set_max_rooms_per_user(&mut self, max: usize) {
+        self.config.limits.max_rooms_per_user = max;
+    }
+
+    /// New server operators (a reload): OPER from now on checks these. Whoever is an
+    /// operator already stays one until they disconnect.
+    pub fn set_opers(&mut self, opers: HashMap<String, String>) {
+        self.config.opers = opers;
+    }
+
     /// Refuses new users from now on (the server then closes every session).
     pub fn shutdown(&mut self) {
         self.closing = true;
