@@ -34,10 +34,10 @@ function freePort() {
   });
 }
 
-/** Starts `charla serve`; resolves once it prints its URL. */
-function startServer() {
+/** Starts `charla serve` (on `onPort` with `data`, and `args`); resolves once it prints its URL. */
+function startServer(args = [], onPort = port, data = dataDir) {
   return new Promise((resolve, reject) => {
-    const child = spawn(binary, ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir, "--flood-limit", "off"], {
+    const child = spawn(binary, ["serve", "--listen", `127.0.0.1:${onPort}`, "--data-dir", data, "--flood-limit", "off", ...args], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -236,6 +236,40 @@ test("a page reconnects after a server restart and catches up without gaps or du
   }
   plain.close();
   await dave.context().close();
+});
+
+test("a private server's page asks for its password and lets in only with the right one", async () => {
+  const privatePort = await freePort();
+  const privateDir = mkdtempSync(path.join(tmpdir(), "charla-browser-private-"));
+  const privateServer = await startServer(["--password", "letmein"], privatePort, privateDir);
+  try {
+    const page = await (await browser.newContext()).newPage();
+    page.on("pageerror", (e) => assert.fail(`grace's page threw: ${e.message}`));
+    await page.goto(`http://127.0.0.1:${privatePort}/`);
+    await page.fill("#nick-input", "grace");
+    await page.press("#nick-input", "Enter");
+    // Refused without a password: asked for one, and no reconnecting in a loop.
+    await page.locator("#welcome[open] #password-field:not([hidden])").waitFor({ timeout: WAIT });
+    await page.locator("#banner", { hasText: "This server is private: enter its password" }).waitFor({ timeout: WAIT });
+    assert.equal(await page.inputValue("#nick-input"), "grace", "the nick is kept");
+
+    await page.fill("#password-input", "wrong");
+    await page.press("#password-input", "Enter");
+    await page.locator("#status.offline").waitFor({ timeout: WAIT });
+    await page.locator("#welcome[open] #password-field:not([hidden])").waitFor({ timeout: WAIT });
+    assert.equal(await page.locator("#status.online").count(), 0, "a wrong password does not let in");
+
+    await page.fill("#password-input", "letmein");
+    await page.press("#password-input", "Enter");
+    await page.locator("#status.online").waitFor({ timeout: WAIT });
+    await page.locator(".buffer.active", { hasText: "#lobby" }).waitFor({ timeout: WAIT });
+    await say(page, "made it in");
+    await shows(page, "made it in");
+    await page.context().close();
+  } finally {
+    await stopServer(privateServer);
+    rmSync(privateDir, { recursive: true, force: true });
+  }
 });
 
 test("screenshots: desktop and phone", async () => {

@@ -107,6 +107,10 @@ const stripFormatting = (text) => text.replace(/\x03(\d{1,2}(,\d{1,2})?)?|[\x02\
 
 const state = {
   nick: localStorage.getItem("charla.nick") || "",
+  // A private server's password (`serve --password`), kept for this tab only.
+  password: sessionStorage.getItem("charla.password") || "",
+  // The server refused the password (or none was given): wait for one, do not reconnect.
+  needsPassword: false,
   registered: false,
   caps: new Set(),
   capValues: {},
@@ -173,6 +177,7 @@ function connect() {
   setStatus("connecting…", "");
   socket.onopen = () => {
     send("CAP LS 302");
+    if (state.password) send(buildLine("PASS", [state.password]));
     send(buildLine("NICK", [state.nick]));
     send(buildLine("USER", [state.nick, "0", "*", "charla web"]));
   };
@@ -186,6 +191,12 @@ function connect() {
       b.joined = false;
       b.loading = false;
       b.typing.clear();
+    }
+    if (state.needsPassword) {
+      setStatus("private server", "offline");
+      showBanner("This server is private: enter its password to come in.");
+      askPassword();
+      return;
     }
     const delay = Math.min(30000, 1000 * 2 ** state.retry) * (0.75 + Math.random() * 0.5);
     state.retry = Math.min(state.retry + 1, 5);
@@ -256,6 +267,12 @@ const handlers = {
     } else {
       serverNote(`The nick ${msg.params[1]} is taken; choose another with /nick.`, "error", true);
     }
+  },
+  "464"(msg) {
+    serverNote(state.password ? "Wrong server password." : "This server is private: it needs a password.", "error", true);
+    state.password = "";
+    sessionStorage.removeItem("charla.password");
+    state.needsPassword = true;
   },
   "432"(msg) {
     serverNote(`${msg.params[1]} is not a valid nick: ${msg.params[2]}`, "error", true);
@@ -1149,6 +1166,17 @@ function start(nick) {
   connect();
 }
 
+// Shows the welcome dialog again with the password field, the nick as it was.
+function askPassword() {
+  $("nick-input").value = state.nick;
+  $("password-field").hidden = false;
+  $("password-input").required = true;
+  $("password-input").value = "";
+  const welcome = $("welcome");
+  if (!welcome.open) welcome.showModal();
+  $("password-input").focus();
+}
+
 function validNick(nick) {
   return /^[A-Za-z[\]\\`_^{|}][A-Za-z0-9[\]\\`_^{|}-]{0,29}$/.test(nick);
 }
@@ -1231,22 +1259,31 @@ document.addEventListener("DOMContentLoaded", () => {
 
   const welcome = $("welcome");
   const nickInput = $("nick-input");
+  welcome.addEventListener("cancel", (e) => e.preventDefault());
+  $("welcome-form").addEventListener("submit", (e) => {
+    const nick = nickInput.value.trim();
+    if (!validNick(nick)) {
+      e.preventDefault();
+      nickInput.setCustomValidity("Letters, digits and _ - [ ] { } ^ ` |, not starting with a digit or -, at most 30.");
+      nickInput.reportValidity();
+      return;
+    }
+    if (state.needsPassword) {
+      state.password = $("password-input").value;
+      sessionStorage.setItem("charla.password", state.password);
+      state.needsPassword = false;
+      setNick(nick);
+      showBanner("");
+      connect();
+    } else {
+      start(nick);
+    }
+  });
+  nickInput.addEventListener("input", () => nickInput.setCustomValidity(""));
   if (state.nick && validNick(state.nick)) {
     start(state.nick);
   } else {
     nickInput.value = "";
-    welcome.addEventListener("cancel", (e) => e.preventDefault());
-    $("welcome-form").addEventListener("submit", (e) => {
-      const nick = nickInput.value.trim();
-      if (!validNick(nick)) {
-        e.preventDefault();
-        nickInput.setCustomValidity("Letters, digits and _ - [ ] { } ^ ` |, not starting with a digit or -, at most 30.");
-        nickInput.reportValidity();
-        return;
-      }
-      start(nick);
-    });
-    nickInput.addEventListener("input", () => nickInput.setCustomValidity(""));
     welcome.showModal();
     nickInput.focus();
   }
