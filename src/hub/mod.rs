@@ -164,6 +164,9 @@ pub enum HubError {
     ShuttingDown,
     #[error("you are banned from this server: {0}")]
     ServerBanned(String),
+    /// A server ban's mask matches the user under that nick (`KLINE badguy!*@*`).
+    #[error("the nick '{0}' is banned from this server ({1}); pick another with /nick")]
+    NickBanned(String, String),
 }
 
 /// A member's status in one room.
@@ -689,6 +692,11 @@ impl Hub {
             self.check_nick(new)?;
         } else if !text::valid_nick(new) {
             return Err(HubError::BadNick(new.into()));
+        }
+        // A ban is checked at registration; without this, a banned nick would be one /nick away.
+        let source = &self.user(id).source;
+        if let Some(reason) = self.server_banned(new, &source.user, &source.host) {
+            return Err(HubError::NickBanned(new.into(), reason));
         }
         let event = self.event(EventKind::Nick { who: self.user(id).source.clone(), new: new.into() });
         self.record_state(&event, &self.rooms_of(id));
