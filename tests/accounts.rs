@@ -428,4 +428,11 @@ async fn a_nick_banned_from_the_server_cannot_be_taken_after_connecting_either()
         .await;
     plain.send("/nick fineguy").await;
     plain.expect("You are now known as fineguy.").await;
+
+    // Banned by address, a plain-text user is told why when connecting, and let go.
+    boss.send("KLINE 5 127.0.0.1 :closed for today").await;
+    boss.expect("NOTICE").await;
+    let mut refused = Client::connect(server.addr).await;
+    let lines = refused.until_closed().await;
+    assert!(lines.iter().any(|l| l == "error: you are banned from this server: closed for today"), "{lines:?}");
 }
