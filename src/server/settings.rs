@@ -135,6 +135,12 @@ fn value_name(arg: &Arg) -> String {
 /// Whether `command` takes `values` for `arg`, said as clap's parser of that argument says
 /// it when it does not.
 fn check(command: &Command, arg: &Arg, values: &[String]) -> Result<(), String> {
+    // A positional argument is tried alone, as the first: where it stands among the others
+    // would take values for them.
+    let command = match arg.get_long() {
+        Some(_) => command.clone(),
+        None => Command::new(command.get_name().to_string()).arg(arg.clone()),
+    };
     let mut line: Vec<OsString> = vec![command.get_name().into()];
     for value in values {
         match arg.get_long() {
@@ -147,12 +153,13 @@ fn check(command: &Command, arg: &Arg, values: &[String]) -> Result<(), String> 
             None => line.push(value.into()),
         }
     }
-    let Err(error) = command.clone().try_get_matches_from(line) else { return Ok(()) };
+    let Err(error) = command.try_get_matches_from(line) else { return Ok(()) };
     // Only what is wrong with this argument; anything else (a bad environment variable) is
     // reported by the real parse, as its own.
-    let about_this = error
-        .get(clap::error::ContextKind::InvalidArg)
-        .is_some_and(|shown| shown.to_string().starts_with(&arg.get_long().map_or(String::new(), |l| format!("--{l}"))));
+    let about_this = error.get(clap::error::ContextKind::InvalidArg).is_some_and(|shown| match arg.get_long() {
+        Some(long) => shown.to_string().starts_with(&format!("--{long}")),
+        None => true,
+    });
     if !about_this {
         return Ok(());
     }
@@ -174,6 +181,7 @@ mod tests {
     fn command() -> Command {
         Command::new("serve")
             .arg(Arg::new("host"))
+            .arg(Arg::new("port").value_parser(clap::value_parser!(u16)))
             .arg(Arg::new("max_conns").long("max-conns").value_parser(clap::value_parser!(usize)).default_value("10"))
             .arg(Arg::new("listen").long("listen").action(ArgAction::Append))
             .arg(Arg::new("quiet").long("quiet").action(ArgAction::SetTrue))
@@ -229,6 +237,8 @@ mod tests {
         assert!(invalid.contains("sets 'max-conns' to a value it does not take: invalid digit"), "{invalid}");
         let syntax = with_file("max-conns = \n").unwrap_err().to_string();
         assert!(syntax.contains("is not valid TOML"), "{syntax}");
+        let positional = with_file("port = 70000\n").unwrap_err().to_string();
+        assert!(positional.contains("sets 'port' to a value it does not take: 70000 is not in 0..=65535"), "{positional}");
         let itself = with_file("config = \"other.toml\"\n").unwrap_err().to_string();
         assert!(itself.contains("sets 'config'"), "{itself}");
     }
