@@ -19,8 +19,9 @@
 //! - [`accounts`]: registration and login (passwords hashed with argon2id, SASL PLAIN, the
 //!   NickServ service), throttled per address and account; what being logged in means (owned
 //!   nicks, the account others see) is the hub's, in [`hub::accounts`].
-//! - [`server`]: wiring only: configuration, listeners, admission, each connection to its
-//!   protocol's session, graceful shutdown.
+//! - [`server`]: wiring only: configuration (command line, `CHARLA_*` variables, a TOML file:
+//!   [`server::settings`]), listeners, admission, each connection to its protocol's session,
+//!   reloading on SIGHUP ([`server::reload`]), graceful shutdown.
 //! - [`net`]: the transport, which knows no protocol: the byte stream (TCP now, TLS later) as
 //!   a trait object, reading the first bytes, limits, the line reader, a line-based connection
 //!   (lines in, its bounded queue out, one task).

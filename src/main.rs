@@ -1,17 +1,18 @@
 //! The `charla` command: `serve`, `connect`, `backup`, `bench`. An error becomes a message on
 //! standard error (each cause said once) and exit code 1.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use charla::net::{FloodLimit, Limits};
 use charla::proto::{HistoryConfig, Protocol};
-use charla::server::{Config, Server};
+use charla::server::{Config, Server, settings};
 use charla::store::Retention;
 
 /// Self-hosted group chat. One server, one port; nc, the original lab client and charla connect
@@ -28,7 +29,7 @@ enum Command {
     /// Run a chat server (default: every interface, port 1313, data in ./charla-data).
     ///
     /// Join it with `nc HOST 1313`, `charla connect HOST 1313`, or the original lab client.
-    #[command(override_usage = "charla serve [HOST] [PORT] [OPTIONS]")]
+    #[command(override_usage = "charla serve [HOST] [PORT] [OPTIONS]", after_help = SETTINGS_HELP)]
     Serve(ServeArgs),
     /// Join a chat server: a full-screen chat client on a terminal, line mode in a pipe.
     ///
@@ -81,8 +82,23 @@ struct BackupArgs {
     data_dir: PathBuf,
 }
 
+/// How `charla serve --help` ends: where else its options can be set.
+const SETTINGS_HELP: &str = "\
+Every option can also be set in the environment, as CHARLA_ and its name in capitals with _ for -
+(--max-conns 100: CHARLA_MAX_CONNS=100), or in a --config file (TOML), by its name without the
+dashes (max-conns = 100; repeatable ones as lists: listen = [\"0.0.0.0:1313\"]; switches as
+true or false). The command line wins over the environment, the environment over the file, the
+file over the defaults; a list given at one level replaces the lower ones' (operators from
+CHARLA_OPER are added to the others). kill -HUP reloads the MOTD, the operators and the limits
+that can change while it runs (max-conns, max-conns-per-ip, flood-limit, sendq,
+max-rooms-per-user), from the files and the config file as they are then.";
+
 #[derive(clap::Args)]
 struct ServeArgs {
+    /// Read settings from FILE (TOML: `max-conns = 100`), below the command line and the
+    /// environment; see the end of this help. Read again on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Address to listen on, as in the original `c_server.py 0.0.0.0 1313`.
     host: Option<IpAddr>,
     /// Port to listen on.
@@ -146,16 +162,21 @@ struct ServeArgs {
     #[arg(long, value_name = "NAME:PASSWORD", value_parser = parse_oper)]
     oper: Vec<(String, String)>,
     /// Server operators from FILE, one NAME:PASSWORD a line (`#` starts a comment line);
-    /// keep it readable only by the user running charla.
+    /// keep it readable only by the user running charla. Read again on SIGHUP.
     #[arg(long, value_name = "FILE")]
     oper_file: Option<PathBuf>,
+    /// The message of the day from FILE (UTF-8 text), shown to IRC clients when they connect
+    /// and to plain-text users after the welcome; lines over 400 bytes are split. Read again
+    /// on SIGHUP. Default: a short built-in one for IRC clients.
+    #[arg(long, value_name = "FILE")]
+    motd: Option<PathBuf>,
     /// Make the server private: IRC clients must send this password (PASS), plain-text users
     /// type /pass PASSWORD before anything else. Visible to `ps`: prefer --password-file or the
     /// environment variable CHARLA_PASSWORD.
     #[arg(long, value_name = "PASSWORD")]
     password: Option<String>,
     /// The server password from the first line of FILE (see --password).
-    #[arg(long, value_name = "FILE", conflicts_with = "password")]
+    #[arg(long, value_name = "FILE")]
     password_file: Option<PathBuf>,
     /// Let pages from ORIGIN (scheme://host[:port], e.g. https://chat.example.org) open IRC
     /// WebSocket connections (repeatable; `*` for any). The server's own page is always allowed;
@@ -164,11 +185,12 @@ struct ServeArgs {
     allowed_origin: Vec<String>,
 }
 
-/// The environment variable that names server operators, as --oper does.
+/// The environment variable that names server operators, as --oper does; read by
+/// [`ServeArgs::opers`], which adds them to the others (several, separated by spaces).
 const OPER_ENV: &str = "CHARLA_OPER";
 
-/// The environment variable that holds the server password, as --password does.
-const PASSWORD_ENV: &str = "CHARLA_PASSWORD";
+/// The `serve` options whose environment variable is read by the program, not by clap.
+const OWN_ENV: &[&str] = &["oper"];
 
 #[derive(Clone, Copy)]
 struct Flood(Option<FloodLimit>);
@@ -189,64 +211,58 @@ fn parse_port(s: &str) -> Result<u16, String> {
     s.parse().map_err(|_| format!("a port is a number from 1 to 65535 (0: any free port), not '{s}'"))
 }
 
+/// NAME:PASSWORD; the value is not shown when it is not one: it may hold a password.
 fn parse_oper(s: &str) -> Result<(String, String), String> {
     match s.split_once(':') {
         Some((name, password)) if !name.is_empty() && !password.is_empty() => Ok((name.into(), password.into())),
-        _ => Err(format!("'{s}' is not NAME:PASSWORD")),
+        _ => Err("an operator is NAME:PASSWORD, a name and a password with a colon between".into()),
     }
-}
-
-/// The operators among `items`, one NAME:PASSWORD each (empty items and `#` comments skipped).
-/// A bad item is named by its position, never shown: it may hold a password.
-fn opers_in<'a>(
-    items: impl Iterator<Item = &'a str>,
-    origin: impl Fn(usize) -> String,
-) -> anyhow::Result<Vec<(String, String)>> {
-    let mut opers = Vec::new();
-    for (n, item) in items.enumerate() {
-        let item = item.trim();
-        if item.is_empty() || item.starts_with('#') {
-            continue;
-        }
-        match parse_oper(item) {
-            Ok(oper) => opers.push(oper),
-            Err(_) => anyhow::bail!("{} is not NAME:PASSWORD", origin(n + 1)),
-        }
-    }
-    Ok(opers)
 }
 
 impl ServeArgs {
-    /// Every server operator: from --oper, --oper-file and CHARLA_OPER.
+    /// The server operators from --oper and CHARLA_OPER (those in the --oper-file are read by
+    /// the server, at start and on each reload).
     fn opers(&self) -> anyhow::Result<Vec<(String, String)>> {
         let mut opers = self.oper.clone();
-        if let Some(file) = &self.oper_file {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read the --oper-file {}", file.display()))?;
-            opers.extend(opers_in(text.lines(), |n| format!("line {n} of the --oper-file {}", file.display()))?);
-        }
         if let Some(value) = std::env::var_os(OPER_ENV) {
             let value = value.into_string().map_err(|_| anyhow::anyhow!("{OPER_ENV} is not valid UTF-8"))?;
-            opers.extend(opers_in(value.split_whitespace(), |n| format!("item {n} of {OPER_ENV}"))?);
+            let items = value.split_whitespace();
+            opers.extend(
+                charla::server::reload::opers_in(items, |n| format!("item {n} of {OPER_ENV}"))
+                    .map_err(anyhow::Error::msg)?,
+            );
         }
         Ok(opers)
     }
 
-    /// The server password: from --password, --password-file or CHARLA_PASSWORD.
+    /// Of --password and --password-file, both given at different levels (say, one in the
+    /// environment, one in the config file), the higher one's; both at the same level is a
+    /// mistake.
+    fn pick_password(&mut self, matches: &ArgMatches) -> anyhow::Result<()> {
+        if self.password.is_none() || self.password_file.is_none() {
+            return Ok(());
+        }
+        let (given, file) = (matches.value_source("password"), matches.value_source("password_file"));
+        if given == file {
+            anyhow::bail!("both --password and --password-file are given (the same way, e.g. both on the command line): keep one");
+        }
+        if given > file {
+            self.password_file = None;
+        } else {
+            self.password = None;
+        }
+        Ok(())
+    }
+
+    /// The server password: from --password or --password-file (or their CHARLA_ variables,
+    /// or the config file).
     fn password(&self) -> anyhow::Result<Option<String>> {
         let password = if let Some(file) = &self.password_file {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read the --password-file {}", file.display()))?;
             Some(text.lines().next().unwrap_or_default().trim().to_string())
-        } else if let Some(password) = &self.password {
-            Some(password.clone())
         } else {
-            match std::env::var_os(PASSWORD_ENV) {
-                Some(value) => {
-                    Some(value.into_string().map_err(|_| anyhow::anyhow!("{PASSWORD_ENV} is not valid UTF-8"))?)
-                }
-                None => None,
-            }
+            self.password.clone()
         };
         if password.as_deref().is_some_and(|p| p.is_empty() || p.contains(' ')) {
             anyhow::bail!("the server password must be one word, not empty");
@@ -299,12 +315,62 @@ impl ServeArgs {
             history,
             server_name,
             allowed_origins: self.allowed_origin,
+            oper_file: self.oper_file,
+            motd: self.motd,
         })
     }
 }
 
+/// Reads the command line `args`, with the `CHARLA_*` environment variables and the `--config`
+/// file below it ([`settings`]).
+fn parse_cli(args: &[OsString]) -> anyhow::Result<Cli> {
+    let command = Cli::command().mut_subcommand("serve", |serve| settings::from_env(serve, OWN_ENV));
+    let matches = command.clone().try_get_matches_from(args)?;
+    let file = match matches.subcommand() {
+        Some(("serve", serve)) => serve.get_one::<PathBuf>("config").cloned(),
+        _ => None,
+    };
+    let matches = match file {
+        Some(file) => {
+            let serve = command.find_subcommand("serve").expect("serve is a subcommand").clone();
+            let serve = settings::from_file(serve, &file)?;
+            command.mut_subcommand("serve", |_| serve).try_get_matches_from(args)?
+        }
+        None => matches,
+    };
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    if let (Command::Serve(serve), Some(("serve", serve_matches))) = (&mut cli.command, matches.subcommand()) {
+        serve.pick_password(serve_matches)?;
+    }
+    Ok(cli)
+}
+
+/// The server's settings as they are now: the same command line, read again with the
+/// environment and the config file as they are now (for a reload).
+fn serve_config(args: &[OsString]) -> Result<Config, String> {
+    let one_line = |error: anyhow::Error| match error.downcast_ref::<clap::Error>() {
+        Some(clap) => clap.to_string().lines().next().unwrap_or_default().trim_start_matches("error: ").to_string(),
+        None => format!("{error:#}"),
+    };
+    match parse_cli(args).map_err(one_line)?.command {
+        Command::Serve(serve) => serve.config().map_err(one_line),
+        _ => Err("the command line is not charla serve's".into()),
+    }
+}
+
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cli = match parse_cli(&args) {
+        Ok(cli) => cli,
+        Err(error) => match error.downcast::<clap::Error>() {
+            Ok(usage) => usage.exit(),
+            Err(error) => {
+                let _ = writeln!(std::io::stderr(), "{}", report(&error));
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    match run(cli, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // Standard error may be closed too; there is no one left to tell then.
@@ -326,7 +392,7 @@ fn report(error: &anyhow::Error) -> String {
     report
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, command_line: Vec<OsString>) -> anyhow::Result<()> {
     // Before any thread exists: finding the local time zone is not thread-safe.
     let utc_offset = charla::client::local_offset();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -336,7 +402,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
             let _log = charla::logging::init(filter);
             charla::panics::install();
-            runtime.block_on(serve(config))
+            runtime.block_on(serve(config, move || serve_config(&command_line)))
         }
         Command::Connect(args) => {
             let options = charla::client::Options {
@@ -367,10 +433,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    // Before the banner: whoever reads it may stop the server at once.
+/// Runs the server until Ctrl-C or SIGTERM; on each SIGHUP, reloads it with the settings
+/// `reconfigure` reads.
+async fn serve(
+    config: Config,
+    reconfigure: impl Fn() -> Result<Config, String> + Send + Sync + 'static,
+) -> anyhow::Result<()> {
+    // Before the banner: whoever reads it may stop or reload the server at once.
     let shutdown = shutdown_signal()?;
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot watch for SIGHUP")?;
     let server = Server::bind(config).await?;
+    let reloader = server.reloader();
+    let reconfigure = std::sync::Arc::new(reconfigure);
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading");
+            let (reloader, reconfigure) = (reloader.clone(), reconfigure.clone());
+            // Reading files and taking the hub's lock: off the async workers.
+            let _ = tokio::task::spawn_blocking(move || reloader.reload(reconfigure())).await;
+        }
+    });
     let charla = own_command();
     for (addr, protocol) in server.listeners() {
         let shown = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };

@@ -416,3 +416,37 @@ async fn server_bans_by_operators_keep_a_mask_out_and_survive_a_restart() {
     op.expect("The server ban on badguy!*@* is lifted.").await;
     Irc::register(server.addr, "badguy", &[]).await;
 }
+
+#[tokio::test]
+async fn a_nick_banned_from_the_server_cannot_be_taken_after_connecting_either() {
+    let server = start_with(|config| {
+        config.hub.opers.insert("boss".into(), "boss-password".into());
+    })
+    .await;
+    let mut boss = Irc::register(server.addr, "boss", &[]).await;
+    boss.send("OPER boss boss-password").await;
+    boss.expect("381").await;
+    boss.send("KLINE 0 badguy!*@* :spamming").await;
+    boss.expect("NOTICE").await;
+
+    // Registered under another nick, then renamed: refused the same way.
+    let mut irc = Irc::register(server.addr, "goodguy", &[]).await;
+    irc.send("NICK badguy").await;
+    let refused = irc.expect("432").await;
+    assert_eq!(refused.params[1], "badguy");
+    assert!(refused.params[2].contains("banned from this server (spamming)"), "{refused:?}");
+    let (mut plain, _) = Client::plain(server.addr).await;
+    plain.send("/nick badguy").await;
+    plain
+        .expect("error: the nick 'badguy' is banned from this server (spamming); pick another with /nick")
+        .await;
+    plain.send("/nick fineguy").await;
+    plain.expect("You are now known as fineguy.").await;
+
+    // Banned by address, a plain-text user is told why when connecting, and let go.
+    boss.send("KLINE 5 127.0.0.1 :closed for today").await;
+    boss.expect("NOTICE").await;
+    let mut refused = Client::connect(server.addr).await;
+    let lines = refused.until_closed().await;
+    assert!(lines.iter().any(|l| l == "error: you are banned from this server: closed for today"), "{lines:?}");
+}

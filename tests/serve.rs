@@ -378,3 +378,230 @@ async fn the_banner_shows_a_connect_command_that_works_here() {
     let line = join_line(&elsewhere.0, bin.as_os_str()).await;
     assert!(line.contains("|   charla connect 127.0.0.1 "), "{line}");
 }
+
+/// What an IRC client sees of a server at `addr`: its name (the source of its lines), the
+/// rooms one may be in (`CHANLIMIT`), the MOTD lines.
+async fn what_irc_sees(addr: SocketAddr) -> (String, String, Vec<String>) {
+    let nick = fresh_nick("looker");
+    let mut irc = common::Irc { client: Client::connect(addr).await, nick: nick.clone() };
+    irc.send(&format!("NICK {nick}")).await;
+    irc.send("USER looker 0 * :Looker").await;
+    let welcome = irc.expect("001").await;
+    let name = welcome.source.clone().unwrap_or_default();
+    let mut chanlimit = String::new();
+    let mut motd = Vec::new();
+    loop {
+        let message = irc.next().await;
+        match message.command.as_str() {
+            "005" => {
+                if let Some(limit) = message.params.iter().find_map(|p| p.strip_prefix("CHANLIMIT=")) {
+                    chanlimit = limit.to_string();
+                }
+            }
+            "372" => motd.push(message.params[1].clone()),
+            "376" | "422" => return (name, chanlimit, motd),
+            _ => {}
+        }
+    }
+}
+
+/// `prefix` and a number no other client of this test run has: a client that has just gone
+/// may hold its nick a moment longer.
+fn fresh_nick(prefix: &str) -> String {
+    static CLIENTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    format!("{prefix}{}", CLIENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
+/// A file `name` in `dir` holding `text`; its path.
+fn file(dir: &Path, name: &str, text: &str) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// Whether IRC `OPER name password` makes a new client an operator (381) at `addr`.
+async fn irc_opers(addr: SocketAddr, name: &str, password: &str) -> bool {
+    let mut irc = common::Irc::register(addr, &fresh_nick("operator"), &[]).await;
+    irc.send(&format!("OPER {name} {password}")).await;
+    irc.expect_any(&["381", "464"]).await.command == "381"
+}
+
+#[tokio::test]
+async fn a_config_file_and_the_environment_give_the_same_server_as_the_flags() {
+    let dir = TempDir::new();
+    let motd = file(&dir.0, "motd", "Hola desde el archivo.\n");
+    let flags = [
+        "--server-name",
+        "chat.example.org",
+        "--max-rooms-per-user",
+        "7",
+        "--oper",
+        "boss:s3cret",
+        "--motd",
+        &motd,
+        "--ack-when-stored",
+    ];
+    let (_by_flags, addr) = start(&dir.0.join("flags"), &flags).await;
+    let seen = what_irc_sees(addr).await;
+    assert_eq!(seen, ("chat.example.org".into(), "#:7".into(), vec!["- Hola desde el archivo.".to_string()]));
+    assert!(irc_opers(addr, "boss", "s3cret").await);
+
+    let config = file(
+        &dir.0,
+        "charla.toml",
+        &format!(
+            "server-name = \"chat.example.org\"\nmax-rooms-per-user = 7\noper = [\"boss:s3cret\"]\nmotd = \"{motd}\"\nack-when-stored = true\n"
+        ),
+    );
+    let (_by_file, addr) = start(&dir.0.join("file"), &["--config", &config]).await;
+    assert_eq!(what_irc_sees(addr).await, seen);
+    assert!(irc_opers(addr, "boss", "s3cret").await);
+
+    let (output, input) = std::io::pipe().unwrap();
+    let _by_env = serve_command(&dir.0.join("env"), &[])
+        .env("CHARLA_SERVER_NAME", "chat.example.org")
+        .env("CHARLA_MAX_ROOMS_PER_USER", "7")
+        .env("CHARLA_OPER", "boss:s3cret")
+        .env("CHARLA_MOTD", &motd)
+        .env("CHARLA_ACK_WHEN_STORED", "true")
+        .stdout(input)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = listening(output).await;
+    assert_eq!(what_irc_sees(addr).await, seen);
+    assert!(irc_opers(addr, "boss", "s3cret").await);
+}
+
+#[tokio::test]
+async fn the_command_line_wins_over_the_environment_which_wins_over_the_config_file() {
+    let dir = TempDir::new();
+    let config = file(&dir.0, "charla.toml", "server-name = \"file.example\"\nmax-rooms-per-user = 5\n");
+    let run = |data: &str, args: &[&str], env: &[(&str, &str)]| {
+        let (output, input) = std::io::pipe().unwrap();
+        let mut command = serve_command(&dir.0.join(data), args);
+        command.arg("--config").arg(&config).envs(env.iter().copied()).stdout(input).stderr(Stdio::null());
+        (command.spawn().unwrap(), output)
+    };
+    let (_file, output) = run("a", &[], &[]);
+    let (name, chanlimit, _) = what_irc_sees(listening(output).await).await;
+    assert_eq!((name.as_str(), chanlimit.as_str()), ("file.example", "#:5"));
+
+    let (_env, output) = run("b", &[], &[("CHARLA_SERVER_NAME", "env.example")]);
+    let (name, chanlimit, _) = what_irc_sees(listening(output).await).await;
+    assert_eq!((name.as_str(), chanlimit.as_str()), ("env.example", "#:5"));
+
+    let (_line, output) = run("c", &["--server-name", "line.example"], &[("CHARLA_SERVER_NAME", "env.example")]);
+    let (name, chanlimit, _) = what_irc_sees(listening(output).await).await;
+    assert_eq!((name.as_str(), chanlimit.as_str()), ("line.example", "#:5"));
+}
+
+#[tokio::test]
+async fn a_config_file_with_a_mistake_is_named_with_its_key() {
+    let dir = TempDir::new();
+    let cases = [
+        ("max-conn = 10\n", "sets 'max-conn', which is not a setting of charla serve"),
+        ("max-conns = \"lots\"\n", "sets 'max-conns' to a value it does not take: invalid digit found in string"),
+        ("listen = 1313\n", "sets 'listen' to a value it does not take"),
+        ("ack-when-stored = \"yes\"\n", "sets 'ack-when-stored' to a string, but it takes true or false"),
+        ("server-name = [\"a\", \"b\"]\n", "sets 'server-name' to a list, but it takes one NAME"),
+        ("max-conns = \n", "is not valid TOML"),
+    ];
+    for (n, (text, said)) in cases.into_iter().enumerate() {
+        let config = file(&dir.0, &format!("bad{n}.toml"), text);
+        let (code, stderr) = charla(&["serve", "--config", &config]).await;
+        assert_eq!(code, Some(1), "{text}");
+        assert!(stderr.contains(said), "{text}: {stderr}");
+        assert!(stderr.contains(&format!("the config file {config}")), "{text}: {stderr}");
+    }
+    let (code, stderr) = charla(&["serve", "--config", "/nonexistent/charla.toml"]).await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("cannot read the config file /nonexistent/charla.toml"), "{stderr}");
+}
+
+/// The server's log lines, one by one, from its standard error.
+struct Log(tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>);
+
+impl Log {
+    /// Reads log lines until one contains `text`; returns it.
+    async fn until(&mut self, text: &str) -> String {
+        let read = async {
+            while let Some(line) = self.0.next_line().await.unwrap() {
+                if line.contains(text) {
+                    return line;
+                }
+            }
+            panic!("the log ended before a line with {text:?}");
+        };
+        tokio::time::timeout(WAIT, read).await.unwrap_or_else(|_| panic!("no log line with {text:?}"))
+    }
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_motd_operators_and_limits_and_keeps_connections() {
+    let dir = TempDir::new();
+    let motd = file(&dir.0, "motd", "Primera versión.\n");
+    let opers = file(&dir.0, "opers", "admin:old\n");
+    let config = file(&dir.0, "charla.toml", "max-conns-per-ip = 50\n");
+    let (output, input) = std::io::pipe().unwrap();
+    let mut server = serve_command(&dir.0.join("data"), &["--motd", &motd, "--oper-file", &opers, "--config", &config])
+        .stdout(input)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = Log(tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(server.stderr.take().unwrap())));
+    let addr = listening(output).await;
+    assert_eq!(what_irc_sees(addr).await.2, ["- Primera versión."]);
+    let mut stayer = common::Irc::register(addr, "stayer", &[]).await;
+    let mut plain = Client::connect(addr).await;
+    plain.expect("Primera versión.").await;
+
+    std::fs::write(&motd, format!("Segunda versión.\n{}\n", "larga ".repeat(100))).unwrap();
+    std::fs::write(&opers, "admin:new\nsecond:two\n").unwrap();
+    std::fs::write(&config, "max-conns-per-ip = 60\n").unwrap();
+    signal_only(&server, "HUP");
+    assert!(log.until("motd: ").await.contains("motd: reloaded (3 lines)"));
+    assert!(log.until("opers: ").await.contains("opers: 1 → 2"));
+    assert!(log.until("limits: ").await.contains("limits: max-conns-per-ip 50 → 60"));
+
+    let (_, _, seen) = what_irc_sees(addr).await;
+    assert_eq!(seen[0], "- Segunda versión.");
+    assert_eq!(seen.len(), 3, "a 600-byte line is split in two: {seen:?}");
+    assert!(seen.iter().all(|line| line.len() <= 402), "{seen:?}");
+    assert!(irc_opers(addr, "admin", "new").await);
+    assert!(irc_opers(addr, "second", "two").await);
+    assert!(!irc_opers(addr, "admin", "old").await);
+    let mut newcomer = Client::connect(addr).await;
+    assert_eq!(newcomer.line().await, "Welcome to the chatroom!");
+    assert!(newcomer.line().await.starts_with("You are "));
+    assert_eq!(newcomer.line().await, "Segunda versión.");
+    assert_eq!(newcomer.line().await.len(), 6 * 66 - 1, "split at a space, within 400 bytes");
+
+    // Connections from before the reload are still there.
+    stayer.send("PING :still").await;
+    assert_eq!(stayer.expect("PONG").await.params.last().map(String::as_str), Some("still"));
+    plain.send("/nick plainstayer").await;
+    plain.expect("You are now known as plainstayer.").await;
+
+    // A file that cannot be read keeps what was there, and the log says why.
+    std::fs::remove_file(&motd).unwrap();
+    std::fs::write(&config, "max-conns-per-ip = \"many\"\n").unwrap();
+    signal_only(&server, "HUP");
+    let config_line = log.until("config: ").await;
+    assert!(config_line.contains("sets 'max-conns-per-ip' to a value it does not take"), "{config_line}");
+    assert!(config_line.contains("keeping the previous settings"), "{config_line}");
+    let motd_line = log.until("motd: ").await;
+    assert!(motd_line.contains("cannot read the --motd file"), "{motd_line}");
+    assert!(motd_line.contains("keeping the previous one"), "{motd_line}");
+    assert!(log.until("limits: ").await.contains("limits: unchanged"));
+    assert_eq!(what_irc_sees(addr).await.2[0], "- Segunda versión.");
+    assert_eq!(signal(&mut server, "TERM").await.code(), Some(0));
+}
+
+/// Sends `signal` to a running server without waiting for anything.
+fn signal_only(child: &Child, signal: &str) {
+    let pid = child.id().expect("still running").to_string();
+    let sent = std::process::Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("kill runs");
+    assert!(sent.success());
+}

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use charla::accounts::Accounts;
 use charla::hub::{History, Hub, HubConfig};
-use charla::net::{Limits, Sessions};
+use charla::net::{ConnLimiter, Limits, Sessions};
 use charla::proto::{HistoryConfig, Shared, Stage};
 use charla::store::{AccountStore, SqliteAccounts, SqliteStore, Store};
 
@@ -62,7 +62,9 @@ pub fn shared() -> Shared {
         sessions: Arc::new(Sessions::default()),
         store,
         history: HistoryConfig::default(),
-        limits,
+        limiter: ConnLimiter::new(limits.max_conns, limits.max_conns_per_ip),
+        limits: limits.into(),
+        motd: Default::default(),
         server_name: "charla".into(),
         started: std::time::SystemTime::now(),
         allowed_origins: Vec::new(),

@@ -164,6 +164,9 @@ pub enum HubError {
     ShuttingDown,
     #[error("you are banned from this server: {0}")]
     ServerBanned(String),
+    /// A server ban's mask matches the user under that nick (`KLINE badguy!*@*`).
+    #[error("the nick '{0}' is banned from this server ({1}); pick another with /nick")]
+    NickBanned(String, String),
 }
 
 /// A member's status in one room.
@@ -693,6 +696,11 @@ impl Hub {
         } else if !text::valid_nick(new) {
             return Err(HubError::BadNick(new.into()));
         }
+        // A ban is checked at registration; without this, a banned nick would be one /nick away.
+        let source = &self.user(id).source;
+        if let Some(reason) = self.server_banned(new, &source.user, &source.host) {
+            return Err(HubError::NickBanned(new.into(), reason));
+        }
         let event = self.event(EventKind::Nick { who: self.user(id).source.clone(), new: new.into() });
         self.record_state(&event, &self.rooms_of(id));
         self.deliver(self.peers(id), &event);
@@ -1169,6 +1177,18 @@ impl Hub {
     /// What one user or address may take (for ISUPPORT's `CHANLIMIT`).
     pub fn limits(&self) -> &HubLimits {
         &self.config.limits
+    }
+
+    /// A new cap on rooms per user (a reload): joins from now on are held to it, no one is
+    /// made to leave a room.
+    pub fn set_max_rooms_per_user(&mut self, max: usize) {
+        self.config.limits.max_rooms_per_user = max;
+    }
+
+    /// New server operators (a reload): OPER from now on checks these. Whoever is an
+    /// operator already stays one until they disconnect.
+    pub fn set_opers(&mut self, opers: HashMap<String, String>) {
+        self.config.opers = opers;
     }
 
     /// Refuses new users from now on (the server then closes every session).

@@ -105,8 +105,8 @@ pub enum Refused {
 /// Counts open connections, in total and per IP address.
 #[derive(Debug)]
 pub struct ConnLimiter {
-    max_total: usize,
-    max_per_ip: usize,
+    /// The caps: total, per IP; changed by a reload ([`ConnLimiter::set_caps`]).
+    caps: Mutex<(usize, usize)>,
     open: Mutex<(usize, HashMap<IpAddr, usize>)>,
 }
 
@@ -120,19 +120,26 @@ pub struct ConnPermit {
 impl ConnLimiter {
     /// `0` for either limit means no limit.
     pub fn new(max_total: usize, max_per_ip: usize) -> Arc<ConnLimiter> {
-        Arc::new(ConnLimiter { max_total, max_per_ip, open: Mutex::default() })
+        Arc::new(ConnLimiter { caps: Mutex::new((max_total, max_per_ip)), open: Mutex::default() })
+    }
+
+    /// New caps, for connections from now on; connections already open stay (a lower cap
+    /// only refuses new ones until enough have closed).
+    pub fn set_caps(&self, max_total: usize, max_per_ip: usize) {
+        *self.caps.lock().unwrap_or_else(|e| e.into_inner()) = (max_total, max_per_ip);
     }
 
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, Refused> {
+        let (max_total, max_per_ip) = *self.caps.lock().unwrap_or_else(|e| e.into_inner());
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let (total, per_ip) = &mut *open;
-        if self.max_total != 0 && *total >= self.max_total {
-            return Err(Refused::Total(self.max_total));
+        if max_total != 0 && *total >= max_total {
+            return Err(Refused::Total(max_total));
+        }
+        if max_per_ip != 0 && per_ip.get(&ip).is_some_and(|&count| count >= max_per_ip) {
+            return Err(Refused::PerIp(max_per_ip));
         }
         let count = per_ip.entry(ip).or_default();
-        if self.max_per_ip != 0 && *count >= self.max_per_ip {
-            return Err(Refused::PerIp(self.max_per_ip));
-        }
         *count += 1;
         *total += 1;
         Ok(ConnPermit { limiter: self.clone(), ip })

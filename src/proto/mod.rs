@@ -5,10 +5,12 @@
 //! bytes are its own; each line-based protocol declares its line limit ([`irc::MAX_LINE`],
 //! [`plain::max_line`]). The server wires listeners to this table; the transport
 //! ([`crate::net`]) knows no protocol.
-//! [`Shared`] is what every session works with: the hub, the store, the limits.
+//! [`Shared`] is what every session works with: the hub, the store, the limits, the
+//! message of the day ([`motd`]).
 
 pub mod http;
 pub mod irc;
+pub mod motd;
 pub mod plain;
 mod shared;
 

@@ -117,6 +117,9 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future
         let session = Session { id, shared: &shared, outbox: &outbox };
         let welcome = if private { "Welcome in." } else { WELCOME };
         session.reply(format!("{welcome}\nYou are {nick} in {LOBBY}. Type to talk; /help lists commands."));
+        if let Some(motd) = shared.motd().filter(|motd| !motd.lines.is_empty()) {
+            session.reply(motd.lines.join("\n"));
+        }
         conn.writing_while(&render, pin!(shared.settled(Include::Messages))).await;
         session.join(LOBBY, None);
 
@@ -271,7 +274,7 @@ impl Session<'_> {
             Input::Line(Line::TooLong) => {
                 self.error(format!(
                     "line too long (over {} bytes); it was not sent. Split it into shorter lines.",
-                    self.shared.limits.max_line
+                    self.shared.limits().max_line
                 ));
                 None
             }

@@ -1,13 +1,14 @@
 //! What every session works with: the hub, the history store, the limits, and where the
 //! server is in its life.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use crate::accounts::Accounts;
 use crate::hub::{self, MsgId, SharedHub};
-use crate::net::{Limits, Sessions, Setup};
+use crate::net::{ConnLimiter, Limits, Sessions, Setup};
+use crate::proto::motd::Motd;
 use crate::store::sqlite::RETRY_MAX;
 use crate::store::{Include, Retention, Store};
 
@@ -48,7 +49,14 @@ pub struct Shared {
     /// Registration and login.
     pub accounts: Accounts,
     pub history: HistoryConfig,
-    pub limits: Limits,
+    /// The limits in force; a reload may change some of them ([`Shared::limits`]).
+    pub limits: RwLock<Limits>,
+    /// Connections open, in all and per address, under [`Limits::max_conns`] and
+    /// [`Limits::max_conns_per_ip`].
+    pub limiter: Arc<ConnLimiter>,
+    /// The message of the day from `--motd`; `None`: the built-in one (IRC) or none (plain
+    /// text).
+    pub motd: RwLock<Option<Arc<Motd>>>,
     pub server_name: String,
     pub started: std::time::SystemTime,
     /// See [`crate::server::Config::allowed_origins`].
@@ -76,10 +84,22 @@ impl Shared {
         }
     }
 
+    /// The limits in force now. A connection takes them when it opens and keeps them: a
+    /// reload applies to connections opened after it.
+    pub fn limits(&self) -> Limits {
+        self.limits.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The message of the day from `--motd`, if one was given.
+    pub fn motd(&self) -> Option<Arc<Motd>> {
+        self.motd.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// How a line-based protocol's connection is opened: with its line limit (`max_line`), and
     /// the server's flood limit and queue size.
     pub fn line_setup(&self, max_line: usize) -> Setup {
-        Setup { max_line, flood: self.limits.flood, sendq: self.limits.sendq }
+        let limits = self.limits();
+        Setup { max_line, flood: limits.flood, sendq: limits.sendq }
     }
 
     pub fn set_stage(&self, stage: Stage) {

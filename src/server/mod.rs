@@ -8,11 +8,17 @@
 //!
 //! Each connection's task runs inside [`panics::connection`], so that a bug in one connection
 //! ends that connection only; see [`crate::panics`] for what a bug anywhere else ends.
+//!
+//! Where the settings come from (command line, environment, config file) is [`settings`];
+//! what a reload (SIGHUP) changes in a running server is [`reload`], through a [`Reloader`].
+
+pub mod reload;
+pub mod settings;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::AtomicU8;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -48,6 +54,11 @@ pub struct Config {
     /// The name the server goes by in IRC: the source of its own lines, 004, WHOIS, WHO,
     /// LINKS, PONG and kill paths. [`host_name`] by default.
     pub server_name: String,
+    /// A file of more server operators (`--oper-file`), besides those in `hub.opers`; read at
+    /// start and on each reload.
+    pub oper_file: Option<PathBuf>,
+    /// The message of the day (`--motd`); read at start and on each reload.
+    pub motd: Option<PathBuf>,
 }
 
 /// This machine's host name, the server name unless `--server-name` says otherwise; `charla`
@@ -85,6 +96,9 @@ pub enum ServerError {
     CannotCreate { dir: PathBuf, parent: PathBuf, source: std::io::Error },
     #[error("cannot open the history store: {0}")]
     Store(#[from] StoreError),
+    /// A file a setting names (`--motd`, `--oper-file`) cannot be used; says which and why.
+    #[error("{0}")]
+    File(String),
 }
 
 /// What to do about a listen address that cannot be bound, by the reason.
@@ -127,6 +141,29 @@ pub struct Server {
     /// Each listener, with the protocol it is reserved for (`None`: sniff).
     listeners: Vec<(TcpListener, Option<Protocol>)>,
     shared: Arc<Shared>,
+    /// The settings it was started with, the last good ones for a reload.
+    config: Config,
+}
+
+/// Reloads a running server's settings (on SIGHUP); see [`reload`].
+#[derive(Clone)]
+pub struct Reloader {
+    shared: Arc<Shared>,
+    last: Arc<Mutex<Config>>,
+}
+
+impl Reloader {
+    /// Reloads every part from `config`, the settings read anew; when they could not be read
+    /// (`Err`: why, e.g. a broken config file), from the last good ones, so that the files
+    /// those name (the MOTD, operators) are still read again.
+    pub fn reload(&self, config: Result<Config, String>) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        match config {
+            Ok(config) => *last = config,
+            Err(why) => tracing::warn!("config: {why}; keeping the previous settings"),
+        }
+        reload::reload(&last, &self.shared);
+    }
 }
 
 /// How long shutdown waits for connections to say goodbye.
@@ -136,9 +173,11 @@ impl Server {
     /// Creates the data directory, opens the history store (restoring its rooms) and binds every
     /// listen address.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        let opers = reload::read_opers(&config).map_err(ServerError::File)?;
+        let motd = config.motd.as_deref().map(reload::read_motd).transpose().map_err(ServerError::File)?;
         create_data_dir(&config.data_dir)?;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
-        let mut hub = Hub::new(config.hub, History::new(store.clone()));
+        let mut hub = Hub::new(HubConfig { opers, ..config.hub.clone() }, History::new(store.clone()));
         hub.restore_rooms(store.rooms()?);
         hub.restore_guests(store.last_guest()?);
         let account_store: Arc<dyn AccountStore> = Arc::new(SqliteAccounts::open(&config.data_dir)?);
@@ -157,14 +196,21 @@ impl Server {
             hub,
             sessions: Arc::new(Sessions::default()),
             store,
-            history: config.history,
-            limits: config.limits,
-            server_name: config.server_name,
+            history: config.history.clone(),
+            limits: RwLock::new(config.limits.clone()),
+            limiter: ConnLimiter::new(config.limits.max_conns, config.limits.max_conns_per_ip),
+            motd: RwLock::new(motd.map(Arc::new)),
+            server_name: config.server_name.clone(),
             started: std::time::SystemTime::now(),
-            allowed_origins: config.allowed_origins,
+            allowed_origins: config.allowed_origins.clone(),
             stage: AtomicU8::new(Stage::Starting as u8),
         });
-        Ok(Server { listeners, shared })
+        Ok(Server { listeners, shared, config })
+    }
+
+    /// What reloads this server's settings while it runs.
+    pub fn reloader(&self) -> Reloader {
+        Reloader { shared: self.shared.clone(), last: Arc::new(Mutex::new(self.config.clone())) }
     }
 
     /// The addresses actually bound (with the real port when 0 was asked for).
@@ -180,7 +226,7 @@ impl Server {
 
     /// Accepts connections until `shutdown` resolves, then closes every connection and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let limiter = ConnLimiter::new(self.shared.limits.max_conns, self.shared.limits.max_conns_per_ip);
+        let limiter = self.shared.limiter.clone();
         // Every connection task holds a clone; when all are dropped, `recv` returns None.
         let (alive, mut all_done) = mpsc::channel::<()>(1);
         let accepting = self.listeners.into_iter().map(|(listener, protocol)| {
@@ -281,7 +327,7 @@ async fn handle(
     let mut stream: BoxStream = Box::new(stream);
     let first = match protocol {
         Some(_) => Vec::new(),
-        None => match crate::net::sniff(&mut stream, shared.limits.sniff_timeout).await {
+        None => match crate::net::sniff(&mut stream, shared.limits().sniff_timeout).await {
             Ok(first) => first,
             Err(_) => return,
         },
@@ -293,7 +339,7 @@ async fn handle(
     // connections are counted in bytes). The `Conn` it owns holds the admission.
     match protocol {
         Protocol::Plain => {
-            let setup = shared.line_setup(crate::proto::plain::max_line(&shared.limits));
+            let setup = shared.line_setup(crate::proto::plain::max_line(&shared.limits()));
             let conn = Conn::new(stream, &first, setup, shared.sessions.clone(), admit(Speaks::Plain));
             drop(tokio::spawn(panics::connection(crate::proto::plain::run(conn, shared, peer))))
         }

@@ -157,7 +157,7 @@ pub async fn run(accepted: Accepted, peer: SocketAddr, shared: Arc<Shared>, admi
     let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
     let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
     let (session_end, bridge_end) = tokio::io::duplex(PIPE);
-    let ping_every = shared.limits.ping_interval;
+    let ping_every = shared.limits().ping_interval;
     // Shutdown waits for the bridge's goodbye too, which outlasts the session's.
     let alive = admission.alive.clone();
     let setup = shared.line_setup(irc::MAX_LINE);

@@ -885,15 +885,25 @@ pub fn lusers(session: &mut Session) {
     session.numeric(RPL_GLOBALUSERS, &[&users, &max, &format!("Current global users {users}, max {max}")]);
 }
 
+/// The message of the day: `--motd`'s, else a built-in one saying where everyone meets.
 pub fn motd(session: &mut Session) {
     let server = session.shared.server_name.clone();
     session.numeric(RPL_MOTDSTART, &[&format!("- {server} Message of the day - ")]);
-    for line in [
-        "- Welcome to charla: one server, every kind of client.",
-        "- Everyone meets in #lobby: /join #lobby",
-        "- Plain-text users (nc, telnet) and IRC users share the same rooms.",
-    ] {
-        session.numeric(RPL_MOTD, &[line]);
+    match session.shared.motd() {
+        Some(motd) => {
+            for line in &motd.lines {
+                session.numeric(RPL_MOTD, &[&format!("- {line}")]);
+            }
+        }
+        None => {
+            for line in [
+                "- Welcome to charla: one server, every kind of client.",
+                "- Everyone meets in #lobby: /join #lobby",
+                "- Plain-text users (nc, telnet) and IRC users share the same rooms.",
+            ] {
+                session.numeric(RPL_MOTD, &[line]);
+            }
+        }
     }
     session.numeric(RPL_ENDOFMOTD, &["End of /MOTD command."]);
 }

@@ -124,7 +124,7 @@ pub fn from_hub(error: &HubError, sending: bool) -> (&'static str, Vec<String>) 
     let text = error.to_string();
     let (code, mut params): (&str, Vec<String>) = match error {
         HubError::NickInUse(nick) => (ERR_NICKNAMEINUSE, vec![nick.clone()]),
-        HubError::BadNick(nick) => (ERR_ERRONEUSNICKNAME, vec![nick.clone()]),
+        HubError::BadNick(nick) | HubError::NickBanned(nick, _) => (ERR_ERRONEUSNICKNAME, vec![nick.clone()]),
         HubError::BadRoom(room) | HubError::NoSuchRoom(room) | HubError::LookalikeRoom(room, _) => {
             (ERR_NOSUCHCHANNEL, vec![room.clone()])
         }

@@ -305,7 +305,7 @@ impl Session {
     /// How long the client may be silent before it is pinged (and as long again before it is
     /// dropped).
     fn ping_interval(&self) -> std::time::Duration {
-        self.shared.limits.ping_interval
+        self.shared.limits().ping_interval
     }
 
     /// The nick to address this client by in numerics (`*` before it has one).
