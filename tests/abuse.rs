@@ -325,3 +325,49 @@ async fn plain_users_cannot_pass_their_text_off_as_the_servers_or_as_ctcp() {
     assert_eq!(texts[2], "VERSION");
     assert_eq!(texts[3], "\x01ACTION waves\x01", "actions are the one CTCP plain users send");
 }
+
+/// Sends `count` lines made by `line` in one write and closes the connection without waiting:
+/// a flooder that leaves. The lines fit the kernel's buffers, so the close follows them at once.
+async fn flood_and_close(mut client: Client, count: usize, line: impl Fn(usize) -> String) {
+    let burst: String = (0..count).map(line).collect();
+    client.send_raw(burst.as_bytes()).await;
+    drop(client);
+}
+
+/// Reads `watch` until `nick` quits; returns how many of its messages arrived before.
+async fn said_before_quitting(watch: &mut Irc, nick: &str) -> usize {
+    let mut said = 0;
+    loop {
+        let message = watch.next().await;
+        let from = message.source.as_deref().is_some_and(|p| p.starts_with(&format!("{nick}!")));
+        match message.command.as_str() {
+            "PRIVMSG" if from => said += 1,
+            "QUIT" if from => return said,
+            _ => {}
+        }
+        // Held-back lines arrive at the flood rate, 10 a second: this many means the client
+        // talks on after it has gone.
+        assert!(said < 200, "{nick} closed its connection and is still talking ({said} lines)");
+    }
+}
+
+#[tokio::test]
+async fn a_flooder_that_closes_is_gone_at_once_with_its_held_back_lines() {
+    // The default flood limit: 30 lines at once, then 10 a second.
+    let server = start_server_with(charla::server::Limits::default()).await;
+    let mut watch = Irc::register(server.addr, "watch", &[]).await;
+    watch.join("#lobby").await;
+    let plain = Client::plain_as(server.addr, "plainflood").await;
+    flood_and_close(plain, 2_000, |i| format!("line {i}\n")).await;
+    let said = said_before_quitting(&mut watch, "plainflood").await;
+    assert!(said >= 20, "the burst the flood limit allows is said ({said})");
+    let mut irc = Irc::register(server.addr, "ircflood", &[]).await;
+    irc.join("#lobby").await;
+    flood_and_close(irc.client, 2_000, |i| format!("PRIVMSG #lobby :line {i}\r\n")).await;
+    let said = said_before_quitting(&mut watch, "ircflood").await;
+    assert!(said >= 20, "the burst the flood limit allows is said ({said})");
+    // Gone from the room too, for anyone who asks.
+    watch.send("NAMES #lobby").await;
+    let names = watch.expect("353").await;
+    assert!(!names.params[3].contains("flood"), "{names:?}");
+}
