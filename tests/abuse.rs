@@ -371,3 +371,109 @@ async fn a_flooder_that_closes_is_gone_at_once_with_its_held_back_lines() {
     let names = watch.expect("353").await;
     assert!(!names.params[3].contains("flood"), "{names:?}");
 }
+
+/// The server process's resident memory, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the server's /proc status");
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in kB");
+    kb / 1024.0
+}
+
+/// A client whose receive buffer is 4 KB, as a slow link's would be small: what it does not
+/// read stays with the server, not in the kernel's buffers of a loopback connection.
+async fn small_window(addr: std::net::SocketAddr) -> Client {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("a small receive buffer");
+    let (reader, writer) = socket.connect(addr).await.expect("connects").into_split();
+    Client { reader: tokio::io::BufReader::new(reader), writer }
+}
+
+#[tokio::test]
+async fn clients_that_ask_for_history_and_never_read_are_dropped_and_their_memory_given_back() {
+    const LINES: usize = 200;
+    const ATTACKERS: usize = 8;
+    const ASKS: usize = 30;
+    let dir = TempDir::new();
+    let server = ServerProcess::start(&dir.0, &[]).await;
+    let pid = server.child.id().expect("running");
+    let mut watch = Irc::register(server.addr, "watch", &[]).await;
+    watch.join("#lobby").await;
+    // A room of 4 KB lines (each stored as the lines an IRC client would get, ~450 bytes), so
+    // each `/history 500` answer is about 250 KB.
+    let mut writer = Client::plain_as(server.addr, "writer").await;
+    let long: String = "x".repeat(4000);
+    let burst: String = (0..LINES).map(|i| format!("{i:04}{long}\n")).collect();
+    writer.send_raw(burst.as_bytes()).await;
+    for _ in 0..LINES {
+        watch.expect("PRIVMSG").await;
+    }
+    let header = "--- last 500 line(s) of #lobby ---";
+    eventually(async || {
+        writer.send("/history 500").await;
+        let lines = writer.expect("--- end of history ---").await;
+        let first = lines.iter().find(|l| l.starts_with("--- last")).cloned().unwrap_or_default();
+        if first == header { Ok(()) } else { Err(format!("history so far: {first}")) }
+    })
+    .await;
+    let before = rss_mib(pid);
+    // The attackers connect, then each asks once a round, 30 rounds, never reading: all of
+    // them are asking at once. 30 answers are 7 MB, more than the kernel's buffers of a
+    // loopback connection take (about 4 MB) and the queue's budget after them.
+    let mut attackers = Vec::new();
+    for _ in 0..ATTACKERS {
+        let mut attacker = small_window(server.addr).await;
+        for _ in 0..3 {
+            attacker.line().await;
+        }
+        attackers.push(attacker);
+    }
+    // The highest resident memory seen, in KiB, sampled every 10 ms.
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampling = tokio::spawn({
+        let peak = peak.clone();
+        async move {
+            loop {
+                peak.fetch_max((rss_mib(pid) * 1024.0) as u64, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    });
+    for _ in 0..ASKS {
+        for attacker in &mut attackers {
+            // Once dropped, an attacker's writes fail: it is not asking any more.
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut attacker.writer, b"/history 500\n").await;
+        }
+        // The pace of the attack, not a wait for the server.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The server answers a history query at a time (a debug build takes tens of ms for each):
+    // the watcher's pings keep its reads from timing out while the answers are made.
+    let mut dropped = 0;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    while dropped < ATTACKERS {
+        assert!(tokio::time::Instant::now() < deadline, "{dropped} of {ATTACKERS} attackers dropped");
+        watch.send("PING wait").await;
+        let message = watch.expect_any(&["QUIT", "PONG"]).await;
+        if message.command == "QUIT" {
+            assert!(message.params[0].starts_with("SendQ exceeded"), "{message:?}");
+            dropped += 1;
+        }
+    }
+    sampling.abort();
+    drop(attackers);
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0;
+    println!("RSS before {before:.1} MiB, after the attack {peak:.1} MiB");
+    // Each answer is 230 KB; an attacker may have half the 1 MiB budget and one answer waiting.
+    assert!(peak < before + 24.0, "RSS grew from {before:.1} to {peak:.1} MiB");
+    // The memory is given back to the system within seconds.
+    eventually(async || {
+        let now = rss_mib(pid);
+        if now < before + 8.0 { Ok(()) } else { Err(format!("RSS {now:.1} MiB, {before:.1} before the attack")) }
+    })
+    .await;
+    server.kill9().await;
+}

@@ -300,6 +300,8 @@ impl Conn {
                     None => {
                         let count = writer.batch.len();
                         writer.pending = rendered(&mut writer.batch, render);
+                        // Freed once written, or when the client is dropped without taking it.
+                        crate::memory::released(writer.pending.len());
                         // After a small batch, give the memory back: an idle connection holds none.
                         if count <= SMALL_BATCH {
                             writer.batch = VecDeque::new();
