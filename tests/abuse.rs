@@ -477,3 +477,102 @@ async fn clients_that_ask_for_history_and_never_read_are_dropped_and_their_memor
     .await;
     server.kill9().await;
 }
+
+/// The rooms of a `LIST` answer, in order, after sending `LIST params`.
+async fn list(irc: &mut Irc, params: &str) -> Vec<String> {
+    irc.send(&format!("LIST {params}")).await;
+    let mut rooms = Vec::new();
+    loop {
+        let reply = irc.expect_any(&["322", "323"]).await;
+        if reply.command == "323" {
+            return rooms;
+        }
+        rooms.push(reply.params[1].clone());
+    }
+}
+
+#[tokio::test]
+async fn list_filters_by_elist_conditions() {
+    let server = unpaced().await;
+    let mut a = Irc::register(server.addr, "a", &[]).await;
+    let mut b = Irc::register(server.addr, "b", &[]).await;
+    let mut c = Irc::register(server.addr, "c", &[]).await;
+    for room in ["#apple", "#apricot", "#banana"] {
+        a.join(room).await;
+    }
+    b.join("#apple").await;
+    b.join("#apricot").await;
+    c.join("#apple").await;
+    a.send("TOPIC #banana :yellow").await;
+    a.expect("TOPIC").await;
+    a.send("VERSION").await;
+    let isupport = a.expect("005").await;
+    assert!(isupport.params.iter().any(|p| p == "ELIST=CMNTU"), "{isupport:?}");
+    assert_eq!(list(&mut a, "").await, ["#apple", "#apricot", "#banana"]);
+    assert_eq!(list(&mut a, ">1").await, ["#apple", "#apricot"]);
+    assert_eq!(list(&mut a, "<2").await, ["#banana"]);
+    assert_eq!(list(&mut a, ">1,<3").await, ["#apricot"]);
+    assert_eq!(list(&mut a, "#ap*").await, ["#apple", "#apricot"]);
+    assert_eq!(list(&mut a, "!#ap*").await, ["#banana"]);
+    assert_eq!(list(&mut a, "#a*,!#apr*").await, ["#apple"]);
+    assert_eq!(list(&mut a, "#BANANA").await, ["#banana"]);
+    assert_eq!(list(&mut a, "C<60").await, ["#apple", "#apricot", "#banana"]);
+    assert!(list(&mut a, "C>60").await.is_empty());
+    assert_eq!(list(&mut a, "T<60").await, ["#banana"]);
+    assert!(list(&mut a, "T>60").await.is_empty());
+    // A condition that is none of ELIST's is refused, and the list is empty.
+    a.send("LIST >many").await;
+    let refused = a.expect_any(&["FAIL", "NOTICE"]).await;
+    assert!(refused.params.last().unwrap().contains("no LIST condition"), "{refused:?}");
+    a.expect("323").await;
+    // Plain text's /rooms takes a mask too.
+    let mut plain = Client::plain_as(server.addr, "plainlister").await;
+    plain.send("/rooms #ap*").await;
+    assert_eq!(plain.line().await, "2 room(s):");
+    assert!(plain.line().await.starts_with("  #apple (3 here)"));
+    assert!(plain.line().await.starts_with("  #apricot (2 here)"));
+}
+
+#[tokio::test]
+async fn a_list_is_sent_as_it_is_read_and_others_are_answered_meanwhile() {
+    const ROOMS: usize = 3_000;
+    const LISTS: usize = 60;
+    let server = start_with(|config| {
+        config.hub.limits = HubLimits { room_creation: None, max_rooms_per_user: ROOMS }
+    })
+    .await;
+    let mut holder = Irc::register(server.addr, "holder", &[]).await;
+    let rooms: Vec<String> = (0..ROOMS).map(|i| format!("#room{i:05}")).collect();
+    for chunk in rooms.chunks(40) {
+        holder.send(&format!("JOIN {}", chunk.join(","))).await;
+    }
+    for _ in 0..ROOMS {
+        holder.expect("366").await;
+    }
+    // Sixty lists of 3,000 rooms are 10 MB: more than the kernel's buffers and any queue hold.
+    let mut lister = Irc::register(server.addr, "lister", &[]).await;
+    lister.client.send_raw("LIST\r\n".repeat(LISTS).as_bytes()).await;
+    // Meanwhile others are answered: 20 round trips, each within the usual wait.
+    let mut other = Irc::register(server.addr, "other", &[]).await;
+    for i in 0..20 {
+        other.send(&format!("PING :{i}")).await;
+        assert_eq!(other.expect("PONG").await.params.last().unwrap(), &i.to_string());
+    }
+    // The lister, reading at last, gets every list whole and in order: it was not dropped.
+    for _ in 0..LISTS {
+        lister.expect("321").await;
+        let mut count = 0;
+        loop {
+            let reply = lister.next().await;
+            match reply.command.as_str() {
+                "322" => {
+                    assert_eq!(reply.params.get(1), Some(&rooms[count]), "{reply:?}");
+                    count += 1;
+                }
+                "323" => break,
+                other => panic!("unexpected {other} in a list: {reply:?}"),
+            }
+        }
+        assert_eq!(count, ROOMS);
+    }
+}

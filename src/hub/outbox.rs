@@ -214,6 +214,18 @@ impl Outbox {
         Poll::Pending
     }
 
+    /// Ready once at most `bytes` wait in the queue and in the writer's hands, or the queue is
+    /// closed: a session sending a long answer a page at a time waits here between pages. The
+    /// session's own connection task writes the queue, and polls this after each write.
+    pub fn poll_drained(&self, cx: &Context<'_>, bytes: usize) -> Poll<()> {
+        let mut state = self.state();
+        if state.closed.is_some() || state.bytes + state.writing <= bytes {
+            return Poll::Ready(());
+        }
+        state.wait(cx);
+        Poll::Pending
+    }
+
     /// Waits for [`Outbox::poll_batch`] to be ready.
     pub async fn next_batch(&self, batch: &mut VecDeque<Out>) -> Option<Closed> {
         poll_fn(|cx| self.poll_batch(cx, batch)).await
@@ -284,6 +296,22 @@ mod tests {
         let waker = futures_util::task::noop_waker();
         assert!(outbox.poll_batch(&Context::from_waker(&waker), &mut batch).is_pending());
         assert!(outbox.push(Out::Line(answer)), "the first answer was written");
+    }
+
+    #[tokio::test]
+    async fn drained_once_what_waits_is_written() {
+        let outbox = Outbox::new(64);
+        let waker = futures_util::task::noop_waker();
+        let cx = Context::from_waker(&waker);
+        assert!(outbox.poll_drained(&cx, 0).is_ready());
+        outbox.push(Out::Line(Bytes::from(vec![b'x'; 2000])));
+        assert!(outbox.poll_drained(&cx, 1000).is_pending());
+        let mut batch = VecDeque::new();
+        assert!(outbox.poll_batch(&cx, &mut batch).is_ready());
+        assert!(outbox.poll_drained(&cx, 1000).is_pending(), "taken, not yet written");
+        batch.clear();
+        assert!(outbox.poll_batch(&cx, &mut batch).is_pending());
+        assert!(outbox.poll_drained(&cx, 1000).is_ready());
     }
 
     #[tokio::test]
