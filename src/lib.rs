@@ -42,6 +42,7 @@
 //!   in a pipe.
 //! - [`logging`]: the server's log on standard error, which never stops or stalls it (failed
 //!   writes are dropped and counted).
+//! - [`memory`]: giving memory back to the system after a burst (`malloc_trim`).
 //! - [`panics`]: what a bug ends: its one connection, or else the whole process.
 //! - [`bench`](mod@bench): `charla bench`, the load generator (scenarios, loss accounting, latency
 //!   percentiles, a summary table and a JSON line).
@@ -52,6 +53,7 @@ pub mod chat;
 pub mod client;
 pub mod hub;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod net;
 pub mod panics;

@@ -129,7 +129,8 @@ struct ServeArgs {
     /// Lines per second each client may send, as RATE or RATE/BURST; `off` disables flood control.
     #[arg(long, value_name = "RATE[/BURST]|off", default_value = "10/30", value_parser = parse_flood)]
     flood_limit: Flood,
-    /// Messages (or N KiB) queued for a client before it is dropped as too slow a reader.
+    /// Messages (or N/4 KiB, counting what is being written) queued for a client before it is
+    /// dropped as too slow a reader; one answer it asked for (history) may be bigger.
     #[arg(long, value_name = "N", default_value_t = Limits::default().sendq)]
     sendq: usize,
     /// Recent lines shown when joining a room, to clients that cannot ask for history

@@ -325,3 +325,254 @@ async fn plain_users_cannot_pass_their_text_off_as_the_servers_or_as_ctcp() {
     assert_eq!(texts[2], "VERSION");
     assert_eq!(texts[3], "\x01ACTION waves\x01", "actions are the one CTCP plain users send");
 }
+
+/// Sends `count` lines made by `line` in one write and closes the connection without waiting:
+/// a flooder that leaves. The lines fit the kernel's buffers, so the close follows them at once.
+async fn flood_and_close(mut client: Client, count: usize, line: impl Fn(usize) -> String) {
+    let burst: String = (0..count).map(line).collect();
+    client.send_raw(burst.as_bytes()).await;
+    drop(client);
+}
+
+/// Reads `watch` until `nick` quits; returns how many of its messages arrived before.
+async fn said_before_quitting(watch: &mut Irc, nick: &str) -> usize {
+    let mut said = 0;
+    loop {
+        let message = watch.next().await;
+        let from = message.source.as_deref().is_some_and(|p| p.starts_with(&format!("{nick}!")));
+        match message.command.as_str() {
+            "PRIVMSG" if from => said += 1,
+            "QUIT" if from => return said,
+            _ => {}
+        }
+        // Held-back lines arrive at the flood rate, 10 a second: this many means the client
+        // talks on after it has gone.
+        assert!(said < 200, "{nick} closed its connection and is still talking ({said} lines)");
+    }
+}
+
+#[tokio::test]
+async fn a_flooder_that_closes_is_gone_at_once_with_its_held_back_lines() {
+    // The default flood limit: 30 lines at once, then 10 a second.
+    let server = start_server_with(charla::server::Limits::default()).await;
+    let mut watch = Irc::register(server.addr, "watch", &[]).await;
+    watch.join("#lobby").await;
+    let plain = Client::plain_as(server.addr, "plainflood").await;
+    flood_and_close(plain, 2_000, |i| format!("line {i}\n")).await;
+    let said = said_before_quitting(&mut watch, "plainflood").await;
+    assert!(said >= 20, "the burst the flood limit allows is said ({said})");
+    let mut irc = Irc::register(server.addr, "ircflood", &[]).await;
+    irc.join("#lobby").await;
+    flood_and_close(irc.client, 2_000, |i| format!("PRIVMSG #lobby :line {i}\r\n")).await;
+    let said = said_before_quitting(&mut watch, "ircflood").await;
+    assert!(said >= 20, "the burst the flood limit allows is said ({said})");
+    // Gone from the room too, for anyone who asks.
+    watch.send("NAMES #lobby").await;
+    let names = watch.expect("353").await;
+    assert!(!names.params[3].contains("flood"), "{names:?}");
+}
+
+/// The server process's resident memory, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the server's /proc status");
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in kB");
+    kb / 1024.0
+}
+
+/// A client whose receive buffer is 4 KB, as a slow link's would be small: what it does not
+/// read stays with the server, not in the kernel's buffers of a loopback connection.
+async fn small_window(addr: std::net::SocketAddr) -> Client {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("a small receive buffer");
+    let (reader, writer) = socket.connect(addr).await.expect("connects").into_split();
+    Client { reader: tokio::io::BufReader::new(reader), writer }
+}
+
+#[tokio::test]
+async fn clients_that_ask_for_history_and_never_read_are_dropped_and_their_memory_given_back() {
+    const LINES: usize = 200;
+    const ATTACKERS: usize = 8;
+    const ASKS: usize = 30;
+    let dir = TempDir::new();
+    let server = ServerProcess::start(&dir.0, &[]).await;
+    let pid = server.child.id().expect("running");
+    let mut watch = Irc::register(server.addr, "watch", &[]).await;
+    watch.join("#lobby").await;
+    // A room of 4 KB lines (each stored as the lines an IRC client would get, ~450 bytes), so
+    // each `/history 500` answer is about 250 KB.
+    let mut writer = Client::plain_as(server.addr, "writer").await;
+    let long: String = "x".repeat(4000);
+    let burst: String = (0..LINES).map(|i| format!("{i:04}{long}\n")).collect();
+    writer.send_raw(burst.as_bytes()).await;
+    for _ in 0..LINES {
+        watch.expect("PRIVMSG").await;
+    }
+    let header = "--- last 500 line(s) of #lobby ---";
+    eventually(async || {
+        writer.send("/history 500").await;
+        let lines = writer.expect("--- end of history ---").await;
+        let first = lines.iter().find(|l| l.starts_with("--- last")).cloned().unwrap_or_default();
+        if first == header { Ok(()) } else { Err(format!("history so far: {first}")) }
+    })
+    .await;
+    let before = rss_mib(pid);
+    // The attackers connect, then each asks once a round, 30 rounds, never reading: all of
+    // them are asking at once. 30 answers are 7 MB, more than the kernel's buffers of a
+    // loopback connection take (about 4 MB) and the queue's budget after them.
+    let mut attackers = Vec::new();
+    for _ in 0..ATTACKERS {
+        let mut attacker = small_window(server.addr).await;
+        for _ in 0..3 {
+            attacker.line().await;
+        }
+        attackers.push(attacker);
+    }
+    // The highest resident memory seen, in KiB, sampled every 10 ms.
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampling = tokio::spawn({
+        let peak = peak.clone();
+        async move {
+            loop {
+                peak.fetch_max((rss_mib(pid) * 1024.0) as u64, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    });
+    for _ in 0..ASKS {
+        for attacker in &mut attackers {
+            // Once dropped, an attacker's writes fail: it is not asking any more.
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut attacker.writer, b"/history 500\n").await;
+        }
+        // The pace of the attack, not a wait for the server.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The server answers a history query at a time (a debug build takes tens of ms for each):
+    // the watcher's pings keep its reads from timing out while the answers are made.
+    let mut dropped = 0;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    while dropped < ATTACKERS {
+        assert!(tokio::time::Instant::now() < deadline, "{dropped} of {ATTACKERS} attackers dropped");
+        watch.send("PING wait").await;
+        let message = watch.expect_any(&["QUIT", "PONG"]).await;
+        if message.command == "QUIT" {
+            assert!(message.params[0].starts_with("SendQ exceeded"), "{message:?}");
+            dropped += 1;
+        }
+    }
+    sampling.abort();
+    drop(attackers);
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0;
+    println!("RSS before {before:.1} MiB, after the attack {peak:.1} MiB");
+    // Each answer is 230 KB; an attacker may have half the 1 MiB budget and one answer waiting.
+    assert!(peak < before + 24.0, "RSS grew from {before:.1} to {peak:.1} MiB");
+    // The memory is given back to the system within seconds.
+    eventually(async || {
+        let now = rss_mib(pid);
+        if now < before + 8.0 { Ok(()) } else { Err(format!("RSS {now:.1} MiB, {before:.1} before the attack")) }
+    })
+    .await;
+    server.kill9().await;
+}
+
+/// The rooms of a `LIST` answer, in order, after sending `LIST params`.
+async fn list(irc: &mut Irc, params: &str) -> Vec<String> {
+    irc.send(&format!("LIST {params}")).await;
+    let mut rooms = Vec::new();
+    loop {
+        let reply = irc.expect_any(&["322", "323"]).await;
+        if reply.command == "323" {
+            return rooms;
+        }
+        rooms.push(reply.params[1].clone());
+    }
+}
+
+#[tokio::test]
+async fn list_filters_by_elist_conditions() {
+    let server = unpaced().await;
+    let mut a = Irc::register(server.addr, "a", &[]).await;
+    let mut b = Irc::register(server.addr, "b", &[]).await;
+    let mut c = Irc::register(server.addr, "c", &[]).await;
+    for room in ["#apple", "#apricot", "#banana"] {
+        a.join(room).await;
+    }
+    b.join("#apple").await;
+    b.join("#apricot").await;
+    c.join("#apple").await;
+    a.send("TOPIC #banana :yellow").await;
+    a.expect("TOPIC").await;
+    a.send("VERSION").await;
+    let isupport = a.expect("005").await;
+    assert!(isupport.params.iter().any(|p| p == "ELIST=CMNTU"), "{isupport:?}");
+    assert_eq!(list(&mut a, "").await, ["#apple", "#apricot", "#banana"]);
+    assert_eq!(list(&mut a, ">1").await, ["#apple", "#apricot"]);
+    assert_eq!(list(&mut a, "<2").await, ["#banana"]);
+    assert_eq!(list(&mut a, ">1,<3").await, ["#apricot"]);
+    assert_eq!(list(&mut a, "#ap*").await, ["#apple", "#apricot"]);
+    assert_eq!(list(&mut a, "!#ap*").await, ["#banana"]);
+    assert_eq!(list(&mut a, "#a*,!#apr*").await, ["#apple"]);
+    assert_eq!(list(&mut a, "#BANANA").await, ["#banana"]);
+    assert_eq!(list(&mut a, "C<60").await, ["#apple", "#apricot", "#banana"]);
+    assert!(list(&mut a, "C>60").await.is_empty());
+    assert_eq!(list(&mut a, "T<60").await, ["#banana"]);
+    assert!(list(&mut a, "T>60").await.is_empty());
+    // A condition that is none of ELIST's is refused, and the list is empty.
+    a.send("LIST >many").await;
+    let refused = a.expect_any(&["FAIL", "NOTICE"]).await;
+    assert!(refused.params.last().unwrap().contains("no LIST condition"), "{refused:?}");
+    a.expect("323").await;
+    // Plain text's /rooms takes a mask too.
+    let mut plain = Client::plain_as(server.addr, "plainlister").await;
+    plain.send("/rooms #ap*").await;
+    assert_eq!(plain.line().await, "2 room(s):");
+    assert!(plain.line().await.starts_with("  #apple (3 here)"));
+    assert!(plain.line().await.starts_with("  #apricot (2 here)"));
+}
+
+#[tokio::test]
+async fn a_list_is_sent_as_it_is_read_and_others_are_answered_meanwhile() {
+    const ROOMS: usize = 3_000;
+    const LISTS: usize = 60;
+    let server = start_with(|config| {
+        config.hub.limits = HubLimits { room_creation: None, max_rooms_per_user: ROOMS }
+    })
+    .await;
+    let mut holder = Irc::register(server.addr, "holder", &[]).await;
+    let rooms: Vec<String> = (0..ROOMS).map(|i| format!("#room{i:05}")).collect();
+    for chunk in rooms.chunks(40) {
+        holder.send(&format!("JOIN {}", chunk.join(","))).await;
+    }
+    for _ in 0..ROOMS {
+        holder.expect("366").await;
+    }
+    // Sixty lists of 3,000 rooms are 10 MB: more than the kernel's buffers and any queue hold.
+    let mut lister = Irc::register(server.addr, "lister", &[]).await;
+    lister.client.send_raw("LIST\r\n".repeat(LISTS).as_bytes()).await;
+    // Meanwhile others are answered: 20 round trips, each within the usual wait.
+    let mut other = Irc::register(server.addr, "other", &[]).await;
+    for i in 0..20 {
+        other.send(&format!("PING :{i}")).await;
+        assert_eq!(other.expect("PONG").await.params.last().unwrap(), &i.to_string());
+    }
+    // The lister, reading at last, gets every list whole and in order: it was not dropped.
+    for _ in 0..LISTS {
+        lister.expect("321").await;
+        let mut count = 0;
+        loop {
+            let reply = lister.next().await;
+            match reply.command.as_str() {
+                "322" => {
+                    assert_eq!(reply.params.get(1), Some(&rooms[count]), "{reply:?}");
+                    count += 1;
+                }
+                "323" => break,
+                other => panic!("unexpected {other} in a list: {reply:?}"),
+            }
+        }
+        assert_eq!(count, ROOMS);
+    }
+}

@@ -137,8 +137,8 @@ async fn unknown_commands_and_bad_arguments_get_an_error_not_a_disconnect() {
 
 #[tokio::test]
 async fn a_client_that_does_not_read_is_still_heard() {
-    // A queue deep enough not to overflow: only the socket is full.
-    let server = start_server_with(Limits { sendq: 100_000, ..test_limits() }).await;
+    // A queue deep enough not to overflow (100 MB): only the socket is full.
+    let server = start_server_with(Limits { sendq: 400_000, ..test_limits() }).await;
     let mut watcher = Client::plain_as(server.addr, "watcher").await;
     let mut busy = Client::plain_as(server.addr, "busy").await;
     watcher.arrived("busy").await;

@@ -25,6 +25,7 @@ pub mod bans;
 pub mod event;
 mod history;
 pub mod limits;
+pub mod list;
 pub mod modes;
 mod monitor;
 mod oper;
@@ -45,6 +46,7 @@ pub use history::{History, HistoryNotice};
 use limits::{HubLimits, RoomCreation};
 use modes::{ModeChange, RoomMode, RoomModes, flip};
 pub use monitor::{MONITOR_LIMIT, Monitored};
+pub use list::ListFilter;
 pub use outbox::{Closed, Out, Outbox};
 use text::fold;
 
@@ -1341,20 +1343,20 @@ impl Hub {
         Ok(self.visible_room(asker, name)?.bans.clone())
     }
 
-    /// Rooms `asker` may see, sorted by name (secret ones only if a member).
-    pub fn list_rooms(&self, asker: ConnId) -> Vec<RoomSummary> {
-        let mut rooms: Vec<RoomSummary> = self
-            .rooms
+    /// Rooms `asker` may see (secret ones only if a member) that `filter` keeps, in no
+    /// particular order: sorting a long list is the caller's, outside the hub's lock.
+    pub fn list_rooms(&self, asker: ConnId, filter: &ListFilter) -> Vec<RoomSummary> {
+        let now = now_millis();
+        self.rooms
             .values()
             .filter(|r| r.visible_to(asker))
+            .filter(|r| filter.keeps(&r.name, r.members.len(), r.created, r.topic.as_ref().map(|t| t.at), now))
             .map(|r| RoomSummary {
                 name: r.name.clone(),
                 members: r.members.len(),
                 topic: r.topic.as_ref().map(|t| t.text.clone()),
             })
-            .collect();
-        rooms.sort_by_key(|r| fold(&r.name));
-        rooms
+            .collect()
     }
 
     /// WHOWAS: the most recent departures under `nick`, newest first.

@@ -2,9 +2,15 @@
 //!
 //! The hub pushes without ever waiting: a push onto a full queue fails, the queue is closed with
 //! [`Closed::Overflow`], and the connection's writer drops the client with a clear reason. So a
-//! client that stops reading costs at most `capacity` queued items, and at most
-//! [`BYTES_PER_ITEM`] × `capacity` bytes (a whole history answer is one item), and never slows
-//! the room.
+//! client that stops reading costs at most `capacity` queued items and never slows the room.
+//!
+//! The queue is counted in bytes too, from the push until the writer has handed the batch to
+//! the socket (so a batch being written, which the client may never take, still counts). The
+//! budget is [`BYTES_PER_ITEM`] × `capacity`. One item may be bigger than the budget (a history
+//! answer is one item, up to a few MB): it is taken while what waits before it is under half
+//! the budget, as for a client that reads. A client that asks again without reading has its
+//! first answer still waiting and is dropped: a client that never reads holds at most half the
+//! budget and one answer.
 //!
 //! The writer takes everything queued in one [`Outbox::poll_batch`] call and writes it with
 //! one syscall: that is where writes coalesce. An idle connection's queue holds no allocation.
@@ -51,8 +57,8 @@ impl Closed {
     }
 }
 
-/// The byte budget of a queue, per item of its capacity.
-pub const BYTES_PER_ITEM: usize = 1024;
+/// The byte budget of a queue, per item of its capacity: 1 MiB for the default 4,096 items.
+pub const BYTES_PER_ITEM: usize = 256;
 
 /// Batches up to this size leave no buffer behind (see [`Outbox::next_batch`]).
 pub const SMALL_BATCH: usize = 4;
@@ -77,6 +83,9 @@ struct State {
     queue: VecDeque<Out>,
     /// What the queued items weigh, in bytes.
     bytes: usize,
+    /// What the batch the writer took last weighs, until it asks for the next one (which it
+    /// does once it has written the last).
+    writing: usize,
     closed: Option<Closed>,
     /// The writer waiting for the queue's first item, its close or its overflow (an overflow
     /// also ends a writer stuck on a full socket at once).
@@ -126,9 +135,12 @@ impl Outbox {
             Out::Line(line) => line.len(),
             Out::Event(_) => EVENT_BYTES,
         };
+        let waiting = state.bytes + state.writing;
+        let budget = self.inner.capacity * BYTES_PER_ITEM;
         state.bytes += bytes;
-        if state.queue.len() >= self.inner.capacity || state.bytes > self.inner.capacity * BYTES_PER_ITEM {
+        if state.queue.len() >= self.inner.capacity || (waiting + bytes > budget && waiting > budget / 2) {
             state.queue = VecDeque::new();
+            crate::memory::released(state.bytes);
             state.closed = Some(Closed::Overflow);
             crate::metrics::get().slow_consumers.inc();
             let waker = state.waker.take();
@@ -185,16 +197,30 @@ impl Outbox {
     pub fn poll_batch(&self, cx: &Context<'_>, batch: &mut VecDeque<Out>) -> Poll<Option<Closed>> {
         debug_assert!(batch.is_empty());
         let mut state = self.state();
+        // The writer asks once it has written the batch before.
+        state.writing = 0;
         if !state.queue.is_empty() {
             std::mem::swap(&mut state.queue, batch);
             if batch.len() <= SMALL_BATCH {
                 state.queue = VecDeque::new();
             }
-            state.bytes = 0;
+            state.writing = std::mem::take(&mut state.bytes);
             return Poll::Ready(None);
         }
         if let Some(closed) = &state.closed {
             return Poll::Ready(Some(closed.clone()));
+        }
+        state.wait(cx);
+        Poll::Pending
+    }
+
+    /// Ready once at most `bytes` wait in the queue and in the writer's hands, or the queue is
+    /// closed: a session sending a long answer a page at a time waits here between pages. The
+    /// session's own connection task writes the queue, and polls this after each write.
+    pub fn poll_drained(&self, cx: &Context<'_>, bytes: usize) -> Poll<()> {
+        let mut state = self.state();
+        if state.closed.is_some() || state.bytes + state.writing <= bytes {
+            return Poll::Ready(());
         }
         state.wait(cx);
         Poll::Pending
@@ -241,8 +267,51 @@ mod tests {
         let outbox = Outbox::new(4);
         let big = Bytes::from(vec![b'x'; 3 * BYTES_PER_ITEM]);
         assert!(outbox.push(Out::Line(big.clone())));
-        assert!(!outbox.push(Out::Line(big)), "6 KiB is over the 4 KiB budget of a 4-item queue");
+        assert!(!outbox.push(Out::Line(big)), "6 items' worth is over the budget of a 4-item queue");
         assert_eq!(outbox.closed(), Some(Closed::Overflow));
+    }
+
+    #[tokio::test]
+    async fn one_answer_may_exceed_the_budget_but_not_a_second_while_the_first_is_written() {
+        let outbox = Outbox::new(4);
+        let answer = Bytes::from(vec![b'x'; 10 * BYTES_PER_ITEM]);
+        assert!(outbox.push(line("a")), "a little is waiting");
+        assert!(outbox.push(Out::Line(answer.clone())), "one big answer is taken");
+        let mut batch = VecDeque::new();
+        assert_eq!(outbox.next_batch(&mut batch).await, None);
+        // The writer holds the batch (the client does not read): it still counts.
+        assert!(!outbox.push(Out::Line(answer)), "a second answer before the first is written");
+        assert_eq!(outbox.closed(), Some(Closed::Overflow));
+    }
+
+    #[tokio::test]
+    async fn a_written_batch_no_longer_counts() {
+        let outbox = Outbox::new(4);
+        let answer = Bytes::from(vec![b'x'; 10 * BYTES_PER_ITEM]);
+        assert!(outbox.push(Out::Line(answer.clone())));
+        let mut batch = VecDeque::new();
+        assert_eq!(outbox.next_batch(&mut batch).await, None);
+        batch.clear();
+        // The writer asks for more once it has written the batch.
+        let waker = futures_util::task::noop_waker();
+        assert!(outbox.poll_batch(&Context::from_waker(&waker), &mut batch).is_pending());
+        assert!(outbox.push(Out::Line(answer)), "the first answer was written");
+    }
+
+    #[tokio::test]
+    async fn drained_once_what_waits_is_written() {
+        let outbox = Outbox::new(64);
+        let waker = futures_util::task::noop_waker();
+        let cx = Context::from_waker(&waker);
+        assert!(outbox.poll_drained(&cx, 0).is_ready());
+        outbox.push(Out::Line(Bytes::from(vec![b'x'; 2000])));
+        assert!(outbox.poll_drained(&cx, 1000).is_pending());
+        let mut batch = VecDeque::new();
+        assert!(outbox.poll_batch(&cx, &mut batch).is_ready());
+        assert!(outbox.poll_drained(&cx, 1000).is_pending(), "taken, not yet written");
+        batch.clear();
+        assert!(outbox.poll_batch(&cx, &mut batch).is_pending());
+        assert!(outbox.poll_drained(&cx, 1000).is_ready());
     }
 
     #[tokio::test]

@@ -174,7 +174,7 @@ fn first_joiner_is_operator_and_empty_rooms_vanish() {
     assert_eq!(t.hub.join(a, "#room", None).unwrap().map(|j| j.room), None);
     t.hub.part(a, "#room", "bye").unwrap();
     t.hub.quit(b, "gone");
-    assert!(t.hub.list_rooms(a).is_empty());
+    assert!(t.hub.list_rooms(a, &ListFilter::default()).is_empty());
     assert!(matches!(t.hub.part(a, "#room", ""), Err(HubError::NoSuchRoom(_))));
 }
 
@@ -312,8 +312,8 @@ fn secret_rooms_are_hidden_from_outsiders() {
     let (b, _) = t.add("bob");
     t.hub.join(op, "#hidden", None).unwrap();
     t.hub.set_modes(op, "#hidden", parse("+s", &[]).changes).unwrap();
-    assert!(t.hub.list_rooms(b).is_empty());
-    assert_eq!(t.hub.list_rooms(op).len(), 1);
+    assert!(t.hub.list_rooms(b, &ListFilter::default()).is_empty());
+    assert_eq!(t.hub.list_rooms(op, &ListFilter::default()).len(), 1);
     assert!(t.hub.user_info(b, "op").unwrap().rooms.is_empty());
     assert!(t.hub.room_info(b, "#hidden").is_err());
     assert!(t.hub.bans(b, "#hidden").is_err());

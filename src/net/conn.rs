@@ -93,9 +93,9 @@ pub struct Conn {
     stream: BoxStream,
     lines: LineReader,
     flood: Option<TokenBucket>,
-    /// A line held back by the flood limit: ready with it when it may be handled. Boxed: a
-    /// rare wait should not make every connection bigger.
-    throttled: Option<Pin<Box<dyn Future<Output = Line> + Send>>>,
+    /// A line held back by the flood limit. Boxed: a rare wait should not make every
+    /// connection bigger.
+    throttled: Option<Box<Throttled>>,
     outbox: Outbox,
     writer: Writer,
     /// This connection's key in [`Shared::sessions`](super::Shared).
@@ -219,22 +219,39 @@ impl Conn {
         poll_fn(|cx| self.poll_write(cx, render)).await
     }
 
-    /// The next line, once the flood limit lets it through.
+    /// The next line, once the flood limit lets it through; `None` once the client has
+    /// closed the connection.
+    ///
+    /// While a line is held back, nothing more is read: what the client sends meanwhile waits
+    /// in the kernel's buffers (at most one read of [`LineReader`]'s is held here), whose full
+    /// window stops the client. And the client's hang-up is looked for at every wake-up and
+    /// every [`HANGUP_CHECK`]: a flooder that closes is gone at once, its held-back lines
+    /// with it, instead of talking on at the flood rate from lines it sent before it left.
     fn poll_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<Line>> {
         if let Some(throttled) = &mut self.throttled {
-            let line = ready!(throttled.as_mut().poll(cx));
-            self.throttled = None;
-            return Poll::Ready(Some(line));
+            loop {
+                if self.stream.hung_up() {
+                    self.throttled = None;
+                    return Poll::Ready(None);
+                }
+                ready!(throttled.tick.as_mut().poll(cx));
+                let now = tokio::time::Instant::now();
+                if now >= throttled.until {
+                    break;
+                }
+                throttled.tick.as_mut().reset(throttled.until.min(now + HANGUP_CHECK));
+            }
+            let line = self.throttled.take().map(|throttled| throttled.line);
+            return Poll::Ready(line);
         }
         let Ok(Some(line)) = ready!(self.lines.poll_next(cx, &mut self.stream)) else { return Poll::Ready(None) };
         if let Some(bucket) = &mut self.flood {
             let wait = bucket.take();
             if !wait.is_zero() {
                 crate::metrics::get().flood_delays.inc();
-                self.throttled = Some(Box::pin(async move {
-                    tokio::time::sleep(wait).await;
-                    line
-                }));
+                let until = tokio::time::Instant::now() + wait;
+                let tick = Box::pin(tokio::time::sleep(wait.min(HANGUP_CHECK)));
+                self.throttled = Some(Box::new(Throttled { line, until, tick }));
                 return self.poll_line(cx);
             }
         }
@@ -283,6 +300,8 @@ impl Conn {
                     None => {
                         let count = writer.batch.len();
                         writer.pending = rendered(&mut writer.batch, render);
+                        // Freed once written, or when the client is dropped without taking it.
+                        crate::memory::released(writer.pending.len());
                         // After a small batch, give the memory back: an idle connection holds none.
                         if count <= SMALL_BATCH {
                             writer.batch = VecDeque::new();
@@ -310,6 +329,18 @@ impl Drop for Conn {
     fn drop(&mut self) {
         self.sessions.remove(self.key);
     }
+}
+
+/// How often a connection whose next line is held back by the flood limit looks whether its
+/// client has hung up, at the least (it also looks whenever its task wakes).
+const HANGUP_CHECK: Duration = Duration::from_millis(100);
+
+/// A line held back by the flood limit until `until`; `tick` wakes the connection then, and
+/// every [`HANGUP_CHECK`] before.
+struct Throttled {
+    line: Line,
+    until: tokio::time::Instant,
+    tick: Pin<Box<Sleep>>,
 }
 
 /// How long the last words of a closing connection may take to write.

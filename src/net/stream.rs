@@ -1,16 +1,42 @@
 //! The byte stream a connection speaks over.
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
+use tokio::net::TcpStream;
 
 /// A connected byte stream: TCP, TLS over TCP, or one end of an in-process pipe.
-pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {
+    /// Whether the client has hung up (closed or reset the connection) even though bytes it
+    /// sent before are still unread: a connection whose input is held back by the flood limit
+    /// asks, so that a client that is gone is gone at once, not once its backlog has been read.
+    /// `false` when the stream cannot tell.
+    fn hung_up(&self) -> bool {
+        false
+    }
+}
 
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+impl Stream for TcpStream {
+    fn hung_up(&self) -> bool {
+        // `POLLRDHUP`: the peer's FIN (or a reset) has arrived, whatever is still queued before it.
+        let mut poll = libc::pollfd { fd: self.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
+        // SAFETY: one valid `pollfd` for a descriptor this stream owns; a zero timeout never blocks.
+        let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+        ready > 0 && poll.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+    }
+}
+
+impl Stream for DuplexStream {}
+
+impl Stream for Rewind {
+    fn hung_up(&self) -> bool {
+        self.inner.hung_up()
+    }
+}
 
 /// Any [`Stream`], boxed: what a protocol session is given.
 pub type BoxStream = Box<dyn Stream>;

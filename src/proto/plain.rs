@@ -23,8 +23,10 @@ use bytes::Bytes;
 use crate::chat::now_millis;
 use crate::hub::event::FORMATS;
 use crate::hub::modes::{self, ModeChange};
-use crate::hub::text::strip_formatting;
-use crate::hub::{self, Closed, ConnId, Event, EventKind, HubError, LOBBY, MsgKind, Out, Outbox, Registration, Target};
+use crate::hub::text::{fold, strip_formatting};
+use crate::hub::{
+    self, Closed, ConnId, Event, EventKind, HubError, LOBBY, ListFilter, MsgKind, Out, Outbox, Registration, Target,
+};
 use crate::metrics::Speaks;
 use crate::net::{Conn, Input, Limits, Line, Render};
 use crate::proto::Shared;
@@ -46,7 +48,7 @@ commands:
   /nick NAME            change your nick
   /join #ROOM [KEY]     move to a room (created if new)
   /part [REASON]        leave your room (back to #lobby)
-  /rooms                list rooms
+  /rooms [MASK]         list rooms (the first 100; #a* lists those starting with #a)
   /who [#ROOM]          list who is in your room (or another)
   /history [N]          the last N lines of your room (default 20), with times (UTC)
   /redact [REASON]      remove your last message in your room (from everyone's history)
@@ -227,6 +229,9 @@ impl Drop for Present<'_> {
 /// How many others a join names; the rest are counted (a big room's list would flood the screen).
 const JOIN_NAMES: usize = 10;
 
+/// Rooms `/rooms` shows at most: a big server's list is narrowed down with a mask.
+const ROOMS_SHOWN: usize = 100;
+
 /// Lines `/history` shows without a count, and the most it shows.
 const DEFAULT_HISTORY: usize = 20;
 const MAX_HISTORY: usize = 500;
@@ -326,7 +331,7 @@ impl Session<'_> {
                 None => self.usage("/join #ROOM [KEY]"),
             },
             "part" | "leave" => self.part(rest),
-            "rooms" | "list" => self.rooms(),
+            "rooms" | "list" => self.rooms(rest),
             "who" | "names" => self.who(args.next().map(room_name)),
             "history" => match rest.parse::<usize>() {
                 Ok(count) if count > 0 => self.history(count.min(MAX_HISTORY), true),
@@ -564,14 +569,25 @@ impl Session<'_> {
         }
     }
 
-    fn rooms(&self) {
-        let rooms = hub::lock(&self.shared.hub).list_rooms(self.id);
-        let mut text = format!("{} room(s):", rooms.len());
+    /// The rooms whose names match `mask` (all if empty), the first [`ROOMS_SHOWN`] by name.
+    fn rooms(&self, mask: &str) {
+        let filter = if mask.is_empty() { ListFilter::default() } else { ListFilter::mask(mask) };
+        let mut rooms = hub::lock(&self.shared.hub).list_rooms(self.id, &filter);
+        let count = rooms.len();
+        if count > ROOMS_SHOWN {
+            rooms.select_nth_unstable_by_key(ROOMS_SHOWN, |r| fold(&r.name));
+            rooms.truncate(ROOMS_SHOWN);
+        }
+        rooms.sort_unstable_by_key(|r| fold(&r.name));
+        let mut text = format!("{count} room(s):");
         for room in rooms {
             let _ = write!(text, "\n  {} ({} here)", room.name, room.members);
             if let Some(topic) = room.topic {
                 let _ = write!(text, ": {}", readable(&topic));
             }
+        }
+        if count > ROOMS_SHOWN {
+            let _ = write!(text, "\n  … and {} more; /rooms #a* lists those starting with #a", count - ROOMS_SHOWN);
         }
         self.reply(text);
     }

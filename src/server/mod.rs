@@ -237,10 +237,12 @@ impl Server {
         let accepting: Vec<_> = accepting.collect();
         let retention = tokio::spawn(retain(self.shared.clone()));
         let nicks = tokio::spawn(accounts::enforce_nicks(self.shared.hub.clone()));
+        let trimming = tokio::spawn(crate::memory::give_back());
         self.shared.set_stage(Stage::Ready);
         shutdown.await;
         retention.abort();
         nicks.abort();
+        trimming.abort();
         tracing::info!("shutting down: closing {} connections", limiter.open());
         // Listeners stay open while clients are told goodbye: a load balancer asking
         // `/healthz` learns that this server is stopping, anyone else is turned away.

@@ -15,7 +15,7 @@ use super::{accounts, help, monitor, multiline, redact, users};
 use crate::chat::now_millis;
 use crate::hub::modes::{self, ModeParseError};
 use crate::hub::text::{self, AWAY_LEN, KEY_LEN, KICK_LEN, MASK_LEN, NICK_LEN, ROOM_LEN, TOPIC_LEN};
-use crate::hub::{self, ConnId, HubError, MsgKind, Status, Tags};
+use crate::hub::{self, ConnId, HubError, ListFilter, MsgKind, Status, Tags};
 
 type Handler = fn(&mut Session, &Message);
 
@@ -441,18 +441,29 @@ fn names_of(session: &mut Session, room: &str) {
 }
 
 fn list(session: &mut Session, message: &Message) {
-    let wanted: Vec<String> =
-        param(message, 0).split(',').filter(|r| r.starts_with('#')).map(|r| r.to_ascii_lowercase()).collect();
-    let rooms = hub::lock(&session.shared.hub).list_rooms(me(session));
-    session.numeric(RPL_LISTSTART, &["Channel", "Users  Name"]);
+    let filter = match ListFilter::parse(param(message, 0)) {
+        Ok(filter) => filter,
+        Err(bad) => {
+            session.standard_reply("FAIL", "LIST", "INVALID_PARAMS", &[], &bad.to_string());
+            session.numeric(RPL_LISTEND, &["End of /LIST"]);
+            return;
+        }
+    };
+    let mut rooms = hub::lock(&session.shared.hub).list_rooms(me(session), &filter);
     // A room nobody is in (kept for its history) is no room to IRC clients: they know only
     // rooms with members, and one they joined would be created anew for them.
-    let listed = rooms.iter().filter(|r| r.members > 0);
-    for room in listed.filter(|r| wanted.is_empty() || wanted.contains(&r.name.to_ascii_lowercase())) {
-        let topic = room.topic.clone().unwrap_or_default();
-        session.numeric(RPL_LIST, &[&room.name, &room.members.to_string(), &topic]);
-    }
-    session.numeric(RPL_LISTEND, &["End of /LIST"]);
+    rooms.retain(|r| r.members > 0);
+    rooms.sort_unstable_by_key(|r| text::fold(&r.name));
+    session.numeric(RPL_LISTSTART, &["Channel", "Users  Name"]);
+    let (nick, server) = (session.nick(), session.shared.server_name.clone());
+    let numeric = move |params: &[&str]| Message::new(RPL_LIST, params).with_source(&server).with_trailing_colon();
+    let end = Message::new(RPL_LISTEND, &[&nick, "End of /LIST"])
+        .with_source(&session.shared.server_name)
+        .with_trailing_colon();
+    let lines = rooms.into_iter().map(move |room| {
+        numeric(&[&nick, &room.name, &room.members.to_string(), room.topic.as_deref().unwrap_or_default()])
+    });
+    session.send_paced(lines, end);
 }
 
 // ---- users ----
@@ -828,7 +839,7 @@ pub fn isupport(session: &mut Session) {
         "CHANMODES=b,k,l,imnRst".into(),
         format!("CHANNELLEN={ROOM_LEN}"),
         "CHANTYPES=#".into(),
-        "ELIST=".into(),
+        "ELIST=CMNTU".into(),
         "HOSTLEN=64".into(),
         format!("KEYLEN={KEY_LEN}"),
         format!("KICKLEN={KICK_LEN}"),

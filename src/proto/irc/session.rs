@@ -82,6 +82,9 @@ pub struct Login {
 /// What a deferred command does to the session once its work is done.
 pub type Then = Box<dyn FnOnce(&mut Session) + Send>;
 
+/// How much may wait in a client's queue when the next page of a long answer is queued.
+const NEARLY_EMPTY: usize = 16 * 1024;
+
 /// A command's work that must not hold up the connection's task (see [`Session::defer`]).
 struct Deferred {
     work: Pin<Box<dyn Future<Output = Then> + Send + Sync>>,
@@ -273,6 +276,37 @@ impl Session {
             let label = self.take_label();
             self.deferred = Some(Box::new(Deferred { work: Box::pin(work), label }));
         }
+    }
+
+    /// Sends `lines` after this command's other replies, a page ([`hub::list::PAGE`] lines)
+    /// at a time, each once the client's queue is nearly empty ([`NEARLY_EMPTY`]), then `end`
+    /// under the command's label: a long answer (`LIST` of a big server) is made as the client
+    /// reads it, never held whole, and a client asking for it again and again without reading
+    /// costs one page. The session reads no further line meanwhile; a client that reads nothing
+    /// for a ping interval is dropped as too slow.
+    pub fn send_paced<I>(&mut self, lines: I, end: Message)
+    where
+        I: Iterator<Item = Message> + Send + Sync + 'static,
+    {
+        let outbox = self.outbox.clone();
+        let stall = self.ping_interval();
+        self.defer(async move {
+            let mut lines = lines;
+            loop {
+                let page: Vec<Message> = lines.by_ref().take(hub::list::PAGE).collect();
+                if page.is_empty() {
+                    break;
+                }
+                let drained = std::future::poll_fn(|cx| outbox.poll_drained(cx, NEARLY_EMPTY));
+                if tokio::time::timeout(stall, drained).await.is_err() {
+                    outbox.close_as(hub::Closed::Overflow);
+                }
+                if !outbox.push(Out::Line(encode(&page))) {
+                    break;
+                }
+            }
+            Box::new(move |session: &mut Session| session.reply(end)) as Then
+        });
     }
 
     /// The client's login state, created when first needed.

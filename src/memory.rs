@@ -1,0 +1,57 @@
+//! Giving memory back to the system after a burst.
+//!
+//! glibc's `malloc` keeps what is freed for reuse, and a few big buffers freed at once (a history
+//! answer of megabytes, the queue of a client dropped for SendQ) stay in the process's resident
+//! memory long after the burst: 125 MB of 208 were still held after the clients that caused them
+//! had gone (issue 12). So whoever lets go of a big buffer says so ([`released`]), and a task of
+//! the server's ([`give_back`]) calls `malloc_trim` once a second while that happens, off the
+//! async workers (trimming a big heap takes milliseconds). Elsewhere than glibc, nothing is done.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Buffers at least this big are worth a trim when let go.
+pub const BIG: usize = 64 * 1024;
+
+/// How much must have been let go since the last trim for another.
+const TRIM_AFTER: usize = 1024 * 1024;
+
+/// How often the memory let go is looked at.
+const EVERY: Duration = Duration::from_secs(1);
+
+/// Bytes let go in big buffers since the last trim.
+static RELEASED: AtomicUsize = AtomicUsize::new(0);
+
+/// Notes that a buffer of `bytes` is let go now or soon (being written to a client that may
+/// take a while); small ones are not counted.
+pub fn released(bytes: usize) {
+    if bytes >= BIG {
+        RELEASED.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// Trims the heap once a second while big buffers are let go, and once more the second after
+/// (buffers noted while still being written are freed by then), for as long as the server runs.
+pub async fn give_back() {
+    let mut every = tokio::time::interval(EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut again = false;
+    loop {
+        every.tick().await;
+        let burst = RELEASED.swap(0, Ordering::Relaxed) >= TRIM_AFTER;
+        if burst || std::mem::take(&mut again) {
+            let _ = tokio::task::spawn_blocking(trim).await;
+            again = burst;
+        }
+    }
+}
+
+/// Returns the heap's free pages to the system.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim() {
+    // SAFETY: malloc_trim takes a padding size and has no other precondition.
+    unsafe { libc::malloc_trim(0) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim() {}
