@@ -11,7 +11,8 @@ use clap::{Parser, Subcommand};
 
 use charla::net::{FloodLimit, Limits};
 use charla::proto::{HistoryConfig, Protocol};
-use charla::server::{Config, Server};
+use charla::net::tls::CertSource;
+use charla::server::{Config, Server, TlsConfig};
 use charla::store::Retention;
 
 /// Self-hosted group chat. One server, one port; nc, the original lab client and charla connect
@@ -162,6 +163,27 @@ struct ServeArgs {
     /// other sites' pages are refused unless listed here.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origin: Vec<String>,
+    /// Turn TLS on with this certificate chain (PEM), e.g. certbot's
+    /// /etc/letsencrypt/live/HOST/fullchain.pem; needs --tls-key. Every port then takes TLS as
+    /// well as clear text (TLS is told by its first byte); SIGHUP reads the files again.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM), e.g. certbot's privkey.pem.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Turn TLS on with a certificate charla makes itself, once, and keeps in the data
+    /// directory; clients cannot verify it, `charla connect --tls` remembers it on first use.
+    /// Its SHA-256 fingerprint is printed at start, to compare.
+    #[arg(long, conflicts_with = "tls_cert")]
+    tls_self_signed: bool,
+    /// Also listen at ADDR:PORT for TLS only (repeatable), e.g. --tls-listen 0.0.0.0:6697 for
+    /// IRC clients set to TLS; any protocol is spoken inside. Needs a certificate.
+    #[arg(long = "tls-listen", value_name = "ADDR:PORT")]
+    tls_listen: Vec<SocketAddr>,
+    /// Refuse clear-text connections, except from this machine (loopback), each with a line
+    /// saying to connect with TLS (browsers are redirected to https). Needs a certificate.
+    #[arg(long)]
+    tls_required: bool,
 }
 
 /// The environment variable that names server operators, as --oper does.
@@ -290,6 +312,20 @@ impl ServeArgs {
             ..HistoryConfig::default()
         };
         let server_name = self.server_name.unwrap_or_else(charla::server::host_name);
+        let cert = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(CertSource::Files { cert, key }),
+            _ if self.tls_self_signed => Some(CertSource::SelfSigned {
+                dir: self.data_dir.clone(),
+                names: vec![server_name.clone(), "localhost".into(), "127.0.0.1".into(), "::1".into()],
+            }),
+            _ => None,
+        };
+        if cert.is_none() && (!self.tls_listen.is_empty() || self.tls_required) {
+            anyhow::bail!(
+                "--tls-listen and --tls-required need a certificate: give --tls-cert FILE --tls-key FILE, or --tls-self-signed"
+            );
+        }
+        let tls = cert.map(|cert| TlsConfig { cert, listen: self.tls_listen, required: self.tls_required });
         Ok(Config {
             listen,
             irc_listen: self.irc_listen,
@@ -299,6 +335,7 @@ impl ServeArgs {
             history,
             server_name,
             allowed_origins: self.allowed_origin,
+            tls,
         })
     }
 }
@@ -372,10 +409,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     let server = Server::bind(config).await?;
     let charla = own_command();
+    let tls = server.tls_fingerprint();
     for (addr, protocol) in server.listeners() {
         let shown = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };
         let (host, port) = (shown.ip(), shown.port());
+        let url_host = if host.is_ipv6() { format!("[{host}]") } else { host.to_string() };
         match protocol {
+            Some(Protocol::Tls) => {
+                say(format_args!("charla listening on {addr} for TLS only (any protocol inside)"));
+                say(format_args!(
+                    "  join with:  {charla} connect --tls {host} {port}   |   any IRC client with TLS: {host}/{port}"
+                ));
+                say(format_args!("  or open in a browser:  https://{url_host}:{port}/"));
+            }
             Some(Protocol::Irc) => {
                 say(format_args!("charla listening on {addr} for IRC clients only"));
                 say(format_args!(
@@ -387,10 +433,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 say(format_args!(
                     "  join with:  nc {host} {port}   |   {charla} connect {host} {port}   |   any IRC client: {host}/{port}"
                 ));
-                let url_host = if host.is_ipv6() { format!("[{host}]") } else { host.to_string() };
                 say(format_args!("  or open in a browser:  http://{url_host}:{port}/"));
+                if tls.is_some() {
+                    say(format_args!(
+                        "  with TLS:  {charla} connect --tls {host} {port}   |   https://{url_host}:{port}/"
+                    ));
+                }
             }
         }
+    }
+    if let Some((fingerprint, self_signed)) = tls {
+        let kind = if self_signed { "self-signed " } else { "" };
+        say(format_args!("TLS {kind}certificate SHA-256 fingerprint: {fingerprint}"));
+        tracing::info!("TLS {kind}certificate SHA-256 fingerprint: {fingerprint}");
     }
     server.run(shutdown).await;
     say(format_args!("charla stopped"));

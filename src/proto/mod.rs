@@ -12,7 +12,7 @@ pub mod irc;
 pub mod plain;
 mod shared;
 
-pub use shared::{HistoryConfig, Shared, Stage};
+pub use shared::{HistoryConfig, Shared, Stage, TlsPolicy};
 
 /// The protocol a client speaks, told from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,11 +25,17 @@ pub enum Protocol {
     Tls,
 }
 
+/// Whether a client's first bytes start a TLS handshake (a ClientHello record), which tells
+/// the protocol without waiting for a line.
+pub fn is_tls(first: &[u8]) -> bool {
+    first.starts_with(&[0x16, 0x03])
+}
+
 /// Tells the protocol from the first bytes a client sent (possibly none, from a client that
 /// waits for the server to speak): TLS by its handshake's first bytes, then the first line is
 /// HTTP's, IRC's, or else plain text.
 pub fn classify(first: &[u8]) -> Protocol {
-    if first.starts_with(&[0x16, 0x03]) {
+    if is_tls(first) {
         return Protocol::Tls;
     }
     let (line, complete) = match first.iter().position(|&b| b == b'\n') {
@@ -43,6 +49,18 @@ pub fn classify(first: &[u8]) -> Protocol {
         Protocol::Irc
     } else {
         Protocol::Plain
+    }
+}
+
+/// What a clear-text client of `protocol` is told, in its protocol, when `--tls-required`
+/// refuses it (then the connection closes); `None` for HTTP, which answers each request with a
+/// redirect to https instead.
+pub fn clear_text_refusal(protocol: Protocol, tls: &TlsPolicy) -> Option<String> {
+    let port = tls.port.map_or_else(String::new, |port| format!(" to port {port}"));
+    match protocol {
+        Protocol::Plain => Some(plain::tls_required(&port)),
+        Protocol::Irc => Some(irc::tls_required(&port)),
+        Protocol::Http | Protocol::Tls => None,
     }
 }
 

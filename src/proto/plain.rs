@@ -14,7 +14,7 @@ mod accounts;
 mod gate;
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use crate::net::Peer;
 use std::pin::pin;
 use std::sync::Arc;
 
@@ -67,13 +67,19 @@ commands:
   /quit [REASON]        leave
   //TEXT                say a line that starts with /";
 
+/// What a plain-text client is told when the server takes only TLS connections from its
+/// address: one `***` line (`port`: ` to port N`, or empty).
+pub fn tls_required(port: &str) -> String {
+    format!("*** This server accepts only encrypted connections: connect with TLS{port} (charla connect --tls HOST PORT, or openssl s_client -connect HOST:PORT).\n")
+}
+
 /// The longest line a plain-text client may send: `--max-line`.
 pub fn max_line(limits: &Limits) -> usize {
     limits.max_line
 }
 
 /// Runs a plain-text session with the client at `peer` until it leaves or the server closes it.
-pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future<Output = ()> + Send {
+pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Output = ()> + Send {
     let outbox = conn.outbox().clone();
     // An async block that owns `conn`, not an `async fn`: one would keep its arguments twice in
     // its future, and every connection waits in it.
@@ -100,6 +106,8 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future
             host: peer.ip().to_string(),
             realname: "plain-text client".into(),
             protocol: "plain",
+            secure: peer.secure(),
+            certfp: peer.client_cert().map(|fp| fp.to_string()),
             outbox: outbox.clone(),
         };
         let registered = hub::lock(&shared.hub).register(registration);

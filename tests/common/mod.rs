@@ -76,6 +76,7 @@ pub async fn start_at(data_dir: &std::path::Path, adjust: impl FnOnce(&mut Confi
         history: Default::default(),
         server_name: "irc.test".into(),
         allowed_origins: Vec::new(),
+        tls: None,
     };
     adjust(&mut config);
     let server = Server::bind(config).await.expect("server binds");

@@ -19,7 +19,7 @@ mod websocket;
 
 use std::convert::Infallible;
 use std::future::poll_fn;
-use std::net::SocketAddr;
+use crate::net::Peer;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,7 +68,7 @@ type Body = Full<Bytes>;
 
 /// Serves HTTP on `stream` until the client closes it, it idles, or the server stops; then,
 /// if a request upgraded it, runs its WebSocket session.
-pub async fn serve(stream: BoxStream, peer: SocketAddr, shared: Arc<Shared>, mut admission: Admission) {
+pub async fn serve(stream: BoxStream, peer: Peer, shared: Arc<Shared>, mut admission: Admission) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(IDLE).max_buf_size(MAX_HEAD);
     // Known to the server like a session's queue, so that shutdown can close the connection
@@ -82,10 +82,11 @@ pub async fn serve(stream: BoxStream, peer: SocketAddr, shared: Arc<Shared>, mut
         shared.sessions.add(key, stopping.clone());
     }
     let (upgraded, mut upgrade) = mpsc::channel(1);
+    let clear_refused = shared.tls.refuses(&peer);
     let service = {
         let shared = shared.clone();
         hyper::service::service_fn(move |request| {
-            let answer = respond(request, &shared, &upgraded);
+            let answer = if clear_refused { to_https(&request, &shared) } else { respond(request, &shared, &upgraded) };
             async move { Ok::<_, Infallible>(answer) }
         })
     };
@@ -152,6 +153,24 @@ fn respond(
             None => text(StatusCode::NOT_FOUND, "not found\n"),
         },
     }
+}
+
+/// The answer to a clear-text request when the server requires TLS: a redirect to the same
+/// address over https (a WebSocket upgrade, which cannot follow one, gets a 403 saying why).
+fn to_https(request: &Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
+    let address = page::Address::of(request, shared);
+    let host = if address.host.contains(':') { format!("[{}]", address.host) } else { address.host };
+    let port = shared.tls.port.unwrap_or(address.port);
+    let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    let url = format!("https://{host}:{port}{path}");
+    if websocket::is_upgrade(request) {
+        return text(StatusCode::FORBIDDEN, &format!("this server requires TLS: connect to wss://{host}:{port}{path}\n"));
+    }
+    let mut response = text(StatusCode::TEMPORARY_REDIRECT, &format!("this server requires TLS: {url}\n"));
+    if let Ok(location) = HeaderValue::from_str(&url) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
 }
 
 /// A plain-text answer.
