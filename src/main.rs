@@ -71,6 +71,27 @@ struct ConnectArgs {
     /// Line mode even on a terminal: send each input line as it is, print what the server says.
     #[arg(long)]
     plain: bool,
+    /// Connect over TLS. A certificate signed by an authority this system trusts is checked as
+    /// a browser would; a self-signed one (charla serve --tls-self-signed) is remembered on
+    /// first use in ~/.config/charla/known_servers, and a changed one is refused.
+    #[arg(long)]
+    tls: bool,
+    /// Accept only the server certificate with this SHA-256 fingerprint (as `charla serve`
+    /// prints it; colons and case do not matter). Implies --tls.
+    #[arg(long, value_name = "SHA256", value_parser = parse_fingerprint)]
+    tls_fingerprint: Option<charla::net::Fingerprint>,
+    /// Show this client certificate (PEM) to the server, to log in with SASL EXTERNAL once its
+    /// fingerprint is added to your account; needs --tls-key. Implies --tls.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+fn parse_fingerprint(s: &str) -> Result<charla::net::Fingerprint, String> {
+    charla::net::Fingerprint::parse(s)
+        .ok_or_else(|| format!("'{s}' is not a SHA-256 fingerprint: 64 hex digits, with or without colons"))
 }
 
 #[derive(clap::Args)]
@@ -376,6 +397,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(serve(config))
         }
         Command::Connect(args) => {
+            let client_cert = args.tls_cert.zip(args.tls_key);
+            let tls = (args.tls || args.tls_fingerprint.is_some() || client_cert.is_some()).then(|| {
+                charla::client::tls::TlsOptions {
+                    fingerprint: args.tls_fingerprint,
+                    client_cert,
+                    known_servers: charla::client::tls::known_servers_file(),
+                }
+            });
             let options = charla::client::Options {
                 host: args.host,
                 port: args.port,
@@ -383,6 +412,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 join: args.join,
                 plain: args.plain,
                 utc_offset,
+                tls,
             };
             let result = runtime.block_on(charla::client::run(options));
             // Line mode reads standard input on a thread that no one can interrupt; waiting for

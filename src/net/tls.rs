@@ -187,7 +187,7 @@ impl ResolvesServerCert for Current {
 /// ring bundles). rustls deprecates ring's provider only because it has no post-quantum key
 /// exchange; the classical ones it has are what browsers and IRC clients use today.
 #[allow(deprecated)]
-fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
