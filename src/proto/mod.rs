@@ -99,4 +99,27 @@ mod tests {
         assert_eq!(classify(b"GETTING better\n"), Protocol::Plain);
         assert_eq!(classify(&[0x16, 0x03, 0x01, 0x02, 0x00]), Protocol::Tls);
     }
+
+    #[test]
+    fn tls_required_refuses_clear_text_from_elsewhere_only() {
+        use crate::net::{Peer, TlsInfo};
+        let policy = TlsPolicy { port: Some(6697), required: true, verifiable: true };
+        let from = |addr: &str| Peer::clear(addr.parse().unwrap());
+        assert!(policy.refuses(&from("192.0.2.7:40000")));
+        assert!(policy.refuses(&from("[2001:db8::1]:40000")));
+        assert!(!policy.refuses(&from("127.0.0.1:40000")));
+        assert!(!policy.refuses(&from("127.0.0.2:40000")));
+        assert!(!policy.refuses(&from("[::1]:40000")));
+        assert!(!policy.refuses(&from("[::ffff:127.0.0.1]:40000")));
+        let secure = Peer { tls: Some(Box::new(TlsInfo { client_cert: None })), ..from("192.0.2.7:40000") };
+        assert!(!policy.refuses(&secure));
+        assert!(!TlsPolicy { required: false, ..policy.clone() }.refuses(&from("192.0.2.7:40000")));
+
+        let plain = clear_text_refusal(Protocol::Plain, &policy).unwrap();
+        assert!(plain.starts_with("*** ") && plain.contains("TLS to port 6697") && plain.ends_with('\n'), "{plain}");
+        assert_eq!(plain.matches('\n').count(), 1, "one line");
+        let irc = clear_text_refusal(Protocol::Irc, &policy).unwrap();
+        assert_eq!(irc, "ERROR :This server requires TLS: reconnect with TLS to port 6697\r\n");
+        assert_eq!(clear_text_refusal(Protocol::Http, &policy), None, "HTTP redirects each request");
+    }
 }

@@ -86,7 +86,11 @@ pub async fn serve(stream: BoxStream, peer: Peer, shared: Arc<Shared>, mut admis
     let service = {
         let shared = shared.clone();
         hyper::service::service_fn(move |request| {
-            let answer = if clear_refused { to_https(&request, &shared) } else { respond(request, &shared, &upgraded) };
+            let answer = if clear_refused {
+                to_https(&request, page::Address::of(&request, &shared), shared.tls.port)
+            } else {
+                respond(request, &shared, &upgraded)
+            };
             async move { Ok::<_, Infallible>(answer) }
         })
     };
@@ -155,12 +159,12 @@ fn respond(
     }
 }
 
-/// The answer to a clear-text request when the server requires TLS: a redirect to the same
-/// address over https (a WebSocket upgrade, which cannot follow one, gets a 403 saying why).
-fn to_https(request: &Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
-    let address = page::Address::of(request, shared);
+/// The answer to a clear-text request, made to `address`, when the server requires TLS: a
+/// redirect to the same place over https on `tls_port` (a WebSocket upgrade, which cannot
+/// follow one, gets a 403 saying where to go).
+fn to_https<B>(request: &Request<B>, address: page::Address, tls_port: Option<u16>) -> Response<Body> {
     let host = if address.host.contains(':') { format!("[{}]", address.host) } else { address.host };
-    let port = shared.tls.port.unwrap_or(address.port);
+    let port = tls_port.unwrap_or(address.port);
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
     let url = format!("https://{host}:{port}{path}");
     if websocket::is_upgrade(request) {
@@ -180,4 +184,30 @@ fn text(status: StatusCode, body: &str) -> Response<Body> {
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clear_text_is_sent_to_https() {
+        let request = Request::builder().uri("/app.js?v=1").body(()).unwrap();
+        let address = page::Address { host: "chat.example.org".into(), port: 1313 };
+        let response = to_https(&request, address, Some(6697));
+        assert_eq!(response.status(), StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(response.headers()[header::LOCATION], "https://chat.example.org:6697/app.js?v=1");
+
+        let upgrade = Request::builder()
+            .uri("/")
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .body(())
+            .unwrap();
+        let response = to_https(&upgrade, page::Address { host: "::1".into(), port: 1313 }, Some(1313));
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert!(!response.headers().contains_key(header::LOCATION));
+    }
 }
