@@ -376,3 +376,89 @@ async fn charla_connect_pins_a_certificate_on_first_use_and_refuses_a_changed_on
     watcher.send("PING :quiet").await;
     assert_eq!(watcher.expect_any(&["PONG", "PRIVMSG"]).await.command, "PONG", "nothing was said");
 }
+
+/// A TLS connection that accepts only `server` and shows the client certificate `cert`.
+async fn tls_with_cert(addr: SocketAddr, server: Fingerprint, cert: &(PathBuf, PathBuf)) -> Client {
+    let options = TlsOptions { fingerprint: Some(server), client_cert: Some(cert.clone()), known_servers: PathBuf::new() };
+    let dial = Dial::tls("127.0.0.1", addr.port(), options).expect("a TLS dialer");
+    Client::over(tokio::time::timeout(WAIT, dial.connect()).await.expect("in time").expect("TLS handshake"))
+}
+
+/// `CAP REQ sasl`, `AUTHENTICATE EXTERNAL`, `AUTHENTICATE +`: the 900s answer.
+async fn sasl_external(irc: &mut Irc) -> Message {
+    irc.send("CAP LS 302").await;
+    irc.send("CAP REQ :sasl").await;
+    while irc.expect("CAP").await.params[1] != "ACK" {}
+    irc.send("AUTHENTICATE EXTERNAL").await;
+    assert_eq!(irc.expect("AUTHENTICATE").await.params, ["+"]);
+    irc.send("AUTHENTICATE +").await;
+    irc.expect_any(&["900", "904"]).await
+}
+
+#[tokio::test]
+async fn a_client_certificate_added_to_an_account_logs_in_with_sasl_external() {
+    let (server, server_fp) = self_signed_server(false).await;
+    let dir = TempDir::new();
+    let cert = make_cert(&dir.0, "carol");
+    let cert_fp = fingerprint_of_pem(&std::fs::read(&cert.0).unwrap()).to_string();
+
+    let (mut carol, _) = Client::plain_over(tls_with_cert(server.addr, server_fp, &cert).await).await;
+    carol.send("/cert add").await;
+    carol.expect("error: log in first (/login NAME PASSWORD), then manage your account's certificates").await;
+    carol.send("/nick carol").await;
+    carol.send("/register a-long-password").await;
+    carol.expect_where(|l| l.starts_with("Account carol registered")).await;
+    carol.send("/cert add").await;
+    carol.expect(&format!("Certificate {cert_fp} added to carol: connecting with it, SASL EXTERNAL logs you in.")).await;
+    carol.send("/cert list").await;
+    carol.expect(&format!("Client certificates of carol: {cert_fp}")).await;
+    carol.send("/quit").await;
+
+    let mut irc = Irc { client: tls_with_cert(server.addr, server_fp, &cert).await, nick: "carol".into() };
+    let logged_in = sasl_external(&mut irc).await;
+    assert_eq!((logged_in.command.as_str(), logged_in.params[2].as_str()), ("900", "carol"), "{logged_in:?}");
+    irc.expect("903").await;
+    irc.send("CAP END").await;
+    irc.send("NICK carol").await;
+    irc.send("USER carol 0 * :Carol").await;
+    irc.expect("376").await;
+    irc.send("WHOIS carol").await;
+    let certfp = irc.expect_any(&["276", "318"]).await;
+    assert_eq!(certfp.params[2], format!("has client certificate fingerprint {cert_fp}"), "{certfp:?}");
+
+    let mut eve = Irc::register(server.addr, "eve", &[]).await;
+    eve.send("WHOIS carol").await;
+    let mut seen = Vec::new();
+    loop {
+        let line = eve.next().await;
+        if line.command == "318" {
+            break;
+        }
+        seen.push(line.command);
+    }
+    assert!(seen.contains(&"330".to_string()) && !seen.contains(&"276".to_string()), "{seen:?}");
+
+    let mut bare = Irc { client: tls(server.addr, server_fp).await, nick: "bare".into() };
+    let refused = sasl_external(&mut bare).await;
+    assert_eq!(refused.command, "904");
+    assert!(refused.params[1].contains("no client certificate"), "{refused:?}");
+
+    let stranger = make_cert(&dir.0, "stranger");
+    let mut other = Irc { client: tls_with_cert(server.addr, server_fp, &stranger).await, nick: "x".into() };
+    let refused = sasl_external(&mut other).await;
+    assert_eq!(refused.command, "904");
+    assert!(refused.params[1].contains("no account lists the client certificate"), "{refused:?}");
+
+    let mut carol = Irc { client: tls_with_cert(server.addr, server_fp, &cert).await, nick: "carol".into() };
+    let again = sasl_external(&mut carol).await;
+    assert_eq!(again.command, "900");
+    carol.send("CAP END").await;
+    carol.send("NICK carol2").await;
+    carol.send("USER carol 0 * :Carol").await;
+    carol.expect("376").await;
+    carol.send(&format!("PRIVMSG NickServ :CERT DEL {}", cert_fp.to_uppercase())).await;
+    let notice = carol.expect("NOTICE").await;
+    assert_eq!(notice.params[1], format!("Certificate {cert_fp} removed from carol."));
+    let mut gone = Irc { client: tls_with_cert(server.addr, server_fp, &cert).await, nick: "y".into() };
+    assert_eq!(sasl_external(&mut gone).await.command, "904", "a removed certificate logs in no more");
+}

@@ -34,6 +34,11 @@ impl Hub {
         }
     }
 
+    /// The SHA-256 fingerprint of the client certificate `id` connected with, if any.
+    pub fn certfp(&self, id: ConnId) -> Option<&str> {
+        self.users.get(&id).and_then(|user| user.certfp.as_deref())
+    }
+
     /// Marks `id` a bot or not; returns whether that changed anything. From now on what it
     /// says and does carries the mark (IRC clients see the `bot` tag).
     pub fn set_bot(&mut self, id: ConnId, on: bool) -> bool {

@@ -61,6 +61,7 @@ commands:
   /register PASSWORD    register your nick as an account (then it is yours alone)
   /login NAME PASSWORD  log in to your account (also /msg NickServ IDENTIFY NAME PASSWORD)
   /logout               log out of your account
+  /cert add [FP], /cert list, /cert del FP  client certificates that log you in (SASL EXTERNAL)
   /oper NAME PASSWORD, /kill NICK [REASON]  server operators (see serve --oper)
   /kline [MINUTES] MASK [REASON], /unkline MASK  server operators: ban from the server
   /wallops TEXT         server operators: tell the IRC users who receive wallops (+w)
