@@ -116,6 +116,12 @@ async fn every_protocol_speaks_inside_tls_on_the_shared_port() {
     plain_text_inside(server.addr, server.addr, fingerprint).await;
     irc_inside(server.addr, fingerprint, "shared").await;
     http_and_websocket_inside(server.addr, fingerprint, "webshared").await;
+
+    let mut metrics = tls(server.addr, fingerprint).await;
+    metrics.send_raw(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await;
+    let lines = metrics.until_closed().await;
+    let handshakes = lines.iter().find_map(|l| l.strip_prefix("charla_tls_handshakes_total "));
+    assert!(handshakes.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n >= 5), "{handshakes:?}");
 }
 
 #[tokio::test]

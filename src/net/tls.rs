@@ -197,14 +197,14 @@ impl Tls {
         let provider = provider();
         let key = load(&source, &provider)?;
         let current = Arc::new(Current(RwLock::new(Arc::new(key))));
-        let mut config = ServerConfig::builder_with_provider(provider.clone())
+        // No ALPN: inside, the protocol is told from the first bytes, as on clear text. A
+        // browser then speaks HTTP/1.1, and a client that offers protocols of its own is not
+        // turned away for naming none the server lists.
+        let config = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Generate(e.to_string()))?
             .with_client_cert_verifier(Arc::new(AnyClientCert(provider)))
             .with_cert_resolver(current.clone());
-        // Inside, the protocol is told from the first bytes, as on clear text; a browser that
-        // asks for HTTP/2 gets HTTP/1.1.
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Tls { source, current, acceptor: TlsAcceptor::from(Arc::new(config)) })
     }
 

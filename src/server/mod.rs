@@ -361,8 +361,14 @@ async fn handle(
             return tracing::info!("{peer} started TLS, which is not enabled on this server; closed");
         };
         match tls.accept(first, stream).await {
-            Ok((encrypted, info)) => (stream, peer.tls) = (encrypted, Some(Box::new(info))),
-            Err(e) => return tracing::info!("{peer} TLS handshake failed: {e}"),
+            Ok((encrypted, info)) => {
+                metrics::get().tls_handshakes.inc();
+                (stream, peer.tls) = (encrypted, Some(Box::new(info)));
+            }
+            Err(e) => {
+                metrics::get().tls_handshake_failures.inc();
+                return tracing::info!("{peer} TLS handshake failed: {e}");
+            }
         }
         first = match crate::net::sniff(&mut stream, sniff_timeout, |_| false).await {
             Ok(first) => first,
