@@ -37,7 +37,10 @@ function freePort() {
 /** Starts `charla serve`; resolves once it prints its URL. */
 function startServer() {
   return new Promise((resolve, reject) => {
-    const child = spawn(binary, ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir, "--flood-limit", "off"], {
+    // TLS on (a self-signed certificate kept in the data directory): the same port serves
+    // http and https.
+    const args = ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir, "--flood-limit", "off", "--tls-self-signed"];
+    const child = spawn(binary, args, {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -81,12 +84,13 @@ function nc() {
   return client;
 }
 
-/** A new person: a page of their own (own storage), nick chosen in the welcome dialog. */
-async function person(nick, viewport = { width: 1280, height: 800 }) {
-  const context = await browser.newContext({ viewport });
+/** A new person: a page of their own (own storage), nick chosen in the welcome dialog; over
+ * `scheme` (https: the server's self-signed certificate accepted, as a person would once). */
+async function person(nick, viewport = { width: 1280, height: 800 }, scheme = "http") {
+  const context = await browser.newContext({ viewport, ignoreHTTPSErrors: scheme === "https" });
   const page = await context.newPage();
   page.on("pageerror", (e) => assert.fail(`${nick}'s page threw: ${e.message}`));
-  await page.goto(`http://127.0.0.1:${port}/`);
+  await page.goto(`${scheme}://127.0.0.1:${port}/`);
   await page.fill("#nick-input", nick);
   await page.press("#nick-input", "Enter");
   await page.locator("#status.online").waitFor({ timeout: WAIT });
@@ -185,6 +189,19 @@ test("two pages and an nc client chat in #lobby, and pages talk privately", asyn
   plain.close();
   await alice.context().close();
   await bob.context().close();
+});
+
+test("the page works over https, its WebSocket over wss, on the same port", async () => {
+  const secure = await person("sealed", undefined, "https");
+  assert.equal(await secure.evaluate(() => location.protocol), "https:");
+  const plain = nc();
+  await plain.said("Welcome to the chatroom!");
+  await say(secure, "hello over https");
+  await plain.said("<sealed> hello over https");
+  plain.send("hello back in clear text");
+  await shows(secure, "hello back in clear text");
+  plain.close();
+  await secure.context().close();
 });
 
 test("history after a reload, and scrolling back reaches the first message", async () => {
