@@ -62,6 +62,8 @@ fn fan_out(c: &mut Criterion) {
                 host: "127.0.0.1".into(),
                 realname: String::new(),
                 protocol: "bench",
+                secure: false,
+                certfp: None,
                 outbox: outbox.clone(),
             })
             .expect("free nick");
@@ -102,6 +104,8 @@ fn crowded_hub(members: usize, rooms: usize) -> (Hub, Vec<u64>, Vec<Outbox>) {
                 host: format!("10.0.{}.{}", i / 256, i % 256),
                 realname: String::new(),
                 protocol: "bench",
+                secure: false,
+                certfp: None,
                 outbox: outbox.clone(),
             })
             .expect("free nick");

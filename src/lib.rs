@@ -22,9 +22,9 @@
 //! - [`server`]: wiring only: configuration (command line, `CHARLA_*` variables, a TOML file:
 //!   [`server::settings`]), listeners, admission, each connection to its protocol's session,
 //!   reloading on SIGHUP ([`server::reload`]), graceful shutdown.
-//! - [`net`]: the transport, which knows no protocol: the byte stream (TCP now, TLS later) as
-//!   a trait object, reading the first bytes, limits, the line reader, a line-based connection
-//!   (lines in, its bounded queue out, one task).
+//! - [`net`]: the transport, which knows no protocol: the byte stream (TCP, or TLS inside it,
+//!   [`net::tls`]) as a trait object, reading the first bytes, limits, the line reader, a
+//!   line-based connection (lines in, its bounded queue out, one task).
 //! - [`proto`]: the protocol table (who recognises which first bytes) and [`proto::Shared`]
 //!   (what sessions work with), then translation between bytes and hub verbs/events, one module
 //!   per protocol:
@@ -38,8 +38,8 @@
 //!   clock, names and text (folding, validation, the sanitiser), topics and bans.
 //! - [`metrics`]: what the server counts, for `/metrics` (Prometheus text format).
 //! - [`client`]: `charla connect`: a full-screen IRC client on a terminal (state in
-//!   [`client::app`], drawing in [`client::ui`], the connection in [`client::irc`]), line mode
-//!   in a pipe.
+//!   [`client::app`], drawing in [`client::ui`], the connection in [`client::irc`], dialing and
+//!   trusting TLS certificates in [`client::tls`](mod@client::tls)), line mode in a pipe.
 //! - [`logging`]: the server's log on standard error, which never stops or stalls it (failed
 //!   writes are dropped and counted).
 //! - [`memory`]: giving memory back to the system after a burst (`malloc_trim`).

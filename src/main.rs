@@ -12,7 +12,8 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use charla::net::{FloodLimit, Limits};
 use charla::proto::{HistoryConfig, Protocol};
-use charla::server::{Config, Server, settings};
+use charla::net::tls::CertSource;
+use charla::server::{Config, Server, TlsConfig, settings};
 use charla::store::Retention;
 
 /// Self-hosted group chat. One server, one port; nc, the original lab client and charla connect
@@ -71,6 +72,27 @@ struct ConnectArgs {
     /// Line mode even on a terminal: send each input line as it is, print what the server says.
     #[arg(long)]
     plain: bool,
+    /// Connect over TLS. A certificate signed by an authority this system trusts is checked as
+    /// a browser would; a self-signed one (charla serve --tls-self-signed) is remembered on
+    /// first use in ~/.config/charla/known_servers, and a changed one is refused.
+    #[arg(long)]
+    tls: bool,
+    /// Accept only the server certificate with this SHA-256 fingerprint (as `charla serve`
+    /// prints it; colons and case do not matter). Implies --tls.
+    #[arg(long, value_name = "SHA256", value_parser = parse_fingerprint)]
+    tls_fingerprint: Option<charla::net::Fingerprint>,
+    /// Show this client certificate (PEM) to the server, to log in with SASL EXTERNAL once its
+    /// fingerprint is added to your account; needs --tls-key. Implies --tls.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+fn parse_fingerprint(s: &str) -> Result<charla::net::Fingerprint, String> {
+    charla::net::Fingerprint::parse(s)
+        .ok_or_else(|| format!("'{s}' is not a SHA-256 fingerprint: 64 hex digits, with or without colons"))
 }
 
 #[derive(clap::Args)]
@@ -184,6 +206,27 @@ struct ServeArgs {
     /// other sites' pages are refused unless listed here.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origin: Vec<String>,
+    /// Turn TLS on with this certificate chain (PEM), e.g. certbot's
+    /// /etc/letsencrypt/live/HOST/fullchain.pem; needs --tls-key. Every port then takes TLS as
+    /// well as clear text (TLS is told by its first byte); SIGHUP reads the files again.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM), e.g. certbot's privkey.pem.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Turn TLS on with a certificate charla makes itself, once, and keeps in the data
+    /// directory; clients cannot verify it, `charla connect --tls` remembers it on first use.
+    /// Its SHA-256 fingerprint is printed at start, to compare.
+    #[arg(long, conflicts_with = "tls_cert")]
+    tls_self_signed: bool,
+    /// Also listen at ADDR:PORT for TLS only (repeatable), e.g. --tls-listen 0.0.0.0:6697 for
+    /// IRC clients set to TLS; any protocol is spoken inside. Needs a certificate.
+    #[arg(long = "tls-listen", value_name = "ADDR:PORT")]
+    tls_listen: Vec<SocketAddr>,
+    /// Refuse clear-text connections, except from this machine (loopback), each with a line
+    /// saying to connect with TLS (browsers are redirected to https). Needs a certificate.
+    #[arg(long)]
+    tls_required: bool,
 }
 
 /// The environment variable that names server operators, as --oper does; read by
@@ -307,6 +350,20 @@ impl ServeArgs {
             ..HistoryConfig::default()
         };
         let server_name = self.server_name.unwrap_or_else(charla::server::host_name);
+        let cert = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(CertSource::Files { cert, key }),
+            _ if self.tls_self_signed => Some(CertSource::SelfSigned {
+                dir: self.data_dir.clone(),
+                names: vec![server_name.clone(), "localhost".into(), "127.0.0.1".into(), "::1".into()],
+            }),
+            _ => None,
+        };
+        if cert.is_none() && (!self.tls_listen.is_empty() || self.tls_required) {
+            anyhow::bail!(
+                "--tls-listen and --tls-required need a certificate: give --tls-cert FILE --tls-key FILE, or --tls-self-signed"
+            );
+        }
+        let tls = cert.map(|cert| TlsConfig { cert, listen: self.tls_listen, required: self.tls_required });
         Ok(Config {
             listen,
             irc_listen: self.irc_listen,
@@ -318,6 +375,7 @@ impl ServeArgs {
             allowed_origins: self.allowed_origin,
             oper_file: self.oper_file,
             motd: self.motd,
+            tls,
         })
     }
 }
@@ -406,6 +464,14 @@ fn run(cli: Cli, command_line: Vec<OsString>) -> anyhow::Result<()> {
             runtime.block_on(serve(config, move || serve_config(&command_line)))
         }
         Command::Connect(args) => {
+            let client_cert = args.tls_cert.zip(args.tls_key);
+            let tls = (args.tls || args.tls_fingerprint.is_some() || client_cert.is_some()).then(|| {
+                charla::client::tls::TlsOptions {
+                    fingerprint: args.tls_fingerprint,
+                    client_cert,
+                    known_servers: charla::client::tls::known_servers_file(),
+                }
+            });
             let options = charla::client::Options {
                 host: args.host,
                 port: args.port,
@@ -413,6 +479,7 @@ fn run(cli: Cli, command_line: Vec<OsString>) -> anyhow::Result<()> {
                 join: args.join,
                 plain: args.plain,
                 utc_offset,
+                tls,
             };
             let result = runtime.block_on(charla::client::run(options));
             // Line mode reads standard input on a thread that no one can interrupt; waiting for
@@ -456,10 +523,19 @@ async fn serve(
         }
     });
     let charla = own_command();
+    let tls = server.tls_fingerprint();
     for (addr, protocol) in server.listeners() {
         let shown = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };
         let (host, port) = (shown.ip(), shown.port());
+        let url_host = if host.is_ipv6() { format!("[{host}]") } else { host.to_string() };
         match protocol {
+            Some(Protocol::Tls) => {
+                say(format_args!("charla listening on {addr} for TLS only (any protocol inside)"));
+                say(format_args!(
+                    "  join with:  {charla} connect --tls {host} {port}   |   any IRC client with TLS: {host}/{port}"
+                ));
+                say(format_args!("  or open in a browser:  https://{url_host}:{port}/"));
+            }
             Some(Protocol::Irc) => {
                 say(format_args!("charla listening on {addr} for IRC clients only"));
                 say(format_args!(
@@ -471,10 +547,19 @@ async fn serve(
                 say(format_args!(
                     "  join with:  nc {host} {port}   |   {charla} connect {host} {port}   |   any IRC client: {host}/{port}"
                 ));
-                let url_host = if host.is_ipv6() { format!("[{host}]") } else { host.to_string() };
                 say(format_args!("  or open in a browser:  http://{url_host}:{port}/"));
+                if tls.is_some() {
+                    say(format_args!(
+                        "  with TLS:  {charla} connect --tls {host} {port}   |   https://{url_host}:{port}/"
+                    ));
+                }
             }
         }
+    }
+    if let Some((fingerprint, self_signed)) = tls {
+        let kind = if self_signed { "self-signed " } else { "" };
+        say(format_args!("TLS {kind}certificate SHA-256 fingerprint: {fingerprint}"));
+        tracing::info!("TLS {kind}certificate SHA-256 fingerprint: {fingerprint}");
     }
     server.run(shutdown).await;
     say(format_args!("charla stopped"));

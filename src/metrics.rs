@@ -53,6 +53,10 @@ pub struct Metrics {
     pub connections: Family<ProtocolLabel, Gauge>,
     /// Connections accepted since the start, by protocol.
     pub connections_accepted: Family<ProtocolLabel, Counter>,
+    /// Connections whose TLS handshake completed (each is counted by protocol as well).
+    pub tls_handshakes: Counter,
+    /// TLS handshakes that failed (a client that does not trust the certificate, say).
+    pub tls_handshake_failures: Counter,
     /// Users registered with the hub (each nc, IRC or browser user once per connection).
     pub registrations: Counter,
     /// Messages (PRIVMSG, NOTICE, TAGMSG, plain lines) accepted from users.
@@ -97,6 +101,8 @@ impl Metrics {
         let metrics = Metrics {
             connections: Family::default(),
             connections_accepted: Family::default(),
+            tls_handshakes: Counter::default(),
+            tls_handshake_failures: Counter::default(),
             registrations: Counter::default(),
             messages_received: Counter::default(),
             messages_delivered: Counter::default(),
@@ -117,6 +123,12 @@ impl Metrics {
             "connections_accepted",
             "Connections accepted since the start, by protocol",
             metrics.connections_accepted.clone(),
+        );
+        registry.register("tls_handshakes", "TLS handshakes completed", metrics.tls_handshakes.clone());
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed (clients that do not trust the certificate, say)",
+            metrics.tls_handshake_failures.clone(),
         );
         registry.register("registrations", "Users registered (one per connection)", metrics.registrations.clone());
         registry.register("messages_received", "Messages accepted from users", metrics.messages_received.clone());

@@ -388,8 +388,7 @@ fn rss_mib(pid: u32) -> f64 {
 async fn small_window(addr: std::net::SocketAddr) -> Client {
     let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
     socket.set_recv_buffer_size(4096).expect("a small receive buffer");
-    let (reader, writer) = socket.connect(addr).await.expect("connects").into_split();
-    Client { reader: tokio::io::BufReader::new(reader), writer }
+    Client::over(socket.connect(addr).await.expect("connects"))
 }
 
 #[tokio::test]

@@ -70,7 +70,7 @@ async fn irc_sasl_plain_logs_in_before_registration_and_whois_shows_the_account(
 
     let mut irc = Irc { client: Client::connect(server.addr).await, nick: "alice_".into() };
     let ls = irc.cap_ls().await;
-    assert!(ls.iter().any(|c| c == "sasl=PLAIN"), "{ls:?}");
+    assert!(ls.iter().any(|c| c == "sasl=PLAIN,EXTERNAL"), "{ls:?}");
     irc.send("CAP REQ :sasl").await;
     while irc.expect("CAP").await.params[1] != "ACK" {}
     irc.send("AUTHENTICATE PLAIN").await;
@@ -79,7 +79,7 @@ async fn irc_sasl_plain_logs_in_before_registration_and_whois_shows_the_account(
     let failed = irc.expect("904").await;
     assert!(failed.params[1].contains("wrong account name or password"), "{failed:?}");
     irc.send("AUTHENTICATE SCRAM-SHA-256").await;
-    assert_eq!(irc.expect("908").await.params[1], "PLAIN");
+    assert_eq!(irc.expect("908").await.params[1], "PLAIN,EXTERNAL");
     irc.expect("904").await;
     irc.send("AUTHENTICATE PLAIN").await;
     irc.next().await;

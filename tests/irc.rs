@@ -271,7 +271,7 @@ async fn cap_negotiation() {
     c.send("NICK capper").await;
     c.send("USER capper 0 * :Capper").await;
     for cap in
-        ["message-tags", "server-time", "echo-message", "batch", "labeled-response", "multi-prefix", "sasl=PLAIN"]
+        ["message-tags", "server-time", "echo-message", "batch", "labeled-response", "multi-prefix", "sasl=PLAIN,EXTERNAL"]
     {
         assert!(offered.iter().any(|c| c == cap), "{cap} offered: {offered:?}");
     }

@@ -69,5 +69,6 @@ pub fn shared() -> Shared {
         started: std::time::SystemTime::now(),
         allowed_origins: Vec::new(),
         stage: AtomicU8::new(Stage::Ready as u8),
+        tls: Default::default(),
     }
 }

@@ -43,6 +43,8 @@ fuzz_target!(|data: &[u8]| {
                 host: "127.0.0.1".into(),
                 realname: "plain-text client".into(),
                 protocol: "plain",
+                secure: false,
+                certfp: None,
                 outbox: outbox.clone(),
             };
             let (id, _) = charla::hub::lock(&shared.hub).register(registration).expect("a free nick");

@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use charla::metrics::{self, Speaks};
-use charla::net::{Admission, ConnLimiter};
+use charla::net::{Admission, ConnLimiter, Peer};
 use charla::proto::http::serve;
 use charla::proto::irc::MAX_LINE as MAX_MESSAGE;
 use libfuzzer_sys::fuzz_target;
@@ -85,7 +85,7 @@ fn talk(input: Vec<u8>) -> Vec<u8> {
             open: metrics::get().opened(Speaks::Http),
         };
         let (mut client, server_end) = tokio::io::duplex(64 * 1024);
-        let server = tokio::spawn(serve(Box::new(server_end), peer, shared, admission));
+        let server = tokio::spawn(serve(Box::new(server_end), Peer::clear(peer), shared, admission));
         let mut answer = Vec::new();
         let conversation = async {
             let mut opening = UPGRADE.to_vec();

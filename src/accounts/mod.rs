@@ -1,4 +1,5 @@
-//! Accounts: registration, login (password, SASL PLAIN), and the nicks that accounts own.
+//! Accounts: registration, login (password, SASL PLAIN, a client certificate with SASL
+//! EXTERNAL), and the nicks that accounts own.
 //!
 //! The parts:
 //! - [`Accounts`]: registers an account and checks a login. Passwords are hashed with
@@ -9,8 +10,9 @@
 //! - The data is in the store ([`crate::store::accounts`]); the rules that follow from being
 //!   logged in are the hub's ([`crate::hub::accounts`]): who owns which nick, the account shown
 //!   to others, private history that follows an account.
-//! - [`sasl`]: SASL PLAIN as IRC's `AUTHENTICATE` carries it. EXTERNAL (a client certificate)
-//!   needs TLS, which charla does not terminate yet: it is not offered.
+//! - [`sasl`]: SASL PLAIN and EXTERNAL as IRC's `AUTHENTICATE` carries them. EXTERNAL logs in
+//!   the account that lists the SHA-256 fingerprint of the client certificate the connection
+//!   showed in its TLS handshake; a logged-in user adds one with `CERT ADD` ([`Request`]).
 //! - [`enforce_nicks`]: the task that renames, after the grace period, whoever keeps a nick
 //!   that belongs to an account it has not logged in to.
 //!
@@ -58,6 +60,20 @@ pub enum AccountError {
     BadPassword,
     #[error("wrong account name or password")]
     BadLogin,
+    #[error(
+        "no client certificate: connect with TLS and a certificate (charla connect --tls-cert FILE --tls-key FILE, or your client's SASL EXTERNAL settings)"
+    )]
+    NoCertificate,
+    #[error(
+        "no account lists the client certificate {0}: log in with your password, then add it with /msg NickServ CERT ADD"
+    )]
+    UnknownCertificate(String),
+    #[error("the client certificate {0} belongs to another account, not to {1}")]
+    CertificateElsewhere(String, String),
+    #[error("log in first (/login NAME PASSWORD), then manage your account's certificates")]
+    NotLoggedIn,
+    #[error("'{0}' is not a SHA-256 fingerprint: 64 hex digits, with or without colons")]
+    BadFingerprint(String),
     #[error("too many failed logins; try again in {0} seconds")]
     Throttled(u64),
     #[error("you are already logged in as {0}")]
@@ -182,6 +198,99 @@ impl Accounts {
         Ok(account)
     }
 
+    /// Logs in by the client certificate with SHA-256 `fingerprint` (SASL EXTERNAL): the
+    /// account that lists it, which must be `wanted` when that is given; and, if `id` is given,
+    /// logs that connection in. Returns the account's name.
+    pub async fn log_in_cert(
+        &self,
+        id: Option<ConnId>,
+        fingerprint: Option<String>,
+        wanted: Option<String>,
+        ip: IpAddr,
+    ) -> Result<String, AccountError> {
+        if let Some(account) = id.and_then(|id| hub::lock(&self.hub).account(id).map(str::to_string)) {
+            return Err(AccountError::AlreadyLoggedIn(account));
+        }
+        let fingerprint = fingerprint.ok_or(AccountError::NoCertificate)?;
+        let (store, lookup) = (self.store.clone(), fingerprint.clone());
+        let found = run_blocking(move || {
+            let Some(account) = store.cert_account(&lookup)? else { return Ok(None) };
+            let markers = store.read_markers(&account)?;
+            Ok(Some((account, markers)))
+        })
+        .await?;
+        let (account, markers) = match found {
+            Some((account, _)) if wanted.as_ref().is_some_and(|w| !text::fold(w).eq(&text::fold(&account))) => {
+                tracing::warn!("certificate login from {ip}: {fingerprint} is not {}'s", wanted.as_deref().unwrap_or(""));
+                return Err(AccountError::CertificateElsewhere(fingerprint, wanted.unwrap_or_default()));
+            }
+            Some(found) => found,
+            None => {
+                tracing::warn!("certificate login from {ip}: no account lists {fingerprint}");
+                return Err(AccountError::UnknownCertificate(fingerprint));
+            }
+        };
+        let mut hub = hub::lock(&self.hub);
+        hub.remember_read_markers(&account, markers);
+        if let Some(id) = id {
+            hub.log_in(id, &account);
+        }
+        drop(hub);
+        tracing::info!("{ip} logged in to account {account} by client certificate");
+        Ok(account)
+    }
+
+    /// Adds, lists or removes the client certificates of the account `id` is logged in to.
+    async fn certs(&self, id: ConnId, change: CertChange) -> Result<String, AccountError> {
+        let (account, own) = {
+            let hub = hub::lock(&self.hub);
+            (hub.account(id).map(str::to_string), hub.certfp(id).map(str::to_string))
+        };
+        let account = account.ok_or(AccountError::NotLoggedIn)?;
+        let normal = |fp: &str| {
+            crate::net::Fingerprint::parse(fp)
+                .map(|fp| fp.to_string())
+                .ok_or_else(|| AccountError::BadFingerprint(fp.to_string()))
+        };
+        let store = self.store.clone();
+        match change {
+            CertChange::Add(fingerprint) => {
+                let fingerprint = match fingerprint {
+                    Some(fp) => normal(&fp)?,
+                    None => own.ok_or(AccountError::NoCertificate)?,
+                };
+                let (name, fp) = (account.clone(), fingerprint.clone());
+                let added = run_blocking(move || Ok(store.add_cert(&name, &fp, now_millis())?)).await?;
+                if !added {
+                    return Ok(format!("The certificate {fingerprint} already belongs to an account; nothing changed."));
+                }
+                tracing::info!("account {account}: client certificate {fingerprint} added");
+                Ok(format!(
+                    "Certificate {fingerprint} added to {account}: connecting with it, SASL EXTERNAL logs you in."
+                ))
+            }
+            CertChange::List => {
+                let name = account.clone();
+                let certs = run_blocking(move || Ok(store.certs(&name)?)).await?;
+                Ok(match certs.as_slice() {
+                    [] => format!("{account} has no client certificates; CERT ADD adds the one you are connected with."),
+                    certs => format!("Client certificates of {account}: {}", certs.join(", ")),
+                })
+            }
+            CertChange::Del(fingerprint) => {
+                let fingerprint = normal(&fingerprint)?;
+                let (name, fp) = (account.clone(), fingerprint.clone());
+                let removed = run_blocking(move || Ok(store.remove_cert(&name, &fp)?)).await?;
+                if removed {
+                    tracing::info!("account {account}: client certificate {fingerprint} removed");
+                    Ok(format!("Certificate {fingerprint} removed from {account}."))
+                } else {
+                    Ok(format!("{account} has no certificate {fingerprint}; CERT LIST lists them."))
+                }
+            }
+        }
+    }
+
     /// How far `account` has read `target`, in milliseconds since the Unix epoch.
     pub async fn read_marker(&self, account: &str, target: &str) -> Result<Option<u64>, AccountError> {
         let (store, account, target) = (self.store.clone(), account.to_string(), target.to_string());
@@ -281,7 +390,32 @@ pub enum Request {
         password: String,
     },
     Logout,
+    /// Manage the account's client certificates (`CERT ADD [FINGERPRINT]`, `CERT LIST`,
+    /// `CERT DEL FINGERPRINT`).
+    Cert(CertChange),
     Help,
+}
+
+/// A change to (or a look at) an account's client certificates.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CertChange {
+    /// Add this fingerprint, or (`None`) that of the certificate the user is connected with.
+    Add(Option<String>),
+    List,
+    Del(String),
+}
+
+impl CertChange {
+    /// `ADD [FINGERPRINT]`, `LIST`, `DEL FINGERPRINT` (also `DELETE`, `REMOVE`), as words.
+    pub fn from_words(words: &[&str]) -> Option<CertChange> {
+        match words {
+            [verb] if is(verb, &["ADD"]) => Some(CertChange::Add(None)),
+            [verb, fp] if is(verb, &["ADD"]) => Some(CertChange::Add(Some(fp.to_string()))),
+            [verb] if is(verb, &["LIST"]) => Some(CertChange::List),
+            [verb, fp] if is(verb, &["DEL", "DELETE", "REMOVE"]) => Some(CertChange::Del(fp.to_string())),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Request {
@@ -291,6 +425,7 @@ impl std::fmt::Debug for Request {
             Request::Register { .. } => f.write_str("Register"),
             Request::Login { name, .. } => write!(f, "Login({name:?})"),
             Request::Logout => f.write_str("Logout"),
+            Request::Cert(change) => write!(f, "Cert({change:?})"),
             Request::Help => f.write_str("Help"),
         }
     }
@@ -298,7 +433,9 @@ impl std::fmt::Debug for Request {
 
 /// What the service says to `HELP` and to what it does not understand.
 pub const SERVICE_HELP: &str = "Commands: REGISTER PASSWORD (registers your current nick), \
-IDENTIFY [ACCOUNT] PASSWORD (logs in), LOGOUT. Passwords need at least 8 characters.";
+IDENTIFY [ACCOUNT] PASSWORD (logs in), LOGOUT, CERT ADD [FINGERPRINT] | CERT LIST | CERT DEL \
+FINGERPRINT (client certificates that log you in with SASL EXTERNAL; ADD alone adds the one you \
+are connected with). Passwords need at least 8 characters.";
 
 impl Request {
     /// A message to the service: `IDENTIFY [ACCOUNT] PASSWORD`, `LOGIN …` (the same),
@@ -316,6 +453,9 @@ impl Request {
                 Request::Register { password: password.to_string() }
             }
             [command] if is(command, &["LOGOUT"]) => Request::Logout,
+            [command, rest @ ..] if is(command, &["CERT"]) => {
+                CertChange::from_words(rest).map_or(Request::Help, Request::Cert)
+            }
             _ => Request::Help,
         }
     }
@@ -345,6 +485,7 @@ impl Accounts {
                 Some(_) => Ok("You are now logged out.".into()),
                 None => Ok("You were not logged in.".into()),
             },
+            Request::Cert(change) => self.certs(id, change).await,
             Request::Help => Ok(SERVICE_HELP.into()),
         }
     }

@@ -1,13 +1,43 @@
 //! SASL as IRC carries it (`AUTHENTICATE`): the client's response arrives base64-encoded in
 //! chunks of at most 400 bytes (a chunk of exactly 400 means more follows; `+` alone is an empty
-//! chunk), and the PLAIN mechanism (RFC 4616) holds `authzid NUL authcid NUL password`.
-//! EXTERNAL needs a client certificate, so TLS: it is not offered.
+//! chunk). The PLAIN mechanism (RFC 4616) holds `authzid NUL authcid NUL password`; EXTERNAL
+//! (RFC 4422) logs in by the client certificate shown in the TLS handshake, and its response
+//! is empty or names the account (the authorization identity).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 /// The mechanisms offered, as `CAP LS` and 908 list them.
-pub const MECHANISMS: &str = "PLAIN";
+pub const MECHANISMS: &str = "PLAIN,EXTERNAL";
+
+/// A SASL mechanism charla offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mechanism {
+    #[default]
+    Plain,
+    External,
+}
+
+impl Mechanism {
+    /// The mechanism called `name`, if it is offered.
+    pub fn named(name: &str) -> Option<Mechanism> {
+        if name.eq_ignore_ascii_case("PLAIN") {
+            Some(Mechanism::Plain)
+        } else if name.eq_ignore_ascii_case("EXTERNAL") {
+            Some(Mechanism::External)
+        } else {
+            None
+        }
+    }
+}
+
+/// The account an EXTERNAL response names (its authorization identity), `None` when it is
+/// empty (the certificate's account, whichever it is).
+pub fn external(response: &str) -> Result<Option<String>, SaslError> {
+    let bytes = STANDARD.decode(response).map_err(|_| SaslError::Malformed)?;
+    let name = String::from_utf8(bytes).map_err(|_| SaslError::Malformed)?;
+    Ok(Some(name).filter(|n| !n.is_empty()))
+}
 
 /// The longest chunk of a response; a chunk this long says that more follows.
 pub const CHUNK: usize = 400;
@@ -20,15 +50,19 @@ pub const MAX_RESPONSE: usize = 1200;
 pub enum SaslError {
     #[error("the SASL response is too long")]
     TooLong,
-    #[error("the SASL response is not base64-encoded PLAIN credentials")]
+    #[error("the SASL response is not base64-encoded credentials for its mechanism")]
     Malformed,
 }
 
-/// A response being received, chunk by chunk.
+/// A response being received, chunk by chunk, for its mechanism.
 #[derive(Debug, Default)]
-pub struct Response(String);
+pub struct Response(String, pub Mechanism);
 
 impl Response {
+    pub fn new(mechanism: Mechanism) -> Response {
+        Response(String::new(), mechanism)
+    }
+
     /// Adds a chunk; `Some(whole)` once the response is complete.
     pub fn add(&mut self, chunk: &str) -> Result<Option<String>, SaslError> {
         if chunk != "+" {
@@ -91,6 +125,15 @@ mod tests {
         assert_eq!(Plain::decode(&encoded("alice\0pw")), Err(SaslError::Malformed));
         assert_eq!(Plain::decode("not base64!"), Err(SaslError::Malformed));
         assert!(!format!("{plain:?}").contains("secret"));
+    }
+
+    #[test]
+    fn decodes_external() {
+        assert_eq!(external(""), Ok(None), "`+`: an empty response");
+        assert_eq!(external(&encoded("alice")), Ok(Some("alice".into())));
+        assert_eq!(external("!!"), Err(SaslError::Malformed));
+        assert_eq!(Mechanism::named("external"), Some(Mechanism::External));
+        assert_eq!(Mechanism::named("SCRAM-SHA-256"), None);
     }
 
     #[test]

@@ -10,15 +10,15 @@
 
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::ClientError;
-use crate::net::{Line, LineReader};
+use super::tls::Dial;
+use crate::net::{BoxStream, Line, LineReader};
 use crate::proto::irc::MAX_LINE;
 use crate::proto::irc::message::Message;
 use crate::proto::irc::numeric::RPL_WELCOME;
@@ -74,11 +74,12 @@ pub fn backoff(attempt: u32) -> u64 {
     1u64.checked_shl(attempt).unwrap_or(u64::MAX).min(MAX_BACKOFF)
 }
 
-/// Starts the connection task on an already connected stream.
-pub fn spawn(addr: String, first: TcpStream) -> Connection {
+/// Starts the connection task on an already connected stream; it dials `dial` again after a
+/// drop.
+pub fn spawn(dial: Dial, first: BoxStream) -> Connection {
     let (out, out_rx) = mpsc::channel(1024);
     let (events_tx, events) = mpsc::channel(1024);
-    let task = tokio::spawn(run(addr, first, events_tx, out_rx));
+    let task = tokio::spawn(run(dial, first, events_tx, out_rx));
     Connection { out, events, task }
 }
 
@@ -89,7 +90,7 @@ enum Ended {
     Lost(String),
 }
 
-async fn run(addr: String, first: TcpStream, events: mpsc::Sender<NetEvent>, mut out: mpsc::Receiver<Message>) {
+async fn run(dial: Dial, first: BoxStream, events: mpsc::Sender<NetEvent>, mut out: mpsc::Receiver<Message>) {
     let mut stream = Some(first);
     // Reconnection attempts since the last successful registration.
     let mut attempt = 0;
@@ -100,7 +101,7 @@ async fn run(addr: String, first: TcpStream, events: mpsc::Sender<NetEvent>, mut
                 if events.send(NetEvent::Connecting).await.is_err() {
                     return;
                 }
-                connect(&addr).await
+                dial.connect().await
             }
         };
         let ended = match connected {
@@ -146,12 +147,12 @@ async fn run(addr: String, first: TcpStream, events: mpsc::Sender<NetEvent>, mut
 
 /// Runs one connection until it drops or the UI stops it.
 async fn session(
-    stream: TcpStream,
+    stream: BoxStream,
     events: &mpsc::Sender<NetEvent>,
     out: &mut mpsc::Receiver<Message>,
     attempt: &mut u32,
 ) -> Ended {
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut lines = LineReader::new(MAX_LINE, &[]);
     let mut heard = Instant::now();
     let mut pinged = false;
@@ -212,7 +213,7 @@ async fn session(
 }
 
 /// Writes lines in one call; a server that takes more than [`CONNECT_TIMEOUT`] is gone.
-async fn write(writer: &mut OwnedWriteHalf, messages: &[Message]) -> std::io::Result<()> {
+async fn write(writer: &mut (impl AsyncWrite + Unpin), messages: &[Message]) -> std::io::Result<()> {
     let mut buf = Vec::new();
     for message in messages {
         message.write_to(&mut buf);
@@ -247,9 +248,10 @@ mod tests {
     #[tokio::test]
     async fn relays_lines_and_reconnects_after_a_drop() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
-        let addr = listener.local_addr().expect("has an address").to_string();
-        let first = connect(&addr).await.expect("connects");
-        let mut conn = spawn(addr, first);
+        let port = listener.local_addr().expect("has an address").port();
+        let dial = Dial::clear("127.0.0.1", port);
+        let first = dial.connect().await.expect("connects");
+        let mut conn = spawn(dial, first);
         let (server, _) = listener.accept().await.expect("accepts");
         assert_eq!(next(&mut conn).await, NetEvent::Connected);
 

@@ -12,22 +12,23 @@
 use std::io::ErrorKind;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf};
 use tokio::sync::oneshot;
 
 use super::ClientError;
+use super::tls::Dial;
+use crate::net::BoxStream;
 
 /// How long the server may take to greet. charla greets a silent client after a quarter of a
 /// second; a server that says nothing for this long waits for its client to speak first.
 const GREETING_WAIT: Duration = Duration::from_secs(5);
 
-/// Connects to `host:port`, waits for the greeting, asks for `nick` and `room`, and relays
+/// Connects as `dial` says, waits for the greeting, asks for `nick` and `room`, and relays
 /// stdin → server and server → stdout until either side ends.
-pub async fn run(host: &str, port: u16, nick: Option<&str>, room: Option<&str>) -> Result<(), ClientError> {
-    let addr = super::address(host, port);
-    let stream = super::irc::connect(&addr).await?;
-    let (reader, mut writer) = stream.into_split();
+pub async fn run(dial: &Dial, nick: Option<&str>, room: Option<&str>) -> Result<(), ClientError> {
+    let addr = dial.addr.clone();
+    let stream = dial.connect().await?;
+    let (reader, mut writer) = tokio::io::split(stream);
     let (greeted, greeting) = oneshot::channel();
     let mut printing = tokio::spawn(print(reader, greeted));
     match tokio::time::timeout(GREETING_WAIT, greeting).await {
@@ -65,7 +66,7 @@ pub async fn run(host: &str, port: u16, nick: Option<&str>, room: Option<&str>) 
 
 /// Copies what the server sends to standard output until the server closes the connection or
 /// standard output is closed; `greeted` fires once the first line is out.
-async fn print(mut server: OwnedReadHalf, greeted: oneshot::Sender<()>) -> Result<(), ClientError> {
+async fn print(mut server: ReadHalf<BoxStream>, greeted: oneshot::Sender<()>) -> Result<(), ClientError> {
     let mut stdout = tokio::io::stdout();
     let mut greeted = Some(greeted);
     let mut buf = vec![0; 16 * 1024];

@@ -11,6 +11,8 @@
 //! - [`replies`]: how the server's numeric replies read (what a person reads, or nothing).
 //! - [`ui`]: drawing that state with ratatui.
 //! - [`irc`]: the connection task (socket, keep-alive, reconnection with backoff).
+//! - [`tls`](mod@tls): dialing the server, in clear text or over TLS (system roots, or a
+//!   certificate pinned on first use, like ssh's known_hosts).
 //! - [`window`], [`input`], [`text`]: one window's lines and members, the input line,
 //!   text safety and styling.
 //!
@@ -25,6 +27,7 @@ pub mod irc;
 pub mod line;
 pub mod replies;
 pub mod text;
+pub mod tls;
 pub mod tui;
 pub mod ui;
 pub mod window;
@@ -55,6 +58,20 @@ pub enum ClientError {
         waited.as_secs()
     )]
     NoGreeting { addr: String, waited: std::time::Duration },
+    #[error("TLS with {addr} failed: {detail}")]
+    Tls { addr: String, detail: String },
+    #[error(
+        "the certificate of {addr} has CHANGED since it was first trusted (SHA-256 was {known}, is now {now}): either the server made a new certificate, or someone is intercepting the connection. Ask the server's operator for its fingerprint (`charla serve` prints it at start); only if it is {now}, remove the line for {addr} from {file} (or connect with --tls-fingerprint {now})"
+    )]
+    CertificateChanged { addr: String, known: String, now: String, file: std::path::PathBuf },
+    #[error(
+        "the certificate of {addr} has SHA-256 {now}, not the {wanted} given with --tls-fingerprint: not connecting (check the fingerprint with the server's operator)"
+    )]
+    CertificateMismatch { addr: String, wanted: String, now: String },
+    #[error("cannot remember the server's certificate in {file}: {source} (set XDG_CONFIG_HOME to a writable directory)")]
+    KnownServers { file: std::path::PathBuf, source: std::io::Error },
+    #[error("cannot use the client certificate: {detail}")]
+    ClientCert { detail: String },
     #[error(
         "line mode is in one room at a time: give --join once (the full-screen client, on a terminal, joins several)"
     )]
@@ -75,6 +92,8 @@ pub struct Options {
     pub plain: bool,
     /// The local time zone for timestamps (see [`local_offset`]).
     pub utc_offset: UtcOffset,
+    /// Connect over TLS, trusting as these say; `None`: clear text.
+    pub tls: Option<tls::TlsOptions>,
 }
 
 /// The local UTC offset, or UTC when it cannot be found. Call it before any thread starts: the
@@ -100,6 +119,10 @@ pub fn default_nick(user: Option<&str>) -> String {
 
 /// Runs the full-screen client on a terminal, line mode otherwise.
 pub async fn run(options: Options) -> Result<(), ClientError> {
+    let dial = match options.tls {
+        Some(tls) => tls::Dial::tls(&options.host, options.port, tls)?,
+        None => tls::Dial::clear(&options.host, options.port),
+    };
     let terminal = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     if options.plain || !terminal {
         let room = match &options.join[..] {
@@ -107,7 +130,7 @@ pub async fn run(options: Options) -> Result<(), ClientError> {
             [room] => Some(room.as_str()),
             _ => return Err(ClientError::SeveralRooms),
         };
-        return line::run(&options.host, options.port, options.nick.as_deref(), room).await;
+        return line::run(&dial, options.nick.as_deref(), room).await;
     }
     let user = std::env::var("USER").ok();
     let join = if options.join.is_empty() { vec!["#lobby".to_string()] } else { options.join };
@@ -119,7 +142,7 @@ pub async fn run(options: Options) -> Result<(), ClientError> {
         port: options.port,
         host: options.host.clone(),
     };
-    tui::run(config, address(&options.host, options.port)).await
+    tui::run(config, dial).await
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use super::app::{Action, App, Config, Link};
 use super::irc::{self, Connection, NetEvent};
+use super::tls::Dial;
 use super::{ClientError, ui};
 use crate::proto::irc::message::Message;
 
@@ -82,17 +83,18 @@ fn read_terminal_events() -> mpsc::Receiver<Event> {
     rx
 }
 
-/// Connects to `addr` and runs the full-screen client until the user quits.
-pub async fn run(config: Config, addr: String) -> Result<(), ClientError> {
-    // A server that is not there is reported on the normal screen, like line mode does.
-    let stream = irc::connect(&addr).await?;
+/// Connects as `dial` says and runs the full-screen client until the user quits.
+pub async fn run(config: Config, dial: Dial) -> Result<(), ClientError> {
+    // A server that is not there, or a certificate not trusted, is reported on the normal
+    // screen, like line mode does.
+    let stream = dial.connect().await?;
     let guard = TerminalGuard::enter()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(stdout())).map_err(ClientError::Terminal)?;
     let mut app = App::new(config);
     let size = terminal.size().map_err(ClientError::Terminal)?;
     app.resize(size.width, size.height);
     let mut keys = read_terminal_events();
-    let mut connection = irc::spawn(addr, stream);
+    let mut connection = irc::spawn(dial, stream);
     let result = main_loop(&mut terminal, &mut app, &mut keys, &mut connection).await;
     let quit = match result {
         Ok(reason) => reason,

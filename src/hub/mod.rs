@@ -214,6 +214,8 @@ struct User {
     /// Told that history is paused, and not yet that it is written again.
     told_paused: bool,
     protocol: &'static str,
+    secure: bool,
+    certfp: Option<Box<str>>,
     outbox: Outbox,
 }
 
@@ -310,6 +312,10 @@ pub struct Registration {
     pub realname: String,
     /// Which protocol the user speaks, as shown by WHOIS (`plain`, `irc`).
     pub protocol: &'static str,
+    /// Whether the connection is encrypted (TLS): IRC user mode `+Z`, WHOIS 671.
+    pub secure: bool,
+    /// The SHA-256 fingerprint of the client certificate the user connected with, if any.
+    pub certfp: Option<String>,
     pub outbox: Outbox,
 }
 
@@ -337,6 +343,10 @@ pub struct UserInfo {
     /// The account the user is logged in to.
     pub account: Option<String>,
     pub protocol: &'static str,
+    /// Whether the user's connection is encrypted (TLS).
+    pub secure: bool,
+    /// The user's client certificate fingerprint: only for the user themself and operators.
+    pub certfp: Option<String>,
     pub signon: u64,
     pub last_spoke: u64,
     /// Rooms with the user's status there; secret rooms only when the asker shares them. WHOIS
@@ -601,6 +611,8 @@ impl Hub {
                 last_spoke: now,
                 told_paused: false,
                 protocol: reg.protocol,
+                secure: reg.secure,
+                certfp: reg.certfp.map(Into::into),
                 outbox: reg.outbox,
             }),
         );
@@ -1269,6 +1281,8 @@ impl Hub {
             bot: user.source.bot,
             account: user.source.account.as_deref().map(str::to_string),
             protocol: user.protocol,
+            secure: user.secure,
+            certfp: user.certfp.as_deref().filter(|_| asker == id || self.users.get(&asker).is_some_and(|a| a.oper)).map(str::to_string),
             signon: user.signon,
             last_spoke: user.last_spoke,
             rooms,

@@ -100,6 +100,8 @@ mod tests {
             host: host.into(),
             realname: String::new(),
             protocol: "test",
+            secure: false,
+            certfp: None,
             outbox,
         };
         hub.register(reg).unwrap().0

@@ -24,6 +24,8 @@ impl Tester {
                 host: "127.0.0.1".into(),
                 realname: nick.into(),
                 protocol: "test",
+                secure: false,
+                certfp: None,
                 outbox: outbox.clone(),
             })
             .unwrap();
@@ -70,6 +72,8 @@ fn guests_get_unique_nicks() {
         host: "h".into(),
         realname: String::new(),
         protocol: "plain",
+        secure: false,
+        certfp: None,
         outbox,
     };
     let (_, a) = t.hub.register(reg(Outbox::new(1))).unwrap();
@@ -353,6 +357,8 @@ fn a_full_outbox_does_not_stop_delivery_to_others() {
             host: "h".into(),
             realname: String::new(),
             protocol: "test",
+            secure: false,
+            certfp: None,
             outbox: slow.clone(),
         })
         .unwrap();

@@ -17,13 +17,26 @@ pub struct UserModes {
     pub oper: bool,
     /// `+w`: receives WALLOPS.
     pub wallops: bool,
+    /// `+Z`: connected over TLS (set by the server, not the user).
+    pub secure: bool,
 }
 
 impl Hub {
     /// The modes of `id`.
     pub fn user_modes(&self, id: ConnId) -> UserModes {
         let user = self.user(id);
-        UserModes { bot: user.source.bot, invisible: user.invisible, oper: user.oper, wallops: user.wallops }
+        UserModes {
+            bot: user.source.bot,
+            invisible: user.invisible,
+            oper: user.oper,
+            wallops: user.wallops,
+            secure: user.secure,
+        }
+    }
+
+    /// The SHA-256 fingerprint of the client certificate `id` connected with, if any.
+    pub fn certfp(&self, id: ConnId) -> Option<&str> {
+        self.users.get(&id).and_then(|user| user.certfp.as_deref())
     }
 
     /// Marks `id` a bot or not; returns whether that changed anything. From now on what it

@@ -36,12 +36,13 @@ use crate::metrics::Speaks;
 const SNIFF_LEN: usize = 512;
 
 /// Reads a new client's first bytes: until its first line is complete, `SNIFF_LEN` bytes
-/// have come, or `timeout` has passed (a silent client's are none). An error if the client
-/// closed the connection before saying anything.
-pub async fn sniff(stream: &mut BoxStream, timeout: Duration) -> std::io::Result<Vec<u8>> {
+/// have come, `enough` says they tell the protocol already (a TLS handshake's), or `timeout`
+/// has passed (a silent client's are none). An error if the client closed the connection
+/// before saying anything.
+pub async fn sniff(stream: &mut BoxStream, timeout: Duration, enough: fn(&[u8]) -> bool) -> std::io::Result<Vec<u8>> {
     let mut first = Vec::new();
     let deadline = tokio::time::Instant::now() + timeout;
-    while first.len() < SNIFF_LEN && !first.contains(&b'\n') {
+    while first.len() < SNIFF_LEN && !first.contains(&b'\n') && !enough(&first) {
         first.reserve(SNIFF_LEN);
         match tokio::time::timeout_at(deadline, stream.read_buf(&mut first)).await {
             Ok(Ok(0)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),

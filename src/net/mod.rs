@@ -1,9 +1,11 @@
 //! The transport, below every protocol; it knows none of them.
 //!
-//! - [`BoxStream`]: any connected byte stream (TCP now, TLS inside it later), as a trait object,
+//! - [`BoxStream`]: any connected byte stream (TCP, or TLS inside it), as a trait object,
 //!   so that every protocol works over any of them; [`Rewind`] puts bytes read while sniffing
 //!   back in front.
 //! - [`sniff`]: reading a new client's first bytes, for the protocol table to judge.
+//! - [`tls`]: TLS termination: the server's certificate and its reload, the handshake, and
+//!   what a session knows of its client ([`Peer`]: its address, whether it is encrypted).
 //! - [`limits`]: the server's [`Limits`], connection caps ([`ConnLimiter`], [`Admission`]) and
 //!   flood control.
 //! - [`lines`]: a line reader with a hard length limit.
@@ -16,9 +18,11 @@ pub mod limits;
 pub mod lines;
 pub mod sessions;
 mod stream;
+pub mod tls;
 
 pub use conn::{Conn, Input, Render, Setup, sniff};
 pub use limits::{Admission, ConnLimiter, FloodLimit, Limits};
 pub use lines::{Line, LineReader};
 pub use sessions::Sessions;
 pub use stream::{BoxStream, Rewind, Stream};
+pub use tls::{Fingerprint, Peer, Tls, TlsInfo};

@@ -14,7 +14,7 @@ pub mod motd;
 pub mod plain;
 mod shared;
 
-pub use shared::{HistoryConfig, Shared, Stage};
+pub use shared::{HistoryConfig, Shared, Stage, TlsPolicy};
 
 /// The protocol a client speaks, told from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,11 +27,17 @@ pub enum Protocol {
     Tls,
 }
 
+/// Whether a client's first bytes start a TLS handshake (a ClientHello record), which tells
+/// the protocol without waiting for a line.
+pub fn is_tls(first: &[u8]) -> bool {
+    first.starts_with(&[0x16, 0x03])
+}
+
 /// Tells the protocol from the first bytes a client sent (possibly none, from a client that
 /// waits for the server to speak): TLS by its handshake's first bytes, then the first line is
 /// HTTP's, IRC's, or else plain text.
 pub fn classify(first: &[u8]) -> Protocol {
-    if first.starts_with(&[0x16, 0x03]) {
+    if is_tls(first) {
         return Protocol::Tls;
     }
     let (line, complete) = match first.iter().position(|&b| b == b'\n') {
@@ -45,6 +51,18 @@ pub fn classify(first: &[u8]) -> Protocol {
         Protocol::Irc
     } else {
         Protocol::Plain
+    }
+}
+
+/// What a clear-text client of `protocol` is told, in its protocol, when `--tls-required`
+/// refuses it (then the connection closes); `None` for HTTP, which answers each request with a
+/// redirect to https instead.
+pub fn clear_text_refusal(protocol: Protocol, tls: &TlsPolicy) -> Option<String> {
+    let port = tls.port.map_or_else(String::new, |port| format!(" to port {port}"));
+    match protocol {
+        Protocol::Plain => Some(plain::tls_required(&port)),
+        Protocol::Irc => Some(irc::tls_required(&port)),
+        Protocol::Http | Protocol::Tls => None,
     }
 }
 
@@ -82,5 +100,28 @@ mod tests {
         assert_eq!(classify(b"GET /etc/motd, please\n"), Protocol::Plain);
         assert_eq!(classify(b"GETTING better\n"), Protocol::Plain);
         assert_eq!(classify(&[0x16, 0x03, 0x01, 0x02, 0x00]), Protocol::Tls);
+    }
+
+    #[test]
+    fn tls_required_refuses_clear_text_from_elsewhere_only() {
+        use crate::net::{Peer, TlsInfo};
+        let policy = TlsPolicy { port: Some(6697), required: true, verifiable: true };
+        let from = |addr: &str| Peer::clear(addr.parse().unwrap());
+        assert!(policy.refuses(&from("192.0.2.7:40000")));
+        assert!(policy.refuses(&from("[2001:db8::1]:40000")));
+        assert!(!policy.refuses(&from("127.0.0.1:40000")));
+        assert!(!policy.refuses(&from("127.0.0.2:40000")));
+        assert!(!policy.refuses(&from("[::1]:40000")));
+        assert!(!policy.refuses(&from("[::ffff:127.0.0.1]:40000")));
+        let secure = Peer { tls: Some(Box::new(TlsInfo { client_cert: None })), ..from("192.0.2.7:40000") };
+        assert!(!policy.refuses(&secure));
+        assert!(!TlsPolicy { required: false, ..policy.clone() }.refuses(&from("192.0.2.7:40000")));
+
+        let plain = clear_text_refusal(Protocol::Plain, &policy).unwrap();
+        assert!(plain.starts_with("*** ") && plain.contains("TLS to port 6697") && plain.ends_with('\n'), "{plain}");
+        assert_eq!(plain.matches('\n').count(), 1, "one line");
+        let irc = clear_text_refusal(Protocol::Irc, &policy).unwrap();
+        assert_eq!(irc, "ERROR :This server requires TLS: reconnect with TLS to port 6697\r\n");
+        assert_eq!(clear_text_refusal(Protocol::Http, &policy), None, "HTTP redirects each request");
     }
 }

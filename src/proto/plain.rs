@@ -14,7 +14,7 @@ mod accounts;
 mod gate;
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use crate::net::Peer;
 use std::pin::pin;
 use std::sync::Arc;
 
@@ -63,11 +63,18 @@ commands:
   /register PASSWORD    register your nick as an account (then it is yours alone)
   /login NAME PASSWORD  log in to your account (also /msg NickServ IDENTIFY NAME PASSWORD)
   /logout               log out of your account
+  /cert add [FP], /cert list, /cert del FP  client certificates that log you in (SASL EXTERNAL)
   /oper NAME PASSWORD, /kill NICK [REASON]  server operators (see serve --oper)
   /kline [MINUTES] MASK [REASON], /unkline MASK  server operators: ban from the server
   /wallops TEXT         server operators: tell the IRC users who receive wallops (+w)
   /quit [REASON]        leave
   //TEXT                say a line that starts with /";
+
+/// What a plain-text client is told when the server takes only TLS connections from its
+/// address: one `***` line (`port`: ` to port N`, or empty).
+pub fn tls_required(port: &str) -> String {
+    format!("*** This server accepts only encrypted connections: connect with TLS{port} (charla connect --tls HOST PORT, or openssl s_client -connect HOST:PORT).\n")
+}
 
 /// The longest line a plain-text client may send: `--max-line`.
 pub fn max_line(limits: &Limits) -> usize {
@@ -75,7 +82,7 @@ pub fn max_line(limits: &Limits) -> usize {
 }
 
 /// Runs a plain-text session with the client at `peer` until it leaves or the server closes it.
-pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future<Output = ()> + Send {
+pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Output = ()> + Send {
     let outbox = conn.outbox().clone();
     // An async block that owns `conn`, not an `async fn`: one would keep its arguments twice in
     // its future, and every connection waits in it.
@@ -102,6 +109,8 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future
             host: peer.ip().to_string(),
             realname: "plain-text client".into(),
             protocol: "plain",
+            secure: peer.secure(),
+            certfp: peer.client_cert().map(|fp| fp.to_string()),
             outbox: outbox.clone(),
         };
         let registered = hub::lock(&shared.hub).register(registration);

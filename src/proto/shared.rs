@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::accounts::Accounts;
 use crate::hub::{self, MsgId, SharedHub};
-use crate::net::{ConnLimiter, Limits, Sessions, Setup};
+use crate::net::{ConnLimiter, Limits, Peer, Sessions, Setup};
 use crate::proto::motd::Motd;
 use crate::store::sqlite::RETRY_MAX;
 use crate::store::{Include, Retention, Store};
@@ -63,6 +63,29 @@ pub struct Shared {
     pub allowed_origins: Vec<String>,
     /// Where the server is in its life, for `/healthz`.
     pub stage: AtomicU8,
+    /// What sessions need to know of the server's TLS.
+    pub tls: TlsPolicy,
+}
+
+/// What sessions need to know of the server's TLS (the handshake itself is the transport's).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsPolicy {
+    /// The port where clients can connect with TLS; `None`: the server has no TLS.
+    pub port: Option<u16>,
+    /// Clear-text connections are refused, except from loopback addresses.
+    pub required: bool,
+    /// The certificate is one clients can verify (not self-signed): only then do IRC clients
+    /// get the `sts` policy, which would lock them out of a server whose certificate they
+    /// cannot check.
+    pub verifiable: bool,
+}
+
+impl TlsPolicy {
+    /// Whether a connection from `peer` is refused for being clear text: under `--tls-required`,
+    /// unless it is encrypted or comes from a loopback address (this machine).
+    pub fn refuses(&self, peer: &Peer) -> bool {
+        self.required && !peer.secure() && !peer.ip().to_canonical().is_loopback()
+    }
 }
 
 /// Where the server is in its life.

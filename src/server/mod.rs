@@ -28,9 +28,10 @@ use tokio::sync::mpsc;
 use crate::accounts::{self, Accounts};
 use crate::hub::{self, History, Hub, HubConfig};
 use crate::metrics::{self, Speaks};
-use crate::net::{Admission, BoxStream, Conn, ConnLimiter, Rewind, Sessions};
+use crate::net::tls::CertSource;
+use crate::net::{Admission, BoxStream, Conn, ConnLimiter, Peer, Rewind, Sessions, Tls};
 use crate::panics;
-use crate::proto::{Protocol, Shared, Stage, classify};
+use crate::proto::{Protocol, Shared, Stage, TlsPolicy, classify};
 use crate::store::{AccountStore, Retention, SqliteAccounts, SqliteStore, Store, StoreError};
 
 // The parts of a `Config`, defined where they are used.
@@ -59,6 +60,19 @@ pub struct Config {
     pub oper_file: Option<PathBuf>,
     /// The message of the day (`--motd`); read at start and on each reload.
     pub motd: Option<PathBuf>,
+    /// TLS, when the server has a certificate.
+    pub tls: Option<TlsConfig>,
+}
+
+/// The server's TLS: its certificate and where it is spoken.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert: CertSource,
+    /// Addresses where every client speaks TLS first (e.g. port 6697), then any protocol
+    /// inside. The `listen` addresses take TLS too, told by its first byte.
+    pub listen: Vec<SocketAddr>,
+    /// Clear-text connections are refused, except from loopback addresses.
+    pub required: bool,
 }
 
 /// This machine's host name, the server name unless `--server-name` says otherwise; `charla`
@@ -99,6 +113,8 @@ pub enum ServerError {
     /// A file a setting names (`--motd`, `--oper-file`) cannot be used; says which and why.
     #[error("{0}")]
     File(String),
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] crate::net::tls::TlsError),
 }
 
 /// What to do about a listen address that cannot be bound, by the reason.
@@ -143,12 +159,14 @@ pub struct Server {
     shared: Arc<Shared>,
     /// The settings it was started with, the last good ones for a reload.
     config: Config,
+    tls: Option<Arc<Tls>>,
 }
 
 /// Reloads a running server's settings (on SIGHUP); see [`reload`].
 #[derive(Clone)]
 pub struct Reloader {
     shared: Arc<Shared>,
+    tls: Option<Arc<Tls>>,
     last: Arc<Mutex<Config>>,
 }
 
@@ -162,7 +180,7 @@ impl Reloader {
             Ok(config) => *last = config,
             Err(why) => tracing::warn!("config: {why}; keeping the previous settings"),
         }
-        reload::reload(&last, &self.shared);
+        reload::reload(&last, &reload::Running { shared: &self.shared, tls: self.tls.as_deref() });
     }
 }
 
@@ -184,13 +202,30 @@ impl Server {
         hub.restore_accounts(account_store.account_names()?);
         hub.restore_server_bans(account_store.server_bans()?);
         let hub = Arc::new(std::sync::Mutex::new(hub));
+        let tls = match &config.tls {
+            Some(tls) => Some(Arc::new(Tls::new(tls.cert.clone())?)),
+            None => None,
+        };
         let mut listeners = Vec::new();
         let any = config.listen.iter().map(|a| (a, None));
         let irc = config.irc_listen.iter().map(|a| (a, Some(Protocol::Irc)));
-        for (addr, protocol) in any.chain(irc) {
+        let tls_only = config.tls.iter().flat_map(|tls| &tls.listen).map(|a| (a, Some(Protocol::Tls)));
+        for (addr, protocol) in any.chain(irc).chain(tls_only) {
             let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr: *addr, source })?;
             listeners.push((listener, protocol));
         }
+        let tls_policy = match (&tls, &config.tls) {
+            (Some(tls), Some(config)) => {
+                // Clear-text clients are sent to a TLS-only port if there is one, else to the
+                // shared port, which takes TLS too.
+                let port_of = |wanted: Option<Protocol>| {
+                    listeners.iter().find(|(_, p)| *p == wanted).and_then(|(l, _)| l.local_addr().ok()).map(|a| a.port())
+                };
+                let port = port_of(Some(Protocol::Tls)).or_else(|| port_of(None));
+                TlsPolicy { port, required: config.required, verifiable: !tls.self_signed() }
+            }
+            _ => TlsPolicy::default(),
+        };
         let shared = Arc::new(Shared {
             accounts: Accounts::new(account_store, hub.clone(), config.limits.logins),
             hub,
@@ -204,13 +239,14 @@ impl Server {
             started: std::time::SystemTime::now(),
             allowed_origins: config.allowed_origins.clone(),
             stage: AtomicU8::new(Stage::Starting as u8),
+            tls: tls_policy,
         });
-        Ok(Server { listeners, shared, config })
+        Ok(Server { listeners, shared, config, tls })
     }
 
     /// What reloads this server's settings while it runs.
     pub fn reloader(&self) -> Reloader {
-        Reloader { shared: self.shared.clone(), last: Arc::new(Mutex::new(self.config.clone())) }
+        Reloader { shared: self.shared.clone(), tls: self.tls.clone(), last: Arc::new(Mutex::new(self.config.clone())) }
     }
 
     /// The addresses actually bound (with the real port when 0 was asked for).
@@ -218,8 +254,15 @@ impl Server {
         self.listeners().into_iter().map(|(addr, _)| addr).collect()
     }
 
+    /// The fingerprint of the server's TLS certificate, when it has one, and whether charla
+    /// made it itself.
+    pub fn tls_fingerprint(&self) -> Option<(crate::net::Fingerprint, bool)> {
+        self.tls.as_ref().map(|tls| (tls.fingerprint(), tls.self_signed()))
+    }
+
     /// Each address actually bound, with the protocol it is reserved for (`None`: every
-    /// protocol, told apart by the first bytes), for the startup banner.
+    /// protocol, told apart by the first bytes; TLS: TLS first, any protocol inside), for the
+    /// startup banner.
     pub fn listeners(&self) -> Vec<(SocketAddr, Option<Protocol>)> {
         self.listeners.iter().filter_map(|(l, protocol)| Some((l.local_addr().ok()?, *protocol))).collect()
     }
@@ -232,7 +275,7 @@ impl Server {
         let accepting = self.listeners.into_iter().map(|(listener, protocol)| {
             let shared = self.shared.clone();
             let limiter = limiter.clone();
-            tokio::spawn(accept_loop(listener, protocol, shared, limiter, alive.downgrade()))
+            tokio::spawn(accept_loop(listener, protocol, shared, self.tls.clone(), limiter, alive.downgrade()))
         });
         let accepting: Vec<_> = accepting.collect();
         let retention = tokio::spawn(retain(self.shared.clone()));
@@ -283,10 +326,13 @@ async fn retain(shared: Arc<Shared>) {
     }
 }
 
+/// On each SIGHUP, reads the TLS certificate again (see [`Tls::reload`]) and logs what
+/// changed, or why the certificate in use stays.
 async fn accept_loop(
     listener: TcpListener,
     protocol: Option<Protocol>,
     shared: Arc<Shared>,
+    tls: Option<Arc<Tls>>,
     limiter: Arc<ConnLimiter>,
     alive: mpsc::WeakSender<()>,
 ) {
@@ -303,38 +349,70 @@ async fn accept_loop(
         // Once the server stops and every connection has gone, there is no one left to wait
         // for, and no one is let in.
         let Some(alive) = alive.upgrade() else { return };
-        tokio::spawn(panics::connection(handle(stream, peer, protocol, shared.clone(), limiter.clone(), alive)));
+        let tls = tls.clone();
+        tokio::spawn(panics::connection(handle(stream, peer, protocol, shared.clone(), tls, limiter.clone(), alive)));
     }
 }
 
-/// Admits one connection, tells its protocol, and starts its session. `alive` goes with the
-/// session, so shutdown knows when every session has ended.
+/// Admits one connection, tells its protocol (inside TLS, after the handshake, when it starts
+/// with one), and starts its session. `alive` goes with the session, so shutdown knows when
+/// every session has ended.
 async fn handle(
     mut stream: TcpStream,
-    peer: SocketAddr,
+    addr: SocketAddr,
     protocol: Option<Protocol>,
     shared: Arc<Shared>,
+    tls: Option<Arc<Tls>>,
     limiter: Arc<ConnLimiter>,
     alive: mpsc::Sender<()>,
 ) {
-    let permit = match limiter.admit(peer.ip()) {
+    let permit = match limiter.admit(addr.ip()) {
         Ok(permit) => permit,
         Err(refused) => {
-            tracing::info!("{peer} refused: {refused}");
+            tracing::info!("{addr} refused: {refused}");
             let _ = stream.write_all(format!("ERROR :{refused}\r\n").as_bytes()).await;
             return;
         }
     };
     let _ = stream.set_nodelay(true);
     let mut stream: BoxStream = Box::new(stream);
-    let first = match protocol {
+    let mut peer = Peer::clear(addr);
+    let sniff_timeout = shared.limits().sniff_timeout;
+    let mut first = match protocol {
         Some(_) => Vec::new(),
-        None => match crate::net::sniff(&mut stream, shared.limits().sniff_timeout).await {
+        None => match crate::net::sniff(&mut stream, sniff_timeout, crate::proto::is_tls).await {
             Ok(first) => first,
             Err(_) => return,
         },
     };
-    let protocol = protocol.unwrap_or_else(|| classify(&first));
+    let mut protocol = protocol.unwrap_or_else(|| classify(&first));
+    if protocol == Protocol::Tls {
+        let Some(tls) = tls else {
+            return tracing::info!("{peer} started TLS, which is not enabled on this server; closed");
+        };
+        match tls.accept(first, stream).await {
+            Ok((encrypted, info)) => {
+                metrics::get().tls_handshakes.inc();
+                (stream, peer.tls) = (encrypted, Some(Box::new(info)));
+            }
+            Err(e) => {
+                metrics::get().tls_handshake_failures.inc();
+                return tracing::info!("{peer} TLS handshake failed: {e}");
+            }
+        }
+        first = match crate::net::sniff(&mut stream, sniff_timeout, |_| false).await {
+            Ok(first) => first,
+            Err(_) => return,
+        };
+        protocol = classify(&first);
+    } else if shared.tls.refuses(&peer)
+        && let Some(refusal) = crate::proto::clear_text_refusal(protocol, &shared.tls)
+    {
+        tracing::info!("{peer} refused: clear text, and this server requires TLS");
+        let _ = stream.write_all(refusal.as_bytes()).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
     let admit = |speaks| Admission { permit, alive, open: metrics::get().opened(speaks) };
     // Each session becomes a task of its own, its future spawned as it is, and this one ends:
     // a connection then costs the memory of the one session it runs and nothing more (idle
@@ -354,7 +432,7 @@ async fn handle(
             let stream = Box::new(Rewind::new(first, stream));
             drop(tokio::spawn(panics::connection(crate::proto::http::serve(stream, peer, shared, admit(Speaks::Http)))))
         }
-        Protocol::Tls => tracing::info!("{peer} started TLS, which is not enabled on this server; closed"),
+        Protocol::Tls => tracing::info!("{peer} started TLS inside TLS; closed"),
     }
 }
 

@@ -15,13 +15,20 @@ use std::sync::Arc;
 use super::Config;
 use crate::hub;
 use crate::proto::Shared;
+use crate::net::tls::Tls;
 use crate::proto::motd::Motd;
 
 /// One reloadable part: its name in the log, and how it takes its value from the new
 /// settings, saying what changed, or why it kept its old value.
 pub struct Part {
     pub name: &'static str,
-    pub reload: fn(&Config, &Shared) -> Result<String, String>,
+    pub reload: fn(&Config, &Running) -> Result<String, String>,
+}
+
+/// What a reload changes: the running server's shared state, and its TLS if it has any.
+pub struct Running<'a> {
+    pub shared: &'a Shared,
+    pub tls: Option<&'a Tls>,
 }
 
 /// Everything a reload reloads, in this order.
@@ -29,12 +36,13 @@ pub const PARTS: &[Part] = &[
     Part { name: "motd", reload: motd },
     Part { name: "opers", reload: opers },
     Part { name: "limits", reload: limits },
+    Part { name: "tls", reload: tls },
 ];
 
 /// Reloads every part from `config`, logging one line for each.
-pub fn reload(config: &Config, shared: &Shared) {
+pub fn reload(config: &Config, running: &Running) {
     for part in PARTS {
-        match (part.reload)(config, shared) {
+        match (part.reload)(config, running) {
             Ok(changed) => tracing::info!("{}: {changed}", part.name),
             Err(why) => tracing::warn!("{}: {why}; keeping the previous one", part.name),
         }
@@ -46,7 +54,8 @@ pub fn read_motd(file: &Path) -> Result<Motd, String> {
     Motd::read(file).map_err(|e| format!("cannot read the --motd file {}: {e}", file.display()))
 }
 
-fn motd(config: &Config, shared: &Shared) -> Result<String, String> {
+fn motd(config: &Config, running: &Running) -> Result<String, String> {
+    let shared = running.shared;
     let new = match &config.motd {
         Some(file) => Some(Arc::new(read_motd(file)?)),
         None => None,
@@ -94,7 +103,8 @@ pub fn opers_in<'a>(
     Ok(opers)
 }
 
-fn opers(config: &Config, shared: &Shared) -> Result<String, String> {
+fn opers(config: &Config, running: &Running) -> Result<String, String> {
+    let shared = running.shared;
     let new = read_opers(config)?;
     let mut hub = hub::lock(&shared.hub);
     let old = hub.config().opers.len();
@@ -110,7 +120,8 @@ fn opers(config: &Config, shared: &Shared) -> Result<String, String> {
 
 /// The limits that can change while clients are connected: connection caps, flood control
 /// and queue size (for connections opened from now on), rooms per user.
-fn limits(config: &Config, shared: &Shared) -> Result<String, String> {
+fn limits(config: &Config, running: &Running) -> Result<String, String> {
+    let shared = running.shared;
     let new = &config.limits;
     let mut changed = Vec::new();
     {
@@ -140,4 +151,13 @@ fn limits(config: &Config, shared: &Shared) -> Result<String, String> {
         hub.set_max_rooms_per_user(new_rooms);
     }
     Ok(if changed.is_empty() { "unchanged".into() } else { changed.join(", ") })
+}
+
+/// The TLS certificate: its files read again (after certbot renewed it); new handshakes get the
+/// new one, connections already open keep theirs.
+fn tls(_config: &Config, running: &Running) -> Result<String, String> {
+    match running.tls {
+        Some(tls) => tls.reload().map_err(|e| e.to_string()),
+        None => Ok("off".into()),
+    }
 }

@@ -1,4 +1,5 @@
-//! What the store keeps of accounts: each account's name and password hash, and how far each
+//! What the store keeps of accounts: each account's name and password hash, the client
+//! certificates it logs in with (SASL EXTERNAL, by SHA-256 fingerprint), and how far each
 //! account has read each room or conversation (`draft/read-marker`); and the server bans
 //! (`KLINE`), rare writes that need no batching either.
 //!
@@ -49,6 +50,20 @@ pub trait AccountStore: Send + Sync {
 
     /// Moves the marker of `account` on `target` to `at`, never back; returns where it is now.
     fn set_read_marker(&self, account: &str, target: &str, at: u64) -> Result<u64, StoreError>;
+
+    /// The fingerprints of the client certificates `account` logs in with, oldest first.
+    fn certs(&self, account: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Adds the certificate `fingerprint` (lowercase hex) to `account`, at `at` (milliseconds
+    /// since the Unix epoch); `false` (and nothing changed) when it belongs to an account
+    /// already, this one or another.
+    fn add_cert(&self, account: &str, fingerprint: &str, at: u64) -> Result<bool, StoreError>;
+
+    /// Removes the certificate `fingerprint` from `account`; whether it was there.
+    fn remove_cert(&self, account: &str, fingerprint: &str) -> Result<bool, StoreError>;
+
+    /// The account (its name as registered) the certificate `fingerprint` logs in to.
+    fn cert_account(&self, fingerprint: &str) -> Result<Option<String>, StoreError>;
 
     /// Every server ban kept.
     fn server_bans(&self) -> Result<Vec<ServerBan>, StoreError>;

@@ -752,7 +752,7 @@ fn a_version_3_database_gains_tags_and_redactions() {
         "DROP TABLE counters;
          DROP INDEX messages_said; ALTER TABLE messages DROP COLUMN tags; ALTER TABLE messages DROP COLUMN redacted;
          CREATE INDEX messages_said ON messages (target_key, id) WHERE kind IN ('privmsg', 'notice', 'action');
-         DROP TABLE accounts; DROP TABLE read_markers; DROP TABLE server_bans;
+         DROP TABLE accounts; DROP TABLE read_markers; DROP TABLE server_bans; DROP TABLE account_certs;
          PRAGMA user_version = 3;",
     )
     .unwrap();

@@ -37,7 +37,10 @@ function freePort() {
 /** Starts `charla serve` (on `at`, with `dir`, and `extra` flags); resolves once it prints its URL. */
 function startServer(extra = [], at = port, dir = dataDir) {
   return new Promise((resolve, reject) => {
-    const child = spawn(binary, ["serve", "--listen", `127.0.0.1:${at}`, "--data-dir", dir, "--flood-limit", "off", ...extra], {
+    // TLS on (a self-signed certificate kept in the data directory): the same port serves
+    // http and https.
+    const args = ["serve", "--listen", `127.0.0.1:${at}`, "--data-dir", dir, "--flood-limit", "off", "--tls-self-signed", ...extra];
+    const child = spawn(binary, args, {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -82,14 +85,15 @@ function nc() {
 }
 
 /**
- * A new person: a page of their own (own storage), nick chosen in the welcome dialog, and
- * with `account`, a password to log in (`mode` "login") or to create the account ("register").
+ * A new person: a page of their own (own storage), nick chosen in the welcome dialog; with
+ * `account`, a password to log in (`mode` "login") or to create the account ("register"); over
+ * `scheme` (https: the server's self-signed certificate accepted, as a person would once).
  */
-async function person(nick, viewport = { width: 1280, height: 800 }, account = null) {
-  const context = await browser.newContext({ viewport });
+async function person(nick, viewport = { width: 1280, height: 800 }, account = null, scheme = "http") {
+  const context = await browser.newContext({ viewport, ignoreHTTPSErrors: scheme === "https" });
   const page = await context.newPage();
   page.on("pageerror", (e) => assert.fail(`${nick}'s page threw: ${e.message}`));
-  await page.goto(`http://127.0.0.1:${port}/`);
+  await page.goto(`${scheme}://127.0.0.1:${port}/`);
   await page.fill("#nick-input", nick);
   if (account) {
     await page.click("#account-details summary");
@@ -252,6 +256,19 @@ test("a private server asks for its password before anything else", async () => 
     await stopServer(privateServer);
     rmSync(privateDir, { recursive: true, force: true });
   }
+});
+
+test("the page works over https, its WebSocket over wss, on the same port", async () => {
+  const secure = await person("sealed", undefined, null, "https");
+  assert.equal(await secure.evaluate(() => location.protocol), "https:");
+  const plain = nc();
+  await plain.said("Welcome to the chatroom!");
+  await say(secure, "hello over https");
+  await plain.said("<sealed> hello over https");
+  plain.send("hello back in clear text");
+  await shows(secure, "hello back in clear text");
+  plain.close();
+  await secure.context().close();
 });
 
 test("history after a reload, and scrolling back reaches the first message", async () => {

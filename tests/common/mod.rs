@@ -6,9 +6,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use charla::server::{Config, Limits, Server};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -78,6 +77,7 @@ pub async fn start_at(data_dir: &std::path::Path, adjust: impl FnOnce(&mut Confi
         allowed_origins: Vec::new(),
         oper_file: None,
         motd: None,
+        tls: None,
     };
     adjust(&mut config);
     let server = Server::bind(config).await.expect("server binds");
@@ -102,22 +102,37 @@ impl TestServer {
     }
 }
 
+/// The reading half of a client's connection (TCP, or TLS over it).
+pub type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+/// The writing half.
+pub type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
+
 /// A client speaking raw bytes.
 pub struct Client {
-    pub reader: BufReader<OwnedReadHalf>,
-    pub writer: OwnedWriteHalf,
+    pub reader: BufReader<ReadHalf>,
+    pub writer: WriteHalf,
 }
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).await.expect("connects");
         let (reader, writer) = stream.into_split();
-        Client { reader: BufReader::new(reader), writer }
+        Client { reader: BufReader::new(Box::new(reader)), writer: Box::new(writer) }
+    }
+
+    /// A client over an already connected stream (a TLS one, say).
+    pub fn over(stream: impl AsyncRead + AsyncWrite + Send + 'static) -> Client {
+        let (reader, writer) = tokio::io::split(stream);
+        Client { reader: BufReader::new(Box::new(reader)), writer: Box::new(writer) }
     }
 
     /// Connects as a plain-text client and reads the greeting; returns the client and its nick.
     pub async fn plain(addr: SocketAddr) -> (Client, String) {
-        let mut client = Client::connect(addr).await;
+        Client::plain_over(Client::connect(addr).await).await
+    }
+
+    /// Reads a plain-text client's greeting on `client`; returns it and its nick.
+    pub async fn plain_over(mut client: Client) -> (Client, String) {
         assert_eq!(client.line().await, "Welcome to the chatroom!");
         let intro = client.line().await;
         let nick = intro
@@ -218,7 +233,12 @@ impl Irc {
     /// Connects and registers as `nick`, requesting `caps` first if any; returns after 001 and
     /// the end of the MOTD.
     pub async fn register(addr: SocketAddr, nick: &str, caps: &[&str]) -> Irc {
-        let mut irc = Irc { client: Client::connect(addr).await, nick: nick.to_string() };
+        Irc::register_over(Client::connect(addr).await, nick, caps).await
+    }
+
+    /// Registers as `nick` on an already connected `client` (see [`Irc::register`]).
+    pub async fn register_over(client: Client, nick: &str, caps: &[&str]) -> Irc {
+        let mut irc = Irc { client, nick: nick.to_string() };
         if !caps.is_empty() {
             irc.send("CAP LS 302").await;
             irc.send(&format!("CAP REQ :{}", caps.join(" "))).await;

@@ -19,7 +19,7 @@ mod websocket;
 
 use std::convert::Infallible;
 use std::future::poll_fn;
-use std::net::SocketAddr;
+use crate::net::Peer;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,7 +68,7 @@ type Body = Full<Bytes>;
 
 /// Serves HTTP on `stream` until the client closes it, it idles, or the server stops; then,
 /// if a request upgraded it, runs its WebSocket session.
-pub async fn serve(stream: BoxStream, peer: SocketAddr, shared: Arc<Shared>, mut admission: Admission) {
+pub async fn serve(stream: BoxStream, peer: Peer, shared: Arc<Shared>, mut admission: Admission) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(IDLE).max_buf_size(MAX_HEAD);
     // Known to the server like a session's queue, so that shutdown can close the connection
@@ -82,10 +82,15 @@ pub async fn serve(stream: BoxStream, peer: SocketAddr, shared: Arc<Shared>, mut
         shared.sessions.add(key, stopping.clone());
     }
     let (upgraded, mut upgrade) = mpsc::channel(1);
+    let clear_refused = shared.tls.refuses(&peer);
     let service = {
         let shared = shared.clone();
         hyper::service::service_fn(move |request| {
-            let answer = respond(request, &shared, &upgraded);
+            let answer = if clear_refused {
+                to_https(&request, page::Address::of(&request, &shared), shared.tls.port)
+            } else {
+                respond(request, &shared, &upgraded)
+            };
             async move { Ok::<_, Infallible>(answer) }
         })
     };
@@ -154,6 +159,24 @@ fn respond(
     }
 }
 
+/// The answer to a clear-text request, made to `address`, when the server requires TLS: a
+/// redirect to the same place over https on `tls_port` (a WebSocket upgrade, which cannot
+/// follow one, gets a 403 saying where to go).
+fn to_https<B>(request: &Request<B>, address: page::Address, tls_port: Option<u16>) -> Response<Body> {
+    let host = if address.host.contains(':') { format!("[{}]", address.host) } else { address.host };
+    let port = tls_port.unwrap_or(address.port);
+    let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    let url = format!("https://{host}:{port}{path}");
+    if websocket::is_upgrade(request) {
+        return text(StatusCode::FORBIDDEN, &format!("this server requires TLS: connect to wss://{host}:{port}{path}\n"));
+    }
+    let mut response = text(StatusCode::TEMPORARY_REDIRECT, &format!("this server requires TLS: {url}\n"));
+    if let Ok(location) = HeaderValue::from_str(&url) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
 /// A plain-text answer.
 fn text(status: StatusCode, body: &str) -> Response<Body> {
     let mut response = Response::new(Body::new(Bytes::from(body.to_string())));
@@ -161,4 +184,30 @@ fn text(status: StatusCode, body: &str) -> Response<Body> {
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clear_text_is_sent_to_https() {
+        let request = Request::builder().uri("/app.js?v=1").body(()).unwrap();
+        let address = page::Address { host: "chat.example.org".into(), port: 1313 };
+        let response = to_https(&request, address, Some(6697));
+        assert_eq!(response.status(), StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(response.headers()[header::LOCATION], "https://chat.example.org:6697/app.js?v=1");
+
+        let upgrade = Request::builder()
+            .uri("/")
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .body(())
+            .unwrap();
+        let response = to_https(&upgrade, page::Address { host: "::1".into(), port: 1313 }, Some(1313));
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert!(!response.headers().contains_key(header::LOCATION));
+    }
 }

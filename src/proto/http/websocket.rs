@@ -9,7 +9,7 @@
 //! frames. The pipe is small, so a client that reads nothing fills it and its queue, and is
 //! dropped as too slow, as a TCP client would be.
 
-use std::net::SocketAddr;
+use crate::net::Peer;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -152,7 +152,7 @@ fn origin_allowed(origin: &str, host: &str, allowed: &[String]) -> bool {
 }
 
 /// Runs the IRC session of an upgraded connection until either side ends it.
-pub async fn run(accepted: Accepted, peer: SocketAddr, shared: Arc<Shared>, admission: Admission) {
+pub async fn run(accepted: Accepted, peer: Peer, shared: Arc<Shared>, admission: Admission) {
     let Ok(upgraded) = accepted.upgrade.await else { return };
     let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
     let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;

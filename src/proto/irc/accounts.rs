@@ -1,4 +1,4 @@
-//! Accounts over IRC: SASL PLAIN (`AUTHENTICATE`, numerics 900–908), `REGISTER`/`VERIFY`
+//! Accounts over IRC: SASL PLAIN and EXTERNAL (`AUTHENTICATE`, numerics 900–908), `REGISTER`/`VERIFY`
 //! (`draft/account-registration`), messages to the NickServ service, `MARKREAD`; and the
 //! operators' server bans, `KLINE`/`UNKLINE`, kept in the same store. Checking a password
 //! takes a while (hashing), so these commands hand their work to the session
@@ -9,7 +9,7 @@ use super::message::Message;
 use super::numeric::*;
 use super::render;
 use super::session::{Session, Then};
-use crate::accounts::sasl::{self, Plain, SaslError};
+use crate::accounts::sasl::{self, Mechanism, Plain, SaslError};
 use crate::accounts::{AccountError, Request};
 use crate::hub::{self, accounts::SERVICE};
 
@@ -29,8 +29,8 @@ pub fn authenticate(session: &mut Session, message: &Message) {
         return session.numeric(ERR_SASLABORTED, &["SASL authentication aborted"]);
     }
     let Some(response) = session.login().sasl.as_mut() else {
-        if arg.eq_ignore_ascii_case("PLAIN") {
-            session.login().sasl = Some(Default::default());
+        if let Some(mechanism) = Mechanism::named(arg) {
+            session.login().sasl = Some(sasl::Response::new(mechanism));
             session.reply(Message::new("AUTHENTICATE", &["+"]));
         } else {
             session.numeric(RPL_SASLMECHS, &[sasl::MECHANISMS, "are available SASL mechanisms"]);
@@ -46,7 +46,11 @@ pub fn authenticate(session: &mut Session, message: &Message) {
             return session.numeric(ERR_SASLTOOLONG, &["SASL message too long"]);
         }
     };
+    let mechanism = response.1;
     session.login().sasl = None;
+    if mechanism == Mechanism::External {
+        return external(session, &whole);
+    }
     let plain = match Plain::decode(&whole) {
         Ok(plain) => plain,
         Err(e) => return session.numeric(ERR_SASLFAIL, &[&format!("SASL authentication failed: {e}")]),
@@ -54,6 +58,27 @@ pub fn authenticate(session: &mut Session, message: &Message) {
     let (shared, id, ip) = (session.shared.clone(), session.id, session.peer.ip());
     session.defer(async move {
         let result = shared.accounts.log_in(id, &plain.account, &plain.password, ip).await;
+        Box::new(move |session: &mut Session| match result {
+            Ok(account) => {
+                logged_in(session, &account);
+                session.numeric(RPL_SASLSUCCESS, &["SASL authentication successful"]);
+            }
+            Err(e) => session.numeric(ERR_SASLFAIL, &[&format!("SASL authentication failed: {e}")]),
+        }) as Then
+    });
+}
+
+/// SASL EXTERNAL with the (complete) response `whole`: logs in the account that lists the
+/// connection's client certificate.
+fn external(session: &mut Session, whole: &str) {
+    let wanted = match sasl::external(whole) {
+        Ok(wanted) => wanted,
+        Err(e) => return session.numeric(ERR_SASLFAIL, &[&format!("SASL authentication failed: {e}")]),
+    };
+    let fingerprint = session.peer.client_cert().map(|fp| fp.to_string());
+    let (shared, id, ip) = (session.shared.clone(), session.id, session.peer.ip());
+    session.defer(async move {
+        let result = shared.accounts.log_in_cert(id, fingerprint, wanted, ip).await;
         Box::new(move |session: &mut Session| match result {
             Ok(account) => {
                 logged_in(session, &account);

@@ -73,14 +73,36 @@ pub fn by_name(name: &str) -> Option<Cap> {
     CAPS.iter().find(|(_, n, _)| n.eq_ignore_ascii_case(name)).map(|(c, _, _)| *c)
 }
 
-/// The `CAP LS` words: `name` or, for 302 clients, `name=value`.
-pub fn ls(version: u32) -> Vec<String> {
-    CAPS.iter()
+/// The `CAP LS` words: `name` or, for 302 clients, `name=value`; then `sts=…` when the
+/// server has a strict transport security policy for this connection ([`sts`]).
+pub fn ls(version: u32, sts: Option<String>) -> Vec<String> {
+    let mut words: Vec<String> = CAPS
+        .iter()
         .map(|(_, name, value)| match value {
             Some(value) if version >= 302 => format!("{name}={value}"),
             _ => (*name).to_string(),
         })
-        .collect()
+        .collect();
+    words.extend(sts.map(|policy| format!("sts={policy}")));
+    words
+}
+
+/// How long a client keeps to TLS after seeing the `sts` policy on a TLS connection: 30 days,
+/// renewed on every connection.
+pub const STS_DURATION_SECS: u64 = 30 * 86_400;
+
+/// The IRCv3 `sts` policy for a connection (`secure`: over TLS), when the server has TLS with
+/// a certificate clients can verify (`tls_port`, `verifiable`): on clear text, the port to
+/// upgrade to; on TLS, how long to keep to TLS. Only a value, never in [`CAPS`]: clients do not
+/// request it. A self-signed certificate gets no policy: it would lock out every client that
+/// cannot verify it.
+pub fn sts(secure: bool, tls_port: Option<u16>, verifiable: bool) -> Option<String> {
+    match tls_port {
+        Some(_) if !verifiable => None,
+        Some(_) if secure => Some(format!("duration={STS_DURATION_SECS}")),
+        Some(port) => Some(format!("port={port}")),
+        None => None,
+    }
 }
 
 /// The capabilities one client enabled, kept by its session and read by its renderer.
@@ -122,6 +144,15 @@ mod tests {
         assert_eq!(by_name("SERVER-TIME"), Some(Cap::ServerTime));
         assert_eq!(by_name("sasl"), Some(Cap::Sasl));
         assert_eq!(by_name("sts"), None);
+    }
+
+    #[test]
+    fn sts_only_with_a_verifiable_certificate() {
+        assert_eq!(sts(false, Some(6697), true).as_deref(), Some("port=6697"));
+        assert_eq!(sts(true, Some(6697), true), Some(format!("duration={STS_DURATION_SECS}")));
+        assert_eq!(sts(false, Some(6697), false), None);
+        assert_eq!(sts(true, None, true), None);
+        assert!(ls(302, Some("port=1".into())).last().is_some_and(|w| w == "sts=port=1"));
     }
 
     #[test]

@@ -124,7 +124,8 @@ fn cap(session: &mut Session, message: &Message) {
             if session.id.is_none() {
                 session.negotiating = true;
             }
-            let words = caps::ls(session.cap_version);
+            let tls = &session.shared.tls;
+            let words = caps::ls(session.cap_version, caps::sts(session.peer.secure(), tls.port, tls.verifiable));
             let chunks: Vec<String> = chunk_words(&words, 400);
             for (i, chunk) in chunks.iter().enumerate() {
                 let more = i + 1 < chunks.len() && session.cap_version >= 302;
@@ -579,6 +580,12 @@ fn whois(session: &mut Session, message: &Message) {
             if info.bot {
                 session.numeric(RPL_WHOISBOT, &[&info.nick, "is a Bot on charla"]);
             }
+            if info.secure {
+                session.numeric(RPL_WHOISSECURE, &[&info.nick, "is using a secure connection"]);
+            }
+            if let Some(fp) = &info.certfp {
+                session.numeric(RPL_WHOISCERTFP, &[&info.nick, &format!("has client certificate fingerprint {fp}")]);
+            }
             if let Some(away) = &info.away {
                 session.numeric(RPL_AWAY, &[&info.nick, away]);
             }
@@ -635,7 +642,8 @@ fn user_mode(session: &mut Session, message: &Message, target: &str) {
     }
     let Some(changes) = message.params.get(1) else {
         let mut shown = String::from("+");
-        for (on, letter) in [(modes.bot, 'B'), (modes.invisible, 'i'), (modes.oper, 'o'), (modes.wallops, 'w')] {
+        let letters = [(modes.bot, 'B'), (modes.invisible, 'i'), (modes.oper, 'o'), (modes.wallops, 'w'), (modes.secure, 'Z')];
+        for (on, letter) in letters {
             if on {
                 shown.push(letter);
             }
@@ -661,7 +669,8 @@ fn user_mode(session: &mut Session, message: &Message, target: &str) {
                 applied.push(if add { '+' } else { '-' });
                 applied.push('w');
             }
-            'i' | 'o' | 'w' | users::BOT_MODE => {}
+            // +Z says how the user is connected; no one sets or clears it.
+            'i' | 'o' | 'w' | 'Z' | users::BOT_MODE => {}
             _ => session.numeric(ERR_UMODEUNKNOWNFLAG, &["Unknown MODE flag"]),
         }
     }

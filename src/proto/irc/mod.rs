@@ -34,6 +34,12 @@ mod users;
 pub use message::MAX_LINE;
 pub use session::run;
 
+/// What an IRC client is told when the server takes only TLS connections from its address
+/// (`port`: ` to port N`, or empty): `ERROR`, then the connection closes.
+pub fn tls_required(port: &str) -> String {
+    format!("ERROR :This server requires TLS: reconnect with TLS{port}\r\n")
+}
+
 /// The server version shown by `VERSION` and the welcome.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

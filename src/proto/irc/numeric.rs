@@ -107,6 +107,9 @@ pub const RPL_MONOFFLINE: &str = "731";
 pub const RPL_MONLIST: &str = "732";
 pub const RPL_ENDOFMONLIST: &str = "733";
 pub const ERR_MONLISTFULL: &str = "734";
+// TLS: WHOIS's secure-connection and certificate lines.
+pub const RPL_WHOISCERTFP: &str = "276";
+pub const RPL_WHOISSECURE: &str = "671";
 // Accounts: WHOIS's account line and SASL.
 pub const RPL_WHOISACCOUNT: &str = "330";
 pub const RPL_LOGGEDIN: &str = "900";

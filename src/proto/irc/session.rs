@@ -2,7 +2,7 @@
 //! reply buffer through which every answer to one command goes, so that `labeled-response`
 //! can label it (one line), wrap it in a batch (several) or acknowledge it (none).
 
-use std::net::SocketAddr;
+use crate::net::Peer;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,7 +35,7 @@ pub struct Session {
     /// The USER command's username and real name (boxed: only needed until registration).
     pub pending_user: Option<Box<(String, String)>>,
     /// The client's address: its host as others see it, and the log.
-    pub peer: SocketAddr,
+    pub peer: Peer,
     /// Answers to the command being handled.
     replies: Vec<Message>,
     /// The `label` tag of the command being handled.
@@ -93,7 +93,7 @@ struct Deferred {
 
 /// Runs an IRC session with the client at `peer` until it quits, times out or the server closes
 /// it.
-pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: SocketAddr) -> impl Future<Output = ()> + Send {
+pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Output = ()> + Send {
     let mut session = Session {
         shared,
         outbox: conn.outbox().clone(),
@@ -520,6 +520,8 @@ impl Session {
             host: self.peer.ip().to_string(),
             realname,
             protocol: "irc",
+            secure: self.peer.secure(),
+            certfp: self.peer.client_cert().map(|fp| fp.to_string()),
             outbox: self.outbox.clone(),
         };
         // Logged in by SASL already: the account comes with the nick, under one lock, so that
@@ -563,7 +565,7 @@ impl Session {
         self.numeric(RPL_WELCOME, &[&format!("Welcome to the charla chat network, {mask}")]);
         self.numeric(RPL_YOURHOST, &[&format!("Your host is {server}, running version charla-{VERSION}")]);
         self.numeric(RPL_CREATED, &[&format!("This server was created {created}")]);
-        self.numeric(RPL_MYINFO, &[&server, &format!("charla-{VERSION}"), "Biow", "biklmnoRstv", "bklov"]);
+        self.numeric(RPL_MYINFO, &[&server, &format!("charla-{VERSION}"), "BiowZ", "biklmnoRstv", "bklov"]);
         commands::isupport(self);
         commands::lusers(self);
         commands::motd(self);

@@ -1,12 +1,13 @@
 //! Account commands in plain text: `/register PASSWORD` (the current nick), `/login NAME
-//! PASSWORD`, `/logout`, and `/msg NickServ …` as any IRC user would type it; and the server
+//! PASSWORD`, `/logout`, `/cert add [FINGERPRINT] | list | del FINGERPRINT` (client
+//! certificates for SASL EXTERNAL), and `/msg NickServ …` as any IRC user would type it; and the server
 //! operators' `/kline [MINUTES] MASK [REASON]` and `/unkline MASK`. They check passwords or
 //! write the store, which takes a while, so the session runs them apart from its other
 //! commands, writing the queue meanwhile.
 
 use std::net::IpAddr;
 
-use crate::accounts::{Accounts, Request};
+use crate::accounts::{Accounts, CertChange, Request};
 use crate::hub::ConnId;
 use crate::hub::accounts::{SERVICE, is_service};
 
@@ -34,6 +35,13 @@ pub fn parse(line: &str) -> Option<Result<Command, &'static str>> {
             None => Some(Err("/login NAME PASSWORD")),
         },
         "logout" => mine(Request::Logout),
+        "cert" => {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            match CertChange::from_words(&words) {
+                Some(change) => mine(Request::Cert(change)),
+                None => Some(Err("/cert add [FINGERPRINT] | /cert list | /cert del FINGERPRINT")),
+            }
+        }
         "msg" | "query" => {
             let (to, text) = rest.split_once(' ')?;
             is_service(to)

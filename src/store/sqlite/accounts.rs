@@ -1,6 +1,6 @@
 //! [`AccountStore`] on the history's SQLite file, with a connection of its own (see
 //! [`crate::store::accounts`] for why account writes do not go through the batching writer).
-//! The schema is migration 5 ([`super::schema`]).
+//! The schema is migration 6, client certificates migration 7 ([`super::schema`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -105,6 +105,44 @@ impl AccountStore for SqliteAccounts {
         write().map(from_sql_int).map_err(self.fail())
     }
 
+    fn certs(&self, account: &str) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let read = || -> rusqlite::Result<Vec<String>> {
+            conn.prepare_cached("SELECT fingerprint FROM account_certs WHERE account_key = ?1 ORDER BY added")?
+                .query_map([fold(account)], |row| row.get(0))?
+                .collect()
+        };
+        read().map_err(self.fail())
+    }
+
+    fn add_cert(&self, account: &str, fingerprint: &str, at: u64) -> Result<bool, StoreError> {
+        let added = self
+            .conn()
+            .prepare_cached("INSERT OR IGNORE INTO account_certs (fingerprint, account_key, added) VALUES (?1, ?2, ?3)")
+            .and_then(|mut insert| insert.execute(params![fingerprint, fold(account), sql_int(at)]))
+            .map_err(self.fail())?;
+        Ok(added == 1)
+    }
+
+    fn remove_cert(&self, account: &str, fingerprint: &str) -> Result<bool, StoreError> {
+        let removed = self
+            .conn()
+            .prepare_cached("DELETE FROM account_certs WHERE fingerprint = ?1 AND account_key = ?2")
+            .and_then(|mut delete| delete.execute(params![fingerprint, fold(account)]))
+            .map_err(self.fail())?;
+        Ok(removed == 1)
+    }
+
+    fn cert_account(&self, fingerprint: &str) -> Result<Option<String>, StoreError> {
+        self.conn()
+            .prepare_cached(
+                "SELECT accounts.name FROM account_certs JOIN accounts ON accounts.key = account_certs.account_key \
+                 WHERE account_certs.fingerprint = ?1",
+            )
+            .and_then(|mut query| query.query_row([fingerprint], |row| row.get(0)).optional())
+            .map_err(self.fail())
+    }
+
     fn server_bans(&self) -> Result<Vec<ServerBan>, StoreError> {
         let conn = self.conn();
         let read = || -> rusqlite::Result<Vec<ServerBan>> {
@@ -149,5 +187,33 @@ impl AccountStore for SqliteAccounts {
             .and_then(|mut delete| delete.execute([fold(mask)]))
             .map(drop)
             .map_err(self.fail())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_belongs_to_one_account() {
+        let dir = std::env::temp_dir().join(format!("charla-certs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        drop(SqliteStore::open(&dir).unwrap());
+        let accounts = SqliteAccounts::open(&dir).unwrap();
+        for name in ["Alice", "bob"] {
+            let account = StoredAccount { name: name.into(), hash: "$argon2id$x".into(), created: 1 };
+            assert!(accounts.create_account(&account).unwrap());
+        }
+        let fp = "ab".repeat(32);
+        assert!(accounts.add_cert("alice", &fp, 5).unwrap());
+        assert!(!accounts.add_cert("bob", &fp, 6).unwrap(), "taken by alice");
+        assert!(!accounts.add_cert("ALICE", &fp, 7).unwrap(), "already there");
+        assert_eq!(accounts.cert_account(&fp).unwrap().as_deref(), Some("Alice"));
+        assert_eq!(accounts.certs("alice").unwrap(), vec![fp.clone()]);
+        assert!(accounts.certs("bob").unwrap().is_empty());
+        assert!(!accounts.remove_cert("bob", &fp).unwrap(), "not bob's to remove");
+        assert!(accounts.remove_cert("alice", &fp).unwrap());
+        assert_eq!(accounts.cert_account(&fp).unwrap(), None);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -26,6 +26,9 @@
 //!   the name as registered and its argon2id hash (a PHC string; never the password); and
 //!   `read_markers`, how far each account has read each target (`draft/read-marker`); and
 //!   `server_bans`, the operators' `KLINE`s, keyed by the folded mask.
+//! - Migration 7: `account_certs`, the client certificates an account logs in with (SASL
+//!   EXTERNAL), keyed by SHA-256 fingerprint (lowercase hex), each with its account's folded
+//!   name and when it was added.
 //!
 //! [`MsgId`]: crate::chat::MsgId
 
@@ -116,6 +119,15 @@ CREATE TABLE server_bans (
     set_at      INTEGER NOT NULL,
     until       INTEGER
 ) WITHOUT ROWID;
+",
+    "
+CREATE TABLE account_certs (
+    fingerprint TEXT PRIMARY KEY,
+    account_key TEXT NOT NULL,
+    added       INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE INDEX account_certs_by_account ON account_certs (account_key, added);
 ",
 ];
 
