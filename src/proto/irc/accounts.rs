@@ -56,16 +56,7 @@ pub fn authenticate(session: &mut Session, message: &Message) {
         Err(e) => return session.numeric(ERR_SASLFAIL, &[&format!("SASL authentication failed: {e}")]),
     };
     let (shared, id, ip) = (session.shared.clone(), session.id, session.peer.ip());
-    session.defer(async move {
-        let result = shared.accounts.log_in(id, &plain.account, &plain.password, ip).await;
-        Box::new(move |session: &mut Session| match result {
-            Ok(account) => {
-                logged_in(session, &account);
-                session.numeric(RPL_SASLSUCCESS, &["SASL authentication successful"]);
-            }
-            Err(e) => session.numeric(ERR_SASLFAIL, &[&format!("SASL authentication failed: {e}")]),
-        }) as Then
-    });
+    session.defer(async move { sasl_outcome(shared.accounts.log_in(id, &plain.account, &plain.password, ip).await) });
 }
 
 /// SASL EXTERNAL with the (complete) response `whole`: logs in the account that lists the
@@ -77,16 +68,18 @@ fn external(session: &mut Session, whole: &str) {
     };
     let fingerprint = session.peer.client_cert().map(|fp| fp.to_string());
     let (shared, id, ip) = (session.shared.clone(), session.id, session.peer.ip());
-    session.defer(async move {
-        let result = shared.accounts.log_in_cert(id, fingerprint, wanted, ip).await;
-        Box::new(move |session: &mut Session| match result {
-            Ok(account) => {
-                logged_in(session, &account);
-                session.numeric(RPL_SASLSUCCESS, &["SASL authentication successful"]);
-            }
-            Err(e) => session.numeric(ERR_SASLFAIL, &[&format!("SASL authentication failed: {e}")]),
-        }) as Then
-    });
+    session.defer(async move { sasl_outcome(shared.accounts.log_in_cert(id, fingerprint, wanted, ip).await) });
+}
+
+/// What the client is told once a SASL login is decided: 900 and 903, or 904 and why.
+fn sasl_outcome(result: Result<String, impl std::fmt::Display + Send + 'static>) -> Then {
+    Box::new(move |session: &mut Session| match result {
+        Ok(account) => {
+            logged_in(session, &account);
+            session.numeric(RPL_SASLSUCCESS, &["SASL authentication successful"]);
+        }
+        Err(e) => session.numeric(ERR_SASLFAIL, &[&format!("SASL authentication failed: {e}")]),
+    })
 }
 
 /// 900, and for a client not registered yet, the account to log in to when it is.
