@@ -60,8 +60,8 @@ struct ConnectArgs {
     /// Server port.
     #[arg(default_value_t = 1313)]
     port: u16,
-    /// Nick to use. Full-screen: default your login name, else `guest`, and `_` is appended
-    /// while it is taken. Line mode: sent as /nick NICK (if it is taken, the server says so and
+    /// Nick to use. Full-screen: default the account of --login, else your login name, else
+    /// `guest`, and `_` is appended while it is taken. Line mode: sent as /nick NICK (if it is taken, the server says so and
     /// you keep the guest nick it gave you).
     #[arg(long, value_name = "NICK")]
     nick: Option<String>,
@@ -88,6 +88,44 @@ struct ConnectArgs {
     /// The client certificate's private key (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// The server's password, for a private server (charla serve --password): the first line
+    /// of FILE. The environment variable CHARLA_SERVER_PASSWORD gives it too.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// Log in to the account NAME (SASL PLAIN; /login in line mode), and take NAME as nick
+    /// unless --nick says otherwise. The password is asked for on the terminal, or taken from
+    /// the environment variable CHARLA_LOGIN_PASSWORD.
+    #[arg(long, value_name = "NAME")]
+    login: Option<String>,
+}
+
+impl ConnectArgs {
+    /// The server's password and the account to log in to, as the flags and the environment
+    /// give them; asks for the account's password on the terminal when it is not given.
+    fn credentials(&self) -> anyhow::Result<charla::client::Credentials> {
+        let server_password = match (&self.password_file, std::env::var("CHARLA_SERVER_PASSWORD")) {
+            (Some(file), _) => {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read the --password-file {}", file.display()))?;
+                Some(text.lines().next().unwrap_or_default().trim().to_string())
+            }
+            (None, Ok(password)) => Some(password),
+            (None, Err(_)) => None,
+        };
+        let login = match &self.login {
+            Some(account) => {
+                let password = match std::env::var("CHARLA_LOGIN_PASSWORD") {
+                    Ok(password) => password,
+                    Err(_) => rpassword::prompt_password(format!("Password for the account {account}: ")).context(
+                        "cannot ask for the account's password on a terminal: set CHARLA_LOGIN_PASSWORD instead",
+                    )?,
+                };
+                Some((account.clone(), password))
+            }
+            None => None,
+        };
+        Ok(charla::client::Credentials { server_password, login })
+    }
 }
 
 fn parse_fingerprint(s: &str) -> Result<charla::net::Fingerprint, String> {
@@ -464,6 +502,7 @@ fn run(cli: Cli, command_line: Vec<OsString>) -> anyhow::Result<()> {
             runtime.block_on(serve(config, move || serve_config(&command_line)))
         }
         Command::Connect(args) => {
+            let credentials = args.credentials()?;
             let client_cert = args.tls_cert.zip(args.tls_key);
             let tls = (args.tls || args.tls_fingerprint.is_some() || client_cert.is_some()).then(|| {
                 charla::client::tls::TlsOptions {
@@ -473,6 +512,7 @@ fn run(cli: Cli, command_line: Vec<OsString>) -> anyhow::Result<()> {
                 }
             });
             let options = charla::client::Options {
+                credentials,
                 host: args.host,
                 port: args.port,
                 nick: args.nick,

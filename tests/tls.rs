@@ -328,9 +328,23 @@ async fn a_self_signed_certificate_is_made_once_and_kept() {
 /// `charla connect --tls` in line mode, through pipes, with its known-servers file under
 /// `config`: its exit success, standard output and standard error.
 async fn connect_tls(config: &Path, addr: SocketAddr, input: &str) -> (bool, String, String) {
+    connect_tls_as(config, addr, &[], &[], input).await
+}
+
+/// `charla connect --tls` in line mode with more `args` and `env`, `input` on its standard input.
+async fn connect_tls_as(
+    config: &Path,
+    addr: SocketAddr,
+    args: &[&str],
+    env: &[(&str, &str)],
+    input: &str,
+) -> (bool, String, String) {
     use tokio::io::AsyncWriteExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_charla"))
         .args(["connect", "--tls", "127.0.0.1", &addr.port().to_string()])
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("CHARLA_SERVER_PASSWORD")
         .env("XDG_CONFIG_HOME", config)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -468,4 +482,34 @@ async fn a_client_certificate_added_to_an_account_logs_in_with_sasl_external() {
     assert_eq!(notice.params[1], format!("Certificate {cert_fp} removed from carol."));
     let mut gone = Irc { client: tls_with_cert(server.addr, server_fp, &cert).await, nick: "y".into() };
     assert_eq!(sasl_external(&mut gone).await.command, "904", "a removed certificate logs in no more");
+}
+
+#[tokio::test]
+async fn charla_connect_gives_a_private_servers_password_and_logs_in() {
+    let dir = TempDir::new();
+    let config = dir.0.join("config");
+    let password_file = dir.0.join("server-password");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    std::fs::write(&password_file, "clubhouse\n").unwrap();
+    let server = Served::start(&dir.0.join("data"), &["--tls-self-signed", "--password", "clubhouse"]).await;
+    let fingerprint = Fingerprint::parse(server.fingerprint.as_deref().unwrap()).unwrap();
+    let mut watcher = tls(server.addr, fingerprint).await;
+    watcher.expect("This server is private: type /pass PASSWORD to come in.").await;
+    watcher.send("/pass clubhouse").await;
+    watcher.expect_where(|l| l.contains("#lobby")).await;
+    let pass = ["--password-file", password_file.to_str().unwrap()];
+
+    // A stranger without the password gets nowhere.
+    let (_, out, _) = connect_tls_as(&config, server.addr, &[], &[], "let me in\n").await;
+    assert!(out.contains("/pass"), "told to give the password: {out}");
+    assert!(!out.contains("#lobby"), "and let into nothing: {out}");
+
+    let (ok, out, err) = connect_tls_as(&config, server.addr, &pass, &[], "/nick ana\n/register correct-horse\n").await;
+    assert!(ok && out.contains("registered"), "{out}{err}");
+
+    let login = ["--password-file", password_file.to_str().unwrap(), "--login", "ana"];
+    let env = [("CHARLA_LOGIN_PASSWORD", "correct-horse")];
+    let (ok, out, err) = connect_tls_as(&config, server.addr, &login, &env, "/join #lobby\nhello from ana\n").await;
+    assert!(ok && out.contains("logged in as ana"), "{out}{err}");
+    watcher.expect("<ana> hello from ana").await;
 }

@@ -24,6 +24,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use base64::Engine;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use time::UtcOffset;
 
@@ -204,6 +205,17 @@ pub struct Config {
     pub join: Vec<String>,
     /// The local time zone, for timestamps.
     pub utc_offset: UtcOffset,
+    /// Passwords: a private server's, and an account to log in to.
+    pub credentials: Credentials,
+}
+
+/// What the client proves when it connects.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// The server's password (`charla serve --password`), sent as `PASS`.
+    pub server_password: Option<String>,
+    /// An account and its password, logged in to with SASL PLAIN before registration ends.
+    pub login: Option<(String, String)>,
 }
 
 /// Which CHATHISTORY subcommand a request was.
@@ -349,11 +361,14 @@ impl App {
         self.nick = self.preferred_nick.clone();
         let user: String = self.nick.chars().filter(char::is_ascii_alphanumeric).take(10).collect();
         let user = if user.is_empty() { "charla".to_string() } else { user };
-        vec![
-            Message::new("CAP", &["LS", "302"]),
-            Message::new("NICK", &[&self.nick]),
-            Message::new("USER", &[&user, "0", "*", "charla connect"]),
-        ]
+        let pass = self.config.credentials.server_password.as_deref().map(|p| Message::new("PASS", &[p]));
+        pass.into_iter()
+            .chain([
+                Message::new("CAP", &["LS", "302"]),
+                Message::new("NICK", &[&self.nick]),
+                Message::new("USER", &[&user, "0", "*", "charla connect"]),
+            ])
+            .collect()
     }
 
     /// The connection dropped (or could not be made).
@@ -401,6 +416,30 @@ impl App {
                 self.send(Message { command: "PONG".into(), params: message.params.clone(), ..Message::default() })
             }
             "CAP" => self.on_cap(message),
+            "AUTHENTICATE" if param(message, 0) == "+" => {
+                if let Some((account, password)) = &self.config.credentials.login {
+                    let plain = format!("{account}\0{account}\0{password}");
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(plain);
+                    self.send(Message::new("AUTHENTICATE", &[&encoded]));
+                }
+            }
+            RPL_LOGGEDIN => {
+                let text = format!("Logged in as {}", clean(param(message, 2)));
+                self.add(0, self.local(EntryKind::Info, text));
+            }
+            RPL_SASLSUCCESS if !self.registered => self.send(Message::new("CAP", &["END"])),
+            ERR_SASLFAIL | ERR_SASLTOOLONG | ERR_SASLABORTED | ERR_NICKLOCKED => {
+                let why = clean(message.params.last().map_or("", String::as_str));
+                self.add(0, self.local(EntryKind::Error, format!("Login failed: {why}. Going on as a guest")));
+                if !self.registered {
+                    self.send(Message::new("CAP", &["END"]));
+                }
+            }
+            ERR_PASSWDMISMATCH if !self.registered => {
+                let text = "This server is private and refused the password: give it with --password-file FILE \
+                            or CHARLA_SERVER_PASSWORD";
+                self.add(0, self.local(EntryKind::Error, text.to_string()));
+            }
             RPL_WELCOME => self.on_welcome(message),
             RPL_ISUPPORT => {
                 let tokens = message.params.iter().skip(1).take(message.params.len().saturating_sub(2));
@@ -525,8 +564,15 @@ impl App {
                     return;
                 }
                 self.server.offered = self.cap_ls.drain(..).collect();
-                let wanted: Vec<&str> =
+                let mut wanted: Vec<&str> =
                     WANTED_CAPS.iter().map(|c| cap_name(*c)).filter(|c| self.server.offered.contains(*c)).collect();
+                if self.config.credentials.login.is_some() {
+                    if self.server.offered.contains("sasl") {
+                        wanted.push("sasl");
+                    } else {
+                        self.error("This server offers no SASL: not logged in".into());
+                    }
+                }
                 if wanted.is_empty() {
                     self.send(Message::new("CAP", &["END"]));
                 } else {
@@ -548,7 +594,9 @@ impl App {
                     }
                 }
                 if !self.registered {
-                    self.send(Message::new("CAP", &["END"]));
+                    // Logging in first: the server's answer ends the negotiation.
+                    let login = self.config.credentials.login.is_some() && self.server.enabled.contains("sasl");
+                    self.send(Message::new(if login { "AUTHENTICATE" } else { "CAP" }, &[if login { "PLAIN" } else { "END" }]));
                 }
             }
             "NAK" if !self.registered => self.send(Message::new("CAP", &["END"])),

@@ -4,8 +4,9 @@
 //!
 //! It sends nothing before the server's greeting: the server tells a plain-text client from an
 //! IRC client by its first words, and a first line such as `NICK here` or `USER accounts
-//! migrated ok` must not decide that. Once greeted it sends `/nick` and `/join` for `--nick`
-//! and `--join`, then standard input. At the end of input it stops sending and prints what the
+//! migrated ok` must not decide that. Once greeted it sends `/pass` and `/login` for
+//! `--password-file` and `--login`, `/nick` and `/join` for `--nick` and `--join`, then
+//! standard input. At the end of input it stops sending and prints what the
 //! server still says until the server closes the connection. When standard output is closed
 //! (`charla connect … | head -1`) no one reads any more, and it ends quietly.
 
@@ -16,6 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHal
 use tokio::sync::oneshot;
 
 use super::ClientError;
+use super::app::Credentials;
 use super::tls::Dial;
 use crate::net::BoxStream;
 
@@ -23,9 +25,15 @@ use crate::net::BoxStream;
 /// second; a server that says nothing for this long waits for its client to speak first.
 const GREETING_WAIT: Duration = Duration::from_secs(5);
 
-/// Connects as `dial` says, waits for the greeting, asks for `nick` and `room`, and relays
-/// stdin → server and server → stdout until either side ends.
-pub async fn run(dial: &Dial, nick: Option<&str>, room: Option<&str>) -> Result<(), ClientError> {
+/// Connects as `dial` says, waits for the greeting, gives the server's password and logs in as
+/// `credentials` say, asks for `nick` and `room`, and relays stdin → server and server → stdout
+/// until either side ends.
+pub async fn run(
+    dial: &Dial,
+    credentials: &Credentials,
+    nick: Option<&str>,
+    room: Option<&str>,
+) -> Result<(), ClientError> {
     let addr = dial.addr.clone();
     let stream = dial.connect().await?;
     let (reader, mut writer) = tokio::io::split(stream);
@@ -40,9 +48,11 @@ pub async fn run(dial: &Dial, nick: Option<&str>, room: Option<&str>) -> Result<
             return Err(ClientError::NoGreeting { addr, waited: GREETING_WAIT });
         }
     }
+    let pass = credentials.server_password.as_ref().map(|password| format!("/pass {password}\n"));
+    let login = credentials.login.as_ref().map(|(account, password)| format!("/login {account} {password}\n"));
     let nick = nick.map(|nick| format!("/nick {nick}\n"));
     let join = room.map(|room| format!("/join {room}\n"));
-    for command in nick.iter().chain(&join) {
+    for command in pass.iter().chain(&login).chain(&nick).chain(&join) {
         writer.write_all(command.as_bytes()).await?;
     }
     let mut stdin = BufReader::new(tokio::io::stdin()).split(b'\n');

@@ -21,6 +21,8 @@
 //! (no server-time: local timestamps; no echo-message: own lines shown at once; no
 //! chathistory: no backlog, and a note after a reconnect that messages may be missing).
 
+pub use app::Credentials;
+
 pub mod app;
 pub mod input;
 pub mod irc;
@@ -94,6 +96,8 @@ pub struct Options {
     pub utc_offset: UtcOffset,
     /// Connect over TLS, trusting as these say; `None`: clear text.
     pub tls: Option<tls::TlsOptions>,
+    /// A private server's password, an account to log in to.
+    pub credentials: app::Credentials,
 }
 
 /// The local UTC offset, or UTC when it cannot be found. Call it before any thread starts: the
@@ -118,7 +122,11 @@ pub fn default_nick(user: Option<&str>) -> String {
 }
 
 /// Runs the full-screen client on a terminal, line mode otherwise.
-pub async fn run(options: Options) -> Result<(), ClientError> {
+pub async fn run(mut options: Options) -> Result<(), ClientError> {
+    // Logging in to an account, one goes by its name unless told otherwise.
+    if options.nick.is_none() {
+        options.nick = options.credentials.login.as_ref().map(|(account, _)| account.clone());
+    }
     let dial = match options.tls {
         Some(tls) => tls::Dial::tls(&options.host, options.port, tls)?,
         None => tls::Dial::clear(&options.host, options.port),
@@ -130,7 +138,7 @@ pub async fn run(options: Options) -> Result<(), ClientError> {
             [room] => Some(room.as_str()),
             _ => return Err(ClientError::SeveralRooms),
         };
-        return line::run(&dial, options.nick.as_deref(), room).await;
+        return line::run(&dial, &options.credentials, options.nick.as_deref(), room).await;
     }
     let user = std::env::var("USER").ok();
     let join = if options.join.is_empty() { vec!["#lobby".to_string()] } else { options.join };
@@ -139,6 +147,7 @@ pub async fn run(options: Options) -> Result<(), ClientError> {
         nick: options.nick.unwrap_or_else(|| default_nick(user.as_deref())),
         join,
         utc_offset: options.utc_offset,
+        credentials: options.credentials,
         port: options.port,
         host: options.host.clone(),
     };

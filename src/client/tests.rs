@@ -6,7 +6,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use time::UtcOffset;
 
-use super::app::{Action, App, Config, Link};
+use super::app::{Action, App, Config, Credentials, Link};
 use super::ui;
 use super::window::{EntryKind, WindowKind};
 use crate::proto::irc::caps::Cap;
@@ -32,6 +32,7 @@ fn config(join: &[&str]) -> Config {
         nick: "me".into(),
         join: join.iter().map(|r| r.to_string()).collect(),
         utc_offset: UtcOffset::UTC,
+        credentials: Credentials::default(),
     }
 }
 
@@ -164,6 +165,47 @@ fn registers_negotiates_caps_and_joins() {
     // Joining a room asks for its recent history.
     assert_eq!(feed(&mut app, &[":me_!u@h JOIN #dev"]), ["CHATHISTORY LATEST #dev * 50"]);
     assert_eq!(feed(&mut app, &["PING :abc"]), ["PONG abc"]);
+}
+
+#[test]
+fn gives_the_server_password_and_logs_in_with_sasl_before_registering() {
+    let mut config = config(&["#lobby"]);
+    config.credentials = Credentials {
+        server_password: Some("clubhouse".into()),
+        login: Some(("ana".into(), "correct horse".into())),
+    };
+    let mut app = App::new(config);
+    app.clock = clock;
+    let hello: Vec<String> = app.connected().iter().map(Message::to_line).collect();
+    assert_eq!(hello, ["PASS clubhouse", "CAP LS 302", "NICK me", "USER me 0 * :charla connect"]);
+    let asked = feed(&mut app, &[":srv CAP * LS :sasl=PLAIN,EXTERNAL server-time"]);
+    assert_eq!(asked, ["CAP REQ :server-time sasl"]);
+    assert_eq!(feed(&mut app, &[":srv CAP me ACK :server-time sasl"]), ["AUTHENTICATE PLAIN"]);
+    // base64 of "ana\0ana\0correct horse"
+    assert_eq!(feed(&mut app, &["AUTHENTICATE +"]), ["AUTHENTICATE YW5hAGFuYQBjb3JyZWN0IGhvcnNl"]);
+    feed(&mut app, &[":srv 900 me me!~me@h ana :You are now logged in as ana"]);
+    assert_eq!(feed(&mut app, &[":srv 903 me :SASL authentication successful"]), ["CAP END"]);
+    assert!(server_texts(&app).iter().any(|t| t == "Logged in as ana"), "{:?}", server_texts(&app));
+}
+
+#[test]
+fn a_failed_login_goes_on_as_a_guest_and_a_refused_server_password_says_what_to_do() {
+    let mut config = config(&["#lobby"]);
+    config.credentials.login = Some(("ana".into(), "wrong".into()));
+    let mut app = App::new(config);
+    app.clock = clock;
+    app.connected();
+    feed(&mut app, &[":srv CAP * LS :sasl"]);
+    assert_eq!(feed(&mut app, &[":srv CAP me ACK :sasl"]), ["AUTHENTICATE PLAIN"]);
+    feed(&mut app, &["AUTHENTICATE +"]);
+    let failed = ":srv 904 me :SASL authentication failed: wrong account name or password";
+    assert_eq!(feed(&mut app, &[failed]), ["CAP END"]);
+    assert!(server_texts(&app).iter().any(|t| t.starts_with("Login failed: SASL authentication failed")));
+
+    let mut app = new_app(&["#lobby"]);
+    app.connected();
+    feed(&mut app, &[":srv 464 * :Password incorrect: this server is private (PASS password)"]);
+    assert!(server_texts(&app).iter().any(|t| t.contains("--password-file")), "{:?}", server_texts(&app));
 }
 
 #[test]

@@ -115,6 +115,7 @@ pub const RPL_WHOISACCOUNT: &str = "330";
 pub const RPL_LOGGEDIN: &str = "900";
 pub const RPL_LOGGEDOUT: &str = "901";
 pub const RPL_SASLSUCCESS: &str = "903";
+pub const ERR_NICKLOCKED: &str = "902";
 pub const ERR_SASLFAIL: &str = "904";
 pub const ERR_SASLTOOLONG: &str = "905";
 pub const ERR_SASLABORTED: &str = "906";
