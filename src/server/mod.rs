@@ -390,7 +390,8 @@ async fn handle(
         let Some(tls) = tls else {
             return tracing::info!("{peer} started TLS, which is not enabled on this server; closed");
         };
-        match tls.accept(first, stream).await {
+        // Boxed: a handshake's state is large, and every connection's task would carry it.
+        match Box::pin(tls.accept(first, stream)).await {
             Ok((encrypted, info)) => {
                 metrics::get().tls_handshakes.inc();
                 (stream, peer.tls) = (encrypted, Some(Box::new(info)));
