@@ -152,7 +152,7 @@ fn respond(
             );
             response
         }
-        _ => match page::file(path, &page::Address::of(&request, shared)) {
+        _ => match page::file(path, &page::Address::of(&request, shared), &shared.tls) {
             Some(response) => response,
             None => text(StatusCode::NOT_FOUND, "not found\n"),
         },

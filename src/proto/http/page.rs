@@ -9,7 +9,7 @@ use hyper::Request;
 use hyper::header::{self, HeaderValue};
 
 use super::Body;
-use crate::proto::Shared;
+use crate::proto::{Shared, TlsPolicy};
 
 /// Each file: its path, content type and content.
 const FILES: &[(&str, &str, &str)] = &[
@@ -49,11 +49,22 @@ impl Address {
     }
 }
 
-/// The file at `path`, if there is one.
-pub fn file(path: &str, address: &Address) -> Option<hyper::Response<Body>> {
+/// How an IRC client reaches the server, as the page says it: the port, and TLS as `tls` has it.
+fn irc_port(address: &Address, tls: &TlsPolicy) -> String {
+    match (tls.port, tls.required) {
+        (None, _) => format!("port <code>{}</code>, no TLS", address.port),
+        (Some(port), true) => format!("port <code>{port}</code> with TLS"),
+        (Some(port), false) if port == address.port => format!("port <code>{port}</code>, with or without TLS"),
+        (Some(port), false) => format!("port <code>{}</code>, or <code>{port}</code> with TLS", address.port),
+    }
+}
+
+/// The file at `path`, if there is one; `tls`: the server's, which the page mentions.
+pub fn file(path: &str, address: &Address, tls: &TlsPolicy) -> Option<hyper::Response<Body>> {
     let (_, content_type, content) = FILES.iter().find(|(p, _, _)| *p == path)?;
     let body = if path == "/" {
-        Bytes::from(content.replace("{{HOST}}", &address.host).replace("{{PORT}}", &address.port.to_string()))
+        let page = content.replace("{{IRC_TLS}}", &irc_port(address, tls));
+        Bytes::from(page.replace("{{HOST}}", &address.host).replace("{{PORT}}", &address.port.to_string()))
     } else {
         Bytes::from_static(content.as_bytes())
     };
@@ -87,5 +98,15 @@ mod tests {
         assert_eq!(Address::parse("<script>"), None);
         assert_eq!(Address::parse("a\"b:1"), None);
         assert_eq!(Address::parse(""), None);
+    }
+
+    #[test]
+    fn tells_irc_users_where_tls_is() {
+        let address = Address { host: "chat.example.org".into(), port: 1313 };
+        let tls = |port, required| TlsPolicy { port, required, verifiable: false };
+        assert_eq!(irc_port(&address, &tls(None, false)), "port <code>1313</code>, no TLS");
+        assert_eq!(irc_port(&address, &tls(Some(1313), false)), "port <code>1313</code>, with or without TLS");
+        assert_eq!(irc_port(&address, &tls(Some(6697), false)), "port <code>1313</code>, or <code>6697</code> with TLS");
+        assert_eq!(irc_port(&address, &tls(Some(6697), true)), "port <code>6697</code> with TLS");
     }
 }
