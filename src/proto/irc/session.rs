@@ -280,9 +280,9 @@ impl Session {
 
     /// Sends `lines` after this command's other replies, a page ([`hub::list::PAGE`] lines)
     /// at a time, each once the client's queue is nearly empty ([`NEARLY_EMPTY`]), then `end`
-    /// under the command's label: a long answer (`LIST` of a big server) is made as the client
-    /// reads it, never held whole, and a client asking for it again and again without reading
-    /// costs one page. The session reads no further line meanwhile; a client that reads nothing
+    /// under the command's label: a long answer (`LIST` of a big server) is encoded and queued
+    /// as the client reads it, never queued whole, and a client asking for it again and again
+    /// without reading holds one answer's items and one page. The session reads no further line meanwhile; a client that reads nothing
     /// for a ping interval is dropped as too slow.
     pub fn send_paced<I>(&mut self, lines: I, end: Message)
     where
