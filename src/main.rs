@@ -31,7 +31,7 @@ enum Command {
     ///
     /// Join it with `nc HOST 1313`, `charla connect HOST 1313`, or the original lab client.
     #[command(override_usage = "charla serve [HOST] [PORT] [OPTIONS]", after_help = SETTINGS_HELP)]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Join a chat server: a full-screen chat client on a terminal, line mode in a pipe.
     ///
     /// On a terminal it shows rooms, messages and members side by side and speaks IRC, so it

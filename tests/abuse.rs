@@ -366,6 +366,27 @@ async fn a_flooder_that_closes_is_gone_at_once_with_its_held_back_lines() {
     flood_and_close(irc.client, 2_000, |i| format!("PRIVMSG #lobby :line {i}\r\n")).await;
     let said = said_before_quitting(&mut watch, "ircflood").await;
     assert!(said >= 20, "the burst the flood limit allows is said ({said})");
+    // A browser's WebSocket: its lines wait in the bridge's pipe to the session, which watches
+    // the socket for the hang-up.
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message as Frame;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", server.addr)).await.expect("a WebSocket");
+    for line in ["NICK wsflood", "USER wsflood 0 * :browser", "JOIN #lobby"] {
+        ws.send(Frame::text(line)).await.unwrap();
+    }
+    loop {
+        let message = watch.next().await;
+        if message.command == "JOIN" && message.source.as_deref().is_some_and(|s| s.starts_with("wsflood!")) {
+            break;
+        }
+    }
+    for i in 0..2_000 {
+        ws.feed(Frame::text(format!("PRIVMSG #lobby :line {i}"))).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    drop(ws);
+    let said = said_before_quitting(&mut watch, "wsflood").await;
+    assert!(said >= 20, "the burst the flood limit allows is said ({said})");
     // Gone from the room too, for anyone who asks.
     watch.send("NAMES #lobby").await;
     let names = watch.expect("353").await;

@@ -334,7 +334,7 @@ impl Drop for Conn {
 
 /// How often a connection whose next line is held back by the flood limit looks whether its
 /// client has hung up, at the least (it also looks whenever its task wakes).
-const HANGUP_CHECK: Duration = Duration::from_millis(100);
+pub const HANGUP_CHECK: Duration = Duration::from_millis(100);
 
 /// A line held back by the flood limit until `until`; `tick` wakes the connection then, and
 /// every [`HANGUP_CHECK`] before.

@@ -20,9 +20,9 @@ pub mod sessions;
 mod stream;
 pub mod tls;
 
-pub use conn::{Conn, Input, Render, Setup, sniff};
+pub use conn::{Conn, HANGUP_CHECK, Input, Render, Setup, sniff};
 pub use limits::{Admission, ConnLimiter, FloodLimit, Limits};
 pub use lines::{Line, LineReader};
 pub use sessions::Sessions;
-pub use stream::{BoxStream, Rewind, Stream};
+pub use stream::{BoxStream, Rewind, Stream, peer_hung_up};
 pub use tls::{Fingerprint, Peer, Tls, TlsInfo};

@@ -1,7 +1,7 @@
 //! The byte stream a connection speaks over.
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -11,28 +11,44 @@ use tokio::net::TcpStream;
 
 /// A connected byte stream: TCP, TLS over TCP, or one end of an in-process pipe.
 pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {
+    /// The socket the stream runs over, if it runs over one.
+    fn socket(&self) -> Option<RawFd> {
+        None
+    }
+
     /// Whether the client has hung up (closed or reset the connection) even though bytes it
     /// sent before are still unread: a connection whose input is held back by the flood limit
     /// asks, so that a client that is gone is gone at once, not once its backlog has been read.
     /// `false` when the stream cannot tell.
     fn hung_up(&self) -> bool {
-        false
+        self.socket().is_some_and(peer_hung_up)
     }
 }
 
+/// Whether the peer of `socket` has closed or reset the connection, whatever it sent before
+/// that is still unread.
+pub fn peer_hung_up(socket: RawFd) -> bool {
+    // `POLLRDHUP`: the peer's FIN (or a reset) has arrived, whatever is still queued before it.
+    let mut poll = libc::pollfd { fd: socket, events: libc::POLLRDHUP, revents: 0 };
+    // SAFETY: one `pollfd`; a descriptor that is not open only sets POLLNVAL; a zero timeout
+    // never blocks.
+    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+    ready > 0 && poll.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+}
+
 impl Stream for TcpStream {
-    fn hung_up(&self) -> bool {
-        // `POLLRDHUP`: the peer's FIN (or a reset) has arrived, whatever is still queued before it.
-        let mut poll = libc::pollfd { fd: self.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
-        // SAFETY: one valid `pollfd` for a descriptor this stream owns; a zero timeout never blocks.
-        let ready = unsafe { libc::poll(&mut poll, 1, 0) };
-        ready > 0 && poll.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+    fn socket(&self) -> Option<RawFd> {
+        Some(self.as_raw_fd())
     }
 }
 
 impl Stream for DuplexStream {}
 
 impl Stream for Rewind {
+    fn socket(&self) -> Option<RawFd> {
+        self.inner.socket()
+    }
+
     fn hung_up(&self) -> bool {
         self.inner.hung_up()
     }

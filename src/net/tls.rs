@@ -349,8 +349,8 @@ impl ClientCertVerifier for AnyClientCert {
 
 /// A client that hangs up on a TLS connection closes the TCP connection under it.
 impl Stream for tokio_rustls::server::TlsStream<BoxStream> {
-    fn hung_up(&self) -> bool {
-        self.get_ref().0.hung_up()
+    fn socket(&self) -> Option<std::os::fd::RawFd> {
+        self.get_ref().0.socket()
     }
 }
 

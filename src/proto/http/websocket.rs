@@ -9,8 +9,12 @@
 //! frames. The pipe is small, so a client that reads nothing fills it and its queue, and is
 //! dropped as too slow, as a TCP client would be.
 
-use crate::net::Peer;
+use std::io;
+use std::os::fd::RawFd;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,7 +23,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -27,7 +31,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::Body;
-use crate::net::{Admission, Conn, Line, LineReader};
+use crate::net::{Admission, BoxStream, Conn, HANGUP_CHECK, Line, LineReader, Peer, Rewind, Stream, peer_hung_up};
 use crate::proto::Shared;
 use crate::proto::irc;
 
@@ -154,22 +158,90 @@ fn origin_allowed(origin: &str, host: &str, allowed: &[String]) -> bool {
 /// Runs the IRC session of an upgraded connection until either side ends it.
 pub async fn run(accepted: Accepted, peer: Peer, shared: Arc<Shared>, admission: Admission) {
     let Ok(upgraded) = accepted.upgrade.await else { return };
+    // The client's own stream again (hyper served it as it was given), with what hyper had read
+    // of it: its socket is watched for a hang-up while the session holds lines back.
+    let Ok(parts) = upgraded.downcast::<TokioIo<BoxStream>>() else {
+        return tracing::error!("{peer}: a WebSocket upgrade on a stream of an unexpected kind; closed");
+    };
+    let stream: BoxStream = Box::new(Rewind::new(parts.read_buf, parts.io.into_inner()));
+    let client_socket = stream.socket();
     let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
-    let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+    let socket = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
     let (session_end, bridge_end) = tokio::io::duplex(PIPE);
     let ping_every = shared.limits().ping_interval;
     // Shutdown waits for the bridge's goodbye too, which outlasts the session's.
     let alive = admission.alive.clone();
     let setup = shared.line_setup(irc::MAX_LINE);
+    let client_gone = Arc::new(AtomicBool::new(false));
+    let session_end = SessionEnd { pipe: session_end, client_gone: client_gone.clone() };
     let conn = Conn::new(Box::new(session_end), b"", setup, shared.sessions.clone(), admission);
-    tokio::join!(irc::run(conn, shared, peer), bridge(socket, bridge_end, accepted.subprotocol, ping_every));
+    let client = Client { socket: client_socket, gone: client_gone };
+    tokio::join!(irc::run(conn, shared, peer), bridge(socket, bridge_end, accepted.subprotocol, ping_every, client));
     drop(alive);
+}
+
+/// The session's end of the pipe: a stream that tells the session when the browser has gone,
+/// as a socket would, so that lines the flood limit holds back go with it.
+struct SessionEnd {
+    pipe: DuplexStream,
+    client_gone: Arc<AtomicBool>,
+}
+
+impl Stream for SessionEnd {
+    fn hung_up(&self) -> bool {
+        self.client_gone.load(Ordering::Relaxed)
+    }
+}
+
+impl AsyncRead for SessionEnd {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.pipe).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SessionEnd {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.pipe).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.pipe).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.pipe).poll_shutdown(cx)
+    }
+}
+
+/// The browser as the bridge watches it: its socket, and the flag that tells the session it
+/// has gone.
+struct Client {
+    socket: Option<RawFd>,
+    gone: Arc<AtomicBool>,
+}
+
+impl Client {
+    /// Resolves once the client has closed or reset its connection, looking every
+    /// [`HANGUP_CHECK`]; never, if there is no socket to look at.
+    async fn hangs_up(&self) {
+        let Some(socket) = self.socket else { return std::future::pending().await };
+        while !peer_hung_up(socket) {
+            tokio::time::sleep(HANGUP_CHECK).await;
+        }
+    }
 }
 
 /// Passes frames from the client to the session as lines and the session's lines to the client
 /// as frames, pinging the client when it has been quiet for `ping_every`, until one side ends.
-async fn bridge<S>(socket: WebSocketStream<S>, pipe: DuplexStream, subprotocol: Subprotocol, ping_every: Duration)
-where
+/// A client that leaves is gone for the session at once (`client`'s flag), whatever it sent
+/// before.
+async fn bridge<S>(
+    socket: WebSocketStream<S>,
+    pipe: DuplexStream,
+    subprotocol: Subprotocol,
+    ping_every: Duration,
+    client: Client,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let (mut frames_out, mut frames_in) = socket.split();
@@ -190,12 +262,19 @@ where
                     Some(Err(_)) => break Some((CloseCode::Protocol, "WebSocket protocol error")),
                 };
                 // A frame is one line; the session's reader splits any line breaks within it.
+                // While the session holds lines back (the flood limit) the pipe fills and this
+                // waits, watching for the client to hang up (only then: what fits is passed on,
+                // as a socket's reader reads what has come before the hang-up).
                 let written = async {
                     to_session.write_all(&line).await?;
                     to_session.write_all(b"\r\n").await
                 };
-                if written.await.is_err() {
-                    break Some((CloseCode::Normal, ""));
+                tokio::select! {
+                    biased;
+                    written = written => if written.is_err() {
+                        break Some((CloseCode::Normal, ""));
+                    },
+                    () = client.hangs_up() => break None,
                 }
             }
             line = lines.next(&mut from_session) => {
@@ -235,7 +314,11 @@ where
             }
         }
     };
-    // The session sees the end of its input and quits, if it has not.
+    // The session sees the end of its input and quits, if it has not; a client that left takes
+    // the lines the session still holds back with it.
+    if close.is_none() {
+        client.gone.store(true, Ordering::Relaxed);
+    }
     drop(to_session);
     let Some((code, reason)) = close else {
         // The client closed: its close frame is answered (tungstenite queued the answer).
