@@ -564,6 +564,7 @@ async fn serve(
     });
     let charla = own_command();
     let tls = server.tls_fingerprint();
+    let required = server.tls_required();
     for (addr, protocol) in server.listeners() {
         let shown = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };
         let (host, port) = (shown.ip(), shown.port());
@@ -581,6 +582,15 @@ async fn serve(
                 say(format_args!(
                     "  join with:  irssi -c {host} -p {port}   |   any IRC client: {host}/{port}   (not nc: this port speaks IRC only)"
                 ));
+            }
+            // Clear text is for this machine only: others are shown the ways in with TLS.
+            _ if required => {
+                say(format_args!("charla listening on {addr}"));
+                say(format_args!(
+                    "  join with:  {charla} connect --tls {host} {port}   |   any IRC client with TLS: {host}/{port}"
+                ));
+                say(format_args!("  or open in a browser:  https://{url_host}:{port}/"));
+                say(format_args!("  (TLS required: nc and http:// work only from this machine)"));
             }
             _ => {
                 say(format_args!("charla listening on {addr}"));

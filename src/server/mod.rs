@@ -262,6 +262,11 @@ impl Server {
         self.tls.as_ref().map(|tls| (tls.fingerprint(), tls.self_signed()))
     }
 
+    /// Whether clear-text connections from other machines are refused (`--tls-required`).
+    pub fn tls_required(&self) -> bool {
+        self.shared.tls.required
+    }
+
     /// Each address actually bound, with the protocol it is reserved for (`None`: every
     /// protocol, told apart by the first bytes; TLS: TLS first, any protocol inside), for the
     /// startup banner.
