@@ -496,7 +496,10 @@ fn run(cli: Cli, command_line: Vec<OsString>) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let config = args.config()?;
-            let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+            // rustls warns of what clients do (irssi sends an IP address as the TLS server name,
+            // on every connection); a failed handshake is logged by charla itself.
+            let filter =
+                tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rustls=error".into());
             let _log = charla::logging::init(filter);
             charla::panics::install();
             runtime.block_on(serve(config, move || serve_config(&command_line)))
