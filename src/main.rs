@@ -496,7 +496,10 @@ fn run(cli: Cli, command_line: Vec<OsString>) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let config = args.config()?;
-            let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+            // rustls warns of what clients do (irssi sends an IP address as the TLS server name,
+            // on every connection); a failed handshake is logged by charla itself.
+            let filter =
+                tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rustls=error".into());
             let _log = charla::logging::init(filter);
             charla::panics::install();
             runtime.block_on(serve(config, move || serve_config(&command_line)))
@@ -564,6 +567,7 @@ async fn serve(
     });
     let charla = own_command();
     let tls = server.tls_fingerprint();
+    let required = server.tls_required();
     for (addr, protocol) in server.listeners() {
         let shown = if addr.ip().is_unspecified() { SocketAddr::new([127, 0, 0, 1].into(), addr.port()) } else { addr };
         let (host, port) = (shown.ip(), shown.port());
@@ -581,6 +585,15 @@ async fn serve(
                 say(format_args!(
                     "  join with:  irssi -c {host} -p {port}   |   any IRC client: {host}/{port}   (not nc: this port speaks IRC only)"
                 ));
+            }
+            // Clear text is for this machine only: others are shown the ways in with TLS.
+            _ if required => {
+                say(format_args!("charla listening on {addr}"));
+                say(format_args!(
+                    "  join with:  {charla} connect --tls {host} {port}   |   any IRC client with TLS: {host}/{port}"
+                ));
+                say(format_args!("  or open in a browser:  https://{url_host}:{port}/"));
+                say(format_args!("  (TLS required: nc and http:// work only from this machine)"));
             }
             _ => {
                 say(format_args!("charla listening on {addr}"));

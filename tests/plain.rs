@@ -450,6 +450,16 @@ async fn listen_alone_replaces_the_default_address() {
 }
 
 #[tokio::test]
+async fn the_banner_shows_only_tls_ways_in_when_tls_is_required() {
+    let printed = serve_output(&["127.0.0.1", "0", "--tls-self-signed", "--tls-required"]).await;
+    let join = printed.iter().find(|l| l.trim_start().starts_with("join with:")).expect("a join line");
+    let port = printed[0].rsplit(':').next().unwrap();
+    assert!(join.contains(&format!("connect --tls 127.0.0.1 {port}")), "{printed:?}");
+    assert!(!printed.iter().any(|l| l.contains("nc 127.0.0.1") || l.contains("http://127.0.0.1")), "{printed:?}");
+    assert!(printed.iter().any(|l| l.contains(&format!("https://127.0.0.1:{port}/"))), "{printed:?}");
+}
+
+#[tokio::test]
 async fn the_banner_says_an_irc_only_port_is_for_irc_clients() {
     let printed = serve_output(&["127.0.0.1", "0", "--irc-listen", "127.0.0.1:0"]).await;
     let [any, any_join, browser, irc, irc_join, stopped] = &printed[..] else { panic!("{printed:?}") };

@@ -146,6 +146,32 @@ async fn a_tls_only_port_takes_no_clear_text() {
     assert_eq!(answer.first(), Some(&0x15), "a TLS alert, no chat: {answer:?}");
 }
 
+/// The chat page as fetched over TLS at `addr`.
+async fn page_over_tls(addr: SocketAddr, fingerprint: Fingerprint) -> String {
+    let mut http = tls(addr, fingerprint).await;
+    let request = format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n", addr.port());
+    http.send_raw(request.as_bytes()).await;
+    http.until_closed().await.join("\n")
+}
+
+#[tokio::test]
+async fn the_page_tells_terminal_users_to_use_tls_where_clear_text_is_refused() {
+    let (open, fingerprint) = self_signed_server(false).await;
+    let (shared, dedicated) = (open.addr.port(), open.addrs[1].port());
+    let page = page_over_tls(open.addr, fingerprint).await;
+    assert!(page.contains(&format!("nc 127.0.0.1 {shared}\ncharla connect --tls 127.0.0.1 {shared}")), "{page}");
+    let page = page_over_tls(open.addrs[1], fingerprint).await;
+    assert!(!page.contains("nc 127.0.0.1"), "no nc on a port that speaks only TLS: {page}");
+    assert!(page.contains(&format!("<code>charla connect --tls 127.0.0.1 {dedicated}</code>")), "{page}");
+
+    let (required, fingerprint) = self_signed_server(true).await;
+    for addr in [required.addr, required.addrs[1]] {
+        let page = page_over_tls(addr, fingerprint).await;
+        assert!(!page.contains("nc 127.0.0.1"), "no nc where clear text is refused: {page}");
+        assert!(page.contains(&format!("charla connect --tls 127.0.0.1 {}", addr.port())), "{page}");
+    }
+}
+
 #[tokio::test]
 async fn a_clear_text_user_sees_no_secure_mark() {
     let (server, _) = self_signed_server(false).await;

@@ -133,6 +133,28 @@ async fn a_server_that_is_not_there_is_reported_before_the_screen_changes() {
     );
 }
 
+#[tokio::test]
+async fn a_private_server_that_refuses_the_password_is_reported_not_retried() {
+    let server = start_with(|config| config.hub.password = Some("clubhouse".into())).await;
+    let dir = TempDir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let wrong = dir.0.join("password");
+    std::fs::write(&wrong, "guess\n").unwrap();
+    let charla = env!("CARGO_BIN_EXE_charla");
+    let port = server.addr.port();
+    for (given, told) in [
+        ("", "to let you in without its password"),
+        (&*format!("--password-file {}", wrong.display()), "the password given"),
+    ] {
+        // No retry in a loop behind the screen: the client exits and says what to do.
+        let tmux = Tmux::start(&format!("{charla} connect {given} 127.0.0.1 {port}")).await;
+        tmux.wait_for("the client to give up", |s| s.contains("[exited with 1]")).await;
+        let text = tmux.run(&["capture-pane", "-p", "-J", "-t", "t"]).await;
+        assert!(text.contains(&format!("127.0.0.1:{port} is a private server and refused {told}")), "{text}");
+        assert!(text.contains("--password-file FILE") && text.contains("CHARLA_SERVER_PASSWORD"), "{text}");
+    }
+}
+
 /// One connection to a scripted IRC server that offers `draft/chathistory`, answering only
 /// what the test tells it to.
 struct Scripted {

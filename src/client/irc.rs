@@ -21,7 +21,7 @@ use super::tls::Dial;
 use crate::net::{BoxStream, Line, LineReader};
 use crate::proto::irc::MAX_LINE;
 use crate::proto::irc::message::Message;
-use crate::proto::irc::numeric::RPL_WELCOME;
+use crate::proto::irc::numeric::{ERR_PASSWDMISMATCH, RPL_WELCOME};
 
 /// How long a connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,6 +44,9 @@ pub enum NetEvent {
     Disconnected(String),
     /// Seconds left before the next attempt.
     Waiting(u64),
+    /// The server refused the server password (`464` before the welcome) and closed the
+    /// connection: trying again with the same one cannot help, so the task has ended.
+    PasswordRefused,
 }
 
 /// The UI's end of the connection task.
@@ -88,6 +91,8 @@ enum Ended {
     /// The UI is gone or asked to stop.
     Stop,
     Lost(String),
+    /// Closed after refusing the server password.
+    PasswordRefused,
 }
 
 async fn run(dial: Dial, first: BoxStream, events: mpsc::Sender<NetEvent>, mut out: mpsc::Receiver<Message>) {
@@ -120,6 +125,10 @@ async fn run(dial: Dial, first: BoxStream, events: mpsc::Sender<NetEvent>, mut o
         };
         let reason = match ended {
             Ended::Stop => return,
+            Ended::PasswordRefused => {
+                let _ = events.send(NetEvent::PasswordRefused).await;
+                return;
+            }
             Ended::Lost(reason) => reason,
         };
         if events.send(NetEvent::Disconnected(reason)).await.is_err() {
@@ -159,6 +168,8 @@ async fn session(
     let mut check = tokio::time::interval(Duration::from_secs(5));
     // The server's last word, if it said why it closed the connection.
     let mut error: Option<String> = None;
+    // Welcomed (registered), and whether the server refused the server password before that.
+    let (mut welcomed, mut refused) = (false, false);
     loop {
         tokio::select! {
             line = lines.next(&mut reader) => match line {
@@ -167,7 +178,12 @@ async fn session(
                     pinged = false;
                     let Ok(message) = Message::parse(&text) else { continue };
                     match message.command.as_str() {
-                        RPL_WELCOME => *attempt = 0,
+                        RPL_WELCOME => {
+                            *attempt = 0;
+                            welcomed = true;
+                        }
+                        // After the welcome, 464 answers a failed OPER, which closes nothing.
+                        ERR_PASSWDMISMATCH if !welcomed => refused = true,
                         "ERROR" => error = message.params.first().cloned(),
                         _ => {}
                     }
@@ -176,6 +192,7 @@ async fn session(
                     }
                 }
                 Ok(Some(Line::TooLong)) => {}
+                Ok(None) | Err(_) if refused => return Ended::PasswordRefused,
                 Ok(None) => {
                     return Ended::Lost(error.unwrap_or_else(|| "the server closed the connection".into()));
                 }

@@ -72,6 +72,11 @@ pub enum ClientError {
     CertificateMismatch { addr: String, wanted: String, now: String },
     #[error("cannot remember the server's certificate in {file}: {source} (set XDG_CONFIG_HOME to a writable directory)")]
     KnownServers { file: std::path::PathBuf, source: std::io::Error },
+    #[error(
+        "{addr} is a private server and refused {}: give it with --password-file FILE (its first line) or the environment variable CHARLA_SERVER_PASSWORD; the server's operator gives it out",
+        if *given { "the password given" } else { "to let you in without its password" }
+    )]
+    PasswordRefused { addr: String, given: bool },
     #[error("cannot use the client certificate: {detail}")]
     ClientCert { detail: String },
     #[error(

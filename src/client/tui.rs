@@ -94,8 +94,9 @@ pub async fn run(config: Config, dial: Dial) -> Result<(), ClientError> {
     let size = terminal.size().map_err(ClientError::Terminal)?;
     app.resize(size.width, size.height);
     let mut keys = read_terminal_events();
+    let addr = dial.addr.clone();
     let mut connection = irc::spawn(dial, stream);
-    let result = main_loop(&mut terminal, &mut app, &mut keys, &mut connection).await;
+    let result = main_loop(&mut terminal, &mut app, &mut keys, &mut connection, &addr).await;
     let quit = match result {
         Ok(reason) => reason,
         Err(error) => {
@@ -121,6 +122,7 @@ async fn main_loop(
     app: &mut App,
     keys: &mut mpsc::Receiver<Event>,
     connection: &mut Connection,
+    addr: &str,
 ) -> Result<Option<String>, ClientError> {
     // `kill` or a closed terminal window: leave as /quit does, so the terminal is restored.
     let mut terminate = signal(SignalKind::terminate()).map_err(ClientError::Terminal)?;
@@ -138,6 +140,11 @@ async fn main_loop(
                 _ = terminate.recv() => return Ok(Some("Terminated".into())),
                 _ = hangup.recv() => return Ok(Some("Terminal closed".into())),
                 event = connection.events.recv() => match event {
+                    // No attempt can succeed: said on the normal screen, as a failed connect is.
+                    Some(NetEvent::PasswordRefused) => {
+                        let given = app.config.credentials.server_password.is_some();
+                        return Err(ClientError::PasswordRefused { addr: addr.to_string(), given });
+                    }
                     Some(event) => {
                         on_net_event(app, event, connection);
                         None
@@ -188,6 +195,7 @@ fn on_net_event(app: &mut App, event: NetEvent, connection: &Connection) {
             app.waiting(secs);
             Vec::new()
         }
+        NetEvent::PasswordRefused => Vec::new(),
     };
     send(app, connection, replies);
 }

@@ -105,7 +105,7 @@ mod tests {
     #[test]
     fn tls_required_refuses_clear_text_from_elsewhere_only() {
         use crate::net::{Peer, TlsInfo};
-        let policy = TlsPolicy { port: Some(6697), required: true, verifiable: true };
+        let policy = TlsPolicy { port: Some(6697), dedicated: true, required: true, verifiable: true };
         let from = |addr: &str| Peer::clear(addr.parse().unwrap());
         assert!(policy.refuses(&from("192.0.2.7:40000")));
         assert!(policy.refuses(&from("[2001:db8::1]:40000")));

@@ -72,6 +72,8 @@ pub struct Shared {
 pub struct TlsPolicy {
     /// The port where clients can connect with TLS; `None`: the server has no TLS.
     pub port: Option<u16>,
+    /// `port` is a port of its own that speaks only TLS (`--tls-listen`), not the shared one.
+    pub dedicated: bool,
     /// Clear-text connections are refused, except from loopback addresses.
     pub required: bool,
     /// The certificate is one clients can verify (not self-signed): only then do IRC clients

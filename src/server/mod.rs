@@ -221,8 +221,10 @@ impl Server {
                 let port_of = |wanted: Option<Protocol>| {
                     listeners.iter().find(|(_, p)| *p == wanted).and_then(|(l, _)| l.local_addr().ok()).map(|a| a.port())
                 };
-                let port = port_of(Some(Protocol::Tls)).or_else(|| port_of(None));
-                TlsPolicy { port, required: config.required, verifiable: !tls.self_signed() }
+                let dedicated = port_of(Some(Protocol::Tls));
+                let port = dedicated.or_else(|| port_of(None));
+                let (required, verifiable) = (config.required, !tls.self_signed());
+                TlsPolicy { port, dedicated: dedicated.is_some(), required, verifiable }
             }
             _ => TlsPolicy::default(),
         };
@@ -258,6 +260,11 @@ impl Server {
     /// made it itself.
     pub fn tls_fingerprint(&self) -> Option<(crate::net::Fingerprint, bool)> {
         self.tls.as_ref().map(|tls| (tls.fingerprint(), tls.self_signed()))
+    }
+
+    /// Whether clear-text connections from other machines are refused (`--tls-required`).
+    pub fn tls_required(&self) -> bool {
+        self.shared.tls.required
     }
 
     /// Each address actually bound, with the protocol it is reserved for (`None`: every

@@ -59,11 +59,24 @@ fn irc_port(address: &Address, tls: &TlsPolicy) -> String {
     }
 }
 
+/// The commands that join from a terminal at `address`, one a line, and the one the welcome
+/// dialog shows: `nc` only where clear text gets in (not on a TLS-only port, not under
+/// `--tls-required`), `charla connect` with `--tls` wherever the port takes TLS.
+fn terminal(address: &Address, tls: &TlsPolicy) -> (String, String) {
+    let tls_only_here = tls.dedicated && tls.port == Some(address.port);
+    let clear = tls.port.is_none() || !(tls.required || tls_only_here);
+    let at = format!("{} {}", address.host, address.port);
+    let charla = if tls.port.is_some() { format!("charla connect --tls {at}") } else { format!("charla connect {at}") };
+    if clear { (format!("nc {at}\n{charla}"), format!("nc {at}")) } else { (charla.clone(), charla) }
+}
+
 /// The file at `path`, if there is one; `tls`: the server's, which the page mentions.
 pub fn file(path: &str, address: &Address, tls: &TlsPolicy) -> Option<hyper::Response<Body>> {
     let (_, content_type, content) = FILES.iter().find(|(p, _, _)| *p == path)?;
     let body = if path == "/" {
+        let (commands, hint) = terminal(address, tls);
         let page = content.replace("{{IRC_TLS}}", &irc_port(address, tls));
+        let page = page.replace("{{TERMINAL}}", &commands).replace("{{TERMINAL_HINT}}", &hint);
         Bytes::from(page.replace("{{HOST}}", &address.host).replace("{{PORT}}", &address.port.to_string()))
     } else {
         Bytes::from_static(content.as_bytes())
@@ -103,10 +116,26 @@ mod tests {
     #[test]
     fn tells_irc_users_where_tls_is() {
         let address = Address { host: "chat.example.org".into(), port: 1313 };
-        let tls = |port, required| TlsPolicy { port, required, verifiable: false };
+        let tls = |port, required| TlsPolicy { port, dedicated: port == Some(6697), required, verifiable: false };
         assert_eq!(irc_port(&address, &tls(None, false)), "port <code>1313</code>, no TLS");
         assert_eq!(irc_port(&address, &tls(Some(1313), false)), "port <code>1313</code>, with or without TLS");
         assert_eq!(irc_port(&address, &tls(Some(6697), false)), "port <code>1313</code>, or <code>6697</code> with TLS");
         assert_eq!(irc_port(&address, &tls(Some(6697), true)), "port <code>6697</code> with TLS");
+    }
+
+    #[test]
+    fn offers_nc_only_where_clear_text_gets_in() {
+        let at = |port| Address { host: "chat.example.org".into(), port };
+        let tls = |port, required| TlsPolicy { port, dedicated: port == Some(6697), required, verifiable: false };
+        let shown = |port, policy: TlsPolicy| terminal(&at(port), &policy);
+        let nc = "nc chat.example.org 1313".to_string();
+        assert_eq!(shown(1313, tls(None, false)), (format!("{nc}\ncharla connect chat.example.org 1313"), nc.clone()));
+        let secure = "charla connect --tls chat.example.org 1313".to_string();
+        assert_eq!(shown(1313, tls(Some(1313), false)), (format!("{nc}\n{secure}"), nc.clone()));
+        assert_eq!(shown(1313, tls(Some(6697), false)), (format!("{nc}\n{secure}"), nc));
+        assert_eq!(shown(1313, tls(Some(1313), true)), (secure.clone(), secure.clone()));
+        assert_eq!(shown(1313, tls(Some(6697), true)), (secure.clone(), secure));
+        let dedicated = "charla connect --tls chat.example.org 6697".to_string();
+        assert_eq!(shown(6697, tls(Some(6697), false)), (dedicated.clone(), dedicated));
     }
 }
