@@ -170,3 +170,29 @@ async fn plain_text_users_in_a_big_lobby() {
     let said = first.line().await;
     assert!(said.contains("dan") && said.ends_with("hello"), "{said}");
 }
+
+#[tokio::test]
+async fn a_voice_shows_a_quiet_member_and_a_kick_of_one_stays_quiet() {
+    let (server, _dir) = server().await;
+    // Alice created the room: she is its operator.
+    let (mut alice, mut bob, _carol) = three_members(server.addr).await;
+    let mut dave = Irc::register(server.addr, "dave", &[]).await;
+    dave.join("#big").await;
+    let mut erin = Irc::register(server.addr, "erin", &[]).await;
+    erin.join("#big").await;
+
+    // Giving dave a voice shows him first.
+    alice.send("MODE #big +v dave").await;
+    let join = bob.next().await;
+    assert_eq!((join.command.as_str(), nick(&join)), ("JOIN", Some("dave")), "{join:?}");
+    let mode = bob.next().await;
+    assert_eq!((mode.command.as_str(), mode.params[1].as_str()), ("MODE", "+v"), "{mode:?}");
+
+    // Kicking erin, never shown, is news to erin alone.
+    alice.send("KICK #big erin :out").await;
+    let kick = erin.expect("KICK").await;
+    assert_eq!(kick.params[1], "erin");
+    alice.send("PRIVMSG #big :after the kick").await;
+    let next = bob.next().await;
+    assert_eq!((next.command.as_str(), next.params[1].as_str()), ("PRIVMSG", "after the kick"), "{next:?}");
+}
