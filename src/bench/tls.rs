@@ -33,7 +33,11 @@ pub fn connector() -> io::Result<TlsConnector> {
 }
 
 /// Connects to `target` from `source`'s address over TLS.
-pub async fn dial(connector: &TlsConnector, source: SocketAddr, target: SocketAddr) -> io::Result<TlsStream<TcpStream>> {
+pub async fn dial(
+    connector: &TlsConnector,
+    source: SocketAddr,
+    target: SocketAddr,
+) -> io::Result<TlsStream<TcpStream>> {
     let stream = connect_from(source, target).await?;
     let name = ServerName::IpAddress(target.ip().into());
     connector.connect(name, stream).await

@@ -582,7 +582,8 @@ impl Hub {
         let name = room.name.clone();
         let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != id).collect();
         let user = self.user(id);
-        let (who, realname, away) = (user.source.clone(), user.realname.to_string(), user.away.as_deref().map(str::to_string));
+        let (who, realname, away) =
+            (user.source.clone(), user.realname.to_string(), user.away.as_deref().map(str::to_string));
         let event = self.event(EventKind::Join { who: who.clone(), room: name, realname });
         self.deliver(members.iter().copied(), &event);
         if let Some(message) = away {
@@ -1402,9 +1403,11 @@ impl Hub {
             .members
             .iter()
             .filter(|&(&id, _)| is_member || self.sees(asker, id))
-            .filter(|&(&id, _)| room.shows(asker, id) || {
-                unlisted += 1;
-                false
+            .filter(|&(&id, _)| {
+                room.shows(asker, id) || {
+                    unlisted += 1;
+                    false
+                }
             })
             .map(|(&id, &status)| Member { info: self.info(id, asker, 0), status })
             .collect();
@@ -1429,7 +1432,8 @@ impl Hub {
     pub fn some_members(&self, id: ConnId, name: &str, max: usize) -> (usize, Vec<String>) {
         let Ok(room) = self.room(name) else { return (0, Vec::new()) };
         let others = room.members.iter().filter(|&(&m, _)| m != id);
-        let names = others.clone().filter(|(_, s)| !s.hidden).take(max).map(|(m, _)| self.nick(*m).to_string()).collect();
+        let names =
+            others.clone().filter(|(_, s)| !s.hidden).take(max).map(|(m, _)| self.nick(*m).to_string()).collect();
         (others.count(), names)
     }
 
