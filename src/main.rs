@@ -207,6 +207,12 @@ struct ServeArgs {
     /// refused with a message saying to leave one first.
     #[arg(long, value_name = "N", default_value_t = charla::hub::limits::DEFAULT_MAX_ROOMS)]
     max_rooms_per_user: usize,
+    /// Rooms with more than N members take newcomers in quietly (delayed join): their join,
+    /// part and quit are not sent to the other members until they first speak or act there,
+    /// so a crowd coming and going costs no one anything; 0 announces every join, as small
+    /// rooms always do.
+    #[arg(long, value_name = "N", default_value_t = charla::hub::DEFAULT_QUIET_JOINS_ABOVE)]
+    quiet_joins_above: usize,
     /// Acknowledge an IRC client's message (its echo-message echo, its labeled ACK) only once it
     /// is written to history, so that a crash or kill -9 never loses a message its sender saw
     /// accepted. Others receive it at once either way. Costs each sender about one disk commit
@@ -376,6 +382,7 @@ impl ServeArgs {
                 max_rooms_per_user: self.max_rooms_per_user,
                 ..Default::default()
             },
+            quiet_joins_above: self.quiet_joins_above,
             ..Default::default()
         };
         let history = HistoryConfig {

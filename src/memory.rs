@@ -3,10 +3,10 @@
 //! glibc's `malloc` keeps what is freed for reuse, and a few big buffers freed at once (a history
 //! answer of megabytes, the queue of a client dropped for SendQ) stay in the process's resident
 //! memory long after the burst: 125 MB of 208 were still held after the clients that caused them
-//! had gone (issue 12). So whoever lets go of a big buffer says so ([`released`]), as does every
-//! connection that ends ([`connection_ended`]), and a task of the server's ([`give_back`]) calls
-//! `malloc_trim` once a second while that happens, off the async workers (trimming a big heap
-//! takes milliseconds). Elsewhere than glibc, nothing is done.
+//! had gone (issue 12). So whoever lets go of a big buffer says so ([`released`]), as does each
+//! connection that ends ([`connection_closed`]: a crowd leaving is a burst too), and a task of
+//! the server's ([`give_back`]) calls `malloc_trim` once a second while that happens, off the
+//! async workers (trimming a big heap takes milliseconds). Elsewhere than glibc, nothing is done.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -31,13 +31,14 @@ pub fn released(bytes: usize) {
     }
 }
 
-/// What a connection that has ended is counted as having let go: its buffers, its task and its
-/// session, all small, but thousands ending together (a class leaving, a network blip) leave
-/// the heap as full of holes as one big buffer; 64 of them ask for a trim.
-const CONNECTION: usize = TRIM_AFTER / 64;
+/// Roughly what an idle connection holds (its task, socket registration, queue, the hub's user
+/// and their allocator slack): what its end gives back, in small pieces.
+const CONNECTION: usize = 4 * 1024;
 
-/// Notes that a connection has ended.
-pub fn connection_ended() {
+/// Notes that a connection has ended. One alone frees little, but a crowd leaving together
+/// (hundreds in a second) frees as much as a big buffer, and in pieces too small for glibc to
+/// hand back by itself: 10,000 idle clients gone left 45 MB held without a trim.
+pub fn connection_closed() {
     RELEASED.fetch_add(CONNECTION, Ordering::Relaxed);
 }
 

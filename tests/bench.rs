@@ -1,6 +1,6 @@
-//! `charla bench` against a charla server started in this process: a tiny fanout (plain text, or
-//! IRC over WebSocket) delivers every message and says so in its JSON line; targets off this
-//! machine are refused.
+//! `charla bench` against a charla server started in this process: a tiny fanout (plain text,
+//! IRC over WebSocket, IRC and WebSocket over TLS) delivers every message and says so in its
+//! JSON line; targets off this machine are refused.
 
 mod common;
 
@@ -35,6 +35,42 @@ async fn tiny_fanout(proto: &str) -> (serde_json::Value, charla::bench::Report, 
     let line = report.json_line();
     assert!(!line.contains('\n'), "one line: {line}");
     (serde_json::from_str(&line).expect("valid JSON"), report, target)
+}
+
+/// A fanout of 5 clients and 200 messages with `--tls` in `proto`, aimed at a TLS-only port of
+/// a server with a self-signed certificate (clear text would fail there): its JSON line.
+async fn tiny_fanout_over_tls(proto: &str) -> serde_json::Value {
+    let mut server = start_with(|config| {
+        config.tls = Some(charla::server::TlsConfig {
+            cert: charla::net::tls::CertSource::SelfSigned {
+                dir: config.data_dir.clone(),
+                names: vec!["localhost".into()],
+            },
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            required: false,
+        });
+    })
+    .await;
+    let target = server.addrs[1].to_string();
+    let report = charla::bench::execute(args(&[
+        "fanout", "--target", &target, "--proto", proto, "--tls", "--clients", "5", "--messages", "200", "--timeout",
+        "20",
+    ]))
+    .await
+    .expect("the bench runs");
+    server.stop().await;
+    serde_json::from_str(&report.json_line()).expect("valid JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiny_fanouts_over_tls_lose_nothing() {
+    for (proto, named) in [("irc", "irc+tls"), ("ws", "ws+tls")] {
+        let json = tiny_fanout_over_tls(proto).await;
+        assert_eq!(json["proto"], named);
+        assert_eq!(json["registered"], 5, "{json}");
+        assert_eq!(json["deliveries"], 800, "{json}");
+        assert_eq!(json["lost"], 0);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

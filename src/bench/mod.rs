@@ -15,6 +15,7 @@
 //! - [`report`]: the summary table, the final JSON line, the progress bar.
 //! - [`sys`]: open-file limit, this process's CPU time, the server's RSS and CPU from `/proc`.
 //! - [`ws`]: `--proto ws`, the relay that carries the load connections' IRC over WebSocket.
+//! - [`tls`](mod@tls): `--tls`, the relay that carries the load connections over TLS.
 
 pub mod client;
 pub mod payload;
@@ -22,6 +23,7 @@ pub mod report;
 pub mod scenario;
 pub mod sys;
 pub mod target;
+pub mod tls;
 pub mod ws;
 
 use std::io::Write;
@@ -48,6 +50,11 @@ pub struct Args {
     /// The protocol the load clients speak.
     #[arg(long, value_enum, default_value_t = Proto::Irc)]
     pub proto: Proto,
+    /// Reach the server over TLS (WebSocket over TLS with --proto ws), through a relay in this
+    /// process; any certificate is accepted. The server needs TLS on its port, e.g.
+    /// `charla serve --tls-self-signed`.
+    #[arg(long)]
+    pub tls: bool,
     /// Connections, senders included.
     #[arg(long, value_name = "N")]
     pub clients: Option<usize>,
@@ -170,6 +177,8 @@ pub struct Plan {
     /// The target as given, for the report.
     pub target_text: String,
     pub proto: Proto,
+    /// Over TLS (`--tls`), through the relay in [`tls`](mod@tls).
+    pub tls: bool,
     pub clients: usize,
     pub senders: usize,
     /// Messages in all (message scenarios).
@@ -288,6 +297,7 @@ impl Plan {
             target,
             target_text: args.target,
             proto: args.proto,
+            tls: args.tls,
             clients,
             senders,
             messages,
@@ -306,6 +316,16 @@ impl Plan {
         })
     }
 
+    /// The protocol as the report names it: `irc`, `plain`, `ws`, with `+tls` over TLS.
+    pub fn proto_name(&self) -> &'static str {
+        match (self.proto, self.tls) {
+            (Proto::Irc, true) => "irc+tls",
+            (Proto::Plain, true) => "plain+tls",
+            (Proto::Ws, true) => "ws+tls",
+            (proto, false) => proto.name(),
+        }
+    }
+
     /// The source address of connection `n`.
     pub fn source(&self, n: usize) -> Option<IpAddr> {
         (!self.sources.is_empty()).then(|| self.sources[n % self.sources.len()])
@@ -315,16 +335,21 @@ impl Plan {
 /// Runs a scenario and returns its report without printing it.
 pub async fn execute(args: Args) -> Result<Report, BenchError> {
     let mut plan = Plan::new(args)?;
-    // Kept until the run ends: the load connections go through it.
-    let _relay = match plan.proto {
-        Proto::Ws => {
-            let relay = ws::Relay::start(plan.target).await.map_err(BenchError::Relay)?;
-            plan.target = relay.addr;
-            Some(relay)
-        }
-        _ => None,
-    };
-    let wanted = plan.clients.max(plan.workers) as u64 + 256;
+    // Kept until the run ends: the load connections go through them.
+    let (mut _ws_relay, mut _tls_relay) = (None, None);
+    if plan.proto == Proto::Ws {
+        let tls = plan.tls.then(tls::connector).transpose().map_err(BenchError::Relay)?;
+        let relay = ws::Relay::start(plan.target, tls).await.map_err(BenchError::Relay)?;
+        plan.target = relay.addr;
+        _ws_relay = Some(relay);
+    } else if plan.tls {
+        let relay = tls::Relay::start(plan.target).await.map_err(BenchError::Relay)?;
+        plan.target = relay.addr;
+        _tls_relay = Some(relay);
+    }
+    // A relayed connection takes three descriptors here: the load connection and the relay's two.
+    let per_connection = if plan.proto == Proto::Ws || plan.tls { 3 } else { 1 };
+    let wanted = (plan.clients.max(plan.workers) * per_connection) as u64 + 256;
     let limit = sys::raise_open_files(wanted);
     if limit < wanted {
         eprintln!(

@@ -282,7 +282,7 @@ async fn connections(plan: &Plan) -> Result<Report, BenchError> {
     Ok(Report {
         scenario: plan.scenario.name(),
         target: plan.target_text.clone(),
-        proto: plan.proto.name(),
+        proto: plan.proto_name(),
         clients: plan.clients,
         registered,
         connect_failed: ctx.failed.load(Ordering::Relaxed),
@@ -561,7 +561,7 @@ async fn churn(plan: &Plan) -> Result<Report, BenchError> {
     Ok(Report {
         scenario: plan.scenario.name(),
         target: plan.target_text.clone(),
-        proto: plan.proto.name(),
+        proto: plan.proto_name(),
         clients: plan.workers,
         registered: cycles as usize,
         connect_failed: failures as usize,

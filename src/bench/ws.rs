@@ -5,14 +5,15 @@
 //! each one goes through a relay in this process that opens a WebSocket to the server, from
 //! the connection's own source address, and turns lines into frames and frames back into
 //! lines. The figures thus include the cost of the relay's hop on this machine, as small as
-//! loopback makes it.
+//! loopback makes it. With `--tls` the relay speaks WebSocket over TLS (`wss://`).
 
 use std::io;
 use std::net::SocketAddr;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -25,14 +26,16 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Listens on loopback for load connections, each relayed to `ws://target/ws`.
-    pub async fn start(target: SocketAddr) -> io::Result<Relay> {
+    /// Listens on loopback for load connections, each relayed to `ws://target/ws`, or over TLS
+    /// when given a connector.
+    pub async fn start(target: SocketAddr, tls: Option<TlsConnector>) -> io::Result<Relay> {
         let listener = TcpListener::bind(SocketAddr::new(target.ip(), 0)).await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
             while let Ok((client, peer)) = listener.accept().await {
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = relay(client, peer, target).await {
+                    if let Err(e) = relay(client, peer, target, tls).await {
                         tracing::debug!("relay for {peer}: {e}");
                     }
                 });
@@ -49,12 +52,25 @@ impl Drop for Relay {
 }
 
 /// Relays one connection until either side closes.
-async fn relay(client: TcpStream, peer: SocketAddr, target: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+async fn relay(
+    client: TcpStream,
+    peer: SocketAddr,
+    target: SocketAddr,
+    tls: Option<TlsConnector>,
+) -> Result<(), Box<dyn std::error::Error>> {
     client.set_nodelay(true)?;
-    let socket = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-    socket.bind(SocketAddr::new(peer.ip(), 0))?;
-    let stream = socket.connect(target).await?;
-    stream.set_nodelay(true)?;
+    match tls {
+        Some(connector) => frames(client, super::tls::dial(&connector, peer, target).await?, target).await,
+        None => frames(client, super::tls::connect_from(peer, target).await?, target).await,
+    }
+}
+
+/// Turns the load connection's lines into frames on `stream` and back.
+async fn frames<S: AsyncRead + AsyncWrite + Unpin>(
+    client: TcpStream,
+    stream: S,
+    target: SocketAddr,
+) -> Result<(), Box<dyn std::error::Error>> {
     let mut request = format!("ws://{target}/ws").into_client_request()?;
     request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("text.ircv3.net"));
     let (ws, _) = tokio_tungstenite::client_async(request, stream).await?;

@@ -176,6 +176,11 @@ pub enum HubError {
 pub struct Status {
     pub op: bool,
     pub voice: bool,
+    /// Joined a big room quietly and not yet shown to its other members (a delayed join, see
+    /// [`HubConfig::quiet_joins_above`]): the other members were not told of the join and are
+    /// not told of a part or quit; they are sent the JOIN just before the member's first
+    /// message, topic, kick or mode change there, or when an operator gives them `+o`/`+v`.
+    pub hidden: bool,
 }
 
 impl Status {
@@ -280,6 +285,19 @@ impl Room {
     fn is_op(&self, id: ConnId) -> bool {
         self.status(id).is_some_and(|s| s.op)
     }
+    /// The members who see `id` come and go: every other member, unless `id` joined quietly
+    /// and has not been shown yet (then none).
+    fn witnesses(&self, id: ConnId) -> Vec<ConnId> {
+        if self.status(id).is_some_and(|s| s.hidden) {
+            return Vec::new();
+        }
+        self.members.keys().copied().filter(|&m| m != id).collect()
+    }
+    /// Whether `asker` is shown `id` as a member (NAMES, WHO): the shown members, and the
+    /// asker themself.
+    fn shows(&self, asker: ConnId, id: ConnId) -> bool {
+        id == asker || self.status(id).is_some_and(|s| !s.hidden)
+    }
     fn banned(&self, who: &Source) -> bool {
         if self.bans.is_empty() {
             return false;
@@ -377,6 +395,9 @@ pub struct RoomInfo {
     pub topic: Option<Topic>,
     pub modes: RoomModes,
     pub members: Vec<Member>,
+    /// Members left out of `members` because they joined quietly and have not spoken yet
+    /// (delayed join, [`HubConfig::quiet_joins_above`]).
+    pub unlisted: usize,
     pub secret: bool,
 }
 
@@ -433,7 +454,18 @@ pub struct HubConfig {
     pub nick_grace: Duration,
     /// The server password (`serve --password`): a private server lets in only who gives it.
     pub password: Option<String>,
+    /// Rooms with more members than this (`serve --quiet-joins-above`) take new members in
+    /// quietly: their join, part and quit are not sent to the others until they first speak
+    /// or act there (delayed join, as large IRC networks do), so that a crowd coming and going
+    /// costs each member nothing. 0 turns it off.
+    pub quiet_joins_above: usize,
 }
+
+/// [`HubConfig::quiet_joins_above`] when not configured. At 200 members one join already sends
+/// 200 lines and a room that fills up to 200 has sent 20,000 join lines; a room that size is a
+/// crowd in which few follow who comes and goes, and NAMES still lists everyone who spoke. Up
+/// to it every join, part and quit is seen as before.
+pub const DEFAULT_QUIET_JOINS_ABOVE: usize = 200;
 
 impl Default for HubConfig {
     fn default() -> HubConfig {
@@ -442,6 +474,7 @@ impl Default for HubConfig {
             nick_grace: Duration::from_secs(30),
             password: None,
             limits: HubLimits::default(),
+            quiet_joins_above: DEFAULT_QUIET_JOINS_ABOVE,
         }
     }
 }
@@ -525,7 +558,8 @@ impl Hub {
         }
     }
 
-    /// Everyone who shares at least one room with `id`, without `id`, each once.
+    /// Everyone who shares at least one room with `id` in which `id` is shown (not a quiet
+    /// join), without `id`, each once: who is told of its quit, nick change, away, ….
     fn peers(&self, id: ConnId) -> IdSet {
         let Some(user) = self.users.get(&id) else {
             return IdSet::default();
@@ -533,9 +567,29 @@ impl Hub {
         user.rooms
             .iter()
             .filter_map(|r| self.rooms.get(r))
+            .filter(|r| r.status(id).is_some_and(|s| !s.hidden))
             .flat_map(|r| r.members.keys().copied())
             .filter(|&m| m != id)
             .collect()
+    }
+
+    /// Shows `id` to the other members of the room `key` (folded) if it joined quietly: they
+    /// are sent its JOIN now, before whatever it does there next.
+    fn reveal(&mut self, id: ConnId, key: &str) {
+        let Some(room) = self.rooms.get_mut(key) else { return };
+        let Some(status) = room.members.get_mut(&id).filter(|s| s.hidden) else { return };
+        status.hidden = false;
+        let name = room.name.clone();
+        let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != id).collect();
+        let user = self.user(id);
+        let (who, realname, away) =
+            (user.source.clone(), user.realname.to_string(), user.away.as_deref().map(str::to_string));
+        let event = self.event(EventKind::Join { who: who.clone(), room: name, realname });
+        self.deliver(members.iter().copied(), &event);
+        if let Some(message) = away {
+            let away = self.event(EventKind::Away { who, message: Some(message) });
+            self.deliver(members, &away);
+        }
     }
 
     fn user(&self, id: ConnId) -> &User {
@@ -801,12 +855,14 @@ impl Hub {
                 self.rooms.insert(folded.clone(), room);
             }
         }
+        let quiet_above = self.config.quiet_joins_above;
         let room = self.rooms.get_mut(&folded).expect("exists now");
         let first = room.members.is_empty();
-        room.members.insert(id, Status { op: first, voice: false });
+        let hidden = quiet_above > 0 && room.members.len() >= quiet_above;
+        room.members.insert(id, Status { op: first, voice: false, hidden });
         room.invited.remove(&id);
         let (name, topic) = (room.name.clone(), room.topic.clone());
-        let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != id).collect();
+        let members = room.witnesses(id);
         self.users.get_mut(&id).expect("registered").rooms.push(folded);
         let realname = self.user(id).realname.to_string();
         let event = self.event(EventKind::Join { who, room: name.clone(), realname });
@@ -826,7 +882,7 @@ impl Hub {
     /// Leaves a room; the other members are told.
     pub fn part(&mut self, id: ConnId, name: &str, reason: &str) -> Result<Arc<Event>, HubError> {
         let room = self.member_room(id, name)?;
-        let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != id).collect();
+        let members = room.witnesses(id);
         let event = self.event(EventKind::Part {
             who: self.user(id).source.clone(),
             room: room.name.clone(),
@@ -911,7 +967,8 @@ impl Hub {
             _ => (None, target),
         };
         let (target, recipients, away, room_key) = if target.starts_with('#') {
-            let room = self.rooms.get_mut(&fold(target)).ok_or_else(|| HubError::NoSuchRoom(target.into()))?;
+            let key = fold(target);
+            let room = self.rooms.get_mut(&key).ok_or_else(|| HubError::NoSuchRoom(target.into()))?;
             match room.status(id) {
                 None if room.modes.no_external => {
                     return Err(HubError::External(room.name.clone()));
@@ -924,6 +981,8 @@ impl Hub {
                 }
                 _ => {}
             }
+            self.reveal(id, &key);
+            let room = self.rooms.get_mut(&key).expect("checked above");
             if let Some(prefix) = status {
                 let members = room
                     .members
@@ -995,6 +1054,8 @@ impl Hub {
             return Err(HubError::NeedOps(room.name.clone()));
         }
         let text = text::clean(text, text::TOPIC_LEN);
+        self.reveal(id, &fold(name));
+        let room = self.room(name)?;
         let who = self.user(id).source.clone();
         let topic =
             (!text.is_empty()).then(|| Topic { text: text.clone(), set_by: who.nick.clone(), at: now_millis() });
@@ -1018,7 +1079,13 @@ impl Hub {
         if !room.members.contains_key(&target_id) {
             return Err(HubError::UserNotInRoom { nick: target.into(), room: room.name.clone() });
         }
-        let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != id).collect();
+        self.reveal(id, &fold(name));
+        let room = self.room(name)?;
+        // A member who was never shown leaves as quietly: only they are told.
+        let members: Vec<ConnId> = match room.status(target_id) {
+            Some(s) if s.hidden => vec![target_id],
+            _ => room.members.keys().copied().filter(|&m| m != id).collect(),
+        };
         let event = self.event(EventKind::Kick {
             who: self.user(id).source.clone(),
             room: room.name.clone(),
@@ -1069,6 +1136,9 @@ impl Hub {
         let room_name = room.name.clone();
         let setter = self.user(id).source.nick.clone();
         let mut result = ModesApplied::default();
+        if !changes.is_empty() {
+            self.reveal(id, &fold(name));
+        }
         for change in changes {
             let member = match &change.mode {
                 RoomMode::Op(nick) | RoomMode::Voice(nick) => match self.id_of(nick) {
@@ -1122,6 +1192,12 @@ impl Hub {
                 _ => room.modes.apply(&change),
             };
             if changed {
+                // A member given +o or +v stands out: the room is shown them first.
+                if let Some((m, _)) = &member
+                    && add
+                {
+                    self.reveal(*m, &fold(name));
+                }
                 // Announce the nick as it is spelled, not as the operator typed it.
                 let mode = match (change.mode, member) {
                     (RoomMode::Op(_), Some((_, nick))) => RoomMode::Op(nick),
@@ -1322,10 +1398,17 @@ impl Hub {
     pub fn room_info(&self, asker: ConnId, name: &str) -> Result<RoomInfo, HubError> {
         let room = self.visible_room(asker, name)?;
         let is_member = room.members.contains_key(&asker);
+        let mut unlisted = 0;
         let mut members: Vec<Member> = room
             .members
             .iter()
             .filter(|&(&id, _)| is_member || self.sees(asker, id))
+            .filter(|&(&id, _)| {
+                room.shows(asker, id) || {
+                    unlisted += 1;
+                    false
+                }
+            })
             .map(|(&id, &status)| Member { info: self.info(id, asker, 0), status })
             .collect();
         members.sort_by_cached_key(|m| fold(&m.info.nick));
@@ -1339,6 +1422,7 @@ impl Hub {
             topic: room.topic.clone(),
             modes,
             members,
+            unlisted,
             secret: room.modes.secret,
         })
     }
@@ -1347,8 +1431,9 @@ impl Hub {
     /// no particular order): cheap even for a room of thousands.
     pub fn some_members(&self, id: ConnId, name: &str, max: usize) -> (usize, Vec<String>) {
         let Ok(room) = self.room(name) else { return (0, Vec::new()) };
-        let others = room.members.keys().filter(|&&m| m != id);
-        let names = others.clone().take(max).map(|m| self.nick(*m).to_string()).collect();
+        let others = room.members.iter().filter(|&(&m, _)| m != id);
+        let names =
+            others.clone().filter(|(_, s)| !s.hidden).take(max).map(|(m, _)| self.nick(*m).to_string()).collect();
         (others.count(), names)
     }
 

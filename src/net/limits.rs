@@ -163,7 +163,7 @@ pub struct Admission {
 
 impl Drop for ConnPermit {
     fn drop(&mut self) {
-        crate::memory::connection_ended();
+        crate::memory::connection_closed();
         let mut open = self.limiter.open.lock().unwrap_or_else(|e| e.into_inner());
         let (total, per_ip) = &mut *open;
         *total -= 1;

@@ -618,7 +618,11 @@ impl Session<'_> {
                         name
                     })
                     .collect();
-                self.reply(format!("{} in {}: {}", names.len(), info.name, names.join(", ")));
+                let quiet = match info.unlisted {
+                    0 => String::new(),
+                    n => format!(" (and {n} more who have not spoken)"),
+                };
+                self.reply(format!("{} in {}: {}{quiet}", names.len(), info.name, names.join(", ")));
             }
             Err(e) => self.error(e),
         }

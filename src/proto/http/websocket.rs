@@ -44,6 +44,11 @@ const MAX_OUT_LINE: usize = 64 * 1024;
 /// Bytes the pipe between the bridge and the session holds each way.
 const PIPE: usize = 16 * 1024;
 
+/// What tungstenite reads into at once. Its default, 128 KiB, is allocated and filled for every
+/// connection: 143 KiB of resident memory per idle WebSocket client, against 2.4 KiB for IRC
+/// over TCP. IRC lines are short; a bigger frame still gets the room it needs.
+const READ_BUFFER: usize = 4 * 1024;
+
 /// How long a closing connection waits for the client's close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
@@ -165,7 +170,10 @@ pub async fn run(accepted: Accepted, peer: Peer, shared: Arc<Shared>, admission:
     };
     let stream: BoxStream = Box::new(Rewind::new(parts.read_buf, parts.io.into_inner()));
     let client_socket = stream.socket();
-    let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE))
+        .read_buffer_size(READ_BUFFER);
     let socket = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
     let (session_end, bridge_end) = tokio::io::duplex(PIPE);
     let ping_every = shared.limits().ping_interval;
