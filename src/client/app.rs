@@ -86,6 +86,8 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("/rooms", "/rooms", "the same as /list"),
     ("/history", "/history [N]", "load N earlier lines here"),
     ("/away", "/away [TEXT]", "set away; no text: back"),
+    ("/register", "/register PASS", "make your nick an account"),
+    ("/login", "/login NAME PASS", "log in to an account"),
     ("/close", "/close", "close this window"),
     ("/quote", "/quote LINE", "send a raw IRC line"),
     ("/help", "/help", "this list"),
@@ -1553,6 +1555,14 @@ impl App {
             },
             "away" if rest.is_empty() => send(vec![Message::new("AWAY", &[])]),
             "away" => send(vec![Message::new("AWAY", &[rest]).with_trailing_colon()]),
+            "register" if !first.is_empty() && after.is_empty() => {
+                send(vec![Message::new("REGISTER", &["*", "*", first])])
+            }
+            "login" if !first.is_empty() && !after.is_empty() && !after.contains(' ') => {
+                // Kept for the connection's life: a reconnect logs in again.
+                self.config.credentials.login = Some((first.to_string(), after.to_string()));
+                send(vec![Message::new("AUTHENTICATE", &["PLAIN"])])
+            }
             "quote" | "raw" if !rest.is_empty() => match Message::parse(rest) {
                 Ok(message) => send(vec![message]),
                 Err(error) => {

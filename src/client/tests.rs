@@ -189,6 +189,19 @@ fn gives_the_server_password_and_logs_in_with_sasl_before_registering() {
 }
 
 #[test]
+fn register_and_login_from_the_input_line() {
+    let mut app = new_app(&["#lobby"]);
+    app.connected();
+    feed(&mut app, &[":srv CAP * LS :sasl", ":srv CAP me ACK :sasl"]);
+    feed(&mut app, &[":srv 001 me :Welcome"]);
+    assert_eq!(enter(&mut app, "/register correct-horse"), ["REGISTER * * correct-horse"]);
+    assert_eq!(enter(&mut app, "/login ana correct-horse"), ["AUTHENTICATE PLAIN"]);
+    assert_eq!(feed(&mut app, &["AUTHENTICATE +"]), ["AUTHENTICATE YW5hAGFuYQBjb3JyZWN0LWhvcnNl"]);
+    // Registered already: the success ends nothing.
+    assert_eq!(feed(&mut app, &[":srv 903 me :SASL authentication successful"]), Vec::<String>::new());
+}
+
+#[test]
 fn a_failed_login_goes_on_as_a_guest_and_a_refused_server_password_says_what_to_do() {
     let mut config = config(&["#lobby"]);
     config.credentials.login = Some(("ana".into(), "wrong".into()));
