@@ -1204,6 +1204,11 @@ impl App {
     }
 
     /// Information for the user, in the window they are looking at.
+    /// Something the user should read, in the server window.
+    pub fn notice(&mut self, text: String) {
+        self.add(0, self.local(EntryKind::Info, text));
+    }
+
     fn info(&mut self, text: String) {
         self.add(self.looking_at(), self.local(EntryKind::Info, text));
     }

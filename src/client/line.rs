@@ -36,6 +36,9 @@ pub async fn run(
 ) -> Result<(), ClientError> {
     let addr = dial.addr.clone();
     let stream = dial.connect().await?;
+    if let Some(notice) = dial.first_use() {
+        eprintln!("charla: {notice}");
+    }
     let (reader, mut writer) = tokio::io::split(stream);
     let (greeted, greeting) = oneshot::channel();
     let mut printing = tokio::spawn(print(reader, greeted));

@@ -83,6 +83,7 @@ impl Dial {
             webpki,
             provider: provider.clone(),
             refused: Mutex::new(None),
+            first_use: Mutex::new(None),
         });
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -100,6 +101,13 @@ impl Dial {
         };
         let connector = TlsConnector::from(Arc::new(config));
         Ok(Dial { addr, tls: Some(Arc::new(Secure { connector, name, trust })) })
+    }
+
+    /// What the user should know of the last handshake: that its certificate, unknown before,
+    /// is trusted from now on (with its fingerprint to compare). Taken once.
+    pub fn first_use(&self) -> Option<String> {
+        let secure = self.tls.as_ref()?;
+        secure.trust.first_use.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// Connects (and, for TLS, completes the handshake), giving up after
@@ -145,6 +153,9 @@ struct Trust {
     webpki: Option<Arc<WebPkiServerVerifier>>,
     provider: Arc<CryptoProvider>,
     refused: Mutex<Option<ClientError>>,
+    /// What to tell the user when a certificate was trusted on first use (shown by whoever
+    /// owns the screen: line mode on standard error, the full-screen client in its window).
+    first_use: Mutex<Option<String>>,
 }
 
 impl Trust {
@@ -186,11 +197,14 @@ impl Trust {
                 if let Err(source) = added {
                     return Err(self.refuse(ClientError::KnownServers { file: file.clone(), source }));
                 }
-                eprintln!(
-                    "charla: {} is not vouched for by any certificate authority (self-signed); trusting it from now on, remembered in {}.\ncharla: its SHA-256 fingerprint is {now}: compare it with the one `charla serve` printed at start.",
+                let notice = format!(
+                    "{} is not vouched for by any certificate authority (self-signed); trusting it from now on, \
+                     remembered in {}. Its SHA-256 fingerprint is {now}: compare it with the one `charla serve` \
+                     printed at start.",
                     self.addr,
                     file.display()
                 );
+                *self.first_use.lock().unwrap_or_else(|p| p.into_inner()) = Some(notice);
                 Ok(())
             }
         }

@@ -91,6 +91,9 @@ pub async fn run(config: Config, dial: Dial) -> Result<(), ClientError> {
     let guard = TerminalGuard::enter()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(stdout())).map_err(ClientError::Terminal)?;
     let mut app = App::new(config);
+    if let Some(notice) = dial.first_use() {
+        app.notice(notice);
+    }
     let size = terminal.size().map_err(ClientError::Terminal)?;
     app.resize(size.width, size.height);
     let mut keys = read_terminal_events();
