@@ -10,9 +10,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use charla::net::tls::CertSource;
 use charla::net::{FloodLimit, Limits};
 use charla::proto::{HistoryConfig, Protocol};
-use charla::net::tls::CertSource;
 use charla::server::{Config, Server, TlsConfig, settings};
 use charla::store::Retention;
 
@@ -332,7 +332,9 @@ impl ServeArgs {
         }
         let (given, file) = (matches.value_source("password"), matches.value_source("password_file"));
         if given == file {
-            anyhow::bail!("both --password and --password-file are given (the same way, e.g. both on the command line): keep one");
+            anyhow::bail!(
+                "both --password and --password-file are given (the same way, e.g. both on the command line): keep one"
+            );
         }
         if given > file {
             self.password_file = None;
@@ -559,8 +561,8 @@ async fn serve(
 ) -> anyhow::Result<()> {
     // Before the banner: whoever reads it may stop or reload the server at once.
     let shutdown = shutdown_signal()?;
-    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("cannot watch for SIGHUP")?;
+    let mut hangups =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("cannot watch for SIGHUP")?;
     let server = Server::bind(config).await?;
     let reloader = server.reloader();
     let reconfigure = std::sync::Arc::new(reconfigure);

@@ -557,10 +557,8 @@ async fn list_filters_by_elist_conditions() {
 async fn a_list_is_sent_as_it_is_read_and_others_are_answered_meanwhile() {
     const ROOMS: usize = 3_000;
     const LISTS: usize = 60;
-    let server = start_with(|config| {
-        config.hub.limits = HubLimits { room_creation: None, max_rooms_per_user: ROOMS }
-    })
-    .await;
+    let server =
+        start_with(|config| config.hub.limits = HubLimits { room_creation: None, max_rooms_per_user: ROOMS }).await;
     let mut holder = Irc::register(server.addr, "holder", &[]).await;
     let rooms: Vec<String> = (0..ROOMS).map(|i| format!("#room{i:05}")).collect();
     for chunk in rooms.chunks(40) {

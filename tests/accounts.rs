@@ -437,9 +437,7 @@ async fn a_nick_banned_from_the_server_cannot_be_taken_after_connecting_either()
     assert!(refused.params[2].contains("banned from this server (spamming)"), "{refused:?}");
     let (mut plain, _) = Client::plain(server.addr).await;
     plain.send("/nick badguy").await;
-    plain
-        .expect("error: the nick 'badguy' is banned from this server (spamming); pick another with /nick")
-        .await;
+    plain.expect("error: the nick 'badguy' is banned from this server (spamming); pick another with /nick").await;
     plain.send("/nick fineguy").await;
     plain.expect("You are now known as fineguy.").await;
 

@@ -53,7 +53,17 @@ async fn tiny_fanout_over_tls(proto: &str) -> serde_json::Value {
     .await;
     let target = server.addrs[1].to_string();
     let report = charla::bench::execute(args(&[
-        "fanout", "--target", &target, "--proto", proto, "--tls", "--clients", "5", "--messages", "200", "--timeout",
+        "fanout",
+        "--target",
+        &target,
+        "--proto",
+        proto,
+        "--tls",
+        "--clients",
+        "5",
+        "--messages",
+        "200",
+        "--timeout",
         "20",
     ]))
     .await

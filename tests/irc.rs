@@ -270,9 +270,15 @@ async fn cap_negotiation() {
     let offered = c.cap_ls().await;
     c.send("NICK capper").await;
     c.send("USER capper 0 * :Capper").await;
-    for cap in
-        ["message-tags", "server-time", "echo-message", "batch", "labeled-response", "multi-prefix", "sasl=PLAIN,EXTERNAL"]
-    {
+    for cap in [
+        "message-tags",
+        "server-time",
+        "echo-message",
+        "batch",
+        "labeled-response",
+        "multi-prefix",
+        "sasl=PLAIN,EXTERNAL",
+    ] {
         assert!(offered.iter().any(|c| c == cap), "{cap} offered: {offered:?}");
     }
     c.send("CAP REQ :multi-prefix bogus-cap").await;

@@ -303,11 +303,9 @@ async fn sighup_switches_the_certificate_while_a_tls_connection_keeps_chatting()
     let dir = TempDir::new();
     let (cert, key) = make_cert(&dir.0, "live");
     let first_fp = fingerprint_of_pem(&std::fs::read(&cert).unwrap());
-    let mut server = Served::start(
-        &dir.0.join("data"),
-        &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
-    )
-    .await;
+    let mut server =
+        Served::start(&dir.0.join("data"), &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()])
+            .await;
     assert_eq!(server.fingerprint.as_deref(), Some(first_fp.to_string().as_str()), "the banner shows it");
     let mut old = Irc::register_over(tls(server.addr, first_fp).await, "old", &[]).await;
     old.join("#lobby").await;
@@ -391,11 +389,9 @@ async fn charla_connect_pins_a_certificate_on_first_use_and_refuses_a_changed_on
     let dir = TempDir::new();
     let config = dir.0.join("config");
     let (cert, key) = make_cert(&dir.0, "server");
-    let mut server = Served::start(
-        &dir.0.join("data"),
-        &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
-    )
-    .await;
+    let mut server =
+        Served::start(&dir.0.join("data"), &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()])
+            .await;
     let first = server.fingerprint.clone().unwrap();
     let mut watcher = Irc::register(server.addr, "watcher", &[]).await;
     watcher.join("#lobby").await;
@@ -426,7 +422,8 @@ async fn charla_connect_pins_a_certificate_on_first_use_and_refuses_a_changed_on
 
 /// A TLS connection that accepts only `server` and shows the client certificate `cert`.
 async fn tls_with_cert(addr: SocketAddr, server: Fingerprint, cert: &(PathBuf, PathBuf)) -> Client {
-    let options = TlsOptions { fingerprint: Some(server), client_cert: Some(cert.clone()), known_servers: PathBuf::new() };
+    let options =
+        TlsOptions { fingerprint: Some(server), client_cert: Some(cert.clone()), known_servers: PathBuf::new() };
     let dial = Dial::tls("127.0.0.1", addr.port(), options).expect("a TLS dialer");
     Client::over(tokio::time::timeout(WAIT, dial.connect()).await.expect("in time").expect("TLS handshake"))
 }
@@ -456,7 +453,9 @@ async fn a_client_certificate_added_to_an_account_logs_in_with_sasl_external() {
     carol.send("/register a-long-password").await;
     carol.expect_where(|l| l.starts_with("Account carol registered")).await;
     carol.send("/cert add").await;
-    carol.expect(&format!("Certificate {cert_fp} added to carol: connecting with it, SASL EXTERNAL logs you in.")).await;
+    carol
+        .expect(&format!("Certificate {cert_fp} added to carol: connecting with it, SASL EXTERNAL logs you in."))
+        .await;
     carol.send("/cert list").await;
     carol.expect(&format!("Client certificates of carol: {cert_fp}")).await;
     carol.send("/quit").await;

@@ -71,11 +71,8 @@ fn frame(out: &mut Vec<u8>, header: u8, payload: &[u8]) {
 /// answered (unless the input ended the connection); then the client closes its side. Returns
 /// all the server said until it closed the connection.
 fn talk(input: Vec<u8>) -> Vec<u8> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .expect("a runtime");
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().expect("a runtime");
     runtime.block_on(async move {
         let shared = Arc::new(common::shared());
         let peer: SocketAddr = "127.0.0.1:40000".parse().expect("an address");
@@ -129,7 +126,11 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// The server's answer: the upgrade, then well-formed server frames.
 fn check(answer: &[u8]) {
-    assert!(answer.starts_with(b"HTTP/1.1 101 "), "no upgrade: {:?}", String::from_utf8_lossy(&answer[..answer.len().min(200)]));
+    assert!(
+        answer.starts_with(b"HTTP/1.1 101 "),
+        "no upgrade: {:?}",
+        String::from_utf8_lossy(&answer[..answer.len().min(200)])
+    );
     let head_end = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("the end of the response head") + 4;
     let mut frames = &answer[head_end..];
     while let [header, len, rest @ ..] = frames {

@@ -221,7 +221,10 @@ impl Accounts {
         .await?;
         let (account, markers) = match found {
             Some((account, _)) if wanted.as_ref().is_some_and(|w| !text::fold(w).eq(&text::fold(&account))) => {
-                tracing::warn!("certificate login from {ip}: {fingerprint} is not {}'s", wanted.as_deref().unwrap_or(""));
+                tracing::warn!(
+                    "certificate login from {ip}: {fingerprint} is not {}'s",
+                    wanted.as_deref().unwrap_or("")
+                );
                 return Err(AccountError::CertificateElsewhere(fingerprint, wanted.unwrap_or_default()));
             }
             Some(found) => found,
@@ -262,7 +265,9 @@ impl Accounts {
                 let (name, fp) = (account.clone(), fingerprint.clone());
                 let added = run_blocking(move || Ok(store.add_cert(&name, &fp, now_millis())?)).await?;
                 if !added {
-                    return Ok(format!("The certificate {fingerprint} already belongs to an account; nothing changed."));
+                    return Ok(format!(
+                        "The certificate {fingerprint} already belongs to an account; nothing changed."
+                    ));
                 }
                 tracing::info!("account {account}: client certificate {fingerprint} added");
                 Ok(format!(
@@ -273,7 +278,9 @@ impl Accounts {
                 let name = account.clone();
                 let certs = run_blocking(move || Ok(store.certs(&name)?)).await?;
                 Ok(match certs.as_slice() {
-                    [] => format!("{account} has no client certificates; CERT ADD adds the one you are connected with."),
+                    [] => {
+                        format!("{account} has no client certificates; CERT ADD adds the one you are connected with.")
+                    }
                     certs => format!("Client certificates of {account}: {}", certs.join(", ")),
                 })
             }

@@ -598,7 +598,10 @@ impl App {
                 if !self.registered {
                     // Logging in first: the server's answer ends the negotiation.
                     let login = self.config.credentials.login.is_some() && self.server.enabled.contains("sasl");
-                    self.send(Message::new(if login { "AUTHENTICATE" } else { "CAP" }, &[if login { "PLAIN" } else { "END" }]));
+                    self.send(Message::new(
+                        if login { "AUTHENTICATE" } else { "CAP" },
+                        &[if login { "PLAIN" } else { "END" }],
+                    ));
                 }
             }
             "NAK" if !self.registered => self.send(Message::new("CAP", &["END"])),

@@ -70,7 +70,9 @@ pub enum ClientError {
         "the certificate of {addr} has SHA-256 {now}, not the {wanted} given with --tls-fingerprint: not connecting (check the fingerprint with the server's operator)"
     )]
     CertificateMismatch { addr: String, wanted: String, now: String },
-    #[error("cannot remember the server's certificate in {file}: {source} (set XDG_CONFIG_HOME to a writable directory)")]
+    #[error(
+        "cannot remember the server's certificate in {file}: {source} (set XDG_CONFIG_HOME to a writable directory)"
+    )]
     KnownServers { file: std::path::PathBuf, source: std::io::Error },
     #[error(
         "{addr} is a private server and refused {}: give it with --password-file FILE (its first line) or the environment variable CHARLA_SERVER_PASSWORD; the server's operator gives it out",

@@ -170,10 +170,8 @@ fn registers_negotiates_caps_and_joins() {
 #[test]
 fn gives_the_server_password_and_logs_in_with_sasl_before_registering() {
     let mut config = config(&["#lobby"]);
-    config.credentials = Credentials {
-        server_password: Some("clubhouse".into()),
-        login: Some(("ana".into(), "correct horse".into())),
-    };
+    config.credentials =
+        Credentials { server_password: Some("clubhouse".into()), login: Some(("ana".into(), "correct horse".into())) };
     let mut app = App::new(config);
     app.clock = clock;
     let hello: Vec<String> = app.connected().iter().map(Message::to_line).collect();

@@ -120,7 +120,9 @@ impl Dial {
             Ok(Ok(stream)) => Ok(Box::new(stream)),
             Ok(Err(e)) => Err(secure.trust.refused().unwrap_or_else(|| ClientError::Tls {
                 addr: self.addr.clone(),
-                detail: format!("{e} (does the server have TLS on this port? `charla serve` needs --tls-cert or --tls-self-signed)"),
+                detail: format!(
+                    "{e} (does the server have TLS on this port? `charla serve` needs --tls-cert or --tls-self-signed)"
+                ),
             })),
             Err(_) => Err(ClientError::Tls { addr: self.addr.clone(), detail: "the handshake timed out".into() }),
         }
@@ -130,7 +132,8 @@ impl Dial {
 /// The client certificate chain and key from PEM files.
 fn client_cert(cert: &Path, key: &Path) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), ClientError> {
     let read = |file: &Path| {
-        std::fs::read(file).map_err(|e| ClientError::ClientCert { detail: format!("cannot read {}: {e}", file.display()) })
+        std::fs::read(file)
+            .map_err(|e| ClientError::ClientCert { detail: format!("cannot read {}: {e}", file.display()) })
     };
     let chain: Vec<_> = CertificateDer::pem_slice_iter(&read(cert)?).filter_map(Result::ok).collect();
     if chain.is_empty() {
@@ -166,9 +169,9 @@ impl Trust {
     fn refuse(&self, error: ClientError) -> rustls::Error {
         let message = error.to_string();
         *self.refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
-        rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
-            std::io::Error::other(message),
-        ))))
+        rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(std::io::Error::other(
+            message,
+        )))))
     }
 
     /// Trust on first use: the certificate `now` is accepted if the known-servers file has it

@@ -44,9 +44,9 @@ use crate::chat::{MsgIdGen, now_millis};
 pub use event::{Event, EventKind, MsgId, MsgKind, Source, Tags, Target};
 pub use history::{History, HistoryNotice};
 use limits::{HubLimits, RoomCreation};
+pub use list::ListFilter;
 use modes::{ModeChange, RoomMode, RoomModes, flip};
 pub use monitor::{MONITOR_LIMIT, Monitored};
-pub use list::ListFilter;
 pub use outbox::{Closed, Out, Outbox};
 use text::fold;
 
@@ -1358,7 +1358,11 @@ impl Hub {
             account: user.source.account.as_deref().map(str::to_string),
             protocol: user.protocol,
             secure: user.secure,
-            certfp: user.certfp.as_deref().filter(|_| asker == id || self.users.get(&asker).is_some_and(|a| a.oper)).map(str::to_string),
+            certfp: user
+                .certfp
+                .as_deref()
+                .filter(|_| asker == id || self.users.get(&asker).is_some_and(|a| a.oper))
+                .map(str::to_string),
             signon: user.signon,
             last_spoke: user.last_spoke,
             rooms,

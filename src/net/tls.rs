@@ -263,7 +263,11 @@ fn load(source: &CertSource, provider: &CryptoProvider) -> Result<CertifiedKey, 
     }
     let private = PrivateKeyDer::from_pem_slice(&text(&key)?)
         .map_err(|e| TlsError::NoKey { file: key.clone(), detail: e.to_string() })?;
-    CertifiedKey::from_der(chain, private, provider).map_err(|e| TlsError::Mismatch { cert, key, detail: e.to_string() })
+    CertifiedKey::from_der(chain, private, provider).map_err(|e| TlsError::Mismatch {
+        cert,
+        key,
+        detail: e.to_string(),
+    })
 }
 
 /// The self-signed certificate's files in `dir`, made for `names` if they are not there yet.
@@ -290,8 +294,13 @@ fn write_file(file: &Path, content: &[u8], mode: u32) -> Result<(), TlsError> {
     use std::os::unix::fs::OpenOptionsExt;
     let error = |source| TlsError::Write { file: file.into(), source };
     let temporary = file.with_extension("tmp");
-    let mut out =
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&temporary).map_err(error)?;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&temporary)
+        .map_err(error)?;
     out.write_all(content).and_then(|()| out.sync_all()).map_err(error)?;
     std::fs::rename(&temporary, file).map_err(error)
 }

@@ -13,8 +13,8 @@
 mod accounts;
 mod gate;
 
-use std::fmt::Write as _;
 use crate::net::Peer;
+use std::fmt::Write as _;
 use std::pin::pin;
 use std::sync::Arc;
 
@@ -73,7 +73,9 @@ commands:
 /// What a plain-text client is told when the server takes only TLS connections from its
 /// address: one `***` line (`port`: ` to port N`, or empty).
 pub fn tls_required(port: &str) -> String {
-    format!("*** This server accepts only encrypted connections: connect with TLS{port} (charla connect --tls HOST PORT, or openssl s_client -connect HOST:PORT).\n")
+    format!(
+        "*** This server accepts only encrypted connections: connect with TLS{port} (charla connect --tls HOST PORT, or openssl s_client -connect HOST:PORT).\n"
+    )
 }
 
 /// The longest line a plain-text client may send: `--max-line`.

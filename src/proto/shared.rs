@@ -1,8 +1,8 @@
 //! What every session works with: the hub, the history store, the limits, and where the
 //! server is in its life.
 
-use std::sync::{Arc, RwLock};
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::accounts::Accounts;

@@ -219,7 +219,11 @@ impl Server {
                 // Clear-text clients are sent to a TLS-only port if there is one, else to the
                 // shared port, which takes TLS too.
                 let port_of = |wanted: Option<Protocol>| {
-                    listeners.iter().find(|(_, p)| *p == wanted).and_then(|(l, _)| l.local_addr().ok()).map(|a| a.port())
+                    listeners
+                        .iter()
+                        .find(|(_, p)| *p == wanted)
+                        .and_then(|(l, _)| l.local_addr().ok())
+                        .map(|a| a.port())
                 };
                 let dedicated = port_of(Some(Protocol::Tls));
                 let port = dedicated.or_else(|| port_of(None));

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use super::Config;
 use crate::hub;
-use crate::proto::Shared;
 use crate::net::tls::Tls;
+use crate::proto::Shared;
 use crate::proto::motd::Motd;
 
 /// One reloadable part: its name in the log, and how it takes its value from the new

@@ -56,19 +56,24 @@ pub fn from_env(command: Command, own: &'static [&'static str]) -> Command {
 /// itself cannot be set there.
 pub fn from_file(command: Command, file: &Path) -> Result<Command, SettingsError> {
     let text = std::fs::read_to_string(file).map_err(|source| SettingsError::Read { file: file.into(), source })?;
-    let table: toml::Table =
-        text.parse().map_err(|e: toml::de::Error| SettingsError::Syntax { file: file.into(), message: e.to_string() })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| SettingsError::Syntax { file: file.into(), message: e.to_string() })?;
     let mut command = command;
     for (key, value) in &table {
-        let arg = find(&command, key).ok_or_else(|| SettingsError::UnknownKey { file: file.into(), key: key.clone() })?;
+        let arg =
+            find(&command, key).ok_or_else(|| SettingsError::UnknownKey { file: file.into(), key: key.clone() })?;
         let values = values_of(&arg, value).map_err(|(found, expected)| SettingsError::WrongType {
             file: file.into(),
             key: key.clone(),
             found,
             expected,
         })?;
-        check(&command, &arg, &values)
-            .map_err(|reason| SettingsError::Invalid { file: file.into(), key: key.clone(), reason })?;
+        check(&command, &arg, &values).map_err(|reason| SettingsError::Invalid {
+            file: file.into(),
+            key: key.clone(),
+            reason,
+        })?;
         let id = arg.get_id().clone();
         command = command.mut_arg(id, |arg| arg.default_values(values));
     }
@@ -218,7 +223,8 @@ mod tests {
     #[test]
     fn every_long_flag_gets_its_variable() {
         let command = from_env(command(), &["listen"]);
-        let env = |id: &str| command.get_arguments().find(|a| a.get_id() == id).unwrap().get_env().map(|e| e.to_owned());
+        let env =
+            |id: &str| command.get_arguments().find(|a| a.get_id() == id).unwrap().get_env().map(|e| e.to_owned());
         assert_eq!(env("max_conns"), Some("CHARLA_MAX_CONNS".into()));
         assert_eq!(env("listen"), None);
         assert_eq!(env("host"), None);
@@ -238,7 +244,10 @@ mod tests {
         let syntax = with_file("max-conns = \n").unwrap_err().to_string();
         assert!(syntax.contains("is not valid TOML"), "{syntax}");
         let positional = with_file("port = 70000\n").unwrap_err().to_string();
-        assert!(positional.contains("sets 'port' to a value it does not take: 70000 is not in 0..=65535"), "{positional}");
+        assert!(
+            positional.contains("sets 'port' to a value it does not take: 70000 is not in 0..=65535"),
+            "{positional}"
+        );
         let itself = with_file("config = \"other.toml\"\n").unwrap_err().to_string();
         assert!(itself.contains("sets 'config'"), "{itself}");
     }

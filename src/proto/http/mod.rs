@@ -17,9 +17,9 @@
 mod page;
 mod websocket;
 
+use crate::net::Peer;
 use std::convert::Infallible;
 use std::future::poll_fn;
-use crate::net::Peer;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,7 +168,10 @@ fn to_https<B>(request: &Request<B>, address: page::Address, tls_port: Option<u1
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
     let url = format!("https://{host}:{port}{path}");
     if websocket::is_upgrade(request) {
-        return text(StatusCode::FORBIDDEN, &format!("this server requires TLS: connect to wss://{host}:{port}{path}\n"));
+        return text(
+            StatusCode::FORBIDDEN,
+            &format!("this server requires TLS: connect to wss://{host}:{port}{path}\n"),
+        );
     }
     let mut response = text(StatusCode::TEMPORARY_REDIRECT, &format!("this server requires TLS: {url}\n"));
     if let Ok(location) = HeaderValue::from_str(&url) {

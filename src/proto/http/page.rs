@@ -119,7 +119,10 @@ mod tests {
         let tls = |port, required| TlsPolicy { port, dedicated: port == Some(6697), required, verifiable: false };
         assert_eq!(irc_port(&address, &tls(None, false)), "port <code>1313</code>, no TLS");
         assert_eq!(irc_port(&address, &tls(Some(1313), false)), "port <code>1313</code>, with or without TLS");
-        assert_eq!(irc_port(&address, &tls(Some(6697), false)), "port <code>1313</code>, or <code>6697</code> with TLS");
+        assert_eq!(
+            irc_port(&address, &tls(Some(6697), false)),
+            "port <code>1313</code>, or <code>6697</code> with TLS"
+        );
         assert_eq!(irc_port(&address, &tls(Some(6697), true)), "port <code>6697</code> with TLS");
     }
 

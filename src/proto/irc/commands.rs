@@ -642,7 +642,8 @@ fn user_mode(session: &mut Session, message: &Message, target: &str) {
     }
     let Some(changes) = message.params.get(1) else {
         let mut shown = String::from("+");
-        let letters = [(modes.bot, 'B'), (modes.invisible, 'i'), (modes.oper, 'o'), (modes.wallops, 'w'), (modes.secure, 'Z')];
+        let letters =
+            [(modes.bot, 'B'), (modes.invisible, 'i'), (modes.oper, 'o'), (modes.wallops, 'w'), (modes.secure, 'Z')];
         for (on, letter) in letters {
             if on {
                 shown.push(letter);
