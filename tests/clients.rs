@@ -108,15 +108,8 @@ async fn charla_connect_reports_a_refused_connection() {
 /// `charla connect 127.0.0.1 PORT ARGS…` in line mode, reading `input` as its whole standard
 /// input and printing to a pipe no one reads.
 fn connect_piped(port: u16, args: &[&str], input: &'static [u8]) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_charla"))
-        .args(["connect", "127.0.0.1", &port.to_string()])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("charla connect starts");
+    let mut child =
+        charla_connect(&["127.0.0.1", &port.to_string()]).args(args).spawn().expect("charla connect starts");
     let mut stdin = child.stdin.take().unwrap();
     tokio::spawn(async move {
         stdin.write_all(input).await.unwrap();

@@ -364,16 +364,11 @@ async fn connect_tls_as(
     input: &str,
 ) -> (bool, String, String) {
     use tokio::io::AsyncWriteExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_charla"))
-        .args(["connect", "--tls", "127.0.0.1", &addr.port().to_string()])
+    let mut child = charla_connect(&["--tls", "127.0.0.1", &addr.port().to_string()])
         .args(args)
         .envs(env.iter().copied())
         .env_remove("CHARLA_SERVER_PASSWORD")
         .env("XDG_CONFIG_HOME", config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("charla connect starts");
     let mut stdin = child.stdin.take().unwrap();

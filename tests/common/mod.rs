@@ -386,3 +386,17 @@ pub async fn eventually<T>(mut check: impl AsyncFnMut() -> Result<T, String>) ->
         }
     }
 }
+
+/// `charla connect ARGS…` (the binary under test) with its standard streams piped, killed when
+/// dropped; the caller adds what else it needs and spawns it.
+pub fn charla_connect(args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_charla"));
+    command
+        .arg("connect")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
