@@ -229,10 +229,15 @@ function connect() {
   };
 }
 
-// A failed login: the stored password goes, the chat goes on as a guest.
-function loginFailed(msg) {
+// The account's password is forgotten, here and in the browser's storage.
+function dropLogin() {
   state.login = null;
   forget("charla.login");
+}
+
+// A failed login: the stored password goes, the chat goes on as a guest.
+function loginFailed(msg) {
+  dropLogin();
   serverNote(`Login failed: ${msg.params[msg.params.length - 1]}. You are chatting as a guest; /login NAME PASSWORD to try again.`, "error", true);
   if (!state.registered) send("CAP END");
 }
@@ -541,8 +546,7 @@ const handlers = {
   },
   FAIL(msg) {
     if (msg.params[0] === "REGISTER" && state.login?.mode === "register") {
-      state.login = null;
-      forget("charla.login");
+      dropLogin();
       serverNote(`The account was not created: ${msg.params[msg.params.length - 1]} You are chatting as a guest.`, "error", true);
       return;
     }
@@ -1196,8 +1200,7 @@ function command(text) {
       keep("charla.login", state.login, false);
       return send(buildLine("REGISTER", [state.nick, "*", rest]));
     case "logout":
-      state.login = null;
-      forget("charla.login");
+      dropLogin();
       return send(buildLine("PRIVMSG", ["NickServ", "LOGOUT"]));
     case "quote":
     case "raw":
