@@ -569,7 +569,10 @@ fn run(cli: Cli, command_line: Vec<OsString>) -> anyhow::Result<()> {
         Command::MigrateStore(args) => {
             let dir = PathBuf::from(args.from.strip_prefix("sqlite:").unwrap_or(&args.from));
             let copied = charla::store::postgres::copy_from_sqlite(&dir, &args.to)?;
-            say(format_args!("copied {} into PostgreSQL:\n{copied}", dir.join(charla::store::SqliteStore::FILE_NAME).display()));
+            say(format_args!(
+                "copied {} into PostgreSQL:\n{copied}",
+                dir.join(charla::store::SqliteStore::FILE_NAME).display()
+            ));
             Ok(())
         }
         Command::Backup(args) => {

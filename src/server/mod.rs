@@ -197,7 +197,7 @@ impl Server {
         let opers = reload::read_opers(&config).map_err(ServerError::File)?;
         let motd = config.motd.as_deref().map(reload::read_motd).transpose().map_err(ServerError::File)?;
         create_data_dir(&config.data_dir)?;
-        let (store, account_store) = config.store.open(&config.data_dir)?;
+        let crate::store::Opened { store, accounts: account_store } = config.store.open(&config.data_dir)?;
         let mut hub = Hub::new(HubConfig { opers, ..config.hub.clone() }, History::new(store.clone()));
         hub.restore_rooms(store.rooms()?);
         hub.restore_guests(store.last_guest()?);

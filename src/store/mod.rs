@@ -95,20 +95,26 @@ impl std::str::FromStr for StoreLocation {
 
 impl StoreLocation {
     /// Opens the history and the accounts kept at this location (`data_dir` for SQLite).
-    pub fn open(&self, data_dir: &std::path::Path) -> Result<(Arc<dyn Store>, Arc<dyn AccountStore>), StoreError> {
+    pub fn open(&self, data_dir: &std::path::Path) -> Result<Opened, StoreError> {
         match self {
             StoreLocation::Sqlite => {
                 let store = SqliteStore::open(data_dir)?;
                 let accounts = SqliteAccounts::open(data_dir)?;
-                Ok((Arc::new(store), Arc::new(accounts)))
+                Ok(Opened { store: Arc::new(store), accounts: Arc::new(accounts) })
             }
             StoreLocation::Postgres(url) => {
                 let store = PgStore::open(url)?;
                 let accounts = store.accounts();
-                Ok((Arc::new(store), Arc::new(accounts)))
+                Ok(Opened { store: Arc::new(store), accounts: Arc::new(accounts) })
             }
         }
     }
+}
+
+/// The history and the accounts of one [`StoreLocation`].
+pub struct Opened {
+    pub store: Arc<dyn Store>,
+    pub accounts: Arc<dyn AccountStore>,
 }
 
 /// The history store: one writer, any number of readers. See the [module docs](self).

@@ -24,7 +24,9 @@ pub struct Postgres {
 /// The newest PostgreSQL's programs, or a failure saying how to get them.
 fn bin_dir() -> PathBuf {
     let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|dirs| dirs.filter_map(|d| d.ok()).map(|d| d.path().join("bin")).filter(|b| b.join("initdb").is_file()).collect())
+        .map(|dirs| {
+            dirs.filter_map(|d| d.ok()).map(|d| d.path().join("bin")).filter(|b| b.join("initdb").is_file()).collect()
+        })
         .unwrap_or_default();
     found.sort_by_key(|b| b.parent().and_then(|v| v.file_name()?.to_str()?.parse::<u32>().ok()).unwrap_or(0));
     found.pop().unwrap_or_else(|| {

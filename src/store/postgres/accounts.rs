@@ -127,10 +127,10 @@ impl AccountStore for PgAccounts {
         let (account, fingerprint) = (fold(account), fingerprint.to_string());
         self.engine.read(move |c| async move {
             let n = c
-                .execute("DELETE FROM account_certs WHERE fingerprint = $1 AND account_key = $2", &[
-                    &fingerprint,
-                    &account,
-                ])
+                .execute(
+                    "DELETE FROM account_certs WHERE fingerprint = $1 AND account_key = $2",
+                    &[&fingerprint, &account],
+                )
                 .await?;
             Ok(n == 1)
         })
@@ -152,8 +152,9 @@ impl AccountStore for PgAccounts {
 
     fn server_bans(&self) -> Result<Vec<ServerBan>, StoreError> {
         self.engine.read(|c| async move {
-            let rows =
-                c.query("SELECT mask, reason, set_by, set_at, until FROM server_bans ORDER BY set_at, mask_key", &[]).await?;
+            let rows = c
+                .query("SELECT mask, reason, set_by, set_at, until FROM server_bans ORDER BY set_at, mask_key", &[])
+                .await?;
             Ok(rows
                 .iter()
                 .map(|row| ServerBan {

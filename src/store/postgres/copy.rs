@@ -23,6 +23,9 @@ use tokio_postgres::Transaction;
 use super::{Engine, Failure, PgStore, PgUrl};
 use crate::store::{SqliteStore, StoreError};
 
+/// A row of `rooms`: key, name, created, topic, topic_by, topic_at, modes.
+type RoomRow = (String, String, i64, Option<String>, Option<String>, Option<i64>, String);
+
 /// Messages read from SQLite and written to PostgreSQL at a time.
 const CHUNK: usize = 5000;
 
@@ -178,9 +181,8 @@ async fn copy(source: &Source, tx: &Transaction<'_>) -> Result<Copied, Failure> 
         let present: Vec<i64> = ids.iter().copied().filter(|id| !new.contains(id)).collect();
         copied.messages.present += present.len() as u64;
         if !present.is_empty() {
-            let there = tx
-                .query("SELECT id, target_key, text, redacted FROM messages WHERE id = ANY($1)", &[&present])
-                .await?;
+            let there =
+                tx.query("SELECT id, target_key, text, redacted FROM messages WHERE id = ANY($1)", &[&present]).await?;
             for row in &there {
                 let id: i64 = row.get(0);
                 let Some(mine) = rows.iter().find(|r| r.0 == id) else { continue };
@@ -195,7 +197,10 @@ async fn copy(source: &Source, tx: &Transaction<'_>) -> Result<Copied, Failure> 
     }
 
     // The newest record of each target, per owner: only ever forward.
-    let targets: Vec<(String, String, String, i64)> = source.select("SELECT owner, key, name, latest FROM targets", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    let targets: Vec<(String, String, String, i64)> =
+        source.select("SELECT owner, key, name, latest FROM targets", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
     for (owner, key, name, latest) in &targets {
         tx.execute(
             "INSERT INTO targets (owner, key, name, latest) VALUES ($1, $2, $3, $4) \
@@ -207,7 +212,11 @@ async fn copy(source: &Source, tx: &Transaction<'_>) -> Result<Copied, Failure> 
     }
 
     // Rooms and their bans; a room already there keeps its settings.
-    let rooms: Vec<(String, String, i64, Option<String>, Option<String>, Option<i64>, String)> = source.select("SELECT key, name, created, topic, topic_by, topic_at, modes FROM rooms ORDER BY key", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?;
+    let rooms: Vec<RoomRow> = source.select(
+        "SELECT key, name, created, topic, topic_by, topic_at, modes FROM rooms ORDER BY key",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+    )?;
     for (key, name, created, topic, topic_by, topic_at, modes) in &rooms {
         let n = tx
             .execute(
@@ -221,7 +230,11 @@ async fn copy(source: &Source, tx: &Transaction<'_>) -> Result<Copied, Failure> 
             continue;
         }
         copied.rooms.copied += 1;
-        let bans: Vec<(i64, String, String, i64)> = source.select("SELECT position, mask, set_by, set_at FROM room_bans WHERE room_key = ?1", [key.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let bans: Vec<(i64, String, String, i64)> = source.select(
+            "SELECT position, mask, set_by, set_at FROM room_bans WHERE room_key = ?1",
+            [key.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
         for (position, mask, set_by, set_at) in &bans {
             tx.execute(
                 "INSERT INTO room_bans (room_key, position, mask, set_by, set_at) VALUES ($1, $2, $3, $4, $5) \
@@ -233,7 +246,10 @@ async fn copy(source: &Source, tx: &Transaction<'_>) -> Result<Copied, Failure> 
     }
 
     // Accounts: the same name with another password is someone else.
-    let accounts: Vec<(String, String, String, i64)> = source.select("SELECT key, name, hash, created FROM accounts ORDER BY key", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    let accounts: Vec<(String, String, String, i64)> =
+        source.select("SELECT key, name, hash, created FROM accounts ORDER BY key", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
     for (key, name, hash, created) in &accounts {
         let n = tx
             .execute(
@@ -252,7 +268,10 @@ async fn copy(source: &Source, tx: &Transaction<'_>) -> Result<Copied, Failure> 
         }
     }
 
-    let markers: Vec<(String, String, i64)> = source.select("SELECT account_key, target_key, at FROM read_markers", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let markers: Vec<(String, String, i64)> =
+        source.select("SELECT account_key, target_key, at FROM read_markers", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
     for (account, target, at) in &markers {
         let fresh = tx
             .query_one(
@@ -271,7 +290,10 @@ async fn copy(source: &Source, tx: &Transaction<'_>) -> Result<Copied, Failure> 
     }
 
     // Certificates: one that logs in to another account is a conflict.
-    let certs: Vec<(String, String, i64)> = source.select("SELECT fingerprint, account_key, added FROM account_certs", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let certs: Vec<(String, String, i64)> =
+        source.select("SELECT fingerprint, account_key, added FROM account_certs", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
     for (fingerprint, account, added) in &certs {
         let n = tx
             .execute(
@@ -294,7 +316,10 @@ async fn copy(source: &Source, tx: &Transaction<'_>) -> Result<Copied, Failure> 
         }
     }
 
-    let bans: Vec<(String, String, String, String, i64, Option<i64>)> = source.select("SELECT mask_key, mask, reason, set_by, set_at, until FROM server_bans", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?;
+    let bans: Vec<(String, String, String, String, i64, Option<i64>)> =
+        source.select("SELECT mask_key, mask, reason, set_by, set_at, until FROM server_bans", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        })?;
     for (key, mask, reason, set_by, set_at, until) in &bans {
         let n = tx
             .execute(
@@ -310,8 +335,7 @@ async fn copy(source: &Source, tx: &Transaction<'_>) -> Result<Copied, Failure> 
         }
     }
 
-    let guest: Option<i64> =
-        source.select("SELECT value FROM counters WHERE name = 'guest'", [], |r| r.get(0))?.pop();
+    let guest: Option<i64> = source.select("SELECT value FROM counters WHERE name = 'guest'", [], |r| r.get(0))?.pop();
     if let Some(guest) = guest {
         tx.execute(
             "INSERT INTO counters (name, value) VALUES ('guest', $1) \

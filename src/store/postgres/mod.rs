@@ -249,13 +249,7 @@ impl Engine {
             .recv()
             .unwrap_or_else(|_| Err("its thread ended".into()))
             .map_err(|e| url.failed(Failure::Db(format!("cannot start the PostgreSQL runtime: {e}"))))?;
-        Ok(Arc::new(Engine {
-            url,
-            handle,
-            reader: Arc::default(),
-            stop: Some(stop),
-            thread: Some(thread),
-        }))
+        Ok(Arc::new(Engine { url, handle, reader: Arc::default(), stop: Some(stop), thread: Some(thread) }))
     }
 
     /// Runs `task` on the engine's runtime and waits up to `timeout` for its answer.
@@ -270,10 +264,9 @@ impl Engine {
         });
         match answered.recv_timeout(timeout) {
             Ok(result) => result.map_err(|f| self.url.failed(f)),
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(self.url.failed(Failure::Connect(format!(
-                "no answer within {} s",
-                timeout.as_secs()
-            )))),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                Err(self.url.failed(Failure::Connect(format!("no answer within {} s", timeout.as_secs()))))
+            }
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(StoreError::WriterGone),
         }
     }
@@ -583,7 +576,9 @@ impl Store for PgStore {
 
     fn rooms(&self) -> Result<Vec<RoomState>, StoreError> {
         self.engine.read(|c| async move {
-            let rows = c.query("SELECT name, created, topic, topic_by, topic_at, modes, key FROM rooms ORDER BY key", &[]).await?;
+            let rows = c
+                .query("SELECT name, created, topic, topic_by, topic_at, modes, key FROM rooms ORDER BY key", &[])
+                .await?;
             let mut rooms: Vec<(String, RoomState)> = rows
                 .iter()
                 .map(|row| {
@@ -602,8 +597,9 @@ impl Store for PgStore {
                     (row.get(6), state)
                 })
                 .collect();
-            let bans =
-                c.query("SELECT room_key, mask, set_by, set_at FROM room_bans ORDER BY room_key, position", &[]).await?;
+            let bans = c
+                .query("SELECT room_key, mask, set_by, set_at FROM room_bans ORDER BY room_key, position", &[])
+                .await?;
             for row in &bans {
                 let key: &str = row.get(0);
                 if let Ok(at) = rooms.binary_search_by(|(k, _)| k.as_str().cmp(key)) {

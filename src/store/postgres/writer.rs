@@ -276,6 +276,7 @@ impl Writer {
                 self.backlog.fetch_sub(records, Ordering::Relaxed);
                 if let Some(paused) = self.paused.take() {
                     self.degraded.store(false, Ordering::Release);
+                    crate::metrics::get().store_degraded.set(0);
                     tracing::info!(
                         "history is being written to PostgreSQL again after {:.1} s; the {records} records kept meanwhile are stored",
                         paused.since.elapsed().as_secs_f64()
@@ -284,17 +285,11 @@ impl Writer {
             }
             Err(Transient(_, failure)) => {
                 metrics.store_errors.inc();
-                let error = self.url.failed(failure);
-                let waiting = self.records_waiting();
+                // Paused first: whoever a failed flush wakes finds the store degraded.
+                self.pause(self.url.failed(failure));
                 for command in std::mem::take(&mut self.batch) {
-                    match command {
-                        Command::Flush(answer) => {
-                            let _ = answer.send(Err(StoreError::Paused { waiting, reason: error.to_string() }));
-                        }
-                        other => self.hold(other),
-                    }
+                    self.hold(command);
                 }
-                self.pause(error);
             }
         }
     }
@@ -314,6 +309,7 @@ impl Writer {
                     self.records_waiting()
                 );
                 self.degraded.store(true, Ordering::Release);
+                crate::metrics::get().store_degraded.set(1);
                 self.paused = Some(Paused { error, since: now, delay: RETRY_FIRST, next_try: now + RETRY_FIRST });
             }
         }
@@ -364,12 +360,8 @@ impl Writer {
             for key in keys {
                 self.write_pending().await;
                 for (newest_dropped, delete) in &queries {
-                    let row = self
-                        .conn()
-                        .await?
-                        .query_opt(newest_dropped, &[&key, &sql_limit(keep)])
-                        .await
-                        .map_err(fail)?;
+                    let row =
+                        self.conn().await?.query_opt(newest_dropped, &[&key, &sql_limit(keep)]).await.map_err(fail)?;
                     if let Some(up_to) = row.map(|row| row.get::<_, i64>(0)) {
                         deleted += self.delete_chunked(delete, Some(&key), up_to).await?;
                     }
@@ -491,9 +483,8 @@ async fn insert(
     let texts = text(|r| &r.text);
     let extras = text(|r| &r.extra);
     let tags: Vec<String> = run.iter().map(|r| storable(&tags_to_sql(&r.tags))).collect();
-    let rows = tx
-        .query(INSERT, &[&ids, &keys, &targets, &kinds, &nicks, &users, &hosts, &texts, &extras, &tags])
-        .await?;
+    let rows =
+        tx.query(INSERT, &[&ids, &keys, &targets, &kinds, &nicks, &users, &hosts, &texts, &extras, &tags]).await?;
     inserted.extend(rows.iter().map(|row| row.get::<_, i64>(0)));
     run.clear();
     Ok(())
