@@ -1,4 +1,4 @@
-//! The `charla` command: `serve`, `connect`, `backup`, `bench`. An error becomes a message on
+//! The `charla` command: `serve`, `connect`, `backup`, `migrate-store`, `bench`. An error becomes a message on
 //! standard error (each cause said once) and exit code 1.
 
 use std::ffi::OsString;
@@ -568,11 +568,16 @@ fn run(cli: Cli, command_line: Vec<OsString>) -> anyhow::Result<()> {
         Command::Bench(args) => Ok(runtime.block_on(charla::bench::run(args))?),
         Command::MigrateStore(args) => {
             let dir = PathBuf::from(args.from.strip_prefix("sqlite:").unwrap_or(&args.from));
+            let file = dir.join(charla::store::SqliteStore::FILE_NAME);
+            if !file.is_file() {
+                anyhow::bail!(
+                    "there is no {} in {}: give the stopped server's data directory as --from sqlite:DIR",
+                    charla::store::SqliteStore::FILE_NAME,
+                    dir.display()
+                );
+            }
             let copied = charla::store::postgres::copy_from_sqlite(&dir, &args.to)?;
-            say(format_args!(
-                "copied {} into PostgreSQL:\n{copied}",
-                dir.join(charla::store::SqliteStore::FILE_NAME).display()
-            ));
+            say(format_args!("copied {} into PostgreSQL:\n{copied}", file.display()));
             Ok(())
         }
         Command::Backup(args) => {
