@@ -4,8 +4,10 @@
 //! # Shape
 //!
 //! [`Store`] is the interface the rest of charla talks to; [`SqliteStore`] is the default
-//! implementation, an embedded SQLite file that needs no setup. (PostgreSQL, for several nodes,
-//! implements the same trait later.)
+//! implementation, an embedded SQLite file that needs no setup; [`PgStore`] keeps the same in
+//! PostgreSQL, which several nodes share ([`postgres`]). [`StoreLocation`] (`serve --store`)
+//! says which one a server opens; [`AccountStore`] is implemented by both too. The same test
+//! cases run on both, so their answers are the same.
 //!
 //! - Writing never waits: [`Store::append`] and [`Store::save_room`] hand their data to ONE
 //!   writer, which commits whatever has queued up in one transaction. The hub can call them

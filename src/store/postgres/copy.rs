@@ -69,7 +69,9 @@ impl std::fmt::Display for Copied {
 
 /// Copies the history, rooms, accounts, read markers, certificates, server bans and guest
 /// counter of the SQLite store in `dir` into the PostgreSQL database at `url` (creating its
-/// schema if needed). See the [module docs](self) for what happens to data already there.
+/// schema if needed). Data already there is kept; different data under the same key (a message id with another
+/// text, an account with another password, a certificate of another account) makes it refuse,
+/// copying nothing.
 pub fn copy_from_sqlite(dir: &Path, url: &str) -> Result<Copied, StoreError> {
     let path = dir.join(SqliteStore::FILE_NAME);
     if !path.is_file() {

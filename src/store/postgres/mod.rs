@@ -7,7 +7,7 @@
 //! The [`Store`] trait is synchronous and is called from tokio workers and from plain threads
 //! alike, so the driver (tokio-postgres) runs on a runtime of its own: one thread
 //! (`charla-pg`) owned by the store, which no caller ever blocks on. Each call is a task sent to
-//! it ([`Engine`]); a synchronous read waits for its answer on a standard channel, as a read of
+//! it (an `Engine`); a synchronous read waits for its answer on a standard channel, as a read of
 //! the SQLite store waits for its query, bounded by [`READ_TIMEOUT`].
 //!
 //! - One writer task owns the writing connection. It sleeps until something is queued, then
@@ -341,7 +341,7 @@ pub(super) struct WriterShared {
 
 impl PgStore {
     /// Connects to the database at `url`, brings its schema up to date (one node at a time, see
-    /// [`schema`]) and starts the writer. Fails when PostgreSQL cannot be reached now: a server
+    /// the schema module) and starts the writer. Fails when PostgreSQL cannot be reached now: a server
     /// is better not started than started without its history.
     pub fn open(url: &str) -> Result<PgStore, StoreError> {
         let url = PgUrl::parse(url)?;
