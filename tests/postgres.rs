@@ -334,3 +334,21 @@ async fn migrate_store_copies_a_servers_sqlite_data_once_and_refuses_another_ser
     assert!(err.contains("Alice") && err.contains("another password") && err.contains("nothing was copied"), "{err}");
     assert!(texts(&pg_store, "#elsewhere").is_empty(), "the copy is one transaction");
 }
+
+#[tokio::test]
+async fn an_account_registered_on_one_node_logs_in_on_another() {
+    let pg = Postgres::shared();
+    let url = pg.database();
+    let on_postgres = |config: &mut charla::server::Config| config.store = StoreLocation::Postgres(url.clone());
+    let node_a = start_with(on_postgres).await;
+    let node_b = start_with(on_postgres).await;
+    let mut alice = Client::plain_as(node_a.addr, "alice").await;
+    alice.send("/register hunter2-but-longer").await;
+    alice.expect_where(|l| l.starts_with("Account alice registered")).await;
+
+    let (mut elsewhere, _) = Client::plain(node_b.addr).await;
+    elsewhere.send("/login alice wrong-password").await;
+    elsewhere.expect("error: wrong account name or password").await;
+    elsewhere.send("/login ALICE hunter2-but-longer").await;
+    elsewhere.expect("You are now logged in as alice.").await;
+}

@@ -318,6 +318,10 @@ impl Writer {
     /// Writes the batch in one transaction; a failure says whether trying again at once is
     /// worth it (a deadlock, a serialization failure).
     async fn commit_batch(&mut self) -> Result<(), Transient> {
+        if self.batch.iter().all(|c| matches!(c, Command::Flush(_) | Command::Retain(..))) {
+            // Nothing to write: a flush of an idle writer needs no round trip.
+            return Ok(());
+        }
         let batch = std::mem::take(&mut self.batch);
         let result: Result<(), Either> = async {
             let client = self.client().await?;
