@@ -75,11 +75,10 @@ impl Postgres {
     /// A new server of this test's own, running.
     pub fn start() -> Postgres {
         let bin = bin_dir();
-        let dir = std::env::temp_dir().join(format!(
-            "charla-pg-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+        // As root, the directory is handed to the `postgres` user, who must be able to reach
+        // it: /tmp, whatever TMPDIR says (it may be under root's home).
+        let base = if is_root() { PathBuf::from("/tmp") } else { std::env::temp_dir() };
+        let dir = base.join(format!("charla-pg-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temporary directory");
         if is_root() {
