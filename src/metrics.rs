@@ -71,6 +71,9 @@ pub struct Metrics {
     pub store_batch: Histogram,
     /// Batches the history writer failed to commit.
     pub store_errors: Counter,
+    /// 1 while history is not being written ([`crate::store::Store::degraded`]), else 0; set
+    /// by the writer.
+    pub store_degraded: Gauge,
     /// Log lines dropped ([`crate::logging::dropped`]), brought up to date at each scrape.
     log_lines_dropped: Counter,
     /// One scrape at a time brings the counters read from elsewhere up to date.
@@ -111,6 +114,7 @@ impl Metrics {
             // 100 µs to about 3 s.
             store_batch: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 16)),
             store_errors: Counter::default(),
+            store_degraded: Gauge::default(),
             log_lines_dropped: Counter::default(),
             scraping: std::sync::Mutex::new(()),
             rooms: Gauge::default(),
@@ -150,6 +154,11 @@ impl Metrics {
             metrics.store_batch.clone(),
         );
         registry.register("store_errors", "History batches that failed to commit", metrics.store_errors.clone());
+        registry.register(
+            "store_degraded",
+            "1 while history is not being written (a full disk, PostgreSQL unreachable): it waits in memory",
+            metrics.store_degraded.clone(),
+        );
         registry.register(
             "log_lines_dropped",
             "Log lines dropped because standard error was slow or failed",

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -70,6 +72,7 @@ pub async fn start_at(data_dir: &std::path::Path, adjust: impl FnOnce(&mut Confi
         listen: vec!["127.0.0.1:0".parse().unwrap()],
         irc_listen: Vec::new(),
         data_dir: data_dir.to_path_buf(),
+        store: Default::default(),
         limits: test_limits(),
         hub: Default::default(),
         history: Default::default(),
