@@ -37,7 +37,9 @@
 //! says it is [degraded](Store::degraded) from the first failure until a try succeeds (both
 //! logged once), and [`Store::flush`] answers [`StoreError::Paused`] meanwhile. Every write is
 //! idempotent, so a batch whose commit was cut off (and may or may not have been committed) is
-//! safely written again. Reads fail with [`StoreError::PgConnect`] or [`StoreError::Pg`],
+//! safely written again. A connection that stops answering without closing (a machine or a
+//! network gone without a word) counts as failed after 10 s without an answer to a batch, so
+//! a silent PostgreSQL holds up writes (and senders waiting for them) for that long at most. Reads fail with [`StoreError::PgConnect`] or [`StoreError::Pg`],
 //! which say what to check; the next read connects again.
 //!
 //! # Durability
