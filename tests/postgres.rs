@@ -167,7 +167,10 @@ fn a_database_that_stops_answering_pauses_writes_within_a_bound() {
     std::thread::spawn(move || answer.send(flushing.flush().wait()));
     let flushed = answered.recv_timeout(Duration::from_secs(30));
     let degraded = store.degraded();
+    let read = store.history("#lobby", &Selector::Latest(None), 10, Include::Everything);
     pg.freeze(false);
+    let read = read.expect_err("no answer while frozen").to_string();
+    assert!(read.contains("no answer within"), "{read}");
     let flushed = flushed.expect("a flush is answered within the write timeout");
     assert!(matches!(flushed, Err(StoreError::Paused { waiting: 1, .. })), "{flushed:?}");
     assert!(degraded);
