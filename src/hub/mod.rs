@@ -1275,6 +1275,12 @@ impl Hub {
         self.config.limits.max_rooms_per_user = max;
     }
 
+    /// A new size above which rooms take newcomers in quietly (a reload): joins from then on
+    /// follow it; who joined quietly before stays so until they first speak, as before.
+    pub fn set_quiet_joins_above(&mut self, above: usize) {
+        self.config.quiet_joins_above = above;
+    }
+
     /// New server operators (a reload): OPER from now on checks these. Whoever is an
     /// operator already stays one until they disconnect.
     pub fn set_opers(&mut self, opers: HashMap<String, String>) {
