@@ -316,7 +316,9 @@ for scenario in dict.fromkeys(r["scenario"] for r in rows):
             f"{cpu(r)} | {num(r.get('server_cpu_secs'), 2)} s | {ratio(r, peers)} |"
         )
 errors = [f"- {r['scenario']} / {r['server']}: {r['first_error']}" for r in rows if r.get("first_error")]
-section = [BEGIN, "", open(header).read().rstrip(), "", *lines, ""]
+shown = os.path.relpath(chart, os.path.dirname(out) or ".")
+picture = f"![charla, ngIRCd and InspIRCd side by side, a panel per scenario]({shown})"
+section = [BEGIN, "", open(header).read().rstrip(), "", picture, "", *lines, ""]
 if errors:
     section += ["First error each run reported:", "", *errors, ""]
 section += [open(footer).read().rstrip(), "", END]
