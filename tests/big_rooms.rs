@@ -196,3 +196,38 @@ async fn a_voice_shows_a_quiet_member_and_a_kick_of_one_stays_quiet() {
     let next = bob.next().await;
     assert_eq!((next.command.as_str(), next.params[1].as_str()), ("PRIVMSG", "after the kick"), "{next:?}");
 }
+
+/// `draft/event-playback`: history shows the room as its members saw it. A quiet member who
+/// comes and goes without a word leaves no JOIN or PART in it; one who speaks has its JOIN
+/// just before its first message, where the members received it, not where it joined.
+#[tokio::test]
+async fn history_replays_a_quiet_join_where_the_members_saw_it() {
+    let (server, _dir) = server().await;
+    let (_alice, _bob, mut carol) = three_members(server.addr).await;
+    let mut dave = Irc::register(server.addr, "dave", &[]).await;
+    dave.join("#big").await;
+    let mut erin = Irc::register(server.addr, "erin", &[]).await;
+    erin.join("#big").await;
+    carol.send("PRIVMSG #big :before dave speaks").await;
+    dave.send("PRIVMSG #big :dave here").await;
+    erin.send("PART #big").await;
+    erin.expect("PART").await;
+
+    let caps = ["batch", "draft/chathistory", "draft/event-playback"];
+    let mut reader = Irc::register(server.addr, "reader", &caps).await;
+    reader.join("#big").await;
+    let events = reader.chathistory("LATEST #big * 100").await;
+    let seen: Vec<(&str, Option<&str>)> = events.iter().map(|m| (m.command.as_str(), nick(m))).collect();
+    assert_eq!(
+        seen,
+        [
+            ("JOIN", Some("alice")),
+            ("JOIN", Some("bob")),
+            ("JOIN", Some("carol")),
+            ("PRIVMSG", Some("carol")),
+            ("JOIN", Some("dave")),
+            ("PRIVMSG", Some("dave")),
+        ],
+        "{events:?}"
+    );
+}

@@ -599,6 +599,48 @@ async fn sighup_reloads_the_motd_operators_and_limits_and_keeps_connections() {
     assert_eq!(signal(&mut server, "TERM").await.code(), Some(0));
 }
 
+/// The nicks in the next NAMES reply for `room`.
+async fn names(irc: &mut common::Irc, room: &str) -> Vec<String> {
+    irc.send(&format!("NAMES {room}")).await;
+    let mut nicks = Vec::new();
+    loop {
+        let message = irc.expect_any(&["353", "366"]).await;
+        if message.command == "366" {
+            nicks.sort();
+            return nicks;
+        }
+        nicks.extend(message.params[3].split(' ').map(|n| n.trim_start_matches(['@', '+']).to_string()));
+    }
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_size_above_which_rooms_take_newcomers_in_quietly() {
+    let dir = TempDir::new();
+    let config = file(&dir.0, "charla.toml", "quiet-joins-above = 200\n");
+    let (output, input) = std::io::pipe().unwrap();
+    let mut server = serve_command(&dir.0.join("data"), &["--config", &config])
+        .stdout(input)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = Log(tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(server.stderr.take().unwrap())));
+    let addr = listening(output).await;
+    let mut alice = common::Irc::register(addr, "alice", &[]).await;
+    alice.join("#before").await;
+    let mut bob = common::Irc::register(addr, "bob", &[]).await;
+    bob.join("#before").await;
+    assert_eq!(names(&mut alice, "#before").await, ["alice", "bob"], "a small room shows every join");
+
+    std::fs::write(&config, "quiet-joins-above = 1\n").unwrap();
+    signal_only(&server, "HUP");
+    assert!(log.until("limits: ").await.contains("limits: quiet-joins-above 200 → 1"));
+    alice.join("#after").await;
+    bob.join("#after").await;
+    assert_eq!(names(&mut alice, "#after").await, ["alice"], "bob, the second member, came in quietly");
+    assert_eq!(names(&mut alice, "#before").await, ["alice", "bob"], "who was shown stays shown");
+    assert_eq!(signal(&mut server, "TERM").await.code(), Some(0));
+}
+
 /// Sends `signal` to a running server without waiting for anything.
 fn signal_only(child: &Child, signal: &str) {
     let pid = child.id().expect("still running").to_string();

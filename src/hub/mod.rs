@@ -585,6 +585,7 @@ impl Hub {
         let (who, realname, away) =
             (user.source.clone(), user.realname.to_string(), user.away.as_deref().map(str::to_string));
         let event = self.event(EventKind::Join { who: who.clone(), room: name, realname });
+        self.record_state(&event, &[]);
         self.deliver(members.iter().copied(), &event);
         if let Some(message) = away {
             let away = self.event(EventKind::Away { who, message: Some(message) });
@@ -699,7 +700,7 @@ impl Hub {
         let user = self.user(id);
         let event =
             self.event(EventKind::Quit { who: user.source.clone(), reason: text::clean(reason, text::QUIT_LEN) });
-        self.record_state(&event, &self.rooms_of(id));
+        self.record_state(&event, &self.shown_rooms_of(id));
         self.deliver(peers, &event);
         let nick = self.user(id).source.nick.clone();
         self.tell_watchers(id, &nick, false);
@@ -770,7 +771,7 @@ impl Hub {
             return Err(HubError::NickBanned(new.into(), reason));
         }
         let event = self.event(EventKind::Nick { who: self.user(id).source.clone(), new: new.into() });
-        self.record_state(&event, &self.rooms_of(id));
+        self.record_state(&event, &self.shown_rooms_of(id));
         self.deliver(self.peers(id), &event);
         self.nicks.remove(fold(&old).as_str());
         self.nicks.insert(fold(new).into(), id);
@@ -866,7 +867,10 @@ impl Hub {
         self.users.get_mut(&id).expect("registered").rooms.push(folded);
         let realname = self.user(id).realname.to_string();
         let event = self.event(EventKind::Join { who, room: name.clone(), realname });
-        self.record_state(&event, &[]);
+        // History shows a quiet join where the members see it: when it is revealed.
+        if !hidden {
+            self.record_state(&event, &[]);
+        }
         // The joiner too: its own JOIN must be queued before any message said in the room
         // from now on, and only the hub, under its lock, can put it there in time.
         self.user(id).outbox.push(own(&event));
@@ -883,12 +887,16 @@ impl Hub {
     pub fn part(&mut self, id: ConnId, name: &str, reason: &str) -> Result<Arc<Event>, HubError> {
         let room = self.member_room(id, name)?;
         let members = room.witnesses(id);
+        let hidden = room.status(id).is_some_and(|s| s.hidden);
         let event = self.event(EventKind::Part {
             who: self.user(id).source.clone(),
             room: room.name.clone(),
             reason: text::clean(reason, text::PART_LEN),
         });
-        self.record_state(&event, &[]);
+        // A member never shown leaves no trace in history either, as it left none in the room.
+        if !hidden {
+            self.record_state(&event, &[]);
+        }
         self.deliver(members, &event);
         self.leave_room(id, &fold(name));
         Ok(event)
@@ -1081,10 +1089,11 @@ impl Hub {
         }
         self.reveal(id, &fold(name));
         let room = self.room(name)?;
-        // A member who was never shown leaves as quietly: only they are told.
-        let members: Vec<ConnId> = match room.status(target_id) {
-            Some(s) if s.hidden => vec![target_id],
-            _ => room.members.keys().copied().filter(|&m| m != id).collect(),
+        // A member who was never shown leaves as quietly: only they are told, history not.
+        let hidden = room.status(target_id).is_some_and(|s| s.hidden);
+        let members: Vec<ConnId> = match hidden {
+            true => vec![target_id],
+            false => room.members.keys().copied().filter(|&m| m != id).collect(),
         };
         let event = self.event(EventKind::Kick {
             who: self.user(id).source.clone(),
@@ -1093,7 +1102,9 @@ impl Hub {
             target_id,
             reason: text::clean(reason, text::KICK_LEN),
         });
-        self.record_state(&event, &[]);
+        if !hidden {
+            self.record_state(&event, &[]);
+        }
         self.deliver(members, &event);
         self.leave_room(target_id, &fold(name));
         Ok(event)
@@ -1275,6 +1286,12 @@ impl Hub {
         self.config.limits.max_rooms_per_user = max;
     }
 
+    /// A new size above which rooms take newcomers in quietly (a reload): joins from then on
+    /// follow it; who joined quietly before stays so until they first speak, as before.
+    pub fn set_quiet_joins_above(&mut self, above: usize) {
+        self.config.quiet_joins_above = above;
+    }
+
     /// New server operators (a reload): OPER from now on checks these. Whoever is an
     /// operator already stays one until they disconnect.
     pub fn set_opers(&mut self, opers: HashMap<String, String>) {
@@ -1311,6 +1328,13 @@ impl Hub {
     /// The rooms a user is in, as spelled at creation, in join order.
     pub fn rooms_of(&self, id: ConnId) -> Vec<String> {
         self.user(id).rooms.iter().filter_map(|r| self.rooms.get(r)).map(|r| r.name.clone()).collect()
+    }
+
+    /// The rooms `id` is in and shown in (not a quiet join not yet revealed): where its quit
+    /// and nick changes are recorded, as only there were they seen.
+    fn shown_rooms_of(&self, id: ConnId) -> Vec<String> {
+        let rooms = self.user(id).rooms.iter().filter_map(|r| self.rooms.get(r));
+        rooms.filter(|r| r.status(id).is_some_and(|s| !s.hidden)).map(|r| r.name.clone()).collect()
     }
 
     /// Is `nick` online? Returns its current spelling.

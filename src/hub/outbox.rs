@@ -86,7 +86,9 @@ struct State {
     /// What the batch the writer took last weighs, until it asks for the next one (which it
     /// does once it has written the last).
     writing: usize,
-    closed: Option<Closed>,
+    /// Boxed: a reason (a kill names its operator) is over a hundred bytes, and every idle
+    /// connection's queue would carry it.
+    closed: Option<Box<Closed>>,
     /// The writer waiting for the queue's first item, its close or its overflow (an overflow
     /// also ends a writer stuck on a full socket at once).
     waker: Option<Waker>,
@@ -141,7 +143,7 @@ impl Outbox {
         if state.queue.len() >= self.inner.capacity || (waiting + bytes > budget && waiting > budget / 2) {
             state.queue = VecDeque::new();
             crate::memory::released(state.bytes);
-            state.closed = Some(Closed::Overflow);
+            state.closed = Some(Box::new(Closed::Overflow));
             crate::metrics::get().slow_consumers.inc();
             let waker = state.waker.take();
             drop(state);
@@ -165,7 +167,7 @@ impl Outbox {
     pub fn close_as(&self, closed: Closed) {
         let mut state = self.state();
         if state.closed.is_none() {
-            state.closed = Some(closed);
+            state.closed = Some(Box::new(closed));
         }
         let waker = state.waker.take();
         drop(state);
@@ -174,7 +176,7 @@ impl Outbox {
 
     /// Why the queue is closed, if it is.
     pub fn closed(&self) -> Option<Closed> {
-        self.state().closed.clone()
+        self.state().closed.as_deref().cloned()
     }
 
     /// Ready once the queue is closed, with the reason: the writer checks this while its socket
@@ -182,7 +184,7 @@ impl Outbox {
     pub fn poll_closed(&self, cx: &Context<'_>) -> Poll<Closed> {
         let mut state = self.state();
         if let Some(closed) = &state.closed {
-            return Poll::Ready(closed.clone());
+            return Poll::Ready(Closed::clone(closed));
         }
         state.wait(cx);
         Poll::Pending
@@ -208,7 +210,7 @@ impl Outbox {
             return Poll::Ready(None);
         }
         if let Some(closed) = &state.closed {
-            return Poll::Ready(Some(closed.clone()));
+            return Poll::Ready(Some(Closed::clone(closed)));
         }
         state.wait(cx);
         Poll::Pending

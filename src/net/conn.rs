@@ -28,7 +28,6 @@ use super::BoxStream;
 use super::limits::{Admission, FloodLimit, TokenBucket};
 use super::lines::{Line, LineReader};
 use super::sessions::Sessions;
-use crate::hub::outbox::SMALL_BATCH;
 use crate::hub::{Closed, Event, Out, Outbox};
 use crate::metrics::Speaks;
 
@@ -106,11 +105,10 @@ pub struct Conn {
     _admission: Admission,
 }
 
-/// The writing half of a connection's state.
+/// The writing half of a connection's state. The queue's items are rendered as soon as they
+/// are taken (see [`Outbox::poll_batch`]), so no buffer of them is kept between batches.
 #[derive(Default)]
 struct Writer {
-    /// Where the queue's items are swapped to be rendered (see [`Outbox::poll_batch`]).
-    batch: VecDeque<Out>,
     /// Rendered bytes not yet written.
     pending: Bytes,
     state: WriteState,
@@ -297,26 +295,24 @@ impl Conn {
                         _ => return Poll::Pending,
                     },
                 },
-                WriteState::Open(_) => match ready!(self.outbox.poll_batch(cx, &mut writer.batch)) {
-                    None => {
-                        let count = writer.batch.len();
-                        writer.pending = rendered(&mut writer.batch, render);
-                        // Freed once written, or when the client is dropped without taking it.
-                        crate::memory::released(writer.pending.len());
-                        // After a small batch, give the memory back: an idle connection holds none.
-                        if count <= SMALL_BATCH {
-                            writer.batch = VecDeque::new();
+                WriteState::Open(_) => {
+                    let mut batch = VecDeque::new();
+                    match ready!(self.outbox.poll_batch(cx, &mut batch)) {
+                        None => {
+                            writer.pending = rendered(&mut batch, render);
+                            // Freed once written, or when the client is dropped without taking it.
+                            crate::memory::released(writer.pending.len());
+                        }
+                        Some(why) => {
+                            writer.pending = render.closing(&why).into();
+                            let deadline = match &mut writer.state {
+                                WriteState::Open(deadline) => deadline.take(),
+                                _ => None,
+                            };
+                            writer.state = WriteState::Closing(Some(deadline.unwrap_or_else(closing_deadline)));
                         }
                     }
-                    Some(why) => {
-                        writer.pending = render.closing(&why).into();
-                        let deadline = match &mut writer.state {
-                            WriteState::Open(deadline) => deadline.take(),
-                            _ => None,
-                        };
-                        writer.state = WriteState::Closing(Some(deadline.unwrap_or_else(closing_deadline)));
-                    }
-                },
+                }
                 WriteState::Closing(_) => {
                     let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
                     writer.state = WriteState::Done;

@@ -30,7 +30,8 @@ pub enum Line {
 #[derive(Debug)]
 pub struct LineReader {
     buf: BytesMut,
-    max: usize,
+    /// `u32`: the reader is part of every connection's future, where each byte counts.
+    max: u32,
     /// Inside an over-long line: drop everything up to the next newline.
     discarding: bool,
     /// The last line returned was not valid UTF-8 (see [`LineReader::mangled`]).
@@ -40,14 +41,14 @@ pub struct LineReader {
 impl LineReader {
     /// A reader that starts with bytes already read (while sniffing the protocol).
     pub fn new(max: usize, already_read: &[u8]) -> LineReader {
-        LineReader { buf: BytesMut::from(already_read), max, discarding: false, mangled: false }
+        LineReader { buf: BytesMut::from(already_read), max: limit(max), discarding: false, mangled: false }
     }
 
     /// Starts over with a new limit, reading `replay` first, then what is buffered.
     pub fn restart(&mut self, max: usize, replay: &[u8]) {
         let mut buf = BytesMut::from(replay);
         buf.extend_from_slice(&self.buf);
-        *self = LineReader { buf, max, discarding: false, mangled: false };
+        *self = LineReader { buf, max: limit(max), discarding: false, mangled: false };
     }
 
     /// Whether the last line returned had invalid UTF-8 in it (replaced with U+FFFD), for
@@ -103,13 +104,13 @@ impl LineReader {
                     if line.last() == Some(&b'\r') {
                         line = &line[..line.len() - 1];
                     }
-                    if line.len() > self.max {
+                    if line.len() > self.max as usize {
                         return Some(Line::TooLong);
                     }
                     return Some(self.text(line));
                 }
                 // A line of `max` bytes may still end in `\r\n` when its `\r` is here.
-                None if self.buf.len() > self.max + usize::from(self.buf.last() == Some(&b'\r')) => {
+                None if self.buf.len() > self.max as usize + usize::from(self.buf.last() == Some(&b'\r')) => {
                     self.buf.advance(self.buf.len());
                     let first = !self.discarding;
                     self.discarding = true;
@@ -119,6 +120,11 @@ impl LineReader {
             }
         }
     }
+}
+
+/// A line limit as the reader keeps it; no protocol's comes near 4 GiB.
+fn limit(max: usize) -> u32 {
+    u32::try_from(max).unwrap_or(u32::MAX)
 }
 
 fn memchr(buf: &[u8]) -> Option<usize> {

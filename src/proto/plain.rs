@@ -105,31 +105,15 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
                 }
             }
         }
-        let registration = Registration {
-            nick: None,
-            user: "plain".into(),
-            host: peer.ip().to_string(),
-            realname: "plain-text client".into(),
-            protocol: "plain",
-            secure: peer.secure(),
-            certfp: peer.client_cert().map(|fp| fp.to_string()),
-            outbox: outbox.clone(),
+        // Registered and greeted in a function of its own, not here: a local borrowed here would
+        // stay in every connection's future (see `Conn`'s module docs for why bytes count).
+        let id = match register(&shared, &peer, &outbox, private) {
+            Ok(id) => id,
+            Err(reason) => return conn.close(reason, &PlainRender { me: 0 }).await,
         };
-        let registered = hub::lock(&shared.hub).register(registration);
-        let (id, nick) = match registered {
-            Ok(registered) => registered,
-            Err(e) => {
-                outbox.push(Out::Line(Bytes::from(format!("error: {e}\n"))));
-                conn.close(e.to_string(), &PlainRender { me: 0 }).await;
-                return;
-            }
-        };
-        tracing::info!("{peer} connected as {nick}");
         let render = PlainRender { me: id };
         let present = Present { id, shared: &shared };
         let session = Session { id, shared: &shared, outbox: &outbox };
-        let welcome = if private { "Welcome in." } else { WELCOME };
-        session.reply(format!("{welcome}\nYou are {nick} in {LOBBY}. Type to talk; /help lists commands."));
         if let Some(motd) = shared.motd().filter(|motd| !motd.lines.is_empty()) {
             session.reply(motd.lines.join("\n"));
         }
@@ -139,7 +123,7 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
         let reason = 'session: {
             let next = match opening(&mut conn, &render).await {
                 Opening::Irc(lines) => {
-                    tracing::info!("{peer} ({nick}) registers with IRC");
+                    tracing::info!("{peer} ({}) registers with IRC", hub::lock(&shared.hub).nick(id));
                     hub::lock(&shared.hub).quit(id, "Switched to IRC");
                     drop(present);
                     conn.reopen(crate::proto::irc::MAX_LINE, Speaks::Irc, &lines);
@@ -169,6 +153,31 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
         hub::lock(&shared.hub).quit(id, &reason);
         conn.close(reason, &render).await;
     }
+}
+
+/// Registers the plain-text client at `peer` with a guest nick and greets it; the id, or why
+/// it was refused (said to the client too).
+fn register(shared: &Shared, peer: &Peer, outbox: &Outbox, private: bool) -> Result<ConnId, String> {
+    let registration = Registration {
+        nick: None,
+        user: "plain".into(),
+        host: peer.ip().to_string(),
+        realname: "plain-text client".into(),
+        protocol: "plain",
+        secure: peer.secure(),
+        certfp: peer.client_cert().map(|fp| fp.to_string()),
+        outbox: outbox.clone(),
+    };
+    let registered = hub::lock(&shared.hub).register(registration);
+    let (id, nick) = registered.map_err(|e| {
+        outbox.push(Out::Line(Bytes::from(format!("error: {e}\n"))));
+        e.to_string()
+    })?;
+    tracing::info!("{peer} connected as {nick}");
+    let welcome = if private { "Welcome in." } else { WELCOME };
+    let session = Session { id, shared, outbox };
+    session.reply(format!("{welcome}\nYou are {nick} in {LOBBY}. Type to talk; /help lists commands."));
+    Ok(id)
 }
 
 /// Handles one line from the plain-text user `id`, whose queue is `outbox`, as its session
@@ -264,19 +273,10 @@ impl Session<'_> {
     /// Handles what the connection brought; returns the quit reason when the session ends.
     async fn step(&self, conn: &mut Conn, render: &PlainRender, input: Input) -> Option<String> {
         match input {
-            Input::Line(Line::Text(text)) if let Some(command) = accounts::parse(&text) => {
-                match command {
-                    Ok(command) => {
-                        // The address the user connected from, as the hub shows it: logins are
-                        // throttled per address.
-                        let ip = hub::lock(&self.shared.hub).source(self.id).host.parse();
-                        let ip = ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-                        let answer =
-                            conn.writing_while(render, pin!(command.run(&self.shared.accounts, self.id, ip))).await;
-                        self.reply(answer);
-                    }
-                    Err(usage) => self.usage(usage),
-                }
+            Input::Line(Line::Text(text)) if accounts::parse(&text).is_some() => {
+                // Boxed: an account command waits on several futures (a password is hashed),
+                // and every plain connection's future would carry their size while idle.
+                Box::pin(self.account(conn, render, &text)).await;
                 None
             }
             Input::Line(Line::Text(text)) => {
@@ -300,6 +300,22 @@ impl Session<'_> {
                 Some(closed) => closed.reason(),
                 None => "Connection lost".into(),
             }),
+        }
+    }
+
+    /// Runs the account command `line` (`/register`, `/login`, …), writing the queue meanwhile.
+    async fn account(&self, conn: &mut Conn, render: &PlainRender, line: &str) {
+        match accounts::parse(line) {
+            Some(Ok(command)) => {
+                // The address the user connected from, as the hub shows it: logins are
+                // throttled per address.
+                let ip = hub::lock(&self.shared.hub).source(self.id).host.parse();
+                let ip = ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+                let answer = conn.writing_while(render, pin!(command.run(&self.shared.accounts, self.id, ip))).await;
+                self.reply(answer);
+            }
+            Some(Err(usage)) => self.usage(usage),
+            None => {}
         }
     }
 

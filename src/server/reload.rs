@@ -119,7 +119,8 @@ fn opers(config: &Config, running: &Running) -> Result<String, String> {
 }
 
 /// The limits that can change while clients are connected: connection caps, flood control
-/// and queue size (for connections opened from now on), rooms per user.
+/// and queue size (for connections opened from now on), rooms per user, the size above which
+/// rooms take newcomers in quietly (joins from now on).
 fn limits(config: &Config, running: &Running) -> Result<String, String> {
     let shared = running.shared;
     let new = &config.limits;
@@ -149,6 +150,11 @@ fn limits(config: &Config, running: &Running) -> Result<String, String> {
     if old_rooms != new_rooms {
         changed.push(format!("max-rooms-per-user {old_rooms} → {new_rooms}"));
         hub.set_max_rooms_per_user(new_rooms);
+    }
+    let (old_quiet, new_quiet) = (hub.config().quiet_joins_above, config.hub.quiet_joins_above);
+    if old_quiet != new_quiet {
+        changed.push(format!("quiet-joins-above {old_quiet} → {new_quiet}"));
+        hub.set_quiet_joins_above(new_quiet);
     }
     Ok(if changed.is_empty() { "unchanged".into() } else { changed.join(", ") })
 }

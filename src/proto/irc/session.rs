@@ -160,10 +160,15 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
                 Ok(Input::Line(Line::Text(text))) => text,
             };
             pinged = false;
-            if let Some(include) = reads_history(&text) {
-                conn.writing_while(&render, pin!(session.shared.settled(include))).await;
+            // In a block: a line borrowed here would otherwise keep its slot in every
+            // connection's future, idle ones included.
+            {
+                let text = text;
+                if let Some(include) = reads_history(&text) {
+                    conn.writing_while(&render, pin!(session.shared.settled(include))).await;
+                }
+                session.handle_line(&text, conn.mangled());
             }
-            session.handle_line(&text, conn.mangled());
             if let Some(mut deferred) = session.deferred.take() {
                 let render = IrcRender { session: &session };
                 let then = conn.writing_while(&render, Pin::new(&mut deferred.work)).await;
@@ -172,7 +177,9 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
                 session.finish();
             }
             if let Some(id) = session.unstored.take() {
-                conn.writing_while(&IrcRender { session: &session }, pin!(session.shared.stored(id))).await;
+                // Boxed: only `--ack-when-stored` waits here, with a retry timer every connection's
+                // future would otherwise carry.
+                conn.writing_while(&IrcRender { session: &session }, Box::pin(session.shared.stored(id)).as_mut()).await;
                 session.finish();
             }
             conn.writing_while(&IrcRender { session: &session }, pin!(session.shared.pace())).await;
