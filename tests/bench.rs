@@ -114,6 +114,7 @@ async fn tiny_plain_fanout_loses_nothing() {
     assert_eq!(json["timed_out"], false);
     assert!(json["deliveries_per_sec"].as_f64().is_some_and(|r| r > 0.0));
     assert!(json["p99_listeners_us"].is_u64());
+    assert!(json["p99_generator_lag_us"].is_u64(), "the generator's own lag is reported beside the latencies");
     assert!(json["generator_cpu_secs"].is_number());
     assert!(report.table().contains("lost 0"));
 }

@@ -66,6 +66,10 @@ pub struct Messages {
     pub active: Duration,
     pub listeners: Option<Latency>,
     pub speakers: Option<Latency>,
+    /// How late the generator's own timers fired while messages went (a probe asking to wake
+    /// every millisecond): its scheduling lag, which every latency above may include. A
+    /// latency near this lag is the machine's, not the server's.
+    pub generator_lag: Option<Latency>,
 }
 
 /// The idle scenario's memory figures.
@@ -217,6 +221,7 @@ impl Report {
                 let none = || "none measured".to_string();
                 rows.push(("latency listeners", m.listeners.map(|l| l.text()).unwrap_or_else(none)));
                 rows.push(("latency senders", m.speakers.map(|l| l.text()).unwrap_or_else(none)));
+                rows.push(("generator lag", m.generator_lag.map(|l| l.text()).unwrap_or_else(none)));
             }
             Details::Idle(idle) => {
                 rows.push((
@@ -313,6 +318,9 @@ impl Report {
                 }
                 if let Some(l) = m.speakers {
                     l.json(&mut map, "senders");
+                }
+                if let Some(l) = m.generator_lag {
+                    l.json(&mut map, "generator_lag");
                 }
             }
             Details::Idle(idle) => {
@@ -443,6 +451,7 @@ mod tests {
                 active: Duration::from_secs(1),
                 listeners: None,
                 speakers: None,
+                generator_lag: None,
             }),
         };
         let line = report.json_line();

@@ -187,6 +187,7 @@ async fn connections(plan: &Plan) -> Result<Report, BenchError> {
     }
 
     let mut rss_after = None;
+    let mut lag_probe = None;
     if let Scenario::Idle = plan.scenario {
         progress.stage(plan.hold.as_millis() as u64, "holding");
         let held = Instant::now();
@@ -201,6 +202,7 @@ async fn connections(plan: &Plan) -> Result<Report, BenchError> {
         let receivers = registered.saturating_sub(1) as u64;
         progress.stage(plan.messages * receivers, "delivering");
         let _ = go_tx.send(true);
+        lag_probe = Some(tokio::spawn(lag(ctx.stop.clone())));
         let mut last_seen = 0;
         let mut quiet_since = Instant::now();
         loop {
@@ -226,6 +228,10 @@ async fn connections(plan: &Plan) -> Result<Report, BenchError> {
     }
     let _ = stop_tx.send(true);
     drop(progress);
+    let generator_lag = match lag_probe {
+        Some(probe) => probe.await.ok().and_then(|lags| Latency::of(&lags)),
+        None => None,
+    };
 
     let mut outcomes = Vec::with_capacity(plan.clients);
     let collected = tokio::time::timeout(COLLECT_GRACE, async {
@@ -275,6 +281,7 @@ async fn connections(plan: &Plan) -> Result<Report, BenchError> {
                 active: Duration::from_nanos(last.saturating_sub(first)),
                 listeners: Latency::of(&locked(&ctx.listeners)),
                 speakers: Latency::of(&locked(&ctx.speakers)),
+                generator_lag,
             })
         }
     };
@@ -293,6 +300,27 @@ async fn connections(plan: &Plan) -> Result<Report, BenchError> {
         server_cpu,
         details,
     })
+}
+
+/// The generator's scheduling lag until `stop` is set, sampled every millisecond: how many
+/// microseconds a task that is ready to run waits for its turn (it yields and times how long
+/// until it runs again), on the same runtime as the clients, whose reads wait the same way.
+/// (A timer's lateness would not do: tokio's timers round to the millisecond.)
+async fn lag(mut stop: watch::Receiver<bool>) -> Histogram<u64> {
+    let mut lags = histogram();
+    let mut every = tokio::time::interval(Duration::from_millis(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !*stop.borrow() {
+        tokio::select! {
+            _ = every.tick() => {
+                let ready = Instant::now();
+                tokio::task::yield_now().await;
+                lags.saturating_record(ready.elapsed().as_micros() as u64);
+            }
+            _ = stop.changed() => {}
+        }
+    }
+    lags
 }
 
 /// One client of a message scenario or of idle, from connecting to the end of the run.
