@@ -142,8 +142,8 @@ start_server() {
     if [[ -f $dir/$name.conf ]]; then
         sed "s|$dir|\$TMP|g; s|$port|PORT|g; s/^/    /" "$dir/$name.conf" >"$work/$name.conf.shown"
     fi
-    echo "${cmd[*]}" | sed "s|$dir|\$TMP|g; s|$PWD/||g; s|127.0.0.1:$port|127.0.0.1:PORT|g" >>"$work/servers"
-    "${cmd[@]}" >"$dir/server.log" 2>&1 &
+    echo "${pin_server[*]}${pin_server:+ }${cmd[*]}" | sed "s|$dir|\$TMP|g; s|$PWD/||g; s|127.0.0.1:$port|127.0.0.1:PORT|g" >>"$work/servers"
+    "${pin_server[@]}" "${cmd[@]}" >"$dir/server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
@@ -157,6 +157,7 @@ start_server() {
 
 port=$PORT_BASE
 next_port() { port=$((port + 1)); }
+pin_server=() pin_bench=()
 
 if [[ " $SERVERS " == *" charla "* && $CHARLA_PROTO == auto ]]; then
     next_port
@@ -175,6 +176,13 @@ fi
 results="$work/results.jsonl"
 : >"$results"
 for scenario in $SCENARIOS; do
+    # Latency is the server's only if neither waits for the other's core: for it the server
+    # runs on core 0 and the generator on core 1 (every server alike), and the generator
+    # reports its own scheduling lag beside the result.
+    pin_server=() pin_bench=()
+    if [[ $scenario == latency && $(nproc) -ge 2 ]] && command -v taskset >/dev/null; then
+        pin_server=(taskset -c 0) pin_bench=(taskset -c 1)
+    fi
     for server in $SERVERS; do
         proto=irc
         [[ $server == charla ]] && proto=$CHARLA_PROTO
@@ -186,10 +194,10 @@ for scenario in $SCENARIOS; do
             idle) if [[ $proto == plain ]]; then args+=(--clients "$IDLE_CLIENTS_PLAIN"); else args+=(--clients "$IDLE_CLIENTS"); fi ;;
             churn) args+=(--duration "$CHURN_SECS") ;;
         esac
-        echo "charla ${args[*]}" | sed "s/--server-pid [0-9]*/--server-pid PID/; s/127.0.0.1:$port/127.0.0.1:PORT/" >>"$work/benches"
+        echo "${pin_bench[*]}${pin_bench:+ }charla ${args[*]}" | sed "s/--server-pid [0-9]*/--server-pid PID/; s/127.0.0.1:$port/127.0.0.1:PORT/" >>"$work/benches"
         echo "compare.sh: $scenario against $server ($proto)…" >&2
         out="$work/$scenario-$server.out"
-        if "$CHARLA" "${args[@]}" >"$out" 2>"$work/$scenario-$server.err"; then
+        if "${pin_bench[@]}" "$CHARLA" "${args[@]}" >"$out" 2>"$work/$scenario-$server.err"; then
             cat "$out" >&2
             tail -n 1 "$out" | python3 -c 'import json,sys; r=json.load(sys.stdin); r["server"]=sys.argv[1]; print(json.dumps(r))' "$server" >>"$results"
         else
@@ -298,8 +306,8 @@ def ratio(r, peers):
     return f"{r[key] / best:.2f}× ({label}, {'higher' if higher else 'lower'} is better)"
 
 lines = [
-    "| scenario | server | throughput | lost | p99 listeners | p99 senders | server RSS/conn | generator CPU | server CPU | charla ÷ best peer |",
-    "|---|---|---|---|---|---|---|---|---|---|",
+    "| scenario | server | throughput | lost | p99 listeners | p99 senders | p99 generator lag | server RSS/conn | generator CPU | server CPU | charla ÷ best peer |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
 ]
 for scenario in dict.fromkeys(r["scenario"] for r in rows):
     group = [r for r in rows if r["scenario"] == scenario]
@@ -307,12 +315,12 @@ for scenario in dict.fromkeys(r["scenario"] for r in rows):
     for r in group:
         name = f"{r['server']} ({r.get('proto', '?')})"
         if "failed" in r:
-            lines.append(f"| {scenario} | {name} | failed: {r['failed']} | | | | | | | |")
+            lines.append(f"| {scenario} | {name} | failed: {r['failed']} | | | | | | | | |")
             continue
         note = " (timed out)" if r.get("timed_out") else ""
         lines.append(
             f"| {scenario} | {name} | {throughput(r)}{note} | {lost(r)} | "
-            f"{us(r.get('p99_listeners_us'))} | {us(r.get('p99_senders_us'))} | {rss(r)} | "
+            f"{us(r.get('p99_listeners_us'))} | {us(r.get('p99_senders_us'))} | {us(r.get('p99_generator_lag_us'))} | {rss(r)} | "
             f"{cpu(r)} | {num(r.get('server_cpu_secs'), 2)} s | {ratio(r, peers)} |"
         )
 errors = [f"- {r['scenario']} / {r['server']}: {r['first_error']}" for r in rows if r.get("first_error")]
