@@ -179,7 +179,8 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
             if let Some(id) = session.unstored.take() {
                 // Boxed: only `--ack-when-stored` waits here, with a retry timer every connection's
                 // future would otherwise carry.
-                conn.writing_while(&IrcRender { session: &session }, Box::pin(session.shared.stored(id)).as_mut()).await;
+                conn.writing_while(&IrcRender { session: &session }, Box::pin(session.shared.stored(id)).as_mut())
+                    .await;
                 session.finish();
             }
             conn.writing_while(&IrcRender { session: &session }, pin!(session.shared.pace())).await;
