@@ -71,6 +71,12 @@ pub struct Metrics {
     pub store_batch: Histogram,
     /// Batches the history writer failed to commit.
     pub store_errors: Counter,
+    /// Notes for the other nodes of a cluster dropped because the bus's queue was full.
+    pub bus_dropped: Counter,
+    /// 1 while a cluster node cannot reach its bus (NATS): its users chat among themselves.
+    pub bus_degraded: Gauge,
+    /// Other nodes of the cluster heard from lately.
+    pub bus_nodes: Gauge,
     /// Log lines dropped ([`crate::logging::dropped`]), brought up to date at each scrape.
     log_lines_dropped: Counter,
     /// One scrape at a time brings the counters read from elsewhere up to date.
@@ -111,6 +117,9 @@ impl Metrics {
             // 100 µs to about 3 s.
             store_batch: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 16)),
             store_errors: Counter::default(),
+            bus_dropped: Counter::default(),
+            bus_degraded: Gauge::default(),
+            bus_nodes: Gauge::default(),
             log_lines_dropped: Counter::default(),
             scraping: std::sync::Mutex::new(()),
             rooms: Gauge::default(),
@@ -150,6 +159,13 @@ impl Metrics {
             metrics.store_batch.clone(),
         );
         registry.register("store_errors", "History batches that failed to commit", metrics.store_errors.clone());
+        registry.register(
+            "bus_dropped",
+            "Notes for the other nodes dropped because the bus queue was full",
+            metrics.bus_dropped.clone(),
+        );
+        registry.register("bus_degraded", "1 while this cluster node cannot reach NATS", metrics.bus_degraded.clone());
+        registry.register("bus_nodes", "Other cluster nodes heard from lately", metrics.bus_nodes.clone());
         registry.register(
             "log_lines_dropped",
             "Log lines dropped because standard error was slow or failed",

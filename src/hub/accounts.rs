@@ -72,6 +72,7 @@ impl Hub {
         self.users.get_mut(&id).expect("registered").source.account = Some(account.into());
         self.claim(id);
         let event = self.event(EventKind::Account { who: self.user(id).source.clone() });
+        self.share(&event, super::cluster::Extra::None);
         self.deliver(self.peers(id), &event);
         event
     }
@@ -82,6 +83,7 @@ impl Hub {
         let account = self.users.get_mut(&id).expect("registered").source.account.take()?;
         self.forget_read_markers(&account);
         let event = self.event(EventKind::Account { who: self.user(id).source.clone() });
+        self.share(&event, super::cluster::Extra::None);
         self.deliver(self.peers(id), &event);
         self.claim(id);
         Some(event)
