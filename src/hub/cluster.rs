@@ -139,6 +139,11 @@ impl Hub {
         self.users.get(&id).is_some_and(|u| u.remote)
     }
 
+    /// Whether a user of this node has `nick` now.
+    pub fn holds_here(&self, nick: &str) -> bool {
+        self.nicks.get(fold(nick).as_str()).is_some_and(|id| !self.is_remote(*id))
+    }
+
     /// Hands what a local user did to the bus, for the other nodes.
     pub(super) fn share(&self, event: &Arc<Event>, extra: Extra) {
         let Some(cluster) = &self.cluster else { return };

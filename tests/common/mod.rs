@@ -78,6 +78,7 @@ pub async fn start_at(data_dir: &std::path::Path, adjust: impl FnOnce(&mut Confi
         oper_file: None,
         motd: None,
         tls: None,
+        bus: None,
     };
     adjust(&mut config);
     let server = Server::bind(config).await.expect("server binds");
