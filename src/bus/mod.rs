@@ -269,15 +269,21 @@ impl Bus {
     }
 
     /// Starts the bus's tasks for `hub`, which [`joined the cluster`](hub::Hub::join_cluster)
-    /// with this bus's sink.
-    pub fn start(joined: Joined, hub: SharedHub) -> Bus {
+    /// with this bus's sink; returns once it receives the other nodes' messages.
+    pub async fn start(joined: Joined, hub: SharedHub) -> Result<Bus, BusError> {
         let Joined { bus, notes, .. } = joined;
         let _ = bus.inner.hub.set(hub);
+        let subscription = bus
+            .inner
+            .client
+            .subscribe("charla.>")
+            .await
+            .map_err(|e| BusError::Connect { url: bus.inner.url.clone(), reason: e.to_string() })?;
         tokio::spawn(bus.clone().publisher(notes));
-        tokio::spawn(bus.clone().receiver());
+        tokio::spawn(bus.clone().receiver(subscription));
         tokio::spawn(bus.clone().heartbeat());
         tokio::spawn(bus.clone().reaper());
-        bus
+        Ok(bus)
     }
 
     /// Publishes the hub's notes in order; a local user's quit or nick change frees the nick.
@@ -299,16 +305,7 @@ impl Bus {
     }
 
     /// Receives the other nodes' messages and has the hub apply them.
-    async fn receiver(self) {
-        let mut subscription = loop {
-            match self.inner.client.subscribe("charla.>").await {
-                Ok(subscription) => break subscription,
-                Err(e) => {
-                    tracing::warn!("bus: cannot subscribe: {e}; retrying");
-                    tokio::time::sleep(HEARTBEAT).await;
-                }
-            }
-        };
+    async fn receiver(self, mut subscription: async_nats::Subscriber) {
         self.hello().await;
         while let Some(message) = futures_util::StreamExt::next(&mut subscription).await {
             self.receive(&message.subject, &message.payload).await;
@@ -440,8 +437,15 @@ impl Bus {
     /// Claims `nick` for a user of this node before the hub gives it: `Err(())` if a user of
     /// another node has it. `Ok(true)`: claimed now (to be [released](Bus::release) if the
     /// hub refuses the nick after all); `Ok(false)`: nothing to undo (already this node's, or
-    /// NATS unreachable: the node is alone and the hub alone decides).
-    pub async fn claim(&self, nick: &str) -> Result<bool, ()> {
+    /// NATS unreachable: the node is alone and the hub alone decides). Runs as a task of its
+    /// own, so that a session may wait for it among its other work.
+    pub fn claim(&self, nick: &str) -> impl Future<Output = Result<bool, ()>> + Send + Sync + 'static {
+        let (bus, nick) = (self.clone(), nick.to_string());
+        let claiming = tokio::spawn(async move { bus.claim_now(&nick).await });
+        async move { claiming.await.unwrap_or(Err(())) }
+    }
+
+    async fn claim_now(&self, nick: &str) -> Result<bool, ()> {
         if self.degraded() {
             return Ok(false);
         }

@@ -139,6 +139,11 @@ impl Hub {
         self.users.get(&id).is_some_and(|u| u.remote)
     }
 
+    /// Whether `id` is a user (still) known to the hub.
+    pub fn has_user(&self, id: ConnId) -> bool {
+        self.users.contains_key(&id)
+    }
+
     /// Whether a user of this node has `nick` now.
     pub fn holds_here(&self, nick: &str) -> bool {
         self.nicks.get(fold(nick).as_str()).is_some_and(|id| !self.is_remote(*id))

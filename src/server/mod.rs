@@ -215,7 +215,10 @@ impl Server {
             None => None,
         };
         let hub = Arc::new(std::sync::Mutex::new(hub));
-        let bus = joined.map(|joined| Bus::start(joined, hub.clone()));
+        let bus = match joined {
+            Some(joined) => Some(Bus::start(joined, hub.clone()).await?),
+            None => None,
+        };
         let tls = match &config.tls {
             Some(tls) => Some(Arc::new(Tls::new(tls.cert.clone())?)),
             None => None,
