@@ -155,6 +155,30 @@ fn subject(note: &Note) -> String {
     }
 }
 
+/// Opens the key-value bucket `name`, made if missing. Made as its stream, the way the
+/// key-value specification lays it out (one message per key, deletes as markers): the client's
+/// own `create_key_value` asks for account details that nats-server 2.9 (Debian 12) does not
+/// give in the form it expects.
+async fn bucket(js: &jetstream::Context, name: &str, max_age: Duration) -> Result<kv::Store, String> {
+    if let Ok(store) = js.get_key_value(name).await {
+        return Ok(store);
+    }
+    let config = jetstream::stream::Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        discard: jetstream::stream::DiscardPolicy::New,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        duplicate_window: Duration::from_secs(2),
+        ..Default::default()
+    };
+    js.get_or_create_stream(config).await.map_err(|e| e.to_string())?;
+    js.get_key_value(name).await.map_err(|e| e.to_string())
+}
+
 impl Bus {
     /// Connects to NATS at `url`, opens the key-value buckets and claims a node number.
     pub async fn connect(url: &str) -> Result<Joined, BusError> {
@@ -194,19 +218,9 @@ impl Bus {
             .map_err(|e| BusError::Connect { url: url.into(), reason: e.to_string() })?;
         connected.store(true, Ordering::SeqCst);
         let js = jetstream::new(client.clone());
-        let bucket = |name: &str, max_age: Duration| kv::Config {
-            bucket: name.into(),
-            history: 1,
-            max_age,
-            ..Default::default()
-        };
-        let open = async |config: kv::Config| match js.get_key_value(config.bucket.clone()).await {
-            Ok(store) => Ok(store),
-            Err(_) => js.create_key_value(config).await.map_err(|e| e.to_string()),
-        };
         let jet = |reason| BusError::JetStream { url: url.into(), reason };
-        let nodes = open(bucket(NODES_BUCKET, Duration::from_secs(15))).await.map_err(jet)?;
-        let nicks = open(bucket(NICKS_BUCKET, Duration::ZERO)).await.map_err(jet)?;
+        let nodes = bucket(&js, NODES_BUCKET, Duration::from_secs(15)).await.map_err(jet)?;
+        let nicks = bucket(&js, NICKS_BUCKET, Duration::ZERO).await.map_err(jet)?;
         let boot = crate::chat::now_millis() ^ u64::from(std::process::id()) << 44;
         let mut node = None;
         for n in 1..=255u8 {

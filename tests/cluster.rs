@@ -1,0 +1,227 @@
+//! Several nodes, one chat (`serve --bus nats://…`): three charla nodes on one private
+//! nats-server, with clients of every kind on different nodes.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::nats::Nats;
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message as Frame;
+
+/// An in-process node on `nats`, with its own data directory.
+async fn node(nats: &Nats) -> TestServer {
+    let url = nats.url();
+    start_with(|config| config.bus = Some(url)).await
+}
+
+/// An IRC client over WebSocket (the browser's way in), reading one line per frame.
+struct WsIrc {
+    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl WsIrc {
+    async fn register(addr: SocketAddr, nick: &str) -> WsIrc {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await.expect("WebSocket opens");
+        let mut irc = WsIrc { ws };
+        irc.send(&format!("NICK {nick}")).await;
+        irc.send(&format!("USER {nick} 0 * :{nick}")).await;
+        irc.expect(|m| m.command == "376").await;
+        irc
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.ws.send(Frame::text(line.to_string())).await.expect("frame sent");
+    }
+
+    async fn expect(&mut self, pred: impl Fn(&Message) -> bool) -> Message {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.ws.next()).await.expect("a frame in time");
+            let text = match frame.expect("open").expect("valid frame") {
+                Frame::Text(text) => text.to_string(),
+                Frame::Binary(bytes) => String::from_utf8(bytes.to_vec()).unwrap(),
+                _ => continue,
+            };
+            let message = Message::parse(text.trim_end()).expect("an IRC line");
+            if pred(&message) {
+                return message;
+            }
+        }
+    }
+}
+
+/// Whose a message is, by the nick of its source.
+trait Nick {
+    fn nick_is(&self, nick: &str) -> bool;
+}
+
+impl Nick for Message {
+    fn nick_is(&self, nick: &str) -> bool {
+        self.source.as_deref().and_then(|s| s.split('!').next()) == Some(nick)
+    }
+}
+
+fn is(command: &'static str, text: &'static str) -> impl Fn(&Message) -> bool {
+    move |m: &Message| m.command == command && m.params.last().is_some_and(|p| p == text)
+}
+
+async fn expect_irc(irc: &mut Irc, pred: impl Fn(&Message) -> bool) -> Message {
+    loop {
+        let message = irc.next().await;
+        if pred(&message) {
+            return message;
+        }
+    }
+}
+
+#[tokio::test]
+async fn users_of_three_nodes_chat_in_one_room_and_privately() {
+    let nats = Nats::start();
+    let (a, b, c) = (node(&nats).await, node(&nats).await, node(&nats).await);
+    let mut alice = Irc::register(a.addr, "alice", &[]).await;
+    alice.join("#lobby").await;
+    let mut bob = WsIrc::register(b.addr, "bob").await;
+    bob.send("JOIN #lobby").await;
+    bob.expect(|m| m.command == "366").await;
+    let joined = alice.expect("JOIN").await;
+    assert!(joined.nick_is("bob"), "alice on node A sees bob of node B join: {joined:?}");
+    let (mut carol, carol_nick) = Client::plain(c.addr).await;
+    expect_irc(&mut alice, |m| m.command == "JOIN" && m.nick_is(&carol_nick)).await;
+
+    alice.send("PRIVMSG #lobby :hello from A").await;
+    bob.expect(is("PRIVMSG", "hello from A")).await;
+    carol.expect("<alice> hello from A").await;
+
+    carol.send("hello from C").await;
+    let heard = expect_irc(&mut alice, is("PRIVMSG", "hello from C")).await;
+    assert!(heard.nick_is(&carol_nick), "{heard:?}");
+    bob.expect(is("PRIVMSG", "hello from C")).await;
+
+    bob.send("PRIVMSG alice :psst, from B").await;
+    let private = expect_irc(&mut alice, is("PRIVMSG", "psst, from B")).await;
+    assert_eq!(private.params[0], "alice");
+    alice.send(&format!("PRIVMSG {carol_nick} :just for you")).await;
+    carol.expect("[private] <alice> just for you").await;
+
+    // Everyone sees everyone: NAMES on node C lists the users of A and B.
+    let mut dave = Irc::register(c.addr, "dave", &[]).await;
+    dave.send("NAMES #lobby").await;
+    let names = dave.expect("353").await;
+    let listed = names.params.last().unwrap();
+    for nick in ["alice", "bob", carol_nick.as_str()] {
+        assert!(listed.split(' ').any(|n| n.trim_start_matches(['@', '+']) == nick), "{nick} in {listed}");
+    }
+    dave.send("WHOIS bob").await;
+    let whois = dave.expect("311").await;
+    assert_eq!(whois.params[1], "bob");
+}
+
+#[tokio::test]
+async fn a_nick_taken_on_one_node_is_refused_on_another() {
+    let nats = Nats::start();
+    let (a, b) = (node(&nats).await, node(&nats).await);
+    let mut alice = Irc::register(a.addr, "alice", &[]).await;
+    let mut other = Client::connect(b.addr).await;
+    other.send("NICK alice\r\nUSER x 0 * :x").await;
+    let refused = other.expect_where(|l| l.contains(" 433 ")).await;
+    drop(refused);
+    let mut plain = Client::plain_as(b.addr, "someone").await;
+    plain.send("/nick alice").await;
+    plain.expect_where(|l| l.starts_with("error: nick 'alice' is taken")).await;
+    // Once alice has gone, her nick is free on every node.
+    alice.send("QUIT :bye").await;
+    alice.client.until_closed().await;
+    eventually(async || {
+        plain.send("/nick alice").await;
+        let answer = plain.line().await;
+        if answer == "You are now known as alice." { Ok(()) } else { Err(answer) }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_killed_node_s_users_are_seen_quitting_on_the_others() {
+    let nats = Nats::start();
+    let a = node(&nats).await;
+    let dir = TempDir::new();
+    let b = ServerProcess::start(&dir.0, &["--bus", &nats.url()]).await;
+    let mut alice = Irc::register(a.addr, "alice", &[]).await;
+    alice.join("#lobby").await;
+    let mut bob = Irc::register(b.addr, "bob", &[]).await;
+    bob.join("#lobby").await;
+    expect_irc(&mut alice, |m| m.command == "JOIN" && m.nick_is("bob")).await;
+    let killed = Instant::now();
+    b.kill9().await;
+    let quit = expect_irc(&mut alice, |m| m.command == "QUIT").await;
+    let took = killed.elapsed();
+    assert!(quit.nick_is("bob"), "{quit:?}");
+    assert!(took < Duration::from_secs(10), "bob was seen quitting after {took:?}");
+    eprintln!("bob of a killed node was seen quitting after {took:?}");
+    // Its nick is free again.
+    alice.send("NICK bob").await;
+    let changed = expect_irc(&mut alice, |m| m.command == "NICK" || m.command == "433").await;
+    assert_eq!(changed.command, "NICK", "{changed:?}");
+}
+
+#[tokio::test]
+async fn chat_resumes_when_nats_comes_back() {
+    let mut nats = Nats::start();
+    let (a, b) = (node(&nats).await, node(&nats).await);
+    let mut alice = Irc::register(a.addr, "alice", &[]).await;
+    alice.join("#lobby").await;
+    let mut bob = Irc::register(b.addr, "bob", &[]).await;
+    bob.join("#lobby").await;
+    expect_irc(&mut alice, |m| m.command == "JOIN" && m.nick_is("bob")).await;
+    let mut anna = Irc::register(a.addr, "anna", &[]).await;
+    anna.join("#lobby").await;
+
+    nats.stop();
+    // Alone, node A's users still chat, and A says it is degraded.
+    alice.send("PRIVMSG #lobby :while NATS is down").await;
+    expect_irc(&mut anna, is("PRIVMSG", "while NATS is down")).await;
+    eventually(async || {
+        let health = http_get(a.addr, "/healthz").await;
+        if health.contains("degraded: cut off from the other nodes") { Ok(()) } else { Err(health) }
+    })
+    .await;
+    let metrics = http_get(a.addr, "/metrics").await;
+    assert!(metrics.contains("charla_bus_degraded 1"), "{metrics}");
+
+    nats.restart();
+    eventually(async || {
+        let health = http_get(a.addr, "/healthz").await;
+        if health.ends_with("ok\n") { Ok(()) } else { Err(health) }
+    })
+    .await;
+    // Bob hears alice again: she says something until a line gets through.
+    let mut n = 0;
+    eventually(async || {
+        n += 1;
+        alice.send(&format!("PRIVMSG #lobby :back {n}")).await;
+        match tokio::time::timeout(Duration::from_millis(300), async {
+            expect_irc(&mut bob, |m| m.command == "PRIVMSG" && m.params[1].starts_with("back ")).await
+        })
+        .await
+        {
+            Ok(_) => Ok(()),
+            Err(_) => Err(format!("bob heard none of {n} lines")),
+        }
+    })
+    .await;
+    // And both see each other in the room.
+    bob.send("NAMES #lobby").await;
+    let names = bob.expect("353").await;
+    assert!(names.params.last().unwrap().contains("alice"), "{names:?}");
+}
+
+/// `GET path` over HTTP/1.0; the whole answer.
+async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    let _ = tokio::time::timeout(WAIT, stream.read_to_string(&mut answer)).await;
+    answer
+}
