@@ -188,8 +188,14 @@ async fn chat_resumes_when_nats_comes_back() {
     .await;
     let metrics = http_get(a.addr, "/metrics").await;
     assert!(metrics.contains("charla_bus_degraded 1"), "{metrics}");
+    // Cut off for longer than a node may be silent: each side sees the other's users leave.
+    let quit = expect_irc(&mut alice, |m| m.command == "QUIT").await;
+    assert!(quit.nick_is("bob"), "{quit:?}");
 
     nats.restart();
+    // Back together: the nodes exchange snapshots, and bob is in the room again for alice.
+    let rejoined = expect_irc(&mut alice, |m| m.command == "JOIN").await;
+    assert!(rejoined.nick_is("bob"), "{rejoined:?}");
     eventually(async || {
         let health = http_get(a.addr, "/healthz").await;
         if health.ends_with("ok\n") { Ok(()) } else { Err(health) }
