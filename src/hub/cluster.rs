@@ -536,3 +536,91 @@ fn send(cluster: &Cluster, note: Note) {
         crate::metrics::get().bus_dropped.inc();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{History, HubConfig, MsgKind, Out, Registration};
+    use tokio::sync::mpsc;
+
+    fn node(n: NodeId) -> (Hub, mpsc::Receiver<Note>) {
+        let mut hub = Hub::new(HubConfig::default(), History::default());
+        let (sink, notes) = mpsc::channel(64);
+        hub.join_cluster(n, sink);
+        (hub, notes)
+    }
+
+    fn user(hub: &mut Hub, nick: &str) -> (ConnId, Outbox) {
+        let outbox = Outbox::new(64);
+        let registration = Registration {
+            nick: Some(nick.into()),
+            user: "u".into(),
+            host: "127.0.0.1".into(),
+            realname: nick.into(),
+            protocol: "irc",
+            secure: false,
+            certfp: None,
+            outbox: outbox.clone(),
+        };
+        (hub.register(registration).unwrap().0, outbox)
+    }
+
+    fn pass(notes: &mut mpsc::Receiver<Note>, to: &mut Hub) -> Vec<Note> {
+        let mut passed = Vec::new();
+        while let Ok(note) = notes.try_recv() {
+            to.apply(note.clone());
+            passed.push(note);
+        }
+        passed
+    }
+
+    fn messages(outbox: &Outbox) -> Vec<(MsgId, String)> {
+        let mut batch = std::collections::VecDeque::new();
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let _ = std::pin::pin!(outbox.next_batch(&mut batch)).poll(&mut cx);
+        batch
+            .into_iter()
+            .filter_map(|out| match out {
+                Out::Event(e) => match &e.kind {
+                    EventKind::Message { text, .. } => Some((e.id, text.clone())),
+                    _ => None,
+                },
+                Out::Line(_) => None,
+            })
+            .collect()
+    }
+
+    use std::future::Future;
+
+    #[test]
+    fn a_message_reaches_the_other_node_once_and_ids_stay_ordered() {
+        let ((mut a, mut from_a), (mut b, mut from_b)) = (node(1), node(2));
+        let (alice, _) = user(&mut a, "alice");
+        let (bob, bob_box) = user(&mut b, "bob");
+        assert_eq!((node_of(alice), node_of(bob)), (1, 2));
+        a.join(alice, "#r", None).unwrap();
+        b.join(bob, "#r", None).unwrap();
+        pass(&mut from_a, &mut b);
+        pass(&mut from_b, &mut a);
+        // Both see both: bob is a remote member of #r on A, with no queue there.
+        assert!(a.is_remote(bob) && b.is_remote(alice));
+        assert_eq!(a.room_info(alice, "#r").unwrap().members.len(), 2);
+        let said = a.say(alice, "#r", MsgKind::Privmsg, "hi", Vec::new()).unwrap();
+        let id = said.events[0].id;
+        assert_eq!(id.node(), 1);
+        let notes = pass(&mut from_a, &mut b);
+        assert_eq!(messages(&bob_box), vec![(id, "hi".to_string())]);
+        // The same note again (a duplicate on the bus) is not delivered twice.
+        for note in notes {
+            b.apply(note);
+        }
+        assert!(messages(&bob_box).is_empty());
+        // B's next id is above what it delivered.
+        let reply = b.say(bob, "#r", MsgKind::Privmsg, "hello", Vec::new()).unwrap();
+        assert!(reply.events[0].id > id && reply.events[0].id.node() == 2);
+        // A nick held on A is taken on B, and a silent node's users go.
+        assert_eq!(b.check_nick("alice"), Err(crate::hub::HubError::NickInUse("alice".into())));
+        assert_eq!(b.drop_node(1, "node 1 stopped answering"), vec!["alice".to_string()]);
+        assert!(b.check_nick("alice").is_ok());
+    }
+}
