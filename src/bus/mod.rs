@@ -331,7 +331,11 @@ impl Bus {
             return tracing::warn!("bus: a message on {subject} is not a charla note; dropped");
         };
         if envelope.v != VERSION {
-            return tracing::warn!("bus: node {} speaks version {}, this node {VERSION}; dropped", envelope.node, envelope.v);
+            return tracing::warn!(
+                "bus: node {} speaks version {}, this node {VERSION}; dropped",
+                envelope.node,
+                envelope.v
+            );
         }
         if envelope.node == self.inner.node {
             return;
@@ -540,6 +544,7 @@ impl Bus {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), self.inner.client.flush()).await;
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.inner.nodes.delete(self.inner.node.to_string())).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), self.inner.nodes.delete(self.inner.node.to_string())).await;
     }
 }

@@ -206,9 +206,7 @@ impl Hub {
     /// The settings of room `key` and its members' statuses, for a mode change.
     pub(super) fn room_extra(&self, key: &str) -> Extra {
         match self.rooms.get(key) {
-            Some(room) => {
-                Extra::Room(Hub::room_settings(room), room.members.iter().map(|(&id, &s)| (id, s)).collect())
-            }
+            Some(room) => Extra::Room(Hub::room_settings(room), room.members.iter().map(|(&id, &s)| (id, s)).collect()),
             None => Extra::None,
         }
     }
@@ -269,7 +267,11 @@ impl Hub {
             None => {
                 // A nick held here by someone else (a claim lost in a split): the newcomer waits.
                 if self.nicks.contains_key(fold(&state.source.nick).as_str()) {
-                    tracing::warn!("cluster: {} of node {} holds a nick known here; ignored", state.source.nick, node_of(id));
+                    tracing::warn!(
+                        "cluster: {} of node {} holds a nick known here; ignored",
+                        state.source.nick,
+                        node_of(id)
+                    );
                     return;
                 }
                 self.nicks.insert(fold(&state.source.nick).into(), id);
@@ -345,7 +347,7 @@ impl Hub {
         match was {
             None => self.users.get_mut(&who.id).expect("checked").rooms.push(key),
             // Already a member: a quiet member shown now is news; anything else is not.
-            Some(old) if !(old.hidden && !status.hidden) => return,
+            Some(old) if !old.hidden || status.hidden => return,
             Some(_) => {}
         }
         self.record_state(event, &[]);
@@ -402,7 +404,8 @@ impl Hub {
             EventKind::Topic { room, text, .. } => {
                 let Ok(found) = self.member_room(who.id, room) else { return };
                 let key = fold(&found.name);
-                let topic = (!text.is_empty()).then(|| Topic { text: text.clone(), set_by: who.nick.clone(), at: event.time });
+                let topic =
+                    (!text.is_empty()).then(|| Topic { text: text.clone(), set_by: who.nick.clone(), at: event.time });
                 let room = self.rooms.get_mut(&key).expect("found above");
                 room.topic = topic;
                 let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != who.id).collect();
@@ -512,7 +515,8 @@ impl Hub {
 
     /// A node went silent: its users are seen quitting. Returns their nicks.
     pub fn drop_node(&mut self, node: NodeId, reason: &str) -> Vec<String> {
-        let gone: Vec<ConnId> = self.users.keys().copied().filter(|&id| node_of(id) == node && self.is_remote(id)).collect();
+        let gone: Vec<ConnId> =
+            self.users.keys().copied().filter(|&id| node_of(id) == node && self.is_remote(id)).collect();
         let nicks = gone.iter().map(|&id| self.nick(id).to_string()).collect();
         for id in gone {
             self.lose(id, reason);
