@@ -133,3 +133,46 @@ async fn idle_needs_the_server_pid() {
     let message = refused.expect_err("refused").to_string();
     assert!(message.contains("--server-pid"), "{message}");
 }
+
+/// Several targets (the nodes of a cluster) share the connections in turn: two servers each
+/// get half of an idle run's clients, and the memory read is the sum of the given processes'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_spread_over_several_targets() {
+    let (mut a, mut b) = (start_server_with(test_limits()).await, start_server_with(test_limits()).await);
+    let mut watchers = Vec::new();
+    for server in [&a, &b] {
+        let mut watcher = Irc::register(server.addr, "watcher", &[]).await;
+        watcher.join("#idle").await;
+        watchers.push(watcher);
+    }
+    let targets = format!("{},{}", a.addr, b.addr);
+    let pid = std::process::id().to_string();
+    let report = charla::bench::execute(args(&[
+        "idle",
+        "--target",
+        &targets,
+        "--clients",
+        "6",
+        "--channel",
+        "#idle",
+        "--server-pid",
+        &format!("{pid},{pid}"),
+        "--hold",
+        "0.1",
+    ]))
+    .await
+    .expect("the bench runs");
+    let json: serde_json::Value = serde_json::from_str(&report.json_line()).expect("valid JSON");
+    assert_eq!(json["registered"], 6, "{json}");
+    assert_eq!(json["target"], targets.as_str());
+    let own = charla::bench::sys::rss_kib(std::process::id()).expect("own memory") as f64;
+    let before = json["rss_before_kib"].as_f64().expect("memory read");
+    assert!(before > own * 1.5, "twice this process's {own} KiB, not once: {before}");
+    for watcher in &mut watchers {
+        for _ in 0..3 {
+            watcher.expect("JOIN").await;
+        }
+    }
+    a.stop().await;
+    b.stop().await;
+}

@@ -44,9 +44,11 @@ pub struct Args {
     /// The scenario (a preset that the flags below adjust).
     #[arg(value_enum)]
     pub scenario: Scenario,
-    /// The server, as ADDR:PORT; must be loopback (127.0.0.0/8, `[::1]` or localhost).
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub target: String,
+    /// The server, as ADDR:PORT; must be loopback (127.0.0.0/8, `[::1]` or localhost). Several
+    /// nodes of one cluster (`--target A,B,C` or the flag repeated): connection N goes to node
+    /// N mod count, so senders and listeners are spread over them.
+    #[arg(long, value_name = "ADDR:PORT", value_delimiter = ',', required = true)]
+    pub target: Vec<String>,
     /// The protocol the load clients speak.
     #[arg(long, value_enum, default_value_t = Proto::Irc)]
     pub proto: Proto,
@@ -83,9 +85,10 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub hold: f64,
     /// The server's process id; its memory (VmRSS) and CPU time are read from /proc. Required
-    /// for idle.
-    #[arg(long, value_name = "PID")]
-    pub server_pid: Option<u32>,
+    /// for idle. With several nodes, each one's (comma-separated or repeated): the report
+    /// sums them.
+    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
     /// Seconds the whole scenario may take; what has not arrived by then counts as lost.
     #[arg(long, value_name = "SECS", default_value_t = 120.0)]
     pub timeout: f64,
@@ -173,8 +176,9 @@ pub enum BenchError {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub scenario: Scenario,
-    pub target: SocketAddr,
-    /// The target as given, for the report.
+    /// The server, or the nodes of one cluster, in the order given.
+    pub targets: Vec<SocketAddr>,
+    /// The targets as given, for the report.
     pub target_text: String,
     pub proto: Proto,
     /// Over TLS (`--tls`), through the relay in [`tls`](mod@tls).
@@ -191,7 +195,8 @@ pub struct Plan {
     pub workers: usize,
     pub channel: Option<String>,
     pub hold: Duration,
-    pub server_pid: Option<u32>,
+    /// The server's processes (one per node); empty when not given.
+    pub server_pids: Vec<u32>,
     pub timeout: Duration,
     pub settle: Duration,
     pub connect_parallel: usize,
@@ -218,7 +223,7 @@ impl Plan {
     /// Fills in the preset and checks the arguments (the target first: nothing else matters if
     /// it is not loopback).
     pub fn new(args: Args) -> Result<Plan, BenchError> {
-        let target = target::resolve(&args.target)?;
+        let targets = args.target.iter().map(|t| target::resolve(t)).collect::<Result<Vec<_>, _>>()?;
         let bad = |msg: String| Err(BenchError::Args(msg));
         let (clients, senders, messages, rate, duration, workers) = match args.scenario {
             Scenario::Fanout => (100, 1, 20_000, None, None, 0),
@@ -277,10 +282,12 @@ impl Plan {
                 if clients == 0 {
                     return bad("--clients must be at least 1".into());
                 }
-                let Some(pid) = args.server_pid else {
+                if args.server_pid.is_empty() {
                     return bad("idle measures the server's memory: give its process id with --server-pid PID".into());
-                };
-                sys::rss_kib(pid).map_err(|source| BenchError::ServerPid { pid, source })?;
+                }
+                for &pid in &args.server_pid {
+                    sys::rss_kib(pid).map_err(|source| BenchError::ServerPid { pid, source })?;
+                }
             }
             Scenario::Churn => {
                 if workers == 0 {
@@ -294,8 +301,9 @@ impl Plan {
         let connections = clients.max(workers);
         Ok(Plan {
             scenario: args.scenario,
-            target,
-            target_text: args.target,
+            sources: target::sources(targets[0], connections, args.sources)?,
+            targets,
+            target_text: args.target.join(","),
             proto: args.proto,
             tls: args.tls,
             clients,
@@ -308,11 +316,10 @@ impl Plan {
             channel,
             hold: Duration::try_from_secs_f64(args.hold)
                 .map_err(|_| BenchError::Args("--hold must be a number of seconds".into()))?,
-            server_pid: args.server_pid,
+            server_pids: args.server_pid,
             timeout: seconds("timeout", args.timeout)?,
             settle: seconds("settle", args.settle)?,
             connect_parallel: args.connect_parallel,
-            sources: target::sources(target, connections, args.sources)?,
         })
     }
 
@@ -326,6 +333,11 @@ impl Plan {
         }
     }
 
+    /// The node connection `n` goes to: the targets in turn.
+    pub fn target(&self, n: usize) -> SocketAddr {
+        self.targets[n % self.targets.len()]
+    }
+
     /// The source address of connection `n`.
     pub fn source(&self, n: usize) -> Option<IpAddr> {
         (!self.sources.is_empty()).then(|| self.sources[n % self.sources.len()])
@@ -335,17 +347,19 @@ impl Plan {
 /// Runs a scenario and returns its report without printing it.
 pub async fn execute(args: Args) -> Result<Report, BenchError> {
     let mut plan = Plan::new(args)?;
-    // Kept until the run ends: the load connections go through them.
-    let (mut _ws_relay, mut _tls_relay) = (None, None);
-    if plan.proto == Proto::Ws {
-        let tls = plan.tls.then(tls::connector).transpose().map_err(BenchError::Relay)?;
-        let relay = ws::Relay::start(plan.target, tls).await.map_err(BenchError::Relay)?;
-        plan.target = relay.addr;
-        _ws_relay = Some(relay);
-    } else if plan.tls {
-        let relay = tls::Relay::start(plan.target).await.map_err(BenchError::Relay)?;
-        plan.target = relay.addr;
-        _tls_relay = Some(relay);
+    // Kept until the run ends: the load connections go through them (one per node).
+    let (mut _ws_relays, mut _tls_relays) = (Vec::new(), Vec::new());
+    for target in &mut plan.targets {
+        if plan.proto == Proto::Ws {
+            let tls = plan.tls.then(tls::connector).transpose().map_err(BenchError::Relay)?;
+            let relay = ws::Relay::start(*target, tls).await.map_err(BenchError::Relay)?;
+            *target = relay.addr;
+            _ws_relays.push(relay);
+        } else if plan.tls {
+            let relay = tls::Relay::start(*target).await.map_err(BenchError::Relay)?;
+            *target = relay.addr;
+            _tls_relays.push(relay);
+        }
     }
     // A relayed connection takes three descriptors here: the load connection and the relay's two.
     let per_connection = if plan.proto == Proto::Ws || plan.tls { 3 } else { 1 };

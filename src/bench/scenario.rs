@@ -130,11 +130,13 @@ struct Receiver {
 
 /// Starts `plan.clients` connections and runs a message scenario or idle over them.
 async fn connections(plan: &Plan) -> Result<Report, BenchError> {
-    let rss_before = match (plan.scenario, plan.server_pid) {
-        (Scenario::Idle, Some(pid)) => Some(sys::rss_kib(pid).map_err(|source| BenchError::ServerPid { pid, source })?),
+    let rss_before = match (plan.scenario, plan.server_pids.first()) {
+        (Scenario::Idle, Some(&pid)) => {
+            Some(sys::total_rss_kib(&plan.server_pids).map_err(|source| BenchError::ServerPid { pid, source })?)
+        }
         _ => None,
     };
-    let server_cpu = plan.server_pid.and_then(|pid| sys::cpu_time(pid).ok());
+    let server_cpu = sys::total_cpu_time(&plan.server_pids);
     let own_cpu = sys::own_cpu_time();
     let (go_tx, go) = watch::channel(false);
     let (stop_tx, stop) = watch::channel(false);
@@ -193,7 +195,7 @@ async fn connections(plan: &Plan) -> Result<Report, BenchError> {
             progress.set(held.elapsed().as_millis() as u64);
             timed_out = Instant::now() >= deadline;
         }
-        rss_after = plan.server_pid.and_then(|pid| sys::rss_kib(pid).ok());
+        rss_after = sys::total_rss_kib(&plan.server_pids).ok();
     } else if !timed_out {
         let senders = ctx.registered_senders.load(Ordering::Relaxed);
         let receivers = registered.saturating_sub(1) as u64;
@@ -242,10 +244,7 @@ async fn connections(plan: &Plan) -> Result<Report, BenchError> {
 
     let wall = ctx.epoch.elapsed();
     let generator_cpu = sys::own_cpu_time().saturating_sub(own_cpu);
-    let server_cpu = match (plan.server_pid, server_cpu) {
-        (Some(pid), Some(before)) => sys::cpu_time(pid).ok().map(|now| now.saturating_sub(before)),
-        _ => None,
-    };
+    let server_cpu = server_cpu.and_then(|before| Some(sys::total_cpu_time(&plan.server_pids)?.saturating_sub(before)));
     let disconnected = outcomes.iter().filter(|o| o.disconnected).count();
     let details = match (plan.scenario, rss_before) {
         (Scenario::Idle, Some(before)) => Details::Idle(report::Idle {
@@ -304,7 +303,7 @@ async fn client(id: usize, ctx: Arc<Ctx>) -> Outcome {
     let mut stop = ctx.stop.clone();
     let setup = async {
         let turn = ctx.gate.acquire().await;
-        let conn = Conn::open(plan.target, plan.source(id), plan.proto).await?;
+        let conn = Conn::open(plan.target(id), plan.source(id), plan.proto).await?;
         let mut lines = Lines::default();
         let nick = format!("b{id}");
         {
@@ -497,7 +496,7 @@ async fn transmit(conn: &Conn, id: usize, ctx: &Ctx, sent: &mut u64) {
 async fn churn(plan: &Plan) -> Result<Report, BenchError> {
     let epoch = Instant::now();
     let own_cpu = sys::own_cpu_time();
-    let server_cpu = plan.server_pid.and_then(|pid| sys::cpu_time(pid).ok());
+    let server_cpu = sys::total_cpu_time(&plan.server_pids);
     let run_for = plan.duration.unwrap_or(plan.timeout).min(plan.timeout);
     let until = epoch + run_for;
     let deadline = epoch + plan.timeout;
@@ -515,7 +514,7 @@ async fn churn(plan: &Plan) -> Result<Report, BenchError> {
                 let n = nicks.fetch_add(1, Ordering::Relaxed);
                 let began = Instant::now();
                 let cycle = async {
-                    let conn = Conn::open(plan.target, plan.source(n as usize), plan.proto).await?;
+                    let conn = Conn::open(plan.target(n as usize), plan.source(n as usize), plan.proto).await?;
                     let mut lines = Lines::default();
                     conn.register(&mut lines, &format!("c{n}"), plan.channel.as_deref()).await?;
                     conn.quit(&mut lines).await
@@ -570,10 +569,7 @@ async fn churn(plan: &Plan) -> Result<Report, BenchError> {
         wall: elapsed,
         timed_out,
         generator_cpu: sys::own_cpu_time().saturating_sub(own_cpu),
-        server_cpu: match (plan.server_pid, server_cpu) {
-            (Some(pid), Some(before)) => sys::cpu_time(pid).ok().map(|now| now.saturating_sub(before)),
-            _ => None,
-        },
+        server_cpu: server_cpu.and_then(|before| Some(sys::total_cpu_time(&plan.server_pids)?.saturating_sub(before))),
         details: Details::Churn(report::Churn {
             workers: plan.workers,
             cycles,

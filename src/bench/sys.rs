@@ -50,6 +50,20 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
     line["VmRSS:".len()..].split_whitespace().next()?.parse().ok()
 }
 
+/// The resident memory of the processes `pids` together (the nodes of one cluster), in KiB.
+pub fn total_rss_kib(pids: &[u32]) -> std::io::Result<u64> {
+    pids.iter().map(|&pid| rss_kib(pid)).sum()
+}
+
+/// The CPU time the processes `pids` have used together so far; `None` when none is given or
+/// one cannot be read.
+pub fn total_cpu_time(pids: &[u32]) -> Option<Duration> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| cpu_time(pid).ok()).sum()
+}
+
 /// CPU time (user + system) process `pid` has used so far, from `/proc/<pid>/stat`.
 pub fn cpu_time(pid: u32) -> std::io::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;

@@ -19,12 +19,11 @@ use std::time::Duration;
 
 use pki_types::pem::PemObject;
 use pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
-use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
+use rustls::{DistinguishedName, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
 use super::{BoxStream, Rewind, Stream};
@@ -305,6 +304,46 @@ fn write_file(file: &Path, content: &[u8], mode: u32) -> Result<(), TlsError> {
     std::fs::rename(&temporary, file).map_err(error)
 }
 
+/// The three methods by which a certificate verifier checks the handshake's signatures, made
+/// by the crypto provider in the verifier's field `$provider` (a name or a tuple index) (an `Arc<CryptoProvider>`): every
+/// verifier here checks them the same way, whatever it thinks of the certificate itself.
+macro_rules! handshake_signatures {
+    ($provider:tt) => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.$provider.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.$provider.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.$provider.signature_verification_algorithms.supported_schemes()
+        }
+    };
+}
+pub(crate) use handshake_signatures;
+
 /// Accepts any client certificate, without requiring one: it proves only that the client
 /// holds the key of the certificate whose fingerprint it shows (the handshake's signature is
 /// checked), and the fingerprint is all charla uses.
@@ -333,27 +372,7 @@ impl ClientCertVerifier for AnyClientCert {
         Ok(ClientCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+    crate::net::tls::handshake_signatures!(0);
 }
 
 /// A client that hangs up on a TLS connection closes the TCP connection under it.
