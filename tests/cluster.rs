@@ -222,6 +222,64 @@ async fn chat_resumes_when_nats_comes_back() {
     assert!(names.params.last().unwrap().contains("alice"), "{names:?}");
 }
 
+#[tokio::test]
+async fn a_client_that_moves_node_catches_up_with_chathistory_exactly() {
+    let nats = Nats::start();
+    let (a, b, c) = (node(&nats).await, node(&nats).await, node(&nats).await);
+    let mut alice = Irc::register(a.addr, "alice", HISTORY_CAPS).await;
+    alice.join("#lobby").await;
+    let mut bob = Irc::register(b.addr, "bob", &[]).await;
+    bob.join("#lobby").await;
+    let mut carol = Irc::register(c.addr, "carol", &[]).await;
+    carol.join("#lobby").await;
+    for n in 1..=5 {
+        bob.send(&format!("PRIVMSG #lobby :before {n}")).await;
+    }
+    let mut last = String::new();
+    for n in 1..=5 {
+        let text = format!("before {n}");
+        let seen = expect_irc(&mut alice, |m| m.command == "PRIVMSG" && m.params[1] == text).await;
+        last = seen.tag("msgid").flatten().expect("a msgid").to_string();
+    }
+    alice.send("QUIT :moving").await;
+    alice.client.until_closed().await;
+    for n in 1..=5 {
+        bob.send(&format!("PRIVMSG #lobby :after {n}")).await;
+    }
+    // Node C has had them all once carol has.
+    expect_irc(&mut carol, is("PRIVMSG", "after 5")).await;
+    let mut alice = register_when_free(c.addr, "alice", HISTORY_CAPS).await;
+    alice.join("#lobby").await;
+    let history = alice.chathistory(&format!("AFTER #lobby msgid={last} 100")).await;
+    let texts: Vec<&str> = history.iter().filter(|m| m.command == "PRIVMSG").map(|m| m.params[1].as_str()).collect();
+    assert_eq!(texts, ["after 1", "after 2", "after 3", "after 4", "after 5"], "{history:?}");
+}
+
+const HISTORY_CAPS: &[&str] = &["batch", "draft/chathistory", "server-time", "message-tags"];
+
+/// Registers as `nick` with `caps`, asking again while the nick is taken: a nick given up on
+/// another node is released there a moment after its user has gone.
+async fn register_when_free(addr: SocketAddr, nick: &str, caps: &[&str]) -> Irc {
+    let mut irc = Irc { client: Client::connect(addr).await, nick: nick.to_string() };
+    irc.send(&format!("CAP REQ :{}", caps.join(" "))).await;
+    irc.expect("CAP").await;
+    irc.send(&format!("NICK {nick}")).await;
+    irc.send(&format!("USER {nick} 0 * :{nick}")).await;
+    irc.send("CAP END").await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let message = irc.expect_any(&["001", "433"]).await;
+        if message.command == "001" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{nick} was not free within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        irc.send(&format!("NICK {nick}")).await;
+    }
+    irc.expect("376").await;
+    irc
+}
+
 /// `GET path` over HTTP/1.0; the whole answer.
 async fn http_get(addr: SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

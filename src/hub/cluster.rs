@@ -365,11 +365,14 @@ impl Hub {
         match &event.kind {
             EventKind::Message { target, .. } => {
                 let to: Vec<ConnId> = match target {
-                    Target::Room(name) => {
-                        let Some(room) = self.rooms.get_mut(&fold(name)) else { return };
-                        room.has_history = true;
-                        room.members.keys().copied().filter(|&m| m != who.id).collect()
-                    }
+                    // A room this node does not know (yet) still has the message in its history.
+                    Target::Room(name) => match self.rooms.get_mut(&fold(name)) {
+                        Some(room) => {
+                            room.has_history = true;
+                            room.members.keys().copied().filter(|&m| m != who.id).collect()
+                        }
+                        None => Vec::new(),
+                    },
                     Target::RoomStatus(prefix, name) => {
                         let Some(room) = self.rooms.get(&fold(name)) else { return };
                         room.members
