@@ -255,6 +255,44 @@ async fn a_client_that_moves_node_catches_up_with_chathistory_exactly() {
     assert_eq!(texts, ["after 1", "after 2", "after 3", "after 4", "after 5"], "{history:?}");
 }
 
+#[tokio::test]
+async fn a_server_ban_and_a_kill_on_one_node_act_on_another() {
+    let nats = Nats::start();
+    let url = nats.url();
+    let a = start_with(|config| {
+        config.bus = Some(url);
+        config.hub.opers.insert("boss".into(), "boss-password".into());
+    })
+    .await;
+    let b = node(&nats).await;
+    let mut boss = Irc::register(a.addr, "boss", &[]).await;
+    boss.send("OPER boss boss-password").await;
+    boss.expect("381").await;
+    let mut victim = Irc::register(b.addr, "badguy", &[]).await;
+    boss.send("KLINE 0 badguy!*@* :spamming").await;
+    boss.expect("NOTICE").await;
+    let gone = victim.client.until_closed().await;
+    assert!(gone.iter().any(|l| l.starts_with("ERROR") && l.contains("Banned: spamming")), "{gone:?}");
+    // Node B keeps the mask out from now on.
+    let mut again = Client::connect(b.addr).await;
+    again.send("NICK badguy\r\nUSER b 0 * :B").await;
+    let refused = again.until_closed().await;
+    assert!(refused.iter().any(|l| l.contains(" 465 ")), "{refused:?}");
+
+    let mut other = Irc::register(b.addr, "other", &[]).await;
+    // Once node A knows of other:
+    eventually(async || {
+        boss.send("WHOIS other").await;
+        let answer = boss.expect_any(&["311", "401"]).await;
+        boss.expect("318").await;
+        if answer.command == "311" { Ok(()) } else { Err(format!("{answer:?}")) }
+    })
+    .await;
+    boss.send("KILL other :enough").await;
+    let gone = other.client.until_closed().await;
+    assert!(gone.iter().any(|l| l.starts_with("ERROR") && l.contains("enough")), "{gone:?}");
+}
+
 const HISTORY_CAPS: &[&str] = &["batch", "draft/chathistory", "server-time", "message-tags"];
 
 /// Registers as `nick` with `caps`, asking again while the nick is taken: a nick given up on

@@ -10,7 +10,8 @@
 //!   `charla.user.<hex of the folded nick>` (of the recipient for a private message); a node's
 //!   heartbeat on `charla.node.<n>.hb`, its hello (`send me your users`) on
 //!   `charla.node.<n>.hello` and its snapshot (its users, their rooms) on
-//!   `charla.node.<n>.snapshot`. Every node subscribes to `charla.>`, without its own echoes.
+//!   `charla.node.<n>.snapshot` (in parts of 500 users); server bans on `charla.server`. Every
+//!   node subscribes to `charla.>`, without its own echoes.
 //! - **Format.** JSON, one [`Envelope`] per message: `{"v":1,"node":N,"boot":B,"body":…}`. A
 //!   message of another version is dropped with a warning (a rolling upgrade must keep `v`).
 //! - **Node numbers.** A node claims the first free number 1–255 in the JetStream key-value
@@ -109,6 +110,8 @@ struct Inner {
     /// Woken when the connection comes back: time to meet the others again.
     reconnected: Arc<Notify>,
     peers: Mutex<HashMap<NodeId, Peer>>,
+    /// The parts of each node's snapshot received so far.
+    snapshots: Mutex<HashMap<NodeId, Snapshot>>,
     hub: OnceLock<SharedHub>,
     /// The hub's end of the queue, to know when it is drained.
     sink: mpsc::Sender<Note>,
@@ -132,6 +135,8 @@ fn subject(note: &Note) -> String {
     match note {
         Note::User(state) => user(&state.source.nick),
         Note::Kill { nick, .. } => user(nick),
+        Note::Account { name } => user(name),
+        Note::Kline { .. } | Note::Unkline { .. } => "charla.server".to_string(),
         Note::Event { kind, .. } => match kind {
             EventKind::Message { target: Target::Room(name) | Target::RoomStatus(_, name), .. }
             | EventKind::Redact { target: Target::Room(name) | Target::RoomStatus(_, name), .. }
@@ -242,6 +247,7 @@ impl Bus {
             connected,
             reconnected,
             peers: Mutex::default(),
+            snapshots: Mutex::default(),
             hub: OnceLock::new(),
             sink: sink.clone(),
         };
@@ -347,7 +353,16 @@ impl Bus {
             match kind {
                 "hello" => self.send_snapshot().await,
                 "snapshot" => match serde_json::from_value::<Snapshot>(envelope.body) {
-                    Ok(snapshot) => hub::lock(self.hub()).apply_snapshot(node, snapshot),
+                    Ok(part) => {
+                        let complete = {
+                            let mut snapshots = self.inner.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+                            let gathered = snapshots.entry(node).or_default();
+                            gathered.gather(part).then(|| std::mem::take(gathered))
+                        };
+                        if let Some(snapshot) = complete {
+                            hub::lock(self.hub()).apply_snapshot(node, snapshot);
+                        }
+                    }
                     Err(e) => tracing::warn!("bus: node {node}'s snapshot is unreadable: {e}"),
                 },
                 _ => {}
@@ -390,7 +405,9 @@ impl Bus {
 
     async fn send_snapshot(&self) {
         let snapshot = hub::lock(self.hub()).snapshot();
-        self.publish(format!("charla.node.{}.snapshot", self.inner.node), snapshot).await;
+        for part in snapshot.parts() {
+            self.publish(format!("charla.node.{}.snapshot", self.inner.node), part).await;
+        }
     }
 
     /// Says this node is alive, every [`HEARTBEAT`]; meets the others again after NATS returns.

@@ -33,7 +33,7 @@ pub struct Ban {
 }
 
 /// One server ban (`KLINE`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServerBan {
     /// `nick!user@host`, wildcards allowed.
     pub mask: String,

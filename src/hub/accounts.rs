@@ -54,6 +54,7 @@ impl Hub {
     /// A new account exists: its nick is owned from now on.
     pub fn account_created(&mut self, name: &str) {
         self.registered.insert(fold(name).into());
+        self.share_note(super::cluster::Note::Account { name: name.to_string() });
     }
 
     /// Is there an account called `name`?

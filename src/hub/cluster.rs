@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::modes::RoomModes;
 use super::text::{self, fold};
 use super::{ConnId, Event, EventKind, Hub, MsgId, Room, Source, Status, Target, User};
-use crate::chat::{Ban, MsgIdGen, Topic};
+use crate::chat::{Ban, MsgIdGen, ServerBan, Topic};
 use crate::hub::outbox::Outbox;
 
 /// A node's number in the cluster (1–255), claimed uniquely on the bus.
@@ -89,13 +89,55 @@ pub enum Note {
     Event { id: MsgId, kind: EventKind, extra: Extra },
     /// A server operator disconnects a user of another node (`KILL`); its node does it.
     Kill { id: ConnId, by: Source, nick: String, reason: String },
+    /// An account was registered: its nick is owned on every node.
+    Account { name: String },
+    /// A server ban was set (`KLINE`): every node applies it to its own users.
+    Kline { ban: ServerBan, by: Source },
+    /// A server ban was lifted (`UNKLINE`).
+    Unkline { mask: String },
 }
 
-/// Everything a node has: its users with their rooms, and the settings of those rooms.
+/// Everything a node has: its users with their rooms, and the settings of those rooms. Sent
+/// in parts (see [`Snapshot::parts`]): one NATS message holds at most 1 MB.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Snapshot {
     pub users: Vec<UserState>,
     pub rooms: Vec<RoomSettings>,
+    /// Which part this is (0: the first, which starts a snapshot anew).
+    pub part: u32,
+    /// More parts follow.
+    pub more: bool,
+}
+
+/// Users or rooms per part of a snapshot: a few hundred bytes each, well under NATS's 1 MB.
+const PART: usize = 500;
+
+impl Snapshot {
+    /// This snapshot cut into parts of at most [`PART`] users and [`PART`] rooms.
+    pub fn parts(self) -> Vec<Snapshot> {
+        let mut users = self.users.into_iter();
+        let mut rooms = self.rooms.into_iter();
+        let mut parts = Vec::new();
+        loop {
+            let users: Vec<UserState> = users.by_ref().take(PART).collect();
+            let rooms: Vec<RoomSettings> = rooms.by_ref().take(PART).collect();
+            let done = users.len() < PART && rooms.len() < PART;
+            parts.push(Snapshot { users, rooms, part: parts.len() as u32, more: !done });
+            if done {
+                return parts;
+            }
+        }
+    }
+
+    /// Adds the next part to what came before; whether the snapshot is complete.
+    pub fn gather(&mut self, part: Snapshot) -> bool {
+        if part.part == 0 {
+            *self = Snapshot::default();
+        }
+        self.users.extend(part.users);
+        self.rooms.extend(part.rooms);
+        !part.more
+    }
 }
 
 /// Where the hub hands its notes: the bus's queue. Never waits; a full queue drops the note
@@ -166,10 +208,10 @@ impl Hub {
         }
     }
 
-    /// Hands a KILL of a remote user to its node.
-    pub(super) fn share_kill(&self, id: ConnId, by: Source, nick: String, reason: String) {
+    /// Hands `note` (a kill, an account, a server ban) to the other nodes.
+    pub(super) fn share_note(&self, note: Note) {
         if let Some(cluster) = &self.cluster {
-            send(cluster, Note::Kill { id, by, nick, reason });
+            send(cluster, note);
         }
     }
 
@@ -224,7 +266,7 @@ impl Hub {
                 }
             }
         }
-        Snapshot { users, rooms }
+        Snapshot { users, rooms, part: 0, more: false }
     }
 
     /// Applies what another node tells.
@@ -246,6 +288,26 @@ impl Hub {
                     user.outbox.close_as(super::Closed::Killed { by, nick, reason });
                 }
             }
+            Note::Account { name } => {
+                self.registered.insert(fold(&name).into());
+            }
+            Note::Kline { ban, by } => {
+                self.server_bans.retain(|b| !b.mask.eq_ignore_ascii_case(&ban.mask));
+                for user in self.users.values().filter(|u| !u.remote) {
+                    let source = &user.source;
+                    let who = format!("{}!{}@{}", source.nick, source.user, source.host);
+                    if text::wildcard_match(&ban.mask, &who) {
+                        let reason = format!("Banned: {}", ban.reason);
+                        user.outbox.close_as(super::Closed::Killed {
+                            by: by.clone(),
+                            nick: source.nick.clone(),
+                            reason,
+                        });
+                    }
+                }
+                self.server_bans.push(ban);
+            }
+            Note::Unkline { mask } => self.server_bans.retain(|b| !b.mask.eq_ignore_ascii_case(&mask)),
         }
     }
 
@@ -629,5 +691,19 @@ mod tests {
         assert_eq!(b.check_nick("alice"), Err(crate::hub::HubError::NickInUse("alice".into())));
         assert_eq!(b.drop_node(1, "node 1 stopped answering"), vec!["alice".to_string()]);
         assert!(b.check_nick("alice").is_ok());
+    }
+
+    #[test]
+    fn a_big_snapshot_goes_in_parts_and_comes_back_whole() {
+        let (mut a, _notes) = node(1);
+        for n in 0..1234 {
+            user(&mut a, &format!("u{n}"));
+        }
+        let parts = a.snapshot().parts();
+        assert_eq!(parts.len(), 3);
+        let mut gathered = Snapshot::default();
+        let done: Vec<bool> = parts.into_iter().map(|part| gathered.gather(part)).collect();
+        assert_eq!(done, [false, false, true]);
+        assert_eq!(gathered.users.len(), 1234);
     }
 }

@@ -1305,7 +1305,7 @@ impl Hub {
         let (by, nick) = (self.user(id).source.clone(), self.nick(target_id).to_string());
         let reason = text::clean(reason, text::QUIT_LEN);
         if self.is_remote(target_id) {
-            self.share_kill(target_id, by, nick, reason);
+            self.share_note(cluster::Note::Kill { id: target_id, by, nick, reason });
             return Ok(());
         }
         self.user(target_id).outbox.close_as(Closed::Killed { by, nick, reason });
