@@ -256,6 +256,35 @@ async fn a_client_that_moves_node_catches_up_with_chathistory_exactly() {
 }
 
 #[tokio::test]
+async fn a_node_started_later_learns_who_is_there() {
+    let nats = Nats::start();
+    let a = node(&nats).await;
+    let mut alice = Irc::register(a.addr, "alice", &[]).await;
+    alice.join("#later").await;
+    alice.send("TOPIC #later :set before C came").await;
+    alice.expect("TOPIC").await;
+    let c = node(&nats).await;
+    let mut dave = Irc::register(c.addr, "dave", &[]).await;
+    eventually(async || {
+        dave.send("NAMES #later").await;
+        let names = dave.expect_any(&["353", "366"]).await;
+        if names.command == "366" {
+            return Err("no names yet".to_string());
+        }
+        dave.expect("366").await;
+        let listed = names.params.last().unwrap().clone();
+        if listed.contains("alice") { Ok(()) } else { Err(listed) }
+    })
+    .await;
+    dave.join("#later").await;
+    dave.send("TOPIC #later").await;
+    let topic = dave.expect("332").await;
+    assert_eq!(topic.params.last().unwrap(), "set before C came");
+    let joined = alice.expect("JOIN").await;
+    assert!(joined.nick_is("dave"), "{joined:?}");
+}
+
+#[tokio::test]
 async fn a_server_ban_and_a_kill_on_one_node_act_on_another() {
     let nats = Nats::start();
     let url = nats.url();
