@@ -272,7 +272,7 @@ impl Hub {
     /// Applies what another node tells.
     pub fn apply(&mut self, note: Note) {
         match note {
-            Note::User(state) => self.apply_user(state),
+            Note::User(state) => self.apply_user(state, false),
             Note::Event { id, kind, extra } => {
                 let Some(cluster) = self.cluster.as_mut() else { return };
                 let last = cluster.applied.entry(id.node()).or_default();
@@ -312,8 +312,9 @@ impl Hub {
     }
 
     /// Takes in (or updates) a user of another node; new room memberships are told to the
-    /// local members as joins.
-    fn apply_user(&mut self, state: UserState) {
+    /// local members as joins. From a snapshot (`whole`), the rooms listed are all the user's:
+    /// those it left meanwhile (a part lost while the bus was down) are told as parts.
+    fn apply_user(&mut self, state: UserState, whole: bool) {
         let id = state.source.id;
         if self.cluster.as_ref().is_none_or(|c| node_of(id) == c.node) {
             return;
@@ -362,6 +363,18 @@ impl Hub {
                 );
                 self.max_users = self.max_users.max(self.users.len());
                 self.tell_watchers(id, &state.source.nick, true);
+            }
+        }
+        if whole {
+            let listed: Vec<String> = state.rooms.iter().map(|(name, _)| fold(name)).collect();
+            let left: Vec<String> = self.users[&id].rooms.iter().filter(|key| !listed.contains(key)).cloned().collect();
+            for key in left {
+                let Some(room) = self.rooms.get(&key) else { continue };
+                let (members, name) = (room.witnesses(id), room.name.clone());
+                let event =
+                    self.event(EventKind::Part { who: state.source.clone(), room: name, reason: String::new() });
+                self.deliver(members, &event);
+                self.leave_room(id, &key);
             }
         }
         // Rooms it is in that this node did not know of: as if it joined now.
@@ -574,7 +587,7 @@ impl Hub {
             }
         }
         for user in snapshot.users {
-            self.apply_user(user);
+            self.apply_user(user, true);
         }
     }
 
@@ -705,5 +718,26 @@ mod tests {
         let done: Vec<bool> = parts.into_iter().map(|part| gathered.gather(part)).collect();
         assert_eq!(done, [false, false, true]);
         assert_eq!(gathered.users.len(), 1234);
+    }
+
+    #[test]
+    fn a_snapshot_mends_what_was_lost_while_the_bus_was_down() {
+        let ((mut a, mut from_a), (mut b, mut from_b)) = (node(1), node(2));
+        let (alice, alice_box) = user(&mut a, "alice");
+        let (bob, _) = user(&mut b, "bob");
+        a.join(alice, "#r", None).unwrap();
+        b.join(bob, "#r", None).unwrap();
+        b.join(bob, "#s", None).unwrap();
+        pass(&mut from_a, &mut b);
+        pass(&mut from_b, &mut a);
+        let _ = messages(&alice_box);
+        // Bob leaves #r while the bus is down: A never hears of it…
+        b.part(bob, "#r", "").unwrap();
+        while from_b.try_recv().is_ok() {}
+        assert!(a.room_info(alice, "#r").unwrap().members.iter().any(|m| m.info.nick == "bob"));
+        // …until B's snapshot comes.
+        a.apply_snapshot(2, b.snapshot());
+        assert!(!a.room_info(alice, "#r").unwrap().members.iter().any(|m| m.info.nick == "bob"));
+        assert_eq!(a.room_info(alice, "#s").unwrap().members.len(), 1);
     }
 }
