@@ -166,6 +166,24 @@ async fn a_killed_node_s_users_are_seen_quitting_on_the_others() {
 }
 
 #[tokio::test]
+async fn a_node_that_stops_cleanly_says_goodbye_at_once() {
+    let nats = Nats::start();
+    let a = node(&nats).await;
+    let dir = TempDir::new();
+    let b = ServerProcess::start(&dir.0, &["--bus", &nats.url()]).await;
+    let mut alice = Irc::register(a.addr, "alice", &[]).await;
+    alice.join("#lobby").await;
+    let mut bob = Irc::register(b.addr, "bob", &[]).await;
+    bob.join("#lobby").await;
+    expect_irc(&mut alice, |m| m.command == "JOIN" && m.nick_is("bob")).await;
+    let stopped = Instant::now();
+    assert!(b.terminate().await.success());
+    let quit = expect_irc(&mut alice, |m| m.command == "QUIT").await;
+    assert!(quit.nick_is("bob") && quit.params[0].contains("shutting down"), "{quit:?}");
+    assert!(stopped.elapsed() < Duration::from_secs(3), "seen after {:?}", stopped.elapsed());
+}
+
+#[tokio::test]
 async fn chat_resumes_when_nats_comes_back() {
     let mut nats = Nats::start();
     let (a, b) = (node(&nats).await, node(&nats).await);
