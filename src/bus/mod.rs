@@ -1,7 +1,7 @@
 //! The bus between the nodes of a cluster (`serve --bus nats://…`): NATS carries what is said
 //! now; PostgreSQL (the [store](crate::store)) keeps what was said.
 //!
-//! Each node's [hub](crate::hub) hands what its users do to the bus as [`Note`]s (see
+//! Each node's [hub] hands what its users do to the bus as [`Note`]s (see
 //! [`crate::hub::cluster`] for what a node keeps of the others); this module publishes them,
 //! receives the other nodes' and has the hub apply them, and keeps the cluster together:
 //!
@@ -27,6 +27,11 @@
 //! - **Faults.** Without NATS a node goes on alone (its users chat among themselves); `/healthz`,
 //!   `/metrics` (`charla_bus_degraded`) and the log say so. The client reconnects by itself,
 //!   and the heartbeats that resume make the nodes exchange snapshots again.
+//!
+//! There is no bus trait with an in-process implementation: a single server has no bus at all
+//! (the hub's `cluster` is `None`, and nothing here runs), and the seam between the hub and the
+//! bus is the queue of [`Note`]s, which the hub's unit tests drive by hand; the cluster tests
+//! run a real nats-server.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

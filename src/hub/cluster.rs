@@ -19,7 +19,7 @@
 //! users and their rooms; a node that goes silent is [dropped](Hub::drop_node): its users are
 //! seen quitting.
 //!
-//! Without a bus none of this runs: [`Hub::share`] is one test of an `Option`.
+//! Without a bus none of this runs: sharing an event is one test of an `Option`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -113,7 +113,7 @@ pub struct Snapshot {
 const PART: usize = 500;
 
 impl Snapshot {
-    /// This snapshot cut into parts of at most [`PART`] users and [`PART`] rooms.
+    /// This snapshot cut into parts of at most 500 users and 500 rooms.
     pub fn parts(self) -> Vec<Snapshot> {
         let mut users = self.users.into_iter();
         let mut rooms = self.rooms.into_iter();

@@ -14,7 +14,7 @@
 //! awaits, so the lock is never held across an `.await`.
 //!
 //! Besides this file: [`accounts`] (who is logged in, the nicks accounts own), [`bans`] (server
-//! bans), `monitor` (who watches which nick), [`users`] (real names, the bot and
+//! bans), [`cluster`] (the users of other nodes, what is shared with them and applied from them), `monitor` (who watches which nick), [`users`] (real names, the bot and
 //! wallops modes, WALLOPS), `redact` (who may take a message back), `history` (what is
 //! stored, and how an event becomes records and a record an event again), [`modes`]. Names and
 //! text ([`text`]), ids, topics and bans are the [`crate::chat`] vocabulary, shared with the
