@@ -42,6 +42,13 @@ need_apt nc netcat-openbsd         # the browser tests' plain-text user
 need_apt chromium chromium         # the browser tests (headless)
 need_apt node nodejs
 need_apt npm npm
+# A private PostgreSQL per test binary (tests/common/postgres.rs runs initdb and postgres from
+# /usr/lib/postgresql/*/bin, which are not on the PATH) and NATS for the cluster tests.
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+    echo "test.sh: installing postgresql (for tests/common/postgres.rs)"
+    apt_install postgresql
+fi
+need_apt nats-server nats-server
 # The screenshots show emoji as people see them.
 [[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]] || apt_install fonts-noto-color-emoji
 if [[ ! -d tests/browser/node_modules/playwright-core ]]; then

@@ -32,7 +32,8 @@
 //!   [`proto::http`] for HTTP on hyper: the chat page, `/healthz`, `/metrics` and IRC over
 //!   WebSocket (an IRC session fed by frames).
 //! - [`store`]: history that survives restarts: the [`store::Store`] trait and its SQLite
-//!   implementation, one batching writer thread, `draft/chathistory` queries, room state. A
+//!   (default) and PostgreSQL (`--store postgres://…`, several nodes) implementations, each
+//!   with one batching writer, `draft/chathistory` queries, room state, accounts. A
 //!   layer below the hub: it knows records, not events (the hub turns one into the other).
 //! - [`bus`]: several nodes, one chat (`serve --bus nats://…`): what each node's users do goes
 //!   to the others over NATS, nicks are claimed cluster-wide, silent nodes are dropped; what a

@@ -1,4 +1,4 @@
-//! The `charla` command: `serve`, `connect`, `backup`, `bench`. An error becomes a message on
+//! The `charla` command: `serve`, `connect`, `backup`, `migrate-store`, `bench`. An error becomes a message on
 //! standard error (each cause said once) and exit code 1.
 
 use std::ffi::OsString;
@@ -14,7 +14,7 @@ use charla::net::tls::CertSource;
 use charla::net::{FloodLimit, Limits};
 use charla::proto::{HistoryConfig, Protocol};
 use charla::server::{Config, Server, TlsConfig, settings};
-use charla::store::Retention;
+use charla::store::{Retention, StoreLocation};
 
 /// Self-hosted group chat. One server, one port; nc, the original lab client and charla connect
 /// all join the same rooms.
@@ -51,6 +51,25 @@ enum Command {
     Backup(BackupArgs),
     // Its help text is the doc comment of `charla::bench::Args`.
     Bench(charla::bench::Args),
+    /// Copy a server's history, rooms, accounts, read markers, certificates, server bans and
+    /// guest counter from its SQLite data directory into PostgreSQL, for `serve --store
+    /// postgres://…`.
+    ///
+    /// Stop the server first. The copy is one transaction: the database gets all of it or
+    /// nothing. Running it again copies nothing twice; what the database already holds is kept.
+    /// It refuses, copying nothing, when the database holds another server's data under the
+    /// same names (a message id with another text, an account with another password).
+    MigrateStore(MigrateStoreArgs),
+}
+
+#[derive(clap::Args)]
+struct MigrateStoreArgs {
+    /// The store to copy from: sqlite:DIR, the server's data directory (or DIR alone).
+    #[arg(long, value_name = "sqlite:DIR")]
+    from: String,
+    /// The PostgreSQL database to copy into: postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+    #[arg(long, value_name = "postgres://…")]
+    to: String,
 }
 
 #[derive(clap::Args)]
@@ -177,6 +196,12 @@ struct ServeArgs {
     /// Where history and state are kept; created if missing.
     #[arg(long, value_name = "DIR", default_value = "charla-data")]
     data_dir: PathBuf,
+    /// Where history, rooms and accounts are kept: `sqlite` (a file in --data-dir, no setup) or
+    /// a PostgreSQL database, postgres://USER:PASSWORD@HOST:PORT/DATABASE, which several
+    /// nodes can share (its tables are created on first use). The data directory still holds
+    /// the self-signed TLS certificate.
+    #[arg(long, value_name = "sqlite|postgres://…", default_value = "sqlite")]
+    store: StoreLocation,
     /// Longest plain-text line accepted, in bytes; longer lines are refused with an error.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_line)]
     max_line: usize,
@@ -420,6 +445,7 @@ impl ServeArgs {
             listen,
             irc_listen: self.irc_listen,
             data_dir: self.data_dir,
+            store: self.store,
             limits,
             hub,
             history,
@@ -546,6 +572,20 @@ fn run(cli: Cli, command_line: Vec<OsString>) -> anyhow::Result<()> {
             Ok(result?)
         }
         Command::Bench(args) => Ok(runtime.block_on(charla::bench::run(args))?),
+        Command::MigrateStore(args) => {
+            let dir = PathBuf::from(args.from.strip_prefix("sqlite:").unwrap_or(&args.from));
+            let file = dir.join(charla::store::SqliteStore::FILE_NAME);
+            if !file.is_file() {
+                anyhow::bail!(
+                    "there is no {} in {}: give the stopped server's data directory as --from sqlite:DIR",
+                    charla::store::SqliteStore::FILE_NAME,
+                    dir.display()
+                );
+            }
+            let copied = charla::store::postgres::copy_from_sqlite(&dir, &args.to)?;
+            say(format_args!("copied {} into PostgreSQL:\n{copied}", file.display()));
+            Ok(())
+        }
         Command::Backup(args) => {
             let bytes = charla::store::SqliteStore::backup(&args.data_dir, &args.file)?;
             say(format_args!(

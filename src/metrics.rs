@@ -71,6 +71,9 @@ pub struct Metrics {
     pub store_batch: Histogram,
     /// Batches the history writer failed to commit.
     pub store_errors: Counter,
+    /// 1 while history is not being written ([`crate::store::Store::degraded`]), else 0; set
+    /// by the writer.
+    pub store_degraded: Gauge,
     /// Notes for the other nodes of a cluster dropped because the bus's queue was full.
     pub bus_dropped: Counter,
     /// 1 while a cluster node cannot reach its bus (NATS): its users chat among themselves.
@@ -117,6 +120,7 @@ impl Metrics {
             // 100 µs to about 3 s.
             store_batch: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 16)),
             store_errors: Counter::default(),
+            store_degraded: Gauge::default(),
             bus_dropped: Counter::default(),
             bus_degraded: Gauge::default(),
             bus_nodes: Gauge::default(),
@@ -159,6 +163,11 @@ impl Metrics {
             metrics.store_batch.clone(),
         );
         registry.register("store_errors", "History batches that failed to commit", metrics.store_errors.clone());
+        registry.register(
+            "store_degraded",
+            "1 while history is not being written (a full disk, PostgreSQL unreachable): it waits in memory",
+            metrics.store_degraded.clone(),
+        );
         registry.register(
             "bus_dropped",
             "Notes for the other nodes dropped because the bus queue was full",

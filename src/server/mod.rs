@@ -33,7 +33,7 @@ use crate::net::tls::CertSource;
 use crate::net::{Admission, BoxStream, Conn, ConnLimiter, Peer, Rewind, Sessions, Tls};
 use crate::panics;
 use crate::proto::{Protocol, Shared, Stage, TlsPolicy, classify};
-use crate::store::{AccountStore, Retention, SqliteAccounts, SqliteStore, Store, StoreError};
+use crate::store::{Retention, StoreError, StoreLocation};
 
 // The parts of a `Config`, defined where they are used.
 pub use crate::net::{FloodLimit, Limits};
@@ -47,6 +47,9 @@ pub struct Config {
     /// Addresses for IRC only: no sniffing, no wait for silent clients.
     pub irc_listen: Vec<SocketAddr>,
     pub data_dir: PathBuf,
+    /// Where history, rooms and accounts are kept (`--store`): SQLite in `data_dir`, or
+    /// PostgreSQL.
+    pub store: StoreLocation,
     pub limits: Limits,
     pub hub: HubConfig,
     pub history: HistoryConfig,
@@ -199,11 +202,10 @@ impl Server {
         let opers = reload::read_opers(&config).map_err(ServerError::File)?;
         let motd = config.motd.as_deref().map(reload::read_motd).transpose().map_err(ServerError::File)?;
         create_data_dir(&config.data_dir)?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
+        let crate::store::Opened { store, accounts: account_store } = config.store.open(&config.data_dir)?;
         let mut hub = Hub::new(HubConfig { opers, ..config.hub.clone() }, History::new(store.clone()));
         hub.restore_rooms(store.rooms()?);
         hub.restore_guests(store.last_guest()?);
-        let account_store: Arc<dyn AccountStore> = Arc::new(SqliteAccounts::open(&config.data_dir)?);
         hub.restore_accounts(account_store.account_names()?);
         hub.restore_server_bans(account_store.server_bans()?);
         let joined = match &config.bus {

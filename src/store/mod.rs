@@ -4,8 +4,10 @@
 //! # Shape
 //!
 //! [`Store`] is the interface the rest of charla talks to; [`SqliteStore`] is the default
-//! implementation, an embedded SQLite file that needs no setup. (PostgreSQL, for several nodes,
-//! implements the same trait later.)
+//! implementation, an embedded SQLite file that needs no setup; [`PgStore`] keeps the same in
+//! PostgreSQL, which several nodes share ([`postgres`]). [`StoreLocation`] (`serve --store`)
+//! says which one a server opens; [`AccountStore`] is implemented by both too. The same test
+//! cases run on both, so their answers are the same.
 //!
 //! - Writing never waits: [`Store::append`] and [`Store::save_room`] hand their data to ONE
 //!   writer, which commits whatever has queued up in one transaction. The hub can call them
@@ -43,6 +45,7 @@
 //! is simply the range of ids made in that millisecond.
 
 pub mod accounts;
+pub mod postgres;
 pub mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -50,6 +53,7 @@ mod tests;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -58,7 +62,62 @@ use tokio::sync::oneshot;
 use crate::chat::text::fold;
 use crate::chat::{Ban, MsgId, Tags, Topic};
 pub use accounts::{AccountStore, StoredAccount};
+pub use postgres::{PgAccounts, PgStore};
 pub use sqlite::{SqliteAccounts, SqliteStore};
+
+/// Where history and accounts are kept (`serve --store`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// An SQLite file in the data directory (the default; no setup).
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database, by its URL (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`), which
+    /// several nodes can share.
+    Postgres(String),
+}
+
+impl std::str::FromStr for StoreLocation {
+    type Err = String;
+
+    /// `sqlite`, or a `postgres://` (`postgresql://`) URL.
+    fn from_str(s: &str) -> Result<StoreLocation, String> {
+        if s == "sqlite" {
+            Ok(StoreLocation::Sqlite)
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            postgres::PgUrl::parse(s).map_err(|e| e.to_string())?;
+            Ok(StoreLocation::Postgres(s.to_string()))
+        } else {
+            Err(format!(
+                "'{s}' is not a store: write sqlite (a file in --data-dir, the default) or \
+                 postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+            ))
+        }
+    }
+}
+
+impl StoreLocation {
+    /// Opens the history and the accounts kept at this location (`data_dir` for SQLite).
+    pub fn open(&self, data_dir: &std::path::Path) -> Result<Opened, StoreError> {
+        match self {
+            StoreLocation::Sqlite => {
+                let store = SqliteStore::open(data_dir)?;
+                let accounts = SqliteAccounts::open(data_dir)?;
+                Ok(Opened { store: Arc::new(store), accounts: Arc::new(accounts) })
+            }
+            StoreLocation::Postgres(url) => {
+                let store = PgStore::open(url)?;
+                let accounts = store.accounts();
+                Ok(Opened { store: Arc::new(store), accounts: Arc::new(accounts) })
+            }
+        }
+    }
+}
+
+/// The history and the accounts of one [`StoreLocation`].
+pub struct Opened {
+    pub store: Arc<dyn Store>,
+    pub accounts: Arc<dyn AccountStore>,
+}
 
 /// The history store: one writer, any number of readers. See the [module docs](self).
 pub trait Store: Send + Sync {
@@ -364,6 +423,18 @@ pub enum StoreError {
     WriterGone,
     #[error("message id {0} is beyond what the store can keep (year 2248); check the system clock")]
     IdOutOfRange(MsgId),
+    #[error("{0}")]
+    Location(String),
+    #[error(
+        "cannot connect to PostgreSQL at {url}: {reason}; is it running, and are the host, port, user, password and database of --store right?"
+    )]
+    PgConnect { url: String, reason: String },
+    #[error("PostgreSQL at {url} failed: {reason}; its log may say more")]
+    Pg { url: String, reason: String },
+    #[error(
+        "the PostgreSQL database at {url} was written by a newer charla (schema version {found}, this one knows up to {known}); upgrade charla, or point --store at another database"
+    )]
+    PgTooNew { url: String, found: i64, known: i64 },
 }
 
 impl StoreError {

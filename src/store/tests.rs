@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::*;
-use crate::chat::now_millis;
+use crate::chat::{ServerBan, now_millis};
 
 /// A fresh directory, removed with everything in it when dropped.
 struct Scratch(PathBuf);
@@ -34,6 +34,91 @@ impl Drop for Scratch {
     }
 }
 
+/// The store a case runs on: the same cases run on SQLite and on PostgreSQL (a database of its
+/// own on the private server this test binary shares, see `tests/common/postgres.rs`), which
+/// is what makes their answers the same.
+enum Backend {
+    Sqlite(Scratch),
+    Postgres { url: String, _server: Arc<pg_server::Postgres> },
+}
+
+impl Backend {
+    fn sqlite() -> Backend {
+        Backend::Sqlite(Scratch::new())
+    }
+
+    fn postgres() -> Backend {
+        let server = pg_server::Postgres::shared();
+        Backend::Postgres { url: server.database(), _server: server }
+    }
+
+    /// Opens the store, again after it was dropped: the same data.
+    fn open(&self) -> Box<dyn Store> {
+        match self {
+            Backend::Sqlite(scratch) => Box::new(scratch.open()),
+            Backend::Postgres { url, .. } => Box::new(PgStore::open(url).expect("the test database opens")),
+        }
+    }
+
+    /// The accounts of the store.
+    fn accounts(&self) -> Box<dyn AccountStore> {
+        match self {
+            Backend::Sqlite(scratch) => {
+                drop(scratch.open());
+                Box::new(SqliteAccounts::open(&scratch.0).unwrap())
+            }
+            Backend::Postgres { url, .. } => Box::new(PgStore::open(url).unwrap().accounts()),
+        }
+    }
+}
+
+/// The private PostgreSQL server the cases run on.
+#[path = "../../tests/common/postgres.rs"]
+#[allow(dead_code)]
+mod pg_server;
+
+/// Makes each case (a function taking a [`Backend`]) a test on SQLite and a test on PostgreSQL.
+macro_rules! on_both {
+    ($($case:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[test]
+            fn $case() {
+                super::$case(super::Backend::sqlite())
+            })*
+        }
+        mod on_postgres {
+            $(#[test]
+            fn $case() {
+                super::$case(super::Backend::postgres())
+            })*
+        }
+    };
+}
+
+on_both!(
+    append_flush_read_back,
+    a_stored_id_is_stored_once,
+    history_and_rooms_survive_reopening,
+    room_state_is_replaced_and_forgotten,
+    before_pages_from_latest_without_gaps_or_duplicates,
+    after_pages_from_the_start_without_gaps_or_duplicates,
+    between_pages_in_both_directions,
+    latest_with_a_bound_only_returns_newer_records,
+    around_centres_on_the_bound,
+    timestamp_bounds_exclude_the_whole_millisecond,
+    messages_only_skips_events_without_shrinking_pages,
+    private_history_is_only_under_the_pair_key,
+    targets_lists_conversations_and_given_rooms_in_range,
+    retention_by_count_keeps_the_newest_of_each_target,
+    retention_by_count_counts_messages_not_comings_and_goings,
+    retention_by_age_drops_old_records_and_empty_targets,
+    appends_go_through_while_retention_runs,
+    a_target_without_messages_is_known_until_one_is_appended,
+    client_tags_and_redactions_are_kept_across_a_reopen,
+    the_last_guest_number_only_grows_and_survives_reopening,
+    accounts_markers_certificates_and_bans,
+);
+
 /// Some time in 2023, in milliseconds.
 const T0: u64 = 1_700_000_000_000;
 
@@ -58,7 +143,7 @@ fn record(id: MsgId, target: &str, text: &str) -> Record {
 }
 
 /// `n` records for `#paging`, three per millisecond, with a record for `#other` between each.
-fn fill(store: &SqliteStore, n: u64) -> Vec<MsgId> {
+fn fill(store: &dyn Store, n: u64) -> Vec<MsgId> {
     let mut ids = Vec::new();
     for i in 0..n {
         let mine = id(T0 + i / 3, 2 * (i % 3));
@@ -75,14 +160,12 @@ fn ids(records: &[Record]) -> Vec<MsgId> {
     records.iter().map(|r| r.id).collect()
 }
 
-fn history(store: &SqliteStore, selector: Selector, limit: usize) -> Vec<MsgId> {
+fn history(store: &dyn Store, selector: Selector, limit: usize) -> Vec<MsgId> {
     ids(&store.history("#paging", &selector, limit, Include::Everything).unwrap())
 }
 
-#[test]
-fn append_flush_read_back() {
-    let scratch = Scratch::new();
-    let store = scratch.open();
+fn append_flush_read_back(backend: Backend) {
+    let store = backend.open();
     let mut records = vec![
         record(id(T0, 0), "#Lobby", "hello"),
         record(id(T0, 1), "#Lobby", "world"),
@@ -102,10 +185,8 @@ fn append_flush_read_back() {
     assert!(store.history("#lobby", &Selector::Latest(None), 0, Include::Everything).unwrap().is_empty());
 }
 
-#[test]
-fn a_stored_id_is_stored_once() {
-    let scratch = Scratch::new();
-    let store = scratch.open();
+fn a_stored_id_is_stored_once(backend: Backend) {
+    let store = backend.open();
     let r = record(id(T0, 0), "#lobby", "hello");
     store.append(r.clone()).unwrap();
     store.append(r.clone()).unwrap();
@@ -115,9 +196,7 @@ fn a_stored_id_is_stored_once() {
     assert_eq!(store.history("#lobby", &Selector::Latest(None), 10, Include::Everything).unwrap(), vec![r]);
 }
 
-#[test]
-fn history_and_rooms_survive_reopening() {
-    let scratch = Scratch::new();
+fn history_and_rooms_survive_reopening(backend: Backend) {
     let room = RoomState {
         name: "#Lobby".into(),
         created: T0,
@@ -129,23 +208,21 @@ fn history_and_rooms_survive_reopening() {
         ],
     };
     {
-        let store = scratch.open();
-        fill(&store, 100);
+        let store = backend.open();
+        fill(&*store, 100);
         store.save_room(room.clone()).unwrap();
         // No flush: dropping the store is a clean shutdown and must commit what is queued.
         store.append(record(id(T0 + 1000, 0), "#paging", "last words")).unwrap();
     }
-    let store = scratch.open();
+    let store = backend.open();
     let all = store.history("#paging", &Selector::Latest(None), 1000, Include::Everything).unwrap();
     assert_eq!(all.len(), 101);
     assert_eq!(all[100].text, "last words");
     assert_eq!(store.rooms().unwrap(), vec![room]);
 }
 
-#[test]
-fn room_state_is_replaced_and_forgotten() {
-    let scratch = Scratch::new();
-    let store = scratch.open();
+fn room_state_is_replaced_and_forgotten(backend: Backend) {
+    let store = backend.open();
     let room = |name: &str, modes: &str, bans: &[&str]| RoomState {
         name: name.into(),
         created: T0,
@@ -167,48 +244,42 @@ fn room_state_is_replaced_and_forgotten() {
     assert_eq!(store.rooms().unwrap()[1], room("#b", "+nt", &[]), "a forgotten room's bans are gone");
 }
 
-#[test]
-fn before_pages_from_latest_without_gaps_or_duplicates() {
-    let scratch = Scratch::new();
-    let store = scratch.open();
-    let all = fill(&store, 1000);
-    let mut page = history(&store, Selector::Latest(None), 37);
+fn before_pages_from_latest_without_gaps_or_duplicates(backend: Backend) {
+    let store = backend.open();
+    let all = fill(&*store, 1000);
+    let mut page = history(&*store, Selector::Latest(None), 37);
     let mut seen: Vec<MsgId> = Vec::new();
     while let Some(&oldest) = page.first() {
         assert!(page.len() == 37 || seen.len() + page.len() == 1000);
         seen.splice(0..0, page.iter().copied());
-        page = history(&store, Selector::Before(Bound::MsgId(oldest)), 37);
+        page = history(&*store, Selector::Before(Bound::MsgId(oldest)), 37);
     }
     assert_eq!(seen, all);
 }
 
-#[test]
-fn after_pages_from_the_start_without_gaps_or_duplicates() {
-    let scratch = Scratch::new();
-    let store = scratch.open();
-    let all = fill(&store, 1000);
-    let mut page = history(&store, Selector::After(Bound::Time(T0 - 1)), 37);
+fn after_pages_from_the_start_without_gaps_or_duplicates(backend: Backend) {
+    let store = backend.open();
+    let all = fill(&*store, 1000);
+    let mut page = history(&*store, Selector::After(Bound::Time(T0 - 1)), 37);
     let mut seen: Vec<MsgId> = Vec::new();
     while let Some(&newest) = page.last() {
         assert!(page.len() == 37 || seen.len() + page.len() == 1000);
         seen.extend(&page);
-        page = history(&store, Selector::After(Bound::MsgId(newest)), 37);
+        page = history(&*store, Selector::After(Bound::MsgId(newest)), 37);
     }
     assert_eq!(seen, all);
 }
 
-#[test]
-fn between_pages_in_both_directions() {
-    let scratch = Scratch::new();
-    let store = scratch.open();
-    let all = fill(&store, 1000);
+fn between_pages_in_both_directions(backend: Backend) {
+    let store = backend.open();
+    let all = fill(&*store, 1000);
     let (low, high) = (all[100], all[899]);
     let inside = &all[101..899];
 
     let mut seen: Vec<MsgId> = Vec::new();
     let mut from = low;
     loop {
-        let page = history(&store, Selector::Between(Bound::MsgId(from), Bound::MsgId(high)), 37);
+        let page = history(&*store, Selector::Between(Bound::MsgId(from), Bound::MsgId(high)), 37);
         let Some(&newest) = page.last() else { break };
         seen.extend(&page);
         from = newest;
@@ -218,7 +289,7 @@ fn between_pages_in_both_directions() {
     let mut seen: Vec<MsgId> = Vec::new();
     let mut from = high;
     loop {
-        let page = history(&store, Selector::Between(Bound::MsgId(from), Bound::MsgId(low)), 37);
+        let page = history(&*store, Selector::Between(Bound::MsgId(from), Bound::MsgId(low)), 37);
         let Some(&oldest) = page.first() else { break };
         assert!(page.windows(2).all(|w| w[0] < w[1]), "pages are ascending");
         seen.splice(0..0, page.iter().copied());
@@ -227,26 +298,22 @@ fn between_pages_in_both_directions() {
     assert_eq!(seen, inside);
 
     let same = Bound::MsgId(all[5]);
-    assert!(history(&store, Selector::Between(same, same), 10).is_empty());
+    assert!(history(&*store, Selector::Between(same, same), 10).is_empty());
 }
 
-#[test]
-fn latest_with_a_bound_only_returns_newer_records() {
-    let scratch = Scratch::new();
-    let store = scratch.open();
-    let all = fill(&store, 100);
+fn latest_with_a_bound_only_returns_newer_records(backend: Backend) {
+    let store = backend.open();
+    let all = fill(&*store, 100);
     let after = Some(Bound::MsgId(all[89]));
-    assert_eq!(history(&store, Selector::Latest(after), 5), all[95..]);
-    assert_eq!(history(&store, Selector::Latest(after), 50), all[90..]);
-    assert_eq!(history(&store, Selector::Latest(None), 5), all[95..]);
+    assert_eq!(history(&*store, Selector::Latest(after), 5), all[95..]);
+    assert_eq!(history(&*store, Selector::Latest(after), 50), all[90..]);
+    assert_eq!(history(&*store, Selector::Latest(None), 5), all[95..]);
 }
 
-#[test]
-fn around_centres_on_the_bound() {
-    let scratch = Scratch::new();
-    let store = scratch.open();
-    let all = fill(&store, 100);
-    let around = |at, limit| history(&store, Selector::Around(Bound::MsgId(at)), limit);
+fn around_centres_on_the_bound(backend: Backend) {
+    let store = backend.open();
+    let all = fill(&*store, 100);
+    let around = |at, limit| history(&*store, Selector::Around(Bound::MsgId(at)), limit);
     assert_eq!(around(all[50], 5), all[48..53], "two before, itself, two after");
     assert_eq!(around(all[50], 4), all[48..52]);
     assert_eq!(around(all[50], 1), all[50..51], "the message itself");
@@ -255,34 +322,30 @@ fn around_centres_on_the_bound() {
     assert_eq!(around(all[50], 500), all, "everything when the limit allows");
 }
 
-#[test]
-fn timestamp_bounds_exclude_the_whole_millisecond() {
-    let scratch = Scratch::new();
-    let store = scratch.open();
+fn timestamp_bounds_exclude_the_whole_millisecond(backend: Backend) {
+    let store = backend.open();
     // Records 30, 31 and 32 share millisecond T0 + 10.
-    let all = fill(&store, 100);
+    let all = fill(&*store, 100);
     let at = Bound::Time(T0 + 10);
-    assert_eq!(history(&store, Selector::Before(at), 3), all[27..30]);
-    assert_eq!(history(&store, Selector::After(at), 3), all[33..36]);
-    assert_eq!(history(&store, Selector::Latest(Some(at)), 1000), all[33..]);
-    assert_eq!(history(&store, Selector::Between(Bound::Time(T0 + 9), Bound::Time(T0 + 11)), 10), all[30..33]);
+    assert_eq!(history(&*store, Selector::Before(at), 3), all[27..30]);
+    assert_eq!(history(&*store, Selector::After(at), 3), all[33..36]);
+    assert_eq!(history(&*store, Selector::Latest(Some(at)), 1000), all[33..]);
+    assert_eq!(history(&*store, Selector::Between(Bound::Time(T0 + 9), Bound::Time(T0 + 11)), 10), all[30..33]);
     assert_eq!(
-        history(&store, Selector::Between(Bound::Time(T0 + 11), Bound::Time(T0 + 9)), 2),
+        history(&*store, Selector::Between(Bound::Time(T0 + 11), Bound::Time(T0 + 9)), 2),
         all[31..33],
         "counted from the first bound: the newest two"
     );
-    assert_eq!(history(&store, Selector::Around(at), 4), all[28..32], "the millisecond itself starts the after side");
+    assert_eq!(history(&*store, Selector::Around(at), 4), all[28..32], "the millisecond itself starts the after side");
     // Bounds far outside the stored range, including ones no id can reach.
-    assert_eq!(history(&store, Selector::Before(Bound::Time(u64::MAX)), 1000), all);
-    assert_eq!(history(&store, Selector::Before(Bound::MsgId(MsgId(u64::MAX))), 1000), all);
-    assert!(history(&store, Selector::After(Bound::Time(u64::MAX)), 10).is_empty());
-    assert!(history(&store, Selector::Before(Bound::Time(0)), 10).is_empty());
+    assert_eq!(history(&*store, Selector::Before(Bound::Time(u64::MAX)), 1000), all);
+    assert_eq!(history(&*store, Selector::Before(Bound::MsgId(MsgId(u64::MAX))), 1000), all);
+    assert!(history(&*store, Selector::After(Bound::Time(u64::MAX)), 10).is_empty());
+    assert!(history(&*store, Selector::Before(Bound::Time(0)), 10).is_empty());
 }
 
-#[test]
-fn messages_only_skips_events_without_shrinking_pages() {
-    let scratch = Scratch::new();
-    let store = scratch.open();
+fn messages_only_skips_events_without_shrinking_pages(backend: Backend) {
+    let store = backend.open();
     let mut messages = Vec::new();
     for i in 0..300 {
         let mut r = record(id(T0 + i, 0), "#lobby", "x");
@@ -315,10 +378,8 @@ fn private(ms: u64, from: &str, to: &str, text: &str) -> Vec<Record> {
     vec![message]
 }
 
-#[test]
-fn private_history_is_only_under_the_pair_key() {
-    let scratch = Scratch::new();
-    let store = scratch.open();
+fn private_history_is_only_under_the_pair_key(backend: Backend) {
+    let store = backend.open();
     for r in [
         private(T0, "Alice", "bob", "hi bob"),
         private(T0 + 1, "Bob", "alice", "hi alice"),
@@ -347,10 +408,8 @@ fn private_history_is_only_under_the_pair_key() {
     assert_eq!((first.nick.as_str(), first.extra.as_str()), ("Bob", "alice"));
 }
 
-#[test]
-fn targets_lists_conversations_and_given_rooms_in_range() {
-    let scratch = Scratch::new();
-    let store = scratch.open();
+fn targets_lists_conversations_and_given_rooms_in_range(backend: Backend) {
+    let store = backend.open();
     for r in [
         private(T0 + 10, "Alice", "Bob", "1"),
         private(T0 + 20, "carol", "alice", "2"),
@@ -381,10 +440,8 @@ fn targets_lists_conversations_and_given_rooms_in_range() {
     assert_eq!(targets("dave", &[], T0, T0 + 100, 10), [], "no one else's conversations");
 }
 
-#[test]
-fn retention_by_count_keeps_the_newest_of_each_target() {
-    let scratch = Scratch::new();
-    let store = scratch.open();
+fn retention_by_count_keeps_the_newest_of_each_target(backend: Backend) {
+    let store = backend.open();
     let mut seq = 0;
     for (target, n) in [("#big", 5000), ("#small", 10), ("#mid", 50)] {
         for _ in 0..n {
@@ -403,10 +460,8 @@ fn retention_by_count_keeps_the_newest_of_each_target() {
     assert_eq!(store.retain(policy).wait().unwrap(), 0, "nothing left to do");
 }
 
-#[test]
-fn retention_by_count_counts_messages_not_comings_and_goings() {
-    let scratch = Scratch::new();
-    let store = scratch.open();
+fn retention_by_count_counts_messages_not_comings_and_goings(backend: Backend) {
+    let store = backend.open();
     let mut seq = 0;
     let mut next_id = || {
         seq += 1;
@@ -431,10 +486,8 @@ fn retention_by_count_counts_messages_not_comings_and_goings() {
     assert!(left.iter().rev().take(10).all(|r| r.kind == RecordKind::Quit), "the newest events");
 }
 
-#[test]
-fn retention_by_age_drops_old_records_and_empty_targets() {
-    let scratch = Scratch::new();
-    let store = scratch.open();
+fn retention_by_age_drops_old_records_and_empty_targets(backend: Backend) {
+    let store = backend.open();
     let now = now_millis();
     let hours_ago = |h: u64| now - h * 3_600_000;
     for i in 0..3000 {
@@ -457,10 +510,8 @@ fn retention_by_age_drops_old_records_and_empty_targets() {
     assert_eq!(names, ["#mixed"]);
 }
 
-#[test]
-fn appends_go_through_while_retention_runs() {
-    let scratch = Scratch::new();
-    let store = Arc::new(scratch.open());
+fn appends_go_through_while_retention_runs(backend: Backend) {
+    let store = Arc::new(backend.open());
     for i in 0..20_000 {
         store.append(record(id(T0, i), "#old", "x")).unwrap();
     }
@@ -678,22 +729,20 @@ fn event(id: MsgId, target: &str, kind: RecordKind) -> Record {
     Record { kind, ..record(id, target, "") }
 }
 
-#[test]
-fn a_target_without_messages_is_known_until_one_is_appended() {
-    let scratch = Scratch::new();
-    let store = scratch.open();
-    let messages = |store: &SqliteStore, target| {
+fn a_target_without_messages_is_known_until_one_is_appended(backend: Backend) {
+    let store = backend.open();
+    let messages = |store: &dyn Store, target| {
         ids(&store.history(target, &Selector::Latest(None), 10, Include::Messages).unwrap())
     };
     store.append(event(id(T0, 0), "#quiet", RecordKind::Join)).unwrap();
     store.flush().wait().unwrap();
-    assert!(messages(&store, "#quiet").is_empty());
+    assert!(messages(&*store, "#quiet").is_empty());
     // Known now, and it changes nothing: the join is there for whoever asks for events.
-    assert!(messages(&store, "#Quiet").is_empty());
+    assert!(messages(&*store, "#Quiet").is_empty());
     assert_eq!(ids(&store.history("#quiet", &Selector::Latest(None), 10, Include::Everything).unwrap()), [id(T0, 0)]);
     store.append(record(id(T0, 1), "#QUIET", "at last")).unwrap();
     store.flush().wait().unwrap();
-    assert_eq!(messages(&store, "#quiet"), [id(T0, 1)]);
+    assert_eq!(messages(&*store, "#quiet"), [id(T0, 1)]);
 }
 
 #[test]
@@ -709,10 +758,8 @@ fn a_read_before_a_message_is_committed_does_not_make_its_target_known_silent() 
     assert_eq!(ids(&store.history("#late", &Selector::Latest(None), 10, Include::Messages).unwrap()), [id(T0, 1)]);
 }
 
-#[test]
-fn client_tags_and_redactions_are_kept_across_a_reopen() {
-    let scratch = Scratch::new();
-    let store = scratch.open();
+fn client_tags_and_redactions_are_kept_across_a_reopen(backend: Backend) {
+    let store = backend.open();
     let reply = vec![("+draft/reply".to_string(), Some("abc".to_string()))];
     store.append(Record { tags: reply.clone(), ..record(id(T0, 0), "#a", "a reply; with spaces") }).unwrap();
     let react = vec![("+draft/react".to_string(), Some("👍".to_string()))];
@@ -721,7 +768,7 @@ fn client_tags_and_redactions_are_kept_across_a_reopen() {
     store.flush().wait().unwrap();
     drop(store);
 
-    let store = scratch.open();
+    let store = backend.open();
     let all = store.history("#a", &Selector::Latest(None), 10, Include::Messages).unwrap();
     assert_eq!(all.iter().map(|r| r.tags.clone()).collect::<Vec<_>>(), [reply, react, vec![]]);
     assert_eq!(all[1].kind, RecordKind::TagMsg, "a reaction counts as a message");
@@ -733,7 +780,7 @@ fn client_tags_and_redactions_are_kept_across_a_reopen() {
     store.flush().wait().unwrap();
     assert!(store.committed() >= id(T0, 4), "a read waiting for the redaction sees it done");
     drop(store);
-    let store = scratch.open();
+    let store = backend.open();
     let gone = store.message("#a", id(T0, 2)).unwrap().expect("still there, redacted");
     assert!(gone.redacted && gone.text.is_empty(), "{gone:?}");
     assert_eq!(store.message("#b", id(T0, 2)).unwrap(), None, "found only in its own target");
@@ -768,15 +815,61 @@ fn a_version_3_database_gains_tags_and_redactions() {
     assert!(store.message("#a", id(T0, 0)).unwrap().unwrap().redacted);
 }
 
-#[test]
-fn the_last_guest_number_only_grows_and_survives_reopening() {
-    let scratch = Scratch::new();
-    let store = scratch.open();
+fn the_last_guest_number_only_grows_and_survives_reopening(backend: Backend) {
+    let store = backend.open();
     assert_eq!(store.last_guest().unwrap(), 0);
     store.save_guest(7).unwrap();
     store.save_guest(3).unwrap();
     store.flush().wait().unwrap();
     assert_eq!(store.last_guest().unwrap(), 7);
     drop(store);
-    assert_eq!(scratch.open().last_guest().unwrap(), 7);
+    assert_eq!(backend.open().last_guest().unwrap(), 7);
+}
+
+fn accounts_markers_certificates_and_bans(backend: Backend) {
+    let accounts = backend.accounts();
+    for name in ["Alice", "bob"] {
+        let account = StoredAccount { name: name.into(), hash: format!("$argon2id${name}"), created: T0 };
+        assert!(accounts.create_account(&account).unwrap());
+    }
+    let taken = StoredAccount { name: "ALICE".into(), hash: "other".into(), created: T0 + 1 };
+    assert!(!accounts.create_account(&taken).unwrap(), "the name is taken, whatever its case");
+    assert_eq!(
+        accounts.account("alice").unwrap().map(|a| (a.name, a.hash)),
+        Some(("Alice".into(), "$argon2id$Alice".into()))
+    );
+    assert_eq!(accounts.account("carol").unwrap(), None);
+    assert_eq!(accounts.account_names().unwrap(), ["Alice", "bob"]);
+
+    assert_eq!(accounts.read_marker("alice", "#Lobby").unwrap(), None);
+    assert_eq!(accounts.set_read_marker("ALICE", "#Lobby", T0 + 5).unwrap(), T0 + 5);
+    assert_eq!(accounts.set_read_marker("alice", "#lobby", T0 + 2).unwrap(), T0 + 5, "never back");
+    assert_eq!(accounts.read_marker("alice", "#LOBBY").unwrap(), Some(T0 + 5));
+    assert_eq!(accounts.read_markers("Alice").unwrap(), [("#lobby".to_string(), T0 + 5)]);
+
+    let fp = "ab".repeat(32);
+    assert!(accounts.add_cert("alice", &fp, 5).unwrap());
+    assert!(!accounts.add_cert("bob", &fp, 6).unwrap(), "taken by alice");
+    assert_eq!(accounts.cert_account(&fp).unwrap().as_deref(), Some("Alice"));
+    assert_eq!(accounts.certs("ALICE").unwrap(), std::slice::from_ref(&fp));
+    assert!(!accounts.remove_cert("bob", &fp).unwrap(), "not bob's to remove");
+    assert!(accounts.remove_cert("alice", &fp).unwrap());
+    assert_eq!(accounts.cert_account(&fp).unwrap(), None);
+
+    let ban = |mask: &str, reason: &str, at| ServerBan {
+        mask: mask.into(),
+        reason: reason.into(),
+        set_by: "oper".into(),
+        at,
+        until: Some(at + 1000),
+    };
+    accounts.save_server_ban(&ban("troll!*@*", "first", T0)).unwrap();
+    accounts.save_server_ban(&ban("*!*@203.0.113.*", "net", T0 + 1)).unwrap();
+    accounts.save_server_ban(&ban("TROLL!*@*", "again", T0 + 2)).unwrap();
+    assert_eq!(
+        accounts.server_bans().unwrap(),
+        [ban("*!*@203.0.113.*", "net", T0 + 1), ban("TROLL!*@*", "again", T0 + 2)]
+    );
+    accounts.forget_server_ban("troll!*@*").unwrap();
+    assert_eq!(accounts.server_bans().unwrap(), [ban("*!*@203.0.113.*", "net", T0 + 1)]);
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod nats;
+pub mod postgres;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -72,6 +73,7 @@ pub async fn start_at(data_dir: &std::path::Path, adjust: impl FnOnce(&mut Confi
         listen: vec!["127.0.0.1:0".parse().unwrap()],
         irc_listen: Vec::new(),
         data_dir: data_dir.to_path_buf(),
+        store: Default::default(),
         limits: test_limits(),
         hub: Default::default(),
         history: Default::default(),

@@ -559,27 +559,27 @@ impl Store for SqliteStore {
 }
 
 /// Lowest possible exclusive lower bound: every id is above it.
-const FIRST: i64 = -1;
+pub(super) const FIRST: i64 = -1;
 /// Exclusive upper bound above every storable id (ids are below `i64::MAX`, see [`sql_id`]).
-const END: i64 = i64::MAX;
+pub(super) const END: i64 = i64::MAX;
 
 /// The id as stored, if it is storable: SQLite integers are signed, and `i64::MAX` is kept
 /// free to serve as [`END`]. Every id made before the year 2248 is.
-fn sql_id(id: MsgId) -> Option<i64> {
+pub(super) fn sql_id(id: MsgId) -> Option<i64> {
     i64::try_from(id.0).ok().filter(|&id| id < END)
 }
 
 /// `x` as an SQLite integer; larger values cannot be stored and become the largest.
-fn sql_int(x: u64) -> i64 {
+pub(super) fn sql_int(x: u64) -> i64 {
     i64::try_from(x).unwrap_or(i64::MAX)
 }
 
 /// A time read back; a negative one (written by hand) is the epoch.
-fn from_sql_int(x: i64) -> u64 {
+pub(super) fn from_sql_int(x: i64) -> u64 {
     u64::try_from(x).unwrap_or(0)
 }
 
-fn sql_limit(limit: usize) -> i64 {
+pub(super) fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
@@ -588,7 +588,7 @@ const SEQ_BITS: u32 = 20;
 
 impl Bound {
     /// The lowest id at the bound: ids below it are before the bound.
-    fn first_id(self) -> i64 {
+    pub(super) fn first_id(self) -> i64 {
         match self {
             Bound::MsgId(id) => sql_int(id.0),
             Bound::Time(ms) => sql_int(ms.saturating_mul(1 << SEQ_BITS)),
@@ -596,7 +596,7 @@ impl Bound {
     }
 
     /// The highest id at the bound: ids above it are after the bound.
-    fn last_id(self) -> i64 {
+    pub(super) fn last_id(self) -> i64 {
         match self {
             Bound::MsgId(id) => sql_int(id.0),
             Bound::Time(ms) => sql_int(ms.saturating_add(1).saturating_mul(1 << SEQ_BITS)).saturating_sub(1),
@@ -673,7 +673,7 @@ pub(super) fn tags_to_sql(tags: &Tags) -> String {
 }
 
 /// The tags of [`tags_to_sql`] read back; what cannot be read (edited by hand) counts as none.
-fn tags_from_sql(text: &str) -> Tags {
+pub(super) fn tags_from_sql(text: &str) -> Tags {
     if text.is_empty() { Tags::new() } else { serde_json::from_str(text).unwrap_or_default() }
 }
 

@@ -340,10 +340,11 @@ impl Writer {
                 }
             }
             Err(error) => {
+                // Paused first: whoever a failed flush wakes finds the store degraded.
+                self.pause(error.clone());
                 for command in std::mem::take(&mut self.batch) {
                     self.hold_failed(command, &error);
                 }
-                self.pause(error);
             }
         }
     }
@@ -389,6 +390,7 @@ impl Writer {
                     self.records_waiting()
                 );
                 self.degraded.store(true, Ordering::Release);
+                crate::metrics::get().store_degraded.set(1);
                 // A disk that filled up once is tight: checkpoint the log into the database
                 // every 256 KB from now on, not every 4 MB, lest the log take all the room.
                 let _ = self.conn.pragma_update(None, "wal_autocheckpoint", TIGHT_CHECKPOINT_PAGES);
@@ -401,6 +403,7 @@ impl Writer {
     /// into whatever space the disk had left.
     fn resume(&mut self, paused: &Paused, records: usize) {
         self.degraded.store(false, Ordering::Release);
+        crate::metrics::get().store_degraded.set(0);
         tracing::info!(
             "history is being written again after {:.1} s; the {records} records kept meanwhile are stored",
             paused.since.elapsed().as_secs_f64()
