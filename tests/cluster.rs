@@ -1,20 +1,61 @@
-//! Several nodes, one chat (`serve --bus nats://…`): three charla nodes on one private
-//! nats-server, with clients of every kind on different nodes.
+//! Several nodes, one chat (`serve --bus nats://… --store postgres://…`): charla nodes on one
+//! private nats-server and one private PostgreSQL, with clients of every kind on different
+//! nodes.
 
 mod common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use charla::store::StoreLocation;
 use common::nats::Nats;
+use common::postgres::Postgres;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as Frame;
 
-/// An in-process node on `nats`, with its own data directory.
-async fn node(nats: &Nats) -> TestServer {
-    let url = nats.url();
-    start_with(|config| config.bus = Some(url)).await
+/// What the nodes of one test share: a nats-server, and a database of the PostgreSQL server
+/// of this test binary.
+struct Engines {
+    nats: Nats,
+    store: String,
+    _postgres: Arc<Postgres>,
+}
+
+fn engines() -> Engines {
+    let postgres = Postgres::shared();
+    Engines { nats: Nats::start(), store: postgres.database(), _postgres: postgres }
+}
+
+impl Engines {
+    /// The flags a `charla serve` process is given to be a node.
+    fn flags(&self) -> Vec<String> {
+        vec!["--bus".into(), self.nats.url(), "--store".into(), self.store.clone()]
+    }
+}
+
+/// An in-process node on `engines`, with its own data directory.
+async fn node(engines: &Engines) -> TestServer {
+    node_with(engines, |_| {}).await
+}
+
+async fn node_with(engines: &Engines, adjust: impl FnOnce(&mut charla::server::Config)) -> TestServer {
+    let (bus, store) = (engines.nats.url(), engines.store.clone());
+    start_with(|config| {
+        config.bus = Some(bus);
+        config.store = StoreLocation::Postgres(store);
+        adjust(config);
+    })
+    .await
+}
+
+/// A node as a `charla serve` process (to be killed).
+async fn node_process(engines: &Engines, dir: &TempDir) -> ServerProcess {
+    let flags = engines.flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    ServerProcess::start(&dir.0, &flags).await
 }
 
 /// An IRC client over WebSocket (the browser's way in), reading one line per frame.
@@ -78,8 +119,8 @@ async fn expect_irc(irc: &mut Irc, pred: impl Fn(&Message) -> bool) -> Message {
 
 #[tokio::test]
 async fn users_of_three_nodes_chat_in_one_room_and_privately() {
-    let nats = Nats::start();
-    let (a, b, c) = (node(&nats).await, node(&nats).await, node(&nats).await);
+    let engines = engines();
+    let (a, b, c) = (node(&engines).await, node(&engines).await, node(&engines).await);
     let mut alice = Irc::register(a.addr, "alice", &[]).await;
     alice.join("#lobby").await;
     let mut bob = WsIrc::register(b.addr, "bob").await;
@@ -120,8 +161,8 @@ async fn users_of_three_nodes_chat_in_one_room_and_privately() {
 
 #[tokio::test]
 async fn a_nick_taken_on_one_node_is_refused_on_another() {
-    let nats = Nats::start();
-    let (a, b) = (node(&nats).await, node(&nats).await);
+    let engines = engines();
+    let (a, b) = (node(&engines).await, node(&engines).await);
     let mut alice = Irc::register(a.addr, "alice", &[]).await;
     let mut other = Client::connect(b.addr).await;
     other.send("NICK alice\r\nUSER x 0 * :x").await;
@@ -143,10 +184,10 @@ async fn a_nick_taken_on_one_node_is_refused_on_another() {
 
 #[tokio::test]
 async fn a_killed_node_s_users_are_seen_quitting_on_the_others() {
-    let nats = Nats::start();
-    let a = node(&nats).await;
+    let engines = engines();
+    let a = node(&engines).await;
     let dir = TempDir::new();
-    let b = ServerProcess::start(&dir.0, &["--bus", &nats.url()]).await;
+    let b = node_process(&engines, &dir).await;
     let mut alice = Irc::register(a.addr, "alice", &[]).await;
     alice.join("#lobby").await;
     let mut bob = Irc::register(b.addr, "bob", &[]).await;
@@ -167,10 +208,10 @@ async fn a_killed_node_s_users_are_seen_quitting_on_the_others() {
 
 #[tokio::test]
 async fn a_node_that_stops_cleanly_says_goodbye_at_once() {
-    let nats = Nats::start();
-    let a = node(&nats).await;
+    let engines = engines();
+    let a = node(&engines).await;
     let dir = TempDir::new();
-    let b = ServerProcess::start(&dir.0, &["--bus", &nats.url()]).await;
+    let b = node_process(&engines, &dir).await;
     let mut alice = Irc::register(a.addr, "alice", &[]).await;
     alice.join("#lobby").await;
     let mut bob = Irc::register(b.addr, "bob", &[]).await;
@@ -185,8 +226,8 @@ async fn a_node_that_stops_cleanly_says_goodbye_at_once() {
 
 #[tokio::test]
 async fn chat_resumes_when_nats_comes_back() {
-    let mut nats = Nats::start();
-    let (a, b) = (node(&nats).await, node(&nats).await);
+    let mut engines = engines();
+    let (a, b) = (node(&engines).await, node(&engines).await);
     let mut alice = Irc::register(a.addr, "alice", &[]).await;
     alice.join("#lobby").await;
     let mut bob = Irc::register(b.addr, "bob", &[]).await;
@@ -195,7 +236,7 @@ async fn chat_resumes_when_nats_comes_back() {
     let mut anna = Irc::register(a.addr, "anna", &[]).await;
     anna.join("#lobby").await;
 
-    nats.stop();
+    engines.nats.stop();
     // Alone, node A's users still chat, and A says it is degraded.
     alice.send("PRIVMSG #lobby :while NATS is down").await;
     expect_irc(&mut anna, is("PRIVMSG", "while NATS is down")).await;
@@ -210,7 +251,7 @@ async fn chat_resumes_when_nats_comes_back() {
     let quit = expect_irc(&mut alice, |m| m.command == "QUIT").await;
     assert!(quit.nick_is("bob"), "{quit:?}");
 
-    nats.restart();
+    engines.nats.restart();
     // Back together: the nodes exchange snapshots, and bob is in the room again for alice.
     let rejoined = expect_irc(&mut alice, |m| m.command == "JOIN").await;
     assert!(rejoined.nick_is("bob"), "{rejoined:?}");
@@ -242,8 +283,8 @@ async fn chat_resumes_when_nats_comes_back() {
 
 #[tokio::test]
 async fn a_client_that_moves_node_catches_up_with_chathistory_exactly() {
-    let nats = Nats::start();
-    let (a, b, c) = (node(&nats).await, node(&nats).await, node(&nats).await);
+    let engines = engines();
+    let (a, b, c) = (node(&engines).await, node(&engines).await, node(&engines).await);
     let mut alice = Irc::register(a.addr, "alice", HISTORY_CAPS).await;
     alice.join("#lobby").await;
     let mut bob = Irc::register(b.addr, "bob", &[]).await;
@@ -275,13 +316,13 @@ async fn a_client_that_moves_node_catches_up_with_chathistory_exactly() {
 
 #[tokio::test]
 async fn a_node_started_later_learns_who_is_there() {
-    let nats = Nats::start();
-    let a = node(&nats).await;
+    let engines = engines();
+    let a = node(&engines).await;
     let mut alice = Irc::register(a.addr, "alice", &[]).await;
     alice.join("#later").await;
     alice.send("TOPIC #later :set before C came").await;
     alice.expect("TOPIC").await;
-    let c = node(&nats).await;
+    let c = node(&engines).await;
     let mut dave = Irc::register(c.addr, "dave", &[]).await;
     eventually(async || {
         dave.send("NAMES #later").await;
@@ -304,14 +345,12 @@ async fn a_node_started_later_learns_who_is_there() {
 
 #[tokio::test]
 async fn a_server_ban_and_a_kill_on_one_node_act_on_another() {
-    let nats = Nats::start();
-    let url = nats.url();
-    let a = start_with(|config| {
-        config.bus = Some(url);
+    let engines = engines();
+    let a = node_with(&engines, |config| {
         config.hub.opers.insert("boss".into(), "boss-password".into());
     })
     .await;
-    let b = node(&nats).await;
+    let b = node(&engines).await;
     let mut boss = Irc::register(a.addr, "boss", &[]).await;
     boss.send("OPER boss boss-password").await;
     boss.expect("381").await;
