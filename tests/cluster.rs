@@ -312,6 +312,16 @@ async fn a_client_that_moves_node_catches_up_with_chathistory_exactly() {
     let history = alice.chathistory(&format!("AFTER #lobby msgid={last} 100")).await;
     let texts: Vec<&str> = history.iter().filter(|m| m.command == "PRIVMSG").map(|m| m.params[1].as_str()).collect();
     assert_eq!(texts, ["after 1", "after 2", "after 3", "after 4", "after 5"], "{history:?}");
+
+    // A node that was not there when it was said has it too: the store is shared.
+    let d = node(&engines).await;
+    alice.send("QUIT :moving again").await;
+    alice.client.until_closed().await;
+    let mut alice = register_when_free(d.addr, "alice", HISTORY_CAPS).await;
+    alice.join("#lobby").await;
+    let history = alice.chathistory(&format!("AFTER #lobby msgid={last} 100")).await;
+    let texts: Vec<&str> = history.iter().filter(|m| m.command == "PRIVMSG").map(|m| m.params[1].as_str()).collect();
+    assert_eq!(texts, ["after 1", "after 2", "after 3", "after 4", "after 5"], "{history:?}");
 }
 
 #[tokio::test]
