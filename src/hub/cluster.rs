@@ -256,16 +256,9 @@ impl Hub {
     /// This node's users and their rooms, for a node that has just met this one.
     pub fn snapshot(&self) -> Snapshot {
         let users: Vec<UserState> = self.users.values().filter(|u| !u.remote).map(|u| self.user_state(u)).collect();
-        let mut rooms: Vec<RoomSettings> = Vec::new();
-        for user in &users {
-            for (name, _) in &user.rooms {
-                if !rooms.iter().any(|r| &r.name == name)
-                    && let Some(room) = self.rooms.get(&fold(name))
-                {
-                    rooms.push(Hub::room_settings(room));
-                }
-            }
-        }
+        let keys: std::collections::HashSet<String> =
+            users.iter().flat_map(|u| u.rooms.iter().map(|(name, _)| fold(name))).collect();
+        let rooms = keys.iter().filter_map(|key| self.rooms.get(key)).map(Hub::room_settings).collect();
         Snapshot { users, rooms, part: 0, more: false }
     }
 

@@ -1255,7 +1255,9 @@ impl Hub {
             let frame = 1 + who.nick.len() + 1 + who.user.len() + 1 + who.host.len() + " MODE ".len() + room_name.len();
             for changes in modes::render_within(&result.applied, text::MAX_LINE - frame - 3) {
                 let event = self.event(EventKind::Mode { who: who.clone(), room: room_name.clone(), changes });
-                self.share(&event, self.room_extra(&fold(name)));
+                if self.node().is_some() {
+                    self.share(&event, self.room_extra(&fold(name)));
+                }
                 self.record_state(&event, &[]);
                 self.deliver(members.iter().copied(), &event);
                 result.events.push(event);
