@@ -389,6 +389,38 @@ async fn a_server_ban_and_a_kill_on_one_node_act_on_another() {
     assert!(gone.iter().any(|l| l.starts_with("ERROR") && l.contains("enough")), "{gone:?}");
 }
 
+#[tokio::test]
+async fn an_account_registered_on_one_node_logs_in_on_another_and_its_read_markers_follow() {
+    let engines = engines();
+    let (a, b) = (node(&engines).await, node(&engines).await);
+    let mut maker = Client::plain_as(a.addr, "dora").await;
+    maker.send("/register dora-password-1").await;
+    maker.expect_where(|l| l.starts_with("Account dora registered")).await;
+    let caps = ["draft/read-marker", "standard-replies"];
+    let mut laptop = Irc::register(a.addr, "laptop", &caps).await;
+    let mut phone = Irc::register(b.addr, "phone", &caps).await;
+    for device in [&mut laptop, &mut phone] {
+        device.send("PRIVMSG NickServ :IDENTIFY dora dora-password-1").await;
+        while device.expect("NOTICE").await.params[1] != "You are now logged in as dora." {}
+    }
+    // Once node A knows that phone is dora too:
+    eventually(async || {
+        laptop.send("WHOIS phone").await;
+        let answer = laptop.expect_any(&["330", "318"]).await;
+        if answer.command == "330" {
+            laptop.expect("318").await;
+            Ok(())
+        } else {
+            Err(format!("{answer:?}"))
+        }
+    })
+    .await;
+    let read = "timestamp=2026-01-02T03:04:05.678Z";
+    laptop.send(&format!("MARKREAD #room {read}")).await;
+    assert_eq!(laptop.expect("MARKREAD").await.params, ["#room", read]);
+    assert_eq!(phone.expect("MARKREAD").await.params, ["#room", read]);
+}
+
 const HISTORY_CAPS: &[&str] = &["batch", "draft/chathistory", "server-time", "message-tags"];
 
 /// Registers as `nick` with `caps`, asking again while the nick is taken: a nick given up on

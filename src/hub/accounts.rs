@@ -191,6 +191,7 @@ impl Hub {
         }
         let event =
             self.event(EventKind::ReadMarker { who: self.user(id).source.clone(), target: target.to_string(), at });
+        self.share(&event, super::cluster::Extra::None);
         self.deliver(devices, &event);
     }
 

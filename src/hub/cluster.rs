@@ -557,7 +557,20 @@ impl Hub {
                 };
                 self.deliver(to, &event);
             }
-            EventKind::Presence { .. } | EventKind::ReadMarker { .. } => {}
+            EventKind::ReadMarker { target, at, .. } => {
+                let Some(account) = who.account.as_deref() else { return };
+                if let Some(markers) = self.read_markers.get_mut(fold(account).as_str()) {
+                    markers.insert(fold(target), *at);
+                }
+                let devices: Vec<ConnId> = self
+                    .users
+                    .iter()
+                    .filter(|&(&other, user)| other != who.id && user.source.account.as_deref() == Some(account))
+                    .map(|(&other, _)| other)
+                    .collect();
+                self.deliver(devices, &event);
+            }
+            EventKind::Presence { .. } => {}
         }
     }
 
