@@ -151,6 +151,38 @@ fn records_wait_while_postgresql_is_down_and_are_stored_when_it_returns() {
     assert_eq!(texts(&store, "#lobby"), expected, "the read connection is opened again too");
 }
 
+#[test]
+fn a_database_that_stops_answering_pauses_writes_within_a_bound() {
+    let pg = Postgres::start();
+    let url = pg.database();
+    let store = std::sync::Arc::new(PgStore::open(&url).unwrap());
+    store.append(record(0, "#lobby", "before")).unwrap();
+    store.flush().wait().unwrap();
+
+    pg.freeze(true);
+    store.append(record(1, "#lobby", "while frozen")).unwrap();
+    // The write hangs on a connection that never answers; it is given up after 10 s.
+    let (answer, answered) = std::sync::mpsc::channel();
+    let flushing = store.clone();
+    std::thread::spawn(move || answer.send(flushing.flush().wait()));
+    let flushed = answered.recv_timeout(Duration::from_secs(30));
+    let degraded = store.degraded();
+    let read = store.history("#lobby", &Selector::Latest(None), 10, Include::Everything);
+    pg.freeze(false);
+    let read = read.expect_err("no answer while frozen").to_string();
+    assert!(read.contains("no answer within"), "{read}");
+    let flushed = flushed.expect("a flush is answered within the write timeout");
+    assert!(matches!(flushed, Err(StoreError::Paused { waiting: 1, .. })), "{flushed:?}");
+    assert!(degraded);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while store.flush().wait().is_err() {
+        assert!(std::time::Instant::now() < deadline, "writes did not resume: {}", pg.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(texts(&*store, "#lobby"), ["before", "while frozen"]);
+}
+
 /// The status line and the body of `GET path`.
 async fn get(addr: std::net::SocketAddr, path: &str) -> (String, Vec<String>) {
     let mut http = Client::connect(addr).await;

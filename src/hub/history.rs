@@ -134,7 +134,7 @@ impl std::fmt::Display for HistoryNotice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             HistoryNotice::Paused => {
-                "History is paused: the server cannot write to its disk right now. Your messages are still \
+                "History is paused: the server cannot store it right now (a full disk, or its database unreachable). Your messages are still \
                  delivered, and kept in memory to be stored when it can; the operators have been told."
             }
             HistoryNotice::Resumed => "History is being written again: what you said meanwhile is stored.",

@@ -131,6 +131,20 @@ impl Postgres {
         run(pg_ctl, "pg_ctl stop");
     }
 
+    /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) the server and every one of its processes:
+    /// while frozen its connections stay open and nothing answers, as when the machine or the
+    /// network between has gone away without a word.
+    pub fn freeze(&self, frozen: bool) {
+        let pid = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).expect("the server runs");
+        let pid = pid.lines().next().expect("postmaster.pid names the server").trim().to_string();
+        let children = Command::new("pgrep").args(["-P", &pid]).output().expect("pgrep runs");
+        let mut pids = vec![pid];
+        pids.extend(String::from_utf8_lossy(&children.stdout).split_whitespace().map(str::to_string));
+        let mut kill = Command::new("kill");
+        kill.arg(if frozen { "-STOP" } else { "-CONT" }).args(&pids);
+        run(kill, "kill");
+    }
+
     /// The URL of database `name` on this server (which must exist, see [`Postgres::database`]).
     pub fn url(&self, name: &str) -> String {
         format!("postgres://charla@127.0.0.1:{}/{name}", self.port)

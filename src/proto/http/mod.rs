@@ -58,7 +58,7 @@ const MAX_HEAD: usize = 16 * 1024;
 const IDLE: Duration = Duration::from_secs(30);
 
 /// What `/healthz` says while history cannot be written.
-const DEGRADED: &str = "degraded: history is not being written (is the disk full?); chat goes on, and what is \
+const DEGRADED: &str = "degraded: history is not being written (a full disk, or the database unreachable); chat goes on, and what is \
 said meanwhile waits in memory; the server's log says more\n";
 
 /// How long a connection opened while the server stops may take to send its request.

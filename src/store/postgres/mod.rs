@@ -37,7 +37,9 @@
 //! says it is [degraded](Store::degraded) from the first failure until a try succeeds (both
 //! logged once), and [`Store::flush`] answers [`StoreError::Paused`] meanwhile. Every write is
 //! idempotent, so a batch whose commit was cut off (and may or may not have been committed) is
-//! safely written again. Reads fail with [`StoreError::PgConnect`] or [`StoreError::Pg`],
+//! safely written again. A connection that stops answering without closing (a machine or a
+//! network gone without a word) counts as failed after 10 s without an answer to a batch, so
+//! a silent PostgreSQL holds up writes (and senders waiting for them) for that long at most. Reads fail with [`StoreError::PgConnect`] or [`StoreError::Pg`],
 //! which say what to check; the next read connects again.
 //!
 //! # Durability
@@ -280,20 +282,34 @@ impl Engine {
         Fut: Future<Output = Result<T, Failure>> + Send,
     {
         let (slot, url) = (self.reader.clone(), self.url.clone());
-        self.wait(READ_TIMEOUT, async move {
-            let client = {
-                let mut slot = slot.lock().await;
-                match &*slot {
-                    Some(client) if !client.is_closed() => client.clone(),
-                    _ => {
-                        *slot = None;
-                        let client = Arc::new(url.connect().await?);
-                        *slot = Some(client.clone());
-                        client
+        let give_up = format!("no answer within {} s", READ_TIMEOUT.as_secs());
+        // The task ends by itself too, and a connection that did not answer in time is not used
+        // again: one that stopped answering without closing (a peer gone without a word) would
+        // otherwise hold up every later read until the system's TCP timeout.
+        self.wait(READ_TIMEOUT + Duration::from_secs(1), async move {
+            let answer = tokio::time::timeout(READ_TIMEOUT, async {
+                let client = {
+                    let mut slot = slot.lock().await;
+                    match &*slot {
+                        Some(client) if !client.is_closed() => client.clone(),
+                        _ => {
+                            *slot = None;
+                            let client = Arc::new(url.connect().await?);
+                            *slot = Some(client.clone());
+                            client
+                        }
                     }
+                };
+                read(client).await
+            })
+            .await;
+            match answer {
+                Ok(answer) => answer,
+                Err(_) => {
+                    *slot.lock().await = None;
+                    Err(Failure::Connect(give_up))
                 }
-            };
-            read(client).await
+            }
         })
     }
 }

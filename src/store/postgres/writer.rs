@@ -39,6 +39,11 @@ const BATCH_MAX: usize = 8192;
 /// The first wait before writing again after a failure.
 const RETRY_FIRST: Duration = Duration::from_millis(50);
 
+/// Longest a batch may take to commit before the connection is given up as gone: a peer that
+/// vanished without closing it would otherwise hold up every write (and every sender waiting
+/// for one) until the system's TCP timeout.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How often a batch that met a deadlock or a serialization failure is run again at once.
 const TRANSIENT_TRIES: usize = 3;
 
@@ -323,13 +328,24 @@ impl Writer {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.batch);
-        let result: Result<(), Either> = async {
+        let write = async {
             let client = self.client().await?;
             let tx = client.transaction().await?;
             write_batch(&tx, &batch).await?;
-            Ok(tx.commit().await?)
-        }
-        .await;
+            Ok::<(), Either>(tx.commit().await?)
+        };
+        let result = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Ok(result) => result,
+            Err(_) => {
+                // A connection that stopped answering (a peer gone without a word): the next
+                // try opens another.
+                self.client = None;
+                Err(Either::Failure(Failure::Connect(format!(
+                    "no answer to a write within {} s",
+                    WRITE_TIMEOUT.as_secs()
+                ))))
+            }
+        };
         self.batch = batch;
         result.map_err(|e| match e {
             Either::Failure(f) => Transient(false, f),
