@@ -321,14 +321,28 @@ impl Hub {
                 user.away = state.away.clone().map(String::into_boxed_str);
             }
             None => {
-                // A nick held here by someone else (a claim lost in a split): the newcomer waits.
-                if self.nicks.contains_key(fold(&state.source.nick).as_str()) {
-                    tracing::warn!(
-                        "cluster: {} of node {} holds a nick known here; ignored",
-                        state.source.nick,
-                        node_of(id)
-                    );
-                    return;
+                // The same nick on two nodes (each gave it while they were cut off from each
+                // other): whoever took it first keeps it, the other is renamed by its own node.
+                if let Some(&holder) = self.nicks.get(fold(&state.source.nick).as_str()) {
+                    let newcomer_first = (state.signon, id) < (self.user(holder).signon, holder);
+                    if self.is_remote(holder) || !newcomer_first {
+                        tracing::warn!(
+                            "cluster: {} of node {} has a nick taken here; its node renames it",
+                            state.source.nick,
+                            node_of(id)
+                        );
+                        return;
+                    }
+                    let guest = self.guest_nick();
+                    if let Ok(event) = self.set_nick(holder, &guest) {
+                        self.user(holder).outbox.push(super::Out::Event(event));
+                        self.share_user(holder);
+                        tracing::info!(
+                            "cluster: {} renamed to {guest}: node {} gave the nick first",
+                            state.source.nick,
+                            node_of(id)
+                        );
+                    }
                 }
                 self.nicks.insert(fold(&state.source.nick).into(), id);
                 self.users.insert(
@@ -745,5 +759,39 @@ mod tests {
         a.apply_snapshot(2, b.snapshot());
         assert!(!a.room_info(alice, "#r").unwrap().members.iter().any(|m| m.info.nick == "bob"));
         assert_eq!(a.room_info(alice, "#s").unwrap().members.len(), 1);
+    }
+
+    #[test]
+    fn a_nick_given_on_two_cut_off_nodes_stays_with_who_took_it_first() {
+        let ((mut a, mut from_a), (mut b, mut from_b)) = (node(1), node(2));
+        let (first, _) = user(&mut a, "sam");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let (second, second_box) = user(&mut b, "sam");
+        pass(&mut from_a, &mut b);
+        // B renamed its own sam, who is told, and knows A's.
+        assert!(b.nick(second).starts_with("guest-"));
+        assert!(drain_nicks(&second_box).iter().any(|n| n.starts_with("guest-")));
+        assert_eq!(b.online("sam"), Some("sam"));
+        assert!(b.is_remote(b.nicks["sam"]) && b.nicks["sam"] == first);
+        // A ignored B's sam at first, and learns the renamed one.
+        pass(&mut from_b, &mut a);
+        assert_eq!(a.nick(first), "sam");
+        assert!(a.has_user(second) && a.nick(second).starts_with("guest-"));
+    }
+
+    fn drain_nicks(outbox: &Outbox) -> Vec<String> {
+        let mut batch = std::collections::VecDeque::new();
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let _ = std::pin::pin!(outbox.next_batch(&mut batch)).poll(&mut cx);
+        batch
+            .into_iter()
+            .filter_map(|out| match out {
+                Out::Event(e) => match &e.kind {
+                    EventKind::Nick { new, .. } => Some(new.clone()),
+                    _ => None,
+                },
+                Out::Line(_) => None,
+            })
+            .collect()
     }
 }
