@@ -35,6 +35,9 @@
 //!   (default) and PostgreSQL (`--store postgres://…`, several nodes) implementations, each
 //!   with one batching writer, `draft/chathistory` queries, room state, accounts. A
 //!   layer below the hub: it knows records, not events (the hub turns one into the other).
+//! - [`bus`]: several nodes, one chat (`serve --bus nats://…`): what each node's users do goes
+//!   to the others over NATS, nicks are claimed cluster-wide, silent nodes are dropped; what a
+//!   node keeps of the others is the hub's ([`hub::cluster`]).
 //! - [`chat`]: the vocabulary the hub and the store share, below both: message ids and the
 //!   clock, names and text (folding, validation, the sanitiser), topics and bans.
 //! - [`metrics`]: what the server counts, for `/metrics` (Prometheus text format).
@@ -50,6 +53,7 @@
 
 pub mod accounts;
 pub mod bench;
+pub mod bus;
 pub mod chat;
 pub mod client;
 pub mod hub;

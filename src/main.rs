@@ -253,6 +253,11 @@ struct ServeArgs {
     /// CHARLA_OPER (NAME:PASSWORD, several separated by spaces).
     #[arg(long, value_name = "NAME:PASSWORD", value_parser = parse_oper)]
     oper: Vec<(String, String)>,
+    /// Join a cluster of charla nodes through the NATS server at URL (nats://HOST:4222, run with
+    /// JetStream: `nats-server -js`): every node started with the same --bus (and the same
+    /// --store postgres://…) is one chat: same rooms, nicks and users.
+    #[arg(long, value_name = "nats://HOST:PORT")]
+    bus: Option<String>,
     /// Server operators from FILE, one NAME:PASSWORD a line (`#` starts a comment line);
     /// keep it readable only by the user running charla. Read again on SIGHUP.
     #[arg(long, value_name = "FILE")]
@@ -449,6 +454,7 @@ impl ServeArgs {
             oper_file: self.oper_file,
             motd: self.motd,
             tls,
+            bus: self.bus,
         })
     }
 }

@@ -74,6 +74,12 @@ pub struct Metrics {
     /// 1 while history is not being written ([`crate::store::Store::degraded`]), else 0; set
     /// by the writer.
     pub store_degraded: Gauge,
+    /// Notes for the other nodes of a cluster dropped because the bus's queue was full.
+    pub bus_dropped: Counter,
+    /// 1 while a cluster node cannot reach its bus (NATS): its users chat among themselves.
+    pub bus_degraded: Gauge,
+    /// Other nodes of the cluster heard from lately.
+    pub bus_nodes: Gauge,
     /// Log lines dropped ([`crate::logging::dropped`]), brought up to date at each scrape.
     log_lines_dropped: Counter,
     /// One scrape at a time brings the counters read from elsewhere up to date.
@@ -115,6 +121,9 @@ impl Metrics {
             store_batch: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 16)),
             store_errors: Counter::default(),
             store_degraded: Gauge::default(),
+            bus_dropped: Counter::default(),
+            bus_degraded: Gauge::default(),
+            bus_nodes: Gauge::default(),
             log_lines_dropped: Counter::default(),
             scraping: std::sync::Mutex::new(()),
             rooms: Gauge::default(),
@@ -159,6 +168,13 @@ impl Metrics {
             "1 while history is not being written (a full disk, PostgreSQL unreachable): it waits in memory",
             metrics.store_degraded.clone(),
         );
+        registry.register(
+            "bus_dropped",
+            "Notes for the other nodes dropped because the bus queue was full",
+            metrics.bus_dropped.clone(),
+        );
+        registry.register("bus_degraded", "1 while this cluster node cannot reach NATS", metrics.bus_degraded.clone());
+        registry.register("bus_nodes", "Other cluster nodes heard from lately", metrics.bus_nodes.clone());
         registry.register(
             "log_lines_dropped",
             "Log lines dropped because standard error was slow or failed",

@@ -17,7 +17,7 @@ pub use id::{MsgId, MsgIdGen, now_millis};
 pub type Tags = Vec<(String, Option<String>)>;
 
 /// A room's topic, who set it and when (milliseconds since the Unix epoch).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Topic {
     pub text: String,
     pub set_by: String,
@@ -25,7 +25,7 @@ pub struct Topic {
 }
 
 /// An entry of a room's ban list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Ban {
     pub mask: String,
     pub set_by: String,
@@ -33,7 +33,7 @@ pub struct Ban {
 }
 
 /// One server ban (`KLINE`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServerBan {
     /// `nick!user@host`, wildcards allowed.
     pub mask: String,

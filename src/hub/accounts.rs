@@ -54,6 +54,7 @@ impl Hub {
     /// A new account exists: its nick is owned from now on.
     pub fn account_created(&mut self, name: &str) {
         self.registered.insert(fold(name).into());
+        self.share_note(super::cluster::Note::Account { name: name.to_string() });
     }
 
     /// Is there an account called `name`?
@@ -72,6 +73,7 @@ impl Hub {
         self.users.get_mut(&id).expect("registered").source.account = Some(account.into());
         self.claim(id);
         let event = self.event(EventKind::Account { who: self.user(id).source.clone() });
+        self.share(&event, super::cluster::Extra::None);
         self.deliver(self.peers(id), &event);
         event
     }
@@ -82,6 +84,7 @@ impl Hub {
         let account = self.users.get_mut(&id).expect("registered").source.account.take()?;
         self.forget_read_markers(&account);
         let event = self.event(EventKind::Account { who: self.user(id).source.clone() });
+        self.share(&event, super::cluster::Extra::None);
         self.deliver(self.peers(id), &event);
         self.claim(id);
         Some(event)
@@ -188,6 +191,7 @@ impl Hub {
         }
         let event =
             self.event(EventKind::ReadMarker { who: self.user(id).source.clone(), target: target.to_string(), at });
+        self.share(&event, super::cluster::Extra::None);
         self.deliver(devices, &event);
     }
 

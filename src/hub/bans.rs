@@ -61,6 +61,7 @@ impl Hub {
         self.server_bans.retain(|b| !b.mask.eq_ignore_ascii_case(&mask));
         self.server_bans.push(ban.clone());
         let by = self.user(id).source.clone();
+        self.share_note(super::cluster::Note::Kline { ban: ban.clone(), by: by.clone() });
         let mut removed = 0;
         for user in self.users.values() {
             let source = &user.source;
@@ -83,7 +84,11 @@ impl Hub {
         let mask = full_mask(mask);
         let before = self.server_bans.len();
         self.server_bans.retain(|b| !b.mask.eq_ignore_ascii_case(&mask));
-        Ok(self.server_bans.len() < before)
+        let lifted = self.server_bans.len() < before;
+        if lifted {
+            self.share_note(super::cluster::Note::Unkline { mask });
+        }
+        Ok(lifted)
     }
 }
 

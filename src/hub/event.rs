@@ -12,7 +12,7 @@ use super::ConnId;
 pub use crate::chat::{MsgId, Tags};
 
 /// Who did something, as other users see them: `nick!user@host`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Source {
     pub id: ConnId,
     pub nick: String,
@@ -26,7 +26,7 @@ pub struct Source {
 
 /// What a message is: a normal line, a notice (never answered automatically), an action
 /// (`/me`), or tags alone (IRC `TAGMSG`, e.g. a typing indicator).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MsgKind {
     Privmsg,
     Notice,
@@ -35,7 +35,7 @@ pub enum MsgKind {
 }
 
 /// Where a message goes: a room, or one user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Target {
     Room(String),
     User(String),
@@ -56,7 +56,7 @@ impl Target {
 }
 
 /// Something that happened, from the point of view of everyone who is told about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EventKind {
     /// A line said to a room or to one user.
     Message {

@@ -14,7 +14,7 @@
 //! awaits, so the lock is never held across an `.await`.
 //!
 //! Besides this file: [`accounts`] (who is logged in, the nicks accounts own), [`bans`] (server
-//! bans), `monitor` (who watches which nick), [`users`] (real names, the bot and
+//! bans), [`cluster`] (the users of other nodes, what is shared with them and applied from them), `monitor` (who watches which nick), [`users`] (real names, the bot and
 //! wallops modes, WALLOPS), `redact` (who may take a message back), `history` (what is
 //! stored, and how an event becomes records and a record an event again), [`modes`]. Names and
 //! text ([`text`]), ids, topics and bans are the [`crate::chat`] vocabulary, shared with the
@@ -22,6 +22,7 @@
 
 pub mod accounts;
 pub mod bans;
+pub mod cluster;
 pub mod event;
 mod history;
 pub mod limits;
@@ -172,7 +173,7 @@ pub enum HubError {
 }
 
 /// A member's status in one room.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Status {
     pub op: bool,
     pub voice: bool,
@@ -222,6 +223,8 @@ struct User {
     secure: bool,
     certfp: Option<Box<str>>,
     outbox: Outbox,
+    /// A user of another node of the cluster: its queue is there, delivering here is a no-op.
+    remote: bool,
 }
 
 #[derive(Debug)]
@@ -533,6 +536,8 @@ pub struct Hub {
     guest_read_markers: IdMap<HashMap<String, u64>>,
     /// Server bans (`KLINE`).
     server_bans: Vec<bans::ServerBan>,
+    /// This node in a cluster (`serve --bus`); `None` alone.
+    cluster: Option<Box<cluster::Cluster>>,
 }
 
 impl Hub {
@@ -552,7 +557,9 @@ impl Hub {
 
     fn deliver(&self, to: impl IntoIterator<Item = ConnId>, event: &Arc<Event>) {
         for id in to {
-            if let Some(user) = self.users.get(&id) {
+            if let Some(user) = self.users.get(&id)
+                && !user.remote
+            {
                 user.outbox.push(Out::Event(event.clone()));
             }
         }
@@ -586,9 +593,12 @@ impl Hub {
             (user.source.clone(), user.realname.to_string(), user.away.as_deref().map(str::to_string));
         let event = self.event(EventKind::Join { who: who.clone(), room: name, realname });
         self.record_state(&event, &[]);
+        let status = self.rooms[key].members[&id];
+        self.share(&event, cluster::Extra::Status(status));
         self.deliver(members.iter().copied(), &event);
         if let Some(message) = away {
             let away = self.event(EventKind::Away { who, message: Some(message) });
+            self.share(&away, cluster::Extra::None);
             self.deliver(members, &away);
         }
     }
@@ -669,12 +679,14 @@ impl Hub {
                 secure: reg.secure,
                 certfp: reg.certfp.map(Into::into),
                 outbox: reg.outbox,
+                remote: false,
             }),
         );
         self.max_users = self.max_users.max(self.users.len());
         crate::metrics::get().registrations.inc();
         self.tell_watchers(id, &nick, true);
         self.claim(id);
+        self.share_user(id);
         Ok((id, nick))
     }
 
@@ -682,7 +694,12 @@ impl Hub {
     fn guest_nick(&mut self) -> String {
         loop {
             self.next_guest += 1;
-            let nick = format!("guest-{}", self.next_guest);
+            // In a cluster each node's guest numbers end in its own number (mod 256).
+            let number = match self.node() {
+                Some(node) => self.next_guest * 256 + u64::from(node),
+                None => self.next_guest,
+            };
+            let nick = format!("guest-{number}");
             if !self.nicks.contains_key(nick.as_str()) {
                 self.save_guest(self.next_guest);
                 return nick;
@@ -696,12 +713,19 @@ impl Hub {
         if !self.users.contains_key(&id) {
             return;
         }
-        let peers = self.peers(id);
         let user = self.user(id);
         let event =
             self.event(EventKind::Quit { who: user.source.clone(), reason: text::clean(reason, text::QUIT_LEN) });
-        self.record_state(&event, &self.shown_rooms_of(id));
-        self.deliver(peers, &event);
+        self.share(&event, cluster::Extra::None);
+        self.depart(id, &event);
+    }
+
+    /// Removes user `id`, who quit with `event`: tells everyone who shares a room, leaves
+    /// every room, frees the nick.
+    fn depart(&mut self, id: ConnId, event: &Arc<Event>) {
+        let peers = self.peers(id);
+        self.record_state(event, &self.shown_rooms_of(id));
+        self.deliver(peers, event);
         let nick = self.user(id).source.nick.clone();
         self.tell_watchers(id, &nick, false);
         self.unmonitor_all(id);
@@ -771,8 +795,19 @@ impl Hub {
             return Err(HubError::NickBanned(new.into(), reason));
         }
         let event = self.event(EventKind::Nick { who: self.user(id).source.clone(), new: new.into() });
-        self.record_state(&event, &self.shown_rooms_of(id));
-        self.deliver(self.peers(id), &event);
+        self.share(&event, cluster::Extra::None);
+        self.rename(id, new, &event);
+        if fold(&old) != fold(new) {
+            self.claim(id);
+        }
+        Ok(event)
+    }
+
+    /// Gives `id` the nick `new` by `event`; everyone sharing a room is told.
+    fn rename(&mut self, id: ConnId, new: &str, event: &Arc<Event>) {
+        let old = self.user(id).source.nick.clone();
+        self.record_state(event, &self.shown_rooms_of(id));
+        self.deliver(self.peers(id), event);
         self.nicks.remove(fold(&old).as_str());
         self.nicks.insert(fold(new).into(), id);
         let user = self.users.get_mut(&id).expect("registered");
@@ -786,9 +821,7 @@ impl Hub {
         if fold(&old) != fold(new) {
             self.tell_watchers(id, &old, false);
             self.tell_watchers(id, new, true);
-            self.claim(id);
         }
-        Ok(event)
     }
 
     /// Joins a room, creating it (with the joiner as operator) if it does not exist; every
@@ -867,6 +900,7 @@ impl Hub {
         self.users.get_mut(&id).expect("registered").rooms.push(folded);
         let realname = self.user(id).realname.to_string();
         let event = self.event(EventKind::Join { who, room: name.clone(), realname });
+        self.share(&event, cluster::Extra::Status(Status { op: first, voice: false, hidden }));
         // History shows a quiet join where the members see it: when it is revealed.
         if !hidden {
             self.record_state(&event, &[]);
@@ -878,6 +912,7 @@ impl Hub {
         // A joiner who is away is away for the room's members too (IRC `away-notify`).
         if let Some(message) = self.user(id).away.as_deref().map(str::to_string) {
             let away = self.event(EventKind::Away { who: self.user(id).source.clone(), message: Some(message) });
+            self.share(&away, cluster::Extra::None);
             self.deliver(members, &away);
         }
         Ok(Some(Joined { room: name, topic }))
@@ -893,6 +928,7 @@ impl Hub {
             room: room.name.clone(),
             reason: text::clean(reason, text::PART_LEN),
         });
+        self.share(&event, cluster::Extra::None);
         // A member never shown leaves no trace in history either, as it left none in the room.
         if !hidden {
             self.record_state(&event, &[]);
@@ -1041,6 +1077,7 @@ impl Hub {
     fn deliver_message(&mut self, message: EventKind, to: &[ConnId]) -> Result<Arc<Event>, HubError> {
         let event = self.event(message);
         self.record(&event, &[])?;
+        self.share(&event, cluster::Extra::None);
         self.deliver(to.iter().copied(), &event);
         crate::metrics::get().messages_delivered.inc_by(to.len() as u64);
         Ok(event)
@@ -1068,6 +1105,7 @@ impl Hub {
         let topic =
             (!text.is_empty()).then(|| Topic { text: text.clone(), set_by: who.nick.clone(), at: now_millis() });
         let event = self.event(EventKind::Topic { who, room: room.name.clone(), text });
+        self.share(&event, cluster::Extra::None);
         let room = self.room_mut(name);
         room.topic = topic;
         let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != id).collect();
@@ -1102,6 +1140,7 @@ impl Hub {
             target_id,
             reason: text::clean(reason, text::KICK_LEN),
         });
+        self.share(&event, cluster::Extra::None);
         if !hidden {
             self.record_state(&event, &[]);
         }
@@ -1132,6 +1171,7 @@ impl Hub {
             target_id,
             room: room.name.clone(),
         });
+        self.share(&event, cluster::Extra::None);
         self.room_mut(name).invited.insert(target_id);
         self.deliver(std::iter::once(target_id).chain(witnesses), &event);
         Ok(target_nick)
@@ -1226,6 +1266,9 @@ impl Hub {
             let frame = 1 + who.nick.len() + 1 + who.user.len() + 1 + who.host.len() + " MODE ".len() + room_name.len();
             for changes in modes::render_within(&result.applied, text::MAX_LINE - frame - 3) {
                 let event = self.event(EventKind::Mode { who: who.clone(), room: room_name.clone(), changes });
+                if self.node().is_some() {
+                    self.share(&event, self.room_extra(&fold(name)));
+                }
                 self.record_state(&event, &[]);
                 self.deliver(members.iter().copied(), &event);
                 result.events.push(event);
@@ -1249,6 +1292,7 @@ impl Hub {
         let away = message.map(|m| text::clean(m, text::AWAY_LEN)).filter(|m| !m.is_empty());
         if self.user(id).away.as_deref() != away.as_deref() {
             let event = self.event(EventKind::Away { who: self.user(id).source.clone(), message: away.clone() });
+            self.share(&event, cluster::Extra::None);
             self.deliver(self.peers_and_watchers(id), &event);
         }
         let user = self.users.get_mut(&id).expect("registered");
@@ -1258,7 +1302,9 @@ impl Hub {
 
     /// Gives up server-operator rights (`MODE nick -o`); `false` if `id` had none.
     pub fn unoper(&mut self, id: ConnId) -> bool {
-        std::mem::take(&mut self.users.get_mut(&id).expect("registered").oper)
+        let was = std::mem::take(&mut self.users.get_mut(&id).expect("registered").oper);
+        self.share_user(id);
+        was
     }
 
     /// Disconnects `target` (server operators only). Its queue is closed with the reason; its
@@ -1270,8 +1316,12 @@ impl Hub {
         }
         let target_id = self.id_of(target)?;
         let (by, nick) = (self.user(id).source.clone(), self.nick(target_id).to_string());
-        let killed = Closed::Killed { by, nick, reason: text::clean(reason, text::QUIT_LEN) };
-        self.user(target_id).outbox.close_as(killed);
+        let reason = text::clean(reason, text::QUIT_LEN);
+        if self.is_remote(target_id) {
+            self.share_note(cluster::Note::Kill { id: target_id, by, nick, reason });
+            return Ok(());
+        }
+        self.user(target_id).outbox.close_as(Closed::Killed { by, nick, reason });
         Ok(())
     }
 

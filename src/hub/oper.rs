@@ -77,6 +77,7 @@ impl Hub {
             }
             tracing::info!("{} from {} is now server operator {name:?}", source.nick, source.host);
             self.users.get_mut(&id).expect("registered").oper = true;
+            self.share_user(id);
             Ok(())
         } else {
             let [address, name_key] = keys;

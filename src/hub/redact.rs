@@ -38,6 +38,7 @@ impl Hub {
             reason: super::text::sanitize(reason),
         });
         self.record_redaction(&key, message.id, event.id)?;
+        self.share(&event, super::cluster::Extra::None);
         self.deliver(recipients, &event);
         Ok(event)
     }

@@ -43,13 +43,21 @@ impl Hub {
     /// says and does carries the mark (IRC clients see the `bot` tag).
     pub fn set_bot(&mut self, id: ConnId, on: bool) -> bool {
         let user = self.users.get_mut(&id).expect("registered");
-        std::mem::replace(&mut user.source.bot, on) != on
+        let changed = std::mem::replace(&mut user.source.bot, on) != on;
+        if changed {
+            self.share_user(id);
+        }
+        changed
     }
 
     /// Sets or clears user mode `+i` (invisible); returns whether that changed anything.
     pub fn set_invisible(&mut self, id: ConnId, on: bool) -> bool {
         let user = self.users.get_mut(&id).expect("registered");
-        std::mem::replace(&mut user.invisible, on) != on
+        let changed = std::mem::replace(&mut user.invisible, on) != on;
+        if changed {
+            self.share_user(id);
+        }
+        changed
     }
 
     /// May `asker` see `id` in WHO and NAMES? An invisible user (`+i`) shows only to those who
@@ -64,7 +72,11 @@ impl Hub {
     /// Whether `id` receives WALLOPS; returns whether that changed anything.
     pub fn set_wallops(&mut self, id: ConnId, on: bool) -> bool {
         let user = self.users.get_mut(&id).expect("registered");
-        std::mem::replace(&mut user.wallops, on) != on
+        let changed = std::mem::replace(&mut user.wallops, on) != on;
+        if changed {
+            self.share_user(id);
+        }
+        changed
     }
 
     /// A server operator's message to every user who receives WALLOPS (`+w`), the sender aside.
@@ -77,6 +89,7 @@ impl Hub {
             return Err(HubError::NoText);
         }
         let event = self.event(EventKind::Wallops { who: self.user(id).source.clone(), text: message });
+        self.share(&event, super::cluster::Extra::None);
         let to: Vec<ConnId> = self.users.iter().filter(|(m, u)| **m != id && u.wallops).map(|(m, _)| *m).collect();
         self.deliver(to, &event);
         Ok(event)
@@ -90,6 +103,7 @@ impl Hub {
             return Err(HubError::BadRealname);
         }
         let event = self.event(EventKind::SetName { who: self.user(id).source.clone(), realname: realname.clone() });
+        self.share(&event, super::cluster::Extra::None);
         self.deliver(self.peers_and_watchers(id), &event);
         self.users.get_mut(&id).expect("registered").realname = realname.into();
         Ok(event)

@@ -467,6 +467,38 @@ impl Session<'_> {
     }
 
     fn nick(&self, nick: &str) {
+        // In a cluster the new nick is claimed on the bus first (not a change of case); the
+        // answer comes when the claim is settled.
+        if let Some(bus) = self.shared.bus.clone()
+            && hub::text::fold(nick) != hub::text::fold(hub::lock(&self.shared.hub).nick(self.id))
+        {
+            let (hub, outbox, id, nick) = (self.shared.hub.clone(), self.outbox.clone(), self.id, nick.to_string());
+            tokio::spawn(async move {
+                let line = match bus.claim(&nick).await {
+                    Err(()) => format!("error: {}", HubError::NickInUse(nick)),
+                    Ok(fresh) => {
+                        let changed = {
+                            let mut hub = hub::lock(&hub);
+                            if !hub.has_user(id) {
+                                return;
+                            }
+                            hub.set_nick(id, &nick)
+                        };
+                        match changed {
+                            Ok(_) => format!("You are now known as {nick}."),
+                            Err(e) => {
+                                if fresh {
+                                    bus.release(&nick).await;
+                                }
+                                format!("error: {e}")
+                            }
+                        }
+                    }
+                };
+                outbox.push(Out::Line(Bytes::from(line + "\n")));
+            });
+            return;
+        }
         match hub::lock(&self.shared.hub).set_nick(self.id, nick) {
             Ok(_) => self.reply(format!("You are now known as {nick}.")),
             Err(e) => self.error(e),

@@ -65,6 +65,8 @@ pub struct Shared {
     pub stage: AtomicU8,
     /// What sessions need to know of the server's TLS.
     pub tls: TlsPolicy,
+    /// The other nodes of the cluster (`serve --bus`); `None` alone.
+    pub bus: Option<crate::bus::Bus>,
 }
 
 /// What sessions need to know of the server's TLS (the handshake itself is the transport's).

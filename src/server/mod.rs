@@ -26,6 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::accounts::{self, Accounts};
+use crate::bus::Bus;
 use crate::hub::{self, History, Hub, HubConfig};
 use crate::metrics::{self, Speaks};
 use crate::net::tls::CertSource;
@@ -65,6 +66,8 @@ pub struct Config {
     pub motd: Option<PathBuf>,
     /// TLS, when the server has a certificate.
     pub tls: Option<TlsConfig>,
+    /// The NATS server of the cluster this node is part of (`--bus nats://…`); `None` alone.
+    pub bus: Option<String>,
 }
 
 /// The server's TLS: its certificate and where it is spoken.
@@ -118,6 +121,8 @@ pub enum ServerError {
     File(String),
     #[error("cannot set up TLS: {0}")]
     Tls(#[from] crate::net::tls::TlsError),
+    #[error("cannot join the cluster: {0}")]
+    Bus(#[from] crate::bus::BusError),
 }
 
 /// What to do about a listen address that cannot be bound, by the reason.
@@ -203,7 +208,19 @@ impl Server {
         hub.restore_guests(store.last_guest()?);
         hub.restore_accounts(account_store.account_names()?);
         hub.restore_server_bans(account_store.server_bans()?);
+        let joined = match &config.bus {
+            Some(url) => {
+                let joined = Bus::connect(url).await?;
+                hub.join_cluster(joined.bus.node(), joined.sink.clone());
+                Some(joined)
+            }
+            None => None,
+        };
         let hub = Arc::new(std::sync::Mutex::new(hub));
+        let bus = match joined {
+            Some(joined) => Some(Bus::start(joined, hub.clone()).await?),
+            None => None,
+        };
         let tls = match &config.tls {
             Some(tls) => Some(Arc::new(Tls::new(tls.cert.clone())?)),
             None => None,
@@ -248,6 +265,7 @@ impl Server {
             allowed_origins: config.allowed_origins.clone(),
             stage: AtomicU8::new(Stage::Starting as u8),
             tls: tls_policy,
+            bus,
         });
         Ok(Server { listeners, shared, config, tls })
     }
@@ -314,6 +332,9 @@ impl Server {
         }
         for task in accepting {
             let _ = task.await;
+        }
+        if let Some(bus) = &self.shared.bus {
+            bus.close().await;
         }
         // Everything a sender saw accepted is in the store before `run` returns.
         if let Err(e) = self.shared.store.flush().await {

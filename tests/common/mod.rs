@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod nats;
 pub mod postgres;
 
 use std::net::SocketAddr;
@@ -81,6 +82,7 @@ pub async fn start_at(data_dir: &std::path::Path, adjust: impl FnOnce(&mut Confi
         oper_file: None,
         motd: None,
         tls: None,
+        bus: None,
     };
     adjust(&mut config);
     let server = Server::bind(config).await.expect("server binds");

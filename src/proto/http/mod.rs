@@ -135,6 +135,14 @@ fn respond(
     match path {
         "/healthz" => match shared.stage() {
             Stage::Ready if shared.store.degraded() => text(StatusCode::SERVICE_UNAVAILABLE, DEGRADED),
+            Stage::Ready if let Some(bus) = shared.bus.as_ref().filter(|bus| bus.degraded()) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!(
+                    "degraded: cut off from the other nodes (NATS at {} is unreachable); this node's users chat among \
+                     themselves, and it meets the others again when NATS returns; the server's log says more\n",
+                    bus.url()
+                ),
+            ),
             Stage::Ready => text(StatusCode::OK, "ok\n"),
             Stage::Starting => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
             Stage::Stopping => text(StatusCode::SERVICE_UNAVAILABLE, "stopping\n"),

@@ -197,19 +197,45 @@ fn pass(session: &mut Session, message: &Message) {
     }
 }
 
+/// Tells the client how its NICK went.
+fn nick_changed(session: &mut Session, changed: Result<std::sync::Arc<hub::Event>, HubError>) {
+    match changed {
+        Ok(event) => session.own_event(&event),
+        Err(HubError::NickInUse(n)) if n == session.nick() => {}
+        Err(error) => session.hub_error(&error, false),
+    }
+}
+
 fn nick(session: &mut Session, message: &Message) {
     let Some(new) = message.params.first().filter(|n| !n.is_empty()) else {
         return session.numeric(ERR_NONICKNAMEGIVEN, &["No nickname given"]);
     };
     match session.id {
-        Some(id) => {
-            let changed = hub::lock(&session.shared.hub).set_nick(id, new);
-            match changed {
-                Ok(event) => session.own_event(&event),
-                Err(HubError::NickInUse(n)) if n == session.nick() => {}
-                Err(error) => session.hub_error(&error, false),
+        Some(id) => match session.shared.bus.clone() {
+            // In a cluster the new nick is claimed on the bus first (not a change of case).
+            Some(bus) if hub::text::fold(new) != hub::text::fold(&session.nick()) => {
+                let new = new.clone();
+                session.defer(async move {
+                    let claimed = bus.claim(&new).await;
+                    Box::new(move |session: &mut Session| match claimed {
+                        Ok(fresh) => {
+                            let changed = hub::lock(&session.shared.hub).set_nick(id, &new);
+                            if changed.is_err() && fresh {
+                                let bus = bus.clone();
+                                let new = new.clone();
+                                tokio::spawn(async move { bus.release(&new).await });
+                            }
+                            nick_changed(session, changed);
+                        }
+                        Err(()) => session.hub_error(&HubError::NickInUse(new), false),
+                    }) as crate::proto::irc::session::Then
+                });
             }
-        }
+            _ => {
+                let changed = hub::lock(&session.shared.hub).set_nick(id, new);
+                nick_changed(session, changed);
+            }
+        },
         None => {
             let checked = hub::lock(&session.shared.hub).check_nick(new);
             match checked {

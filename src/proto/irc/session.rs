@@ -32,6 +32,9 @@ pub struct Session {
     /// Set once registered with the hub.
     pub id: Option<ConnId>,
     pub pending_nick: Option<String>,
+    /// In a cluster, the nick claimed on the bus for registration, and whether this session
+    /// made the claim (to be released if the hub refuses the nick after all).
+    claimed: Option<(String, bool)>,
     /// The USER command's username and real name (boxed: only needed until registration).
     pub pending_user: Option<Box<(String, String)>>,
     /// The client's address: its host as others see it, and the log.
@@ -102,6 +105,7 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
         negotiating: false,
         id: None,
         pending_nick: None,
+        claimed: None,
         pending_user: None,
         peer,
         replies: Vec::new(),
@@ -522,6 +526,25 @@ impl Session {
             self.quit = Some("Bad password".into());
             return;
         }
+        // In a cluster the nick is claimed on the bus first: no other node gives it meanwhile.
+        if let Some(bus) = self.shared.bus.clone()
+            && self.claimed.as_ref().is_none_or(|(claimed, _)| *claimed != nick)
+        {
+            self.defer(async move {
+                let claimed = bus.claim(&nick).await;
+                Box::new(move |session: &mut Session| match claimed {
+                    Ok(fresh) => {
+                        session.claimed = Some((nick, fresh));
+                        session.try_register();
+                    }
+                    Err(()) => {
+                        session.pending_nick = None;
+                        session.hub_error(&HubError::NickInUse(nick), false);
+                    }
+                }) as Then
+            });
+            return;
+        }
         let registration = Registration {
             nick: Some(nick),
             user: format!("~{user}"),
@@ -542,6 +565,10 @@ impl Session {
             }
             registered
         };
+        if let (Err(_), Some((nick, true)), Some(bus)) = (&registered, self.claimed.take(), &self.shared.bus) {
+            let bus = bus.clone();
+            tokio::spawn(async move { bus.release(&nick).await });
+        }
         match registered {
             Ok((id, nick)) => {
                 self.id = Some(id);
