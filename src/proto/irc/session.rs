@@ -167,11 +167,11 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
             // In a block: a line borrowed here would otherwise keep its slot in every
             // connection's future, idle ones included.
             {
-                let text = text;
-                if let Some(include) = reads_history(&text) {
+                let line = text;
+                if let Some(include) = reads_history(&line) {
                     conn.writing_while(&render, pin!(session.shared.settled(include))).await;
                 }
-                session.handle_line(&text, conn.mangled());
+                session.handle_line(&line, conn.mangled());
             }
             if let Some(mut deferred) = session.deferred.take() {
                 let render = IrcRender { session: &session };
