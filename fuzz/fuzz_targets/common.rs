@@ -70,5 +70,6 @@ pub fn shared() -> Shared {
         allowed_origins: Vec::new(),
         stage: AtomicU8::new(Stage::Ready as u8),
         tls: Default::default(),
+        bus: None,
     }
 }
