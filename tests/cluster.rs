@@ -279,6 +279,12 @@ async fn chat_resumes_when_nats_comes_back() {
     bob.send("NAMES #lobby").await;
     let names = bob.expect("353").await;
     assert!(names.params.last().unwrap().contains("alice"), "{names:?}");
+    // What was said on A while the nodes were apart is in the history B answers from, once.
+    let mut dave = Irc::register(b.addr, "dave", HISTORY_CAPS).await;
+    dave.join("#lobby").await;
+    let history = dave.chathistory("LATEST #lobby * 100").await;
+    let apart = history.iter().filter(|m| m.command == "PRIVMSG" && m.params[1] == "while NATS is down").count();
+    assert_eq!(apart, 1, "{history:?}");
 }
 
 #[tokio::test]
