@@ -45,6 +45,7 @@
 //! is simply the range of ids made in that millisecond.
 
 pub mod accounts;
+mod command;
 pub mod postgres;
 pub mod sqlite;
 #[cfg(test)]

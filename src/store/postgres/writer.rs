@@ -7,31 +7,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_postgres::{Client, Transaction};
 
 use super::{Failure, PgUrl, QUEUE_LIMIT, RETAIN_CHUNK, RETRY_MAX, WriterShared};
+use crate::chat::now_millis;
 use crate::chat::text::fold;
-use crate::chat::{MsgId, now_millis};
 use crate::store::sqlite::{said_kinds, sql_int, sql_limit, tags_to_sql};
 use crate::store::{Bound, Record, Retention, RoomState, StoreError, dm_parties};
 
-/// What the store asks of its writer (as the SQLite writer's commands).
-pub(super) enum Command {
-    Append(Record),
-    SaveRoom(RoomState),
-    /// Forget the room with this folded name.
-    ForgetRoom(String),
-    SaveGuest(u64),
-    /// Redact the record with this id of the target with this folded name; the last id is the
-    /// redaction's own, which counts as committed with it.
-    Redact(String, MsgId, MsgId),
-    Flush(oneshot::Sender<Result<(), StoreError>>),
-    Retain(Retention, oneshot::Sender<Result<usize, StoreError>>),
-}
-
-type Answer<T> = oneshot::Sender<Result<T, StoreError>>;
+use crate::store::command;
+pub(super) use crate::store::command::{Answer, Command};
 
 /// Most commands one transaction takes from the queue.
 const BATCH_MAX: usize = 8192;
@@ -257,27 +243,7 @@ impl Writer {
         metrics.store_batch.observe(began.elapsed().as_secs_f64());
         match result {
             Ok(()) => {
-                let mut records = 0;
-                let mut newest = None;
-                let mut flushes = Vec::new();
-                for command in self.batch.drain(..) {
-                    match command {
-                        Command::Append(Record { id, .. }) => {
-                            records += 1;
-                            newest = newest.max(Some(id.0));
-                        }
-                        Command::Redact(_, _, id) => newest = newest.max(Some(id.0)),
-                        Command::Flush(answer) => flushes.push(answer),
-                        Command::Retain(policy, answer) => self.retains.push_back((policy, answer)),
-                        Command::SaveRoom(_) | Command::ForgetRoom(_) | Command::SaveGuest(_) => {}
-                    }
-                }
-                if let Some(newest) = newest {
-                    self.committed.fetch_max(newest, Ordering::Release);
-                }
-                for answer in flushes {
-                    let _ = answer.send(Ok(()));
-                }
+                let records = command::settle(&mut self.batch, &mut self.retains, &self.committed);
                 self.backlog.fetch_sub(records, Ordering::Relaxed);
                 if let Some(paused) = self.paused.take() {
                     self.degraded.store(false, Ordering::Release);

@@ -9,33 +9,16 @@ use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, Params, TransactionBehavior, params};
-use tokio::sync::oneshot;
 
 use super::{
     COMMIT_WINDOW, QUEUE_LIMIT, RETAIN_CHUNK, RETRY_MAX, classify, said_kinds, sql_int, sql_limit, tags_to_sql,
 };
-use crate::chat::MsgId;
 use crate::chat::now_millis;
 use crate::chat::text::fold;
 use crate::store::{Bound, Record, Retention, RoomState, StoreError, dm_parties};
 
-/// What the store asks of its writer.
-pub(super) enum Command {
-    Append(Record),
-    SaveRoom(RoomState),
-    /// Forget the room with this folded name.
-    ForgetRoom(String),
-    /// Guest number this was given out.
-    SaveGuest(u64),
-    /// Redact the record with this id of the target with this folded name; the last id is the
-    /// redaction's own, which counts as committed with it.
-    Redact(String, MsgId, MsgId),
-    /// Answer once everything before this is committed.
-    Flush(oneshot::Sender<Result<(), StoreError>>),
-    Retain(Retention, oneshot::Sender<Result<usize, StoreError>>),
-}
-
-type Answer<T> = oneshot::Sender<Result<T, StoreError>>;
+use crate::store::command;
+pub(super) use crate::store::command::{Answer, Command};
 
 const INSERT: &str = "INSERT OR IGNORE INTO messages \
     (id, target_key, target, kind, nick, user, host, text, extra, tags) \
@@ -311,29 +294,7 @@ impl Writer {
         }
         match result {
             Ok(()) => {
-                let mut records = 0;
-                let mut newest = None;
-                let mut flushes = Vec::new();
-                for command in self.batch.drain(..) {
-                    match command {
-                        Command::Append(Record { id, .. }) => {
-                            records += 1;
-                            newest = newest.max(Some(id.0));
-                        }
-                        // A redaction's own id counts as committed with it.
-                        Command::Redact(_, _, id) => newest = newest.max(Some(id.0)),
-                        Command::Flush(answer) => flushes.push(answer),
-                        Command::Retain(policy, answer) => self.retains.push_back((policy, answer)),
-                        Command::SaveRoom(_) | Command::ForgetRoom(_) | Command::SaveGuest(_) => {}
-                    }
-                }
-                if let Some(newest) = newest {
-                    self.committed.fetch_max(newest, Ordering::Release);
-                }
-                // Only now: whoever a flush wakes must find everything before it committed.
-                for answer in flushes {
-                    let _ = answer.send(Ok(()));
-                }
+                let records = command::settle(&mut self.batch, &mut self.retains, &self.committed);
                 self.backlog.fetch_sub(records, Ordering::Relaxed);
                 if let Some(paused) = self.paused.take() {
                     self.resume(&paused, records);
