@@ -148,21 +148,32 @@ def rss(r):
     b = r.get("rss_per_conn_bytes")
     return "—" if b is None else f"{b:,} B ({r.get('registered', 0):,} conns, all in one room)"
 
-def per_delivery(secs, r):
-    d = r.get("deliveries")
-    return "—" if not d or secs is None else f"{secs * 1e9 / d:,.0f} ns"
+def per_message(r):
+    """CPU seconds of the nodes and of nats-server per message sent, in µs."""
+    return (r.get("server_cpu_secs") or 0) * 1e6 / r["sent"], r["nats_cpu_secs"] * 1e6 / r["sent"]
+
+def cpu(r):
+    nodes, nats = per_message(r)
+    return f"{nodes:,.1f} µs" if not r["nodes"] else f"{nodes:,.1f} + {nats:,.1f} µs"
+
+def extra(r, alone):
+    if not r["nodes"] or alone is None:
+        return "—"
+    return f"{sum(per_message(r)) - sum(per_message(alone)):+,.1f} µs"
 
 lines = [
-    "| scenario | setup | deliveries/s | lost | p99 listeners | p99 senders | nodes' CPU per delivery | nats-server CPU per delivery |",
-    "|---|---|---|---|---|---|---|---|",
+    "| scenario | setup | deliveries/s | lost | p99 listeners | p99 senders | generator lag p99 | "
+    "CPU per message sent (nodes + nats-server) | against the node alone |",
+    "|---|---|---|---|---|---|---|---|---|",
 ]
 idle = [r for r in rows if r["scenario"] == "idle"]
 rows = [r for r in rows if r["scenario"] != "idle"]
+alone = {r["scenario"]: r for r in rows if r["nodes"] == 0}
 for r in rows:
     lines.append(
         f"| {r['scenario']} | {setup(r)} | {r.get('deliveries_per_sec', 0):,.0f} | {r.get('lost', 0):,} of {r.get('expected', 0):,} | "
-        f"{us(r.get('p99_listeners_us'))} | {us(r.get('p99_senders_us'))} | "
-        f"{per_delivery(r.get('server_cpu_secs'), r)} | {per_delivery(r['nats_cpu_secs'], r) if r['nodes'] else '—'} |"
+        f"{us(r.get('p99_listeners_us'))} | {us(r.get('p99_senders_us'))} | {us(r.get('p99_generator_lag_us'))} | "
+        f"{cpu(r)} | {extra(r, alone.get(r['scenario']))} |"
     )
 section = [
     BEGIN, "",

@@ -538,9 +538,11 @@ fn run(cli: Cli, command_line: Vec<OsString>) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let config = args.config()?;
             // rustls warns of what clients do (irssi sends an IP address as the TLS server name,
-            // on every connection); a failed handshake is logged by charla itself.
-            let filter =
-                tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rustls=error".into());
+            // on every connection); a failed handshake is logged by charla itself. The engines'
+            // drivers narrate at info what charla says once in its own words (PostgreSQL's
+            // notices of a migration another node already ran, NATS's connects).
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rustls=error,tokio_postgres=warn,async_nats=warn".into());
             let _log = charla::logging::init(filter);
             charla::panics::install();
             runtime.block_on(serve(config, move || serve_config(&command_line)))
