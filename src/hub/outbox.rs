@@ -20,6 +20,7 @@
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -76,6 +77,7 @@ pub struct Outbox {
 struct Inner {
     state: Mutex<State>,
     capacity: usize,
+    liveness: Liveness,
 }
 
 #[derive(Debug, Default)]
@@ -114,12 +116,23 @@ fn wake(waker: Option<Waker>) {
 impl Outbox {
     /// A queue holding at most `capacity` items.
     pub fn new(capacity: usize) -> Outbox {
-        Outbox { inner: Arc::new(Inner { state: Mutex::default(), capacity: capacity.max(1) }) }
+        Outbox {
+            inner: Arc::new(Inner {
+                state: Mutex::default(),
+                capacity: capacity.max(1),
+                liveness: Liveness::default(),
+            }),
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the queue inconsistent: take it anyway.
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How long the connection has been silent, for the server's liveness sweep.
+    pub fn liveness(&self) -> &Liveness {
+        &self.inner.liveness
     }
 
     /// The most items the queue holds.
@@ -343,5 +356,51 @@ mod tests {
         tokio::task::yield_now().await;
         outbox.push(line("x"));
         assert_eq!(writer.await.unwrap(), 1);
+    }
+}
+
+/// How long a connection has been silent, counted in sweeps of the server's liveness check
+/// (`crate::net::Sessions::sweep`), which pings and drops silent clients. One byte that fits in
+/// the queue's padding, instead of a timer in every connection's task.
+///
+/// A session opts in ([`Liveness::watch`]): plain-text clients are never pinged. Until it
+/// registers, the count runs from the connection's start whatever the client says; after, it
+/// runs from the last line heard.
+#[derive(Debug, Default)]
+pub struct Liveness(AtomicU8);
+
+const WATCHED: u8 = 0x80;
+const REGISTERED: u8 = 0x40;
+const SWEEPS: u8 = 0x3f;
+
+impl Liveness {
+    /// Has this connection checked from now on, as one that has not registered yet.
+    pub fn watch(&self) {
+        self.0.store(WATCHED, Ordering::Relaxed);
+    }
+
+    /// The client registered: its silence counts from now, and from each line it sends.
+    pub fn registered(&self) {
+        self.0.store(WATCHED | REGISTERED, Ordering::Relaxed);
+    }
+
+    /// The client sent a line. (A load and, rarely, a store: this runs for every line.)
+    pub fn heard(&self) {
+        let now = self.0.load(Ordering::Relaxed);
+        if now & REGISTERED != 0 && now & SWEEPS != 0 {
+            self.0.store(now & !SWEEPS, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one more sweep: `None` for a connection that is not watched, else whether it has
+    /// registered and the sweeps it has been silent for (including this one).
+    pub fn sweep(&self) -> Option<(bool, u8)> {
+        let before = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                (now & WATCHED != 0).then(|| if now & SWEEPS == SWEEPS { now } else { now + 1 })
+            })
+            .ok()?;
+        Some((before & REGISTERED != 0, (before & SWEEPS).saturating_add(1).min(SWEEPS)))
     }
 }

@@ -23,6 +23,6 @@ pub mod tls;
 pub use conn::{Conn, HANGUP_CHECK, Input, Render, Setup, sniff};
 pub use limits::{Admission, ConnLimiter, FloodLimit, Limits};
 pub use lines::{Line, LineReader};
-pub use sessions::Sessions;
+pub use sessions::{SWEEPS_PER_INTERVAL, Sessions};
 pub use stream::{BoxStream, Rewind, Stream, peer_hung_up};
 pub use tls::{Fingerprint, Peer, Tls, TlsInfo};

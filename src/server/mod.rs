@@ -30,7 +30,7 @@ use crate::bus::Bus;
 use crate::hub::{self, History, Hub, HubConfig};
 use crate::metrics::{self, Speaks};
 use crate::net::tls::CertSource;
-use crate::net::{Admission, BoxStream, Conn, ConnLimiter, Peer, Rewind, Sessions, Tls};
+use crate::net::{Admission, BoxStream, Conn, ConnLimiter, Peer, Rewind, SWEEPS_PER_INTERVAL, Sessions, Tls};
 use crate::panics;
 use crate::proto::{Protocol, Shared, Stage, TlsPolicy, classify};
 use crate::store::{Retention, StoreError, StoreLocation};
@@ -310,11 +310,13 @@ impl Server {
         });
         let accepting: Vec<_> = accepting.collect();
         let retention = tokio::spawn(retain(self.shared.clone()));
+        let liveness = tokio::spawn(check_liveness(self.shared.clone()));
         let nicks = tokio::spawn(accounts::enforce_nicks(self.shared.hub.clone()));
         let trimming = tokio::spawn(crate::memory::give_back());
         self.shared.set_stage(Stage::Ready);
         shutdown.await;
         retention.abort();
+        liveness.abort();
         nicks.abort();
         trimming.abort();
         tracing::info!("shutting down: closing {} connections", limiter.open());
@@ -340,6 +342,17 @@ impl Server {
         if let Err(e) = self.shared.store.flush().await {
             tracing::error!("history: the last writes failed: {e}");
         }
+    }
+}
+
+/// Pings silent IRC clients and drops those that stay silent or do not register, for as long
+/// as the server runs (see [`Sessions::sweep`]).
+async fn check_liveness(shared: Arc<Shared>) {
+    let ping = crate::proto::irc::ping(&shared.server_name);
+    loop {
+        let interval = shared.limits().ping_interval;
+        tokio::time::sleep(interval / SWEEPS_PER_INTERVAL).await;
+        shared.sessions.sweep(&ping, interval);
     }
 }
 

@@ -40,6 +40,13 @@ pub fn tls_required(port: &str) -> String {
     format!("ERROR :This server requires TLS: reconnect with TLS{port}\r\n")
 }
 
+/// The PING the server's liveness sweep sends a silent client.
+pub fn ping(server_name: &str) -> bytes::Bytes {
+    let mut line = Vec::new();
+    message::Message::new("PING", &[server_name]).write_to(&mut line);
+    line.into()
+}
+
 /// The server version shown by `VERSION` and the welcome.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

@@ -120,50 +120,30 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
     // An async block that owns `conn` and `session`, not an `async fn`: one would keep its
     // arguments twice in its future, and every connection waits in it.
     async move {
-        // A silent client is pinged after one interval and dropped after a second; a client that
-        // talks but does not register is dropped after one. The reason the session ends goes to
-        // `session.quit`, as a command's does, not to a local every waiting connection would carry.
-        let connected = tokio::time::Instant::now();
-        let mut pinged = false;
+        // The server's liveness sweep pings a silent client and drops it (or one that does not
+        // register in time) by closing its queue; its reason then comes back as `Stopped`.
+        session.outbox.liveness().watch();
         while session.quit.is_none() {
             let render = IrcRender { session: &session };
-            let text = match tokio::time::timeout(session.ping_interval(), conn.next(&render)).await {
-                Ok(Input::Stopped) => {
+            let text = match conn.next(&render).await {
+                Input::Stopped => {
                     session.quit =
                         Some(session.outbox.closed().map_or_else(|| "Connection lost".into(), |c| c.reason()));
                     continue;
                 }
-                Err(_) if session.id.is_none() => {
-                    session.quit = Some("Registration timed out".into());
-                    continue;
-                }
-                Ok(_) if session.id.is_none() && connected.elapsed() > session.ping_interval() => {
-                    session.quit = Some("Registration timed out".into());
-                    continue;
-                }
-                Err(_) if pinged => {
-                    session.quit = Some(format!("Ping timeout: {} seconds", 2 * session.ping_interval().as_secs()));
-                    continue;
-                }
-                Err(_) => {
-                    pinged = true;
-                    let ping = Message::new("PING", &[&session.shared.server_name]);
-                    session.send_now(ping);
-                    continue;
-                }
-                Ok(Input::Closed) => {
+                Input::Closed => {
                     session.quit = Some("Connection closed".into());
                     continue;
                 }
-                Ok(Input::Line(Line::TooLong)) => {
-                    pinged = false;
+                Input::Line(Line::TooLong) => {
+                    session.outbox.liveness().heard();
                     session.numeric(ERR_INPUTTOOLONG, &["Input line was too long"]);
                     session.finish();
                     continue;
                 }
-                Ok(Input::Line(Line::Text(text))) => text,
+                Input::Line(Line::Text(text)) => text,
             };
-            pinged = false;
+            session.outbox.liveness().heard();
             // In a block: a line borrowed here would otherwise keep its slot in every
             // connection's future, idle ones included.
             {
@@ -572,6 +552,7 @@ impl Session {
         match registered {
             Ok((id, nick)) => {
                 self.id = Some(id);
+                self.outbox.liveness().registered();
                 (self.pending_nick, self.pending_user) = (None, None);
                 tracing::info!("{} connected as {nick} (IRC)", self.peer);
                 self.welcome();
