@@ -70,6 +70,8 @@ pub struct Messages {
     /// every millisecond): its scheduling lag, which every latency above may include. A
     /// latency near this lag is the machine's, not the server's.
     pub generator_lag: Option<Latency>,
+    /// The servers' memory (RSS, summed) once the deliveries ended (with `--server-pid`).
+    pub server_rss_kib: Option<u64>,
 }
 
 /// The idle scenario's memory figures.
@@ -222,6 +224,9 @@ impl Report {
                 rows.push(("latency listeners", m.listeners.map(|l| l.text()).unwrap_or_else(none)));
                 rows.push(("latency senders", m.speakers.map(|l| l.text()).unwrap_or_else(none)));
                 rows.push(("generator lag", m.generator_lag.map(|l| l.text()).unwrap_or_else(none)));
+                if let Some(rss) = m.server_rss_kib {
+                    rows.push(("server memory", format!("{} KiB once the deliveries ended", thousands(rss))));
+                }
             }
             Details::Idle(idle) => {
                 rows.push((
@@ -313,6 +318,7 @@ impl Report {
                 put("disconnected", json!(m.disconnected));
                 put("active_secs", json!(round3(m.active.as_secs_f64())));
                 put("deliveries_per_sec", json!(m.per_sec().round()));
+                put("server_rss_kib", json!(m.server_rss_kib));
                 if let Some(l) = m.listeners {
                     l.json(&mut map, "listeners");
                 }
@@ -452,6 +458,7 @@ mod tests {
                 listeners: None,
                 speakers: None,
                 generator_lag: None,
+                server_rss_kib: Some(20_480),
             }),
         };
         let line = report.json_line();
@@ -462,6 +469,8 @@ mod tests {
         assert_eq!(value["deliveries_per_sec"], 18.0);
         assert_eq!(value["generator_cpu_pct"], 50.0);
         assert!(line.starts_with(r#"{"scenario":"fanout","target""#));
+        assert_eq!(value["server_rss_kib"], 20_480);
         assert!(report.table().contains("lost 2"));
+        assert!(report.table().contains("20,480 KiB once the deliveries ended"));
     }
 }

@@ -226,6 +226,11 @@ async fn connections(plan: &Plan) -> Result<Report, BenchError> {
             }
         }
     }
+    let server_rss = match plan.scenario {
+        Scenario::Idle => None,
+        _ if plan.server_pids.is_empty() => None,
+        _ => sys::total_rss_kib(&plan.server_pids).ok(),
+    };
     let _ = stop_tx.send(true);
     drop(progress);
     let generator_lag = match lag_probe {
@@ -282,6 +287,7 @@ async fn connections(plan: &Plan) -> Result<Report, BenchError> {
                 listeners: Latency::of(&locked(&ctx.listeners)),
                 speakers: Latency::of(&locked(&ctx.speakers)),
                 generator_lag,
+                server_rss_kib: server_rss,
             })
         }
     };
