@@ -82,6 +82,8 @@ fn talk(input: Vec<u8>) -> Vec<u8> {
             open: metrics::get().opened(Speaks::Http),
         };
         let (mut client, server_end) = tokio::io::duplex(64 * 1024);
+        // The server's liveness sweep, which pings a silent client and drops it.
+        let liveness = tokio::spawn(charla::server::check_liveness(shared.clone()));
         let server = tokio::spawn(serve(Box::new(server_end), Peer::clear(peer), shared, admission));
         let mut answer = Vec::new();
         let conversation = async {
@@ -100,7 +102,9 @@ fn talk(input: Vec<u8>) -> Vec<u8> {
             let _ = client.read_to_end(&mut answer).await;
         };
         conversation.await;
-        if let Err(e) = server.await
+        let ended = server.await;
+        liveness.abort();
+        if let Err(e) = ended
             && e.is_panic()
         {
             std::panic::resume_unwind(e.into_panic());

@@ -346,8 +346,9 @@ impl Server {
 }
 
 /// Pings silent IRC clients and drops those that stay silent or do not register, for as long
-/// as the server runs (see [`Sessions::sweep`]).
-async fn check_liveness(shared: Arc<Shared>) {
+/// as the server runs (see [`Sessions::sweep`]). [`Server::run`] runs it; a harness that serves
+/// connections without a `Server` runs it too, or its silent clients stay forever.
+pub async fn check_liveness(shared: Arc<Shared>) {
     let ping = crate::proto::irc::ping(&shared.server_name);
     loop {
         let interval = shared.limits().ping_interval;
