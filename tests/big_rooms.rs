@@ -209,6 +209,9 @@ async fn history_replays_a_quiet_join_where_the_members_saw_it() {
     let mut erin = Irc::register(server.addr, "erin", &[]).await;
     erin.join("#big").await;
     carol.send("PRIVMSG #big :before dave speaks").await;
+    // Dave speaks once carol's line has reached him, so the two are in that order.
+    let heard = dave.expect("PRIVMSG").await;
+    assert_eq!(heard.params[1], "before dave speaks");
     dave.send("PRIVMSG #big :dave here").await;
     erin.send("PART #big").await;
     erin.expect("PART").await;
