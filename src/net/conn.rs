@@ -7,10 +7,12 @@
 //! never stops its lines from being read. A connection thus costs one task and its one future.
 //!
 //! Idle connections are counted in bytes, and tokio rounds a task up to a multiple of 128: a
-//! session's future (this `Conn`, the session's state and its biggest wait) is now 648 bytes
-//! for plain text and for IRC, each task 768, and little more future would make it 896
-//! (futures of 672 and 680 bytes did). The stream is boxed (a trait object: TCP now, TLS or a
-//! WebSocket's pipe too), which made the `Conn` smaller, not bigger. `RUSTFLAGS=-Zprint-type-sizes
+//! session's future (this `Conn`, the session's state and its biggest wait) is now 504 bytes
+//! for plain text and for IRC, and its task, with tokio's 120 bytes around it, 640: 16 more
+//! bytes would still fit, 24 would make it 768. So rare waits are boxed ([`Conn::writing_during`])
+//! and what a session needs only for a while (registration, a label) is boxed or kept small.
+//! The stream is boxed (a trait object: TCP now, TLS or a WebSocket's pipe too), which made
+//! the `Conn` smaller, not bigger. `RUSTFLAGS=-Zprint-type-sizes
 //! cargo +nightly build --release --lib` shows the layout (`{async block@src/proto/…}`).
 
 use std::collections::VecDeque;
@@ -211,11 +213,29 @@ impl Conn {
         })
     }
 
+    /// Runs a rare wait, if there is one (the store catching up, say), while writing what is
+    /// queued. The wait is boxed: every connection's future would otherwise keep room for it.
+    pub fn writing_during(
+        &mut self,
+        render: &impl Render,
+        wait: Option<impl Future<Output = ()>>,
+    ) -> impl Future<Output = ()> {
+        let mut wait = wait.map(Box::pin);
+        poll_fn(move |cx| {
+            let Some(wait) = wait.as_mut() else {
+                return Poll::Ready(());
+            };
+            let _ = self.poll_write(cx, render);
+            wait.as_mut().poll(cx)
+        })
+    }
+
     /// Closes the queue with `reason` (if it is still open), then writes what was queued before
     /// and the last words, and shuts the socket's sending side.
-    pub async fn close(&mut self, reason: String, render: &impl Render) {
+    pub fn close(&mut self, reason: String, render: &impl Render) -> impl Future<Output = ()> {
+        // Not an `async fn`, which would keep `reason` in every session's future to the end.
         self.outbox.close(reason);
-        poll_fn(|cx| self.poll_write(cx, render)).await
+        poll_fn(|cx| self.poll_write(cx, render))
     }
 
     /// The next line, once the flood limit lets it through; `None` once the client has

@@ -117,11 +117,11 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
         if let Some(motd) = shared.motd().filter(|motd| !motd.lines.is_empty()) {
             session.reply(motd.lines.join("\n"));
         }
-        conn.writing_while(&render, pin!(shared.settled(Include::Messages))).await;
+        conn.writing_during(&render, shared.settled(Include::Messages)).await;
         session.join(LOBBY, None);
 
         let reason = 'session: {
-            let next = match opening(&mut conn, &render).await {
+            let mut next = match opening(&mut conn, &render).await {
                 Opening::Irc(lines) => {
                     tracing::info!("{peer} ({}) registers with IRC", hub::lock(&shared.hub).nick(id));
                     hub::lock(&shared.hub).quit(id, "Switched to IRC");
@@ -137,16 +137,20 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
                     next
                 }
             };
-            if let Some(input) = next
-                && let Some(reason) = session.step(&mut conn, &render, input).await
-            {
-                break 'session reason;
-            }
             loop {
-                let input = conn.next(&render).await;
-                if let Some(reason) = session.step(&mut conn, &render, input).await {
+                let input = match next.take() {
+                    Some(input) => input,
+                    None => conn.next(&render).await,
+                };
+                let quit = match session.step(input) {
+                    Step::Done(quit) => quit,
+                    // Boxed: its waits are rare, and every connection's future would carry them.
+                    Step::Wait(line) => Box::pin(session.wait_then_handle(&mut conn, &render, &line)).await,
+                };
+                if let Some(reason) = quit {
                     break reason;
                 }
+                conn.writing_during(&render, shared.pace()).await;
             }
         };
         tracing::info!("{peer} ({}) left: {reason}", hub::lock(&shared.hub).nick(id));
@@ -185,6 +189,14 @@ fn register(shared: &Shared, peer: &Peer, outbox: &Outbox, private: bool) -> Res
 /// Without a connection, so that the commands can be fuzzed (`fuzz/`).
 pub fn handle_line(shared: &Shared, id: ConnId, outbox: &Outbox, line: &str) -> Option<String> {
     Session { id, shared, outbox }.handle(line)
+}
+
+/// What a session does with what its connection brought.
+enum Step {
+    /// Handled; the quit reason if the session ends.
+    Done(Option<String>),
+    /// A line to handle once a wait is over (see [`Session::wait_then_handle`]).
+    Wait(String),
 }
 
 /// How a greeted connection's first lines turned out (see [`Late`]).
@@ -270,37 +282,44 @@ fn clock(millis: u64, today: u64) -> String {
 }
 
 impl Session<'_> {
-    /// Handles what the connection brought; returns the quit reason when the session ends.
-    async fn step(&self, conn: &mut Conn, render: &PlainRender, input: Input) -> Option<String> {
+    /// Handles what the connection brought, unless it must wait for something first.
+    fn step(&self, input: Input) -> Step {
         match input {
-            Input::Line(Line::Text(text)) if accounts::parse(&text).is_some() => {
-                // Boxed: an account command waits on several futures (a password is hashed),
-                // and every plain connection's future would carry their size while idle.
-                Box::pin(self.account(conn, render, &text)).await;
-                None
+            Input::Line(Line::Text(text))
+                if accounts::parse(&text).is_some()
+                    || text.starts_with("/history")
+                    || text.starts_with("/join")
+                    || text.starts_with("/redact") =>
+            {
+                Step::Wait(text)
             }
-            Input::Line(Line::Text(text)) => {
-                if text.starts_with("/history") || text.starts_with("/join") || text.starts_with("/redact") {
-                    conn.writing_while(render, pin!(self.shared.settled(Include::Messages))).await;
-                }
-                let quit = self.handle(&text);
-                conn.writing_while(render, pin!(self.shared.pace())).await;
-                quit
-            }
+            Input::Line(Line::Text(text)) => Step::Done(self.handle(&text)),
             Input::Line(Line::TooLong) => {
                 self.error(format!(
                     "line too long (over {} bytes); it was not sent. Split it into shorter lines.",
                     self.shared.limits().max_line
                 ));
-                None
+                Step::Done(None)
             }
-            Input::Closed => Some("Connection closed".into()),
-            Input::Stopped => Some(match self.outbox.closed() {
+            Input::Closed => Step::Done(Some("Connection closed".into())),
+            Input::Stopped => Step::Done(Some(match self.outbox.closed() {
                 Some(Closed::Overflow) => "SendQ exceeded (not reading fast enough)".into(),
                 Some(closed) => closed.reason(),
                 None => "Connection lost".into(),
-            }),
+            })),
         }
+    }
+
+    /// Handles a line that waits first: an account command for its answer (a password is
+    /// hashed), a history read (`/history`, `/join` with its replay, `/redact`) for the store to
+    /// hold everything said so far. Returns the quit reason when the session ends.
+    async fn wait_then_handle(&self, conn: &mut Conn, render: &PlainRender, line: &str) -> Option<String> {
+        if accounts::parse(line).is_some() {
+            self.account(conn, render, line).await;
+            return None;
+        }
+        conn.writing_during(render, self.shared.settled(Include::Messages)).await;
+        self.handle(line)
     }
 
     /// Runs the account command `line` (`/register`, `/login`, …), writing the queue meanwhile.

@@ -135,12 +135,12 @@ impl Shared {
 }
 
 impl Shared {
-    /// Waits until everything a history read of `include` may show is in the store, so that the
-    /// read sees all of it (a client catching up after a reconnect must miss nothing): every
+    /// The wait until everything a history read of `include` may show is in the store, so that
+    /// the read sees all of it (a client catching up after a reconnect must miss nothing): every
     /// message for [`Include::Messages`], every message and room event for
-    /// [`Include::Everything`]. Answers at once when the newest of them is already committed,
-    /// as it nearly always is; so a replay on join never waits for other users' joins and quits.
-    pub async fn settled(&self, include: Include) {
+    /// [`Include::Everything`]. `None` when the newest of them is already committed, as it
+    /// nearly always is; so a replay on join never waits for other users' joins and quits.
+    pub fn settled(&self, include: Include) -> Option<impl Future<Output = ()> + Send + '_> {
         let newest = {
             let hub = hub::lock(&self.hub);
             match include {
@@ -148,23 +148,24 @@ impl Shared {
                 Include::Everything => hub.last_recorded(),
             }
         };
-        if self.store.committed() < newest
-            && let Err(e) = self.store.flush().await
-        {
-            tracing::warn!("history: {e}");
-        }
+        (self.store.committed() < newest).then_some(async move {
+            if let Err(e) = self.store.flush().await {
+                tracing::warn!("history: {e}");
+            }
+        })
     }
 }
 
 impl Shared {
-    /// Lets the store's writer catch up when it has fallen behind ([`Store::behind`]): a
-    /// client sending faster than history is written is slowed down (its next line is read
-    /// afterwards) instead of running ahead of the disk. Answers at once otherwise, and while
-    /// the store cannot write at all (its backlog bounds that case).
-    pub async fn pace(&self) {
-        if self.store.behind() {
+    /// The wait that lets the store's writer catch up when it has fallen behind
+    /// ([`Store::behind`]): a client sending faster than history is written is slowed down (its
+    /// next line is read afterwards) instead of running ahead of the disk. `None` otherwise,
+    /// and the wait ends at once while the store cannot write at all (its backlog bounds that
+    /// case).
+    pub fn pace(&self) -> Option<impl Future<Output = ()> + Send + '_> {
+        self.store.behind().then_some(async move {
             let _ = self.store.flush().await;
-        }
+        })
     }
 
     /// Resolves once the store has committed the record `id`; while the store cannot write,

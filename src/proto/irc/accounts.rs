@@ -88,7 +88,7 @@ fn logged_in(session: &mut Session, account: &str) {
         Some(id) => render::mask(hub::lock(&session.shared.hub).source(id)),
         None => {
             session.login().account = Some(account.to_string());
-            let user = session.pending_user.as_ref().map_or("*", |u| u.0.as_str()).to_string();
+            let user = session.pending().user.as_ref().map_or("*", |(user, _)| user.as_str()).to_string();
             format!("{}!~{user}@{}", session.nick(), session.peer.ip())
         }
     };

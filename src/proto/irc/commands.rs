@@ -240,7 +240,7 @@ fn nick(session: &mut Session, message: &Message) {
             let checked = hub::lock(&session.shared.hub).check_nick(new);
             match checked {
                 Ok(()) => {
-                    session.pending_nick = Some(new.clone());
+                    session.pending().nick = Some(new.clone());
                     session.try_register();
                 }
                 Err(error) => session.hub_error(&error, false),
@@ -259,7 +259,7 @@ fn user(session: &mut Session, message: &Message) {
     let username: String =
         param(message, 0).chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).take(16).collect();
     let username = if username.is_empty() { "user".to_string() } else { username };
-    session.pending_user = Some(Box::new((username, text::sanitize(param(message, 3)))));
+    session.pending().user = Some((username, text::sanitize(param(message, 3))));
     session.try_register();
 }
 

@@ -39,7 +39,7 @@ pub struct Collecting {
     /// The client-only tags of the `BATCH +` line: the message's tags.
     tags: Tags,
     /// The label of the `BATCH +` line, for the answer to the whole batch.
-    label: Option<String>,
+    label: Option<Box<str>>,
     /// Refused already: what else comes in the batch is dropped in silence.
     refused: bool,
 }

@@ -3,7 +3,7 @@
 //! can label it (one line), wrap it in a batch (several) or acknowledge it (none).
 
 use crate::net::Peer;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -31,22 +31,18 @@ pub struct Session {
     pub negotiating: bool,
     /// Set once registered with the hub.
     pub id: Option<ConnId>,
-    pub pending_nick: Option<String>,
-    /// In a cluster, the nick claimed on the bus for registration, and whether this session
-    /// made the claim (to be released if the hub refuses the nick after all).
-    claimed: Option<(String, bool)>,
-    /// The USER command's username and real name (boxed: only needed until registration).
-    pub pending_user: Option<Box<(String, String)>>,
+    /// What registration has gathered so far; gone once registered.
+    pending: Option<Box<Pending>>,
     /// The client's address: its host as others see it, and the log.
     pub peer: Peer,
     /// Answers to the command being handled.
     replies: Vec<Message>,
     /// The `label` tag of the command being handled.
-    label: Option<String>,
+    label: Option<Box<str>>,
     /// The labeled-response batch already opened for the command being handled: a JOIN's
     /// answer starts with the JOIN line itself, which the hub queues. [`Session::finish`]
     /// puts the rest of the answer in it and closes it.
-    open_batch: Option<String>,
+    open_batch: Option<Box<str>>,
     /// Set when the session should end, with the reason.
     pub quit: Option<String>,
     /// With `--ack-when-stored`: the newest message the command being handled sent. Its
@@ -71,6 +67,18 @@ impl Drop for Session {
     }
 }
 
+/// What a session gathers for its registration. Boxed: every connection would otherwise keep
+/// these fields for its whole life, and needs them only until it is registered.
+#[derive(Default)]
+pub struct Pending {
+    pub nick: Option<String>,
+    /// The USER command's username and real name.
+    pub user: Option<(String, String)>,
+    /// In a cluster, the nick claimed on the bus for registration, and whether this session
+    /// made the claim (to be released if the hub refuses the nick after all).
+    claimed: Option<(String, bool)>,
+}
+
 /// What a session knows of its client's logging in.
 #[derive(Default)]
 pub struct Login {
@@ -91,7 +99,7 @@ const NEARLY_EMPTY: usize = 16 * 1024;
 /// A command's work that must not hold up the connection's task (see [`Session::defer`]).
 struct Deferred {
     work: Pin<Box<dyn Future<Output = Then> + Send + Sync>>,
-    label: Option<String>,
+    label: Option<Box<str>>,
 }
 
 /// Runs an IRC session with the client at `peer` until it quits, times out or the server closes
@@ -104,9 +112,7 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
         cap_version: 0,
         negotiating: false,
         id: None,
-        pending_nick: None,
-        claimed: None,
-        pending_user: None,
+        pending: None,
         peer,
         replies: Vec::new(),
         label: None,
@@ -149,7 +155,7 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
             {
                 let line = text;
                 if let Some(include) = reads_history(&line) {
-                    conn.writing_while(&render, pin!(session.shared.settled(include))).await;
+                    conn.writing_during(&render, session.shared.settled(include)).await;
                 }
                 session.handle_line(&line, conn.mangled());
             }
@@ -161,13 +167,11 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
                 session.finish();
             }
             if let Some(id) = session.unstored.take() {
-                // Boxed: only `--ack-when-stored` waits here, with a retry timer every connection's
-                // future would otherwise carry.
-                conn.writing_while(&IrcRender { session: &session }, Box::pin(session.shared.stored(id)).as_mut())
-                    .await;
+                // Only `--ack-when-stored` waits here.
+                conn.writing_during(&IrcRender { session: &session }, Some(session.shared.stored(id))).await;
                 session.finish();
             }
-            conn.writing_while(&IrcRender { session: &session }, pin!(session.shared.pace())).await;
+            conn.writing_during(&IrcRender { session: &session }, session.shared.pace()).await;
         }
         let reason = session.quit.take().unwrap_or_default();
         if let Some(id) = session.id {
@@ -207,10 +211,10 @@ fn client_tags_len(line: &str) -> usize {
 }
 
 /// The `label` tag of a line that does not parse, read as leniently as it can be.
-fn label_of(line: &str) -> Option<String> {
+fn label_of(line: &str) -> Option<Box<str>> {
     let tags = line.strip_prefix('@')?.split(' ').next()?;
     let value = tags.split(';').find_map(|tag| tag.strip_prefix("label="))?;
-    Some(super::message::unescape_tag_value(value)).filter(|v| !v.is_empty() && v.len() <= 64)
+    Some(super::message::unescape_tag_value(value)).filter(|v| !v.is_empty() && v.len() <= 64).map(Box::from)
 }
 
 /// Numbers the batches a server opens (`BATCH +1 …`), unique per process.
@@ -239,11 +243,11 @@ impl Session {
         }
         match Message::parse(text) {
             Ok(message) if client_tags_len(text) > MAX_CLIENT_TAGS => {
-                self.label = message.tag("label").flatten().map(str::to_string);
+                self.label = message.tag("label").flatten().map(Box::from);
                 self.numeric(ERR_INPUTTOOLONG, &["Input line was too long"]);
             }
             Ok(message) => {
-                self.label = message.tag("label").flatten().map(str::to_string);
+                self.label = message.tag("label").flatten().map(Box::from);
                 if !multiline::collect(self, &message) {
                     commands::dispatch(self, &message);
                 }
@@ -338,17 +342,22 @@ impl Session {
     pub fn nick(&self) -> String {
         match self.id {
             Some(id) => hub::lock(&self.shared.hub).nick(id).to_string(),
-            None => self.pending_nick.clone().unwrap_or_else(|| "*".into()),
+            None => self.pending.as_ref().and_then(|p| p.nick.clone()).unwrap_or_else(|| "*".into()),
         }
     }
 
+    /// What registration has gathered so far.
+    pub fn pending(&mut self) -> &mut Pending {
+        self.pending.get_or_insert_default()
+    }
+
     /// Takes the current command's label: its answer comes later, with another command's.
-    pub fn take_label(&mut self) -> Option<String> {
+    pub fn take_label(&mut self) -> Option<Box<str>> {
         self.label.take()
     }
 
     /// Answers the current command under `label`, taken from an earlier one, if there is one.
-    pub fn relabel(&mut self, label: Option<String>) {
+    pub fn relabel(&mut self, label: Option<Box<str>>) {
         if label.is_some() {
             self.label = label;
         }
@@ -414,7 +423,7 @@ impl Session {
     /// joined opens.
     pub fn join(&mut self, room: &str, key: Option<&str>) -> Result<Option<Joined>, HubError> {
         let labeled = self.label.clone().filter(|_| self.caps.has(Cap::LabeledResponse) && self.caps.has(Cap::Batch));
-        let reference = labeled.as_ref().map(|_| self.open_batch.clone().unwrap_or_else(batch_ref));
+        let reference = labeled.as_ref().map(|_| self.open_batch.clone().unwrap_or_else(|| batch_ref().into()));
         let mut ahead = Vec::new();
         if let (Some(label), Some(reference), None) = (&labeled, &reference, &self.open_batch) {
             ahead.push(with_first_tag(self.batch_start(reference, "labeled-response", &[]), "label", label));
@@ -495,10 +504,10 @@ impl Session {
         if self.id.is_some() || self.negotiating {
             return;
         }
-        let (Some(nick), Some((user, realname))) = (self.pending_nick.clone(), self.pending_user.as_deref().cloned())
-        else {
+        let Some(Pending { nick: Some(nick), user: Some((user, realname)), claimed }) = self.pending.as_deref() else {
             return;
         };
+        let (nick, user, realname, claimed) = (nick.clone(), user.clone(), realname.clone(), claimed.clone());
         let password = self.login.as_ref().and_then(|l| l.password.as_deref());
         if !hub::lock(&self.shared.hub).admits(password) {
             tracing::warn!("{} gave a wrong or no server password", self.peer);
@@ -508,17 +517,17 @@ impl Session {
         }
         // In a cluster the nick is claimed on the bus first: no other node gives it meanwhile.
         if let Some(bus) = self.shared.bus.clone()
-            && self.claimed.as_ref().is_none_or(|(claimed, _)| *claimed != nick)
+            && claimed.as_ref().is_none_or(|(claimed, _)| *claimed != nick)
         {
             self.defer(async move {
                 let claimed = bus.claim(&nick).await;
                 Box::new(move |session: &mut Session| match claimed {
                     Ok(fresh) => {
-                        session.claimed = Some((nick, fresh));
+                        session.pending().claimed = Some((nick, fresh));
                         session.try_register();
                     }
                     Err(()) => {
-                        session.pending_nick = None;
+                        session.pending().nick = None;
                         session.hub_error(&HubError::NickInUse(nick), false);
                     }
                 }) as Then
@@ -545,7 +554,8 @@ impl Session {
             }
             registered
         };
-        if let (Err(_), Some((nick, true)), Some(bus)) = (&registered, self.claimed.take(), &self.shared.bus) {
+        if let (Err(_), Some((nick, true)), Some(bus)) = (&registered, self.pending().claimed.take(), &self.shared.bus)
+        {
             let bus = bus.clone();
             tokio::spawn(async move { bus.release(&nick).await });
         }
@@ -553,7 +563,7 @@ impl Session {
             Ok((id, nick)) => {
                 self.id = Some(id);
                 self.outbox.liveness().registered();
-                (self.pending_nick, self.pending_user) = (None, None);
+                self.pending = None;
                 tracing::info!("{} connected as {nick} (IRC)", self.peer);
                 self.welcome();
             }
@@ -564,7 +574,7 @@ impl Session {
                 self.quit = Some(error.to_string());
             }
             Err(error) => {
-                self.pending_nick = None;
+                self.pending().nick = None;
                 self.hub_error(&error, false);
             }
         }
