@@ -145,7 +145,7 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
                 let quit = match session.step(input) {
                     Step::Done(quit) => quit,
                     // Boxed: its waits are rare, and every connection's future would carry them.
-                    Step::Wait(line) => Box::pin(session.wait_then_handle(&mut conn, &render, &line)).await,
+                    Step::Wait(wait) => Box::pin(session.wait_then_handle(&mut conn, &render, wait)).await,
                 };
                 if let Some(reason) = quit {
                     break reason;
@@ -195,8 +195,18 @@ pub fn handle_line(shared: &Shared, id: ConnId, outbox: &Outbox, line: &str) -> 
 enum Step {
     /// Handled; the quit reason if the session ends.
     Done(Option<String>),
-    /// A line to handle once a wait is over (see [`Session::wait_then_handle`]).
-    Wait(String),
+    /// To handle once a wait is over (see [`Session::wait_then_handle`]).
+    Wait(Wait),
+}
+
+/// A line whose handling waits for something.
+enum Wait {
+    /// An account command (`/register`, `/login`, …): a password is hashed. Boxed: the step
+    /// is kept in every connection's future while it waits.
+    Account(Box<accounts::Command>),
+    /// A history read (`/history`, `/join` with its replay, `/redact`): the store must hold
+    /// everything said so far.
+    Read(String),
 }
 
 /// How a greeted connection's first lines turned out (see [`Late`]).
@@ -285,15 +295,17 @@ impl Session<'_> {
     /// Handles what the connection brought, unless it must wait for something first.
     fn step(&self, input: Input) -> Step {
         match input {
-            Input::Line(Line::Text(text))
-                if accounts::parse(&text).is_some()
-                    || text.starts_with("/history")
-                    || text.starts_with("/join")
-                    || text.starts_with("/redact") =>
-            {
-                Step::Wait(text)
-            }
-            Input::Line(Line::Text(text)) => Step::Done(self.handle(&text)),
+            Input::Line(Line::Text(text)) => match accounts::parse(&text) {
+                Some(Ok(command)) => Step::Wait(Wait::Account(Box::new(command))),
+                Some(Err(usage)) => {
+                    self.usage(usage);
+                    Step::Done(None)
+                }
+                None if text.starts_with("/history") || text.starts_with("/join") || text.starts_with("/redact") => {
+                    Step::Wait(Wait::Read(text))
+                }
+                None => Step::Done(self.handle(&text)),
+            },
             Input::Line(Line::TooLong) => {
                 self.error(format!(
                     "line too long (over {} bytes); it was not sent. Split it into shorter lines.",
@@ -310,32 +322,29 @@ impl Session<'_> {
         }
     }
 
-    /// Handles a line that waits first: an account command for its answer (a password is
-    /// hashed), a history read (`/history`, `/join` with its replay, `/redact`) for the store to
-    /// hold everything said so far. Returns the quit reason when the session ends.
-    async fn wait_then_handle(&self, conn: &mut Conn, render: &PlainRender, line: &str) -> Option<String> {
-        if accounts::parse(line).is_some() {
-            self.account(conn, render, line).await;
-            return None;
+    /// Handles a line once what it waits for is over, writing the queue meanwhile. Returns the
+    /// quit reason when the session ends.
+    async fn wait_then_handle(&self, conn: &mut Conn, render: &PlainRender, wait: Wait) -> Option<String> {
+        match wait {
+            Wait::Account(command) => {
+                self.account(conn, render, *command).await;
+                None
+            }
+            Wait::Read(line) => {
+                conn.writing_during(render, self.shared.settled(Include::Messages)).await;
+                self.handle(&line)
+            }
         }
-        conn.writing_during(render, self.shared.settled(Include::Messages)).await;
-        self.handle(line)
     }
 
-    /// Runs the account command `line` (`/register`, `/login`, …), writing the queue meanwhile.
-    async fn account(&self, conn: &mut Conn, render: &PlainRender, line: &str) {
-        match accounts::parse(line) {
-            Some(Ok(command)) => {
-                // The address the user connected from, as the hub shows it: logins are
-                // throttled per address.
-                let ip = hub::lock(&self.shared.hub).source(self.id).host.parse();
-                let ip = ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-                let answer = conn.writing_while(render, pin!(command.run(&self.shared.accounts, self.id, ip))).await;
-                self.reply(answer);
-            }
-            Some(Err(usage)) => self.usage(usage),
-            None => {}
-        }
+    /// Runs an account command, writing the queue meanwhile.
+    async fn account(&self, conn: &mut Conn, render: &PlainRender, command: accounts::Command) {
+        // The address the user connected from, as the hub shows it: logins are throttled per
+        // address.
+        let ip = hub::lock(&self.shared.hub).source(self.id).host.parse();
+        let ip = ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+        let answer = conn.writing_while(render, pin!(command.run(&self.shared.accounts, self.id, ip))).await;
+        self.reply(answer);
     }
 
     fn reply(&self, text: impl Into<String>) {
