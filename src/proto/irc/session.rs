@@ -412,11 +412,6 @@ impl Session {
         }
     }
 
-    /// Sends one line at once, outside any command's replies.
-    pub fn send_now(&self, message: Message) {
-        self.outbox.push(Out::Line(encode([&message])));
-    }
-
     /// Joins a room for this client. Its own JOIN is queued by the hub (so that nothing said
     /// in the room can arrive before it), after the answers to rooms joined earlier by the same
     /// command; for a labeled command, inside its labeled-response batch, which the first room
@@ -507,7 +502,8 @@ impl Session {
         let Some(Pending { nick: Some(nick), user: Some((user, realname)), claimed }) = self.pending.as_deref() else {
             return;
         };
-        let (nick, user, realname, claimed) = (nick.clone(), user.clone(), realname.clone(), claimed.clone());
+        let nick_claimed = claimed.as_ref().is_some_and(|(claimed, _)| claimed == nick);
+        let (nick, user, realname) = (nick.clone(), user.clone(), realname.clone());
         let password = self.login.as_ref().and_then(|l| l.password.as_deref());
         if !hub::lock(&self.shared.hub).admits(password) {
             tracing::warn!("{} gave a wrong or no server password", self.peer);
@@ -517,7 +513,7 @@ impl Session {
         }
         // In a cluster the nick is claimed on the bus first: no other node gives it meanwhile.
         if let Some(bus) = self.shared.bus.clone()
-            && claimed.as_ref().is_none_or(|(claimed, _)| *claimed != nick)
+            && !nick_claimed
         {
             self.defer(async move {
                 let claimed = bus.claim(&nick).await;
