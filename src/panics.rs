@@ -40,6 +40,7 @@ pub fn install() {
 /// Ends the process at once with [`EXIT_CODE`], saying why on standard error (if it is still
 /// there): for a state the server cannot go on from.
 pub fn fatal(why: &str) -> ! {
+    crate::logging::write_buffered();
     let _ = writeln!(
         std::io::stderr(),
         "charla: stopping: {why}\ncharla: this is a bug; please report it. Exit code {EXIT_CODE}: a supervisor may restart the server."
