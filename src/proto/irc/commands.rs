@@ -441,7 +441,11 @@ fn names(session: &mut Session, message: &Message) {
 
 /// 353 lines (split to fit 512 bytes) and 366 for one room.
 fn names_of(session: &mut Session, room: &str) {
-    let info = hub::lock(&session.shared.hub).room_info(me(session), room);
+    let id = me(session);
+    let (info, nick) = {
+        let hub = hub::lock(&session.shared.hub);
+        (hub.room_info(id, room), hub.nick(id).to_string())
+    };
     if let Ok(info) = info {
         let all_prefixes = session.caps.has(Cap::MultiPrefix);
         let full = session.caps.has(Cap::UserhostInNames);
@@ -459,11 +463,11 @@ fn names_of(session: &mut Session, room: &str) {
             .collect();
         let symbol = if info.secret { "@" } else { "=" };
         for chunk in chunk_words(&names, 400) {
-            session.numeric(RPL_NAMREPLY, &[symbol, &info.name, &chunk]);
+            session.numeric_to(&nick, RPL_NAMREPLY, &[symbol, &info.name, &chunk]);
         }
-        session.numeric(RPL_ENDOFNAMES, &[&info.name, "End of /NAMES list"]);
+        session.numeric_to(&nick, RPL_ENDOFNAMES, &[&info.name, "End of /NAMES list"]);
     } else {
-        session.numeric(RPL_ENDOFNAMES, &[room, "End of /NAMES list"]);
+        session.numeric_to(&nick, RPL_ENDOFNAMES, &[room, "End of /NAMES list"]);
     }
 }
 
@@ -866,7 +870,7 @@ fn kill(session: &mut Session, message: &Message) {
 // ---- server information ----
 
 /// The ISUPPORT tokens (005), at most 12 per line.
-pub fn isupport(session: &mut Session) {
+pub fn isupport(session: &mut Session, nick: &str) {
     let tokens = [
         format!("AWAYLEN={AWAY_LEN}"),
         format!("BOT={}", users::BOT_MODE),
@@ -899,7 +903,7 @@ pub fn isupport(session: &mut Session) {
     for line in tokens.chunks(12) {
         let mut params: Vec<&str> = line.iter().map(String::as_str).collect();
         params.push("are supported by this server");
-        session.numeric(RPL_ISUPPORT, &params);
+        session.numeric_to(nick, RPL_ISUPPORT, &params);
     }
 }
 
@@ -913,33 +917,37 @@ fn chanlimit(session: &Session) -> String {
 
 /// 251–255, 265 and 266. 251 counts visible and invisible users apart, 253 the connections
 /// that have not registered (yet).
-pub fn lusers(session: &mut Session) {
+pub fn lusers(session: &mut Session, nick: &str) {
     let hub = hub::lock(&session.shared.hub);
     let (users, rooms) = hub.counts();
     let (opers, max, invisible) = (hub.oper_count(), hub.max_users, hub.invisible_count());
     drop(hub);
     let unknown = session.shared.sessions.count().saturating_sub(users);
     let visible = users - invisible;
-    session.numeric(RPL_LUSERCLIENT, &[&format!("There are {visible} users and {invisible} invisible on 1 servers")]);
+    session.numeric_to(
+        nick,
+        RPL_LUSERCLIENT,
+        &[&format!("There are {visible} users and {invisible} invisible on 1 servers")],
+    );
     let (users, max) = (users.to_string(), max.to_string());
-    session.numeric(RPL_LUSEROP, &[&opers.to_string(), "operator(s) online"]);
+    session.numeric_to(nick, RPL_LUSEROP, &[&opers.to_string(), "operator(s) online"]);
     if unknown > 0 {
-        session.numeric(RPL_LUSERUNKNOWN, &[&unknown.to_string(), "unknown connection(s)"]);
+        session.numeric_to(nick, RPL_LUSERUNKNOWN, &[&unknown.to_string(), "unknown connection(s)"]);
     }
-    session.numeric(RPL_LUSERCHANNELS, &[&rooms.to_string(), "channels formed"]);
-    session.numeric(RPL_LUSERME, &[&format!("I have {users} clients and 0 servers")]);
-    session.numeric(RPL_LOCALUSERS, &[&users, &max, &format!("Current local users {users}, max {max}")]);
-    session.numeric(RPL_GLOBALUSERS, &[&users, &max, &format!("Current global users {users}, max {max}")]);
+    session.numeric_to(nick, RPL_LUSERCHANNELS, &[&rooms.to_string(), "channels formed"]);
+    session.numeric_to(nick, RPL_LUSERME, &[&format!("I have {users} clients and 0 servers")]);
+    session.numeric_to(nick, RPL_LOCALUSERS, &[&users, &max, &format!("Current local users {users}, max {max}")]);
+    session.numeric_to(nick, RPL_GLOBALUSERS, &[&users, &max, &format!("Current global users {users}, max {max}")]);
 }
 
 /// The message of the day: `--motd`'s, else a built-in one saying where everyone meets.
-pub fn motd(session: &mut Session) {
+pub fn motd(session: &mut Session, nick: &str) {
     let server = session.shared.server_name.clone();
-    session.numeric(RPL_MOTDSTART, &[&format!("- {server} Message of the day - ")]);
+    session.numeric_to(nick, RPL_MOTDSTART, &[&format!("- {server} Message of the day - ")]);
     match session.shared.motd() {
         Some(motd) => {
             for line in &motd.lines {
-                session.numeric(RPL_MOTD, &[&format!("- {line}")]);
+                session.numeric_to(nick, RPL_MOTD, &[&format!("- {line}")]);
             }
         }
         None => {
@@ -948,11 +956,11 @@ pub fn motd(session: &mut Session) {
                 "- Everyone meets in #lobby: /join #lobby",
                 "- Plain-text users (nc, telnet) and IRC users share the same rooms.",
             ] {
-                session.numeric(RPL_MOTD, &[line]);
+                session.numeric_to(nick, RPL_MOTD, &[line]);
             }
         }
     }
-    session.numeric(RPL_ENDOFMOTD, &["End of /MOTD command."]);
+    session.numeric_to(nick, RPL_ENDOFMOTD, &["End of /MOTD command."]);
 }
 
 /// Whether parameter `i`, a server to ask, names another server: 402 then (there is only
@@ -968,13 +976,15 @@ fn elsewhere(session: &mut Session, message: &Message, i: usize) -> bool {
 
 fn motd_command(session: &mut Session, message: &Message) {
     if !elsewhere(session, message, 0) {
-        motd(session);
+        let nick = session.nick();
+        motd(session, &nick);
     }
 }
 
 fn lusers_command(session: &mut Session, message: &Message) {
     if !elsewhere(session, message, 1) {
-        lusers(session);
+        let nick = session.nick();
+        lusers(session, &nick);
     }
 }
 
@@ -982,9 +992,9 @@ fn version(session: &mut Session, message: &Message) {
     if elsewhere(session, message, 0) {
         return;
     }
-    let server = session.shared.server_name.clone();
-    session.numeric(RPL_VERSION, &[&format!("charla-{VERSION}"), &server, "self-hosted group chat"]);
-    isupport(session);
+    let (server, nick) = (session.shared.server_name.clone(), session.nick());
+    session.numeric_to(&nick, RPL_VERSION, &[&format!("charla-{VERSION}"), &server, "self-hosted group chat"]);
+    isupport(session, &nick);
 }
 
 fn time(session: &mut Session, message: &Message) {

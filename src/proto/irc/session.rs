@@ -371,7 +371,13 @@ impl Session {
     /// Queues a numeric reply: `:server CODE nick params…`.
     pub fn numeric(&mut self, code: &str, params: &[&str]) {
         let nick = self.nick();
-        let mut all = vec![nick.as_str()];
+        self.numeric_to(&nick, code, params);
+    }
+
+    /// [`Session::numeric`] to `nick`, the client's nick looked up already: a run of numerics
+    /// (the welcome, LUSERS, the MOTD, NAMES) looks it up once, not once per line.
+    pub fn numeric_to(&mut self, nick: &str, code: &str, params: &[&str]) {
+        let mut all = vec![nick];
         all.extend_from_slice(params);
         let message = Message::new(code, &all).with_source(&self.shared.server_name).with_trailing_colon();
         self.reply(message);
@@ -579,18 +585,22 @@ impl Session {
     /// 001–005, LUSERS and the MOTD: what every IRC client expects after registering.
     fn welcome(&mut self) {
         let id = self.id.expect("registered");
-        let mask = render::mask(hub::lock(&self.shared.hub).source(id));
+        let (nick, mask) = {
+            let hub = hub::lock(&self.shared.hub);
+            let source = hub.source(id);
+            (source.nick.clone(), render::mask(source))
+        };
         let server = self.shared.server_name.clone();
         let created = render::iso_time(
             self.shared.started.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
         );
-        self.numeric(RPL_WELCOME, &[&format!("Welcome to the charla chat network, {mask}")]);
-        self.numeric(RPL_YOURHOST, &[&format!("Your host is {server}, running version charla-{VERSION}")]);
-        self.numeric(RPL_CREATED, &[&format!("This server was created {created}")]);
-        self.numeric(RPL_MYINFO, &[&server, &format!("charla-{VERSION}"), "BiowZ", "biklmnoRstv", "bklov"]);
-        commands::isupport(self);
-        commands::lusers(self);
-        commands::motd(self);
+        self.numeric_to(&nick, RPL_WELCOME, &[&format!("Welcome to the charla chat network, {mask}")]);
+        self.numeric_to(&nick, RPL_YOURHOST, &[&format!("Your host is {server}, running version charla-{VERSION}")]);
+        self.numeric_to(&nick, RPL_CREATED, &[&format!("This server was created {created}")]);
+        self.numeric_to(&nick, RPL_MYINFO, &[&server, &format!("charla-{VERSION}"), "BiowZ", "biklmnoRstv", "bklov"]);
+        commands::isupport(self, &nick);
+        commands::lusers(self, &nick);
+        commands::motd(self, &nick);
     }
 }
 
