@@ -76,7 +76,9 @@ pub struct Outbox {
 #[derive(Debug)]
 struct Inner {
     state: Mutex<State>,
-    capacity: usize,
+    /// A `u32` beside the one-byte liveness: every connection's queue is 16 bytes smaller for
+    /// it than with a `usize` (104 bytes, glibc's 112-byte size class).
+    capacity: u32,
     liveness: Liveness,
 }
 
@@ -119,7 +121,7 @@ impl Outbox {
         Outbox {
             inner: Arc::new(Inner {
                 state: Mutex::default(),
-                capacity: capacity.max(1),
+                capacity: capacity.clamp(1, u32::MAX as usize) as u32,
                 liveness: Liveness::default(),
             }),
         }
@@ -137,7 +139,7 @@ impl Outbox {
 
     /// The most items the queue holds.
     pub fn capacity(&self) -> usize {
-        self.inner.capacity
+        self.inner.capacity as usize
     }
 
     /// Queues one item. Returns false if the queue was closed or has just overflowed.
@@ -151,9 +153,9 @@ impl Outbox {
             Out::Event(_) => EVENT_BYTES,
         };
         let waiting = state.bytes + state.writing;
-        let budget = self.inner.capacity * BYTES_PER_ITEM;
+        let budget = self.capacity() * BYTES_PER_ITEM;
         state.bytes += bytes;
-        if state.queue.len() >= self.inner.capacity || (waiting + bytes > budget && waiting > budget / 2) {
+        if state.queue.len() >= self.capacity() || (waiting + bytes > budget && waiting > budget / 2) {
             state.queue = VecDeque::new();
             crate::memory::released(state.bytes);
             state.closed = Some(Box::new(Closed::Overflow));
