@@ -5,7 +5,9 @@
 //!
 //! Run with `cargo bench --bench hot_paths`.
 
-use charla::hub::{Event, EventKind, History, Hub, HubConfig, MsgId, MsgKind, Outbox, Registration, Source, Target};
+use charla::hub::{
+    Event, EventKind, History, Hub, HubConfig, MsgId, MsgKind, Outbox, Protocol, Registration, Source, Target,
+};
 use charla::proto::irc::message::Message;
 use charla::proto::irc::render;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -61,7 +63,7 @@ fn fan_out(c: &mut Criterion) {
                 user: "u".into(),
                 host: "127.0.0.1".into(),
                 realname: String::new(),
-                protocol: "bench",
+                protocol: Protocol::Plain,
                 secure: false,
                 certfp: None,
                 outbox: outbox.clone(),
@@ -103,7 +105,7 @@ fn crowded_hub(members: usize, rooms: usize) -> (Hub, Vec<u64>, Vec<Outbox>) {
                 user: "u".into(),
                 host: format!("10.0.{}.{}", i / 256, i % 256),
                 realname: String::new(),
-                protocol: "bench",
+                protocol: Protocol::Plain,
                 secure: false,
                 certfp: None,
                 outbox: outbox.clone(),

@@ -153,15 +153,6 @@ pub(super) struct Cluster {
     applied: HashMap<NodeId, MsgId>,
 }
 
-/// A protocol's name, as WHOIS shows it, for a remote user.
-fn protocol(name: &str) -> &'static str {
-    match name {
-        "plain" => "plain",
-        "irc" => "irc",
-        _ => "remote",
-    }
-}
-
 impl Hub {
     /// Makes this hub node `node` of a cluster: its ids carry the number, and what its users do
     /// goes to `sink`. Called once, before anyone connects.
@@ -219,11 +210,11 @@ impl Hub {
         UserState {
             source: user.source.clone(),
             realname: user.realname.to_string(),
-            away: user.away.as_deref().map(str::to_string),
+            away: user.away().map(str::to_string),
             oper: user.oper,
             invisible: user.invisible,
             wallops: user.wallops,
-            protocol: user.protocol.to_string(),
+            protocol: user.protocol.name().to_string(),
             secure: user.secure,
             signon: user.signon,
             rooms: user
@@ -318,7 +309,7 @@ impl Hub {
                 user.invisible = state.invisible;
                 user.wallops = state.wallops;
                 user.source.bot = state.source.bot;
-                user.away = state.away.clone().map(String::into_boxed_str);
+                user.change_rare(|rare| rare.away = state.away.clone().map(String::into_boxed_str));
             }
             None => {
                 // The same nick on two nodes (each gave it while they were cut off from each
@@ -351,19 +342,19 @@ impl Hub {
                         source: state.source.clone(),
                         realname: state.realname.clone().into(),
                         rooms: Vec::new(),
-                        away: state.away.clone().map(String::into_boxed_str),
                         oper: state.oper,
                         invisible: state.invisible,
                         wallops: state.wallops,
-                        monitoring: Vec::new(),
                         monitor_updates: false,
                         signon: state.signon,
                         nick_since: MsgId(state.signon << 20),
                         last_spoke: state.signon,
                         told_paused: false,
-                        protocol: protocol(&state.protocol),
+                        protocol: super::Protocol::named(&state.protocol),
                         secure: state.secure,
-                        certfp: None,
+                        rare: state.away.clone().map(|away| {
+                            Box::new(super::Rare { away: Some(away.into_boxed_str()), ..super::Rare::default() })
+                        }),
                         outbox: Outbox::new(1),
                         remote: true,
                     }),
@@ -550,7 +541,8 @@ impl Hub {
                 self.deliver(std::iter::once(*target_id).chain(witnesses), &event);
             }
             EventKind::Away { message, .. } => {
-                self.users.get_mut(&who.id).expect("checked").away = message.clone().map(String::into_boxed_str);
+                let away = message.clone().map(String::into_boxed_str);
+                self.users.get_mut(&who.id).expect("checked").change_rare(|rare| rare.away = away);
                 self.deliver(self.peers_and_watchers(who.id), &event);
             }
             EventKind::SetName { realname, .. } => {
@@ -668,7 +660,7 @@ mod tests {
             user: "u".into(),
             host: "127.0.0.1".into(),
             realname: nick.into(),
-            protocol: "irc",
+            protocol: crate::hub::Protocol::Irc,
             secure: false,
             certfp: None,
             outbox: outbox.clone(),

@@ -31,8 +31,8 @@ impl Event {
         let who = Source {
             id: 0,
             nick: record.nick.clone(),
-            user: record.user.clone(),
-            host: record.host.clone(),
+            user: record.user.as_str().into(),
+            host: record.host.as_str().into(),
             bot: false,
             account: None,
         };
@@ -71,8 +71,8 @@ impl Event {
             target: target.to_owned(),
             kind,
             nick: who.nick.clone(),
-            user: who.user.clone(),
-            host: who.host.clone(),
+            user: who.user.to_string(),
+            host: who.host.to_string(),
             text: text.to_owned(),
             extra: extra.to_owned(),
             tags: Vec::new(),

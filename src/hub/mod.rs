@@ -202,14 +202,11 @@ struct User {
     realname: Box<str>,
     /// Folded names of the rooms this user is in, in join order.
     rooms: Vec<String>,
-    away: Option<Box<str>>,
     oper: bool,
     /// User mode `+i`: hidden from WHO and NAMES of those who share no room with the user.
     invisible: bool,
     /// User mode `+w`: receives WALLOPS.
     wallops: bool,
-    /// The nicks this user monitors (IRC `MONITOR`), as they were given.
-    monitoring: Vec<String>,
     /// Tell this user of the away and real-name changes of the nicks it monitors, even when it
     /// shares no room with them (IRC `extended-monitor`).
     monitor_updates: bool,
@@ -219,12 +216,47 @@ struct User {
     last_spoke: u64,
     /// Told that history is paused, and not yet that it is written again.
     told_paused: bool,
-    protocol: &'static str,
+    protocol: Protocol,
     secure: bool,
-    certfp: Option<Box<str>>,
+    /// What few users have, out of line: most connections pay 8 bytes for it.
+    rare: Option<Box<Rare>>,
     outbox: Outbox,
     /// A user of another node of the cluster: its queue is there, delivering here is a no-op.
     remote: bool,
+}
+
+/// The parts of a [`User`] that most users never have.
+#[derive(Debug, Default)]
+struct Rare {
+    away: Option<Box<str>>,
+    /// The nicks this user monitors (IRC `MONITOR`), as they were given.
+    monitoring: Vec<String>,
+    /// The SHA-256 fingerprint of the client certificate it connected with.
+    certfp: Option<Box<str>>,
+}
+
+impl User {
+    fn away(&self) -> Option<&str> {
+        self.rare.as_ref()?.away.as_deref()
+    }
+
+    fn monitoring(&self) -> &[String] {
+        self.rare.as_ref().map_or(&[], |rare| &rare.monitoring)
+    }
+
+    fn certfp(&self) -> Option<&str> {
+        self.rare.as_ref()?.certfp.as_deref()
+    }
+
+    /// Changes the rare parts; they go back out of line once empty.
+    fn change_rare<T>(&mut self, change: impl FnOnce(&mut Rare) -> T) -> T {
+        let rare = self.rare.get_or_insert_default();
+        let changed = change(rare);
+        if rare.away.is_none() && rare.monitoring.is_empty() && rare.certfp.is_none() {
+            self.rare = None;
+        }
+        changed
+    }
 }
 
 #[derive(Debug)]
@@ -323,6 +355,35 @@ impl Room {
     }
 }
 
+/// The protocol a user speaks, as WHOIS shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Irc,
+    /// Plain text, from `nc`, the terminal client or the browser page.
+    Plain,
+    /// A user of another node of the cluster whose protocol this node does not know.
+    Remote,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Irc => "irc",
+            Protocol::Plain => "plain",
+            Protocol::Remote => "remote",
+        }
+    }
+
+    /// The protocol [`Protocol::name`] names, as another node of the cluster tells it.
+    pub fn named(name: &str) -> Protocol {
+        match name {
+            "irc" => Protocol::Irc,
+            "plain" => Protocol::Plain,
+            _ => Protocol::Remote,
+        }
+    }
+}
+
 /// What a new connection tells the hub about its user.
 #[derive(Debug, Clone)]
 pub struct Registration {
@@ -331,8 +392,8 @@ pub struct Registration {
     pub user: String,
     pub host: String,
     pub realname: String,
-    /// Which protocol the user speaks, as shown by WHOIS (`plain`, `irc`).
-    pub protocol: &'static str,
+    /// Which protocol the user speaks, as shown by WHOIS.
+    pub protocol: Protocol,
     /// Whether the connection is encrypted (TLS): IRC user mode `+Z`, WHOIS 671.
     pub secure: bool,
     /// The SHA-256 fingerprint of the client certificate the user connected with, if any.
@@ -589,8 +650,7 @@ impl Hub {
         let name = room.name.clone();
         let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != id).collect();
         let user = self.user(id);
-        let (who, realname, away) =
-            (user.source.clone(), user.realname.to_string(), user.away.as_deref().map(str::to_string));
+        let (who, realname, away) = (user.source.clone(), user.realname.to_string(), user.away().map(str::to_string));
         let event = self.event(EventKind::Join { who: who.clone(), room: name, realname });
         self.record_state(&event, &[]);
         let status = self.rooms[key].members[&id];
@@ -662,14 +722,19 @@ impl Hub {
         self.users.insert(
             id,
             Box::new(User {
-                source: Source { id, nick: nick.clone(), user: reg.user, host: reg.host, bot: false, account: None },
+                source: Source {
+                    id,
+                    nick: nick.clone(),
+                    user: reg.user.into(),
+                    host: reg.host.into(),
+                    bot: false,
+                    account: None,
+                },
                 realname: text::clean(&reg.realname, text::REALNAME_LEN).into(),
                 rooms: Vec::new(),
-                away: None,
                 oper: false,
                 invisible: false,
                 wallops: false,
-                monitoring: Vec::new(),
                 monitor_updates: false,
                 signon: now,
                 nick_since: MsgId(now << 20),
@@ -677,7 +742,7 @@ impl Hub {
                 told_paused: false,
                 protocol: reg.protocol,
                 secure: reg.secure,
-                certfp: reg.certfp.map(Into::into),
+                rare: reg.certfp.map(|fp| Box::new(Rare { certfp: Some(fp.into()), ..Rare::default() })),
                 outbox: reg.outbox,
                 remote: false,
             }),
@@ -746,8 +811,8 @@ impl Hub {
         self.guest_read_markers.remove(&id);
         self.whowas.push_front(Departed {
             nick: user.source.nick,
-            user: user.source.user,
-            host: user.source.host,
+            user: user.source.user.into(),
+            host: user.source.host.into(),
             realname: user.realname.into(),
             at: now_millis(),
         });
@@ -884,7 +949,7 @@ impl Hub {
                 self.lookalikes.insert(skeleton, folded.clone());
                 let mut room = Room::new(name, now_millis());
                 if folded != LOBBY {
-                    room.creator = Some(Box::new((id, who.host.clone())));
+                    room.creator = Some(Box::new((id, who.host.to_string())));
                 }
                 self.rooms.insert(folded.clone(), room);
             }
@@ -910,7 +975,7 @@ impl Hub {
         self.user(id).outbox.push(own(&event));
         self.deliver(members.iter().copied(), &event);
         // A joiner who is away is away for the room's members too (IRC `away-notify`).
-        if let Some(message) = self.user(id).away.as_deref().map(str::to_string) {
+        if let Some(message) = self.user(id).away().map(str::to_string) {
             let away = self.event(EventKind::Away { who: self.user(id).source.clone(), message: Some(message) });
             self.share(&away, cluster::Extra::None);
             self.deliver(members, &away);
@@ -1043,7 +1108,7 @@ impl Hub {
         } else {
             let to = self.id_of(target)?;
             let user = self.user(to);
-            let away = user.away.as_deref().filter(|_| kind != MsgKind::Notice).map(str::to_string);
+            let away = user.away().filter(|_| kind != MsgKind::Notice).map(str::to_string);
             (Target::User(user.source.nick.clone()), vec![to], away, None)
         };
         let room = line_room(&from, &target, kind);
@@ -1290,14 +1355,16 @@ impl Hub {
     /// away.
     pub fn set_away(&mut self, id: ConnId, message: Option<&str>) -> bool {
         let away = message.map(|m| text::clean(m, text::AWAY_LEN)).filter(|m| !m.is_empty());
-        if self.user(id).away.as_deref() != away.as_deref() {
+        if self.user(id).away() != away.as_deref() {
             let event = self.event(EventKind::Away { who: self.user(id).source.clone(), message: away.clone() });
             self.share(&event, cluster::Extra::None);
             self.deliver(self.peers_and_watchers(id), &event);
         }
         let user = self.users.get_mut(&id).expect("registered");
-        user.away = away.map(String::into_boxed_str);
-        user.away.is_some()
+        let away = away.map(String::into_boxed_str);
+        let set = away.is_some();
+        user.change_rare(|rare| rare.away = away);
+        set
     }
 
     /// Gives up server-operator rights (`MODE nick -o`); `false` if `id` had none.
@@ -1422,19 +1489,18 @@ impl Hub {
         UserInfo {
             id,
             nick: user.source.nick.clone(),
-            user: user.source.user.clone(),
-            host: user.source.host.clone(),
+            user: user.source.user.to_string(),
+            host: user.source.host.to_string(),
             realname: user.realname.to_string(),
-            away: user.away.as_deref().map(str::to_string),
+            away: user.away().map(str::to_string),
             oper: user.oper,
             invisible: user.invisible,
             bot: user.source.bot,
             account: user.source.account.as_deref().map(str::to_string),
-            protocol: user.protocol,
+            protocol: user.protocol.name(),
             secure: user.secure,
             certfp: user
-                .certfp
-                .as_deref()
+                .certfp()
                 .filter(|_| asker == id || self.users.get(&asker).is_some_and(|a| a.oper))
                 .map(str::to_string),
             signon: user.signon,

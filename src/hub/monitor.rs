@@ -35,14 +35,14 @@ impl Hub {
             }
             let folded = fold(nick);
             let user = self.users.get_mut(&id).expect("registered");
-            if user.monitoring.iter().any(|m| fold(m) == folded) {
+            if user.monitoring().iter().any(|m| fold(m) == folded) {
                 continue;
             }
-            if user.monitoring.len() >= MONITOR_LIMIT {
+            if user.monitoring().len() >= MONITOR_LIMIT {
                 result.refused.push(nick.to_string());
                 continue;
             }
-            user.monitoring.push(nick.to_string());
+            user.change_rare(|rare| rare.monitoring.push(nick.to_string()));
             self.watchers.entry(folded.into()).or_default().insert(id);
             self.status_into(nick, &mut result);
         }
@@ -53,7 +53,8 @@ impl Hub {
     pub fn monitor_remove<'a>(&mut self, id: ConnId, nicks: impl IntoIterator<Item = &'a str>) {
         for nick in nicks {
             let folded = fold(nick);
-            self.users.get_mut(&id).expect("registered").monitoring.retain(|m| fold(m) != folded);
+            let user = self.users.get_mut(&id).expect("registered");
+            user.change_rare(|rare| rare.monitoring.retain(|m| fold(m) != folded));
             self.unwatch(id, &folded);
         }
     }
@@ -61,7 +62,7 @@ impl Hub {
     /// Empties `id`'s monitor list.
     pub fn unmonitor_all(&mut self, id: ConnId) {
         let Some(user) = self.users.get_mut(&id) else { return };
-        for nick in std::mem::take(&mut user.monitoring) {
+        for nick in user.change_rare(|rare| std::mem::take(&mut rare.monitoring)) {
             self.unwatch(id, &fold(&nick));
         }
     }
@@ -77,13 +78,13 @@ impl Hub {
 
     /// The nicks `id` monitors, as given.
     pub fn monitor_list(&self, id: ConnId) -> Vec<String> {
-        self.user(id).monitoring.clone()
+        self.user(id).monitoring().to_vec()
     }
 
     /// Which of the nicks `id` monitors are online.
     pub fn monitor_status(&self, id: ConnId) -> Monitored {
         let mut result = Monitored::default();
-        for nick in &self.user(id).monitoring {
+        for nick in self.user(id).monitoring() {
             self.status_into(nick, &mut result);
         }
         result

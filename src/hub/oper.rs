@@ -100,7 +100,7 @@ mod tests {
             user: "u".into(),
             host: host.into(),
             realname: String::new(),
-            protocol: "test",
+            protocol: crate::hub::Protocol::Plain,
             secure: false,
             certfp: None,
             outbox,

@@ -36,7 +36,7 @@ impl Hub {
 
     /// The SHA-256 fingerprint of the client certificate `id` connected with, if any.
     pub fn certfp(&self, id: ConnId) -> Option<&str> {
-        self.users.get(&id).and_then(|user| user.certfp.as_deref())
+        self.users.get(&id).and_then(|user| user.certfp())
     }
 
     /// Marks `id` a bot or not; returns whether that changed anything. From now on what it

@@ -167,7 +167,7 @@ fn register(shared: &Shared, peer: &Peer, outbox: &Outbox, private: bool) -> Res
         user: "plain".into(),
         host: peer.ip().to_string(),
         realname: "plain-text client".into(),
-        protocol: "plain",
+        protocol: hub::Protocol::Plain,
         secure: peer.secure(),
         certfp: peer.client_cert().map(|fp| fp.to_string()),
         outbox: outbox.clone(),

@@ -541,7 +541,7 @@ impl Session {
             user: format!("~{user}"),
             host: self.peer.ip().to_string(),
             realname,
-            protocol: "irc",
+            protocol: hub::Protocol::Irc,
             secure: self.peer.secure(),
             certfp: self.peer.client_cert().map(|fp| fp.to_string()),
             outbox: self.outbox.clone(),
