@@ -358,14 +358,16 @@ impl Room {
 /// The protocol a user speaks, as WHOIS shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
+    /// IRC, over TCP, TLS or the browser page's WebSocket.
     Irc,
-    /// Plain text, from `nc`, the terminal client or the browser page.
+    /// Plain text, as `nc` and `telnet` speak it.
     Plain,
     /// A user of another node of the cluster whose protocol this node does not know.
     Remote,
 }
 
 impl Protocol {
+    /// Its name in WHOIS and on the cluster's bus.
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Irc => "irc",
