@@ -18,7 +18,7 @@ mod common;
 use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 
-use charla::hub::{ConnId, Out, Outbox, Registration};
+use charla::hub::{ConnId, Out, Outbox, Protocol, Registration};
 use charla::net::Render;
 use charla::proto::plain::{PlainRender, handle_line};
 use common::shared;
@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
                 user: "plain".into(),
                 host: "127.0.0.1".into(),
                 realname: "plain-text client".into(),
-                protocol: "plain",
+                protocol: Protocol::Plain,
                 secure: false,
                 certfp: None,
                 outbox: outbox.clone(),
