@@ -90,12 +90,15 @@ impl Queue {
         }
     }
 
-    /// Takes what is buffered, leaving an empty buffer of the same capacity behind.
-    fn take(&self, spare: &mut Vec<u8>) -> u64 {
-        spare.clear();
-        let mut state = self.state();
-        std::mem::swap(&mut state.bytes, spare);
-        std::mem::take(&mut state.lines)
+    /// Takes what is buffered, leaving `out`'s emptied buffer behind, and writes it.
+    fn write_taken(&self, out: &mut Vec<u8>) {
+        out.clear();
+        let lines = {
+            let mut state = self.state();
+            std::mem::swap(&mut state.bytes, out);
+            std::mem::take(&mut state.lines)
+        };
+        write_out(out, lines);
     }
 
     /// The writer thread's loop: park while there are no lines; once there are, let more
@@ -105,10 +108,8 @@ impl Queue {
         loop {
             let mut state = self.state();
             if state.closing {
-                let lines = std::mem::take(&mut state.lines);
-                let rest = std::mem::take(&mut state.bytes);
                 drop(state);
-                write_out(&rest, lines);
+                self.write_taken(&mut out);
                 return;
             }
             if state.bytes.is_empty() {
@@ -123,8 +124,7 @@ impl Queue {
             while let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
                 thread::park_timeout(left);
             }
-            let lines = self.take(&mut out);
-            write_out(&out, lines);
+            self.write_taken(&mut out);
         }
     }
 }
@@ -139,9 +139,7 @@ fn write_out(bytes: &[u8], lines: u64) {
 /// Writes what is buffered from the calling thread, at once: for a fatal error, just before the
 /// process ends.
 pub fn write_buffered() {
-    let mut bytes = Vec::new();
-    let lines = QUEUE.take(&mut bytes);
-    write_out(&bytes, lines);
+    QUEUE.write_taken(&mut Vec::new());
 }
 
 /// Sends `tracing` events at `filter`'s levels (an `EnvFilter` directive such as `info` or
