@@ -336,29 +336,26 @@ impl Hub {
                     }
                 }
                 self.nicks.insert(fold(&state.source.nick).into(), id);
-                self.users.insert(
-                    id,
-                    Box::new(User {
-                        source: state.source.clone(),
-                        realname: state.realname.clone().into(),
-                        rooms: Vec::new(),
-                        oper: state.oper,
-                        invisible: state.invisible,
-                        wallops: state.wallops,
-                        monitor_updates: false,
-                        signon: state.signon,
-                        nick_since: MsgId(state.signon << 20),
-                        last_spoke: state.signon,
-                        told_paused: false,
-                        protocol: super::Protocol::named(&state.protocol),
-                        secure: state.secure,
-                        rare: state.away.clone().map(|away| {
-                            Box::new(super::Rare { away: Some(away.into_boxed_str()), ..super::Rare::default() })
-                        }),
-                        outbox: Outbox::new(1),
-                        remote: true,
-                    }),
-                );
+                let mut user = Box::new(User {
+                    source: state.source.clone(),
+                    realname: state.realname.clone().into(),
+                    rooms: Vec::new(),
+                    oper: state.oper,
+                    invisible: state.invisible,
+                    wallops: state.wallops,
+                    monitor_updates: false,
+                    signon: state.signon,
+                    nick_since: MsgId(state.signon << 20),
+                    last_spoke: state.signon,
+                    told_paused: false,
+                    protocol: super::Protocol::named(&state.protocol),
+                    secure: state.secure,
+                    rare: None,
+                    outbox: Outbox::new(1),
+                    remote: true,
+                });
+                user.change_rare(|rare| rare.away = state.away.clone().map(String::into_boxed_str));
+                self.users.insert(id, user);
                 self.max_users = self.max_users.max(self.users.len());
                 self.tell_watchers(id, &state.source.nick, true);
             }

@@ -248,14 +248,32 @@ impl User {
         self.rare.as_ref()?.certfp.as_deref()
     }
 
-    /// Changes the rare parts; they go back out of line once empty.
+    /// Changes the rare parts. They are boxed only while one of them is set: a change that
+    /// leaves them empty (clearing an away message nobody set, say) allocates nothing.
     fn change_rare<T>(&mut self, change: impl FnOnce(&mut Rare) -> T) -> T {
-        let rare = self.rare.get_or_insert_default();
-        let changed = change(rare);
-        if rare.away.is_none() && rare.monitoring.is_empty() && rare.certfp.is_none() {
-            self.rare = None;
+        match &mut self.rare {
+            Some(rare) => {
+                let changed = change(rare);
+                if rare.is_empty() {
+                    self.rare = None;
+                }
+                changed
+            }
+            None => {
+                let mut rare = Rare::default();
+                let changed = change(&mut rare);
+                if !rare.is_empty() {
+                    self.rare = Some(Box::new(rare));
+                }
+                changed
+            }
         }
-        changed
+    }
+}
+
+impl Rare {
+    fn is_empty(&self) -> bool {
+        self.away.is_none() && self.monitoring.is_empty() && self.certfp.is_none()
     }
 }
 
@@ -721,34 +739,33 @@ impl Hub {
         let id = self.next_conn;
         let now = now_millis();
         self.nicks.insert(fold(&nick).into(), id);
-        self.users.insert(
-            id,
-            Box::new(User {
-                source: Source {
-                    id,
-                    nick: nick.clone(),
-                    user: reg.user.into(),
-                    host: reg.host.into(),
-                    bot: false,
-                    account: None,
-                },
-                realname: text::clean(&reg.realname, text::REALNAME_LEN).into(),
-                rooms: Vec::new(),
-                oper: false,
-                invisible: false,
-                wallops: false,
-                monitor_updates: false,
-                signon: now,
-                nick_since: MsgId(now << 20),
-                last_spoke: now,
-                told_paused: false,
-                protocol: reg.protocol,
-                secure: reg.secure,
-                rare: reg.certfp.map(|fp| Box::new(Rare { certfp: Some(fp.into()), ..Rare::default() })),
-                outbox: reg.outbox,
-                remote: false,
-            }),
-        );
+        let mut user = Box::new(User {
+            source: Source {
+                id,
+                nick: nick.clone(),
+                user: reg.user.into(),
+                host: reg.host.into(),
+                bot: false,
+                account: None,
+            },
+            realname: text::clean(&reg.realname, text::REALNAME_LEN).into(),
+            rooms: Vec::new(),
+            oper: false,
+            invisible: false,
+            wallops: false,
+            monitor_updates: false,
+            signon: now,
+            nick_since: MsgId(now << 20),
+            last_spoke: now,
+            told_paused: false,
+            protocol: reg.protocol,
+            secure: reg.secure,
+            rare: None,
+            outbox: reg.outbox,
+            remote: false,
+        });
+        user.change_rare(|rare| rare.certfp = reg.certfp.map(Into::into));
+        self.users.insert(id, user);
         self.max_users = self.max_users.max(self.users.len());
         crate::metrics::get().registrations.inc();
         self.tell_watchers(id, &nick, true);
@@ -1363,10 +1380,10 @@ impl Hub {
             self.deliver(self.peers_and_watchers(id), &event);
         }
         let user = self.users.get_mut(&id).expect("registered");
-        let away = away.map(String::into_boxed_str);
-        let set = away.is_some();
-        user.change_rare(|rare| rare.away = away);
-        set
+        user.change_rare(|rare| {
+            rare.away = away.map(String::into_boxed_str);
+            rare.away.is_some()
+        })
     }
 
     /// Gives up server-operator rights (`MODE nick -o`); `false` if `id` had none.
