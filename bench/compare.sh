@@ -10,8 +10,10 @@
 # Knobs (environment): SCENARIOS, SERVERS, CHARLA_PROTO (auto|irc|plain; auto uses IRC when
 # charla answers an IRC registration, else plain text), IDLE_CLIENTS (10000), IDLE_CLIENTS_PLAIN
 # (2000: plain-text clients all land in #lobby, and charla's lobby joins cost O(n²) today),
-# CHURN_SECS (10), TIMEOUT (90 s per scenario), OUT (docs/BENCHMARKS.md), DATA
-# (docs/benchmarks.tsv: the figures the chart shows), CHART (docs/benchmarks.svg), PORT_BASE (16700).
+# CHURN_SECS (10), TIMEOUT (90 s per scenario), QUIET_PCT (5: how much of the CPU, in %, may be
+# busy in the second before a run starts) and QUIET_WAIT (60 s: the longest wait for that), OUT
+# (docs/BENCHMARKS.md), DATA (docs/benchmarks.tsv: the figures the chart shows), CHART
+# (docs/benchmarks.svg), PORT_BASE (16700).
 #
 # Writes the table into OUT's generated section, the chart's figures into DATA, and the chart
 # (one panel per scenario, a bar per server) into CHART, drawn by gnuplot.
@@ -157,6 +159,36 @@ start_server() {
 
 port=$PORT_BASE
 next_port() { port=$((port + 1)); }
+
+# busy_pct: how much of the machine's CPU was busy over the next second, in percent.
+busy_pct() {
+    local a b
+    read -r -a a < <(head -n 1 /proc/stat)
+    sleep 1
+    read -r -a b < <(head -n 1 /proc/stat)
+    local total=0 i
+    for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+    local idle=$((b[4] - a[4] + b[5] - a[5]))
+    echo $(( total > 0 ? 100 * (total - idle) / total : 0 ))
+}
+
+# wait_quiet: waits (up to QUIET_WAIT seconds) until at most QUIET_PCT % of the CPU is busy
+# over a second, so that no run starts while the last one's server is still winding down or
+# something else runs. Every bench run's figure is its server's and the generator's only if the
+# machine is otherwise idle; the busiest second any run started after is reported.
+QUIET_PCT=${QUIET_PCT:-5}
+QUIET_WAIT=${QUIET_WAIT:-60}
+busiest_start=0
+wait_quiet() {
+    local busy waited=0
+    while busy=$(busy_pct); ((busy > QUIET_PCT && waited < QUIET_WAIT)); do
+        waited=$((waited + 1))
+    done
+    ((busy > busiest_start)) && busiest_start=$busy
+    if ((busy > QUIET_PCT)); then
+        echo "compare.sh: the machine is still ${busy}% busy after ${QUIET_WAIT}s; running anyway" >&2
+    fi
+}
 pin_server=() pin_bench=()
 
 if [[ " $SERVERS " == *" charla "* && $CHARLA_PROTO == auto ]]; then
@@ -195,6 +227,7 @@ for scenario in $SCENARIOS; do
             churn) args+=(--duration "$CHURN_SECS") ;;
         esac
         echo "${pin_bench[*]}${pin_bench:+ }charla ${args[*]}" | sed "s/--server-pid [0-9]*/--server-pid PID/; s/127.0.0.1:$port/127.0.0.1:PORT/" >>"$work/benches"
+        wait_quiet
         echo "compare.sh: $scenario against $server ($proto)…" >&2
         out="$work/$scenario-$server.out"
         if "${pin_bench[@]}" "$CHARLA" "${args[@]}" >"$out" 2>"$work/$scenario-$server.err"; then
@@ -224,6 +257,7 @@ versions() {
     echo
     echo "Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1),"
     echo "$(free -g | awk '/^Mem:/ {print $2}') GiB memory, Linux $(uname -r). Load generator and server share it."
+    echo "Each run began on a quiet machine: at most ${busiest_start}% of its CPU busy in the second before."
     echo
     versions
     echo
