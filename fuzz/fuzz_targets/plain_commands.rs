@@ -77,7 +77,7 @@ fn drain(users: &[User], typist: Option<usize>) {
         while let Poll::Ready(None) = user.outbox.poll_batch(&cx, &mut batch) {
             for out in batch.drain(..) {
                 let (bytes, answer) = match out {
-                    Out::Event(event) => (render.event(&event), false),
+                    Out::Event(event) => (render.event(&event).into_owned(), false),
                     Out::Line(line) => (line, typist == Some(i)),
                 };
                 if bytes.is_empty() {

@@ -197,7 +197,7 @@ impl Event {
 
     /// This event in wire format number `format` (`< FORMATS`), encoded by `encode` the first
     /// time any recipient asks and shared afterwards.
-    pub fn encoded(&self, format: usize, encode: impl FnOnce(&Event) -> Bytes) -> Bytes {
-        self.encoded[format].get_or_init(|| encode(self)).clone()
+    pub fn encoded(&self, format: usize, encode: impl FnOnce(&Event) -> Bytes) -> &Bytes {
+        self.encoded[format].get_or_init(|| encode(self))
     }
 }

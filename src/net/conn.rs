@@ -15,6 +15,7 @@
 //! the `Conn` smaller, not bigger. `RUSTFLAGS=-Zprint-type-sizes
 //! cargo +nightly build --release --lib` shows the layout (`{async block@src/proto/…}`).
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -59,8 +60,8 @@ pub async fn sniff(stream: &mut BoxStream, timeout: Duration, enough: fn(&[u8]) 
 /// renderer each time it waits, so the renderer sees the session's state as it is then.
 pub trait Render {
     /// `event` as this connection should see it (possibly nothing): usually the event's
-    /// shared encoding, cloned without a copy.
-    fn event(&self, event: &Event) -> Bytes;
+    /// shared encoding, borrowed; a line for this connection alone is its own.
+    fn event<'e>(&self, event: &'e Event) -> Cow<'e, Bytes>;
     /// The last words before the connection closes.
     fn closing(&self, why: &Closed) -> Vec<u8>;
 }
@@ -364,23 +365,29 @@ struct Throttled {
 const CLOSING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A batch of queued items as the bytes to write: one item (the common case at chat rates) as
-/// its shared bytes are, several gathered into one buffer.
+/// its shared bytes are, several copied into one buffer straight from where they are shared
+/// (a busy room's batches would otherwise count each shared line up and down once more per
+/// recipient, on a counter every worker thread touches).
 fn rendered(batch: &mut VecDeque<Out>, render: &impl Render) -> Bytes {
-    let count = batch.len();
-    let mut rendered = batch.drain(..).map(|out| match out {
-        Out::Line(bytes) => bytes,
-        Out::Event(event) => render.event(&event),
-    });
-    match (rendered.next(), rendered.next()) {
-        (None, _) => Bytes::new(),
-        (Some(one), None) => one,
-        (Some(first), Some(second)) => {
-            // Lines are alike in size: the first one's, times the count, is close.
-            let mut buf = Vec::with_capacity(first.len().max(second.len()) * count + 256);
-            for bytes in [first, second].into_iter().chain(rendered) {
-                buf.extend_from_slice(&bytes);
-            }
-            Bytes::from(buf)
-        }
+    if batch.len() == 1 {
+        return match batch.pop_front() {
+            Some(Out::Line(bytes)) => bytes,
+            Some(Out::Event(event)) => render.event(&event).into_owned(),
+            None => Bytes::new(),
+        };
     }
+    let count = batch.len();
+    let mut buf = Vec::new();
+    for out in batch.drain(..) {
+        let bytes = match &out {
+            Out::Line(bytes) => Cow::Borrowed(bytes),
+            Out::Event(event) => render.event(event),
+        };
+        if buf.capacity() == 0 {
+            // Lines are alike in size: the first one's, times the count, is close.
+            buf.reserve(bytes.len() * count + 256);
+        }
+        buf.extend_from_slice(&bytes);
+    }
+    Bytes::from(buf)
 }

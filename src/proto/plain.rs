@@ -14,6 +14,7 @@ mod accounts;
 mod gate;
 
 use crate::net::Peer;
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::pin::pin;
 use std::sync::Arc;
@@ -815,22 +816,22 @@ pub struct PlainRender {
 }
 
 impl Render for PlainRender {
-    fn event(&self, event: &Event) -> Bytes {
+    fn event<'e>(&self, event: &'e Event) -> Cow<'e, Bytes> {
         match &event.kind {
             // The session says "You are now in …" instead.
-            EventKind::Join { who, .. } if who.id == self.me => Bytes::new(),
+            EventKind::Join { who, .. } if who.id == self.me => Cow::Owned(Bytes::new()),
             // Renamed by the server: the nick belongs to an account.
-            EventKind::Nick { who, new } if who.id == self.me => Bytes::from(format!(
+            EventKind::Nick { who, new } if who.id == self.me => Cow::Owned(Bytes::from(format!(
                 "*** You are now known as {new}: {} belongs to a registered account; /login {} PASSWORD if it is yours\n",
                 who.nick, who.nick
-            )),
+            ))),
             // Plain text has no use for invitations of others.
-            EventKind::Invite { target_id, .. } if *target_id != self.me => Bytes::new(),
+            EventKind::Invite { target_id, .. } if *target_id != self.me => Cow::Owned(Bytes::new()),
             EventKind::Kick { who, room, target_id, reason, .. } if *target_id == self.me => {
                 let removed = with_reason(format!("*** {} removed you from {room}", who.nick), reason);
-                Bytes::from(format!("{removed}; /join {LOBBY} to go on chatting\n"))
+                Cow::Owned(Bytes::from(format!("{removed}; /join {LOBBY} to go on chatting\n")))
             }
-            _ => event.encoded(FORMAT, render),
+            _ => Cow::Borrowed(event.encoded(FORMAT, render)),
         }
     }
 

@@ -2,6 +2,8 @@
 //! change its wire form (server-time, message-tags, extended-join) and shared by every
 //! recipient with that combination.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
 use super::caps::Cap;
@@ -181,7 +183,7 @@ pub struct IrcRender<'a> {
 }
 
 impl Render for IrcRender<'_> {
-    fn event(&self, event: &Event) -> Bytes {
+    fn event<'e>(&self, event: &'e Event) -> Cow<'e, Bytes> {
         let caps = self.session.caps.bits();
         let me = self.session.id.unwrap_or_default();
         let server = &self.session.shared.server_name;
@@ -196,22 +198,22 @@ impl Render for IrcRender<'_> {
             EventKind::ReadMarker { target, at, .. } if !without(Cap::ReadMarker) => {
                 let mut line = Vec::new();
                 read_marker(server, target, Some(*at)).write_to(&mut line);
-                return Bytes::from(line);
+                return Cow::Owned(Bytes::from(line));
             }
             EventKind::ReadMarker { .. } => false,
             EventKind::Invite { target_id, .. } => *target_id == me || !without(Cap::InviteNotify),
             _ => true,
         };
         if !shown {
-            return Bytes::new();
+            return Cow::Owned(Bytes::new());
         }
-        event.encoded(format_of(caps, event), |event| {
+        Cow::Borrowed(event.encoded(format_of(caps, event), |event| {
             let mut line = Vec::new();
             for message in messages(event, caps).into_iter().chain(presence(event, server, caps)) {
                 message.write_to(&mut line);
             }
             Bytes::from(line)
-        })
+        }))
     }
 
     /// `ERROR :Closing link: reason`; after a kill, first the KILL itself, from the operator,
