@@ -3,6 +3,7 @@
 //! into replies and numerics. No chat rule is decided here.
 
 use std::fmt::Write as _;
+use std::sync::LazyLock;
 
 use super::caps::{self, Cap};
 use super::history;
@@ -871,11 +872,23 @@ fn kill(session: &mut Session, message: &Message) {
 
 /// The ISUPPORT tokens (005), at most 12 per line.
 pub fn isupport(session: &mut Session, nick: &str) {
-    let tokens = [
+    let chanlimit = format!("CHANLIMIT=#:{}", chanlimit(session));
+    // Sent in this order, CHANLIMIT (its limit can be reloaded) after the first three.
+    let (first, rest) = FIXED_TOKENS.split_at(3);
+    let tokens: Vec<&str> =
+        first.iter().map(String::as_str).chain([chanlimit.as_str()]).chain(rest.iter().map(String::as_str)).collect();
+    for line in tokens.chunks(12) {
+        session.numeric_to(nick, RPL_ISUPPORT, &[line, &["are supported by this server"]].concat());
+    }
+}
+
+/// The ISUPPORT tokens that stay the same while the server runs: made once, not at every
+/// registration.
+static FIXED_TOKENS: LazyLock<[String; 26]> = LazyLock::new(|| {
+    [
         format!("AWAYLEN={AWAY_LEN}"),
         format!("BOT={}", users::BOT_MODE),
         "CASEMAPPING=ascii".into(),
-        format!("CHANLIMIT=#:{}", chanlimit(session)),
         "CHANMODES=b,k,l,imnRst".into(),
         format!("CHANNELLEN={ROOM_LEN}"),
         "CHANTYPES=#".into(),
@@ -899,13 +912,8 @@ pub fn isupport(session: &mut Session, nick: &str) {
         "WHOX".into(),
         format!("CHATHISTORY={}", history::MAX_LIMIT),
         "MSGREFTYPES=msgid,timestamp".into(),
-    ];
-    for line in tokens.chunks(12) {
-        let mut params: Vec<&str> = line.iter().map(String::as_str).collect();
-        params.push("are supported by this server");
-        session.numeric_to(nick, RPL_ISUPPORT, &params);
-    }
-}
+    ]
+});
 
 /// `CHANLIMIT`'s number: the most rooms a user may be in, or nothing for no cap.
 fn chanlimit(session: &Session) -> String {

@@ -377,9 +377,14 @@ impl Session {
     /// [`Session::numeric`] to `nick`, the client's nick looked up already: a run of numerics
     /// (the welcome, LUSERS, the MOTD, NAMES) looks it up once, not once per line.
     pub fn numeric_to(&mut self, nick: &str, code: &str, params: &[&str]) {
-        let mut all = vec![nick];
-        all.extend_from_slice(params);
-        let message = Message::new(code, &all).with_source(&self.shared.server_name).with_trailing_colon();
+        // Built in place: a registration sends some 25 of these.
+        let message = Message {
+            source: Some(self.shared.server_name.clone()),
+            command: code.to_owned(),
+            params: std::iter::once(nick).chain(params.iter().copied()).map(str::to_owned).collect(),
+            force_trailing: true,
+            ..Message::default()
+        };
         self.reply(message);
     }
 
