@@ -671,11 +671,19 @@ impl Range<'_> {
 /// The columns [`record`] reads, in its order.
 const RECORD_COLUMNS: &str = "id, target, kind, nick, \"user\", host, text, extra, tags, redacted";
 
+/// The kinds of what people said ([`RecordKind::is_message`]) as an SQL list,
+/// `('privmsg', 'notice', …)`, as the partial index `messages_said` has it.
+fn said_kinds() -> String {
+    let kinds: Vec<String> =
+        RecordKind::ALL.into_iter().filter(|k| k.is_message()).map(|k| format!("'{}'", k.as_str())).collect();
+    format!("({})", kinds.join(", "))
+}
+
 /// The history query: the target key, the exclusive id bounds, the limit.
 fn range_sql(include: Include, order: &str) -> String {
     let only = match include {
         Include::Everything => String::new(),
-        Include::Messages => format!("AND kind IN {}", super::sqlite::said_kinds()),
+        Include::Messages => format!("AND kind IN {}", said_kinds()),
     };
     format!(
         "SELECT {RECORD_COLUMNS} FROM messages \

@@ -10,10 +10,11 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 use tokio_postgres::{Client, Transaction};
 
+use super::said_kinds;
 use super::{Failure, PgUrl, QUEUE_LIMIT, RETAIN_CHUNK, RETRY_MAX, WriterShared};
 use crate::chat::now_millis;
 use crate::chat::text::fold;
-use crate::store::sqlite::{said_kinds, sql_int, sql_limit, tags_to_sql};
+use crate::store::sqlite::{sql_int, sql_limit, tags_to_sql};
 use crate::store::{Bound, Record, Retention, RoomState, StoreError, dm_parties};
 
 use crate::store::command;

@@ -677,12 +677,14 @@ pub(super) fn tags_from_sql(text: &str) -> Tags {
     if text.is_empty() { Tags::new() } else { serde_json::from_str(text).unwrap_or_default() }
 }
 
-/// The kinds of what people said ([`RecordKind::is_message`]) as an SQL list:
-/// `('privmsg', 'notice', 'action')`, as the partial index `messages_said` has it.
-pub(super) fn said_kinds() -> String {
+/// What people said ([`RecordKind::is_message`]) as a condition on `kind`, the partial index
+/// `messages_said`'s own: `(kind = 'privmsg' OR kind = 'notice' OR …)`. Comparisons, not
+/// `kind IN (…)`: SQLite builds a temporary table for an `IN` list each time a statement
+/// evaluates it, and every insert evaluates the index's condition.
+pub(super) fn said_condition() -> String {
     let kinds: Vec<String> =
-        RecordKind::ALL.into_iter().filter(|k| k.is_message()).map(|k| format!("'{}'", k.as_str())).collect();
-    format!("({})", kinds.join(", "))
+        RecordKind::ALL.into_iter().filter(|k| k.is_message()).map(|k| format!("kind = '{}'", k.as_str())).collect();
+    format!("({})", kinds.join(" OR "))
 }
 
 /// The query behind [`Range`], with `order` `ASC` or `DESC`. Its parameters: the target key, the
@@ -690,7 +692,7 @@ pub(super) fn said_kinds() -> String {
 pub(super) fn range_sql(include: Include, order: &str) -> String {
     let only = match include {
         Include::Everything => String::new(),
-        Include::Messages => format!("AND kind IN {}", said_kinds()),
+        Include::Messages => format!("AND {}", said_condition()),
     };
     format!(
         "SELECT {RECORD_COLUMNS} FROM messages \

@@ -129,6 +129,13 @@ CREATE TABLE account_certs (
 
 CREATE INDEX account_certs_by_account ON account_certs (account_key, added);
 ",
+    // Comparisons instead of `kind IN (…)`, which made every insert build a temporary table
+    // (see `said_condition`, which the queries use: the same condition, or the index is not used).
+    "
+DROP INDEX messages_said;
+CREATE INDEX messages_said ON messages (target_key, id)
+    WHERE kind = 'privmsg' OR kind = 'notice' OR kind = 'action' OR kind = 'tagmsg';
+",
 ];
 
 /// The schema version this build writes.

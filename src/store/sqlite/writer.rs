@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension, Params, TransactionBehavior, params};
 
 use super::{
-    COMMIT_WINDOW, QUEUE_LIMIT, RETAIN_CHUNK, RETRY_MAX, classify, said_kinds, sql_int, sql_limit, tags_to_sql,
+    COMMIT_WINDOW, QUEUE_LIMIT, RETAIN_CHUNK, RETRY_MAX, classify, said_condition, sql_int, sql_limit, tags_to_sql,
 };
 use crate::chat::now_millis;
 use crate::chat::text::fold;
@@ -53,7 +53,7 @@ const DELETE_UP_TO: &str = "DELETE FROM messages WHERE id IN \
 /// the delete of everything up to it that the count applies to. Dropping a message drops the room
 /// events before it too; the messages' `kind` condition is the partial index's.
 fn count_retention_sql(said: bool) -> (String, String) {
-    let kinds = format!("kind {} {}", if said { "IN" } else { "NOT IN" }, said_kinds());
+    let kinds = if said { said_condition() } else { format!("NOT {}", said_condition()) };
     let newest_dropped =
         format!("SELECT id FROM messages WHERE target_key = ?1 AND {kinds} ORDER BY id DESC LIMIT 1 OFFSET ?2");
     let delete = if said {
