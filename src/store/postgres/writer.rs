@@ -10,8 +10,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 use tokio_postgres::{Client, Transaction};
 
-use super::said_kinds;
-use super::{Failure, PgUrl, QUEUE_LIMIT, RETAIN_CHUNK, RETRY_MAX, WriterShared};
+use super::{Failure, PgUrl, QUEUE_LIMIT, RETAIN_CHUNK, RETRY_MAX, WriterShared, said_kinds};
 use crate::chat::now_millis;
 use crate::chat::text::fold;
 use crate::store::sqlite::{sql_int, sql_limit, tags_to_sql};
