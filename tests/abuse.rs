@@ -507,7 +507,7 @@ async fn list(irc: &mut Irc, params: &str) -> Vec<String> {
         if reply.command == "323" {
             return rooms;
         }
-        rooms.push(reply.params[1].clone());
+        rooms.push(reply.params[1].to_string());
     }
 }
 
@@ -584,7 +584,7 @@ async fn a_list_is_sent_as_it_is_read_and_others_are_answered_meanwhile() {
             let reply = lister.next().await;
             match reply.command.as_str() {
                 "322" => {
-                    assert_eq!(reply.params.get(1), Some(&rooms[count]), "{reply:?}");
+                    assert_eq!(reply.params.get(1).map(|p| p.as_str()), Some(rooms[count].as_str()), "{reply:?}");
                     count += 1;
                 }
                 "323" => break,

@@ -154,7 +154,7 @@ async fn others_see_the_account_in_tags_joins_and_notifications() {
     let notify = watcher.expect("ACCOUNT").await;
     assert_eq!(
         (notify.source.as_deref(), notify.params.as_slice()),
-        (Some("frank!~frank@127.0.0.1"), &["frank".to_string()][..])
+        (Some("frank!~frank@127.0.0.1"), &["frank".into()][..])
     );
     frank.send("PRIVMSG #room :hello").await;
     let said = watcher.expect("PRIVMSG").await;

@@ -347,7 +347,7 @@ async fn a_node_started_later_learns_who_is_there() {
             return Err("no names yet".to_string());
         }
         dave.expect("366").await;
-        let listed = names.params.last().unwrap().clone();
+        let listed = names.params.last().unwrap().to_string();
         if listed.contains("alice") { Ok(()) } else { Err(listed) }
     })
     .await;

@@ -11,7 +11,7 @@ const CHATHISTORY_CAPS: &[&str] = &["batch", "draft/chathistory", "server-time",
 
 /// Texts of PRIVMSGs among `messages`.
 fn texts(messages: &[Message]) -> Vec<String> {
-    messages.iter().filter(|m| m.command == "PRIVMSG").map(|m| m.params[1].clone()).collect()
+    messages.iter().filter(|m| m.command == "PRIVMSG").map(|m| m.params[1].to_string()).collect()
 }
 
 #[tokio::test]

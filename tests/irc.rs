@@ -153,7 +153,7 @@ async fn private_messages_away_whois_and_lists() {
     let pm = bob.expect("PRIVMSG").await;
     assert_eq!(
         (pm.source.as_deref(), &pm.params[..]),
-        (Some("alice!~alice@127.0.0.1"), &["bob".to_string(), "psst".into()][..])
+        (Some("alice!~alice@127.0.0.1"), &["bob".into(), "psst".into()][..])
     );
     assert_eq!(alice.expect("401").await.params[1], "nobody");
     bob.send("AWAY :lunch").await;
@@ -392,7 +392,7 @@ async fn long_texts_reach_irc_clients_in_lines_of_512_bytes() {
             break;
         }
         let nick = message.source.unwrap_or_default().split('!').next().unwrap_or_default().to_string();
-        by_sender.push((nick, message.params[1].clone()));
+        by_sender.push((nick, message.params[1].to_string()));
     }
     let said_by = |nick: &str| by_sender.iter().filter(|(n, _)| n == nick).map(|(_, t)| t.clone()).collect::<Vec<_>>();
     assert_eq!(said_by("plainwriter").join(" "), plain_text, "a plain-text line is split between words, nothing lost");
@@ -589,7 +589,7 @@ async fn clients_that_talk_without_registering_are_dropped() {
             if message.command == "ERROR" {
                 return Ok(message);
             }
-            if message.params.get(2).map(String::as_str) != Some("*") {
+            if message.params.get(2).map(|p| p.as_str()) != Some("*") {
                 return Err(format!("still talking: {message:?}"));
             }
         }

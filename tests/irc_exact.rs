@@ -35,7 +35,7 @@ async fn the_server_name_is_used_everywhere_a_server_name_goes() {
     assert_eq!(alice.expect("354").await.params[1..], ["7", SERVER]);
     alice.send("PING :x").await;
     let pong = alice.expect("PONG").await;
-    assert_eq!((pong.source.as_deref(), &pong.params[..]), (Some(SERVER), &[SERVER.to_string(), "x".into()][..]));
+    assert_eq!((pong.source.as_deref(), &pong.params[..]), (Some(SERVER), &[SERVER.into(), "x".into()][..]));
     alice.send("LINKS").await;
     assert_eq!(alice.expect("364").await.params[1..3], [SERVER, SERVER]);
     assert_eq!(alice.expect("365").await.params[1..], ["*", "End of /LINKS list"]);
@@ -137,7 +137,7 @@ async fn names_of_several_rooms_and_kicks_of_several_nicks() {
     while answers.len() < 5 {
         let m = op.next().await;
         if m.command == "353" || m.command == "366" {
-            answers.push((m.command.clone(), m.params[1..].join(" ")));
+            answers.push((m.command.to_string(), m.params[1..].join(" ")));
         }
     }
     assert_eq!(
@@ -200,7 +200,7 @@ async fn invisible_users_are_seen_only_by_those_who_share_a_room() {
         loop {
             let m = c.next().await;
             match m.command.as_str() {
-                "353" => nicks = m.params[3].clone(),
+                "353" => nicks = m.params[3].to_string(),
                 "366" => return nicks,
                 _ => {}
             }
@@ -323,7 +323,7 @@ async fn away_notify_tells_changes_only_and_away_joiners() {
     napper.send("AWAY :nap").await;
     napper.expect("306").await;
     let away = watcher.next().await;
-    assert_eq!((away.command.as_str(), &away.params[..]), ("AWAY", &["nap".to_string()][..]));
+    assert_eq!((away.command.as_str(), &away.params[..]), ("AWAY", &["nap".into()][..]));
     // Joining while away: the room's away-notify members hear it after the JOIN.
     napper.join("#s").await;
     watcher.join("#s").await;
@@ -332,7 +332,7 @@ async fn away_notify_tells_changes_only_and_away_joiners() {
     napper.send("JOIN #s").await;
     assert_eq!(watcher.next().await.command, "JOIN");
     let away = watcher.next().await;
-    assert_eq!((away.command.as_str(), &away.params[..]), ("AWAY", &["nap".to_string()][..]));
+    assert_eq!((away.command.as_str(), &away.params[..]), ("AWAY", &["nap".into()][..]));
 }
 
 #[tokio::test]

@@ -27,7 +27,7 @@ fn atoms(vector: &Value) -> Message {
     let atoms = &vector["atoms"];
     let mut message = Message::new(text(&atoms["verb"]), &[]);
     if let Some(params) = atoms["params"].as_array() {
-        message.params = params.iter().map(|p| text(p).to_owned()).collect();
+        message.params = params.iter().map(|p| text(p).into()).collect();
     }
     if let Some(source) = atoms["source"].as_str() {
         message = message.with_source(source);

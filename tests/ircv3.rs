@@ -11,7 +11,7 @@ async fn assert_none(irc: &mut Irc, command: &str) {
     irc.send("PING :sync").await;
     loop {
         let next = irc.next().await;
-        if next.command == "PONG" && next.params.last().map(String::as_str) == Some("sync") {
+        if next.command == "PONG" && next.params.last().map(|p| p.as_str()) == Some("sync") {
             return;
         }
         assert_ne!(next.command, command, "{next:?}");
@@ -22,7 +22,7 @@ async fn assert_none(irc: &mut Irc, command: &str) {
 async fn assert_quiet(irc: &mut Irc) {
     irc.send("PING :sync").await;
     let next = irc.next().await;
-    assert_eq!((next.command.as_str(), next.params.last().map(String::as_str)), ("PONG", Some("sync")), "{next:?}");
+    assert_eq!((next.command.as_str(), next.params.last().map(|p| p.as_str())), ("PONG", Some("sync")), "{next:?}");
 }
 
 /// The ISUPPORT tokens the server advertised, as a VERSION answer repeats them.
@@ -36,7 +36,7 @@ async fn isupport(irc: &mut Irc) -> Vec<String> {
             assert_eq!(line.command, "PONG", "{line:?}");
             return tokens;
         }
-        tokens.extend(line.params[1..line.params.len() - 1].iter().cloned());
+        tokens.extend(line.params[1..line.params.len() - 1].iter().map(|p| p.to_string()));
         if tokens.iter().any(|t| t.starts_with("MSGREFTYPES")) {
             return tokens;
         }
@@ -139,10 +139,7 @@ async fn extended_monitor_tells_of_away_and_setname_without_a_shared_room() {
     bob.send("AWAY :lunch").await;
     bob.expect("306").await;
     let away = watcher.expect("AWAY").await;
-    assert_eq!(
-        (away.source.as_deref(), away.params.as_slice()),
-        (Some("bob!~bob@127.0.0.1"), &["lunch".to_string()][..])
-    );
+    assert_eq!((away.source.as_deref(), away.params.as_slice()), (Some("bob!~bob@127.0.0.1"), &["lunch".into()][..]));
     bob.send("SETNAME :Bob Builder").await;
     let setname = watcher.expect("SETNAME").await;
     assert_eq!(setname.params, ["Bob Builder"]);
@@ -170,7 +167,7 @@ async fn setname_changes_the_real_name_for_everyone() {
     let own = alice.expect("SETNAME").await;
     assert_eq!(
         (own.source.as_deref(), own.params.as_slice()),
-        (Some("alice!~alice@127.0.0.1"), &["Alice Liddell".to_string()][..])
+        (Some("alice!~alice@127.0.0.1"), &["Alice Liddell".into()][..])
     );
     assert_eq!(bob.expect("SETNAME").await.params, ["Alice Liddell"]);
     old.send("WHOIS alice").await;
@@ -203,7 +200,7 @@ async fn invite_notify_tells_those_who_may_invite() {
     let seen = op.expect("INVITE").await;
     assert_eq!(
         (seen.source.as_deref(), seen.params.as_slice()),
-        (Some("member!~member@127.0.0.1"), &["guest".to_string(), "#open".to_string()][..])
+        (Some("member!~member@127.0.0.1"), &["guest".into(), "#open".into()][..])
     );
     assert_eq!(guest.expect("INVITE").await.params, ["guest", "#open"]);
     assert_none(&mut old, "INVITE").await;
@@ -297,7 +294,7 @@ async fn statusmsg_reaches_operators_or_voiced_members_only() {
     let seen = op.expect("PRIVMSG").await;
     assert_eq!(
         (seen.source.as_deref(), seen.params.as_slice()),
-        (Some("voiced!~voiced@127.0.0.1"), &["+#room".to_string(), "voiced and up".to_string()][..])
+        (Some("voiced!~voiced@127.0.0.1"), &["+#room".into(), "voiced and up".into()][..])
     );
     assert_none(&mut member, "PRIVMSG").await;
     assert_none(&mut voiced, "PRIVMSG").await;
@@ -329,7 +326,7 @@ async fn wallops_reach_users_with_mode_w() {
     let wallops = listener.expect("WALLOPS").await;
     assert_eq!(
         (wallops.source.as_deref(), wallops.params.as_slice()),
-        (Some("admin!~admin@127.0.0.1"), &["server restarts at noon".to_string()][..])
+        (Some("admin!~admin@127.0.0.1"), &["server restarts at noon".into()][..])
     );
     assert_none(&mut other, "WALLOPS").await;
     assert_none(&mut admin, "WALLOPS").await;

@@ -280,14 +280,14 @@ async fn a_server_on_postgresql_keeps_history_across_a_restart() {
     let mut carol = Irc::register(server.addr, "carol", caps).await;
     carol.send("JOIN #keep").await;
     let topic = carol.expect("332").await;
-    assert_eq!(topic.params.last().map(String::as_str), Some("kept in PostgreSQL"));
+    assert_eq!(topic.params.last().map(|p| p.as_str()), Some("kept in PostgreSQL"));
     carol.expect("366").await;
     let lines: Vec<String> = carol
         .chathistory("LATEST #keep * 10")
         .await
         .into_iter()
         .filter(|m| m.command == "PRIVMSG")
-        .map(|m| m.params[1].clone())
+        .map(|m| m.params[1].to_string())
         .collect();
     assert_eq!(lines, ["line 0", "line 1", "line 2"]);
 }

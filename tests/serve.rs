@@ -387,7 +387,7 @@ async fn what_irc_sees(addr: SocketAddr) -> (String, String, Vec<String>) {
     irc.send(&format!("NICK {nick}")).await;
     irc.send("USER looker 0 * :Looker").await;
     let welcome = irc.expect("001").await;
-    let name = welcome.source.clone().unwrap_or_default();
+    let name = welcome.source.as_deref().unwrap_or_default().to_string();
     let mut chanlimit = String::new();
     let mut motd = Vec::new();
     loop {
@@ -398,7 +398,7 @@ async fn what_irc_sees(addr: SocketAddr) -> (String, String, Vec<String>) {
                     chanlimit = limit.to_string();
                 }
             }
-            "372" => motd.push(message.params[1].clone()),
+            "372" => motd.push(message.params[1].to_string()),
             "376" | "422" => return (name, chanlimit, motd),
             _ => {}
         }
@@ -580,7 +580,7 @@ async fn sighup_reloads_the_motd_operators_and_limits_and_keeps_connections() {
 
     // Connections from before the reload are still there.
     stayer.send("PING :still").await;
-    assert_eq!(stayer.expect("PONG").await.params.last().map(String::as_str), Some("still"));
+    assert_eq!(stayer.expect("PONG").await.params.last().map(|p| p.as_str()), Some("still"));
     plain.send("/nick plainstayer").await;
     plain.expect("You are now known as plainstayer.").await;
 

@@ -477,7 +477,7 @@ async fn a_client_certificate_added_to_an_account_logs_in_with_sasl_external() {
         }
         seen.push(line.command);
     }
-    assert!(seen.contains(&"330".to_string()) && !seen.contains(&"276".to_string()), "{seen:?}");
+    assert!(seen.contains(&"330".into()) && !seen.contains(&"276".into()), "{seen:?}");
 
     let mut bare = Irc { client: tls(server.addr, server_fp).await, nick: "bare".into() };
     let refused = sasl_external(&mut bare).await;

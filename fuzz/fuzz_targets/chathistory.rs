@@ -65,7 +65,7 @@ fn fixture() -> &'static Fixture {
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let Ok(message) = Message::parse(&format!("CHATHISTORY {text}")) else { return };
-    let params: Vec<&str> = message.params.iter().map(String::as_str).collect();
+    let params: Vec<&str> = message.params.iter().map(|p| p.as_str()).collect();
     let [sub, target, rest @ ..] = &params[..] else { return };
     let sub = sub.to_ascii_uppercase();
     let Some((limit, bounds)) = rest.split_last() else { return };

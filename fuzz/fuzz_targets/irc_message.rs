@@ -65,9 +65,9 @@ fn any_message_is_one_line(data: &[u8]) {
     let Ok(parts) = Parts::arbitrary(&mut Unstructured::new(data)) else { return };
     let message = Message {
         tags: parts.tags,
-        source: parts.source,
-        command: parts.command,
-        params: parts.params,
+        source: parts.source.map(Into::into),
+        command: parts.command.into(),
+        params: parts.params.into_iter().map(Into::into).collect(),
         force_trailing: parts.force_trailing,
     };
     let mut wire = Vec::new();

@@ -297,7 +297,7 @@ fn nick_of(source: Option<&str>) -> &str {
 }
 
 fn param(message: &Message, i: usize) -> &str {
-    message.params.get(i).map_or("", String::as_str)
+    message.params.get(i).map_or("", |p| p.as_str())
 }
 
 impl App {
@@ -431,7 +431,7 @@ impl App {
             }
             RPL_SASLSUCCESS if !self.registered => self.send(Message::new("CAP", &["END"])),
             ERR_SASLFAIL | ERR_SASLTOOLONG | ERR_SASLABORTED | ERR_NICKLOCKED => {
-                let why = clean(message.params.last().map_or("", String::as_str));
+                let why = clean(message.params.last().map_or("", |p| p.as_str()));
                 self.add(0, self.local(EntryKind::Error, format!("Login failed: {why}. Going on as a guest")));
                 if !self.registered {
                     self.send(Message::new("CAP", &["END"]));
@@ -1080,7 +1080,7 @@ impl App {
 
     /// `FAIL COMMAND CODE [context…] :description` (IRCv3 standard replies).
     fn on_fail(&mut self, message: &Message) {
-        let description = clean(message.params.last().map_or("", String::as_str));
+        let description = clean(message.params.last().map_or("", |p| p.as_str()));
         if param(message, 0).eq_ignore_ascii_case("CHATHISTORY") {
             // The target is among the context params; stop asking for it.
             let failed: Vec<String> =

@@ -184,7 +184,7 @@ async fn session(
                         }
                         // After the welcome, 464 answers a failed OPER, which closes nothing.
                         ERR_PASSWDMISMATCH if !welcomed => refused = true,
-                        "ERROR" => error = message.params.first().cloned(),
+                        "ERROR" => error = message.params.first().map(|p| p.to_string()),
                         _ => {}
                     }
                     if events.send(NetEvent::Line(message)).await.is_err() {

@@ -54,7 +54,7 @@ impl Reply {
 /// whose lines were shown (`318`, `369`, `376`).
 pub fn read(message: &Message, offset: UtcOffset) -> Option<Reply> {
     // params[0] is our own nick.
-    let arg = |i: usize| clean(message.params.get(i).map_or("", String::as_str));
+    let arg = |i: usize| clean(message.params.get(i).map_or("", |p| p.as_str()));
     let args = message.params.len().saturating_sub(1);
     let text = if args > 0 { arg(args) } else { String::new() };
     let code = message.command.as_str();

@@ -248,7 +248,7 @@ impl Irc {
             irc.send("CAP LS 302").await;
             irc.send(&format!("CAP REQ :{}", caps.join(" "))).await;
             let ack = irc.expect("CAP").await;
-            while ack.params.get(1).map(String::as_str) == Some("LS") {
+            while ack.params.get(1).map(|p| p.as_str()) == Some("LS") {
                 let ack = irc.expect("CAP").await;
                 if ack.params[1] != "LS" {
                     assert_eq!(ack.params[1], "ACK", "{ack:?}");

@@ -14,7 +14,7 @@ use crate::accounts::{AccountError, Request};
 use crate::hub::{self, accounts::SERVICE};
 
 fn param(message: &Message, i: usize) -> &str {
-    message.params.get(i).map_or("", String::as_str)
+    message.params.get(i).map_or("", |p| p.as_str())
 }
 
 /// `AUTHENTICATE mechanism`, then the response in base64 chunks; `AUTHENTICATE *` aborts.

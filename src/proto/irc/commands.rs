@@ -109,7 +109,7 @@ fn me(session: &Session) -> ConnId {
 }
 
 fn param(message: &Message, i: usize) -> &str {
-    message.params.get(i).map_or("", String::as_str)
+    message.params.get(i).map_or("", |p| p.as_str())
 }
 
 // ---- registration ----
@@ -228,7 +228,7 @@ fn nick(session: &mut Session, message: &Message) {
                             }
                             nick_changed(session, changed);
                         }
-                        Err(()) => session.hub_error(&HubError::NickInUse(new), false),
+                        Err(()) => session.hub_error(&HubError::NickInUse(new.to_string()), false),
                     }) as crate::proto::irc::session::Then
                 });
             }
@@ -241,7 +241,7 @@ fn nick(session: &mut Session, message: &Message) {
             let checked = hub::lock(&session.shared.hub).check_nick(new);
             match checked {
                 Ok(()) => {
-                    session.pending().nick = Some(new.clone());
+                    session.pending().nick = Some(new.to_string());
                     session.try_register();
                 }
                 Err(error) => session.hub_error(&error, false),
@@ -565,7 +565,7 @@ fn who(session: &mut Session, message: &Message) {
                         _ => info.realname.clone(),
                     });
                 }
-                let params: Vec<&str> = params.iter().map(String::as_str).collect();
+                let params: Vec<&str> = params.iter().map(|p| p.as_str()).collect();
                 session.numeric(RPL_WHOSPCRPL, &params);
             }
             None => session.numeric(
@@ -584,7 +584,7 @@ fn idle_secs(info: &hub::UserInfo) -> String {
 
 fn whois(session: &mut Session, message: &Message) {
     // `WHOIS server nick` names the nick last.
-    let target = message.params.last().map_or("", String::as_str);
+    let target = message.params.last().map_or("", |p| p.as_str());
     let info = hub::lock(&session.shared.hub).user_info(me(session), target);
     match info {
         Ok(info) => {
@@ -727,7 +727,7 @@ fn room_mode(session: &mut Session, message: &Message, room: &str) {
             Err(error) => session.hub_error(&error, false),
         };
     };
-    let args: Vec<&str> = message.params[2..].iter().map(String::as_str).collect();
+    let args: Vec<&str> = message.params[2..].iter().map(|p| p.as_str()).collect();
     let parsed = modes::parse(flags, &args);
     if parsed.list_bans {
         let bans = hub::lock(&session.shared.hub).bans(id, room);
@@ -807,7 +807,7 @@ fn invite(session: &mut Session, message: &Message) {
 }
 
 fn away(session: &mut Session, message: &Message) {
-    let text = message.params.first().map(String::as_str);
+    let text = message.params.first().map(|p| p.as_str());
     if hub::lock(&session.shared.hub).set_away(me(session), text) {
         session.numeric(RPL_NOWAWAY, &["You have been marked as being away"]);
     } else {

@@ -14,7 +14,7 @@ pub const MAX_LIMIT: usize = 100;
 /// `CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN target … limit` and `CHATHISTORY TARGETS`.
 pub fn chathistory(session: &mut Session, message: &Message) {
     let id = session.id.expect("registered");
-    let params: Vec<&str> = message.params.iter().map(String::as_str).collect();
+    let params: Vec<&str> = message.params.iter().map(|p| p.as_str()).collect();
     let sub = params[0].to_ascii_uppercase();
     let fail = |session: &mut Session, code: &str, context: &[&str], text: &str| {
         session.standard_reply("FAIL", "CHATHISTORY", code, context, text);

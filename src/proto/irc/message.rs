@@ -29,6 +29,8 @@
 //! rest of the shape is the builder's job: only the last param may be empty, contain a space or
 //! start with `:`, and tag keys must not contain `;`, `=` or spaces.
 
+use compact_str::CompactString;
+
 /// Longest message body accepted, in bytes, CRLF included (RFC 1459/2812).
 pub const MAX_BODY: usize = 512;
 /// Longest tag section accepted, in bytes, '@' and trailing space included (IRCv3 message-tags: 8191).
@@ -42,11 +44,11 @@ pub struct Message {
     /// Tags in wire order with unescaped values; `None` for no value or an empty one.
     pub tags: Vec<(String, Option<String>)>,
     /// The prefix, without its `:`.
-    pub source: Option<String>,
+    pub source: Option<CompactString>,
     /// The command as sent: letters or a three-digit numeric, case untouched.
-    pub command: String,
+    pub command: CompactString,
     /// The params, the trailing one included as the last element without its `:`.
-    pub params: Vec<String>,
+    pub params: Vec<CompactString>,
     /// Write the last param with a leading `:` even when it does not need one. Some clients only
     /// take text after a colon (ergo forces it for PRIVMSG, NOTICE and a few numerics), so the
     /// session decides per command. [`Message::parse`] never sets it: on the wire that colon
@@ -74,15 +76,11 @@ pub enum ParseError {
 impl Message {
     /// A message without source or tags.
     pub fn new(command: &str, params: &[&str]) -> Message {
-        Message {
-            command: command.to_owned(),
-            params: params.iter().map(|&p| p.to_owned()).collect(),
-            ..Message::default()
-        }
+        Message { command: command.into(), params: params.iter().map(|&p| p.into()).collect(), ..Message::default() }
     }
 
     pub fn with_source(mut self, source: &str) -> Message {
-        self.source = Some(source.to_owned());
+        self.source = Some(source.into());
         self
     }
 
@@ -136,7 +134,7 @@ impl Message {
             Some(prefixed) => {
                 let (source, after) = prefixed.split_once(' ').unwrap_or((prefixed, ""));
                 rest = after.trim_start_matches(' ');
-                Some(source.to_owned())
+                Some(source.into())
             }
             None => None,
         };
@@ -156,15 +154,15 @@ impl Message {
                 break;
             }
             if let Some(trailing) = rest.strip_prefix(':') {
-                params.push(trailing.to_owned());
+                params.push(trailing.into());
                 break;
             }
             let (param, after) = rest.split_once(' ').unwrap_or((rest, ""));
-            params.push(param.to_owned());
+            params.push(param.into());
             rest = after;
         }
 
-        Ok(Message { tags: parse_tags(tags), source, command: command.to_owned(), params, force_trailing: false })
+        Ok(Message { tags: parse_tags(tags), source, command: command.into(), params, force_trailing: false })
     }
 
     /// Appends the wire form, `\r\n` included, to `out`.
@@ -439,9 +437,8 @@ mod tests {
             last in proptest::option::of("[^\\x00\\r\\n]{0,30}"),
             force_trailing in any::<bool>(),
         ) -> Message {
-            let mut params = middle;
-            params.extend(last);
-            Message { tags, source, command, params, force_trailing }
+            let params = middle.into_iter().chain(last).map(Into::into).collect();
+            Message { tags, source: source.map(Into::into), command: command.into(), params, force_trailing }
         }
     }
 
@@ -479,7 +476,8 @@ mod tests {
             command in any::<String>(),
             params in proptest::collection::vec(any::<String>(), 0..4),
         ) {
-            let m = Message { tags, source, command, params, force_trailing: false };
+            let (source, command) = (source.map(Into::into), command.into());
+            let m = Message { tags, source, command, params: params.into_iter().map(Into::into).collect(), force_trailing: false };
             let mut wire = Vec::new();
             m.write_to(&mut wire);
             prop_assert!(wire.ends_with(b"\r\n"));

@@ -13,7 +13,7 @@ use crate::hub::{self, MONITOR_LIMIT, Monitored};
 /// `MONITOR + nicks`, `- nicks`, `C`, `L`, `S`.
 pub fn monitor(session: &mut Session, message: &Message) {
     let id = session.id.expect("registered");
-    let nicks = message.params.get(1).map_or("", String::as_str);
+    let nicks = message.params.get(1).map_or("", |p| p.as_str());
     let nicks = || nicks.split(',').filter(|n| !n.is_empty());
     match message.params[0].as_str() {
         "+" if nicks().next().is_none() => session.numeric(ERR_NEEDMOREPARAMS, &["MONITOR", "Not enough parameters"]),

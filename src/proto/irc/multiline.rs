@@ -48,7 +48,7 @@ pub struct Collecting {
 pub fn batch(session: &mut Session, message: &Message) {
     let opening = message.params[0].as_str();
     if let Some(reference) = opening.strip_prefix('+') {
-        let kind = message.params.get(1).map(String::as_str);
+        let kind = message.params.get(1).map(|p| p.as_str());
         if kind != Some(BATCH_TYPE) {
             return fail(session, "UNKNOWN_TYPE", &[], "This server takes only draft/multiline batches");
         }
@@ -64,7 +64,7 @@ pub fn batch(session: &mut Session, message: &Message) {
         }
         session.multiline = Some(Box::new(Collecting {
             reference: reference.to_string(),
-            target: target.clone(),
+            target: target.to_string(),
             lines: Vec::new(),
             bytes: 0,
             received: 0,
@@ -113,7 +113,7 @@ fn take_line(batch: &mut Collecting, message: &Message) -> Option<(&'static str,
     if !target.eq_ignore_ascii_case(&batch.target) {
         return Some((
             "MULTILINE_INVALID_TARGET",
-            vec![batch.target.clone(), target.clone()],
+            vec![batch.target.clone(), target.to_string()],
             "Invalid multiline target",
         ));
     }
@@ -125,9 +125,9 @@ fn take_line(batch: &mut Collecting, message: &Message) -> Option<(&'static str,
         Some(last) if concat => last.push_str(text),
         Some(_) => {
             batch.bytes += 1;
-            batch.lines.push(text.clone());
+            batch.lines.push(text.to_string());
         }
-        None => batch.lines.push(text.clone()),
+        None => batch.lines.push(text.to_string()),
     }
     batch.bytes += text.len();
     batch.received += 1;

@@ -10,7 +10,7 @@ use crate::hub::{self, HubError, MsgId};
 pub fn redact(session: &mut Session, message: &Message) {
     let id = session.id.expect("registered");
     let (target, msgid) = (message.params[0].as_str(), message.params[1].as_str());
-    let reason = message.params.get(2).map_or("", String::as_str);
+    let reason = message.params.get(2).map_or("", |p| p.as_str());
     let fail = |session: &mut Session, code: &str, context: &[&str], text: &str| {
         session.standard_reply("FAIL", "REDACT", code, context, text);
     };

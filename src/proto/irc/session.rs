@@ -379,9 +379,9 @@ impl Session {
     pub fn numeric_to(&mut self, nick: &str, code: &str, params: &[&str]) {
         // Built in place: a registration sends some 25 of these.
         let message = Message {
-            source: Some(self.shared.server_name.clone()),
-            command: code.to_owned(),
-            params: std::iter::once(nick).chain(params.iter().copied()).map(str::to_owned).collect(),
+            source: Some(self.shared.server_name.as_str().into()),
+            command: code.into(),
+            params: std::iter::once(nick).chain(params.iter().copied()).map(Into::into).collect(),
             force_trailing: true,
             ..Message::default()
         };
@@ -391,7 +391,7 @@ impl Session {
     /// Queues the numeric for a refusal from the hub.
     pub fn hub_error(&mut self, error: &HubError, sending: bool) {
         let (code, params) = from_hub(error, sending);
-        let params: Vec<&str> = params.iter().map(String::as_str).collect();
+        let params: Vec<&str> = params.iter().map(|p| p.as_str()).collect();
         self.numeric(code, &params);
     }
 
@@ -441,8 +441,9 @@ impl Session {
             if ahead.is_empty() && tag.is_none() {
                 return Out::Event(event.clone());
             }
-            let join = render::message(event, caps).map(|m| in_batch_of(m, tag.as_deref()));
-            Out::Line(encode(ahead.iter().chain(&join)))
+            let mut lines = ahead;
+            lines.extend(render::message(event, caps).map(|m| in_batch_of(m, tag.as_deref())));
+            Out::Line(encode(&lines))
         };
         let joined = hub::lock(&self.shared.hub).join_as(self.id.expect("registered"), room, key, own);
         if let Ok(Some(_)) = joined {
@@ -610,13 +611,18 @@ impl Session {
 }
 
 /// Messages as the bytes of consecutive lines.
-fn encode<'a>(messages: impl IntoIterator<Item = &'a Message>) -> Bytes {
-    let mut buf = Vec::new();
+fn encode(messages: &[Message]) -> Bytes {
+    // Most replies are short lines: room for this many spares the buffer's regrowth (a
+    // registration's two dozen lines would otherwise grow it eight times).
+    let mut buf = Vec::with_capacity(messages.len() * REPLY_LINE);
     for message in messages {
         message.write_to(&mut buf);
     }
     Bytes::from(buf)
 }
+
+/// What [`encode`] expects a line to take, in bytes.
+const REPLY_LINE: usize = 64;
 
 /// Are these lines exactly one batch, from its opening to its end?
 fn one_batch(lines: &[Message]) -> bool {
