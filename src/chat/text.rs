@@ -6,6 +6,11 @@ pub fn fold(name: &str) -> String {
     name.to_ascii_lowercase()
 }
 
+/// Orders two names as their [`fold`]s compare, without building them.
+pub fn cmp_folded(a: &str, b: &str) -> std::cmp::Ordering {
+    a.bytes().map(|c| c.to_ascii_lowercase()).cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+}
+
 /// Longest nick accepted (advertised to IRC clients as `NICKLEN`).
 pub const NICK_LEN: usize = 30;
 /// Longest room name accepted, `#` included (`CHANNELLEN`).
@@ -365,6 +370,11 @@ mod tests {
         fn sanitized_text_has_no_terminal_controls(s in "\\PC*|[\\x00-\\x1f\\x7f-\\x9f a-z\\[\\]]*") {
             let clean = sanitize(&s);
             proptest::prop_assert!(!clean.chars().any(|c| c.is_control() && !IRC_FORMATTING.contains(&c)));
+        }
+
+        #[test]
+        fn names_compare_as_their_folds_do(a in "[A-Za-z\\[\\]_é0-9]{0,6}", b in "[A-Za-z\\[\\]_é0-9]{0,6}") {
+            proptest::prop_assert_eq!(cmp_folded(&a, &b), fold(&a).cmp(&fold(&b)));
         }
     }
 }

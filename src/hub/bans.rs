@@ -27,6 +27,9 @@ impl Hub {
 
     /// The reason `nick!user@host` is banned from the server, if it is.
     pub fn server_banned(&self, nick: &str, user: &str, host: &str) -> Option<String> {
+        if self.server_bans.is_empty() {
+            return None;
+        }
         let now = now_millis();
         let who = format!("{nick}!{user}@{host}");
         self.server_bans.iter().find(|b| b.active(now) && text::wildcard_match(&b.mask, &who)).map(|b| b.reason.clone())

@@ -1574,7 +1574,7 @@ impl Hub {
             })
             .map(|(&id, &status)| Member { info: self.info(id, asker, 0), status })
             .collect();
-        members.sort_by_cached_key(|m| fold(&m.info.nick));
+        members.sort_by(|a, b| text::cmp_folded(&a.info.nick, &b.info.nick));
         let mut modes = room.modes.clone();
         if !is_member {
             modes.key = modes.key.map(|_| "*".into());
