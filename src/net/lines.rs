@@ -91,23 +91,31 @@ impl LineReader {
     /// A complete line from the buffer, if there is one.
     fn take_line(&mut self) -> Option<Line> {
         loop {
-            match memchr(&self.buf) {
+            match memchr::memchr(b'\n', &self.buf) {
                 Some(end) => {
-                    let line = self.buf.split_to(end + 1);
-                    if self.buf.is_empty() {
-                        self.buf = BytesMut::new();
-                    }
-                    if std::mem::take(&mut self.discarding) {
-                        continue;
-                    }
-                    let mut line = &line[..end];
+                    // Read where it lies, then passed over: splitting it off would make the
+                    // buffer a shared one, an allocation per line.
+                    let mut line = &self.buf[..end];
                     if line.last() == Some(&b'\r') {
                         line = &line[..line.len() - 1];
                     }
-                    if line.len() > self.max as usize {
-                        return Some(Line::TooLong);
+                    let taken = if std::mem::take(&mut self.discarding) {
+                        None
+                    } else if line.len() > self.max as usize {
+                        Some(Line::TooLong)
+                    } else {
+                        let text = String::from_utf8_lossy(line);
+                        self.mangled = matches!(text, std::borrow::Cow::Owned(_));
+                        Some(Line::Text(text.into_owned()))
+                    };
+                    self.buf.advance(end + 1);
+                    if self.buf.is_empty() {
+                        self.buf = BytesMut::new();
                     }
-                    return Some(self.text(line));
+                    match taken {
+                        Some(line) => return Some(line),
+                        None => continue,
+                    }
                 }
                 // A line of `max` bytes may still end in `\r\n` when its `\r` is here.
                 None if self.buf.len() > self.max as usize + usize::from(self.buf.last() == Some(&b'\r')) => {
@@ -125,19 +133,6 @@ impl LineReader {
 /// A line limit as the reader keeps it; no protocol's comes near 4 GiB.
 fn limit(max: usize) -> u32 {
     u32::try_from(max).unwrap_or(u32::MAX)
-}
-
-fn memchr(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&b| b == b'\n')
-}
-
-impl LineReader {
-    /// A line's text, invalid UTF-8 replaced.
-    fn text(&mut self, bytes: &[u8]) -> Line {
-        let text = String::from_utf8_lossy(bytes);
-        self.mangled = matches!(text, std::borrow::Cow::Owned(_));
-        Line::Text(text.into_owned())
-    }
 }
 
 #[cfg(test)]
