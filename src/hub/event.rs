@@ -16,8 +16,8 @@ pub use crate::chat::{MsgId, Tags};
 pub struct Source {
     pub id: ConnId,
     pub nick: String,
-    pub user: Box<str>,
-    pub host: Box<str>,
+    pub user: Arc<str>,
+    pub host: Arc<str>,
     /// The user marked itself a bot (user mode `+B`): IRC clients see a `bot` tag on what it does.
     pub bot: bool,
     /// The account the user is logged in to: IRC clients see it in an `account` tag.

@@ -199,7 +199,7 @@ impl Status {
 #[derive(Debug)]
 struct User {
     source: Source,
-    realname: Box<str>,
+    realname: Arc<str>,
     /// Folded names of the rooms this user is in, in join order.
     rooms: Vec<String>,
     oper: bool,
@@ -433,9 +433,9 @@ pub struct Joined {
 pub struct UserInfo {
     pub id: ConnId,
     pub nick: String,
-    pub user: String,
-    pub host: String,
-    pub realname: String,
+    pub user: Arc<str>,
+    pub host: Arc<str>,
+    pub realname: Arc<str>,
     pub away: Option<String>,
     pub oper: bool,
     /// User mode `+i`.
@@ -830,9 +830,9 @@ impl Hub {
         self.guest_read_markers.remove(&id);
         self.whowas.push_front(Departed {
             nick: user.source.nick,
-            user: user.source.user.into(),
-            host: user.source.host.into(),
-            realname: user.realname.into(),
+            user: user.source.user.to_string(),
+            host: user.source.host.to_string(),
+            realname: user.realname.to_string(),
             at: now_millis(),
         });
         self.whowas.truncate(WHOWAS_LEN);
@@ -1508,9 +1508,9 @@ impl Hub {
         UserInfo {
             id,
             nick: user.source.nick.clone(),
-            user: user.source.user.to_string(),
-            host: user.source.host.to_string(),
-            realname: user.realname.to_string(),
+            user: user.source.user.clone(),
+            host: user.source.host.clone(),
+            realname: user.realname.clone(),
             away: user.away().map(str::to_string),
             oper: user.oper,
             invisible: user.invisible,

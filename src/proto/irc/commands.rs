@@ -552,9 +552,9 @@ fn who(session: &mut Session, message: &Message) {
                     params.push(match field {
                         't' => token.clone(),
                         'c' => room.clone(),
-                        'u' => info.user.clone(),
+                        'u' => info.user.to_string(),
                         'i' => "255.255.255.255".into(),
-                        'h' => info.host.clone(),
+                        'h' => info.host.to_string(),
                         's' => server.clone(),
                         'n' => info.nick.clone(),
                         'f' => flags.clone(),
@@ -562,7 +562,7 @@ fn who(session: &mut Session, message: &Message) {
                         'l' => idle_secs(&info),
                         'a' => info.account.clone().unwrap_or_else(|| "0".into()),
                         'o' => "n/a".into(),
-                        _ => info.realname.clone(),
+                        _ => info.realname.to_string(),
                     });
                 }
                 let params: Vec<&str> = params.iter().map(|p| p.as_str()).collect();
