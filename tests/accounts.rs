@@ -74,7 +74,7 @@ async fn irc_sasl_plain_logs_in_before_registration_and_whois_shows_the_account(
     irc.send("CAP REQ :sasl").await;
     while irc.expect("CAP").await.params[1] != "ACK" {}
     irc.send("AUTHENTICATE PLAIN").await;
-    assert_eq!(irc.next().await.params, ["+"]);
+    assert_eq!(irc.next().await.params[..], ["+"]);
     irc.send(&format!("AUTHENTICATE {}", sasl_plain("alice", "not it"))).await;
     let failed = irc.expect("904").await;
     assert!(failed.params[1].contains("wrong account name or password"), "{failed:?}");
@@ -148,7 +148,7 @@ async fn others_see_the_account_in_tags_joins_and_notifications() {
     watcher.join("#room").await;
     let mut frank = Irc::register(server.addr, "frank", &[]).await;
     frank.join("#room").await;
-    assert_eq!(watcher.expect("JOIN").await.params, ["#room", "*", "frank Real"]);
+    assert_eq!(watcher.expect("JOIN").await.params[..], ["#room", "*", "frank Real"]);
     frank.send(&format!("REGISTER * * {PASSWORD}")).await;
     frank.expect("900").await;
     let notify = watcher.expect("ACCOUNT").await;
@@ -161,9 +161,9 @@ async fn others_see_the_account_in_tags_joins_and_notifications() {
     assert_eq!(said.tag("account").flatten(), Some("frank"));
     frank.send("PART #room").await;
     frank.send("JOIN #room").await;
-    assert_eq!(watcher.expect("JOIN").await.params, ["#room", "frank", "frank Real"]);
+    assert_eq!(watcher.expect("JOIN").await.params[..], ["#room", "frank", "frank Real"]);
     frank.send("PRIVMSG NickServ :LOGOUT").await;
-    assert_eq!(watcher.expect("ACCOUNT").await.params, ["*"]);
+    assert_eq!(watcher.expect("ACCOUNT").await.params[..], ["*"]);
 }
 
 #[tokio::test]
@@ -264,22 +264,22 @@ async fn read_markers_are_shared_by_an_accounts_connections_alone_and_guests_kee
     let mut eve = logged_in(server.addr, "eve", "eve", &caps).await;
 
     laptop.send("MARKREAD #room").await;
-    assert_eq!(laptop.expect("MARKREAD").await.params, ["#room", "*"]);
+    assert_eq!(laptop.expect("MARKREAD").await.params[..], ["#room", "*"]);
     let read = "timestamp=2026-01-02T03:04:05.678Z";
     laptop.send(&format!("MARKREAD #room {read}")).await;
-    assert_eq!(laptop.expect("MARKREAD").await.params, ["#room", read]);
-    assert_eq!(phone.expect("MARKREAD").await.params, ["#room", read]);
+    assert_eq!(laptop.expect("MARKREAD").await.params[..], ["#room", read]);
+    assert_eq!(phone.expect("MARKREAD").await.params[..], ["#room", read]);
     // Never back.
     phone.send("MARKREAD #room timestamp=2025-01-01T00:00:00.000Z").await;
-    assert_eq!(phone.expect("MARKREAD").await.params, ["#room", read]);
+    assert_eq!(phone.expect("MARKREAD").await.params[..], ["#room", read]);
 
     // Another account has its own marker and hears nothing of dora's.
     eve.send("MARKREAD #room").await;
-    assert_eq!(eve.expect("MARKREAD").await.params, ["#room", "*"]);
+    assert_eq!(eve.expect("MARKREAD").await.params[..], ["#room", "*"]);
     eve.send("MARKREAD dora timestamp=2026-02-02T00:00:00.000Z").await;
     eve.expect("MARKREAD").await;
     laptop.send("MARKREAD dora").await;
-    assert_eq!(laptop.expect("MARKREAD").await.params, ["dora", "*"]);
+    assert_eq!(laptop.expect("MARKREAD").await.params[..], ["dora", "*"]);
     eve.send("PING done").await;
     let next = eve.next().await;
     assert_eq!((next.command.as_str(), next.params[1].as_str()), ("PONG", "done"), "eve got no MARKREAD of dora's");
@@ -287,31 +287,31 @@ async fn read_markers_are_shared_by_an_accounts_connections_alone_and_guests_kee
     // Joining a room tells how far the account has read it, before the end of NAMES; a new
     // connection of the account knows it too.
     laptop.send("JOIN #room").await;
-    assert_eq!(laptop.expect("MARKREAD").await.params, ["#room", read]);
+    assert_eq!(laptop.expect("MARKREAD").await.params[..], ["#room", read]);
     laptop.expect("366").await;
     let mut tablet = logged_in(server.addr, "dora_tablet", "dora", &caps).await;
     tablet.send("JOIN #room").await;
-    assert_eq!(tablet.expect("MARKREAD").await.params, ["#room", read]);
+    assert_eq!(tablet.expect("MARKREAD").await.params[..], ["#room", read]);
     eve.send("JOIN #room").await;
-    assert_eq!(eve.expect("MARKREAD").await.params, ["#room", "*"]);
+    assert_eq!(eve.expect("MARKREAD").await.params[..], ["#room", "*"]);
 
     // A guest (web clients such as gamja send MARKREAD logged in or not) has a marker of its
     // own for as long as its connection lasts, and hears nothing of the accounts'.
     let mut anonymous = Irc::register(server.addr, "anon", &caps).await;
     anonymous.send("JOIN #room").await;
-    assert_eq!(anonymous.expect("MARKREAD").await.params, ["#room", "*"]);
+    assert_eq!(anonymous.expect("MARKREAD").await.params[..], ["#room", "*"]);
     let guest_read = "timestamp=2026-03-04T05:06:07.890Z";
     anonymous.send(&format!("MARKREAD #room {guest_read}")).await;
-    assert_eq!(anonymous.expect("MARKREAD").await.params, ["#room", guest_read]);
+    assert_eq!(anonymous.expect("MARKREAD").await.params[..], ["#room", guest_read]);
     anonymous.send("MARKREAD #room timestamp=2025-01-01T00:00:00.000Z").await;
-    assert_eq!(anonymous.expect("MARKREAD").await.params, ["#room", guest_read]);
+    assert_eq!(anonymous.expect("MARKREAD").await.params[..], ["#room", guest_read]);
     anonymous.send("MARKREAD #room").await;
-    assert_eq!(anonymous.expect("MARKREAD").await.params, ["#room", guest_read]);
+    assert_eq!(anonymous.expect("MARKREAD").await.params[..], ["#room", guest_read]);
     laptop.send("MARKREAD #room").await;
-    assert_eq!(laptop.expect("MARKREAD").await.params, ["#room", read]);
+    assert_eq!(laptop.expect("MARKREAD").await.params[..], ["#room", read]);
     let mut other_guest = Irc::register(server.addr, "anon2", &caps).await;
     other_guest.send("MARKREAD #room").await;
-    assert_eq!(other_guest.expect("MARKREAD").await.params, ["#room", "*"]);
+    assert_eq!(other_guest.expect("MARKREAD").await.params[..], ["#room", "*"]);
 }
 
 #[tokio::test]

@@ -423,8 +423,8 @@ async fn an_account_registered_on_one_node_logs_in_on_another_and_its_read_marke
     .await;
     let read = "timestamp=2026-01-02T03:04:05.678Z";
     laptop.send(&format!("MARKREAD #room {read}")).await;
-    assert_eq!(laptop.expect("MARKREAD").await.params, ["#room", read]);
-    assert_eq!(phone.expect("MARKREAD").await.params, ["#room", read]);
+    assert_eq!(laptop.expect("MARKREAD").await.params[..], ["#room", read]);
+    assert_eq!(phone.expect("MARKREAD").await.params[..], ["#room", read]);
 }
 
 const HISTORY_CAPS: &[&str] = &["batch", "draft/chathistory", "server-time", "message-tags"];

@@ -40,7 +40,7 @@ async fn commands_before_registration_and_unknown_commands() {
     let mut raw = Irc { client: Client::connect(server.addr).await, nick: String::new() };
     raw.send("NICK early").await;
     raw.send("JOIN #lobby").await;
-    assert_eq!(raw.expect("451").await.params, ["early", "You have not registered"]);
+    assert_eq!(raw.expect("451").await.params[..], ["early", "You have not registered"]);
     raw.send("USER early 0 * :Early").await;
     raw.expect("001").await;
     raw.send("FROBNICATE now").await;
@@ -98,7 +98,7 @@ async fn channel_modes_kicks_bans_and_numerics() {
     assert_eq!(bob.expect("482").await.params[1], "#room");
     op.send("MODE #room +mv bob").await;
     let mode = bob.expect("MODE").await;
-    assert_eq!(mode.params, ["#room", "+mv", "bob"]);
+    assert_eq!(mode.params[..], ["#room", "+mv", "bob"]);
     op.send("MODE #room -v bob").await;
     bob.expect("MODE").await;
     bob.send("PRIVMSG #room :can I talk?").await;
@@ -111,7 +111,7 @@ async fn channel_modes_kicks_bans_and_numerics() {
     // Kick and ban.
     op.send("KICK #room bob :behave").await;
     let kick = bob.expect("KICK").await;
-    assert_eq!(kick.params, ["#room", "bob", "behave"]);
+    assert_eq!(kick.params[..], ["#room", "bob", "behave"]);
     op.send("MODE #room +b bob!*@*").await;
     op.expect("MODE").await;
     bob.send("JOIN #room").await;
@@ -128,7 +128,7 @@ async fn channel_modes_kicks_bans_and_numerics() {
     op.send("INVITE bob #room").await;
     assert_eq!(op.expect("341").await.params[1..], ["bob", "#room"]);
     let invite = bob.expect("INVITE").await;
-    assert_eq!(invite.params, ["bob", "#room"]);
+    assert_eq!(invite.params[..], ["bob", "#room"]);
     bob.send("JOIN #room").await;
     assert_eq!(bob.expect("475").await.params[1], "#room");
     bob.send("JOIN #room sesame").await;
@@ -140,7 +140,7 @@ async fn channel_modes_kicks_bans_and_numerics() {
     bob.send("TOPIC #room :mine now").await;
     assert_eq!(bob.expect("482").await.params[1], "#room");
     op.send("TOPIC #room :welcome").await;
-    assert_eq!(bob.expect("TOPIC").await.params, ["#room", "welcome"]);
+    assert_eq!(bob.expect("TOPIC").await.params[..], ["#room", "welcome"]);
 }
 
 #[tokio::test]
@@ -197,7 +197,7 @@ async fn echo_message_with_server_time_and_msgid() {
     alice.send("@+draft/reply=abc PRIVMSG #lobby :tagged").await;
     let echo = alice.expect("PRIVMSG").await;
     let seen = bob.expect("PRIVMSG").await;
-    assert_eq!(echo.params, ["#lobby", "tagged"]);
+    assert_eq!(echo.params[..], ["#lobby", "tagged"]);
     let msgid = echo.tag("msgid").flatten().expect("echo has a msgid");
     assert_eq!(seen.tag("msgid").flatten(), Some(msgid), "everyone sees the same msgid");
     assert_eq!(seen.tag("+draft/reply").flatten(), Some("abc"), "client tags are relayed");
@@ -309,7 +309,7 @@ async fn plain_text_and_irc_users_share_the_lobby() {
     nc.send("hello irc").await;
     let msg = irc.expect("PRIVMSG").await;
     assert_eq!(msg.source.as_deref(), Some("ncuser!plain@127.0.0.1"));
-    assert_eq!(msg.params, ["#lobby", "hello irc"]);
+    assert_eq!(msg.params[..], ["#lobby", "hello irc"]);
     irc.send("PRIVMSG #lobby :hello nc \x02bold\x02").await;
     assert_eq!(nc.line().await, "<ircuser> hello nc bold");
     irc.send("PRIVMSG #lobby :\x01ACTION waves\x01").await;
@@ -318,7 +318,7 @@ async fn plain_text_and_irc_users_share_the_lobby() {
     assert_eq!(nc.line().await, "[private] <ircuser> private hi");
     nc.send("/msg ircuser back at you").await;
     let pm = irc.expect("PRIVMSG").await;
-    assert_eq!(pm.params, ["ircuser", "back at you"]);
+    assert_eq!(pm.params[..], ["ircuser", "back at you"]);
     // The hub's rules apply to both: a plain-text operator moderates IRC users.
     nc.send("/join #mod").await;
     nc.expect("You are now in #mod (no one else is here yet).").await;
@@ -331,7 +331,7 @@ async fn plain_text_and_irc_users_share_the_lobby() {
     assert_eq!(irc.expect("404").await.params[1], "#mod");
     nc.send("/kick ircuser enough").await;
     let kick = irc.expect("KICK").await;
-    assert_eq!(kick.params, ["#mod", "ircuser", "enough"]);
+    assert_eq!(kick.params[..], ["#mod", "ircuser", "enough"]);
     // Without a reason: IRC shows the kicker's nick as one, plain text shows none.
     irc.join("#mod").await;
     nc.expect("*** ircuser joined #mod").await;
@@ -344,7 +344,7 @@ async fn plain_text_and_irc_users_share_the_lobby() {
     irc.send("MODE #mod +o ncuser").await;
     nc.expect("*** ircuser set mode +o ncuser on #mod").await;
     nc.send("/kick ircuser").await;
-    assert_eq!(irc.expect("KICK").await.params, ["#mod", "ircuser", "ncuser"]);
+    assert_eq!(irc.expect("KICK").await.params[..], ["#mod", "ircuser", "ncuser"]);
 }
 
 #[tokio::test]
@@ -447,7 +447,7 @@ async fn opers_kill() {
     // An operator may give the rights up, and then has none.
     admin.send("MODE admin -o").await;
     let mode = admin.expect("MODE").await;
-    assert_eq!(mode.params, ["admin", "-o"]);
+    assert_eq!(mode.params[..], ["admin", "-o"]);
     admin.send("MODE admin").await;
     assert_eq!(admin.expect("221").await.params[1], "+");
     let _victim = Irc::register(server.addr, "victim2", &[]).await;
@@ -632,12 +632,12 @@ async fn a_client_that_waits_for_the_server_first_gets_irc() {
     // An unknown CAP subcommand as the first line, early or late, is an IRC client's mistake.
     let mut early = Irc { client: Client::connect(server.addr).await, nick: String::new() };
     early.send("CAP NOTACOMMAND").await;
-    assert_eq!(early.next().await.params, ["*", "NOTACOMMAND", "Invalid CAP command"]);
+    assert_eq!(early.next().await.params[..], ["*", "NOTACOMMAND", "Invalid CAP command"]);
     let (client, _) = Client::plain(server.addr).await;
     let mut late = Irc { client, nick: String::new() };
     late.send("CAP NOTACOMMAND").await;
     let refused = late.expect("410").await;
-    assert_eq!(refused.params, ["*", "NOTACOMMAND", "Invalid CAP command"]);
+    assert_eq!(refused.params[..], ["*", "NOTACOMMAND", "Invalid CAP command"]);
 }
 
 #[tokio::test]

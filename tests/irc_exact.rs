@@ -52,7 +52,7 @@ async fn the_server_name_is_used_everywhere_a_server_name_goes() {
     alice.send("KILL victim :spam").await;
     let kill = victim.expect("KILL").await;
     assert_eq!(kill.source.as_deref(), Some("alice!~alice@127.0.0.1"));
-    assert_eq!(kill.params, ["victim", &format!("{SERVER}!alice (spam)")]);
+    assert_eq!(kill.params[..], ["victim", &format!("{SERVER}!alice (spam)")]);
     assert_eq!(victim.next().await.params[0], "Closing link: Killed by alice: spam");
 }
 
@@ -116,7 +116,7 @@ async fn registration_needs_a_real_name() {
     let mut c = Irc { client: Client::connect(server.addr).await, nick: String::new() };
     c.send("NICK nameless").await;
     c.send("USER nameless 0 * :").await;
-    assert_eq!(c.expect("461").await.params, ["nameless", "USER", "Not enough parameters"]);
+    assert_eq!(c.expect("461").await.params[..], ["nameless", "USER", "Not enough parameters"]);
     c.send("USER nameless 0 * :Has One").await;
     c.expect("001").await;
 }
@@ -165,7 +165,7 @@ async fn an_invalid_mode_parameter_gets_696_with_all_its_parameters() {
     let mut op = Irc::register(server.addr, "op", &[]).await;
     op.join("#r").await;
     op.send("MODE #r +l many").await;
-    assert_eq!(op.expect("696").await.params, ["op", "#r", "l", "many", "Invalid limit: give a number above 0"]);
+    assert_eq!(op.expect("696").await.params[..], ["op", "#r", "l", "many", "Invalid limit: give a number above 0"]);
     op.send("MODE #r +k a,b").await;
     assert_eq!(op.expect("696").await.params[..4], ["op", "#r", "k", "a,b"]);
     op.send("MODE #r +b :a b").await;
@@ -347,7 +347,7 @@ async fn invalid_utf8_is_replaced_and_the_sender_warned() {
     assert_eq!(bob.expect("PRIVMSG").await.params[1], "caf\u{fffd}");
     let warn = alice.expect("WARN").await;
     assert_eq!(
-        warn.params,
+        warn.params[..],
         ["PRIVMSG", "INVALID_UTF8", "Your message was not correctly encoded as UTF-8 and had to be modified"]
     );
     assert_eq!(warn.tag("label").flatten(), Some("u"));

@@ -64,18 +64,18 @@ async fn monitor_follows_nicks_online_and_offline() {
     // The spec's `MONITOR + target[,target2]*`: 731 for the nicks offline, in one line.
     alice.send("MONITOR + bob,Carol").await;
     let offline = alice.expect("731").await;
-    assert_eq!(offline.params, ["alice", "bob,Carol"]);
+    assert_eq!(offline.params[..], ["alice", "bob,Carol"]);
     // Added twice: not listed twice, and not answered again.
     alice.send("MONITOR + BOB").await;
     assert_quiet(&mut alice).await;
     alice.send("MONITOR L").await;
-    assert_eq!(alice.expect("732").await.params, ["alice", "bob,Carol"]);
-    assert_eq!(alice.expect("733").await.params, ["alice", "End of MONITOR list"]);
+    assert_eq!(alice.expect("732").await.params[..], ["alice", "bob,Carol"]);
+    assert_eq!(alice.expect("733").await.params[..], ["alice", "End of MONITOR list"]);
 
     // bob connects: `:<server> 730 * :bob!user@host`, the same line for every watcher.
     let mut bob = Irc::register(server.addr, "bob", &[]).await;
     let online = alice.expect("730").await;
-    assert_eq!(online.params, ["*", "bob!~bob@127.0.0.1"]);
+    assert_eq!(online.params[..], ["*", "bob!~bob@127.0.0.1"]);
     assert!(online.source.as_deref().is_some_and(|s| !s.contains('!')), "from the server: {online:?}");
     alice.send("MONITOR S").await;
     assert_eq!(alice.expect("730").await.params[1], "bob!~bob@127.0.0.1");
@@ -83,10 +83,10 @@ async fn monitor_follows_nicks_online_and_offline() {
 
     // A nick change is the old nick going offline and the new one coming online.
     bob.send("NICK carol").await;
-    assert_eq!(alice.expect("731").await.params, ["*", "bob"]);
-    assert_eq!(alice.expect("730").await.params, ["*", "carol!~bob@127.0.0.1"]);
+    assert_eq!(alice.expect("731").await.params[..], ["*", "bob"]);
+    assert_eq!(alice.expect("730").await.params[..], ["*", "carol!~bob@127.0.0.1"]);
     bob.send("QUIT").await;
-    assert_eq!(alice.expect("731").await.params, ["*", "carol"]);
+    assert_eq!(alice.expect("731").await.params[..], ["*", "carol"]);
 
     // `-` and `C` answer nothing; the list is then empty.
     alice.send("MONITOR - bob").await;
@@ -112,7 +112,7 @@ async fn a_full_monitor_list_refuses_the_rest_with_734() {
     alice.send("MONITOR + a1,a2,a3,a4,a5,a6,a7").await;
     let full = alice.expect("734").await;
     // `734 <nick> <limit> <targets> :Monitor list is full.`
-    assert_eq!(full.params, ["alice", "100", "a6,a7", "Monitor list is full."]);
+    assert_eq!(full.params[..], ["alice", "100", "a6,a7", "Monitor list is full."]);
     alice.send("MONITOR L").await;
     let mut listed = 0;
     loop {
@@ -142,7 +142,7 @@ async fn extended_monitor_tells_of_away_and_setname_without_a_shared_room() {
     assert_eq!((away.source.as_deref(), away.params.as_slice()), (Some("bob!~bob@127.0.0.1"), &["lunch".into()][..]));
     bob.send("SETNAME :Bob Builder").await;
     let setname = watcher.expect("SETNAME").await;
-    assert_eq!(setname.params, ["Bob Builder"]);
+    assert_eq!(setname.params[..], ["Bob Builder"]);
     // Without extended-monitor, and sharing no room: nothing.
     assert_quiet(&mut plain_watcher).await;
     // Turned off later: nothing more.
@@ -169,7 +169,7 @@ async fn setname_changes_the_real_name_for_everyone() {
         (own.source.as_deref(), own.params.as_slice()),
         (Some("alice!~alice@127.0.0.1"), &["Alice Liddell".into()][..])
     );
-    assert_eq!(bob.expect("SETNAME").await.params, ["Alice Liddell"]);
+    assert_eq!(bob.expect("SETNAME").await.params[..], ["Alice Liddell"]);
     old.send("WHOIS alice").await;
     assert_eq!(old.expect("311").await.params[5], "Alice Liddell", "clients without the cap see it in WHOIS");
     // Invalid: `FAIL SETNAME INVALID_REALNAME :…`, and nothing changes.
@@ -202,7 +202,7 @@ async fn invite_notify_tells_those_who_may_invite() {
         (seen.source.as_deref(), seen.params.as_slice()),
         (Some("member!~member@127.0.0.1"), &["guest".into(), "#open".into()][..])
     );
-    assert_eq!(guest.expect("INVITE").await.params, ["guest", "#open"]);
+    assert_eq!(guest.expect("INVITE").await.params[..], ["guest", "#open"]);
     assert_none(&mut old, "INVITE").await;
     plain.assert_quiet().await;
     // A +i room: only its operators may invite, so only they are told.
@@ -226,7 +226,7 @@ async fn bot_mode_marks_a_bot_everywhere() {
     old.join("#chat").await;
     // The spec's example: `MODE robodan +B` is confirmed.
     bot.send("MODE robodan +B").await;
-    assert_eq!(bot.expect("MODE").await.params, ["robodan", "+B"]);
+    assert_eq!(bot.expect("MODE").await.params[..], ["robodan", "+B"]);
     bot.send("MODE robodan").await;
     assert_eq!(bot.expect("221").await.params[1], "+B");
     alice.send("WHOIS robodan").await;
@@ -287,7 +287,7 @@ async fn statusmsg_reaches_operators_or_voiced_members_only() {
 
     op.send("PRIVMSG @#room :ops only").await;
     let echo = op.expect("PRIVMSG").await;
-    assert_eq!(echo.params, ["@#room", "ops only"]);
+    assert_eq!(echo.params[..], ["@#room", "ops only"]);
     plain_op.expect("[to operators] <op> ops only").await;
     voiced.send("PRIVMSG +#room :voiced and up").await;
     plain_op.expect("[to voiced] <voiced> voiced and up").await;
@@ -321,7 +321,7 @@ async fn wallops_reach_users_with_mode_w() {
     admin.send("OPER admin hunter2").await;
     admin.expect("381").await;
     listener.send("MODE listener +w").await;
-    assert_eq!(listener.expect("MODE").await.params, ["listener", "+w"]);
+    assert_eq!(listener.expect("MODE").await.params[..], ["listener", "+w"]);
     admin.send("WALLOPS :server restarts at noon").await;
     let wallops = listener.expect("WALLOPS").await;
     assert_eq!(
@@ -337,7 +337,7 @@ async fn wallops_reach_users_with_mode_w() {
     plain.send("/oper admin hunter2").await;
     plain.send("/wallops from the terminal").await;
     plain.expect("Wallops sent.").await;
-    assert_eq!(listener.expect("WALLOPS").await.params, ["from the terminal"]);
+    assert_eq!(listener.expect("WALLOPS").await.params[..], ["from the terminal"]);
 }
 
 #[tokio::test]
@@ -429,7 +429,7 @@ async fn redaction_by_the_sender_and_by_a_room_operator() {
     let example = say(&mut bob, "an example").await;
     bob.send(&format!("REDACT #r {example} :bad example")).await;
     let echo = bob.expect("REDACT").await;
-    assert_eq!(echo.params, ["#r", example.as_str(), "bad example"]);
+    assert_eq!(echo.params[..], ["#r", example.as_str(), "bad example"]);
     let seen = op.expect("REDACT").await;
     assert_eq!((seen.source.as_deref(), seen.params.as_slice()), (Some("bob!~bob@127.0.0.1"), echo.params.as_slice()));
     plain.expect("*** bob removed a message of bob (bad example)").await;
@@ -442,7 +442,7 @@ async fn redaction_by_the_sender_and_by_a_room_operator() {
     assert_eq!(forbidden.params[..4], ["REDACT", "REDACT_FORBIDDEN", "#r", op_line.as_str()]);
     let spam = say(&mut bob, "join my network for cold hard chats").await;
     op.send(&format!("REDACT #r {spam} spam")).await;
-    assert_eq!(bob.expect("REDACT").await.params, ["#r", spam.as_str(), "spam"]);
+    assert_eq!(bob.expect("REDACT").await.params[..], ["#r", spam.as_str(), "spam"]);
 
     // Unknown messages and targets.
     op.send(&format!("REDACT #r {example}")).await;
@@ -482,7 +482,7 @@ async fn multiline_batch(irc: &mut Irc) -> (Message, Vec<Message>) {
     loop {
         let line = irc.next().await;
         if line.command == "BATCH" {
-            assert_eq!(line.params, [format!("-{reference}")]);
+            assert_eq!(line.params[..], [format!("-{reference}")]);
             return (start, lines);
         }
         assert_eq!(line.tag("batch").flatten(), Some(reference.as_str()), "{line:?}");
@@ -548,7 +548,7 @@ async fn multiline_batches_that_break_the_rules_are_refused() {
     alice.send("@batch=456 PRIVMSG #foo :dropped with the rest").await;
     alice.send("BATCH -456").await;
     assert_eq!(
-        alice.expect("FAIL").await.params,
+        alice.expect("FAIL").await.params[..],
         ["BATCH", "MULTILINE_INVALID_TARGET", "#foo", "#bar", "Invalid multiline target"]
     );
     alice.send("BATCH +abc draft/multiline #foo").await;
@@ -641,7 +641,7 @@ async fn plain_text_users_redact_their_last_message() {
     plain.send("/redact typo").await;
     plain.expect("Your last message in #lobby was removed.").await;
     let redact = irc.expect("REDACT").await;
-    assert_eq!(redact.params, ["#lobby", oops.tag("msgid").flatten().unwrap(), "typo"]);
+    assert_eq!(redact.params[..], ["#lobby", oops.tag("msgid").flatten().unwrap(), "typo"]);
     plain.send("/history").await;
     plain.expect_where(|l| l.starts_with("--- last")).await;
     assert!(plain.line().await.ends_with("<typo> first"));

@@ -429,7 +429,7 @@ async fn sasl_external(irc: &mut Irc) -> Message {
     irc.send("CAP REQ :sasl").await;
     while irc.expect("CAP").await.params[1] != "ACK" {}
     irc.send("AUTHENTICATE EXTERNAL").await;
-    assert_eq!(irc.expect("AUTHENTICATE").await.params, ["+"]);
+    assert_eq!(irc.expect("AUTHENTICATE").await.params[..], ["+"]);
     irc.send("AUTHENTICATE +").await;
     irc.expect_any(&["900", "904"]).await
 }

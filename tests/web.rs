@@ -130,7 +130,7 @@ async fn upgrades_on_root_and_ws_and_chats_with_a_plain_user() {
                 break said;
             }
         };
-        assert_eq!(said.params, ["#lobby", &format!("hi {nick}")]);
+        assert_eq!(said.params[..], ["#lobby", &format!("hi {nick}")]);
     }
 }
 

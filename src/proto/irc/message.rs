@@ -31,6 +31,9 @@
 
 use compact_str::CompactString;
 
+/// A message's params: most messages have few, kept inline.
+pub type Params = smallvec::SmallVec<[CompactString; 4]>;
+
 /// Longest message body accepted, in bytes, CRLF included (RFC 1459/2812).
 pub const MAX_BODY: usize = 512;
 /// Longest tag section accepted, in bytes, '@' and trailing space included (IRCv3 message-tags: 8191).
@@ -48,7 +51,7 @@ pub struct Message {
     /// The command as sent: letters or a three-digit numeric, case untouched.
     pub command: CompactString,
     /// The params, the trailing one included as the last element without its `:`.
-    pub params: Vec<CompactString>,
+    pub params: Params,
     /// Write the last param with a leading `:` even when it does not need one. Some clients only
     /// take text after a colon (ergo forces it for PRIVMSG, NOTICE and a few numerics), so the
     /// session decides per command. [`Message::parse`] never sets it: on the wire that colon
@@ -147,7 +150,7 @@ impl Message {
             return Err(ParseError::InvalidCommand(command.to_owned()));
         }
 
-        let mut params = Vec::new();
+        let mut params = Params::new();
         loop {
             rest = rest.trim_start_matches(' ');
             if rest.is_empty() {
@@ -327,7 +330,7 @@ mod tests {
         assert_eq!(m.tag("msgid"), None);
         assert_eq!(m.source.as_deref(), Some("bob!b@host"));
         assert_eq!(m.command, "PRIVMSG");
-        assert_eq!(m.params, ["#c", "hi there"]);
+        assert_eq!(m.params[..], ["#c", "hi there"]);
         assert!(!m.force_trailing);
     }
 
