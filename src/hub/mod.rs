@@ -489,9 +489,9 @@ pub struct RoomInfo {
 #[derive(Debug, Clone)]
 pub struct Departed {
     pub nick: String,
-    pub user: String,
-    pub host: String,
-    pub realname: String,
+    pub user: Arc<str>,
+    pub host: Arc<str>,
+    pub realname: Arc<str>,
     pub at: u64,
 }
 
@@ -830,9 +830,9 @@ impl Hub {
         self.guest_read_markers.remove(&id);
         self.whowas.push_front(Departed {
             nick: user.source.nick,
-            user: user.source.user.to_string(),
-            host: user.source.host.to_string(),
-            realname: user.realname.to_string(),
+            user: user.source.user,
+            host: user.source.host,
+            realname: user.realname,
             at: now_millis(),
         });
         self.whowas.truncate(WHOWAS_LEN);
