@@ -438,7 +438,7 @@ fn draw_members(buf: &mut Buffer, area: Rect, app: &App) {
     let width = inner.width.saturating_sub(1) as usize;
     let overflow = members.len() > rows;
     for (row, (prefix, nick)) in members.iter().enumerate().take(if overflow { rows.saturating_sub(1) } else { rows }) {
-        let away = app.away.contains(&super::window::fold(nick));
+        let away = app.away.contains(&crate::chat::text::fold(nick));
         let style = if away { DIM } else { Style::default().fg(nick_colour(nick)) };
         let line =
             [Span::styled(prefix.clone(), Style::default().fg(Color::Green)), Span::styled(fit(nick, width), style)];

@@ -15,6 +15,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use crate::chat::text::{cmp_folded, fold};
+
 /// Most entries a window keeps; older ones are dropped (and can be fetched again from history).
 pub const MAX_ENTRIES: usize = 10_000;
 
@@ -72,7 +74,7 @@ impl RoomList {
 
     /// Orders the rooms busiest first, then by name.
     pub fn sort(&mut self) {
-        self.rooms.sort_by(|a, b| b.users.cmp(&a.users).then_with(|| fold(&a.name).cmp(&fold(&b.name))));
+        self.rooms.sort_by(|a, b| b.users.cmp(&a.users).then_with(|| cmp_folded(&a.name, &b.name)));
     }
 }
 
@@ -166,7 +168,7 @@ impl Members {
     pub fn sorted(&self, prefix_order: &str) -> Vec<&Member> {
         let rank = |m: &Member| m.prefixes.chars().next().and_then(|c| prefix_order.find(c)).unwrap_or(usize::MAX);
         let mut members: Vec<&Member> = self.0.values().collect();
-        members.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| fold(&a.nick).cmp(&fold(&b.nick))));
+        members.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| cmp_folded(&a.nick, &b.nick)));
         members
     }
 
@@ -306,11 +308,6 @@ fn anchor<'a>(mut entries: impl Iterator<Item = &'a Entry> + Clone) -> Option<St
         return Some(format!("msgid={id}"));
     }
     entries.find(|e| e.server_time).map(|e| format!("timestamp={}", crate::proto::irc::render::iso_time(e.time)))
-}
-
-/// Folds a nick or room name for comparison (RFC 1459 casemapping's common subset: ASCII).
-pub fn fold(name: &str) -> String {
-    name.to_ascii_lowercase()
 }
 
 #[cfg(test)]
