@@ -9,25 +9,55 @@
 //! them: it ends the process instead, with a message on standard error and exit code 101, so
 //! that a supervisor (systemd, a container runtime) restarts it.
 
+use std::cell::Cell;
 use std::io::Write;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-tokio::task_local! {
-    /// Set while one connection's task runs.
-    static CONNECTION: ();
+thread_local! {
+    /// Set while a connection's task is being polled on this thread.
+    static IN_CONNECTION: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Exit code after a panic outside a connection: Rust's own for a panicking program.
 pub const EXIT_CODE: i32 = 101;
 
 /// Runs `task`, the work of one connection, so that a panic in it ends only that connection.
-pub fn connection<F: Future>(task: F) -> impl Future<Output = F::Output> {
-    CONNECTION.scope((), task)
+pub fn connection<F: Future>(task: F) -> Connection<F> {
+    Connection { task }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection's task, marked as one while it is polled. Not a tokio task-local, which
+    /// would add 16 bytes to every connection's task, and idle connections are counted in
+    /// bytes (see [`crate::net::conn`]).
+    pub struct Connection<F> {
+        #[pin]
+        task: F,
+    }
+}
+
+impl<F: Future> Future for Connection<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        /// Clears the mark when the poll ends, by returning or by a panic.
+        struct Unmark;
+        impl Drop for Unmark {
+            fn drop(&mut self) {
+                IN_CONNECTION.set(false);
+            }
+        }
+        IN_CONNECTION.set(true);
+        let _unmark = Unmark;
+        self.project().task.poll(cx)
+    }
 }
 
 /// Installs the policy of the [module docs](self) as the process's panic hook.
 pub fn install() {
     std::panic::set_hook(Box::new(|info| {
-        if CONNECTION.try_with(|()| ()).is_ok() {
+        if IN_CONNECTION.get() {
             // The runtime catches it and ends the task; the connection closes with it.
             tracing::error!("a bug ended a connection: {info}");
             return;

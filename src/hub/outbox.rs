@@ -73,6 +73,21 @@ pub struct Outbox {
     inner: Arc<Inner>,
 }
 
+/// Handles are equal when they are handles of the same queue.
+impl PartialEq for Outbox {
+    fn eq(&self, other: &Outbox) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for Outbox {}
+
+impl std::hash::Hash for Outbox {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.inner).hash(state);
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     state: Mutex<State>,

@@ -7,10 +7,13 @@
 //! never stops its lines from being read. A connection thus costs one task and its one future.
 //!
 //! Idle connections are counted in bytes, and tokio rounds a task up to a multiple of 128: a
-//! session's future (this `Conn`, the session's state and its biggest wait) is now 504 bytes
-//! for plain text and for IRC, and its task, with tokio's 120 bytes around it, 640: 16 more
-//! bytes would still fit, 24 would make it 768. So rare waits are boxed ([`Conn::writing_during`])
-//! and what a session needs only for a while (registration, a label) is boxed or kept small.
+//! session's future (this `Conn`, the session's state and its biggest wait) is now 408 bytes
+//! for plain text and for IRC, and its task, with tokio's 104 bytes around it, 512: one more
+//! byte would make it 640 (`a_sessions_future_fits_a_512_byte_task` in `src/server` guards
+//! it). So rare waits are boxed ([`Conn::writing_during`]), what a session needs only for a
+//! while (registration, a label, the end of its writing) is boxed or kept small, and nothing
+//! is kept twice: a queue is its own key among the open sessions, the flood limit is one
+//! instant and two `f32`s.
 //! The stream is boxed (a trait object: TCP now, TLS or a WebSocket's pipe too), which made
 //! the `Conn` smaller, not bigger. `RUSTFLAGS=-Zprint-type-sizes
 //! cargo +nightly build --release --lib` shows the layout (`{async block@src/proto/…}`).
@@ -101,8 +104,6 @@ pub struct Conn {
     throttled: Option<Box<Throttled>>,
     outbox: Outbox,
     writer: Writer,
-    /// This connection's key in [`Shared::sessions`](super::Shared).
-    key: u64,
     /// The connection's place under the connection limits and in the server's count of live
     /// sessions: given back when the session drops its `Conn`.
     _admission: Admission,
@@ -114,27 +115,22 @@ pub struct Conn {
 struct Writer {
     /// Rendered bytes not yet written.
     pending: Bytes,
-    state: WriteState,
+    /// How the writer ends, once its queue has closed; `None` while it is open. Boxed: it
+    /// happens once, and every connection would otherwise carry its size.
+    ending: Option<Box<Ending>>,
 }
 
-enum WriteState {
-    /// Writing the queue as it fills; once the queue is closed while the client is not taking
-    /// what is written, with a deadline for what was queued before the close.
-    Open(Option<Deadline>),
+enum Ending {
+    /// The queue closed while the client was not taking what is written: what was queued
+    /// before the close is still written, until the deadline.
+    Draining(Deadline),
     /// Writing the last words, if any, then shutting the socket's sending side; given up when
     /// the deadline, if any, passes.
     Closing(Option<Deadline>),
     Done,
 }
 
-impl Default for WriteState {
-    fn default() -> WriteState {
-        WriteState::Open(None)
-    }
-}
-
-/// When a closing connection stops trying to write. Boxed: it happens once, and every
-/// connection would otherwise carry its size.
+/// When a closing connection stops trying to write. Boxed, as [`Sleep`] must stay in place.
 type Deadline = Pin<Box<Sleep>>;
 
 fn closing_deadline() -> Deadline {
@@ -146,11 +142,9 @@ impl Conn {
     /// (read while sniffing) were `first`. The connection's queue is in `sessions` until the
     /// connection ends, so that shutdown can close it.
     pub fn new(stream: BoxStream, first: &[u8], setup: Setup, sessions: Arc<Sessions>, admission: Admission) -> Conn {
-        let key = sessions.key();
         let outbox = Outbox::new(setup.sendq);
-        sessions.add(key, outbox.clone());
+        sessions.add(&outbox);
         Conn {
-            key,
             lines: LineReader::new(setup.max_line, first),
             flood: setup.flood.map(TokenBucket::new),
             throttled: None,
@@ -176,8 +170,9 @@ impl Conn {
         }
         self.lines.restart(max_line, &bytes);
         self._admission.open.became(speaks);
+        self.sessions.remove(&self.outbox);
         self.outbox = Outbox::new(self.outbox.capacity());
-        self.sessions.add(self.key, self.outbox.clone());
+        self.sessions.add(&self.outbox);
     }
 
     /// The connection's outbound queue.
@@ -286,13 +281,14 @@ impl Conn {
     fn poll_write(&mut self, cx: &mut Context<'_>, render: &impl Render) -> Poll<()> {
         let writer = &mut self.writer;
         loop {
-            if let WriteState::Open(Some(deadline)) | WriteState::Closing(Some(deadline)) = &mut writer.state
+            if let Some(ending) = &mut writer.ending
+                && let Ending::Draining(deadline) | Ending::Closing(Some(deadline)) = &mut **ending
                 && deadline.as_mut().poll(cx).is_ready()
             {
-                writer.state = WriteState::Done;
+                **ending = Ending::Done;
             }
-            match writer.state {
-                WriteState::Done => return Poll::Ready(()),
+            match writer.ending.as_deref() {
+                Some(Ending::Done) => return Poll::Ready(()),
                 _ if !writer.pending.is_empty() => match Pin::new(&mut self.stream).poll_write(cx, &writer.pending) {
                     Poll::Ready(Ok(written)) if written > 0 => {
                         writer.pending.advance(written);
@@ -301,22 +297,20 @@ impl Conn {
                             writer.pending = Bytes::new();
                         }
                     }
-                    Poll::Ready(_) => writer.state = WriteState::Done,
+                    Poll::Ready(_) => writer.ending = Some(Box::new(Ending::Done)),
                     // The socket is full: is the client reading at all?
-                    Poll::Pending => match (&writer.state, self.outbox.poll_closed(cx)) {
+                    Poll::Pending => match (writer.ending.as_deref(), self.outbox.poll_closed(cx)) {
                         // The queue is full too: it is not.
-                        (WriteState::Open(_), Poll::Ready(Closed::Overflow)) => {
+                        (None | Some(Ending::Draining(_)), Poll::Ready(Closed::Overflow)) => {
                             writer.pending = Bytes::new();
-                            writer.state = WriteState::Closing(None);
+                            writer.ending = Some(Box::new(Ending::Closing(None)));
                         }
                         // The connection is closing: what is left may take so long, no longer.
-                        (WriteState::Open(None), Poll::Ready(_)) => {
-                            writer.state = WriteState::Open(Some(closing_deadline()))
-                        }
+                        (None, Poll::Ready(_)) => writer.ending = Some(Box::new(Ending::Draining(closing_deadline()))),
                         _ => return Poll::Pending,
                     },
                 },
-                WriteState::Open(_) => {
+                None | Some(Ending::Draining(_)) => {
                     let mut batch = VecDeque::new();
                     match ready!(self.outbox.poll_batch(cx, &mut batch)) {
                         None => {
@@ -326,17 +320,17 @@ impl Conn {
                         }
                         Some(why) => {
                             writer.pending = render.closing(&why).into();
-                            let deadline = match &mut writer.state {
-                                WriteState::Open(deadline) => deadline.take(),
-                                _ => None,
+                            let deadline = match writer.ending.take().map(|ending| *ending) {
+                                Some(Ending::Draining(deadline)) => deadline,
+                                _ => closing_deadline(),
                             };
-                            writer.state = WriteState::Closing(Some(deadline.unwrap_or_else(closing_deadline)));
+                            writer.ending = Some(Box::new(Ending::Closing(Some(deadline))));
                         }
                     }
                 }
-                WriteState::Closing(_) => {
+                Some(Ending::Closing(_)) => {
                     let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
-                    writer.state = WriteState::Done;
+                    writer.ending = Some(Box::new(Ending::Done));
                 }
             }
         }
@@ -345,7 +339,7 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        self.sessions.remove(self.key);
+        self.sessions.remove(&self.outbox);
     }
 }
 

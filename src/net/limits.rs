@@ -3,7 +3,7 @@
 //! `--flood-limit`.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -70,26 +70,32 @@ impl std::str::FromStr for FloodLimit {
 
 /// Paces one connection: each line takes a token; with none left, the reader waits for the next
 /// instead of reading on. Nothing is dropped: the client's own TCP buffers fill and slow it.
+///
+/// Kept as the moment the bucket will be full again (the generic cell rate algorithm's
+/// "theoretical arrival time"), which is the same as counting tokens, in one field; and the
+/// limit in `f32`s: every connection carries a bucket, and idle connections are counted in
+/// bytes.
 #[derive(Debug)]
 pub struct TokenBucket {
-    limit: FloodLimit,
-    tokens: f64,
-    last: Instant,
+    /// Seconds per line: how long one token takes to come back.
+    interval: f32,
+    burst: f32,
+    /// When the bucket will be full again; in the past, it is full.
+    full_at: Instant,
 }
 
 impl TokenBucket {
     pub fn new(limit: FloodLimit) -> TokenBucket {
-        TokenBucket { limit, tokens: limit.burst, last: Instant::now() }
+        TokenBucket { interval: (1.0 / limit.per_second) as f32, burst: limit.burst as f32, full_at: Instant::now() }
     }
 
     /// How long to wait before the next line may be handled (zero if a token is ready).
     pub fn take(&mut self) -> Duration {
         let now = Instant::now();
-        let earned = now.duration_since(self.last).as_secs_f64() * self.limit.per_second;
-        self.tokens = (self.tokens + earned).min(self.limit.burst);
-        self.last = now;
-        self.tokens -= 1.0;
-        if self.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-self.tokens / self.limit.per_second) }
+        self.full_at = self.full_at.max(now) + Duration::from_secs_f32(self.interval);
+        // Empty is `burst` tokens before full; past that, the line waits for its token.
+        let empty_at = self.full_at.checked_sub(Duration::from_secs_f32(self.burst * self.interval));
+        empty_at.map_or(Duration::ZERO, |empty_at| empty_at.saturating_duration_since(now))
     }
 }
 
@@ -114,7 +120,9 @@ pub struct ConnLimiter {
 #[derive(Debug)]
 pub struct ConnPermit {
     limiter: Arc<ConnLimiter>,
-    ip: IpAddr,
+    /// The address, IPv4 as IPv4-mapped IPv6: an `IpAddr` would take 8 more bytes in every
+    /// connection's future with its padding, and idle connections are counted in bytes.
+    ip: Ipv6Addr,
 }
 
 impl ConnLimiter {
@@ -129,7 +137,10 @@ impl ConnLimiter {
         *self.caps.lock().unwrap_or_else(|e| e.into_inner()) = (max_total, max_per_ip);
     }
 
+    /// Counts a connection from `ip` in, if the caps allow it. An IPv4 client on a dual-stack
+    /// listener (`::ffff:a.b.c.d`) counts as its IPv4 address.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, Refused> {
+        let ip = ip.to_canonical();
         let (max_total, max_per_ip) = *self.caps.lock().unwrap_or_else(|e| e.into_inner());
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let (total, per_ip) = &mut *open;
@@ -142,6 +153,10 @@ impl ConnLimiter {
         let count = per_ip.entry(ip).or_default();
         *count += 1;
         *total += 1;
+        let ip = match ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+            IpAddr::V6(v6) => v6,
+        };
         Ok(ConnPermit { limiter: self.clone(), ip })
     }
 
@@ -167,10 +182,11 @@ impl Drop for ConnPermit {
         let mut open = self.limiter.open.lock().unwrap_or_else(|e| e.into_inner());
         let (total, per_ip) = &mut *open;
         *total -= 1;
-        if let Some(count) = per_ip.get_mut(&self.ip) {
+        let ip = self.ip.to_canonical();
+        if let Some(count) = per_ip.get_mut(&ip) {
             *count -= 1;
             if *count == 0 {
-                per_ip.remove(&self.ip);
+                per_ip.remove(&ip);
             }
         }
     }
@@ -211,5 +227,18 @@ mod tests {
         assert_eq!(limiter.admit(b).unwrap_err(), Refused::Total(3));
         drop(p1);
         assert!(limiter.admit(a).is_ok());
+    }
+
+    #[test]
+    fn an_ipv4_client_on_a_dual_stack_listener_counts_as_its_ipv4_address() {
+        let limiter = ConnLimiter::new(0, 2);
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        let first = limiter.admit(v4).unwrap();
+        let second = limiter.admit(mapped).unwrap();
+        assert_eq!(limiter.admit(v4).unwrap_err(), Refused::PerIp(2));
+        drop((first, second));
+        assert_eq!(limiter.open(), 0);
+        assert!(limiter.open.lock().unwrap().1.is_empty(), "no count left behind");
     }
 }

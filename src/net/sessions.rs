@@ -4,9 +4,8 @@
 //! pings those quiet for an interval and drops those quiet for two, or unregistered after one
 //! (see [`Sessions::sweep`]), so that no connection waits on a timer of its own.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::time::Duration;
 
@@ -21,31 +20,26 @@ const CLOSED: &str = "Server shutting down";
 /// intervals of silence, and dropped after between two and two and a quarter.
 pub const SWEEPS_PER_INTERVAL: u32 = 4;
 
-/// Open sessions' queues, by a key each connection gets when it opens.
+/// Open sessions' queues. A queue is its own key (its handles are equal when they are the
+/// same queue's): a connection needs no key of its own to be found.
 #[derive(Debug, Default)]
 pub struct Sessions {
-    next: AtomicU64,
     /// The open queues, and whether [`Sessions::close_all`] has been called.
-    open: Mutex<(HashMap<u64, Outbox>, bool)>,
+    open: Mutex<(HashSet<Outbox>, bool)>,
 }
 
 impl Sessions {
-    /// A fresh key for a connection.
-    pub fn key(&self) -> u64 {
-        self.next.fetch_add(1, Ordering::Relaxed)
-    }
-
     /// Adds a session's queue; after [`Sessions::close_all`], closes it at once instead.
-    pub fn add(&self, key: u64, outbox: Outbox) {
+    pub fn add(&self, outbox: &Outbox) {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         match open.1 {
-            false => drop(open.0.insert(key, outbox)),
+            false => drop(open.0.insert(outbox.clone())),
             true => outbox.close(CLOSED),
         }
     }
 
-    pub fn remove(&self, key: u64) {
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).0.remove(&key);
+    pub fn remove(&self, outbox: &Outbox) {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).0.remove(outbox);
     }
 
     /// How many connections are open (registered or not, every protocol).
@@ -58,7 +52,7 @@ impl Sessions {
     pub fn close_all(&self, reason: &str) {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.1 = true;
-        for outbox in open.0.values() {
+        for outbox in &open.0 {
             outbox.close(reason);
         }
     }
@@ -69,7 +63,7 @@ impl Sessions {
     pub fn sweep(&self, ping: &Bytes, interval: Duration) {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let n = SWEEPS_PER_INTERVAL as u8;
-        for outbox in open.0.values() {
+        for outbox in &open.0 {
             match outbox.liveness().sweep() {
                 Some((false, sweeps)) if sweeps > n => outbox.close("Registration timed out"),
                 Some((true, sweeps)) if sweeps == n + 1 => drop(outbox.push(Out::Line(ping.clone()))),
@@ -108,9 +102,9 @@ mod tests {
         batch.len()
     }
 
-    fn session(sessions: &Sessions, key: u64) -> Outbox {
+    fn session(sessions: &Sessions) -> Outbox {
         let outbox = Outbox::new(16);
-        sessions.add(key, outbox.clone());
+        sessions.add(&outbox);
         outbox
     }
 
@@ -118,7 +112,7 @@ mod tests {
     fn silent_clients_are_pinged_then_dropped_and_talkers_are_not() {
         let sessions = Sessions::default();
         let (quiet, talker, plain, registering) =
-            (session(&sessions, 1), session(&sessions, 2), session(&sessions, 3), session(&sessions, 4));
+            (session(&sessions), session(&sessions), session(&sessions), session(&sessions));
         for outbox in [&quiet, &talker] {
             outbox.liveness().watch();
             outbox.liveness().registered();

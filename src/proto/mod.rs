@@ -113,7 +113,8 @@ mod tests {
         assert!(!policy.refuses(&from("127.0.0.2:40000")));
         assert!(!policy.refuses(&from("[::1]:40000")));
         assert!(!policy.refuses(&from("[::ffff:127.0.0.1]:40000")));
-        let secure = Peer { tls: Some(Box::new(TlsInfo { client_cert: None })), ..from("192.0.2.7:40000") };
+        let mut secure = from("192.0.2.7:40000");
+        secure.tls = Some(Box::new(TlsInfo { client_cert: None }));
         assert!(!policy.refuses(&secure));
         assert!(!TlsPolicy { required: false, ..policy.clone() }.refuses(&from("192.0.2.7:40000")));
 

@@ -85,15 +85,15 @@ pub fn max_line(limits: &Limits) -> usize {
 }
 
 /// Runs a plain-text session with the client at `peer` until it leaves or the server closes it.
+// An async block that owns `conn`, not an `async fn`: one would keep its arguments twice in its
+// future, and every connection waits in it.
+#[allow(clippy::manual_async_fn)]
 pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Output = ()> + Send {
-    let outbox = conn.outbox().clone();
-    // An async block that owns `conn`, not an `async fn`: one would keep its arguments twice in
-    // its future, and every connection waits in it.
     async move {
         // A private server greets first and lets in only those who give its password.
         let private = !hub::lock(&shared.hub).admits(None);
         if private {
-            outbox.push(Out::Line(Bytes::from(format!("{WELCOME}\n"))));
+            conn.outbox().push(Out::Line(Bytes::from(format!("{WELCOME}\n"))));
             // Boxed: only private servers wait here, and every connection's future would carry it.
             match Box::pin(gate::wait(&mut conn, &shared)).await {
                 gate::Door::Open => {}
@@ -108,13 +108,13 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
         }
         // Registered and greeted in a function of its own, not here: a local borrowed here would
         // stay in every connection's future (see `Conn`'s module docs for why bytes count).
-        let id = match register(&shared, &peer, &outbox, private) {
+        let id = match register(&shared, &peer, conn.outbox(), private) {
             Ok(id) => id,
             Err(reason) => return conn.close(reason, &PlainRender { me: 0 }).await,
         };
         let render = PlainRender { me: id };
         let present = Present { id, shared: &shared };
-        let session = Session { id, shared: &shared, outbox: &outbox };
+        let session = Session { id, shared: &shared, outbox: conn.outbox().clone() };
         if let Some(motd) = shared.motd().filter(|motd| !motd.lines.is_empty()) {
             session.reply(motd.lines.join("\n"));
         }
@@ -122,7 +122,8 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
         session.join(LOBBY, None);
 
         let reason = 'session: {
-            let mut next = match opening(&mut conn, &render).await {
+            // Boxed: it happens once, and every connection's future would carry it.
+            let mut next = match Box::pin(opening(&mut conn, &render)).await {
                 Opening::Irc(lines) => {
                     tracing::info!("{peer} ({}) registers with IRC", hub::lock(&shared.hub).nick(id));
                     hub::lock(&shared.hub).quit(id, "Switched to IRC");
@@ -180,7 +181,7 @@ fn register(shared: &Shared, peer: &Peer, outbox: &Outbox, private: bool) -> Res
     })?;
     tracing::info!("{peer} connected as {nick}");
     let welcome = if private { "Welcome in." } else { WELCOME };
-    let session = Session { id, shared, outbox };
+    let session = Session { id, shared, outbox: outbox.clone() };
     session.reply(format!("{welcome}\nYou are {nick} in {LOBBY}. Type to talk; /help lists commands."));
     Ok(id)
 }
@@ -189,7 +190,7 @@ fn register(shared: &Shared, peer: &Peer, outbox: &Outbox, private: bool) -> Res
 /// does once the connection is open; returns the quit reason when the line ends the session.
 /// Without a connection, so that the commands can be fuzzed (`fuzz/`).
 pub fn handle_line(shared: &Shared, id: ConnId, outbox: &Outbox, line: &str) -> Option<String> {
-    Session { id, shared, outbox }.handle(line)
+    Session { id, shared, outbox: outbox.clone() }.handle(line)
 }
 
 /// What a session does with what its connection brought.
@@ -252,7 +253,7 @@ async fn opening(conn: &mut Conn, render: &PlainRender) -> Opening {
 struct Session<'a> {
     id: ConnId,
     shared: &'a Shared,
-    outbox: &'a Outbox,
+    outbox: Outbox,
 }
 
 /// The user of a running session, taken out of the hub when the session ends without saying

@@ -499,4 +499,43 @@ mod tests {
         }
         assert!(valid_server_name(&host_name()));
     }
+
+    /// tokio rounds a task up to a multiple of 128 bytes, with 104 bytes of its own around the
+    /// future: a session's future of at most 408 bytes makes each connection's task 512 bytes,
+    /// one byte more makes it 640 (idle connections are counted in bytes; `src/net/conn.rs`).
+    #[tokio::test]
+    async fn a_sessions_future_fits_a_512_byte_task() {
+        let dir = std::env::temp_dir().join(format!("charla-task-size-{}", std::process::id()));
+        let config = Config {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            irc_listen: Vec::new(),
+            data_dir: dir.clone(),
+            store: Default::default(),
+            limits: Default::default(),
+            hub: Default::default(),
+            history: Default::default(),
+            server_name: "irc.test".into(),
+            allowed_origins: Vec::new(),
+            oper_file: None,
+            motd: None,
+            tls: None,
+            bus: None,
+        };
+        let server = Server::bind(config).await.expect("server binds");
+        let shared = server.shared.clone();
+        let peer = Peer::clear("127.0.0.1:40000".parse().unwrap());
+        let conn = || {
+            let (stream, _) = tokio::io::duplex(64);
+            let permit = shared.limiter.admit(peer.ip()).expect("admitted");
+            let admission = Admission { permit, alive: mpsc::channel(1).0, open: metrics::get().opened(Speaks::Irc) };
+            Conn::new(Box::new(stream), b"", shared.line_setup(512), shared.sessions.clone(), admission)
+        };
+        let irc = panics::connection(crate::proto::irc::run(conn(), shared.clone(), peer.clone()));
+        let plain = panics::connection(crate::proto::plain::run(conn(), shared.clone(), peer.clone()));
+        for (protocol, size) in [("IRC", std::mem::size_of_val(&irc)), ("plain", std::mem::size_of_val(&plain))] {
+            assert!(size <= 408, "a {protocol} session's future is {size} bytes");
+        }
+        drop((irc, plain, server));
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -74,12 +74,11 @@ pub async fn serve(stream: BoxStream, peer: Peer, shared: Arc<Shared>, mut admis
     // Known to the server like a session's queue, so that shutdown can close the connection
     // once its request in progress is answered. One opened while the server stops (a load
     // balancer's health check) is answered once, quickly, then closed.
-    let key = shared.sessions.key();
     let stopping = Outbox::new(1);
     if shared.stage() == Stage::Stopping {
         http.keep_alive(false).header_read_timeout(STOPPING_IDLE);
     } else {
-        shared.sessions.add(key, stopping.clone());
+        shared.sessions.add(&stopping);
     }
     let (upgraded, mut upgrade) = mpsc::channel(1);
     let clear_refused = shared.tls.refuses(&peer);
@@ -103,7 +102,7 @@ pub async fn serve(stream: BoxStream, peer: Peer, shared: Arc<Shared>, mut admis
             let _ = connection.await;
         }
     }
-    shared.sessions.remove(key);
+    shared.sessions.remove(&stopping);
     if let Ok(accepted) = upgrade.try_recv() {
         admission.open.became(metrics::Speaks::WebSocket);
         websocket::run(accepted, peer, shared, admission).await;

@@ -279,7 +279,7 @@ fn quit(session: &mut Session, message: &Message) {
         Some(reason) => format!("Quit: {reason}"),
         None => "Quit".into(),
     };
-    session.quit = Some(reason);
+    session.quit = Some(reason.into());
 }
 
 // ---- rooms ----
@@ -387,7 +387,7 @@ fn privmsg(session: &mut Session, message: &Message) {
                 if session.shared.history.ack_when_stored
                     && let Some(last) = said.events.last()
                 {
-                    session.unstored = Some(last.id);
+                    session.answer_once_stored(last.id);
                 }
                 if session.caps.has(Cap::EchoMessage) {
                     for event in &said.events {

@@ -37,23 +37,33 @@ pub struct Session {
     pub peer: Peer,
     /// Answers to the command being handled.
     replies: Vec<Message>,
-    /// The `label` tag of the command being handled.
-    label: Option<Box<str>>,
-    /// The labeled-response batch already opened for the command being handled: a JOIN's
-    /// answer starts with the JOIN line itself, which the hub queues. [`Session::finish`]
-    /// puts the rest of the answer in it and closes it.
-    open_batch: Option<Box<str>>,
+    /// How the answer to the command being handled goes out, when it is more than its
+    /// replies as they are.
+    answering: Option<Box<Answering>>,
     /// Set when the session should end, with the reason.
-    pub quit: Option<String>,
-    /// With `--ack-when-stored`: the newest message the command being handled sent. Its
-    /// answers (the echo, a labeled `ACK`) wait until the store has committed it.
-    pub unstored: Option<MsgId>,
+    pub quit: Option<Box<str>>,
     /// The `draft/multiline` batch the client is sending, if any.
     pub multiline: Option<Box<multiline::Collecting>>,
     /// Logging in: boxed, as most connections never do (every idle one carries this field).
     pub login: Option<Box<Login>>,
     /// Work a command left to finish (a password check), run before the next line is read.
     deferred: Option<Box<Deferred>>,
+}
+
+/// How the answer to one command goes out, besides its replies. Boxed, and dropped once the
+/// answer is sent: most commands need none of it, and every connection would otherwise carry
+/// it.
+#[derive(Default)]
+struct Answering {
+    /// The command's `label` tag.
+    label: Option<Box<str>>,
+    /// The labeled-response batch already opened for the command: a JOIN's answer starts with
+    /// the JOIN line itself, which the hub queues. [`Session::finish`] puts the rest of the
+    /// answer in it and closes it.
+    open_batch: Option<Box<str>>,
+    /// With `--ack-when-stored`: the newest message the command sent. Its answers (the echo, a
+    /// labeled `ACK`) wait until the store has committed it.
+    unstored: Option<MsgId>,
 }
 
 /// A session that ends without saying why (its task panicked: see [`crate::panics`]) still
@@ -115,10 +125,8 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
         pending: None,
         peer,
         replies: Vec::new(),
-        label: None,
-        open_batch: None,
+        answering: None,
         quit: None,
-        unstored: None,
         multiline: None,
         login: None,
         deferred: None,
@@ -134,7 +142,7 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
             let text = match conn.next(&render).await {
                 Input::Stopped => {
                     session.quit =
-                        Some(session.outbox.closed().map_or_else(|| "Connection lost".into(), |c| c.reason()));
+                        Some(session.outbox.closed().map_or_else(|| "Connection lost".into(), |c| c.reason().into()));
                     continue;
                 }
                 Input::Closed => {
@@ -166,14 +174,14 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
                 then(&mut session);
                 session.finish();
             }
-            if let Some(id) = session.unstored.take() {
+            if let Some(id) = session.answering.as_mut().and_then(|a| a.unstored.take()) {
                 // Only `--ack-when-stored` waits here.
                 conn.writing_during(&IrcRender { session: &session }, Some(session.shared.stored(id))).await;
                 session.finish();
             }
             conn.writing_during(&IrcRender { session: &session }, session.shared.pace()).await;
         }
-        let reason = session.quit.take().unwrap_or_default();
+        let reason = session.quit.take().map(String::from).unwrap_or_default();
         if let Some(id) = session.id {
             let nick = hub::lock(&session.shared.hub).nick(id).to_string();
             tracing::info!("{} ({nick}) left: {reason}", session.peer);
@@ -243,11 +251,11 @@ impl Session {
         }
         match Message::parse(text) {
             Ok(message) if client_tags_len(text) > MAX_CLIENT_TAGS => {
-                self.label = message.tag("label").flatten().map(Box::from);
+                self.set_label(message.tag("label").flatten().map(Box::from));
                 self.numeric(ERR_INPUTTOOLONG, &["Input line was too long"]);
             }
             Ok(message) => {
-                self.label = message.tag("label").flatten().map(Box::from);
+                self.set_label(message.tag("label").flatten().map(Box::from));
                 if !multiline::collect(self, &message) {
                     commands::dispatch(self, &message);
                 }
@@ -255,11 +263,11 @@ impl Session {
             Err(ParseError::Empty) => {}
             Err(error) => {
                 // Refused as a whole, yet the answer still carries the label if one can be read.
-                self.label = label_of(text);
+                self.set_label(label_of(text));
                 self.refuse(error);
             }
         }
-        if self.unstored.is_none() {
+        if self.answering.as_ref().is_none_or(|a| a.unstored.is_none()) {
             self.finish();
         }
     }
@@ -353,13 +361,33 @@ impl Session {
 
     /// Takes the current command's label: its answer comes later, with another command's.
     pub fn take_label(&mut self) -> Option<Box<str>> {
-        self.label.take()
+        self.answering.as_mut().and_then(|a| a.label.take())
+    }
+
+    /// The current command's label, if it has one.
+    fn label(&self) -> Option<&str> {
+        self.answering.as_ref().and_then(|a| a.label.as_deref())
+    }
+
+    /// Sets the current command's label (`None`: it has none).
+    fn set_label(&mut self, label: Option<Box<str>>) {
+        match (label, &mut self.answering) {
+            (None, None) => {}
+            (None, Some(answering)) => answering.label = None,
+            (label, answering) => answering.get_or_insert_default().label = label,
+        }
+    }
+
+    /// The answers of the current command wait until the store has committed message `id`
+    /// (with `--ack-when-stored`).
+    pub fn answer_once_stored(&mut self, id: MsgId) {
+        self.answering.get_or_insert_default().unstored = Some(id);
     }
 
     /// Answers the current command under `label`, taken from an earlier one, if there is one.
     pub fn relabel(&mut self, label: Option<Box<str>>) {
         if label.is_some() {
-            self.label = label;
+            self.set_label(label);
         }
     }
 
@@ -428,10 +456,11 @@ impl Session {
     /// command; for a labeled command, inside its labeled-response batch, which the first room
     /// joined opens.
     pub fn join(&mut self, room: &str, key: Option<&str>) -> Result<Option<Joined>, HubError> {
-        let labeled = self.label.clone().filter(|_| self.caps.has(Cap::LabeledResponse) && self.caps.has(Cap::Batch));
-        let reference = labeled.as_ref().map(|_| self.open_batch.clone().unwrap_or_else(|| batch_ref().into()));
+        let labeled = self.label().filter(|_| self.caps.has(Cap::LabeledResponse) && self.caps.has(Cap::Batch));
+        let open_batch = self.answering.as_ref().and_then(|a| a.open_batch.as_deref());
+        let reference: Option<Box<str>> = labeled.map(|_| open_batch.map_or_else(|| batch_ref().into(), Box::from));
         let mut ahead = Vec::new();
-        if let (Some(label), Some(reference), None) = (&labeled, &reference, &self.open_batch) {
+        if let (Some(label), Some(reference), None) = (labeled, &reference, open_batch) {
             ahead.push(with_first_tag(self.batch_start(reference, "labeled-response", &[]), "label", label));
         }
         ahead.extend(self.replies.iter().map(|m| in_batch_of(m.clone(), reference.as_deref())));
@@ -449,7 +478,7 @@ impl Session {
         if let Ok(Some(_)) = joined {
             self.replies.clear();
             if reference.is_some() {
-                self.open_batch = reference;
+                self.answering.get_or_insert_default().open_batch = reference;
             }
         }
         joined
@@ -458,13 +487,22 @@ impl Session {
     /// Sends the current command's replies, labelled as the client asked.
     pub fn finish(&mut self) {
         let mut replies = std::mem::take(&mut self.replies);
-        if let Some(reference) = self.open_batch.take() {
+        let (label, open_batch) = match &mut self.answering {
+            Some(answering) => (answering.label.take(), answering.open_batch.take()),
+            None => (None, None),
+        };
+        if self.answering.as_ref().is_some_and(|a| a.unstored.is_none()) {
+            self.answering = None;
+        }
+        let label = if let Some(reference) = open_batch {
             // Opened with a JOIN line: the rest of the answer goes in, then the batch ends.
-            self.label = None;
             replies = replies.into_iter().map(|m| in_batch(m, &reference)).collect();
             replies.push(self.batch_end(&reference));
-        }
-        if let Some(label) = self.label.take().filter(|_| self.caps.has(Cap::LabeledResponse)) {
+            None
+        } else {
+            label
+        };
+        if let Some(label) = label.filter(|_| self.caps.has(Cap::LabeledResponse)) {
             match replies.len() {
                 0 => {
                     let ack = Message::new("ACK", &[]).with_source(&self.shared.server_name);
@@ -579,7 +617,7 @@ impl Session {
             Err(error @ HubError::ServerBanned(_)) => {
                 tracing::info!("{} refused: {error}", self.peer);
                 self.hub_error(&error, false);
-                self.quit = Some(error.to_string());
+                self.quit = Some(error.to_string().into());
             }
             Err(error) => {
                 self.pending().nick = None;
