@@ -24,7 +24,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::modes::RoomModes;
 use super::text::{self, fold};
@@ -220,7 +222,7 @@ impl Hub {
             rooms: user
                 .rooms
                 .iter()
-                .filter_map(|key| self.rooms.get(key))
+                .filter_map(|key| self.rooms.get(key.as_str()))
                 .map(|room| (room.name.clone(), room.members[&user.source.id]))
                 .collect(),
         }
@@ -335,11 +337,11 @@ impl Hub {
                         );
                     }
                 }
-                self.nicks.insert(fold(&state.source.nick).into(), id);
+                self.nicks.insert(CompactString::new(fold(&state.source.nick)), id);
                 let mut user = Box::new(User {
                     source: state.source.clone(),
                     realname: state.realname.clone().into(),
-                    rooms: Vec::new(),
+                    rooms: SmallVec::new(),
                     oper: state.oper,
                     invisible: state.invisible,
                     wallops: state.wallops,
@@ -362,7 +364,12 @@ impl Hub {
         }
         if whole {
             let listed: Vec<String> = state.rooms.iter().map(|(name, _)| fold(name)).collect();
-            let left: Vec<String> = self.users[&id].rooms.iter().filter(|key| !listed.contains(key)).cloned().collect();
+            let left: Vec<String> = self.users[&id]
+                .rooms
+                .iter()
+                .filter(|key| !listed.iter().any(|l| l == *key))
+                .map(|k| k.to_string())
+                .collect();
             for key in left {
                 let Some(room) = self.rooms.get(&key) else { continue };
                 let (members, name) = (room.witnesses(id), room.name.clone());
@@ -415,7 +422,7 @@ impl Hub {
         room.invited.remove(&who.id);
         let witnesses = room.witnesses(who.id);
         match was {
-            None => self.users.get_mut(&who.id).expect("checked").rooms.push(key),
+            None => self.users.get_mut(&who.id).expect("checked").rooms.push(key.into()),
             // Already a member: a quiet member shown now is news; anything else is not.
             Some(old) if !old.hidden || status.hidden => return,
             Some(_) => {}

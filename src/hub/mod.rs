@@ -39,6 +39,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use compact_str::CompactString;
+use smallvec::SmallVec;
+
 pub use crate::chat::text;
 pub use crate::chat::{Ban, Topic};
 use crate::chat::{MsgIdGen, now_millis};
@@ -200,8 +203,10 @@ impl Status {
 struct User {
     source: Source,
     realname: Arc<str>,
-    /// Folded names of the rooms this user is in, in join order.
-    rooms: Vec<String>,
+    /// Folded names of the rooms this user is in, in join order. The first inline, and kept
+    /// short names too: most users are in one room (every plain-text user in `#lobby`), and
+    /// idle connections are counted in bytes.
+    rooms: SmallVec<[CompactString; 1]>,
     oper: bool,
     /// User mode `+i`: hidden from WHO and NAMES of those who share no room with the user.
     invisible: bool,
@@ -409,9 +414,11 @@ impl Protocol {
 pub struct Registration {
     /// The wanted nick; `None` picks a free `guest-N`.
     pub nick: Option<String>,
-    pub user: String,
+    /// The user name (`~name` for IRC); shared, as all plain-text users have the same one.
+    pub user: Arc<str>,
     pub host: String,
-    pub realname: String,
+    /// The real name; shared like the user name.
+    pub realname: Arc<str>,
     /// Which protocol the user speaks, as shown by WHOIS.
     pub protocol: Protocol,
     /// Whether the connection is encrypted (TLS): IRC user mode `+Z`, WHOIS 671.
@@ -579,8 +586,9 @@ pub struct Hub {
     config: HubConfig,
     /// Boxed: the table doubles as it grows, and empty slots then cost a pointer, not a `User`.
     users: IdMap<Box<User>>,
-    /// Folded nick → user.
-    nicks: HashMap<Box<str>, ConnId>,
+    /// Folded nick → user. The key inline (up to 24 bytes, which every usual nick fits): one
+    /// allocation per user less, and idle connections are counted in bytes.
+    nicks: HashMap<CompactString, ConnId>,
     rooms: HashMap<String, Room>,
     /// The [skeleton](text::skeleton) of every room's name → the room's key: no new room may
     /// look like one that exists.
@@ -654,7 +662,7 @@ impl Hub {
         };
         user.rooms
             .iter()
-            .filter_map(|r| self.rooms.get(r))
+            .filter_map(|r| self.rooms.get(r.as_str()))
             .filter(|r| r.status(id).is_some_and(|s| !s.hidden))
             .flat_map(|r| r.members.keys().copied())
             .filter(|&m| m != id)
@@ -738,18 +746,14 @@ impl Hub {
         self.next_conn += 1;
         let id = self.next_conn;
         let now = now_millis();
-        self.nicks.insert(fold(&nick).into(), id);
+        self.nicks.insert(CompactString::new(fold(&nick)), id);
         let mut user = Box::new(User {
-            source: Source {
-                id,
-                nick: nick.clone(),
-                user: reg.user.into(),
-                host: reg.host.into(),
-                bot: false,
-                account: None,
+            source: Source { id, nick: nick.clone(), user: reg.user, host: reg.host.into(), bot: false, account: None },
+            realname: match text::clean(&reg.realname, text::REALNAME_LEN) {
+                clean if *clean == *reg.realname => reg.realname,
+                clean => clean.into(),
             },
-            realname: text::clean(&reg.realname, text::REALNAME_LEN).into(),
-            rooms: Vec::new(),
+            rooms: SmallVec::new(),
             oper: false,
             invisible: false,
             wallops: false,
@@ -893,12 +897,12 @@ impl Hub {
         self.record_state(event, &self.shown_rooms_of(id));
         self.deliver(self.peers(id), event);
         self.nicks.remove(fold(&old).as_str());
-        self.nicks.insert(fold(new).into(), id);
+        self.nicks.insert(CompactString::new(fold(new)), id);
         let user = self.users.get_mut(&id).expect("registered");
         user.source.nick = new.into();
         user.nick_since = event.id;
         for key in &user.rooms {
-            if let Some(room) = self.rooms.get_mut(key) {
+            if let Some(room) = self.rooms.get_mut(key.as_str()) {
                 room.banned_members.remove(&id);
             }
         }
@@ -981,7 +985,7 @@ impl Hub {
         room.invited.remove(&id);
         let (name, topic) = (room.name.clone(), room.topic.clone());
         let members = room.witnesses(id);
-        self.users.get_mut(&id).expect("registered").rooms.push(folded);
+        self.users.get_mut(&id).expect("registered").rooms.push(folded.into());
         let realname = self.user(id).realname.to_string();
         let event = self.event(EventKind::Join { who, room: name.clone(), realname });
         self.share(&event, cluster::Extra::Status(Status { op: first, voice: false, hidden }));
@@ -1463,13 +1467,13 @@ impl Hub {
 
     /// The rooms a user is in, as spelled at creation, in join order.
     pub fn rooms_of(&self, id: ConnId) -> Vec<String> {
-        self.user(id).rooms.iter().filter_map(|r| self.rooms.get(r)).map(|r| r.name.clone()).collect()
+        self.user(id).rooms.iter().filter_map(|r| self.rooms.get(r.as_str())).map(|r| r.name.clone()).collect()
     }
 
     /// The rooms `id` is in and shown in (not a quiet join not yet revealed): where its quit
     /// and nick changes are recorded, as only there were they seen.
     fn shown_rooms_of(&self, id: ConnId) -> Vec<String> {
-        let rooms = self.user(id).rooms.iter().filter_map(|r| self.rooms.get(r));
+        let rooms = self.user(id).rooms.iter().filter_map(|r| self.rooms.get(r.as_str()));
         rooms.filter(|r| r.status(id).is_some_and(|s| !s.hidden)).map(|r| r.name.clone()).collect()
     }
 
@@ -1500,7 +1504,7 @@ impl Hub {
         let rooms = user
             .rooms
             .iter()
-            .filter_map(|r| self.rooms.get(r))
+            .filter_map(|r| self.rooms.get(r.as_str()))
             .filter(|r| r.visible_to(asker))
             .take(rooms)
             .map(|r| (r.name.clone(), r.members[&id]))

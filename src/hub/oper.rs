@@ -99,7 +99,7 @@ mod tests {
             nick: Some(nick.into()),
             user: "u".into(),
             host: host.into(),
-            realname: String::new(),
+            realname: "".into(),
             protocol: crate::hub::Protocol::Plain,
             secure: false,
             certfp: None,

@@ -66,7 +66,10 @@ impl Hub {
         let user = self.user(id);
         !user.invisible
             || asker == id
-            || user.rooms.iter().any(|r| self.rooms.get(r).is_some_and(|room| room.members.contains_key(&asker)))
+            || user
+                .rooms
+                .iter()
+                .any(|r| self.rooms.get(r.as_str()).is_some_and(|room| room.members.contains_key(&asker)))
     }
 
     /// Whether `id` receives WALLOPS; returns whether that changed anything.

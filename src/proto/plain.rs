@@ -17,7 +17,7 @@ use crate::net::Peer;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 
@@ -164,11 +164,14 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
 /// Registers the plain-text client at `peer` with a guest nick and greets it; the id, or why
 /// it was refused (said to the client too).
 fn register(shared: &Shared, peer: &Peer, outbox: &Outbox, private: bool) -> Result<ConnId, String> {
+    /// Every plain-text user's user name and real name, one copy for all of them (idle
+    /// connections are counted in bytes).
+    static NAMES: LazyLock<(Arc<str>, Arc<str>)> = LazyLock::new(|| ("plain".into(), "plain-text client".into()));
     let registration = Registration {
         nick: None,
-        user: "plain".into(),
+        user: NAMES.0.clone(),
         host: peer.ip().to_string(),
-        realname: "plain-text client".into(),
+        realname: NAMES.1.clone(),
         protocol: hub::Protocol::Plain,
         secure: peer.secure(),
         certfp: peer.client_cert().map(|fp| fp.to_string()),

@@ -582,9 +582,9 @@ impl Session {
         }
         let registration = Registration {
             nick: Some(nick),
-            user: format!("~{user}"),
+            user: format!("~{user}").into(),
             host: self.peer.ip().to_string(),
-            realname,
+            realname: realname.into(),
             protocol: hub::Protocol::Irc,
             secure: self.peer.secure(),
             certfp: self.peer.client_cert().map(|fp| fp.to_string()),
