@@ -120,6 +120,16 @@ struct Writer {
     ending: Option<Box<Ending>>,
 }
 
+impl Writer {
+    /// Moves the writer's end on to `next`, in the box it has already if it has one.
+    fn end(&mut self, next: Ending) {
+        match &mut self.ending {
+            Some(ending) => **ending = next,
+            None => self.ending = Some(Box::new(next)),
+        }
+    }
+}
+
 enum Ending {
     /// The queue closed while the client was not taking what is written: what was queued
     /// before the close is still written, until the deadline.
@@ -297,16 +307,16 @@ impl Conn {
                             writer.pending = Bytes::new();
                         }
                     }
-                    Poll::Ready(_) => writer.ending = Some(Box::new(Ending::Done)),
+                    Poll::Ready(_) => writer.end(Ending::Done),
                     // The socket is full: is the client reading at all?
                     Poll::Pending => match (writer.ending.as_deref(), self.outbox.poll_closed(cx)) {
                         // The queue is full too: it is not.
                         (None | Some(Ending::Draining(_)), Poll::Ready(Closed::Overflow)) => {
                             writer.pending = Bytes::new();
-                            writer.ending = Some(Box::new(Ending::Closing(None)));
+                            writer.end(Ending::Closing(None));
                         }
                         // The connection is closing: what is left may take so long, no longer.
-                        (None, Poll::Ready(_)) => writer.ending = Some(Box::new(Ending::Draining(closing_deadline()))),
+                        (None, Poll::Ready(_)) => writer.end(Ending::Draining(closing_deadline())),
                         _ => return Poll::Pending,
                     },
                 },
@@ -320,17 +330,18 @@ impl Conn {
                         }
                         Some(why) => {
                             writer.pending = render.closing(&why).into();
-                            let deadline = match writer.ending.take().map(|ending| *ending) {
-                                Some(Ending::Draining(deadline)) => deadline,
-                                _ => closing_deadline(),
-                            };
-                            writer.ending = Some(Box::new(Ending::Closing(Some(deadline))));
+                            let deadline =
+                                match writer.ending.as_deref_mut().map(|e| std::mem::replace(e, Ending::Done)) {
+                                    Some(Ending::Draining(deadline)) => deadline,
+                                    _ => closing_deadline(),
+                                };
+                            writer.end(Ending::Closing(Some(deadline)));
                         }
                     }
                 }
                 Some(Ending::Closing(_)) => {
                     let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
-                    writer.ending = Some(Box::new(Ending::Done));
+                    writer.end(Ending::Done);
                 }
             }
         }
