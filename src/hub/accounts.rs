@@ -105,7 +105,7 @@ impl Hub {
 
     /// A notice from the service to `id` alone; not history.
     pub fn service_notice(&mut self, id: ConnId, text: &str) {
-        let to = Target::User(self.user(id).source.nick.clone());
+        let to = Target::User(self.user(id).source.nick.to_string());
         let event = self.event(EventKind::Message {
             from: service(),
             target: to,
@@ -217,7 +217,7 @@ impl Hub {
         let source = &self.user(id).source;
         match &source.account {
             Some(account) => format!("~{account}"),
-            None => source.nick.clone(),
+            None => source.nick.to_string(),
         }
     }
 

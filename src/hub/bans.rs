@@ -57,7 +57,7 @@ impl Hub {
         let ban = ServerBan {
             mask: mask.clone(),
             reason: reason.clone(),
-            set_by: self.user(id).source.nick.clone(),
+            set_by: self.user(id).source.nick.to_string(),
             at: now,
             until: minutes.map(|m| now.saturating_add(m.saturating_mul(60_000))),
         };
@@ -70,8 +70,11 @@ impl Hub {
             let source = &user.source;
             let who = format!("{}!{}@{}", source.nick, source.user, source.host);
             if source.id != id && text::wildcard_match(&mask, &who) {
-                let closed =
-                    Closed::Killed { by: by.clone(), nick: source.nick.clone(), reason: format!("Banned: {reason}") };
+                let closed = Closed::Killed {
+                    by: by.clone(),
+                    nick: source.nick.to_string(),
+                    reason: format!("Banned: {reason}"),
+                };
                 user.outbox.close_as(closed);
                 removed += 1;
             }

@@ -286,7 +286,7 @@ impl Hub {
                         let reason = format!("Banned: {}", ban.reason);
                         user.outbox.close_as(super::Closed::Killed {
                             by: by.clone(),
-                            nick: source.nick.clone(),
+                            nick: source.nick.to_string(),
                             reason,
                         });
                     }
@@ -489,8 +489,11 @@ impl Hub {
             EventKind::Topic { room, text, .. } => {
                 let Ok(found) = self.member_room(who.id, room) else { return };
                 let key = fold(&found.name);
-                let topic =
-                    (!text.is_empty()).then(|| Topic { text: text.clone(), set_by: who.nick.clone(), at: event.time });
+                let topic = (!text.is_empty()).then(|| Topic {
+                    text: text.clone(),
+                    set_by: who.nick.to_string(),
+                    at: event.time,
+                });
                 let room = self.rooms.get_mut(&key).expect("found above");
                 room.topic = topic;
                 let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != who.id).collect();

@@ -7,6 +7,7 @@
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use compact_str::CompactString;
 
 use super::ConnId;
 pub use crate::chat::{MsgId, Tags};
@@ -15,7 +16,8 @@ pub use crate::chat::{MsgId, Tags};
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Source {
     pub id: ConnId,
-    pub nick: String,
+    /// Inline up to 24 bytes (every usual nick): an event copies it, with no allocation.
+    pub nick: CompactString,
     pub user: Arc<str>,
     pub host: Arc<str>,
     /// The user marked itself a bot (user mode `+B`): IRC clients see a `bot` tag on what it does.

@@ -30,7 +30,7 @@ impl Event {
     pub fn from_record(record: &Record) -> Arc<Event> {
         let who = Source {
             id: 0,
-            nick: record.nick.clone(),
+            nick: record.nick.as_str().into(),
             user: record.user.as_str().into(),
             host: record.host.as_str().into(),
             bot: false,
@@ -70,7 +70,7 @@ impl Event {
             id: self.id,
             target: target.to_owned(),
             kind,
-            nick: who.nick.clone(),
+            nick: who.nick.to_string(),
             user: who.user.to_string(),
             host: who.host.to_string(),
             text: text.to_owned(),
@@ -186,7 +186,7 @@ impl Hub {
             EventKind::Message { from, target: Target::User(to), .. } => {
                 let from = match &from.account {
                     Some(account) => format!("~{account}"),
-                    None => from.nick.clone(),
+                    None => from.nick.to_string(),
                 };
                 let to = self.id_of(to).map_or_else(|_| to.clone(), |id| self.party(id));
                 Some(dm_key(&from, &to))

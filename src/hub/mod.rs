@@ -748,7 +748,14 @@ impl Hub {
         let now = now_millis();
         self.nicks.insert(CompactString::new(fold(&nick)), id);
         let mut user = Box::new(User {
-            source: Source { id, nick: nick.clone(), user: reg.user, host: reg.host.into(), bot: false, account: None },
+            source: Source {
+                id,
+                nick: nick.as_str().into(),
+                user: reg.user,
+                host: reg.host.into(),
+                bot: false,
+                account: None,
+            },
             realname: match text::clean(&reg.realname, text::REALNAME_LEN) {
                 clean if *clean == *reg.realname => reg.realname,
                 clean => clean.into(),
@@ -833,7 +840,7 @@ impl Hub {
         }
         self.guest_read_markers.remove(&id);
         self.whowas.push_front(Departed {
-            nick: user.source.nick,
+            nick: user.source.nick.to_string(),
             user: user.source.user,
             host: user.source.host,
             realname: user.realname,
@@ -1132,7 +1139,7 @@ impl Hub {
             let to = self.id_of(target)?;
             let user = self.user(to);
             let away = user.away().filter(|_| kind != MsgKind::Notice).map(str::to_string);
-            (Target::User(user.source.nick.clone()), vec![to], away, None)
+            (Target::User(user.source.nick.to_string()), vec![to], away, None)
         };
         let room = line_room(&from, &target, kind);
         let mut pieces = match long {
@@ -1191,7 +1198,7 @@ impl Hub {
         let room = self.room(name)?;
         let who = self.user(id).source.clone();
         let topic =
-            (!text.is_empty()).then(|| Topic { text: text.clone(), set_by: who.nick.clone(), at: now_millis() });
+            (!text.is_empty()).then(|| Topic { text: text.clone(), set_by: who.nick.to_string(), at: now_millis() });
         let event = self.event(EventKind::Topic { who, room: room.name.clone(), text });
         self.share(&event, cluster::Extra::None);
         let room = self.room_mut(name);
@@ -1224,7 +1231,7 @@ impl Hub {
         let event = self.event(EventKind::Kick {
             who: self.user(id).source.clone(),
             room: room.name.clone(),
-            target: self.user(target_id).source.nick.clone(),
+            target: self.user(target_id).source.nick.to_string(),
             target_id,
             reason: text::clean(reason, text::KICK_LEN),
         });
@@ -1244,7 +1251,7 @@ impl Hub {
         if room.modes.invite_only && !room.is_op(id) {
             return Err(HubError::NeedOps(room.name.clone()));
         }
-        let target_nick = self.user(target_id).source.nick.clone();
+        let target_nick = self.user(target_id).source.nick.to_string();
         if room.members.contains_key(&target_id) {
             return Err(HubError::UserInRoom { nick: target_nick, room: room.name.clone() });
         }
@@ -1311,7 +1318,7 @@ impl Hub {
                             false
                         }
                         (true, None) => {
-                            room.bans.push(Ban { mask: mask.clone(), set_by: setter.clone(), at: now_millis() });
+                            room.bans.push(Ban { mask: mask.clone(), set_by: setter.to_string(), at: now_millis() });
                             *bans_total += 1;
                             true
                         }
@@ -1339,8 +1346,8 @@ impl Hub {
                 }
                 // Announce the nick as it is spelled, not as the operator typed it.
                 let mode = match (change.mode, member) {
-                    (RoomMode::Op(_), Some((_, nick))) => RoomMode::Op(nick),
-                    (RoomMode::Voice(_), Some((_, nick))) => RoomMode::Voice(nick),
+                    (RoomMode::Op(_), Some((_, nick))) => RoomMode::Op(nick.to_string()),
+                    (RoomMode::Voice(_), Some((_, nick))) => RoomMode::Voice(nick.to_string()),
                     (mode, _) => mode,
                 };
                 result.applied.push(ModeChange { add, mode });
@@ -1511,7 +1518,7 @@ impl Hub {
             .collect();
         UserInfo {
             id,
-            nick: user.source.nick.clone(),
+            nick: user.source.nick.to_string(),
             user: user.source.user.clone(),
             host: user.source.host.clone(),
             realname: user.realname.clone(),

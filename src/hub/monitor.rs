@@ -110,7 +110,7 @@ impl Hub {
         let Some(watchers) = self.watchers.get(fold(nick).as_str()) else { return };
         let watchers: Vec<ConnId> = watchers.iter().copied().filter(|&w| w != id).collect();
         let mut who = self.user(id).source.clone();
-        who.nick = nick.to_string();
+        who.nick = nick.into();
         let event = self.event(EventKind::Presence { who, online });
         self.deliver(watchers, &event);
     }

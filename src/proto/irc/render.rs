@@ -125,7 +125,7 @@ pub fn message(event: &Event, caps: u32) -> Option<Message> {
         EventKind::Topic { room, text, .. } => Message::new("TOPIC", &[room, text]).with_trailing_colon(),
         // Without a reason, the kicker's nick stands in for one, as IRC clients expect.
         EventKind::Kick { who, room, target, reason, .. } => {
-            let reason = if reason.is_empty() { &who.nick } else { reason };
+            let reason = if reason.is_empty() { who.nick.as_str() } else { reason };
             Message::new("KICK", &[room, target, reason]).with_trailing_colon()
         }
         EventKind::Mode { room, changes, .. } => {
