@@ -609,6 +609,7 @@ async fn serve(
 ) -> anyhow::Result<()> {
     // Before the banner: whoever reads it may stop or reload the server at once.
     let shutdown = shutdown_signal()?;
+    charla::memory::tune();
     let mut hangups =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("cannot watch for SIGHUP")?;
     let server = Server::bind(config).await?;
