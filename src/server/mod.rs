@@ -70,6 +70,28 @@ pub struct Config {
     pub bus: Option<String>,
 }
 
+impl Config {
+    /// Every default, listening on 127.0.0.1 on a port the system picks and keeping its data in
+    /// `data_dir`: a server for this machine alone (and for tests).
+    pub fn local(data_dir: PathBuf) -> Config {
+        Config {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            irc_listen: Vec::new(),
+            data_dir,
+            store: StoreLocation::default(),
+            limits: Limits::default(),
+            hub: HubConfig::default(),
+            history: HistoryConfig::default(),
+            allowed_origins: Vec::new(),
+            server_name: host_name(),
+            oper_file: None,
+            motd: None,
+            tls: None,
+            bus: None,
+        }
+    }
+}
+
 /// The server's TLS: its certificate and where it is spoken.
 #[derive(Debug, Clone)]
 pub struct TlsConfig {
@@ -506,22 +528,7 @@ mod tests {
     #[tokio::test]
     async fn a_sessions_future_fits_a_512_byte_task() {
         let dir = std::env::temp_dir().join(format!("charla-task-size-{}", std::process::id()));
-        let config = Config {
-            listen: vec!["127.0.0.1:0".parse().unwrap()],
-            irc_listen: Vec::new(),
-            data_dir: dir.clone(),
-            store: Default::default(),
-            limits: Default::default(),
-            hub: Default::default(),
-            history: Default::default(),
-            server_name: "irc.test".into(),
-            allowed_origins: Vec::new(),
-            oper_file: None,
-            motd: None,
-            tls: None,
-            bus: None,
-        };
-        let server = Server::bind(config).await.expect("server binds");
+        let server = Server::bind(Config::local(dir.clone())).await.expect("server binds");
         let shared = server.shared.clone();
         let peer = Peer::clear("127.0.0.1:40000".parse().unwrap());
         let conn = || {

@@ -69,21 +69,8 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
 
 /// Starts a server keeping its data in `data_dir`, which outlives it (for restarts).
 pub async fn start_at(data_dir: &std::path::Path, adjust: impl FnOnce(&mut Config)) -> TestServer {
-    let mut config = Config {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        irc_listen: Vec::new(),
-        data_dir: data_dir.to_path_buf(),
-        store: Default::default(),
-        limits: test_limits(),
-        hub: Default::default(),
-        history: Default::default(),
-        server_name: "irc.test".into(),
-        allowed_origins: Vec::new(),
-        oper_file: None,
-        motd: None,
-        tls: None,
-        bus: None,
-    };
+    let mut config =
+        Config { limits: test_limits(), server_name: "irc.test".into(), ..Config::local(data_dir.to_path_buf()) };
     adjust(&mut config);
     let server = Server::bind(config).await.expect("server binds");
     let addrs = server.local_addrs();
