@@ -24,16 +24,24 @@ pub const EXIT_CODE: i32 = 101;
 
 /// Runs `task`, the work of one connection, so that a panic in it ends only that connection.
 pub fn connection<F: Future>(task: F) -> Connection<F> {
-    Connection { task }
+    Connection { task, _unmark: Unmark }
 }
 
 pin_project_lite::pin_project! {
-    /// A connection's task, marked as one while it is polled. Not a tokio task-local, which
-    /// would add 16 bytes to every connection's task, and idle connections are counted in
-    /// bytes (see [`crate::net::conn`]).
+    /// A connection's task, marked as one while it is polled and while it is dropped. Not a
+    /// tokio task-local, which would add 16 bytes to every connection's task, and idle
+    /// connections are counted in bytes (see [`crate::net::conn`]).
     pub struct Connection<F> {
         #[pin]
         task: F,
+        // Dropped after `task` (fields drop in order), which the drop below marks.
+        _unmark: Unmark,
+    }
+
+    impl<F> PinnedDrop for Connection<F> {
+        fn drop(_this: Pin<&mut Self>) {
+            IN_CONNECTION.set(true);
+        }
     }
 }
 
@@ -41,16 +49,18 @@ impl<F: Future> Future for Connection<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        /// Clears the mark when the poll ends, by returning or by a panic.
-        struct Unmark;
-        impl Drop for Unmark {
-            fn drop(&mut self) {
-                IN_CONNECTION.set(false);
-            }
-        }
         IN_CONNECTION.set(true);
         let _unmark = Unmark;
         self.project().task.poll(cx)
+    }
+}
+
+/// Clears the mark when dropped: when the poll or the drop it ends returns, or panics.
+struct Unmark;
+
+impl Drop for Unmark {
+    fn drop(&mut self) {
+        IN_CONNECTION.set(false);
     }
 }
 

@@ -28,6 +28,23 @@ fn child() {
             let task = tokio::spawn(charla::panics::connection(async { panic!("a bug in one connection") }));
             assert!(task.await.unwrap_err().is_panic());
         }),
+        "dropped connection" => runtime.block_on(async {
+            /// Panics when dropped: a bug in a connection's clean-up.
+            struct Cleanup;
+            impl Drop for Cleanup {
+                fn drop(&mut self) {
+                    panic!("a bug while a connection was dropped");
+                }
+            }
+            let cleanup = Cleanup;
+            let task = tokio::spawn(charla::panics::connection(async move {
+                let _cleanup = cleanup;
+                std::future::pending::<()>().await
+            }));
+            tokio::task::yield_now().await;
+            task.abort();
+            assert!(task.await.unwrap_err().is_panic());
+        }),
         "task" => runtime.block_on(async {
             let _ = tokio::spawn(async { panic!("a bug in an accept loop") }).await;
         }),
@@ -51,9 +68,12 @@ fn run(case: &str) -> Output {
 
 #[test]
 fn a_panic_in_a_connection_ends_only_that_connection() {
-    let output = run("connection");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("still running"));
+    // In its code, or in its clean-up when its task is dropped (aborted, say).
+    for case in ["connection", "dropped connection"] {
+        let output = run(case);
+        assert!(output.status.success(), "{case}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(String::from_utf8_lossy(&output.stdout).contains("still running"), "{case}");
+    }
 }
 
 #[test]

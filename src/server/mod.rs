@@ -540,7 +540,7 @@ mod tests {
         let irc = panics::connection(crate::proto::irc::run(conn(), shared.clone(), peer.clone()));
         let plain = panics::connection(crate::proto::plain::run(conn(), shared.clone(), peer.clone()));
         for (protocol, size) in [("IRC", std::mem::size_of_val(&irc)), ("plain", std::mem::size_of_val(&plain))] {
-            assert!(size <= 408, "a {protocol} session's future is {size} bytes");
+            assert!(size <= 408, "{protocol} session future: {size} bytes");
         }
         drop((irc, plain, server));
         let _ = std::fs::remove_dir_all(dir);
