@@ -219,12 +219,7 @@ impl Hub {
             protocol: user.protocol.name().to_string(),
             secure: user.secure,
             signon: user.signon,
-            rooms: user
-                .rooms
-                .iter()
-                .filter_map(|key| self.rooms.get(key.as_str()))
-                .map(|room| (room.name.clone(), room.members[&user.source.id]))
-                .collect(),
+            rooms: self.rooms_in(user).map(|room| (room.name.clone(), room.members[&user.source.id])).collect(),
         }
     }
 

@@ -660,9 +660,7 @@ impl Hub {
         let Some(user) = self.users.get(&id) else {
             return IdSet::default();
         };
-        user.rooms
-            .iter()
-            .filter_map(|r| self.rooms.get(r.as_str()))
+        self.rooms_in(user)
             .filter(|r| r.status(id).is_some_and(|s| !s.hidden))
             .flat_map(|r| r.members.keys().copied())
             .filter(|&m| m != id)
@@ -1474,14 +1472,21 @@ impl Hub {
 
     /// The rooms a user is in, as spelled at creation, in join order.
     pub fn rooms_of(&self, id: ConnId) -> Vec<String> {
-        self.user(id).rooms.iter().filter_map(|r| self.rooms.get(r.as_str())).map(|r| r.name.clone()).collect()
+        self.rooms_in(self.user(id)).map(|r| r.name.clone()).collect()
+    }
+
+    /// The rooms `user` is in, in join order.
+    fn rooms_in<'a>(&'a self, user: &'a User) -> impl Iterator<Item = &'a Room> {
+        user.rooms.iter().filter_map(|key| self.rooms.get(key.as_str()))
     }
 
     /// The rooms `id` is in and shown in (not a quiet join not yet revealed): where its quit
     /// and nick changes are recorded, as only there were they seen.
     fn shown_rooms_of(&self, id: ConnId) -> Vec<String> {
-        let rooms = self.user(id).rooms.iter().filter_map(|r| self.rooms.get(r.as_str()));
-        rooms.filter(|r| r.status(id).is_some_and(|s| !s.hidden)).map(|r| r.name.clone()).collect()
+        self.rooms_in(self.user(id))
+            .filter(|r| r.status(id).is_some_and(|s| !s.hidden))
+            .map(|r| r.name.clone())
+            .collect()
     }
 
     /// Is `nick` online? Returns its current spelling.
@@ -1508,10 +1513,8 @@ impl Hub {
     /// asks for none, so that its cost does not grow with how many rooms each member is in.
     fn info(&self, id: ConnId, asker: ConnId, rooms: usize) -> UserInfo {
         let user = self.user(id);
-        let rooms = user
-            .rooms
-            .iter()
-            .filter_map(|r| self.rooms.get(r.as_str()))
+        let rooms = self
+            .rooms_in(user)
             .filter(|r| r.visible_to(asker))
             .take(rooms)
             .map(|r| (r.name.clone(), r.members[&id]))

@@ -64,12 +64,7 @@ impl Hub {
     /// share a room with them, and to themselves.
     pub(super) fn sees(&self, asker: ConnId, id: ConnId) -> bool {
         let user = self.user(id);
-        !user.invisible
-            || asker == id
-            || user
-                .rooms
-                .iter()
-                .any(|r| self.rooms.get(r.as_str()).is_some_and(|room| room.members.contains_key(&asker)))
+        !user.invisible || asker == id || self.rooms_in(user).any(|room| room.members.contains_key(&asker))
     }
 
     /// Whether `id` receives WALLOPS; returns whether that changed anything.
