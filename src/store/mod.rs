@@ -31,9 +31,9 @@
 //!
 //! A clean shutdown loses nothing: once [`Store::flush`] resolves, everything appended before
 //! it is committed, and dropping a [`SqliteStore`] commits whatever is still queued before it
-//! returns. `kill -9` loses at most what was not yet committed, the last batch window: a
-//! fraction of a millisecond at chat rates (at most [`sqlite::GATHER`] and the time to write
-//! it), a few milliseconds under a burst ([`sqlite::COMMIT_WINDOW`]). A failing disk loses
+//! returns. `kill -9` loses at most what was not yet committed, the last batch window: at
+//! most [`sqlite::GATHER`] and the time to write it at chat rates, a few milliseconds under a
+//! burst ([`sqlite::COMMIT_WINDOW`]). A failing disk loses
 //! nothing either: records wait in memory and are retried until they are stored, and the store
 //! says it is [degraded](Store::degraded) meanwhile. [`sqlite`] states the exact bounds.
 //!

@@ -8,7 +8,7 @@
 //! cached prepared statements in ONE transaction, and goes on taking what queues up meanwhile
 //! for at most [`COMMIT_WINDOW`] before it commits: under load, batches grow by themselves and
 //! the cost of a commit is shared by hundreds of records, yet a commit comes every few
-//! milliseconds however many records wait. A record that arrives [`GATHER`] (half a millisecond) or more after
+//! milliseconds however many records wait. A record that arrives [`GATHER`] (2 ms) or more after
 //! the last commit began is committed at once; one that arrives sooner waits, with whatever
 //! else arrives meanwhile, until that time has passed. The thread waits parked, where new
 //! records do not wake it, so a steady stream of single records (joins and quits under
@@ -53,8 +53,8 @@
 //!   consistent copy.
 //! - `kill -9` of the server loses only what was not yet committed: the batch being written
 //!   and the records queued behind it. At chat rates the queue is empty and a record is
-//!   committed within a fraction of a millisecond of its `append` (at most [`GATHER`] and the
-//!   time to write it), so that is all that can be lost. Under a burst, a transaction takes new
+//!   committed within [`GATHER`] of its `append` and the time to write it, so that is all that
+//!   can be lost. Under a burst, a transaction takes new
 //!   records for at most [`COMMIT_WINDOW`], so what can be lost is what arrived in the last few
 //!   milliseconds; and when the writer falls more than [`MAX_LAG`] behind what was appended,
 //!   [`Store::behind`] says so and the sessions read their senders' next lines only once it
@@ -109,8 +109,12 @@ use writer::{Command, Writer};
 pub const COMMIT_WINDOW: Duration = Duration::from_millis(2);
 
 /// Least time between the starts of two commits, unless a flush is waiting: what arrives
-/// meanwhile shares the next commit. An idle writer commits at once.
-pub const GATHER: Duration = Duration::from_micros(500);
+/// meanwhile shares the next commit. An idle writer commits at once. As long as
+/// [`COMMIT_WINDOW`], so that a record waits no longer before its commit than a burst's
+/// records may; each commit writes every page it changed to the log again (the table's and
+/// its indexes' newest pages), so under connection churn a writer committing every 0.5 ms
+/// took twice the CPU, and woke often enough to push the workers off their cores.
+pub const GATHER: Duration = Duration::from_millis(2);
 
 /// How far behind what is appended the writer may fall before [`Store::behind`] says so and
 /// the sessions make their senders wait: with [`COMMIT_WINDOW`], what `kill -9` can lose.
