@@ -202,19 +202,36 @@ impl Message {
             out.put(" ");
         }
         put_one_line(&self.command, out);
-        if let Some((last, middle)) = self.params.split_last() {
-            for param in middle {
-                out.put(" ");
-                put_one_line(param, out);
-            }
-            out.put(" ");
-            // NUL, CR and LF will be written as spaces, so they need the colon as much as a space.
-            if self.force_trailing || last.is_empty() || last.starts_with(':') || last.contains([' ', '\0', '\r', '\n'])
-            {
-                out.put(":");
-            }
-            put_one_line(last, out);
+        write_params(self.params.iter().map(CompactString::as_str), self.force_trailing, out);
+    }
+}
+
+/// Appends the line of a numeric, `:source code target params…` and `\r\n`, to `out`: the same
+/// bytes as a [`Message`] with that source, command and params and `force_trailing` writes,
+/// without building one (a registration sends some 25 numerics).
+pub fn write_numeric(out: &mut Vec<u8>, source: &str, code: &str, target: &str, params: &[&str]) {
+    out.put(":");
+    put_one_line(source, out);
+    out.put(" ");
+    put_one_line(code, out);
+    write_params(std::iter::once(target).chain(params.iter().copied()), true, out);
+    out.put("\r\n");
+}
+
+/// Writes each param after a space, the last one after a colon too when it needs one (or
+/// `force_trailing` asks for it).
+fn write_params<'a, S: Sink>(params: impl Iterator<Item = &'a str>, force_trailing: bool, out: &mut S) {
+    let mut params = params.peekable();
+    while let Some(param) = params.next() {
+        out.put(" ");
+        // NUL, CR and LF will be written as spaces, so they need the colon as much as a space.
+        let last = params.peek().is_none();
+        if last
+            && (force_trailing || param.is_empty() || param.starts_with(':') || param.contains([' ', '\0', '\r', '\n']))
+        {
+            out.put(":");
         }
+        put_one_line(param, out);
     }
 }
 
@@ -486,6 +503,28 @@ mod tests {
             prop_assert!(wire.ends_with(b"\r\n"));
             let body = &wire[..wire.len() - 2];
             prop_assert!(!body.iter().any(|b| matches!(b, b'\0' | b'\r' | b'\n')));
+        }
+
+        #[test]
+        fn a_numeric_written_directly_is_the_message_it_stands_for(
+            source in "[a-z.]{1,12}",
+            code in "[0-9]{3}",
+            target in "[^ ]{0,9}",
+            params in proptest::collection::vec("[ :a-z\r\n\x00]{0,6}", 0..15),
+        ) {
+            let params: Vec<&str> = params.iter().map(String::as_str).collect();
+            let mut direct = Vec::new();
+            write_numeric(&mut direct, &source, &code, &target, &params);
+            let message = Message {
+                source: Some(source.as_str().into()),
+                command: code.as_str().into(),
+                params: std::iter::once(target.as_str()).chain(params.iter().copied()).map(Into::into).collect(),
+                force_trailing: true,
+                ..Message::default()
+            };
+            let mut built = Vec::new();
+            message.write_to(&mut built);
+            prop_assert_eq!(String::from_utf8_lossy(&direct), String::from_utf8_lossy(&built));
         }
 
         #[test]

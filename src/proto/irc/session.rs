@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 
 use super::caps::{Cap, CapSet};
-use super::message::{Message, ParseError};
+use super::message::{self, Message, ParseError};
 use super::numeric::*;
 use super::render::{self, IrcRender};
 use super::{VERSION, commands, multiline};
@@ -36,7 +36,7 @@ pub struct Session {
     /// The client's address: its host as others see it, and the log.
     pub peer: Peer,
     /// Answers to the command being handled.
-    replies: Vec<Message>,
+    replies: Vec<Reply>,
     /// How the answer to the command being handled goes out, when it is more than its
     /// replies as they are.
     answering: Option<Box<Answering>>,
@@ -393,7 +393,7 @@ impl Session {
 
     /// Queues one reply to the current command.
     pub fn reply(&mut self, message: Message) {
-        self.replies.push(message);
+        self.replies.push(Reply::Message(message));
     }
 
     /// Queues a numeric reply: `:server CODE nick params…`.
@@ -405,15 +405,31 @@ impl Session {
     /// [`Session::numeric`] to `nick`, the client's nick looked up already: a run of numerics
     /// (the welcome, LUSERS, the MOTD, NAMES) looks it up once, not once per line.
     pub fn numeric_to(&mut self, nick: &str, code: &str, params: &[&str]) {
-        // Built in place: a registration sends some 25 of these.
-        let message = Message {
-            source: Some(self.shared.server_name.as_str().into()),
-            command: code.into(),
-            params: std::iter::once(nick).chain(params.iter().copied()).map(Into::into).collect(),
-            force_trailing: true,
-            ..Message::default()
-        };
-        self.reply(message);
+        if self.answer_is_tagged() {
+            let message = Message {
+                source: Some(self.shared.server_name.as_str().into()),
+                command: code.into(),
+                params: std::iter::once(nick).chain(params.iter().copied()).map(Into::into).collect(),
+                force_trailing: true,
+                ..Message::default()
+            };
+            return self.reply(message);
+        }
+        // Written straight to the wire form: a registration sends some 25 of these.
+        if !matches!(self.replies.last(), Some(Reply::Lines(_))) {
+            self.replies.push(Reply::Lines(Vec::with_capacity(NUMERICS_BUFFER)));
+        }
+        if let Some(Reply::Lines(lines)) = self.replies.last_mut() {
+            message::write_numeric(lines, &self.shared.server_name, code, nick, params);
+        }
+    }
+
+    /// Whether [`Session::finish`] will tag the current command's replies (a label, or the
+    /// batch a labeled JOIN opened), so that they must stay messages until then.
+    fn answer_is_tagged(&self) -> bool {
+        self.answering
+            .as_ref()
+            .is_some_and(|a| a.open_batch.is_some() || (a.label.is_some() && self.caps.has(Cap::LabeledResponse)))
     }
 
     /// Queues the numeric for a refusal from the hub.
@@ -459,11 +475,19 @@ impl Session {
         let labeled = self.label().filter(|_| self.caps.has(Cap::LabeledResponse) && self.caps.has(Cap::Batch));
         let open_batch = self.answering.as_ref().and_then(|a| a.open_batch.as_deref());
         let reference: Option<Box<str>> = labeled.map(|_| open_batch.map_or_else(|| batch_ref().into(), Box::from));
-        let mut ahead = Vec::new();
-        if let (Some(label), Some(reference), None) = (labeled, &reference, open_batch) {
-            ahead.push(with_first_tag(self.batch_start(reference, "labeled-response", &[]), "label", label));
-        }
-        ahead.extend(self.replies.iter().map(|m| in_batch_of(m.clone(), reference.as_deref())));
+        let ahead = match &reference {
+            None => self.replies.clone(),
+            Some(reference) => {
+                let mut ahead = Vec::new();
+                if let (Some(label), None) = (labeled, open_batch) {
+                    let start = with_first_tag(self.batch_start(reference, "labeled-response", &[]), "label", label);
+                    ahead.push(Reply::Message(start));
+                }
+                let replies = messages(self.replies.iter().cloned());
+                ahead.extend(replies.map(|m| Reply::Message(in_batch(m, reference))));
+                ahead
+            }
+        };
         let caps = self.caps.bits();
         let tag = reference.clone();
         let own = move |event: &Arc<Event>| {
@@ -471,8 +495,8 @@ impl Session {
                 return Out::Event(event.clone());
             }
             let mut lines = ahead;
-            lines.extend(render::message(event, caps).map(|m| in_batch_of(m, tag.as_deref())));
-            Out::Line(encode(&lines))
+            lines.extend(render::message(event, caps).map(|m| Reply::Message(in_batch_of(m, tag.as_deref()))));
+            Out::Line(encode_replies(lines))
         };
         let joined = hub::lock(&self.shared.hub).join_as(self.id.expect("registered"), room, key, own);
         if let Ok(Some(_)) = joined {
@@ -486,7 +510,7 @@ impl Session {
 
     /// Sends the current command's replies, labelled as the client asked.
     pub fn finish(&mut self) {
-        let mut replies = std::mem::take(&mut self.replies);
+        let replies = std::mem::take(&mut self.replies);
         let (label, open_batch) = match &mut self.answering {
             Some(answering) => (answering.label.take(), answering.open_batch.take()),
             None => (None, None),
@@ -494,6 +518,14 @@ impl Session {
         if self.answering.as_ref().is_some_and(|a| a.unstored.is_none()) {
             self.answering = None;
         }
+        let label = label.filter(|_| self.caps.has(Cap::LabeledResponse));
+        if label.is_none() && open_batch.is_none() {
+            if !replies.is_empty() {
+                self.outbox.push(Out::Line(encode_replies(replies)));
+            }
+            return;
+        }
+        let mut replies: Vec<Message> = messages(replies).collect();
         let label = if let Some(reference) = open_batch {
             // Opened with a JOIN line: the rest of the answer goes in, then the batch ends.
             replies = replies.into_iter().map(|m| in_batch(m, &reference)).collect();
@@ -502,7 +534,7 @@ impl Session {
         } else {
             label
         };
-        if let Some(label) = label.filter(|_| self.caps.has(Cap::LabeledResponse)) {
+        if let Some(label) = label {
             match replies.len() {
                 0 => {
                     let ack = Message::new("ACK", &[]).with_source(&self.shared.server_name);
@@ -648,6 +680,42 @@ impl Session {
     }
 }
 
+/// One reply to the command being handled: a message, or numerics already in their wire form
+/// (lines that no tag will be added to).
+#[derive(Clone)]
+enum Reply {
+    Message(Message),
+    Lines(Vec<u8>),
+}
+
+/// The replies as messages: numerics written as lines are read back, for the rare answer
+/// that is tagged after they were written (see [`Session::answer_is_tagged`]).
+fn messages(replies: impl IntoIterator<Item = Reply>) -> impl Iterator<Item = Message> {
+    replies.into_iter().flat_map(|reply| match reply {
+        Reply::Message(message) => vec![message],
+        Reply::Lines(lines) => String::from_utf8_lossy(&lines)
+            .split_terminator("\r\n")
+            .filter_map(|line| Message::parse(line).ok())
+            .map(Message::with_trailing_colon)
+            .collect(),
+    })
+}
+
+/// Replies as the bytes of consecutive lines; numerics alone are sent as they were written.
+fn encode_replies(mut replies: Vec<Reply>) -> Bytes {
+    if let [Reply::Lines(lines)] = replies.as_mut_slice() {
+        return Bytes::from(std::mem::take(lines));
+    }
+    let mut buf = Vec::with_capacity(replies.len() * REPLY_LINE);
+    for reply in replies {
+        match reply {
+            Reply::Message(message) => message.write_to(&mut buf),
+            Reply::Lines(lines) => buf.extend_from_slice(&lines),
+        }
+    }
+    Bytes::from(buf)
+}
+
 /// Messages as the bytes of consecutive lines.
 fn encode(messages: &[Message]) -> Bytes {
     // Most replies are short lines: room for this many spares the buffer's regrowth (a
@@ -661,6 +729,9 @@ fn encode(messages: &[Message]) -> Bytes {
 
 /// What [`encode`] expects a line to take, in bytes.
 const REPLY_LINE: usize = 64;
+
+/// Room for the numerics of one answer to begin with: most answers are a few lines.
+const NUMERICS_BUFFER: usize = 256;
 
 /// Are these lines exactly one batch, from its opening to its end?
 fn one_batch(lines: &[Message]) -> bool {
