@@ -439,7 +439,7 @@ pub struct Joined {
 #[derive(Debug, Clone)]
 pub struct UserInfo {
     pub id: ConnId,
-    pub nick: String,
+    pub nick: CompactString,
     pub user: Arc<str>,
     pub host: Arc<str>,
     pub realname: Arc<str>,
@@ -1521,7 +1521,7 @@ impl Hub {
             .collect();
         UserInfo {
             id,
-            nick: user.source.nick.to_string(),
+            nick: user.source.nick.clone(),
             user: user.source.user.clone(),
             host: user.source.host.clone(),
             realname: user.realname.clone(),

@@ -395,7 +395,7 @@ fn invisible_users_show_only_to_those_who_share_a_room() {
     t.hub.join(shy, "#den", None).unwrap();
     t.hub.join(friend, "#den", None).unwrap();
     let nicks = |users: Vec<UserInfo>| {
-        let mut nicks: Vec<String> = users.into_iter().map(|u| u.nick).collect();
+        let mut nicks: Vec<String> = users.into_iter().map(|u| u.nick.to_string()).collect();
         nicks.sort();
         nicks
     };

@@ -127,7 +127,8 @@ fn cap(session: &mut Session, message: &Message) {
             }
             let tls = &session.shared.tls;
             let words = caps::ls(session.cap_version, caps::sts(session.peer.secure(), tls.port, tls.verifiable));
-            let chunks: Vec<String> = chunk_words(&words, 400);
+            let words = words.join(" ");
+            let chunks: Vec<&str> = chunk_words(&words, 400).collect();
             for (i, chunk) in chunks.iter().enumerate() {
                 let more = i + 1 < chunks.len() && session.cap_version >= 302;
                 let params: Vec<&str> = if more { vec![&nick, "LS", "*", chunk] } else { vec![&nick, "LS", chunk] };
@@ -171,21 +172,29 @@ fn cap(session: &mut Session, message: &Message) {
     }
 }
 
-/// Splits words into space-joined chunks of at most `max` bytes.
-fn chunk_words(words: &[String], max: usize) -> Vec<String> {
-    let mut chunks = vec![String::new()];
-    for word in words {
-        let last = chunks.last_mut().expect("never empty");
-        if !last.is_empty() && last.len() + 1 + word.len() > max {
-            chunks.push(word.clone());
-        } else {
-            if !last.is_empty() {
-                last.push(' ');
-            }
-            last.push_str(word);
+/// Splits space-separated `words` into runs of whole words of at most `max` bytes (a longer
+/// word alone makes a longer run); no words make one empty run.
+fn chunk_words(words: &str, max: usize) -> impl Iterator<Item = &str> {
+    let mut rest = Some(words);
+    std::iter::from_fn(move || {
+        let words = rest?;
+        if words.len() <= max {
+            rest = None;
+            return Some(words);
         }
-    }
-    chunks
+        // The last space that keeps the run within `max`, else the end of an overlong first word.
+        let cut = words.as_bytes()[..=max].iter().rposition(|&b| b == b' ').or_else(|| words.find(' '));
+        match cut {
+            Some(cut) => {
+                rest = Some(&words[cut + 1..]);
+                Some(&words[..cut])
+            }
+            None => {
+                rest = None;
+                Some(words)
+            }
+        }
+    })
 }
 
 /// `PASS password`: kept until registration, which checks it against the server password
@@ -450,21 +459,20 @@ fn names_of(session: &mut Session, room: &str) {
     if let Ok(info) = info {
         let all_prefixes = session.caps.has(Cap::MultiPrefix);
         let full = session.caps.has(Cap::UserhostInNames);
-        let names: Vec<String> = info
-            .members
-            .iter()
-            .map(|m| {
-                let prefix = m.status.prefixes(all_prefixes);
-                if full {
-                    format!("{prefix}{}!{}@{}", m.info.nick, m.info.user, m.info.host)
-                } else {
-                    format!("{prefix}{}", m.info.nick)
-                }
-            })
-            .collect();
+        let mut names = String::with_capacity(info.members.len() * 12);
+        for m in &info.members {
+            if !names.is_empty() {
+                names.push(' ');
+            }
+            names.push_str(m.status.prefixes(all_prefixes));
+            names.push_str(&m.info.nick);
+            if full {
+                let _ = write!(names, "!{}@{}", m.info.user, m.info.host);
+            }
+        }
         let symbol = if info.secret { "@" } else { "=" };
         for chunk in chunk_words(&names, 400) {
-            session.numeric_to(&nick, RPL_NAMREPLY, &[symbol, &info.name, &chunk]);
+            session.numeric_to(&nick, RPL_NAMREPLY, &[symbol, &info.name, chunk]);
         }
         session.numeric_to(&nick, RPL_ENDOFNAMES, &[&info.name, "End of /NAMES list"]);
     } else {
@@ -556,7 +564,7 @@ fn who(session: &mut Session, message: &Message) {
                         'i' => "255.255.255.255".into(),
                         'h' => info.host.to_string(),
                         's' => server.clone(),
-                        'n' => info.nick.clone(),
+                        'n' => info.nick.to_string(),
                         'f' => flags.clone(),
                         'd' => "0".into(),
                         'l' => idle_secs(&info),
@@ -597,8 +605,8 @@ fn whois(session: &mut Session, message: &Message) {
                     .iter()
                     .map(|(room, status)| format!("{}{room}", status.prefixes(all_prefixes)))
                     .collect();
-                for chunk in chunk_words(&rooms, 400) {
-                    session.numeric(RPL_WHOISCHANNELS, &[&info.nick, &chunk]);
+                for chunk in chunk_words(&rooms.join(" "), 400) {
+                    session.numeric(RPL_WHOISCHANNELS, &[&info.nick, chunk]);
                 }
             }
             session.numeric(RPL_WHOISSERVER, &[&info.nick, &server, &format!("charla ({} client)", info.protocol)]);
@@ -1054,4 +1062,21 @@ fn info(session: &mut Session, message: &Message) {
         session.numeric(RPL_INFO, &[&line]);
     }
     session.numeric(RPL_ENDOFINFO, &["End of /INFO list"]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunk_words;
+
+    #[test]
+    fn chunks_hold_whole_words_within_the_limit() {
+        let chunks: Vec<&str> = chunk_words("ab cd ef gh", 5).collect();
+        assert_eq!(chunks, ["ab cd", "ef gh"]);
+        let chunks: Vec<&str> = chunk_words("ab cd ef", 4).collect();
+        assert_eq!(chunks, ["ab", "cd", "ef"]);
+        assert_eq!(chunk_words("", 400).collect::<Vec<_>>(), [""]);
+        assert_eq!(chunk_words("abcdefgh ij", 4).collect::<Vec<_>>(), ["abcdefgh", "ij"]);
+        assert_eq!(chunk_words("ab abcdefgh", 4).collect::<Vec<_>>(), ["ab", "abcdefgh"]);
+        assert_eq!(chunk_words("abcdefgh", 4).collect::<Vec<_>>(), ["abcdefgh"]);
+    }
 }
