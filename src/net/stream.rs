@@ -58,6 +58,10 @@ impl Stream for Rewind {
 pub type BoxStream = Box<dyn Stream>;
 
 /// A stream whose first bytes were already read: they are read again first.
+///
+/// Once they are read (or if there are none), the buffer they came from is let go: a
+/// WebSocket's are what hyper had read past the upgrade, a slice of its 8 KiB read buffer,
+/// which the connection would otherwise hold for its whole life.
 pub struct Rewind {
     unread: Bytes,
     inner: BoxStream,
@@ -65,7 +69,8 @@ pub struct Rewind {
 
 impl Rewind {
     pub fn new(unread: impl Into<Bytes>, inner: BoxStream) -> Rewind {
-        Rewind { unread: unread.into(), inner }
+        let unread = unread.into();
+        Rewind { unread: if unread.is_empty() { Bytes::new() } else { unread }, inner }
     }
 }
 
@@ -75,6 +80,9 @@ impl AsyncRead for Rewind {
             let n = self.unread.len().min(buf.remaining());
             buf.put_slice(&self.unread[..n]);
             self.unread.advance(n);
+            if self.unread.is_empty() {
+                self.unread = Bytes::new();
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)
@@ -122,5 +130,22 @@ mod tests {
         let mut all = String::new();
         rewound.read_to_string(&mut all).await.unwrap();
         assert_eq!(all, "hello world");
+    }
+
+    #[tokio::test]
+    async fn lets_go_of_the_unread_bytes_buffer_once_they_are_read() {
+        let buffer = Bytes::from(vec![b'x'; 100]);
+        let (_client, server) = tokio::io::duplex(64);
+        let nothing_left = Rewind::new(buffer.slice(100..), Box::new(server));
+        assert!(buffer.is_unique(), "an empty remainder holds its buffer");
+        drop(nothing_left);
+
+        let (_client, server) = tokio::io::duplex(64);
+        let mut rewound = Rewind::new(buffer.slice(95..), Box::new(server));
+        assert!(!buffer.is_unique());
+        let mut five = [0; 5];
+        rewound.read_exact(&mut five).await.unwrap();
+        assert_eq!(&five, b"xxxxx");
+        assert!(buffer.is_unique(), "a remainder read to its end holds its buffer");
     }
 }
