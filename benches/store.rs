@@ -31,7 +31,7 @@ fn records() -> Vec<Record> {
             id: MsgId(start + i * 300),
             target: format!("#room-{}", i % ROOMS),
             kind: RecordKind::Privmsg,
-            nick: format!("user{}", i % 37),
+            nick: format!("user{}", i % 37).into(),
             user: "~u".into(),
             host: "203.0.113.7".into(),
             text: format!("message number {i}: the quick brown fox jumps over the lazy dog"),

@@ -30,9 +30,9 @@ impl Event {
     pub fn from_record(record: &Record) -> Arc<Event> {
         let who = Source {
             id: 0,
-            nick: record.nick.as_str().into(),
-            user: record.user.as_str().into(),
-            host: record.host.as_str().into(),
+            nick: record.nick.clone(),
+            user: record.user.clone(),
+            host: record.host.clone(),
             bot: false,
             account: None,
         };
@@ -70,9 +70,9 @@ impl Event {
             id: self.id,
             target: target.to_owned(),
             kind,
-            nick: who.nick.to_string(),
-            user: who.user.to_string(),
-            host: who.host.to_string(),
+            nick: who.nick.clone(),
+            user: who.user.clone(),
+            host: who.host.clone(),
             text: text.to_owned(),
             extra: extra.to_owned(),
             tags: Vec::new(),

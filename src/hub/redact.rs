@@ -34,7 +34,7 @@ impl Hub {
             who: self.user(id).source.clone(),
             target: to,
             msgid: message.id,
-            author: message.nick.clone(),
+            author: message.nick.to_string(),
             reason: super::text::sanitize(reason),
         });
         self.record_redaction(&key, message.id, event.id)?;

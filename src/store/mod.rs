@@ -58,6 +58,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use compact_str::CompactString;
 use tokio::sync::oneshot;
 
 use crate::chat::text::fold;
@@ -274,10 +275,11 @@ pub struct Record {
     /// sender and recipient.
     pub target: String,
     pub kind: RecordKind,
-    /// Who said or did it.
-    pub nick: String,
-    pub user: String,
-    pub host: String,
+    /// Who said or did it: shared with the event the record keeps (the nick inline up to 24
+    /// bytes), so that recording it copies no string.
+    pub nick: CompactString,
+    pub user: Arc<str>,
+    pub host: Arc<str>,
     /// The message; the part, quit or kick reason; the new nick; the topic; the mode changes
     /// (`+o bob`); the real name of a joiner.
     pub text: String,
@@ -294,6 +296,12 @@ impl Record {
     /// When the record was made, in milliseconds since the Unix epoch.
     pub fn time(&self) -> u64 {
         self.id.millis()
+    }
+
+    /// The nick of `party` (folded, one side of a private conversation) as this record spells
+    /// it: its sender's or its recipient's, else `party` itself.
+    pub fn spelling<'a>(&'a self, party: &'a str) -> &'a str {
+        [self.nick.as_str(), self.extra.as_str()].into_iter().find(|nick| fold(nick) == party).unwrap_or(party)
     }
 }
 

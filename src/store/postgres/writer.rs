@@ -508,8 +508,8 @@ async fn touch_targets(
         match dm_parties(&key) {
             None => touch("", &key, &record.target, id),
             Some((a, b)) => {
-                touch(a, &key, display(b, record), id);
-                touch(b, &key, display(a, record), id);
+                touch(a, &key, record.spelling(b), id);
+                touch(b, &key, record.spelling(a), id);
             }
         }
     }
@@ -556,9 +556,4 @@ async fn save_room(tx: &Transaction<'_>, room: &RoomState) -> Result<(), tokio_p
         tx.execute(SAVE_BANS, &[&key, &positions, &masks, &by, &at]).await?;
     }
     Ok(())
-}
-
-/// The nick of `party` (folded, one side of a private conversation) as `record` spells it.
-fn display<'a>(party: &'a str, record: &'a Record) -> &'a str {
-    [&record.nick, &record.extra].into_iter().find(|nick| fold(nick) == party).map_or(party, String::as_str)
 }

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::chat::now_millis;
 use crate::chat::text::fold;
-use crate::store::{Bound, Record, Retention, RoomState, StoreError, dm_parties};
+use crate::store::{Bound, Retention, RoomState, StoreError, dm_parties};
 
 use crate::store::command;
 pub(super) use crate::store::command::{Answer, Command};
@@ -399,9 +399,9 @@ impl Writer {
                                     fold(&r.target),
                                     r.target,
                                     r.kind.as_str(),
-                                    r.nick,
-                                    r.user,
-                                    r.host,
+                                    r.nick.as_str(),
+                                    &*r.user,
+                                    &*r.host,
                                     r.text,
                                     r.extra,
                                     tags_to_sql(&r.tags),
@@ -458,8 +458,8 @@ impl Writer {
                         touch.execute(params!["", key, target, id]).map_err(fail)?;
                     }
                     Some((a, b)) => {
-                        touch.execute(params![a, key, display(b, record), id]).map_err(fail)?;
-                        touch.execute(params![b, key, display(a, record), id]).map_err(fail)?;
+                        touch.execute(params![a, key, record.spelling(b), id]).map_err(fail)?;
+                        touch.execute(params![b, key, record.spelling(a), id]).map_err(fail)?;
                     }
                 }
             }
@@ -552,9 +552,4 @@ fn save_room(tx: &rusqlite::Transaction, room: &RoomState) -> rusqlite::Result<(
         save_ban.execute(params![key, position as i64, &ban.mask, &ban.set_by, sql_int(ban.at)])?;
     }
     Ok(())
-}
-
-/// The nick of `party` (folded, one side of a private conversation) as `record` spells it.
-fn display<'a>(party: &'a str, record: &'a Record) -> &'a str {
-    [&record.nick, &record.extra].into_iter().find(|nick| fold(nick) == party).map_or(party, String::as_str)
 }
