@@ -510,6 +510,7 @@ impl Session {
 
     /// Sends the current command's replies, labelled as the client asked.
     pub fn finish(&mut self) {
+        let tagged = self.answer_is_tagged();
         let replies = std::mem::take(&mut self.replies);
         let (label, open_batch) = match &mut self.answering {
             Some(answering) => (answering.label.take(), answering.open_batch.take()),
@@ -518,13 +519,13 @@ impl Session {
         if self.answering.as_ref().is_some_and(|a| a.unstored.is_none()) {
             self.answering = None;
         }
-        let label = label.filter(|_| self.caps.has(Cap::LabeledResponse));
-        if label.is_none() && open_batch.is_none() {
+        if !tagged {
             if !replies.is_empty() {
                 self.outbox.push(Out::Line(encode_replies(replies)));
             }
             return;
         }
+        let label = label.filter(|_| self.caps.has(Cap::LabeledResponse));
         let mut replies: Vec<Message> = messages(replies).collect();
         let label = if let Some(reference) = open_batch {
             // Opened with a JOIN line: the rest of the answer goes in, then the batch ends.
