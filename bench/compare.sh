@@ -8,8 +8,8 @@
 #   SERVERS="ngircd inspircd" bench/compare.sh        # leave a server out
 #
 # Knobs (environment): SCENARIOS, SERVERS, CHARLA_PROTO (auto|irc|plain; auto uses IRC when
-# charla answers an IRC registration, else plain text), IDLE_CLIENTS (10000), IDLE_CLIENTS_PLAIN
-# (2000: plain-text clients all land in #lobby, and charla's lobby joins cost O(n²) today),
+# charla answers an IRC registration, else plain text), IDLE_CLIENTS (10000, over either
+# protocol; plain-text clients all land in #lobby, whose joins are quiet above 200 members),
 # CHURN_SECS (10), TIMEOUT (90 s per scenario), QUIET_PCT (5: how much of the CPU, in %, may be
 # busy in the second before a run starts) and QUIET_WAIT (60 s: the longest wait for that), OUT
 # (docs/BENCHMARKS.md), DATA (docs/benchmarks.tsv: the figures the chart shows), CHART
@@ -28,7 +28,6 @@ SCENARIOS=${SCENARIOS:-"fanout crowd latency idle churn"}
 SERVERS=${SERVERS:-"ngircd inspircd charla"}
 CHARLA_PROTO=${CHARLA_PROTO:-auto}
 IDLE_CLIENTS=${IDLE_CLIENTS:-10000}
-IDLE_CLIENTS_PLAIN=${IDLE_CLIENTS_PLAIN:-2000}
 CHURN_SECS=${CHURN_SECS:-10}
 TIMEOUT=${TIMEOUT:-90}
 OUT=${OUT:-docs/BENCHMARKS.md}
@@ -223,7 +222,7 @@ for scenario in $SCENARIOS; do
         args=(bench "$scenario" --target "127.0.0.1:$port" --proto "$proto" --server-pid "$server_pid"
               --timeout "$TIMEOUT")
         case $scenario in
-            idle) if [[ $proto == plain ]]; then args+=(--clients "$IDLE_CLIENTS_PLAIN"); else args+=(--clients "$IDLE_CLIENTS"); fi ;;
+            idle) args+=(--clients "$IDLE_CLIENTS") ;;
             churn) args+=(--duration "$CHURN_SECS") ;;
         esac
         echo "${pin_bench[*]}${pin_bench:+ }charla ${args[*]}" | sed "s/--server-pid [0-9]*/--server-pid PID/; s/127.0.0.1:$port/127.0.0.1:PORT/" >>"$work/benches"
