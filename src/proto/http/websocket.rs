@@ -44,10 +44,12 @@ const MAX_OUT_LINE: usize = 64 * 1024;
 /// Bytes the pipe between the bridge and the session holds each way.
 const PIPE: usize = 16 * 1024;
 
-/// What tungstenite reads into at once. Its default, 128 KiB, is allocated and filled for every
-/// connection: 143 KiB of resident memory per idle WebSocket client, against 2.4 KiB for IRC
-/// over TCP. IRC lines are short; a bigger frame still gets the room it needs.
-const READ_BUFFER: usize = 4 * 1024;
+/// What tungstenite reads into at once, a buffer every connection keeps filled for its whole
+/// life: its default, 128 KiB, made an idle WebSocket client cost 143 KiB; 4 KiB still made it
+/// 14.5 KB, 1 KiB makes it 11.5 KB (docs/BENCHMARKS.md, round ten). A browser's frames are IRC
+/// lines, mostly far shorter, and a bigger frame still gets the room it needs: the buffer
+/// grows to the length its header gives.
+const READ_BUFFER: usize = 1024;
 
 /// How long a closing connection waits for the client's close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
