@@ -376,7 +376,7 @@ const CLOSING_TIMEOUT: Duration = Duration::from_secs(2);
 fn rendered(batch: &mut VecDeque<Out>, render: &impl Render) -> Bytes {
     if batch.len() == 1 {
         return match batch.pop_front() {
-            Some(Out::Line(bytes)) => bytes,
+            Some(Out::Line(bytes)) => *bytes,
             Some(Out::Event(event)) => render.event(&event).into_owned(),
             None => Bytes::new(),
         };
@@ -385,7 +385,7 @@ fn rendered(batch: &mut VecDeque<Out>, render: &impl Render) -> Bytes {
     let mut buf = Vec::new();
     for out in batch.drain(..) {
         let bytes = match &out {
-            Out::Line(bytes) => Cow::Borrowed(bytes),
+            Out::Line(bytes) => Cow::Borrowed(&**bytes),
             Out::Event(event) => render.event(event),
         };
         if buf.capacity() == 0 {

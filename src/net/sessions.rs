@@ -66,7 +66,7 @@ impl Sessions {
         for outbox in &open.0 {
             match outbox.liveness().sweep() {
                 Some((false, sweeps)) if sweeps > n => outbox.close("Registration timed out"),
-                Some((true, sweeps)) if sweeps == n + 1 => drop(outbox.push(Out::Line(ping.clone()))),
+                Some((true, sweeps)) if sweeps == n + 1 => drop(outbox.push(Out::line(ping.clone()))),
                 Some((true, sweeps)) if sweeps > 2 * n => {
                     outbox.close(format!("Ping timeout: {} seconds", 2 * interval.as_secs()))
                 }

@@ -93,7 +93,7 @@ pub fn run(mut conn: Conn, shared: Arc<Shared>, peer: Peer) -> impl Future<Outpu
         // A private server greets first and lets in only those who give its password.
         let private = !hub::lock(&shared.hub).admits(None);
         if private {
-            conn.outbox().push(Out::Line(Bytes::from(format!("{WELCOME}\n"))));
+            conn.outbox().push(Out::line(format!("{WELCOME}\n")));
             // Boxed: only private servers wait here, and every connection's future would carry it.
             match Box::pin(gate::wait(&mut conn, &shared)).await {
                 gate::Door::Open => {}
@@ -179,7 +179,7 @@ fn register(shared: &Shared, peer: &Peer, outbox: &Outbox, private: bool) -> Res
     };
     let registered = hub::lock(&shared.hub).register(registration);
     let (id, nick) = registered.map_err(|e| {
-        outbox.push(Out::Line(Bytes::from(format!("error: {e}\n"))));
+        outbox.push(Out::line(format!("error: {e}\n")));
         e.to_string()
     })?;
     tracing::info!("{peer} connected as {nick}");
@@ -355,7 +355,7 @@ impl Session<'_> {
     fn reply(&self, text: impl Into<String>) {
         let mut text = text.into();
         text.push('\n');
-        self.outbox.push(Out::Line(Bytes::from(text)));
+        self.outbox.push(Out::line(text));
     }
 
     fn error(&self, text: impl std::fmt::Display) {
@@ -528,7 +528,7 @@ impl Session<'_> {
                         }
                     }
                 };
-                outbox.push(Out::Line(Bytes::from(line + "\n")));
+                outbox.push(Out::line(line + "\n"));
             });
             return;
         }

@@ -305,7 +305,7 @@ impl Session {
                 if tokio::time::timeout(stall, drained).await.is_err() {
                     outbox.close_as(hub::Closed::Overflow);
                 }
-                if !outbox.push(Out::Line(encode(&page))) {
+                if !outbox.push(Out::line(encode(&page))) {
                     break;
                 }
             }
@@ -496,7 +496,7 @@ impl Session {
             }
             let mut lines = ahead;
             lines.extend(render::message(event, caps).map(|m| Reply::Message(in_batch_of(m, tag.as_deref()))));
-            Out::Line(encode_replies(lines))
+            Out::line(encode_replies(lines))
         };
         let joined = hub::lock(&self.shared.hub).join_as(self.id.expect("registered"), room, key, own);
         if let Ok(Some(_)) = joined {
@@ -521,7 +521,7 @@ impl Session {
         }
         if !tagged {
             if !replies.is_empty() {
-                self.outbox.push(Out::Line(encode_replies(replies)));
+                self.outbox.push(Out::line(encode_replies(replies)));
             }
             return;
         }
@@ -553,7 +553,7 @@ impl Session {
             }
         }
         if !replies.is_empty() {
-            self.outbox.push(Out::Line(encode(&replies)));
+            self.outbox.push(Out::line(encode(&replies)));
         }
     }
 

@@ -2,8 +2,6 @@
 //! `/pass PASSWORD`, they are no one in no room and may do nothing else. An IRC client that
 //! waited for the server to speak first still gets IRC (its `PASS` is checked there).
 
-use bytes::Bytes;
-
 use super::PlainRender;
 use crate::hub::{self, Out};
 use crate::net::{Conn, Input, Line};
@@ -23,7 +21,7 @@ pub enum Door {
 /// Asks for the server password until it is given.
 pub async fn wait(conn: &mut Conn, shared: &Shared) -> Door {
     let say = |conn: &Conn, text: &str| {
-        conn.outbox().push(Out::Line(Bytes::from(format!("{text}\n"))));
+        conn.outbox().push(Out::line(format!("{text}\n")));
     };
     say(conn, "This server is private: type /pass PASSWORD to come in.");
     let render = PlainRender { me: 0 };
