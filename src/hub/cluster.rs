@@ -444,7 +444,7 @@ impl Hub {
                     Target::Room(name) => match self.rooms.get_mut(&fold(name)) {
                         Some(room) => {
                             room.has_history = true;
-                            room.members.keys().copied().filter(|&m| m != who.id).collect()
+                            room.others(who.id)
                         }
                         None => Vec::new(),
                     },
@@ -491,7 +491,7 @@ impl Hub {
                 });
                 let room = self.rooms.get_mut(&key).expect("found above");
                 room.topic = topic;
-                let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != who.id).collect();
+                let members: Vec<ConnId> = room.others(who.id);
                 self.record_state(&event, &[]);
                 self.save_room(&key);
                 self.deliver(members, &event);
@@ -504,7 +504,7 @@ impl Hub {
                 // history, as on the origin.
                 let members: Vec<ConnId> = match target.hidden {
                     true => vec![*target_id],
-                    false => found.members.keys().copied().filter(|&m| m != who.id).collect(),
+                    false => found.others(who.id),
                 };
                 if !target.hidden {
                     self.record_state(&event, &[]);
@@ -524,7 +524,7 @@ impl Hub {
                     }
                 }
                 let Some(room) = self.rooms.get(&fold(room)) else { return };
-                let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != who.id).collect();
+                let members: Vec<ConnId> = room.others(who.id);
                 let key = fold(&room.name);
                 self.record_state(&event, &[]);
                 self.save_room(&key);
@@ -566,7 +566,7 @@ impl Hub {
                         Some(room) => {
                             let _ = self.record_redaction(&room.name.clone(), *msgid, event.id);
                             let room = &self.rooms[&fold(name)];
-                            room.members.keys().copied().filter(|&m| m != who.id).collect()
+                            room.others(who.id)
                         }
                         None => Vec::new(),
                     },

@@ -349,7 +349,15 @@ impl Room {
         if self.status(id).is_some_and(|s| s.hidden) {
             return Vec::new();
         }
-        self.members.keys().copied().filter(|&m| m != id).collect()
+        self.others(id)
+    }
+    /// Every member but `id`, in one allocation of the right size: everything said in the room
+    /// goes to this list, and collecting it from the filtered keys grew it five times over
+    /// for a hundred members.
+    fn others(&self, id: ConnId) -> Vec<ConnId> {
+        let mut others = Vec::with_capacity(self.members.len());
+        others.extend(self.members.keys().copied().filter(|&m| m != id));
+        others
     }
     /// Whether `asker` is shown `id` as a member (NAMES, WHO): the shown members, and the
     /// asker themself.
@@ -674,7 +682,7 @@ impl Hub {
         let Some(status) = room.members.get_mut(&id).filter(|s| s.hidden) else { return };
         status.hidden = false;
         let name = room.name.clone();
-        let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != id).collect();
+        let members: Vec<ConnId> = room.others(id);
         let user = self.user(id);
         let (who, realname, away) = (user.source.clone(), user.realname.to_string(), user.away().map(str::to_string));
         let event = self.event(EventKind::Join { who: who.clone(), room: name, realname });
@@ -1129,7 +1137,7 @@ impl Hub {
                     .collect();
                 (Target::RoomStatus(prefix, room.name.clone()), members, None, None)
             } else {
-                let members = room.members.keys().copied().filter(|&m| m != id).collect::<Vec<_>>();
+                let members = room.others(id);
                 let key = (!room.has_history).then(|| fold(&room.name));
                 (Target::Room(room.name.clone()), members, None, key)
             }
@@ -1201,7 +1209,7 @@ impl Hub {
         self.share(&event, cluster::Extra::None);
         let room = self.room_mut(name);
         room.topic = topic;
-        let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != id).collect();
+        let members: Vec<ConnId> = room.others(id);
         self.record_state(&event, &[]);
         self.save_room(&fold(name));
         self.deliver(members, &event);
@@ -1224,7 +1232,7 @@ impl Hub {
         let hidden = room.status(target_id).is_some_and(|s| s.hidden);
         let members: Vec<ConnId> = match hidden {
             true => vec![target_id],
-            false => room.members.keys().copied().filter(|&m| m != id).collect(),
+            false => room.others(id),
         };
         let event = self.event(EventKind::Kick {
             who: self.user(id).source.clone(),
@@ -1353,7 +1361,7 @@ impl Hub {
         }
         if !result.applied.is_empty() {
             let who = self.user(id).source.clone();
-            let members: Vec<ConnId> = self.room(name)?.members.keys().copied().filter(|&m| m != id).collect();
+            let members: Vec<ConnId> = self.room(name)?.others(id);
             // `:nick!user@host MODE #room CHANGES\r\n` within 512 bytes: long masks go in
             // several announcements.
             let frame = 1 + who.nick.len() + 1 + who.user.len() + 1 + who.host.len() + " MODE ".len() + room_name.len();

@@ -21,7 +21,7 @@ impl Hub {
             if !own && !room.is_op(id) {
                 return Err(HubError::NotYourMessage);
             }
-            let members: Vec<ConnId> = room.members.keys().copied().filter(|&m| m != id).collect();
+            let members: Vec<ConnId> = room.others(id);
             (Target::Room(room.name.clone()), members, room.name.clone())
         } else {
             if !own {
