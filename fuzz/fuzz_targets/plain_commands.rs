@@ -78,7 +78,7 @@ fn drain(users: &[User], typist: Option<usize>) {
             for out in batch.drain(..) {
                 let (bytes, answer) = match out {
                     Out::Event(event) => (render.event(&event).into_owned(), false),
-                    Out::Line(line) => (line, typist == Some(i)),
+                    Out::Line(line) => (*line, typist == Some(i)),
                 };
                 if bytes.is_empty() {
                     continue;

@@ -33,7 +33,7 @@ use super::event::{Event, Source};
 /// 16 bytes: the line is boxed. A busy room's queues hold events, and with a `Bytes` in place
 /// every item would take 32 bytes, so the hub's pushes, into buffers the writers last read on
 /// another core, would touch a new cache line every two items instead of every four (crowd:
-/// a fifth less server CPU, docs/BENCHMARKS.md round ten). A line is one answer, not one per
+/// 14 % less server CPU, docs/BENCHMARKS.md round ten). A line is one answer, not one per
 /// recipient, so its box costs little.
 #[derive(Debug, Clone)]
 pub enum Out {
