@@ -164,6 +164,22 @@ pub const IRC_FORMATTING: &[char] = &['\x01', '\x02', '\x03', '\x0f', '\x16', '\
 /// and isolates (U+202A–U+202E, U+2066–U+2069) that make a line read other than it is written.
 /// What remains is safe to print on a terminal.
 pub fn sanitize(text: &str) -> String {
+    // Most lines hold none of it: one pass over the bytes, then one copy.
+    if !text.bytes().any(may_be_removed) {
+        return text.to_owned();
+    }
+    sanitize_chars(text)
+}
+
+/// Whether `byte` can begin a character [`sanitize`] removes or changes: a C0 control or DEL,
+/// or the UTF-8 lead byte of the C1 controls (U+0080–U+009F, `C2`) and of the bidirectional
+/// controls (U+202A–U+202E, U+2066–U+2069, `E2`). A text without any is kept as it is.
+fn may_be_removed(byte: u8) -> bool {
+    byte < 0x20 || byte == 0x7f || byte == 0xc2 || byte == 0xe2
+}
+
+/// [`sanitize`], a character at a time.
+fn sanitize_chars(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
@@ -363,6 +379,14 @@ mod tests {
         assert!(wildcard_match("*", ""));
         assert!(wildcard_match("a*b*c", "axxbyyc"));
         assert!(!wildcard_match("a*b*c", "axxbyy"));
+    }
+
+    #[test]
+    fn the_quick_path_keeps_only_what_the_slow_one_keeps() {
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            let text = format!("a{c}b");
+            assert_eq!(sanitize(&text), sanitize_chars(&text), "U+{:04X}", c as u32);
+        }
     }
 
     proptest::proptest! {
