@@ -21,9 +21,9 @@
 //! The queue's lock is a spin lock, not `std`'s: releasing it is a plain store, where `std`'s
 //! futex lock swaps its word to learn whether to wake a waiter. That locked instruction waits
 //! for the pushed item's store, into a buffer the writer last read on the other core, and was
-//! half of every push (fan-out: about 8 % less server CPU, docs/BENCHMARKS.md round eleven). The lock
-//! is held for a push or a swap of the queue, never across a wait; a thread that finds it taken
-//! yields its time slice rather than spin against a holder the scheduler has preempted.
+//! half of every push (fan-out: about 8 % less server CPU, docs/BENCHMARKS.md round eleven).
+//! The lock is held for a push or a swap of the queue, never across a wait; a thread that finds
+//! it taken yields its time slice rather than spin against a holder the scheduler preempted.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;

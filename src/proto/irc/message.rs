@@ -302,36 +302,32 @@ impl Sink for String {
 /// Writes `s` with NUL, CR and LF turned into spaces, so no part can end the line early. Every
 /// parameter of every line passes here, so the search is `memchr`'s, many bytes at a time.
 fn put_one_line<S: Sink>(s: &str, out: &mut S) {
-    let mut start = 0;
-    for i in memchr::memchr3_iter(b'\0', b'\r', b'\n', s.as_bytes()) {
-        out.put(&s[start..i]);
-        out.put(" ");
-        start = i + 1;
-    }
-    out.put(&s[start..]);
+    put_replacing(s, out, memchr::memchr3_iter(b'\0', b'\r', b'\n', s.as_bytes()).map(|i| (i, " ")));
 }
 
 fn escape_into<S: Sink>(value: &str, out: &mut S) {
-    put_replacing(value, out, |b| match b {
-        b';' => Some("\\:"),
-        b' ' => Some("\\s"),
-        b'\\' => Some("\\\\"),
-        b'\r' => Some("\\r"),
-        b'\n' => Some("\\n"),
-        b'\0' => Some(""),
-        _ => None,
+    let escapes = value.bytes().enumerate().filter_map(|(i, b)| {
+        let escape = match b {
+            b';' => "\\:",
+            b' ' => "\\s",
+            b'\\' => "\\\\",
+            b'\r' => "\\r",
+            b'\n' => "\\n",
+            b'\0' => "",
+            _ => return None,
+        };
+        Some((i, escape))
     });
+    put_replacing(value, out, escapes);
 }
 
-/// Writes `s`, putting `replace(b)` instead of each ASCII byte `b` for which it is `Some`.
-fn put_replacing<S: Sink>(s: &str, out: &mut S, replace: impl Fn(u8) -> Option<&'static str>) {
+/// Writes `s`, putting the replacement instead of the ASCII byte at each position, in order.
+fn put_replacing<S: Sink>(s: &str, out: &mut S, replacements: impl Iterator<Item = (usize, &'static str)>) {
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        if let Some(replacement) = replace(b) {
-            out.put(&s[start..i]);
-            out.put(replacement);
-            start = i + 1;
-        }
+    for (i, replacement) in replacements {
+        out.put(&s[start..i]);
+        out.put(replacement);
+        start = i + 1;
     }
     out.put(&s[start..]);
 }
