@@ -671,7 +671,8 @@ fn history_queries_are_compiled_once_and_use_their_index() {
     }
     store.flush().wait().unwrap();
     let reader = sqlite::open_reader(store.path()).unwrap();
-    for (include, index) in [(Include::Messages, "messages_said"), (Include::Everything, "messages_by_target")] {
+    let both: &[&str] = &["messages_said", "messages_events"];
+    for (include, indexes) in [(Include::Messages, &["messages_said"][..]), (Include::Everything, both)] {
         let sql = sqlite::range_sql(include, "DESC");
         let plan: Vec<String> = reader
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
@@ -680,7 +681,11 @@ fn history_queries_are_compiled_once_and_use_their_index() {
             .unwrap()
             .map(Result::unwrap)
             .collect();
-        assert!(plan.iter().any(|step| step.contains(index)), "{include:?}: {plan:?}");
+        for index in indexes {
+            assert!(plan.iter().any(|step| step.contains(&format!("USING INDEX {index} "))), "{include:?}: {plan:?}");
+        }
+        // Read in the indexes' order, not sorted afterwards.
+        assert!(!plan.iter().any(|step| step.contains("TEMP B-TREE")), "{include:?}: {plan:?}");
         // Each read binds another limit; none may make SQLite compile the query again.
         for limit in 1..=3 {
             let mut query = reader.prepare_cached(&sql).unwrap();
@@ -798,6 +803,7 @@ fn a_version_3_database_gains_tags_and_redactions() {
          DROP INDEX messages_said; ALTER TABLE messages DROP COLUMN tags; ALTER TABLE messages DROP COLUMN redacted;
          CREATE INDEX messages_said ON messages (target_key, id) WHERE kind IN ('privmsg', 'notice', 'action');
          DROP TABLE accounts; DROP TABLE read_markers; DROP TABLE server_bans; DROP TABLE account_certs;
+         DROP INDEX messages_events; CREATE INDEX messages_by_target ON messages (target_key, id);
          PRAGMA user_version = 3;",
     )
     .unwrap();
@@ -811,6 +817,47 @@ fn a_version_3_database_gains_tags_and_redactions() {
     store.redact("#a", id(T0, 0), id(T0, 1)).unwrap();
     store.flush().wait().unwrap();
     assert!(store.message("#a", id(T0, 0)).unwrap().unwrap().redacted);
+}
+
+#[test]
+fn a_version_8_database_keeps_every_record_in_one_index_of_two() {
+    let scratch = Scratch::new();
+    let store = scratch.open();
+    store.append(record(id(T0, 0), "#a", "said")).unwrap();
+    store.append(event(id(T0, 1), "#a", RecordKind::Join)).unwrap();
+    store.append(record(id(T0, 2), "#a", "said again")).unwrap();
+    store.flush().wait().unwrap();
+    drop(store);
+    // Take the database back to what version 8 wrote: one index of every record besides
+    // the one of messages.
+    let path = scratch.0.join(SqliteStore::FILE_NAME);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP INDEX messages_events; CREATE INDEX messages_by_target ON messages (target_key, id);
+         PRAGMA user_version = 8;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = scratch.open();
+    store.append(event(id(T0, 3), "#a", RecordKind::Part)).unwrap();
+    store.flush().wait().unwrap();
+    let everything = store.history("#a", &Selector::Latest(None), 10, Include::Everything).unwrap();
+    assert_eq!(ids(&everything), vec![id(T0, 0), id(T0, 1), id(T0, 2), id(T0, 3)]);
+    let said = store.history("#a", &Selector::Latest(None), 10, Include::Messages).unwrap();
+    assert_eq!(ids(&said), vec![id(T0, 0), id(T0, 2)]);
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    // Each partial index counted on its own: what it holds must match its condition.
+    let count = |index: &str, kinds: String| -> i64 {
+        let sql = format!("SELECT count(*) FROM messages INDEXED BY {index} WHERE target_key = '#a' AND {kinds}");
+        conn.query_row(&sql, [], |row| row.get(0)).unwrap()
+    };
+    let said = count("messages_said", sqlite::said_condition());
+    assert_eq!((said, count("messages_events", sqlite::events_condition())), (2, 2));
+    let old: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'messages_by_target'", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(old, 0, "the index of every record is gone");
 }
 
 fn the_last_guest_number_only_grows_and_survives_reopening(backend: Backend) {

@@ -691,17 +691,30 @@ pub(super) fn said_condition() -> String {
     format!("({})", kinds.join(" OR "))
 }
 
+/// Everything else, the partial index `messages_events`'s condition.
+pub(super) fn events_condition() -> String {
+    format!("NOT {}", said_condition())
+}
+
+/// `SELECT {columns} FROM messages WHERE {condition}` over both partial indexes, each record
+/// once, in id order (`ASC` or `DESC`), as far as `limit`: `condition` must narrow to one
+/// target, as the indexes are by target.
+pub(super) fn both_indexes(columns: &str, condition: &str, order: &str, limit: &str) -> String {
+    let from = |kinds: String| format!("SELECT {columns} FROM messages WHERE {condition} AND {kinds}");
+    format!("{} UNION ALL {} ORDER BY id {order} LIMIT {limit}", from(said_condition()), from(events_condition()))
+}
+
 /// The query behind [`Range`], with `order` `ASC` or `DESC`. Its parameters: the target key, the
 /// exclusive id bounds, the limit.
 pub(super) fn range_sql(include: Include, order: &str) -> String {
-    let only = match include {
-        Include::Everything => String::new(),
-        Include::Messages => format!("AND {}", said_condition()),
-    };
-    format!(
-        "SELECT {RECORD_COLUMNS} FROM messages \
-         WHERE target_key = ?1 AND id > ?2 AND id < ?3 {only} ORDER BY id {order} LIMIT ?4"
-    )
+    let condition = "target_key = ?1 AND id > ?2 AND id < ?3";
+    match include {
+        Include::Everything => both_indexes(RECORD_COLUMNS, condition, order, "?4"),
+        Include::Messages => format!(
+            "SELECT {RECORD_COLUMNS} FROM messages WHERE {condition} AND {} ORDER BY id {order} LIMIT ?4",
+            said_condition()
+        ),
+    }
 }
 
 impl FromSql for MsgId {

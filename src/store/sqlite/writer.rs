@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension, Params, TransactionBehavior, params};
 
 use super::{
-    COMMIT_WINDOW, QUEUE_LIMIT, RETAIN_CHUNK, RETRY_MAX, classify, said_condition, sql_int, sql_limit, tags_to_sql,
+    COMMIT_WINDOW, QUEUE_LIMIT, RETAIN_CHUNK, RETRY_MAX, both_indexes, classify, events_condition, said_condition,
+    sql_int, sql_limit, tags_to_sql,
 };
 use crate::chat::now_millis;
 use crate::chat::text::fold;
@@ -45,30 +46,29 @@ const SAVE_BAN: &str = "INSERT INTO room_bans (room_key, position, mask, set_by,
 const DELETE_OLDER: &str =
     "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE id < ?1 ORDER BY id LIMIT ?2)";
 
-const DELETE_UP_TO: &str = "DELETE FROM messages WHERE id IN \
-    (SELECT id FROM messages WHERE target_key = ?1 AND id <= ?2 ORDER BY id LIMIT ?3)";
-
 /// The queries of retention by count, for one kind of record (`said`: messages; else room
 /// events): the newest record of a target that the count drops (`OFFSET` = the count kept), and
 /// the delete of everything up to it that the count applies to. Dropping a message drops the room
-/// events before it too; the messages' `kind` condition is the partial index's.
+/// events before it too. Each `kind` condition is its partial index's.
 fn count_retention_sql(said: bool) -> (String, String) {
-    let kinds = if said { said_condition() } else { format!("NOT {}", said_condition()) };
+    let kinds = if said { said_condition() } else { events_condition() };
     let newest_dropped =
         format!("SELECT id FROM messages WHERE target_key = ?1 AND {kinds} ORDER BY id DESC LIMIT 1 OFFSET ?2");
-    let delete = if said {
-        DELETE_UP_TO.to_string()
-    } else {
-        format!(
-            "DELETE FROM messages WHERE id IN (SELECT id FROM messages \
-             WHERE target_key = ?1 AND id <= ?2 AND {kinds} ORDER BY id LIMIT ?3)"
-        )
+    let condition = "target_key = ?1 AND id <= ?2";
+    let up_to = match said {
+        true => both_indexes("id", condition, "ASC", "?3"),
+        false => format!("SELECT id FROM messages WHERE {condition} AND {kinds} ORDER BY id LIMIT ?3"),
     };
-    (newest_dropped, delete)
+    (newest_dropped, format!("DELETE FROM messages WHERE id IN ({up_to})"))
 }
 
-const FORGET_EMPTY_TARGETS: &str = "DELETE FROM targets WHERE NOT EXISTS \
-    (SELECT 1 FROM messages WHERE messages.target_key = targets.key)";
+/// Forgets the targets none of whose records is left.
+fn forget_empty_targets_sql() -> String {
+    let none = |kinds: String| {
+        format!("NOT EXISTS (SELECT 1 FROM messages WHERE messages.target_key = targets.key AND {kinds})")
+    };
+    format!("DELETE FROM targets WHERE {} AND {}", none(said_condition()), none(events_condition()))
+}
 
 pub(super) struct Writer {
     conn: Connection,
@@ -509,7 +509,7 @@ impl Writer {
             }
         }
         if deleted > 0 {
-            self.conn.execute(FORGET_EMPTY_TARGETS, []).map_err(|e| classify(&self.path, e))?;
+            self.conn.execute(&forget_empty_targets_sql(), []).map_err(|e| classify(&self.path, e))?;
         }
         Ok(deleted)
     }
