@@ -3,7 +3,7 @@
 # everything on loopback, and writes the figures into the generated section of
 # docs/BENCHMARKS.md.
 #
-#   bench/compare.sh                                  # every scenario, every server (~9 minutes)
+#   bench/compare.sh                                  # every scenario, every server (~7 minutes)
 #   SCENARIOS="fanout crowd" bench/compare.sh         # a selection
 #   SERVERS="ngircd inspircd" bench/compare.sh        # leave a server out
 #
