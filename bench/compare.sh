@@ -383,20 +383,26 @@ for scenario in dict.fromkeys(r["scenario"] for r in rows):
             f"{us(r.get('p99_listeners_us'))} | {us(r.get('p99_senders_us'))} | {us(r.get('p99_generator_lag_us'))} | {rss(r)} | "
             f"{cpu(r)} | {num(r.get('server_cpu_secs'), 2)} s | {ratio(r, peers)} |"
         )
+# Each primary figure as the chart and the list of runs show it: unit, scale, format.
+UNITS = {
+    "deliveries_per_sec": ("million deliveries/s", 1e-6, "{:.2f}"),
+    "p99_listeners_us": ("p99 latency to listeners, ms", 1e-3, "{:.2f}"),
+    "rss_per_conn_bytes": ("server memory per idle connection, KiB", 1 / 1024, "{:.2f}"),
+    "cycles_per_sec": ("connect-join-quit cycles/s", 1, "{:,.0f}"),
+}
+
 # Every run's figure, where a scenario had several: the best alone would hide a server that
 # stalls in most of them.
-UNIT = {"deliveries_per_sec": (1e-6, " M"), "p99_listeners_us": (1e-3, " ms"),
-        "rss_per_conn_bytes": (1, " B"), "cycles_per_sec": (1, "")}
 every = []
 for (scenario, server), group in groups.items():
     if len(group) < 2:
         continue
-    key, _, label = PRIMARY[scenario]
-    scale, suffix = UNIT[key]
+    key = PRIMARY[scenario][0]
+    unit, scale, fmt = UNITS[key]
     figures = ", ".join(
         "failed" if "failed" in r or r.get(key) is None
-        else f"{r[key] * scale:,.2f}{suffix} at {r.get('server_cpu_secs', 0):.2f} s" for r in group)
-    every.append(f"- {scenario} / {server}, {len(group)} runs, {label} at server CPU: {figures}")
+        else f"{fmt.format(r[key] * scale)} at {r.get('server_cpu_secs', 0):.2f} s" for r in group)
+    every.append(f"- {scenario} / {server}, {len(group)} runs, {unit} at server CPU: {figures}")
 if every:
     lines += ["", "Each row above is the server's best run of the scenario (of those that lost nothing, if any did); every run, in order:", "", *every]
 errors = [f"- {r['scenario']} / {r['server']}: {r['first_error']}" for r in rows if r.get("first_error")]
@@ -420,12 +426,6 @@ open(out, "w").write(text)
 # The chart: one panel per scenario (each has its own unit), one bar per server, each bar
 # labelled with its figure. DATA holds one block per scenario, as gnuplot's `index` reads them.
 COLORS = {"ngircd": 0x8C8C8C, "inspircd": 0xE6A23C, "charla": 0x2B7BB9}
-UNITS = {
-    "deliveries_per_sec": ("million deliveries/s", 1e-6, "{:.2f}"),
-    "p99_listeners_us": ("p99 latency to listeners, ms", 1e-3, "{:.2f}"),
-    "rss_per_conn_bytes": ("server memory per idle connection, KiB", 1 / 1024, "{:.2f}"),
-    "cycles_per_sec": ("connect-join-quit cycles/s", 1, "{:,.0f}"),
-}
 panels = []
 with open(data, "w") as f:
     f.write("# bench/compare.sh: the figures of docs/benchmarks.svg, one block per scenario\n")
