@@ -673,7 +673,7 @@ fn history_queries_are_compiled_once_and_use_their_index() {
     let reader = sqlite::open_reader(store.path()).unwrap();
     let both: &[&str] = &["messages_said", "messages_events"];
     for (include, indexes) in [(Include::Messages, &["messages_said"][..]), (Include::Everything, both)] {
-        let sql = sqlite::range_sql(include, "DESC");
+        let sql = sqlite::range_sql(include, true);
         let plan: Vec<String> = reader
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .unwrap()
@@ -688,7 +688,7 @@ fn history_queries_are_compiled_once_and_use_their_index() {
         assert!(!plan.iter().any(|step| step.contains("TEMP B-TREE")), "{include:?}: {plan:?}");
         // Each read binds another limit; none may make SQLite compile the query again.
         for limit in 1..=3 {
-            let mut query = reader.prepare_cached(&sql).unwrap();
+            let mut query = reader.prepare_cached(sql).unwrap();
             let rows = query.query_map(rusqlite::params!["#a", -1, i64::MAX, limit], |_| Ok(())).unwrap().count();
             assert_eq!(rows, limit as usize);
             assert_eq!(query.get_status(rusqlite::StatementStatus::RePrepare), 0, "{include:?}, limit {limit}");

@@ -86,7 +86,7 @@ use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -619,12 +619,12 @@ struct Range<'a> {
 impl Range<'_> {
     /// The oldest records with `after < id < before`, oldest first.
     fn oldest(&self, after: i64, before: i64) -> rusqlite::Result<Vec<Record>> {
-        self.query("ASC", after, before)
+        self.query(false, after, before)
     }
 
     /// The newest records with `after < id < before`, oldest first.
     fn newest(&self, after: i64, before: i64) -> rusqlite::Result<Vec<Record>> {
-        let mut records = self.query("DESC", after, before)?;
+        let mut records = self.query(true, after, before)?;
         records.reverse();
         Ok(records)
     }
@@ -641,11 +641,10 @@ impl Range<'_> {
         Ok(before)
     }
 
-    /// The first `limit` records with `after < id < before` in `order` (`ASC` or `DESC`).
-    fn query(&self, order: &str, after: i64, before: i64) -> rusqlite::Result<Vec<Record>> {
-        let sql = range_sql(self.include, order);
+    /// The first `limit` records with `after < id < before`, newest first if `descending`.
+    fn query(&self, descending: bool, after: i64, before: i64) -> rusqlite::Result<Vec<Record>> {
         self.conn
-            .prepare_cached(&sql)?
+            .prepare_cached(range_sql(self.include, descending))?
             .query_map(params![self.key, after, before, sql_limit(self.limit)], record)?
             .collect()
     }
@@ -704,9 +703,28 @@ pub(super) fn both_indexes(columns: &str, condition: &str, order: &str, limit: &
     format!("{} UNION ALL {} ORDER BY id {order} LIMIT {limit}", from(said_condition()), from(events_condition()))
 }
 
-/// The query behind [`Range`], with `order` `ASC` or `DESC`. Its parameters: the target key, the
-/// exclusive id bounds, the limit.
-pub(super) fn range_sql(include: Include, order: &str) -> String {
+/// The query behind [`Range`], newest first if `descending`. Its parameters: the target key, the
+/// exclusive id bounds, the limit. Built once: every history read looks its statement up by
+/// this text, and a read of everything would otherwise format the kinds' conditions three times.
+pub(super) fn range_sql(include: Include, descending: bool) -> &'static str {
+    static QUERIES: LazyLock<[String; 4]> = LazyLock::new(|| {
+        [
+            (Include::Messages, "ASC"),
+            (Include::Messages, "DESC"),
+            (Include::Everything, "ASC"),
+            (Include::Everything, "DESC"),
+        ]
+        .map(|(include, order)| build_range_sql(include, order))
+    });
+    let include_at = match include {
+        Include::Messages => 0,
+        Include::Everything => 2,
+    };
+    &QUERIES[include_at + usize::from(descending)]
+}
+
+/// [`range_sql`]'s text, with `order` `ASC` or `DESC`.
+fn build_range_sql(include: Include, order: &str) -> String {
     let condition = "target_key = ?1 AND id > ?2 AND id < ?3";
     match include {
         Include::Everything => both_indexes(RECORD_COLUMNS, condition, order, "?4"),
