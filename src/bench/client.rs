@@ -282,7 +282,7 @@ pub fn classify(proto: Proto, line: &[u8]) -> Incoming<'_> {
         }
         Proto::Plain => {
             if line.first() == Some(&b'<')
-                && let Some(end) = memchr::memmem::find(line, b"> ")
+                && let Some(end) = find_pair(line, b'>', b' ')
             {
                 Incoming::Message(&line[end + 2..])
             } else if line.starts_with(b"error:") || line.starts_with(b"*** disconnected") {
@@ -325,11 +325,17 @@ impl<'a> IrcLine<'a> {
         if let Some(text) = self.params.strip_prefix(b":") {
             return text;
         }
-        match memchr::memmem::find(self.params, b" :") {
+        match find_pair(self.params, b' ', b':') {
             Some(at) => &self.params[at + 2..],
             None => self.params.rsplit(|&b| b == b' ').next().unwrap_or(self.params),
         }
     }
+}
+
+/// Where `first` followed by `second` first occurs in `text`: found with `memchr`, without
+/// the searcher `memmem` builds on every call (a sixth of the generator's time per line).
+fn find_pair(text: &[u8], first: u8, second: u8) -> Option<usize> {
+    memchr::memchr_iter(first, text).find(|&at| text.get(at + 1) == Some(&second))
 }
 
 /// The first word and the rest after the space.

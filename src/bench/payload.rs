@@ -52,7 +52,9 @@ pub fn decode(text: &[u8], size: usize) -> Option<Payload> {
     }
     let header = text.len() - rest.len();
     let expected = if size > header { size } else { header };
-    let padding_ok = rest.iter().skip(1).all(|&b| b == b'x');
+    // Every byte looked at, without stopping at the first wrong one: a loop that cannot stop
+    // early is vectorised, and this check was most of the generator's time per line.
+    let padding_ok = rest.iter().skip(1).fold(0, |wrong, &b| wrong | (b ^ b'x')) == 0;
     Some(Payload { sender: u32::try_from(sender).ok()?, seq, sent_ns, intact: text.len() == expected && padding_ok })
 }
 
