@@ -76,19 +76,18 @@ fn drain(users: &[User], typist: Option<usize>) {
         let render = PlainRender { me: user.id };
         while let Poll::Ready(None) = user.outbox.poll_batch(&cx, &mut batch) {
             for out in batch.drain(..) {
-                let (bytes, answer) = match out {
-                    Out::Event(event) => (render.event(&event).into_owned(), false),
-                    Out::Line(line) => (*line, typist == Some(i)),
+                let pieces: Vec<_> = match &out {
+                    Out::Line(line) => vec![((**line).clone(), typist == Some(i))],
+                    events => events.events().map(|event| (render.event(event).into_owned(), false)).collect(),
                 };
-                if bytes.is_empty() {
-                    continue;
+                for (bytes, answer) in pieces.into_iter().filter(|(bytes, _)| !bytes.is_empty()) {
+                    let text = std::str::from_utf8(&bytes).expect("plain text output is UTF-8");
+                    assert!(text.ends_with('\n'), "output without a line end: {text:?}");
+                    assert!(
+                        answer || !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t'),
+                        "a control character reached a terminal: {text:?}"
+                    );
                 }
-                let text = std::str::from_utf8(&bytes).expect("plain text output is UTF-8");
-                assert!(text.ends_with('\n'), "output without a line end: {text:?}");
-                assert!(
-                    answer || !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t'),
-                    "a control character reached a terminal: {text:?}"
-                );
             }
         }
     }

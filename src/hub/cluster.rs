@@ -645,7 +645,7 @@ fn send(cluster: &Cluster, note: Note) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::{History, HubConfig, MsgKind, Out, Registration};
+    use crate::hub::{History, HubConfig, MsgKind, Registration};
     use tokio::sync::mpsc;
 
     fn node(n: NodeId) -> (Hub, mpsc::Receiver<Note>) {
@@ -685,12 +685,13 @@ mod tests {
         let _ = std::pin::pin!(outbox.next_batch(&mut batch)).poll(&mut cx);
         batch
             .into_iter()
-            .filter_map(|out| match out {
-                Out::Event(e) => match &e.kind {
-                    EventKind::Message { text, .. } => Some((e.id, text.clone())),
-                    _ => None,
-                },
-                Out::Line(_) => None,
+            .flat_map(|out| {
+                out.events()
+                    .filter_map(|e| match &e.kind {
+                        EventKind::Message { text, .. } => Some((e.id, text.clone())),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
             })
             .collect()
     }
@@ -788,12 +789,13 @@ mod tests {
         let _ = std::pin::pin!(outbox.next_batch(&mut batch)).poll(&mut cx);
         batch
             .into_iter()
-            .filter_map(|out| match out {
-                Out::Event(e) => match &e.kind {
-                    EventKind::Nick { new, .. } => Some(new.clone()),
-                    _ => None,
-                },
-                Out::Line(_) => None,
+            .flat_map(|out| {
+                out.events()
+                    .filter_map(|e| match &e.kind {
+                        EventKind::Nick { new, .. } => Some(new.clone()),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
             })
             .collect()
     }

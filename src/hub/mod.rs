@@ -52,6 +52,7 @@ pub use list::ListFilter;
 use modes::{ModeChange, RoomMode, RoomModes, flip};
 pub use monitor::{MONITOR_LIMIT, Monitored};
 pub use outbox::{Closed, Out, Outbox};
+use outbox::{Log, Segment};
 use text::fold;
 
 /// Identifies one connected user for the life of its connection.
@@ -302,6 +303,8 @@ struct Room {
     /// is forgotten (`None` for rooms restored at start and the lobby). Boxed: most rooms of a
     /// busy server are old.
     creator: Option<Box<(ConnId, String)>>,
+    /// Where its messages go in the segment its members' queues share.
+    log: Log,
 }
 
 impl Room {
@@ -318,6 +321,7 @@ impl Room {
             has_history: false,
             saved: false,
             creator: None,
+            log: Log::default(),
         }
     }
 
@@ -658,6 +662,17 @@ impl Hub {
                 && !user.remote
             {
                 user.outbox.push(Out::Event(event.clone()));
+            }
+        }
+    }
+
+    /// [`Hub::deliver`] of the event in `slot` of `segment`, which the queues share.
+    fn deliver_shared(&self, to: &[ConnId], segment: &Arc<Segment>, slot: usize) {
+        for id in to {
+            if let Some(user) = self.users.get(id)
+                && !user.remote
+            {
+                user.outbox.push_shared(segment, slot);
             }
         }
     }
@@ -1111,7 +1126,7 @@ impl Hub {
             Some((prefix @ ("@" | "+"), room)) if room.starts_with('#') => (prefix.chars().next(), room),
             _ => (None, target),
         };
-        let (target, recipients, away, room_key) = if target.starts_with('#') {
+        let (target, recipients, away, unsaved, room_key) = if target.starts_with('#') {
             let key = fold(target);
             let room = self.rooms.get_mut(&key).ok_or_else(|| HubError::NoSuchRoom(target.into()))?;
             match room.status(id) {
@@ -1135,17 +1150,17 @@ impl Hub {
                     .filter(|&(&m, s)| m != id && (s.op || (prefix == '+' && s.voice)))
                     .map(|(&m, _)| m)
                     .collect();
-                (Target::RoomStatus(prefix, room.name.clone()), members, None, None)
+                (Target::RoomStatus(prefix, room.name.clone()), members, None, None, Some(key))
             } else {
                 let members = room.others(id);
-                let key = (!room.has_history).then(|| fold(&room.name));
-                (Target::Room(room.name.clone()), members, None, key)
+                let unsaved = (!room.has_history).then(|| key.clone());
+                (Target::Room(room.name.clone()), members, None, unsaved, Some(key))
             }
         } else {
             let to = self.id_of(target)?;
             let user = self.user(to);
             let away = user.away().filter(|_| kind != MsgKind::Notice).map(str::to_string);
-            (Target::User(user.source.nick.to_string()), vec![to], away, None)
+            (Target::User(user.source.nick.to_string()), vec![to], away, None, None)
         };
         let room = line_room(&from, &target, kind);
         let mut pieces = match long {
@@ -1158,10 +1173,12 @@ impl Hub {
         let mut events = Vec::with_capacity(pieces.len() + 1);
         for text in pieces {
             let (from, target, tags) = (from.clone(), target.clone(), tags.clone());
-            events.push(self.deliver_message(EventKind::Message { from, target, kind, text, tags }, &recipients)?);
+            let message = EventKind::Message { from, target, kind, text, tags };
+            events.push(self.deliver_message(message, &recipients, room_key.as_deref())?);
         }
-        events.push(self.deliver_message(EventKind::Message { from, target, kind, text: last, tags }, &recipients)?);
-        if let Some(key) = room_key {
+        let message = EventKind::Message { from, target, kind, text: last, tags };
+        events.push(self.deliver_message(message, &recipients, room_key.as_deref())?);
+        if let Some(key) = unsaved {
             // The room has history now: keep it, and its settings, across restarts.
             if let Some(room) = self.rooms.get_mut(&key) {
                 room.has_history = true;
@@ -1175,11 +1192,23 @@ impl Hub {
     }
 
     /// Stores a message, then delivers it: no one receives a line that history will not have.
-    fn deliver_message(&mut self, message: EventKind, to: &[ConnId]) -> Result<Arc<Event>, HubError> {
+    /// A message to several members of `room` (folded) goes into the segment their queues share.
+    fn deliver_message(
+        &mut self,
+        message: EventKind,
+        to: &[ConnId],
+        room: Option<&str>,
+    ) -> Result<Arc<Event>, HubError> {
         let event = self.event(message);
         self.record(&event, &[])?;
         self.share(&event, cluster::Extra::None);
-        self.deliver(to.iter().copied(), &event);
+        match room.and_then(|key| self.rooms.get_mut(key)).filter(|_| to.len() > 1) {
+            Some(room) => {
+                let (segment, slot) = room.log.append(&event);
+                self.deliver_shared(to, &segment, slot);
+            }
+            None => self.deliver(to.iter().copied(), &event),
+        }
         crate::metrics::get().messages_delivered.inc_by(to.len() as u64);
         Ok(event)
     }

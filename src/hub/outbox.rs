@@ -15,6 +15,15 @@
 //! The writer takes everything queued in one [`Outbox::poll_batch`] call and writes it with
 //! one syscall: that is where writes coalesce. An idle connection's queue holds no allocation.
 //!
+//! A room's messages are shared, not pushed to each member as an event of their own: the hub
+//! puts a message in the room's current [`Segment`] (32 events, held weakly by the room's
+//! [`Log`]) and each member's queue gets a bit in an [`Out::Shared`] item holding that segment,
+//! set in place while that item is the queue's last. So a message costs each member's queue a
+//! bit under its lock, and a busy room's member one reference count up and down on the segment
+//! per batch; a count on the event itself, per member, was the counter every worker thread
+//! touched at once (fan-out: about 15 % less server CPU, docs/BENCHMARKS.md round fourteen).
+//! A segment keeps its events until the last queue holding it has written them.
+//!
 //! One task drains a queue (its connection's), so the queue keeps that task's waker itself and
 //! wakes it when there is something to do: a first item, the close, an overflow.
 //!
@@ -27,8 +36,8 @@
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
@@ -39,7 +48,8 @@ use super::event::{Event, Source};
 type Mutex<T> = spin::mutex::SpinMutex<T, spin::relax::Yield>;
 type MutexGuard<'a, T> = spin::mutex::SpinMutexGuard<'a, T, spin::relax::Yield>;
 
-/// One item for a connection: a shared event, or a line already encoded for this connection.
+/// One item for a connection: a shared event, events of a [`Segment`] the queue shares with
+/// others, or a line already encoded for this connection.
 ///
 /// 16 bytes: the line is boxed. A busy room's queues hold events, and with a `Bytes` in place
 /// every item would take 32 bytes, so the hub's pushes, into buffers the writers last read on
@@ -49,6 +59,8 @@ type MutexGuard<'a, T> = spin::mutex::SpinMutexGuard<'a, T, spin::relax::Yield>;
 #[derive(Debug, Clone)]
 pub enum Out {
     Event(Arc<Event>),
+    /// The events of the segment whose slots have their bit set, in the order of the slots.
+    Shared(Arc<Segment>, u32),
     Line(Box<Bytes>),
 }
 
@@ -56,6 +68,97 @@ impl Out {
     /// A line, or several, already encoded for one connection.
     pub fn line(bytes: impl Into<Bytes>) -> Out {
         Out::Line(Box::new(bytes.into()))
+    }
+
+    /// The events of this item, in order (none for a line).
+    pub fn events(&self) -> Events<'_> {
+        match self {
+            Out::Event(event) => Events { one: Some(event), segment: None, slots: 0 },
+            Out::Shared(segment, slots) => Events { one: None, segment: Some(segment), slots: *slots },
+            Out::Line(_) => Events { one: None, segment: None, slots: 0 },
+        }
+    }
+
+    /// How many events (or lines) this item is.
+    pub fn count(&self) -> usize {
+        match self {
+            Out::Shared(_, slots) => slots.count_ones() as usize,
+            Out::Event(_) | Out::Line(_) => 1,
+        }
+    }
+
+    /// What the item weighs in the queue's byte budget: [`EVENT_BYTES`] for each event, and a
+    /// line's length.
+    fn weight(&self) -> usize {
+        match self {
+            Out::Event(_) => EVENT_BYTES,
+            Out::Shared(_, slots) => EVENT_BYTES * slots.count_ones() as usize,
+            Out::Line(line) => line.len(),
+        }
+    }
+}
+
+/// The events of one [`Out`], in order.
+pub struct Events<'a> {
+    one: Option<&'a Arc<Event>>,
+    segment: Option<&'a Segment>,
+    slots: u32,
+}
+
+impl<'a> Iterator for Events<'a> {
+    type Item = &'a Arc<Event>;
+
+    fn next(&mut self) -> Option<&'a Arc<Event>> {
+        if let Some(event) = self.one.take() {
+            return Some(event);
+        }
+        let segment = self.segment?;
+        while self.slots != 0 {
+            let slot = self.slots.trailing_zeros() as usize;
+            self.slots &= self.slots - 1;
+            if let Some(event) = segment.slots[slot].get() {
+                return Some(event);
+            }
+        }
+        None
+    }
+}
+
+/// How many events one [`Segment`] holds: a bit each in a queue's [`Out::Shared`].
+pub const SEGMENT: usize = 32;
+
+/// Events that many queues share: a room's messages (see the module's docs). Each queue holds
+/// the segment once, with a bit for each of its events that is meant for it.
+#[derive(Debug, Default)]
+pub struct Segment {
+    slots: [OnceLock<Arc<Event>>; SEGMENT],
+}
+
+/// Where a room puts the events its members' queues share: the segment being filled, held
+/// weakly (the queues that hold a segment keep it and its events; a quiet room holds none).
+#[derive(Debug, Default)]
+pub struct Log {
+    segment: Weak<Segment>,
+    next: usize,
+}
+
+impl Log {
+    /// Puts `event` in the segment being filled, or in a new one when that is full or no queue
+    /// holds it any more. Returns the segment and the event's slot in it.
+    pub fn append(&mut self, event: &Arc<Event>) -> (Arc<Segment>, usize) {
+        let segment = match self.segment.upgrade() {
+            Some(segment) if self.next < SEGMENT => segment,
+            _ => {
+                let segment = Arc::new(Segment::default());
+                self.segment = Arc::downgrade(&segment);
+                self.next = 0;
+                segment
+            }
+        };
+        let slot = self.next;
+        let _ = segment.slots[slot].set(Arc::clone(event));
+        self.next += 1;
+        (segment, slot)
     }
 }
 
@@ -183,22 +286,7 @@ impl Outbox {
     /// Queues one item. Returns false if the queue was closed or has just overflowed.
     pub fn push(&self, out: Out) -> bool {
         let mut state = self.state();
-        if state.closed.is_some() {
-            return false;
-        }
-        let bytes = match &out {
-            Out::Line(line) => line.len(),
-            Out::Event(_) => EVENT_BYTES,
-        };
-        let waiting = state.bytes + state.writing;
-        let budget = self.capacity() * BYTES_PER_ITEM;
-        state.bytes += bytes;
-        if state.queue.len() >= self.capacity() || (waiting + bytes > budget && waiting > budget / 2) {
-            state.queue = VecDeque::new();
-            crate::memory::released(state.bytes);
-            state.closed = Some(Box::new(Closed::Overflow));
-            crate::metrics::get().slow_consumers.inc();
-            let waker = state.waker.take();
+        if let Err(waker) = self.admit(&mut state, out.weight()) {
             drop(state);
             wake(waker);
             return false;
@@ -208,6 +296,49 @@ impl Outbox {
         drop(state);
         wake(waker);
         true
+    }
+
+    /// Queues the event in `slot` of `segment`, which other queues share: as a bit in the last
+    /// item when that holds the same segment. Returns false if the queue was closed or has just
+    /// overflowed.
+    pub fn push_shared(&self, segment: &Arc<Segment>, slot: usize) -> bool {
+        let mut state = self.state();
+        if let Err(waker) = self.admit(&mut state, EVENT_BYTES) {
+            drop(state);
+            wake(waker);
+            return false;
+        }
+        if let Some(Out::Shared(last, slots)) = state.queue.back_mut()
+            && Arc::ptr_eq(last, segment)
+        {
+            *slots |= 1 << slot;
+            return true;
+        }
+        state.queue.push_back(Out::Shared(Arc::clone(segment), 1 << slot));
+        let waker = if state.queue.len() == 1 { state.waker.take() } else { None };
+        drop(state);
+        wake(waker);
+        true
+    }
+
+    /// Counts an item of `bytes` into the queue, or refuses it: the queue is closed, or is now,
+    /// as overflowed (its items dropped). Refused, with the writer to wake once the lock is
+    /// let go.
+    fn admit(&self, state: &mut State, bytes: usize) -> Result<(), Option<Waker>> {
+        if state.closed.is_some() {
+            return Err(None);
+        }
+        let waiting = state.bytes + state.writing;
+        let budget = self.capacity() * BYTES_PER_ITEM;
+        state.bytes += bytes;
+        if state.queue.len() >= self.capacity() || (waiting + bytes > budget && waiting > budget / 2) {
+            state.queue = VecDeque::new();
+            crate::memory::released(state.bytes);
+            state.closed = Some(Box::new(Closed::Overflow));
+            crate::metrics::get().slow_consumers.inc();
+            return Err(state.waker.take());
+        }
+        Ok(())
     }
 
     /// Stops accepting items; the writer delivers what is queued, then closes with `reason`.
@@ -293,6 +424,76 @@ mod tests {
 
     fn line(s: &'static str) -> Out {
         Out::line(Bytes::from_static(s.as_bytes()))
+    }
+
+    fn event(n: u64) -> Arc<Event> {
+        let who = Source {
+            id: 1,
+            nick: "ann".into(),
+            user: "~a".into(),
+            host: "127.0.0.1".into(),
+            bot: false,
+            account: None,
+        };
+        Event::new(super::super::MsgId(n), super::super::EventKind::Wallops { who, text: format!("{n}") })
+    }
+
+    /// The ids of the events of a batch, in order.
+    fn ids(batch: &VecDeque<Out>) -> Vec<u64> {
+        batch.iter().flat_map(|out| out.events().map(|e| e.id.0).collect::<Vec<_>>()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_segments_events_share_one_item_until_something_else_comes_between() {
+        let (outbox, other) = (Outbox::new(16), Outbox::new(16));
+        let mut log = Log::default();
+        for n in 1..=3 {
+            let (segment, slot) = log.append(&event(n));
+            assert!(outbox.push_shared(&segment, slot));
+            if n != 2 {
+                assert!(other.push_shared(&segment, slot));
+            }
+        }
+        assert!(outbox.push(line("notice")));
+        let (segment, slot) = log.append(&event(4));
+        assert!(outbox.push_shared(&segment, slot));
+        let mut batch = VecDeque::new();
+        assert_eq!(outbox.next_batch(&mut batch).await, None);
+        assert_eq!(batch.len(), 3, "three events, a line, one event");
+        assert_eq!(ids(&batch), [1, 2, 3, 4]);
+        let mut batch = VecDeque::new();
+        assert_eq!(other.next_batch(&mut batch).await, None);
+        assert_eq!((batch.len(), ids(&batch)), (1, vec![1, 3]), "its own events of the segment only");
+    }
+
+    #[test]
+    fn a_log_starts_a_segment_when_one_is_full_or_no_queue_holds_it() {
+        let mut log = Log::default();
+        let (first, _) = log.append(&event(0));
+        for n in 1..SEGMENT as u64 {
+            let (segment, slot) = log.append(&event(n));
+            assert!(Arc::ptr_eq(&segment, &first));
+            assert_eq!(slot, n as usize);
+        }
+        let (second, slot) = log.append(&event(99));
+        assert!(!Arc::ptr_eq(&second, &first) && slot == 0, "the first is full");
+        drop(second);
+        let (third, slot) = log.append(&event(100));
+        assert_eq!(slot, 0, "nothing held the second: its events are gone with it");
+        assert_eq!(Arc::strong_count(&third), 1);
+    }
+
+    #[test]
+    fn shared_events_count_in_the_budget() {
+        let outbox = Outbox::new(2);
+        let mut log = Log::default();
+        for n in 0..2 {
+            let (segment, slot) = log.append(&event(n));
+            assert!(outbox.push_shared(&segment, slot));
+        }
+        let (segment, slot) = log.append(&event(2));
+        assert!(!outbox.push_shared(&segment, slot), "a third event in a queue of two");
+        assert_eq!(outbox.closed(), Some(Closed::Overflow));
     }
 
     #[test]

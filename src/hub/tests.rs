@@ -41,13 +41,7 @@ fn drain(outbox: &Outbox) -> Vec<EventKind> {
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
     let _ = std::pin::pin!(fut).poll(&mut cx);
-    batch
-        .into_iter()
-        .filter_map(|o| match o {
-            Out::Event(e) => Some(e.kind.clone()),
-            Out::Line(_) => None,
-        })
-        .collect()
+    batch.into_iter().flat_map(|o| o.events().map(|e| e.kind.clone()).collect::<Vec<_>>()).collect()
 }
 
 use std::future::Future;

@@ -369,30 +369,32 @@ struct Throttled {
 /// How long the last words of a closing connection may take to write.
 const CLOSING_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A batch of queued items as the bytes to write: one item (the common case at chat rates) as
-/// its shared bytes are, several copied into one buffer straight from where they are shared
-/// (a busy room's batches would otherwise count each shared line up and down once more per
-/// recipient, on a counter every worker thread touches).
+/// A batch of queued items as the bytes to write: one event or line (the common case at chat
+/// rates) as its shared bytes are, more copied into one buffer straight from where they are
+/// shared (a busy room's batches would otherwise count each shared line up and down once more
+/// per recipient, on a counter every worker thread touches).
 fn rendered(batch: &mut VecDeque<Out>, render: &impl Render) -> Bytes {
-    if batch.len() == 1 {
+    let count: usize = batch.iter().map(Out::count).sum();
+    if count == 1 && batch.len() == 1 {
         return match batch.pop_front() {
             Some(Out::Line(bytes)) => *bytes,
-            Some(Out::Event(event)) => render.event(&event).into_owned(),
+            Some(out) => out.events().next().map_or_else(Bytes::new, |event| render.event(event).into_owned()),
             None => Bytes::new(),
         };
     }
-    let count = batch.len();
     let mut buf = Vec::new();
-    for out in batch.drain(..) {
-        let bytes = match &out {
-            Out::Line(bytes) => Cow::Borrowed(&**bytes),
-            Out::Event(event) => render.event(event),
-        };
+    let mut add = |bytes: &[u8]| {
         if buf.capacity() == 0 {
             // Lines are alike in size: the first one's, times the count, is close.
             buf.reserve(bytes.len() * count + 256);
         }
-        buf.extend_from_slice(&bytes);
+        buf.extend_from_slice(bytes);
+    };
+    for out in batch.drain(..) {
+        match &out {
+            Out::Line(bytes) => add(bytes),
+            _ => out.events().for_each(|event| add(&render.event(event))),
+        }
     }
     Bytes::from(buf)
 }
