@@ -91,9 +91,8 @@ impl Out {
     /// line's length.
     fn weight(&self) -> usize {
         match self {
-            Out::Event(_) => EVENT_BYTES,
-            Out::Shared(_, slots) => EVENT_BYTES * slots.count_ones() as usize,
             Out::Line(line) => line.len(),
+            events => EVENT_BYTES * events.count(),
         }
     }
 }
@@ -435,7 +434,7 @@ mod tests {
             bot: false,
             account: None,
         };
-        Event::new(super::super::MsgId(n), super::super::EventKind::Wallops { who, text: format!("{n}") })
+        Event::new(crate::hub::MsgId(n), crate::hub::EventKind::Wallops { who, text: format!("{n}") })
     }
 
     /// The ids of the events of a batch, in order.
