@@ -2,8 +2,9 @@
 //!
 //! Protocol sessions call the hub's verbs (`register`, `join`, `say`, `kick`, …). The hub checks
 //! the rules (nick taken? banned? `+m`? operator?), changes its state, and delivers the resulting
-//! [`Event`] to each recipient's bounded [`Outbox`] without waiting. Because every rule lives
-//! here, a plain-text user and an IRC user in the same room are treated identically.
+//! [`Event`] to each recipient's bounded [`Outbox`] without waiting (a room's messages through a
+//! segment its members' queues share: see [`outbox`]). Because every rule lives here, a
+//! plain-text user and an IRC user in the same room are treated identically.
 //!
 //! A verb delivers its event to everyone concerned except the user who acted, and returns it:
 //! the acting session shows it to its own user in the right place among its replies (an IRC
