@@ -76,19 +76,25 @@ fn drain(users: &[User], typist: Option<usize>) {
         let render = PlainRender { me: user.id };
         while let Poll::Ready(None) = user.outbox.poll_batch(&cx, &mut batch) {
             for out in batch.drain(..) {
-                let pieces: Vec<_> = match &out {
-                    Out::Line(line) => vec![((**line).clone(), typist == Some(i))],
-                    events => events.events().map(|event| (render.event(event).into_owned(), false)).collect(),
-                };
-                for (bytes, answer) in pieces.into_iter().filter(|(bytes, _)| !bytes.is_empty()) {
-                    let text = std::str::from_utf8(&bytes).expect("plain text output is UTF-8");
-                    assert!(text.ends_with('\n'), "output without a line end: {text:?}");
-                    assert!(
-                        answer || !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t'),
-                        "a control character reached a terminal: {text:?}"
-                    );
+                match &out {
+                    Out::Line(line) => check(line, typist == Some(i)),
+                    events => events.events().for_each(|event| check(&render.event(event), false)),
                 }
             }
         }
     }
+}
+
+/// Checks that `bytes`, if any, are text for a terminal: whole lines, and no control characters
+/// unless they are the `answer` to the user's own line.
+fn check(bytes: &[u8], answer: bool) {
+    if bytes.is_empty() {
+        return;
+    }
+    let text = std::str::from_utf8(bytes).expect("plain text output is UTF-8");
+    assert!(text.ends_with('\n'), "output without a line end: {text:?}");
+    assert!(
+        answer || !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t'),
+        "a control character reached a terminal: {text:?}"
+    );
 }

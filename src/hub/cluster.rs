@@ -645,7 +645,7 @@ fn send(cluster: &Cluster, note: Note) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::{History, HubConfig, MsgKind, Registration};
+    use crate::hub::{History, HubConfig, MsgKind, Out, Registration};
     use tokio::sync::mpsc;
 
     fn node(n: NodeId) -> (Hub, mpsc::Receiver<Note>) {
@@ -684,14 +684,11 @@ mod tests {
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         let _ = std::pin::pin!(outbox.next_batch(&mut batch)).poll(&mut cx);
         batch
-            .into_iter()
-            .flat_map(|out| {
-                out.events()
-                    .filter_map(|e| match &e.kind {
-                        EventKind::Message { text, .. } => Some((e.id, text.clone())),
-                        _ => None,
-                    })
-                    .collect::<Vec<_>>()
+            .iter()
+            .flat_map(Out::events)
+            .filter_map(|e| match &e.kind {
+                EventKind::Message { text, .. } => Some((e.id, text.clone())),
+                _ => None,
             })
             .collect()
     }
@@ -788,14 +785,11 @@ mod tests {
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         let _ = std::pin::pin!(outbox.next_batch(&mut batch)).poll(&mut cx);
         batch
-            .into_iter()
-            .flat_map(|out| {
-                out.events()
-                    .filter_map(|e| match &e.kind {
-                        EventKind::Nick { new, .. } => Some(new.clone()),
-                        _ => None,
-                    })
-                    .collect::<Vec<_>>()
+            .iter()
+            .flat_map(Out::events)
+            .filter_map(|e| match &e.kind {
+                EventKind::Nick { new, .. } => Some(new.clone()),
+                _ => None,
             })
             .collect()
     }

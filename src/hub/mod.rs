@@ -658,24 +658,21 @@ impl Hub {
     }
 
     fn deliver(&self, to: impl IntoIterator<Item = ConnId>, event: &Arc<Event>) {
-        for id in to {
-            if let Some(user) = self.users.get(&id)
-                && !user.remote
-            {
-                user.outbox.push(Out::Event(event.clone()));
-            }
+        for outbox in self.local_outboxes(to) {
+            outbox.push(Out::Event(event.clone()));
         }
     }
 
     /// [`Hub::deliver`] of the event in `slot` of `segment`, which the queues share.
     fn deliver_shared(&self, to: &[ConnId], segment: &Arc<Segment>, slot: usize) {
-        for id in to {
-            if let Some(user) = self.users.get(id)
-                && !user.remote
-            {
-                user.outbox.push_shared(segment, slot);
-            }
+        for outbox in self.local_outboxes(to.iter().copied()) {
+            outbox.push_shared(segment, slot);
         }
+    }
+
+    /// The queues of those of `to` who are connected to this node.
+    fn local_outboxes(&self, to: impl IntoIterator<Item = ConnId>) -> impl Iterator<Item = &Outbox> {
+        to.into_iter().filter_map(|id| self.users.get(&id)).filter(|user| !user.remote).map(|user| &user.outbox)
     }
 
     /// Everyone who shares at least one room with `id` in which `id` is shown (not a quiet
@@ -1127,7 +1124,7 @@ impl Hub {
             Some((prefix @ ("@" | "+"), room)) if room.starts_with('#') => (prefix.chars().next(), room),
             _ => (None, target),
         };
-        let (target, recipients, away, unsaved, room_key) = if target.starts_with('#') {
+        let (target, recipients, away, room_key) = if target.starts_with('#') {
             let key = fold(target);
             let room = self.rooms.get_mut(&key).ok_or_else(|| HubError::NoSuchRoom(target.into()))?;
             match room.status(id) {
@@ -1151,17 +1148,15 @@ impl Hub {
                     .filter(|&(&m, s)| m != id && (s.op || (prefix == '+' && s.voice)))
                     .map(|(&m, _)| m)
                     .collect();
-                (Target::RoomStatus(prefix, room.name.clone()), members, None, None, Some(key))
+                (Target::RoomStatus(prefix, room.name.clone()), members, None, Some(key))
             } else {
-                let members = room.others(id);
-                let unsaved = (!room.has_history).then(|| key.clone());
-                (Target::Room(room.name.clone()), members, None, unsaved, Some(key))
+                (Target::Room(room.name.clone()), room.others(id), None, Some(key))
             }
         } else {
             let to = self.id_of(target)?;
             let user = self.user(to);
             let away = user.away().filter(|_| kind != MsgKind::Notice).map(str::to_string);
-            (Target::User(user.source.nick.to_string()), vec![to], away, None, None)
+            (Target::User(user.source.nick.to_string()), vec![to], away, None)
         };
         let room = line_room(&from, &target, kind);
         let mut pieces = match long {
@@ -1179,12 +1174,15 @@ impl Hub {
         }
         let message = EventKind::Message { from, target, kind, text: last, tags };
         events.push(self.deliver_message(message, &recipients, room_key.as_deref())?);
-        if let Some(key) = unsaved {
-            // The room has history now: keep it, and its settings, across restarts.
-            if let Some(room) = self.rooms.get_mut(&key) {
-                room.has_history = true;
-            }
-            self.save_room(&key);
+        // A room spoken in (not to its operators alone) has history now: keep it, and its
+        // settings, across restarts.
+        if status.is_none()
+            && let Some(key) = &room_key
+            && let Some(room) = self.rooms.get_mut(key)
+            && !room.has_history
+        {
+            room.has_history = true;
+            self.save_room(key);
         }
         self.users.get_mut(&id).expect("registered").last_spoke = now_millis();
         crate::metrics::get().messages_received.inc();

@@ -256,6 +256,16 @@ fn wake(waker: Option<Waker>) {
     }
 }
 
+/// Queues `out`, admitted into the locked `state`, and wakes the writer if it was waiting for a
+/// first item. Returns true.
+fn enqueue(mut state: MutexGuard<'_, State>, out: Out) -> bool {
+    state.queue.push_back(out);
+    let waker = if state.queue.len() == 1 { state.waker.take() } else { None };
+    drop(state);
+    wake(waker);
+    true
+}
+
 impl Outbox {
     /// A queue holding at most `capacity` items.
     pub fn new(capacity: usize) -> Outbox {
@@ -284,48 +294,30 @@ impl Outbox {
 
     /// Queues one item. Returns false if the queue was closed or has just overflowed.
     pub fn push(&self, out: Out) -> bool {
-        let mut state = self.state();
-        if let Err(waker) = self.admit(&mut state, out.weight()) {
-            drop(state);
-            wake(waker);
-            return false;
-        }
-        state.queue.push_back(out);
-        let waker = if state.queue.len() == 1 { state.waker.take() } else { None };
-        drop(state);
-        wake(waker);
-        true
+        let Some(state) = self.admit(out.weight()) else { return false };
+        enqueue(state, out)
     }
 
     /// Queues the event in `slot` of `segment`, which other queues share: as a bit in the last
     /// item when that holds the same segment. Returns false if the queue was closed or has just
     /// overflowed.
     pub fn push_shared(&self, segment: &Arc<Segment>, slot: usize) -> bool {
-        let mut state = self.state();
-        if let Err(waker) = self.admit(&mut state, EVENT_BYTES) {
-            drop(state);
-            wake(waker);
-            return false;
-        }
+        let Some(mut state) = self.admit(EVENT_BYTES) else { return false };
         if let Some(Out::Shared(last, slots)) = state.queue.back_mut()
             && Arc::ptr_eq(last, segment)
         {
             *slots |= 1 << slot;
             return true;
         }
-        state.queue.push_back(Out::Shared(Arc::clone(segment), 1 << slot));
-        let waker = if state.queue.len() == 1 { state.waker.take() } else { None };
-        drop(state);
-        wake(waker);
-        true
+        enqueue(state, Out::Shared(Arc::clone(segment), 1 << slot))
     }
 
-    /// Counts an item of `bytes` into the queue, or refuses it: the queue is closed, or is now,
-    /// as overflowed (its items dropped). Refused, with the writer to wake once the lock is
-    /// let go.
-    fn admit(&self, state: &mut State, bytes: usize) -> Result<(), Option<Waker>> {
+    /// The locked queue with an item of `bytes` counted in, or `None` if it refuses the item:
+    /// it is closed, or is now, as overflowed (its items dropped, its writer woken).
+    fn admit(&self, bytes: usize) -> Option<MutexGuard<'_, State>> {
+        let mut state = self.state();
         if state.closed.is_some() {
-            return Err(None);
+            return None;
         }
         let waiting = state.bytes + state.writing;
         let budget = self.capacity() * BYTES_PER_ITEM;
@@ -335,9 +327,12 @@ impl Outbox {
             crate::memory::released(state.bytes);
             state.closed = Some(Box::new(Closed::Overflow));
             crate::metrics::get().slow_consumers.inc();
-            return Err(state.waker.take());
+            let waker = state.waker.take();
+            drop(state);
+            wake(waker);
+            return None;
         }
-        Ok(())
+        Some(state)
     }
 
     /// Stops accepting items; the writer delivers what is queued, then closes with `reason`.
@@ -439,7 +434,7 @@ mod tests {
 
     /// The ids of the events of a batch, in order.
     fn ids(batch: &VecDeque<Out>) -> Vec<u64> {
-        batch.iter().flat_map(|out| out.events().map(|e| e.id.0).collect::<Vec<_>>()).collect()
+        batch.iter().flat_map(Out::events).map(|e| e.id.0).collect()
     }
 
     #[tokio::test]

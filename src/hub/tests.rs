@@ -41,7 +41,7 @@ fn drain(outbox: &Outbox) -> Vec<EventKind> {
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
     let _ = std::pin::pin!(fut).poll(&mut cx);
-    batch.into_iter().flat_map(|o| o.events().map(|e| e.kind.clone()).collect::<Vec<_>>()).collect()
+    batch.iter().flat_map(Out::events).map(|e| e.kind.clone()).collect()
 }
 
 use std::future::Future;

@@ -374,14 +374,14 @@ const CLOSING_TIMEOUT: Duration = Duration::from_secs(2);
 /// shared (a busy room's batches would otherwise count each shared line up and down once more
 /// per recipient, on a counter every worker thread touches).
 fn rendered(batch: &mut VecDeque<Out>, render: &impl Render) -> Bytes {
-    let count: usize = batch.iter().map(Out::count).sum();
-    if count == 1 && batch.len() == 1 {
+    if batch.len() == 1 && batch[0].count() == 1 {
         return match batch.pop_front() {
             Some(Out::Line(bytes)) => *bytes,
             Some(out) => out.events().next().map_or_else(Bytes::new, |event| render.event(event).into_owned()),
             None => Bytes::new(),
         };
     }
+    let count: usize = batch.iter().map(Out::count).sum();
     let mut buf = Vec::new();
     let mut add = |bytes: &[u8]| {
         if buf.capacity() == 0 {
