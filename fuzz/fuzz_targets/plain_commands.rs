@@ -74,12 +74,18 @@ fn drain(users: &[User], typist: Option<usize>) {
     let mut batch = VecDeque::new();
     for (i, user) in users.iter().enumerate() {
         let render = PlainRender { me: user.id };
-        while let Poll::Ready(None) = user.outbox.poll_batch(&cx, &mut batch) {
+        // What the server's `Deferred::run` does for comings and goings left waiting.
+        user.outbox.release();
+        loop {
+            let last = !matches!(user.outbox.poll_batch(&cx, &mut batch), Poll::Ready(None));
             for out in batch.drain(..) {
                 match &out {
                     Out::Line(line) => check(line, typist == Some(i)),
                     events => events.events().for_each(|event| check(&render.event(event), false)),
                 }
+            }
+            if last {
+                break;
             }
         }
     }

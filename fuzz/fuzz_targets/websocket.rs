@@ -82,8 +82,11 @@ fn talk(input: Vec<u8>) -> Vec<u8> {
             open: metrics::get().opened(Speaks::Http),
         };
         let (mut client, server_end) = tokio::io::duplex(64 * 1024);
-        // The server's liveness sweep, which pings a silent client and drops it.
+        // The server's liveness sweep, which pings a silent client and drops it, and its wake-up
+        // of writers left waiting with comings and goings.
         let liveness = tokio::spawn(charla::server::check_liveness(shared.clone()));
+        let deferred = charla::hub::lock(&shared.hub).deferred();
+        let deferring = tokio::spawn(async move { deferred.run().await });
         let server = tokio::spawn(serve(Box::new(server_end), Peer::clear(peer), shared, admission));
         let mut answer = Vec::new();
         let conversation = async {
@@ -104,6 +107,7 @@ fn talk(input: Vec<u8>) -> Vec<u8> {
         conversation.await;
         let ended = server.await;
         liveness.abort();
+        deferring.abort();
         if let Err(e) = ended
             && e.is_panic()
         {

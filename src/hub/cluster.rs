@@ -682,6 +682,7 @@ mod tests {
     fn messages(outbox: &Outbox) -> Vec<(MsgId, String)> {
         let mut batch = std::collections::VecDeque::new();
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        outbox.release();
         let _ = std::pin::pin!(outbox.next_batch(&mut batch)).poll(&mut cx);
         batch
             .iter()
@@ -783,6 +784,7 @@ mod tests {
     fn drain_nicks(outbox: &Outbox) -> Vec<String> {
         let mut batch = std::collections::VecDeque::new();
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        outbox.release();
         let _ = std::pin::pin!(outbox.next_batch(&mut batch)).poll(&mut cx);
         batch
             .iter()

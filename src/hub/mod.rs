@@ -3,8 +3,9 @@
 //! Protocol sessions call the hub's verbs (`register`, `join`, `say`, `kick`, …). The hub checks
 //! the rules (nick taken? banned? `+m`? operator?), changes its state, and delivers the resulting
 //! [`Event`] to each recipient's bounded [`Outbox`] without waiting (a room's messages through a
-//! segment its members' queues share: see [`outbox`]). Because every rule lives here, a
-//! plain-text user and an IRC user in the same room are treated identically.
+//! segment its members' queues share; another member's join, part or quit without waking the
+//! member's connection, to go out with its next write: see [`outbox`]). Because every rule
+//! lives here, a plain-text user and an IRC user in the same room are treated identically.
 //!
 //! A verb delivers its event to everyone concerned except the user who acted, and returns it:
 //! the acting session shows it to its own user in the right place among its replies (an IRC
@@ -52,7 +53,7 @@ use limits::{HubLimits, RoomCreation};
 pub use list::ListFilter;
 use modes::{ModeChange, RoomMode, RoomModes, flip};
 pub use monitor::{MONITOR_LIMIT, Monitored};
-pub use outbox::{Closed, Out, Outbox};
+pub use outbox::{Closed, Deferred, Out, Outbox};
 use outbox::{Log, Segment};
 use text::fold;
 
@@ -640,6 +641,8 @@ pub struct Hub {
     server_bans: Vec<bans::ServerBan>,
     /// This node in a cluster (`serve --bus`); `None` alone.
     cluster: Option<Box<cluster::Cluster>>,
+    /// The queues left waiting with comings and goings (see [`Hub::deliver`]).
+    deferred: Arc<Deferred>,
 }
 
 impl Hub {
@@ -657,9 +660,22 @@ impl Hub {
         Event::new(self.ids.next_id(), kind)
     }
 
+    /// The queues whose writers wait with someone's join, part or quit: the server runs its
+    /// [`Deferred::run`] (see [`outbox`]).
+    pub fn deferred(&self) -> Arc<Deferred> {
+        self.deferred.clone()
+    }
+
+    /// Queues `event` for `to`. Another user's join, part or quit can wait a little: it goes
+    /// out with the recipient's next write, or [`outbox::DEFER`] later at the latest, so that
+    /// comings and goings do not cost every member a write of their own.
     fn deliver(&self, to: impl IntoIterator<Item = ConnId>, event: &Arc<Event>) {
+        let can_wait = matches!(event.kind, EventKind::Join { .. } | EventKind::Part { .. } | EventKind::Quit { .. });
         for outbox in self.local_outboxes(to) {
-            outbox.push(Out::Event(event.clone()));
+            match can_wait {
+                true => outbox.push_deferred(Out::Event(event.clone()), &self.deferred),
+                false => outbox.push(Out::Event(event.clone())),
+            };
         }
     }
 

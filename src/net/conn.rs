@@ -329,7 +329,11 @@ impl Conn {
                             crate::memory::released(writer.pending.len());
                         }
                         Some(why) => {
-                            writer.pending = render.closing(&why).into();
+                            // What was queued before the close and the last words: one write.
+                            let mut last = Vec::from(rendered(&mut batch, render));
+                            crate::memory::released(last.len());
+                            last.extend_from_slice(&render.closing(&why));
+                            writer.pending = last.into();
                             let deadline =
                                 match writer.ending.as_deref_mut().map(|e| std::mem::replace(e, Ending::Done)) {
                                     Some(Ending::Draining(deadline)) => deadline,

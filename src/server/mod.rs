@@ -335,12 +335,15 @@ impl Server {
         let liveness = tokio::spawn(check_liveness(self.shared.clone()));
         let nicks = tokio::spawn(accounts::enforce_nicks(self.shared.hub.clone()));
         let trimming = tokio::spawn(crate::memory::give_back());
+        let deferred = hub::lock(&self.shared.hub).deferred();
+        let deferring = tokio::spawn(async move { deferred.run().await });
         self.shared.set_stage(Stage::Ready);
         shutdown.await;
         retention.abort();
         liveness.abort();
         nicks.abort();
         trimming.abort();
+        deferring.abort();
         tracing::info!("shutting down: closing {} connections", limiter.open());
         // Listeners stay open while clients are told goodbye: a load balancer asking
         // `/healthz` learns that this server is stopping, anyone else is turned away.
