@@ -273,7 +273,11 @@ fn wake(waker: Option<Waker>) {
 /// waiting for a first item, or had been left waiting with deferred ones. Returns true.
 fn enqueue(inner: &Inner, mut state: MutexGuard<'_, State>, out: Out) -> bool {
     state.queue.push_back(out);
-    let held = inner.held.swap(false, Ordering::Relaxed);
+    // A load, and a store only when set: a swap would be a locked instruction on every push.
+    let held = inner.held.load(Ordering::Relaxed);
+    if held {
+        inner.held.store(false, Ordering::Relaxed);
+    }
     let waker = if state.queue.len() == 1 || held { state.waker.take() } else { None };
     drop(state);
     wake(waker);
@@ -460,7 +464,9 @@ impl Outbox {
         state.writing = 0;
         let held = self.inner.held.load(Ordering::Relaxed);
         if !state.queue.is_empty() && (!held || state.closed.is_some()) {
-            self.inner.held.store(false, Ordering::Relaxed);
+            if held {
+                self.inner.held.store(false, Ordering::Relaxed);
+            }
             std::mem::swap(&mut state.queue, batch);
             if batch.len() <= SMALL_BATCH {
                 state.queue = VecDeque::new();
