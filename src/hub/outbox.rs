@@ -730,24 +730,15 @@ mod tests {
             let deferred = deferred.clone();
             async move { deferred.run().await }
         });
-        let outbox = Outbox::new(8);
-        let writer = {
-            let outbox = outbox.clone();
-            tokio::spawn(async move {
-                let mut batch = VecDeque::new();
-                outbox.next_batch(&mut batch).await;
-                batch.len()
-            })
-        };
-        tokio::task::yield_now().await;
+        let (outbox, writer) = waiting_writer().await;
         outbox.push_deferred(line("bob left"), &deferred);
         let written = tokio::time::timeout(std::time::Duration::from_secs(10), writer).await;
         assert_eq!(written.expect("woken by the list").unwrap(), 1);
         waking.abort();
     }
 
-    #[tokio::test]
-    async fn a_waiting_writer_wakes_on_push() {
+    /// A queue, and a writer task waiting for its first batch, which returns the batch's length.
+    async fn waiting_writer() -> (Outbox, tokio::task::JoinHandle<usize>) {
         let outbox = Outbox::new(8);
         let writer = {
             let outbox = outbox.clone();
@@ -758,6 +749,12 @@ mod tests {
             })
         };
         tokio::task::yield_now().await;
+        (outbox, writer)
+    }
+
+    #[tokio::test]
+    async fn a_waiting_writer_wakes_on_push() {
+        let (outbox, writer) = waiting_writer().await;
         outbox.push(line("x"));
         assert_eq!(writer.await.unwrap(), 1);
     }
