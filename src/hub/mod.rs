@@ -667,8 +667,8 @@ impl Hub {
     }
 
     /// Queues `event` for `to`. Another user's join, part or quit can wait a little: it goes
-    /// out with the recipient's next write, or [`outbox::DEFER`] later at the latest, so that
-    /// comings and goings do not cost every member a write of their own.
+    /// out with the recipient's next write, or about [`outbox::DEFER`] later at the latest, so
+    /// that comings and goings do not cost every member a write of their own.
     fn deliver(&self, to: impl IntoIterator<Item = ConnId>, event: &Arc<Event>) {
         let can_wait = matches!(event.kind, EventKind::Join { .. } | EventKind::Part { .. } | EventKind::Quit { .. });
         for outbox in self.local_outboxes(to) {
