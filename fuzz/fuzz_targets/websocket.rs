@@ -85,8 +85,7 @@ fn talk(input: Vec<u8>) -> Vec<u8> {
         // The server's liveness sweep, which pings a silent client and drops it, and its wake-up
         // of writers left waiting with comings and goings.
         let liveness = tokio::spawn(charla::server::check_liveness(shared.clone()));
-        let deferred = charla::hub::lock(&shared.hub).deferred();
-        let deferring = tokio::spawn(async move { deferred.run().await });
+        let deferring = tokio::spawn(charla::server::wake_deferred(shared.clone()));
         let server = tokio::spawn(serve(Box::new(server_end), Peer::clear(peer), shared, admission));
         let mut answer = Vec::new();
         let conversation = async {

@@ -307,8 +307,7 @@ impl Deferred {
     }
 
     /// Wakes the writers of the queues added, [`DEFER`] after the first of them, for as long
-    /// as the server runs. A harness that serves connections without a `Server` runs it too,
-    /// or its deferred items wait until something else comes.
+    /// as the server runs (`crate::server::wake_deferred`).
     pub async fn run(&self) {
         loop {
             self.due.notified().await;

@@ -335,8 +335,7 @@ impl Server {
         let liveness = tokio::spawn(check_liveness(self.shared.clone()));
         let nicks = tokio::spawn(accounts::enforce_nicks(self.shared.hub.clone()));
         let trimming = tokio::spawn(crate::memory::give_back());
-        let deferred = hub::lock(&self.shared.hub).deferred();
-        let deferring = tokio::spawn(async move { deferred.run().await });
+        let deferring = tokio::spawn(wake_deferred(self.shared.clone()));
         self.shared.set_stage(Stage::Ready);
         shutdown.await;
         retention.abort();
@@ -380,6 +379,14 @@ pub async fn check_liveness(shared: Arc<Shared>) {
         tokio::time::sleep(interval / SWEEPS_PER_INTERVAL).await;
         shared.sessions.sweep(&ping, interval);
     }
+}
+
+/// Wakes the writers left waiting with someone's join, part or quit, for as long as the server
+/// runs (see [`crate::hub::Deferred::run`]). [`Server::run`] runs it; a harness that serves
+/// connections without a `Server` runs it too, or those wait until something else comes.
+pub async fn wake_deferred(shared: Arc<Shared>) {
+    let deferred = hub::lock(&shared.hub).deferred();
+    deferred.run().await
 }
 
 /// Applies the retention policy now and then, for as long as the server runs.
