@@ -302,8 +302,6 @@ impl Hub {
         }
         match self.users.get_mut(&id) {
             Some(user) => {
-                user.oper = state.oper;
-                user.invisible = state.invisible;
                 user.wallops = state.wallops;
                 user.source.bot = state.source.bot;
                 user.change_rare(|rare| rare.away = state.away.clone().map(String::into_boxed_str));
@@ -337,8 +335,9 @@ impl Hub {
                     source: state.source.clone(),
                     realname: state.realname.clone().into(),
                     rooms: SmallVec::new(),
-                    oper: state.oper,
-                    invisible: state.invisible,
+                    // Set below with the counts LUSERS reads.
+                    oper: false,
+                    invisible: false,
                     wallops: state.wallops,
                     monitor_updates: false,
                     signon: state.signon,
@@ -357,6 +356,8 @@ impl Hub {
                 self.tell_watchers(id, &state.source.nick, true);
             }
         }
+        self.mark_oper(id, state.oper);
+        self.mark_invisible(id, state.invisible);
         if whole {
             let listed: Vec<String> = state.rooms.iter().map(|(name, _)| fold(name)).collect();
             let left: Vec<String> = self.users[&id]
@@ -779,6 +780,22 @@ mod tests {
         pass(&mut from_b, &mut a);
         assert_eq!(a.nick(first), "sam");
         assert!(a.has_user(second) && a.nick(second).starts_with("guest-"));
+    }
+
+    #[test]
+    fn lusers_counts_the_other_nodes_users_as_their_modes_change() {
+        let ((mut a, mut from_a), (mut b, _)) = (node(1), node(2));
+        let (alice, _) = user(&mut a, "alice");
+        assert!(a.set_invisible(alice, true));
+        pass(&mut from_a, &mut b);
+        assert_eq!(b.invisible_count(), 1, "a remote user comes in counted");
+        assert!(a.set_invisible(alice, false));
+        pass(&mut from_a, &mut b);
+        assert_eq!(b.invisible_count(), 0, "and its change is counted");
+        assert!(a.set_invisible(alice, true));
+        pass(&mut from_a, &mut b);
+        assert_eq!(b.drop_node(1, "node 1 stopped answering"), vec!["alice".to_string()]);
+        assert_eq!((b.invisible_count(), b.oper_count()), (0, 0), "its node's end takes it out");
     }
 
     fn drain_nicks(outbox: &Outbox) -> Vec<String> {

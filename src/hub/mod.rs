@@ -625,6 +625,11 @@ pub struct Hub {
     last_said: MsgId,
     /// Most users ever connected at once, for LUSERS.
     pub max_users: usize,
+    /// Server operators and invisible (`+i`) users among `users`, for LUSERS: kept in step as
+    /// users come, go and change modes ([`Hub::mark_oper`], [`Hub::mark_invisible`]), so that
+    /// the LUSERS of every registration does not visit every user under the hub's lock.
+    opers: usize,
+    invisible: usize,
     /// Pacing of room creation per user and per address.
     creation: RoomCreation,
     /// Failed operator logins per address and per name.
@@ -861,6 +866,8 @@ impl Hub {
         self.unmonitor_all(id);
         self.claims.remove(&id);
         let user = *self.users.remove(&id).expect("checked above");
+        self.opers -= usize::from(user.oper);
+        self.invisible -= usize::from(user.invisible);
         self.creation.forget(id);
         for room in &user.rooms {
             self.leave_room(id, room);
@@ -1449,7 +1456,7 @@ impl Hub {
 
     /// Gives up server-operator rights (`MODE nick -o`); `false` if `id` had none.
     pub fn unoper(&mut self, id: ConnId) -> bool {
-        let was = std::mem::take(&mut self.users.get_mut(&id).expect("registered").oper);
+        let was = self.mark_oper(id, false);
         self.share_user(id);
         was
     }
@@ -1553,12 +1560,12 @@ impl Hub {
 
     /// Number of invisible (`+i`) users, for LUSERS.
     pub fn invisible_count(&self) -> usize {
-        self.users.values().filter(|u| u.invisible).count()
+        self.invisible
     }
 
     /// Number of server operators online.
     pub fn oper_count(&self) -> usize {
-        self.users.values().filter(|u| u.oper).count()
+        self.opers
     }
 
     /// What `asker` may know of user `id`, with at most `rooms` of its rooms: a list of members

@@ -76,7 +76,7 @@ impl Hub {
                 self.oper_guard.failures.remove(key);
             }
             tracing::info!("{} from {} is now server operator {name:?}", source.nick, source.host);
-            self.users.get_mut(&id).expect("registered").oper = true;
+            self.mark_oper(id, true);
             self.share_user(id);
             Ok(())
         } else {

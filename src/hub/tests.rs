@@ -408,6 +408,39 @@ fn invisible_users_show_only_to_those_who_share_a_room() {
     assert!(t.hub.user_info(stranger, "shy").unwrap().invisible, "WHOIS still finds the user");
 }
 
+/// LUSERS's counts of operators and invisible users, as a count of every user gives them.
+fn counted(hub: &Hub) -> (usize, usize) {
+    (hub.users.values().filter(|u| u.oper).count(), hub.users.values().filter(|u| u.invisible).count())
+}
+
+#[test]
+fn lusers_counts_follow_modes_and_departures() {
+    let mut t = hub();
+    let (a, _) = t.add("alice");
+    let (b, _) = t.add("bob");
+    let (c, _) = t.add("carol");
+    let steps: [&dyn Fn(&mut Hub); 8] = [
+        &|hub| assert!(hub.set_invisible(a, true)),
+        &|hub| assert!(!hub.set_invisible(a, true), "no change the second time"),
+        &|hub| assert!(hub.set_invisible(b, true)),
+        &|hub| hub.oper(a, "admin", "secret").unwrap(),
+        &|hub| hub.oper(a, "admin", "secret").unwrap(),
+        &|hub| assert!(hub.unoper(a) && !hub.unoper(a)),
+        &|hub| hub.oper(b, "admin", "secret").unwrap(),
+        &|hub| hub.quit(b, "gone"),
+    ];
+    let mut seen = Vec::new();
+    for step in steps {
+        step(&mut t.hub);
+        let counts = (t.hub.oper_count(), t.hub.invisible_count());
+        assert_eq!(counts, counted(&t.hub));
+        seen.push(counts);
+    }
+    assert_eq!(seen, [(0, 1), (0, 1), (0, 2), (1, 2), (1, 2), (0, 2), (1, 2), (0, 1)]);
+    assert!(t.hub.set_invisible(c, true) && t.hub.set_invisible(a, false));
+    assert_eq!((t.hub.oper_count(), t.hub.invisible_count()), (0, 1));
+}
+
 #[test]
 fn away_changes_only_are_told_and_an_away_joiner_is_announced() {
     let mut t = hub();

@@ -52,10 +52,31 @@ impl Hub {
 
     /// Sets or clears user mode `+i` (invisible); returns whether that changed anything.
     pub fn set_invisible(&mut self, id: ConnId, on: bool) -> bool {
+        let changed = self.mark_invisible(id, on);
+        if changed {
+            self.share_user(id);
+        }
+        changed
+    }
+
+    /// Sets or clears `id`'s `+i`, counted in [`Hub::invisible_count`]; returns whether that
+    /// changed it.
+    pub(super) fn mark_invisible(&mut self, id: ConnId, on: bool) -> bool {
         let user = self.users.get_mut(&id).expect("registered");
         let changed = std::mem::replace(&mut user.invisible, on) != on;
         if changed {
-            self.share_user(id);
+            self.invisible = if on { self.invisible + 1 } else { self.invisible - 1 };
+        }
+        changed
+    }
+
+    /// Sets or clears `id`'s `+o`, counted in [`Hub::oper_count`]; returns whether that
+    /// changed it.
+    pub(super) fn mark_oper(&mut self, id: ConnId, on: bool) -> bool {
+        let user = self.users.get_mut(&id).expect("registered");
+        let changed = std::mem::replace(&mut user.oper, on) != on;
+        if changed {
+            self.opers = if on { self.opers + 1 } else { self.opers - 1 };
         }
         changed
     }
