@@ -226,8 +226,12 @@ fn write_params<'a, S: Sink>(params: impl Iterator<Item = &'a str>, force_traili
         out.put(" ");
         // NUL, CR and LF will be written as spaces, so they need the colon as much as a space.
         let last = params.peek().is_none();
+        // Bytes, not chars: none of these is ever part of a longer UTF-8 sequence.
         if last
-            && (force_trailing || param.is_empty() || param.starts_with(':') || param.contains([' ', '\0', '\r', '\n']))
+            && (force_trailing
+                || param.is_empty()
+                || param.starts_with(':')
+                || param.bytes().any(|b| matches!(b, b' ' | b'\0' | b'\r' | b'\n')))
         {
             out.put(":");
         }
@@ -300,9 +304,20 @@ impl Sink for String {
 }
 
 /// Writes `s` with NUL, CR and LF turned into spaces, so no part can end the line early. Every
-/// parameter of every line passes here, so the search is `memchr`'s, many bytes at a time.
+/// parameter of every line passes here, most with no control character at all: those are
+/// found by [`may_break`] and written at once.
 fn put_one_line<S: Sink>(s: &str, out: &mut S) {
+    if !may_break(s.as_bytes()) {
+        return out.put(s);
+    }
     put_replacing(s, out, memchr::memchr3_iter(b'\0', b'\r', b'\n', s.as_bytes()).map(|i| (i, " ")));
+}
+
+/// Whether `s` may hold a NUL, CR or LF: whether any of its bytes is below 14. Every byte is
+/// looked at, with no early stop, so that the compiler makes it a loop of vector instructions:
+/// faster for a few dozen bytes than setting up `memchr`'s search.
+fn may_break(s: &[u8]) -> bool {
+    s.iter().fold(false, |seen, &b| seen | (b < 14))
 }
 
 fn escape_into<S: Sink>(value: &str, out: &mut S) {
