@@ -365,11 +365,16 @@ impl Room {
         others.extend(self.members.keys().copied().filter(|&m| m != id));
         others
     }
-    /// Whether `asker` is shown `id` as a member (NAMES, WHO): the shown members, and the
-    /// asker themself.
-    fn shows(&self, asker: ConnId, id: ConnId) -> bool {
-        id == asker || self.status(id).is_some_and(|s| !s.hidden)
+
+    /// The room's modes as `asker` may see them: its key only if a member.
+    fn modes_seen_by(&self, asker: ConnId) -> RoomModes {
+        let mut modes = self.modes.clone();
+        if !self.members.contains_key(&asker) {
+            modes.key = modes.key.map(|_| "*".into());
+        }
+        modes
     }
+
     fn banned(&self, who: &Source) -> bool {
         if self.bans.is_empty() {
             return false;
@@ -504,6 +509,24 @@ pub struct RoomInfo {
     /// (delayed join, [`HubConfig::quiet_joins_above`]).
     pub unlisted: usize,
     pub secret: bool,
+}
+
+/// A room's NAMES ([`Hub::names`]).
+#[derive(Debug, Clone)]
+pub struct Names {
+    /// The room's name as created.
+    pub room: String,
+    pub secret: bool,
+    /// In no particular order.
+    pub members: Vec<NamesEntry>,
+}
+
+/// A member in NAMES: its status, nick, and when asked for, its user and host.
+#[derive(Debug, Clone)]
+pub struct NamesEntry {
+    pub status: Status,
+    pub nick: CompactString,
+    pub userhost: Option<(Arc<str>, Arc<str>)>,
 }
 
 /// A user who has left, for WHOWAS.
@@ -1633,34 +1656,64 @@ impl Hub {
     /// another room).
     pub fn room_info(&self, asker: ConnId, name: &str) -> Result<RoomInfo, HubError> {
         let room = self.visible_room(asker, name)?;
-        let is_member = room.members.contains_key(&asker);
         let mut unlisted = 0;
-        let mut members: Vec<Member> = room
-            .members
-            .iter()
-            .filter(|&(&id, _)| is_member || self.sees(asker, id))
-            .filter(|&(&id, _)| {
-                room.shows(asker, id) || {
+        let mut members: Vec<Member> = self
+            .members_seen(asker, room)
+            .filter(|&(_, _, listed)| {
+                listed || {
                     unlisted += 1;
                     false
                 }
             })
-            .map(|(&id, &status)| Member { info: self.info(id, asker, 0), status })
+            .map(|(id, status, _)| Member { info: self.info(id, asker, 0), status })
             .collect();
         members.sort_by(|a, b| text::cmp_folded(&a.info.nick, &b.info.nick));
-        let mut modes = room.modes.clone();
-        if !is_member {
-            modes.key = modes.key.map(|_| "*".into());
-        }
         Ok(RoomInfo {
             name: room.name.clone(),
             created: room.created,
             topic: room.topic.clone(),
-            modes,
+            modes: room.modes_seen_by(asker),
             members,
             unlisted,
             secret: room.modes.secret,
         })
+    }
+
+    /// A room's NAMES as `asker` may see them (the members [`Hub::room_info`] lists), in no
+    /// particular order, with each member's user and host only when `userhost` asks for them.
+    /// Every join sends NAMES, so this copies no more than a nick per member, and leaves the
+    /// sorting to be done once the hub's lock is let go: in a room of thousands that is most
+    /// of the work.
+    pub fn names(&self, asker: ConnId, name: &str, userhost: bool) -> Result<Names, HubError> {
+        let room = self.visible_room(asker, name)?;
+        let members = self
+            .members_seen(asker, room)
+            .filter(|&(_, _, listed)| listed)
+            .map(|(id, status, _)| {
+                let source = &self.user(id).source;
+                let userhost = userhost.then(|| (source.user.clone(), source.host.clone()));
+                NamesEntry { status, nick: source.nick.clone(), userhost }
+            })
+            .collect();
+        Ok(Names { room: room.name.clone(), secret: room.modes.secret, members })
+    }
+
+    /// A room's name, creation time and modes as `asker` may see them, for MODE: IRC clients
+    /// ask after every join, and need no member list for it.
+    pub fn room_modes(&self, asker: ConnId, name: &str) -> Result<(String, u64, RoomModes), HubError> {
+        let room = self.visible_room(asker, name)?;
+        Ok((room.name.clone(), room.created, room.modes_seen_by(asker)))
+    }
+
+    /// The members of `room` that `asker` may know of (all of them for a member; otherwise
+    /// those it [sees](Hub::sees)), each with its status and whether it is listed (NAMES,
+    /// WHO): a quiet joiner not yet shown is not, except to itself.
+    fn members_seen<'a>(&'a self, asker: ConnId, room: &'a Room) -> impl Iterator<Item = (ConnId, Status, bool)> + 'a {
+        let is_member = room.members.contains_key(&asker);
+        room.members
+            .iter()
+            .filter(move |&(&id, _)| is_member || self.sees(asker, id))
+            .map(move |(&id, &status)| (id, status, id == asker || !status.hidden))
     }
 
     /// How many others are in a room `id` is in, and the nicks of up to `max` of them (in

@@ -316,8 +316,43 @@ fn secret_rooms_are_hidden_from_outsiders() {
     assert_eq!(t.hub.list_rooms(op, &ListFilter::default()).len(), 1);
     assert!(t.hub.user_info(b, "op").unwrap().rooms.is_empty());
     assert!(t.hub.room_info(b, "#hidden").is_err());
+    assert!(t.hub.names(b, "#hidden", false).is_err());
+    assert!(t.hub.room_modes(b, "#hidden").is_err());
     assert!(t.hub.bans(b, "#hidden").is_err());
     assert!(t.hub.bans(op, "#hidden").is_ok());
+    assert!(t.hub.names(op, "#hidden", false).unwrap().secret);
+}
+
+#[test]
+fn names_lists_whom_room_info_lists() {
+    let mut t = hub();
+    t.hub.set_quiet_joins_above(2);
+    let (a, _) = t.add("alice");
+    let (b, _) = t.add("Bob");
+    let (quiet, _) = t.add("carol");
+    let (outsider, _) = t.add("dave");
+    for id in [a, b, quiet] {
+        t.hub.join(id, "#r", None).unwrap();
+    }
+    t.hub.set_modes(a, "#r", parse("+k", &["sesame"]).changes).unwrap();
+    // NAMES lists whom `room_info` lists, which is sorted; NAMES is not.
+    let names = |hub: &Hub, asker| {
+        let info: Vec<String> =
+            hub.room_info(asker, "#r").unwrap().members.iter().map(|m| m.info.nick.to_string()).collect();
+        let mut names: Vec<String> =
+            hub.names(asker, "#r", false).unwrap().members.iter().map(|m| m.nick.to_string()).collect();
+        names.sort_by(|x, y| text::cmp_folded(x, y));
+        assert_eq!(names, info);
+        info
+    };
+    assert_eq!(names(&t.hub, a), ["alice", "Bob"], "a quiet joiner is not listed");
+    assert_eq!(names(&t.hub, quiet), ["alice", "Bob", "carol"], "except to itself");
+    assert_eq!(names(&t.hub, outsider), ["alice", "Bob"]);
+    let listed = t.hub.names(a, "#r", true).unwrap();
+    assert!(listed.members.iter().all(|m| m.userhost == Some(("u".into(), "127.0.0.1".into()))));
+    assert!(t.hub.names(a, "#r", false).unwrap().members.iter().all(|m| m.userhost.is_none()));
+    assert_eq!(t.hub.room_modes(a, "#r").unwrap().2.key.as_deref(), Some("sesame"));
+    assert_eq!(t.hub.room_modes(outsider, "#r").unwrap().2.key.as_deref(), Some("*"), "the key only to members");
 }
 
 #[test]

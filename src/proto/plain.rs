@@ -758,9 +758,9 @@ impl Session<'_> {
             return self.error("you are in no room");
         };
         let Some((flags, rest)) = args.split_first() else {
-            let info = hub::lock(&self.shared.hub).room_info(self.id, &room);
+            let info = hub::lock(&self.shared.hub).room_modes(self.id, &room);
             return match info {
-                Ok(info) => self.reply(format!("Modes of {room}: {}", info.modes.render(true))),
+                Ok((_, _, modes)) => self.reply(format!("Modes of {room}: {}", modes.render(true))),
                 Err(e) => self.error(e),
             };
         };

@@ -452,29 +452,30 @@ fn names(session: &mut Session, message: &Message) {
 /// 353 lines (split to fit 512 bytes) and 366 for one room.
 fn names_of(session: &mut Session, room: &str) {
     let id = me(session);
+    let full = session.caps.has(Cap::UserhostInNames);
     let (info, nick) = {
         let hub = hub::lock(&session.shared.hub);
-        (hub.room_info(id, room), hub.nick(id).to_string())
+        (hub.names(id, room, full), hub.nick(id).to_string())
     };
-    if let Ok(info) = info {
+    if let Ok(mut info) = info {
+        info.members.sort_unstable_by(|a, b| text::cmp_folded(&a.nick, &b.nick));
         let all_prefixes = session.caps.has(Cap::MultiPrefix);
-        let full = session.caps.has(Cap::UserhostInNames);
         let mut names = String::with_capacity(info.members.len() * 12);
         for m in &info.members {
             if !names.is_empty() {
                 names.push(' ');
             }
             names.push_str(m.status.prefixes(all_prefixes));
-            names.push_str(&m.info.nick);
-            if full {
-                let _ = write!(names, "!{}@{}", m.info.user, m.info.host);
+            names.push_str(&m.nick);
+            if let Some((user, host)) = &m.userhost {
+                let _ = write!(names, "!{user}@{host}");
             }
         }
         let symbol = if info.secret { "@" } else { "=" };
         for chunk in chunk_words(&names, 400) {
-            session.numeric_to(&nick, RPL_NAMREPLY, &[symbol, &info.name, chunk]);
+            session.numeric_to(&nick, RPL_NAMREPLY, &[symbol, &info.room, chunk]);
         }
-        session.numeric_to(&nick, RPL_ENDOFNAMES, &[&info.name, "End of /NAMES list"]);
+        session.numeric_to(&nick, RPL_ENDOFNAMES, &[&info.room, "End of /NAMES list"]);
     } else {
         session.numeric_to(&nick, RPL_ENDOFNAMES, &[room, "End of /NAMES list"]);
     }
@@ -723,14 +724,14 @@ fn user_mode(session: &mut Session, message: &Message, target: &str) {
 fn room_mode(session: &mut Session, message: &Message, room: &str) {
     let id = me(session);
     let Some(flags) = message.params.get(1) else {
-        let info = hub::lock(&session.shared.hub).room_info(id, room);
+        let info = hub::lock(&session.shared.hub).room_modes(id, room);
         return match info {
-            Ok(info) => {
-                let modes = info.modes.render(true);
-                let mut params: Vec<&str> = vec![&info.name];
+            Ok((name, created, modes)) => {
+                let modes = modes.render(true);
+                let mut params: Vec<&str> = vec![&name];
                 params.extend(modes.split(' '));
                 session.numeric(RPL_CHANNELMODEIS, &params);
-                session.numeric(RPL_CREATIONTIME, &[&info.name, &(info.created / 1000).to_string()]);
+                session.numeric(RPL_CREATIONTIME, &[&name, &(created / 1000).to_string()]);
             }
             Err(error) => session.hub_error(&error, false),
         };
