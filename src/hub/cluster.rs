@@ -414,7 +414,7 @@ impl Hub {
         }
         let key = self.ensure_room(room, event.time);
         let room = self.rooms.get_mut(&key).expect("made above");
-        let was = room.members.insert(who.id, status);
+        let was = room.set_member(who.id, status);
         room.invited.remove(&who.id);
         let witnesses = room.witnesses(who.id);
         match was {
@@ -518,8 +518,8 @@ impl Hub {
                     self.apply_settings(settings);
                     if let Some(room) = self.rooms.get_mut(&fold(room)) {
                         for (id, status) in statuses {
-                            if let Some(s) = room.members.get_mut(id) {
-                                *s = *status;
+                            if room.members.contains_key(id) {
+                                room.set_member(*id, *status);
                             }
                         }
                     }

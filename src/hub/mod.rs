@@ -290,7 +290,11 @@ struct Room {
     name: String,
     topic: Option<Topic>,
     created: u64,
+    /// Change through [`Room::set_member`] and [`Room::remove_member`], which keep `shown`.
     members: IdMap<Status>,
+    /// The members shown to the others: all but quiet joiners not yet shown. NAMES lists
+    /// these, and in a big room of quiet joiners they are few.
+    shown: IdSet,
     modes: RoomModes,
     bans: Vec<Ban>,
     /// Whether each member who has spoken since the ban list or their nick last changed is
@@ -316,6 +320,7 @@ impl Room {
             topic: None,
             created,
             members: IdMap::default(),
+            shown: IdSet::default(),
             modes: RoomModes::default(),
             bans: Vec::new(),
             banned_members: IdMap::default(),
@@ -330,6 +335,21 @@ impl Room {
     fn status(&self, id: ConnId) -> Option<Status> {
         self.members.get(&id).copied()
     }
+
+    /// Puts `id` in the room with `status`, or gives it `status`; returns the status it had.
+    fn set_member(&mut self, id: ConnId, status: Status) -> Option<Status> {
+        match status.hidden {
+            true => self.shown.remove(&id),
+            false => self.shown.insert(id),
+        };
+        self.members.insert(id, status)
+    }
+
+    fn remove_member(&mut self, id: ConnId) {
+        self.members.remove(&id);
+        self.shown.remove(&id);
+    }
+
     /// May `asker` know this room exists? A secret (`+s`) room shows itself to members only.
     fn visible_to(&self, asker: ConnId) -> bool {
         !self.modes.secret || self.members.contains_key(&asker)
@@ -736,8 +756,8 @@ impl Hub {
     /// are sent its JOIN now, before whatever it does there next.
     fn reveal(&mut self, id: ConnId, key: &str) {
         let Some(room) = self.rooms.get_mut(key) else { return };
-        let Some(status) = room.members.get_mut(&id).filter(|s| s.hidden) else { return };
-        status.hidden = false;
+        let Some(status) = room.status(id).filter(|s| s.hidden) else { return };
+        room.set_member(id, Status { hidden: false, ..status });
         let name = room.name.clone();
         let members: Vec<ConnId> = room.others(id);
         let user = self.user(id);
@@ -918,7 +938,7 @@ impl Hub {
     /// keeping](Room::worth_keeping) disappears.
     fn leave_room(&mut self, id: ConnId, key: &str) {
         if let Some(room) = self.rooms.get_mut(key) {
-            room.members.remove(&id);
+            room.remove_member(id);
             room.banned_members.remove(&id);
             room.invited.remove(&id);
             if room.members.is_empty() && !room.worth_keeping() {
@@ -1053,7 +1073,7 @@ impl Hub {
         let room = self.rooms.get_mut(&folded).expect("exists now");
         let first = room.members.is_empty();
         let hidden = quiet_above > 0 && room.members.len() >= quiet_above;
-        room.members.insert(id, Status { op: first, voice: false, hidden });
+        room.set_member(id, Status { op: first, voice: false, hidden });
         room.invited.remove(&id);
         let (name, topic) = (room.name.clone(), room.topic.clone());
         let members = room.witnesses(id);
@@ -1681,18 +1701,25 @@ impl Hub {
 
     /// A room's NAMES as `asker` may see them (the members [`Hub::room_info`] lists), in no
     /// particular order, with each member's user and host only when `userhost` asks for them.
-    /// Every join sends NAMES, so this copies no more than a nick per member, and leaves the
-    /// sorting to be done once the hub's lock is let go: in a room of thousands that is most
-    /// of the work.
+    /// Every join sends NAMES, so this looks only at the members shown (not at a big room's
+    /// quiet joiners), copies no more than a nick of each, and leaves the sorting to be done
+    /// once the hub's lock is let go.
     pub fn names(&self, asker: ConnId, name: &str, userhost: bool) -> Result<Names, HubError> {
         let room = self.visible_room(asker, name)?;
-        let members = self
-            .members_seen(asker, room)
-            .filter(|&(_, _, listed)| listed)
-            .map(|(id, status, _)| {
+        let asker_status = room.status(asker);
+        // The shown members, and the asker itself if it joined quietly: whom `members_seen`
+        // lists, without a look at every quiet joiner of a big room.
+        let quiet_asker = asker_status.filter(|s| s.hidden).map(|_| asker);
+        let members = room
+            .shown
+            .iter()
+            .copied()
+            .chain(quiet_asker)
+            .filter(|&id| asker_status.is_some() || self.sees(asker, id))
+            .map(|id| {
                 let source = &self.user(id).source;
                 let userhost = userhost.then(|| (source.user.clone(), source.host.clone()));
-                NamesEntry { status, nick: source.nick.clone(), userhost }
+                NamesEntry { status: room.members[&id], nick: source.nick.clone(), userhost }
             })
             .collect();
         Ok(Names { room: room.name.clone(), secret: room.modes.secret, members })
@@ -1706,8 +1733,8 @@ impl Hub {
     }
 
     /// The members of `room` that `asker` may know of (all of them for a member; otherwise
-    /// those it [sees](Hub::sees)), each with its status and whether it is listed (NAMES,
-    /// WHO): a quiet joiner not yet shown is not, except to itself.
+    /// those it [sees](Hub::sees)), each with its status and whether it is listed (WHO): a
+    /// quiet joiner not yet shown is not, except to itself.
     fn members_seen<'a>(&'a self, asker: ConnId, room: &'a Room) -> impl Iterator<Item = (ConnId, Status, bool)> + 'a {
         let is_member = room.members.contains_key(&asker);
         room.members

@@ -348,6 +348,10 @@ fn names_lists_whom_room_info_lists() {
     assert_eq!(names(&t.hub, a), ["alice", "Bob"], "a quiet joiner is not listed");
     assert_eq!(names(&t.hub, quiet), ["alice", "Bob", "carol"], "except to itself");
     assert_eq!(names(&t.hub, outsider), ["alice", "Bob"]);
+    t.hub.say(quiet, "#r", MsgKind::Privmsg, "hi", vec![]).unwrap();
+    assert_eq!(names(&t.hub, a), ["alice", "Bob", "carol"], "shown once it speaks");
+    t.hub.part(b, "#r", "").unwrap();
+    assert_eq!(names(&t.hub, a), ["alice", "carol"]);
     let listed = t.hub.names(a, "#r", true).unwrap();
     assert!(listed.members.iter().all(|m| m.userhost == Some(("u".into(), "127.0.0.1".into()))));
     assert!(t.hub.names(a, "#r", false).unwrap().members.iter().all(|m| m.userhost.is_none()));
