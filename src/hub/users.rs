@@ -62,21 +62,21 @@ impl Hub {
     /// Sets or clears `id`'s `+i`, counted in [`Hub::invisible_count`]; returns whether that
     /// changed it.
     pub(super) fn mark_invisible(&mut self, id: ConnId, on: bool) -> bool {
-        let user = self.users.get_mut(&id).expect("registered");
-        let changed = std::mem::replace(&mut user.invisible, on) != on;
-        if changed {
-            self.invisible = if on { self.invisible + 1 } else { self.invisible - 1 };
-        }
-        changed
+        self.mark(id, on, |hub, id| (&mut hub.users.get_mut(&id).expect("registered").invisible, &mut hub.invisible))
     }
 
     /// Sets or clears `id`'s `+o`, counted in [`Hub::oper_count`]; returns whether that
     /// changed it.
     pub(super) fn mark_oper(&mut self, id: ConnId, on: bool) -> bool {
-        let user = self.users.get_mut(&id).expect("registered");
-        let changed = std::mem::replace(&mut user.oper, on) != on;
+        self.mark(id, on, |hub, id| (&mut hub.users.get_mut(&id).expect("registered").oper, &mut hub.opers))
+    }
+
+    /// Sets or clears a mode the hub counts: `mode` gives the user's flag and its count.
+    fn mark(&mut self, id: ConnId, on: bool, mode: fn(&mut Hub, ConnId) -> (&mut bool, &mut usize)) -> bool {
+        let (flag, count) = mode(self, id);
+        let changed = std::mem::replace(flag, on) != on;
         if changed {
-            self.opers = if on { self.opers + 1 } else { self.opers - 1 };
+            *count = if on { *count + 1 } else { *count - 1 };
         }
         changed
     }
