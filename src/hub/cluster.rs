@@ -532,8 +532,9 @@ impl Hub {
                 self.deliver(members, &event);
             }
             EventKind::Invite { target_id, room, .. } => {
-                let Some(found) = self.rooms.get_mut(&fold(room)) else { return };
-                found.invited.insert(*target_id);
+                let key = fold(room);
+                self.invite_into(&key, *target_id);
+                let Some(found) = self.rooms.get(&key) else { return };
                 let invite_only = found.modes.invite_only;
                 let witnesses: Vec<ConnId> = found
                     .members

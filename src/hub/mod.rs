@@ -241,6 +241,8 @@ struct Rare {
     monitoring: Vec<String>,
     /// The SHA-256 fingerprint of the client certificate it connected with.
     certfp: Option<Box<str>>,
+    /// The rooms (folded) it was invited into since it connected (see [`Hub::invite_into`]).
+    invited_to: Vec<String>,
 }
 
 impl User {
@@ -281,7 +283,7 @@ impl User {
 
 impl Rare {
     fn is_empty(&self) -> bool {
-        self.away.is_none() && self.monitoring.is_empty() && self.certfp.is_none()
+        self.away.is_none() && self.monitoring.is_empty() && self.certfp.is_none() && self.invited_to.is_empty()
     }
 }
 
@@ -916,8 +918,10 @@ impl Hub {
             self.leave_room(id, room);
         }
         // Invitations to rooms the user never joined go with the user.
-        for room in self.rooms.values_mut() {
-            room.invited.remove(&id);
+        for key in user.rare.iter().flat_map(|rare| &rare.invited_to) {
+            if let Some(room) = self.rooms.get_mut(key) {
+                room.invited.remove(&id);
+            }
         }
         self.nicks.remove(fold(&user.source.nick).as_str());
         if let Some(account) = &user.source.account {
@@ -1367,9 +1371,22 @@ impl Hub {
             room: room.name.clone(),
         });
         self.share(&event, cluster::Extra::None);
-        self.room_mut(name).invited.insert(target_id);
+        self.invite_into(&fold(name), target_id);
         self.deliver(std::iter::once(target_id).chain(witnesses), &event);
         Ok(target_nick)
+    }
+
+    /// Lets `target` into the room `key` (folded) past `+i`, a key or a ban, until it joins,
+    /// leaves it or quits. The user keeps the list of rooms too, so that its quit looks at
+    /// those alone, not at every room the server keeps.
+    fn invite_into(&mut self, key: &str, target: ConnId) {
+        let (Some(room), Some(user)) = (self.rooms.get_mut(key), self.users.get_mut(&target)) else { return };
+        room.invited.insert(target);
+        user.change_rare(|rare| {
+            if !rare.invited_to.iter().any(|k| k == key) {
+                rare.invited_to.push(key.into());
+            }
+        });
     }
 
     /// Applies mode changes to a room; needs ops. Changes that fail (unknown nick, …) are

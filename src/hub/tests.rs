@@ -249,12 +249,15 @@ fn moderation_bans_keys_limits_invites() {
         t.hub.invite(op, "carol", "#r").unwrap_err(),
         HubError::UserInRoom { nick: "carol".into(), room: "#r".into() }
     );
-    // An invitation never used goes when the invited user leaves the server.
+    // An invitation never used goes when the invited user leaves the server, from each room.
     let (e, _) = t.add("erin");
-    t.hub.invite(op, "erin", "#r").unwrap();
-    assert!(t.hub.rooms["#r"].invited.contains(&e));
+    t.hub.join(op, "#s", None).unwrap();
+    for room in ["#r", "#s", "#r"] {
+        t.hub.invite(op, "erin", room).unwrap();
+    }
+    assert!(t.hub.rooms["#r"].invited.contains(&e) && t.hub.rooms["#s"].invited.contains(&e));
     t.hub.quit(e, "bye");
-    assert!(t.hub.rooms["#r"].invited.is_empty());
+    assert!(t.hub.rooms["#r"].invited.is_empty() && t.hub.rooms["#s"].invited.is_empty());
 }
 
 #[test]
