@@ -519,7 +519,8 @@ pub struct RoomSummary {
     pub topic: Option<String>,
 }
 
-/// A room's full state for its members: NAMES, MODE and TOPIC queries.
+/// A room's full state, with each member's full information: WHO (NAMES and MODE take the
+/// cheaper [`Hub::names`] and [`Hub::room_modes`]).
 #[derive(Debug, Clone)]
 pub struct RoomInfo {
     pub name: String,
