@@ -237,6 +237,18 @@ struct Inner {
     held: AtomicBool,
 }
 
+impl Inner {
+    /// Clears [`Inner::held`], returning whether it was set: a load, and a store only when
+    /// set, since a swap would be a locked instruction on every push.
+    fn take_held(&self) -> bool {
+        let held = self.held.load(Ordering::Relaxed);
+        if held {
+            self.held.store(false, Ordering::Relaxed);
+        }
+        held
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     queue: VecDeque<Out>,
@@ -274,11 +286,7 @@ fn wake(waker: Option<Waker>) {
 /// waiting for a first item, or had been left waiting with deferred ones. Returns true.
 fn enqueue(inner: &Inner, mut state: MutexGuard<'_, State>, out: Out) -> bool {
     state.queue.push_back(out);
-    // A load, and a store only when set: a swap would be a locked instruction on every push.
-    let held = inner.held.load(Ordering::Relaxed);
-    if held {
-        inner.held.store(false, Ordering::Relaxed);
-    }
+    let held = inner.take_held();
     let waker = if state.queue.len() == 1 || held { state.waker.take() } else { None };
     drop(state);
     wake(waker);
@@ -374,7 +382,7 @@ impl Outbox {
     /// Wakes the writer for the deferred items it waits with, if nothing else has.
     pub fn release(&self) {
         let mut state = self.state();
-        let waker = if self.inner.held.swap(false, Ordering::Relaxed) { state.waker.take() } else { None };
+        let waker = if self.inner.take_held() { state.waker.take() } else { None };
         drop(state);
         wake(waker);
     }
@@ -464,9 +472,7 @@ impl Outbox {
         state.writing = 0;
         let held = self.inner.held.load(Ordering::Relaxed);
         if !state.queue.is_empty() && (!held || state.closed.is_some()) {
-            if held {
-                self.inner.held.store(false, Ordering::Relaxed);
-            }
+            self.inner.take_held();
             std::mem::swap(&mut state.queue, batch);
             if batch.len() <= SMALL_BATCH {
                 state.queue = VecDeque::new();
