@@ -352,6 +352,13 @@ impl Room {
         self.shown.remove(&id);
     }
 
+    /// The members listed to `asker` (NAMES, WHO), with their status: those shown, and
+    /// `asker` itself if it joined quietly. A big room's quiet joiners are not looked at.
+    fn listed(&self, asker: ConnId) -> impl Iterator<Item = (ConnId, Status)> + '_ {
+        let quiet_asker = self.status(asker).filter(|s| s.hidden).map(|s| (asker, s));
+        self.shown.iter().map(|&id| (id, self.members[&id])).chain(quiet_asker)
+    }
+
     /// May `asker` know this room exists? A secret (`+s`) room shows itself to members only.
     fn visible_to(&self, asker: ConnId) -> bool {
         !self.modes.secret || self.members.contains_key(&asker)
@@ -1694,17 +1701,13 @@ impl Hub {
     /// another room).
     pub fn room_info(&self, asker: ConnId, name: &str) -> Result<RoomInfo, HubError> {
         let room = self.visible_room(asker, name)?;
-        let mut unlisted = 0;
-        let mut members: Vec<Member> = self
-            .members_seen(asker, room)
-            .filter(|&(_, _, listed)| {
-                listed || {
-                    unlisted += 1;
-                    false
-                }
-            })
-            .map(|(id, status, _)| Member { info: self.info(id, asker, 0), status })
+        let knows = self.knows_member(asker, room);
+        let mut members: Vec<Member> = room
+            .listed(asker)
+            .filter(|&(id, _)| knows(id))
+            .map(|(id, status)| Member { info: self.info(id, asker, 0), status })
             .collect();
+        let unlisted = room.members.iter().filter(|&(&id, s)| s.hidden && id != asker && knows(id)).count();
         members.sort_by(|a, b| text::cmp_folded(&a.info.nick, &b.info.nick));
         Ok(RoomInfo {
             name: room.name.clone(),
@@ -1719,25 +1722,19 @@ impl Hub {
 
     /// A room's NAMES as `asker` may see them (the members [`Hub::room_info`] lists), in no
     /// particular order, with each member's user and host only when `userhost` asks for them.
-    /// Every join sends NAMES, so this looks only at the members shown (not at a big room's
-    /// quiet joiners), copies no more than a nick of each, and leaves the sorting to be done
-    /// once the hub's lock is let go.
+    /// Every join sends NAMES, so this looks only at the members [listed](Room::listed),
+    /// copies no more than a nick of each, and leaves the sorting to be done once the hub's
+    /// lock is let go.
     pub fn names(&self, asker: ConnId, name: &str, userhost: bool) -> Result<Names, HubError> {
         let room = self.visible_room(asker, name)?;
-        let asker_status = room.status(asker);
-        // The shown members, and the asker itself if it joined quietly: whom `members_seen`
-        // lists, without a look at every quiet joiner of a big room.
-        let quiet_asker = asker_status.filter(|s| s.hidden).map(|_| asker);
+        let knows = self.knows_member(asker, room);
         let members = room
-            .shown
-            .iter()
-            .copied()
-            .chain(quiet_asker)
-            .filter(|&id| asker_status.is_some() || self.sees(asker, id))
-            .map(|id| {
+            .listed(asker)
+            .filter(|&(id, _)| knows(id))
+            .map(|(id, status)| {
                 let source = &self.user(id).source;
                 let userhost = userhost.then(|| (source.user.clone(), source.host.clone()));
-                NamesEntry { status: room.members[&id], nick: source.nick.clone(), userhost }
+                NamesEntry { status, nick: source.nick.clone(), userhost }
             })
             .collect();
         Ok(Names { room: room.name.clone(), secret: room.modes.secret, members })
@@ -1750,15 +1747,11 @@ impl Hub {
         Ok((room.name.clone(), room.created, room.modes_seen_by(asker)))
     }
 
-    /// The members of `room` that `asker` may know of (all of them for a member; otherwise
-    /// those it [sees](Hub::sees)), each with its status and whether it is listed (WHO): a
-    /// quiet joiner not yet shown is not, except to itself.
-    fn members_seen<'a>(&'a self, asker: ConnId, room: &'a Room) -> impl Iterator<Item = (ConnId, Status, bool)> + 'a {
+    /// Whether `asker` may know that member `id` is in `room`: a member knows all the others,
+    /// anyone else those it [sees](Hub::sees).
+    fn knows_member<'a>(&'a self, asker: ConnId, room: &Room) -> impl Fn(ConnId) -> bool + 'a {
         let is_member = room.members.contains_key(&asker);
-        room.members
-            .iter()
-            .filter(move |&(&id, _)| is_member || self.sees(asker, id))
-            .map(move |(&id, &status)| (id, status, id == asker || !status.hidden))
+        move |id| is_member || self.sees(asker, id)
     }
 
     /// How many others are in a room `id` is in, and the nicks of up to `max` of them (in
